@@ -1,0 +1,41 @@
+// swift-tools-version:6.0
+// Gateway: a Kong-compatible API gateway built like nginx (master + forked workers, libev loops,
+// shared-memory balancer state). Module layering, lowest first (a module imports only lower ones):
+//   CGWShims, CLLHTTP, CSQLite  (C: libev/libc macros, Debian's llhttp, sqlite3)
+//   GWSystem                    (syscalls, sockets, shared memory, clock, logging)
+//   GWEvent  GWJSON             (libev loop wrappers; JSON without Foundation)
+//   GWStore  GWConfig GWHTTP    (Kong entities + snapshot; gateway.conf; HTTP/1.1 on llhttp)
+//   GWRouter GWBalancer         (Kong router; balancer + health state in shared memory)
+//   GWProxy  GWAdmin            (worker data path; Admin API + SQLite store in the master)
+//   GWServer                    (master/worker processes, wiring)
+//   gateway                     (the CLI)
+import PackageDescription
+
+let package = Package(
+    name: "gateway",
+    products: [.executable(name: "gateway", targets: ["gateway"])],
+    targets: [
+        .target(name: "CGWShims", linkerSettings: [.linkedLibrary("ev")]),
+        .target(name: "CLLHTTP", cSettings: [.unsafeFlags(["-I/usr/share/include/llhttp", "-O3"])]),
+        .target(name: "CSQLite", linkerSettings: [.linkedLibrary("sqlite3")]),
+        .target(name: "GWSystem", dependencies: ["CGWShims"]),
+        .target(name: "GWEvent", dependencies: ["GWSystem", "CGWShims"]),
+        .target(name: "GWJSON"),
+        .target(name: "GWStore", dependencies: ["GWJSON"]),
+        .target(name: "GWConfig", dependencies: ["GWSystem"]),
+        .target(name: "GWHTTP", dependencies: ["CLLHTTP"]),
+        .target(name: "GWRouter", dependencies: ["GWStore", "GWHTTP"]),
+        .target(name: "GWBalancer", dependencies: ["GWStore", "GWSystem", "CGWShims"]),
+        .target(name: "GWProxy", dependencies: ["GWSystem", "GWEvent", "GWHTTP", "GWRouter", "GWBalancer", "GWStore", "GWConfig"]),
+        .target(name: "GWAdmin", dependencies: ["GWJSON", "GWStore", "GWHTTP", "GWBalancer", "CSQLite", "GWSystem"]),
+        .target(name: "GWServer", dependencies: ["GWSystem", "GWEvent", "GWConfig", "GWProxy", "GWAdmin", "GWStore", "GWBalancer", "GWHTTP"]),
+        .executableTarget(name: "gateway", dependencies: ["GWServer", "GWConfig", "GWSystem"]),
+        .testTarget(name: "GWJSONTests", dependencies: ["GWJSON"]),
+        .testTarget(name: "GWStoreTests", dependencies: ["GWStore", "GWJSON"]),
+        .testTarget(name: "GWHTTPTests", dependencies: ["GWHTTP"]),
+        .testTarget(name: "GWRouterTests", dependencies: ["GWRouter", "GWStore", "GWHTTP"]),
+        .testTarget(name: "GWBalancerTests", dependencies: ["GWBalancer", "GWStore", "GWSystem"]),
+        .testTarget(name: "GWAdminTests", dependencies: ["GWAdmin", "GWJSON", "GWStore"]),
+        .testTarget(name: "GWConfigTests", dependencies: ["GWConfig"]),
+    ]
+)

@@ -1,0 +1,2 @@
+// Compiles Debian's llhttp source (node-llhttp) into this target; see include/CLLHTTP.h.
+#include "/usr/share/llhttp/api.c"
