@@ -4,6 +4,10 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+
+int gw_accept4(int fd, struct sockaddr *addr, unsigned int *len, int flags) { return accept4(fd, addr, (socklen_t *)len, flags); }
+int gw_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 
 static volatile sig_atomic_t gw_wake_fd = -1;
 static uint64_t gw_pending;   // bit per signal; updated with __atomic ops only

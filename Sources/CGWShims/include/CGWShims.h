@@ -44,6 +44,11 @@ uint64_t gw_signals_take(void);                   // atomically fetch-and-clear 
 void gw_set_pdeathsig(int signo);                 // prctl(PR_SET_PDEATHSIG)
 void gw_set_process_title(int argc, char **argv, const char *title);
 
+// GNU extensions Glibc's Swift overlay hides (need _GNU_SOURCE).
+struct sockaddr;
+int gw_accept4(int fd, struct sockaddr *addr, unsigned int *len, int flags);
+int gw_pipe2(int fds[2], int flags);
+
 // errno without ARC traffic in between (read right after the failing call in C).
 static inline int gw_errno(void) { extern int *__errno_location(void); return *__errno_location(); }
 

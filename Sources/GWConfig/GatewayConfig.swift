@@ -1,0 +1,324 @@
+// GWConfig: the `key = value` configuration file (Kong's kong.conf key names where Kong has one),
+// with GATEWAY_<KEY> environment overrides. Read only at start, reload and `gateway check`.
+// Precedence (as Kong's conf_loader): defaults < file < environment < command-line flags.
+import GWSystem
+
+/// One listen address with its flags (`0.0.0.0:8000 reuseport backlog=16384`).
+public struct ListenSpec: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public var backlog: Int32
+    public var address: SocketAddress
+
+    public var description: String { address.description }
+}
+
+/// A configuration error: names the key, the value and, for file entries, the line.
+public struct ConfigError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ m: String) { message = m }
+    public var description: String { message }
+}
+
+/// The validated configuration. Invariant: every field holds a valid value.
+public struct GatewayConfig: Sendable {
+    public var prefix: String
+    public var proxyListen: [ListenSpec]
+    public var adminListen: [ListenSpec]
+    public var workerProcesses: Int
+    public var daemon: Bool
+    public var logLevel: LogLevel
+    public var proxyAccessLog: String
+    public var proxyErrorLog: String
+    public var adminAccessLog: String
+    public var adminErrorLog: String
+    public var upstreamKeepalivePoolSize: Int
+    public var upstreamKeepaliveMaxRequests: Int
+    public var upstreamKeepaliveIdleTimeout: Int      // seconds
+    public var clientMaxBodySize: Int                 // bytes, 0 = unlimited
+    public var clientHeaderBufferSize: Int            // bytes
+    public var largeClientHeaderBuffers: (count: Int, size: Int)
+    public var clientHeaderTimeout: Int               // seconds
+    public var clientBodyTimeout: Int                 // seconds
+    public var keepaliveTimeout: Int                  // seconds
+    public var keepaliveRequests: Int
+    public var database: String                       // sqlite | off
+    public var declarativeConfig: String?
+    public var memCacheSize: Int                      // shared-memory size, bytes
+    public var serverTokens: Bool                     // headers: server_tokens (Via, Server)
+    public var latencyTokens: Bool                    // headers: latency_tokens (X-Kong-*-Latency)
+    public var adminToken: String?
+    public var errorDefaultType: String
+    public var quitTimeout: Int                       // seconds
+    /// The effective `key = value` pairs (for GET / and `gateway check`), secrets removed.
+    public var entries: [(String, String)]
+
+    /// Paths relative to the prefix are resolved against it (as Kong does for log paths).
+    public func resolve(_ path: String) -> String {
+        if path.hasPrefix("/") || path == "off" { return path }
+        return prefix.hasSuffix("/") ? prefix + path : prefix + "/" + path
+    }
+
+    public var pidFile: String { resolve("pids/gateway.pid") }
+    public var databaseFile: String { resolve("gateway.db") }
+}
+
+/// The known keys, their defaults and a one-line description (also printed by `gateway check -v`).
+public let configKeys: [(key: String, defaultValue: String)] = [
+    ("prefix", "/usr/local/gateway"),
+    ("proxy_listen", "0.0.0.0:8000 reuseport backlog=16384"),
+    ("admin_listen", "127.0.0.1:8001 reuseport backlog=16384"),
+    ("worker_processes", "auto"),
+    ("daemon", "on"),
+    ("log_level", "notice"),
+    ("proxy_access_log", "logs/access.log"),
+    ("proxy_error_log", "logs/error.log"),
+    ("admin_access_log", "logs/admin_access.log"),
+    ("admin_error_log", "logs/error.log"),
+    ("upstream_keepalive_pool_size", "512"),
+    ("upstream_keepalive_max_requests", "10000"),
+    ("upstream_keepalive_idle_timeout", "60"),
+    ("client_max_body_size", "0"),
+    ("client_header_buffer_size", "1k"),
+    ("large_client_header_buffers", "4 8k"),
+    ("client_header_timeout", "60s"),
+    ("client_body_timeout", "60s"),
+    ("keepalive_timeout", "75s"),
+    ("keepalive_requests", "10000"),
+    ("database", "sqlite"),
+    ("declarative_config", ""),
+    ("mem_cache_size", "128m"),
+    ("headers", "server_tokens, latency_tokens"),
+    ("admin_token", ""),
+    ("error_default_type", "text/plain"),
+    ("quit_timeout", "10s"),
+]
+
+/// Kong spellings accepted as aliases.
+private let aliases: [String: String] = [
+    "nginx_worker_processes": "worker_processes",
+    "nginx_main_worker_processes": "worker_processes",
+    "nginx_daemon": "daemon",
+    "nginx_main_daemon": "daemon",
+    "nginx_http_client_max_body_size": "client_max_body_size",
+    "nginx_proxy_client_max_body_size": "client_max_body_size",
+    "nginx_http_client_header_buffer_size": "client_header_buffer_size",
+    "nginx_http_large_client_header_buffers": "large_client_header_buffers",
+    "nginx_http_keepalive_timeout": "keepalive_timeout",
+    "nginx_http_keepalive_requests": "keepalive_requests",
+]
+
+public enum ConfigLoader {
+    /// Loads defaults, then `path` (if given), then GATEWAY_<KEY> variables, then `overrides`.
+    public static func load(path: String?, overrides: [String: String] = [:],
+                            environment: [String: String]? = nil) throws(ConfigError) -> GatewayConfig {
+        var values: [String: (value: String, origin: String)] = [:]
+        for (k, v) in configKeys { values[k] = (v, "default") }
+        if let path {
+            guard let bytes = ProcessControl.readFile(path) else {
+                throw ConfigError("could not read configuration file \(path)")
+            }
+            let text = String(decoding: bytes, as: UTF8.self)
+            var lineNo = 0
+            for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+                lineNo += 1
+                var line = Substring(rawLine)
+                if let hash = line.firstIndex(of: "#") { line = line[..<hash] }
+                let trimmed = String(line).trimmingWhitespace()
+                if trimmed.isEmpty { continue }
+                guard let eq = trimmed.firstIndex(of: "=") else {
+                    throw ConfigError("\(path):\(lineNo): expected 'key = value', got '\(trimmed)'")
+                }
+                var key = String(trimmed[..<eq]).trimmingWhitespace().lowercased()
+                let value = String(trimmed[trimmed.index(after: eq)...]).trimmingWhitespace()
+                key = aliases[key] ?? key
+                guard values[key] != nil else {
+                    throw ConfigError("\(path):\(lineNo): unknown configuration key '\(key)'")
+                }
+                values[key] = (value, "\(path):\(lineNo)")
+            }
+        }
+        for (k, _) in configKeys {
+            let envName = "GATEWAY_" + k.uppercased()
+            let v = environment.map { $0[envName] } ?? ProcessControl.environment(envName)
+            if let v { values[k] = (v, "environment variable \(envName)") }
+        }
+        for (k, v) in overrides {
+            let key = aliases[k] ?? k
+            guard values[key] != nil else { throw ConfigError("unknown configuration key '\(k)'") }
+            values[key] = (v, "command line")
+        }
+        return try build(values)
+    }
+
+    private static func build(_ values: [String: (value: String, origin: String)]) throws(ConfigError) -> GatewayConfig {
+        func v(_ k: String) -> String { values[k]!.value }
+        func bad(_ k: String, _ why: String) -> ConfigError {
+            let e = values[k]!
+            return ConfigError("invalid value '\(e.value)' for '\(k)' (\(e.origin)): \(why)")
+        }
+        func int(_ k: String, _ range: ClosedRange<Int>) throws(ConfigError) -> Int {
+            guard let n = Int(v(k)), range.contains(n) else {
+                throw bad(k, "expected an integer between \(range.lowerBound) and \(range.upperBound)")
+            }
+            return n
+        }
+        func size(_ k: String) throws(ConfigError) -> Int {
+            guard let n = parseSize(v(k)) else { throw bad(k, "expected a size such as 512, 8k or 10m") }
+            return n
+        }
+        func seconds(_ k: String) throws(ConfigError) -> Int {
+            guard let n = parseSeconds(v(k)) else { throw bad(k, "expected a duration such as 60, 60s or 5m") }
+            return n
+        }
+        func bool(_ k: String) throws(ConfigError) -> Bool {
+            switch v(k).lowercased() {
+            case "on", "true", "yes", "1": return true
+            case "off", "false", "no", "0": return false
+            default: throw bad(k, "expected on or off")
+            }
+        }
+        func listen(_ k: String) throws(ConfigError) -> [ListenSpec] {
+            let s = v(k).trimmingWhitespace()
+            if s == "off" { return [] }
+            var out: [ListenSpec] = []
+            for item in s.split(separator: ",") {
+                let parts = item.split(separator: " ").map(String.init).filter { !$0.isEmpty }
+                guard let hp = parts.first, let (host, port) = splitHostPort(hp) else {
+                    throw bad(k, "expected host:port entries such as 0.0.0.0:8000 or [::]:8000")
+                }
+                var backlog: Int32 = 16384
+                for flag in parts.dropFirst() {
+                    if flag.hasPrefix("backlog=") {
+                        guard let b = Int32(flag.dropFirst(8)), b > 0 else { throw bad(k, "invalid backlog in '\(flag)'") }
+                        backlog = b
+                    } else if ["reuseport", "deferred", "bind", "ipv6only=on", "so_keepalive=on"].contains(flag) {
+                        continue
+                    } else if flag == "ssl" || flag == "http2" || flag == "proxy_protocol" {
+                        throw bad(k, "flag '\(flag)' is not supported yet")
+                    } else {
+                        throw bad(k, "unknown flag '\(flag)'")
+                    }
+                }
+                let ip = host == "*" ? "0.0.0.0" : (host == "localhost" ? "127.0.0.1" : host)
+                guard let addr = SocketAddress(ip: ip, port: port) else {
+                    throw bad(k, "'\(hp)' is not an IP address and port")
+                }
+                out.append(ListenSpec(host: ip, port: port, backlog: backlog, address: addr))
+            }
+            return out
+        }
+
+        var prefix = v("prefix")
+        if !prefix.hasPrefix("/") { prefix = ProcessControl.currentDirectory() + "/" + prefix }
+        while prefix.count > 1 && prefix.hasSuffix("/") { prefix.removeLast() }
+
+        let wp: Int
+        if v("worker_processes") == "auto" { wp = ProcessControl.cpuCount() }
+        else { wp = try int("worker_processes", 1...Int(64)) }
+
+        guard let level = LogLevel(name: v("log_level")) else {
+            throw bad("log_level", "expected one of debug, info, notice, warn, error, crit, alert, emerg")
+        }
+        let lchb = v("large_client_header_buffers").split(separator: " ").filter { !$0.isEmpty }
+        guard lchb.count == 2, let lcount = Int(lchb[0]), lcount >= 1, let lsize = parseSize(String(lchb[1])), lsize >= 128 else {
+            throw bad("large_client_header_buffers", "expected '<number> <size>', e.g. 4 8k")
+        }
+        let db = v("database")
+        guard db == "sqlite" || db == "off" else { throw bad("database", "expected sqlite or off") }
+        let decl = v("declarative_config").trimmingWhitespace()
+        if db == "off" && decl.isEmpty {
+            // DB-less without a file starts empty, as Kong does.
+        }
+        var serverTokens = false, latencyTokens = false
+        for h in v("headers").split(separator: ",").map({ String($0).trimmingWhitespace() }) {
+            switch h {
+            case "off": serverTokens = false; latencyTokens = false
+            case "server_tokens", "Server", "Via": serverTokens = true
+            case "latency_tokens", "X-Kong-Upstream-Latency", "X-Kong-Proxy-Latency": latencyTokens = true
+            case "x-kong-request-id", "X-Kong-Request-Id", "X-Kong-Response-Latency", "X-Kong-Upstream-Status": continue
+            default: throw bad("headers", "unknown header token '\(h)'")
+            }
+        }
+        let edt = v("error_default_type")
+        guard ["text/plain", "application/json", "text/html", "application/xml"].contains(edt) else {
+            throw bad("error_default_type", "expected text/plain, application/json, text/html or application/xml")
+        }
+        let mem = try size("mem_cache_size")
+        guard mem >= 1 << 20 else { throw bad("mem_cache_size", "must be at least 1m") }
+        let proxy = try listen("proxy_listen")
+        let admin = try listen("admin_listen")
+        let token = v("admin_token").trimmingWhitespace()
+
+        var entries: [(String, String)] = []
+        for (k, _) in configKeys where k != "admin_token" { entries.append((k, v(k))) }
+
+        return GatewayConfig(
+            prefix: prefix, proxyListen: proxy, adminListen: admin, workerProcesses: wp,
+            daemon: try bool("daemon"), logLevel: level,
+            proxyAccessLog: v("proxy_access_log"), proxyErrorLog: v("proxy_error_log"),
+            adminAccessLog: v("admin_access_log"), adminErrorLog: v("admin_error_log"),
+            upstreamKeepalivePoolSize: try int("upstream_keepalive_pool_size", 0...100_000),
+            upstreamKeepaliveMaxRequests: try int("upstream_keepalive_max_requests", 0...Int(Int32.max)),
+            upstreamKeepaliveIdleTimeout: try int("upstream_keepalive_idle_timeout", 0...86_400),
+            clientMaxBodySize: try size("client_max_body_size"),
+            clientHeaderBufferSize: try size("client_header_buffer_size"),
+            largeClientHeaderBuffers: (lcount, lsize),
+            clientHeaderTimeout: try seconds("client_header_timeout"),
+            clientBodyTimeout: try seconds("client_body_timeout"),
+            keepaliveTimeout: try seconds("keepalive_timeout"),
+            keepaliveRequests: try int("keepalive_requests", 1...Int(Int32.max)),
+            database: db, declarativeConfig: decl.isEmpty ? nil : decl, memCacheSize: mem,
+            serverTokens: serverTokens, latencyTokens: latencyTokens,
+            adminToken: token.isEmpty ? nil : token, errorDefaultType: edt,
+            quitTimeout: try seconds("quit_timeout"), entries: entries)
+    }
+
+    /// "512", "8k", "10m", "1g" → bytes.
+    public static func parseSize(_ s: String) -> Int? {
+        let t = s.trimmingWhitespace().lowercased()
+        guard let last = t.last else { return nil }
+        var mult = 1
+        var num = Substring(t)
+        switch last {
+        case "k": mult = 1024; num = num.dropLast()
+        case "m": mult = 1024 * 1024; num = num.dropLast()
+        case "g": mult = 1024 * 1024 * 1024; num = num.dropLast()
+        default: break
+        }
+        guard let n = Int(num), n >= 0, n <= Int.max / mult else { return nil }
+        return n * mult
+    }
+
+    /// "60", "60s", "5m", "1h" → seconds.
+    public static func parseSeconds(_ s: String) -> Int? {
+        let t = s.trimmingWhitespace().lowercased()
+        guard let last = t.last else { return nil }
+        var mult = 1
+        var num = Substring(t)
+        switch last {
+        case "s": num = num.dropLast()
+        case "m": mult = 60; num = num.dropLast()
+        case "h": mult = 3600; num = num.dropLast()
+        default: break
+        }
+        guard let n = Int(num), n >= 0 else { return nil }
+        return n * mult
+    }
+
+    /// "1.2.3.4:80" / "[::1]:80" → (host, port).
+    public static func splitHostPort(_ s: String) -> (String, Int)? {
+        if s.hasPrefix("[") {
+            guard let close = s.firstIndex(of: "]") else { return nil }
+            let host = String(s[s.index(after: s.startIndex)..<close])
+            let rest = s[s.index(after: close)...]
+            guard rest.hasPrefix(":"), let p = Int(rest.dropFirst()), (1...65535).contains(p) else { return nil }
+            return (host, p)
+        }
+        guard let colon = s.lastIndex(of: ":") else { return nil }
+        guard let p = Int(s[s.index(after: colon)...]), (1...65535).contains(p) else { return nil }
+        return (String(s[..<colon]), p)
+    }
+}
+
+private func splitHostPort(_ s: String) -> (String, Int)? { ConfigLoader.splitHostPort(s) }

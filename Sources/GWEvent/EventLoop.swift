@@ -1,0 +1,116 @@
+// GWEvent: libev, one loop per process. Watchers are final classes that own a malloc'd libev
+// watcher (stable address) and find themselves again through the watcher's `data` pointer.
+// Invariant: a loop and its watchers are confined to the process (and thread) that created them;
+// nothing here is Sendable. A watcher must be stopped before it is released (deinit does it).
+import CGWShims
+import GWSystem
+
+/// A libev loop (ev_loop_new, EVFLAG_NOSIGMASK: signals are handled by CGWShims' self-pipe).
+public final class EventLoop {
+    public let raw: OpaquePointer
+
+    public init() {
+        guard let l = ev_loop_new(gw_evflag_auto_nosigmask()) else { fatalError("ev_loop_new failed") }
+        raw = l
+    }
+
+    /// Runs until `stop()` or until no active watcher is left.
+    public func run() { ev_run(raw, 0) }
+
+    public func stop() { ev_break(raw, gw_evbreak_all()) }
+
+    /// The loop's cached time (seconds, monotonic-ish), updated once per iteration.
+    public var now: Double { ev_now(raw) }
+
+    /// Forces the cached time to be updated (after long blocking work).
+    public func updateNow() { ev_now_update(raw) }
+
+    /// Frees the loop in a forked child that does not use its parent's loop.
+    public func destroyInChild() { ev_loop_destroy(raw) }
+}
+
+/// Readiness of a file descriptor.
+public struct IOEvents: OptionSet, Sendable {
+    public let rawValue: Int32
+    public init(rawValue: Int32) { self.rawValue = rawValue }
+    public static let read = IOEvents(rawValue: gw_ev_read())
+    public static let write = IOEvents(rawValue: gw_ev_write())
+}
+
+/// An ev_io watcher. The handler is set once (at creation), not per event.
+public final class IOWatcher {
+    public let loop: EventLoop
+    private let w: UnsafeMutablePointer<ev_io>
+    public var handler: (IOEvents) -> Void
+    public private(set) var fd: Int32
+    public private(set) var events: IOEvents
+
+    public init(loop: EventLoop, fd: Int32, events: IOEvents, handler: @escaping (IOEvents) -> Void) {
+        self.loop = loop
+        self.fd = fd
+        self.events = events
+        self.handler = handler
+        w = .allocate(capacity: 1)
+        gw_io_init(w, { _, w, revents in
+            guard let w, let d = gw_io_data(w) else { return }
+            let me = Unmanaged<IOWatcher>.fromOpaque(d).takeUnretainedValue()
+            me.handler(IOEvents(rawValue: revents))
+        }, fd, events.rawValue)
+        gw_io_set_data(w, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    deinit {
+        ev_io_stop(loop.raw, w)
+        w.deallocate()
+    }
+
+    public var isActive: Bool { gw_io_is_active(w) != 0 }
+
+    public func start() { if !isActive { ev_io_start(loop.raw, w) } }
+    public func stop() { if isActive { ev_io_stop(loop.raw, w) } }
+
+    /// Changes the fd and/or interest set (stops and restarts if active).
+    public func set(fd: Int32? = nil, events: IOEvents) {
+        let newFD = fd ?? self.fd
+        if newFD == self.fd && events == self.events { return }
+        let active = isActive
+        if active { ev_io_stop(loop.raw, w) }
+        self.fd = newFD
+        self.events = events
+        gw_io_set(w, newFD, events.rawValue)
+        if active && !events.isEmpty { ev_io_start(loop.raw, w) }
+    }
+}
+
+/// An ev_timer. `start(after:)` (re)arms a one-shot; `repeat` re-fires periodically.
+public final class TimerWatcher {
+    public let loop: EventLoop
+    private let w: UnsafeMutablePointer<ev_timer>
+    public var handler: () -> Void
+
+    public init(loop: EventLoop, handler: @escaping () -> Void) {
+        self.loop = loop
+        self.handler = handler
+        w = .allocate(capacity: 1)
+        gw_timer_init(w, { _, w, _ in
+            guard let w, let d = gw_timer_data(w) else { return }
+            Unmanaged<TimerWatcher>.fromOpaque(d).takeUnretainedValue().handler()
+        }, 0, 0)
+        gw_timer_set_data(w, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    deinit {
+        ev_timer_stop(loop.raw, w)
+        w.deallocate()
+    }
+
+    public var isActive: Bool { gw_timer_is_active(w) != 0 }
+
+    public func start(after: Double, repeat rep: Double = 0) {
+        ev_timer_stop(loop.raw, w)
+        gw_timer_set(w, after, rep)
+        ev_timer_start(loop.raw, w)
+    }
+
+    public func stop() { ev_timer_stop(loop.raw, w) }
+}

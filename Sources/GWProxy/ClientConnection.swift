@@ -1,0 +1,782 @@
+// One client connection and the exchange in progress on it: parse the request, route it, pick a
+// peer, stream the request to the upstream and the response back, then keep the connection alive
+// for the next (possibly pipelined) request.
+//
+// Framing rule (request smuggling): bodies are forwarded as the raw bytes llhttp accepted for the
+// current message and nothing past its end, with the same framing headers the parser validated
+// (Content-Length+Transfer-Encoding, conflicting lengths, bad chunks are rejected before routing).
+// Invariant: at most one exchange per connection; pipelined bytes wait in `inBuf` until the
+// response to the previous request is complete. Worker-loop confined.
+import CLLHTTP
+import GWEvent
+import GWHTTP
+import GWStore
+import GWSystem
+
+final class ClientConnection {
+    enum RequestPhase { case none, body, done }
+    enum ResponsePhase { case none, body, done }
+    enum UpstreamFailure { case connectFailed(Int32), connectTimeout, writeFailed, readFailed, readTimeout, writeTimeout, closedEarly, invalidResponse }
+
+    unowned let server: ProxyServer
+    var fd: Int32
+    let peer: SocketAddress
+    let listenPort: Int
+    var io: IOWatcher!
+    let timer: TimerWatcher
+    var inBuf: IOBuffer?
+    var out: [UInt8] = []
+    var outSent = 0
+    var parser: HTTPRequestParser?
+    var index = -1                 // position in server.connections
+
+    // Exchange state
+    var config: RuntimeConfig?
+    var reqPhase = RequestPhase.none
+    var respPhase = ResponsePhase.none
+    var inRequest = false          // head received, response not finished
+    var upstream: UpstreamConnection?
+    var decision: RouteDecision?
+    var choice: PeerChoice?
+    var tries = 0
+    var tried = TriedPeers()
+    var requestHead: [UInt8] = []   // upstream request head (rebuilt per try)
+    var bodyForwarded = 0
+    var hasBody = false
+    var requestKeepAlive = true
+    var closeAfterResponse = false
+    var closing = false            // flush `out`, then close
+    var clientEOF = false
+    var readPaused = false
+    var status = 0
+    var bytesToClient = 0
+    var requestStartUs: UInt64 = 0
+    var upstreamStartUs: UInt64 = 0
+    var upstreamHeadUs: UInt64 = 0
+    var requestsOnConnection = 0
+    var requestID: [UInt8] = []
+    var responseNoBody = false
+    var closeDelimited = false
+    var tunnel = false
+    var timerKind = TimerKind.none
+
+    enum TimerKind { case none, keepalive, header, body }
+
+    init(server: ProxyServer, fd: Int32, peer: SocketAddress, listenPort: Int) {
+        self.server = server
+        self.fd = fd
+        self.peer = peer
+        self.listenPort = listenPort
+        self.timer = TimerWatcher(loop: server.loop) {}
+        io = IOWatcher(loop: server.loop, fd: fd, events: .read) { [unowned self] ev in self.handle(ev) }
+        timer.handler = { [unowned self] in self.clientTimedOut() }
+        io.start()
+        armClientTimer(.header)
+    }
+
+    // MARK: client I/O
+
+    private func handle(_ ev: IOEvents) {
+        if ev.contains(.write) {
+            flushClient()
+            if closing || fd < 0 { return }
+        }
+        if ev.contains(.read) { readClient() }
+    }
+
+    private func readClient() {
+        if inBuf == nil { inBuf = server.bufferPool.take() }
+        let b = inBuf!
+        if tunnel { tunnelFromClient(); return }
+        b.compact()
+        if b.freeSpace == 0 { setReadPaused(true); return }
+        let r = Socket.read(fd, into: b.base + b.end, count: b.freeSpace)
+        switch r {
+        case .bytes(let n):
+            b.end += n
+            process()
+        case .wouldBlock:
+            releaseIdleBuffers()
+        case .eof:
+            clientEOF = true
+            clientClosed()
+        case .error:
+            clientEOF = true
+            clientClosed()
+        }
+    }
+
+    /// The client went away (EOF or error).
+    private func clientClosed() {
+        if !inRequest {
+            close()
+            return
+        }
+        if reqPhase == .body {
+            // Closed mid-body: the request can never complete; drop the upstream side too.
+            server.accessLog(self, status: 499)
+            upstream?.abort()
+            upstream = nil
+            close()
+            return
+        }
+        // Request fully read: finish the response, then close.
+        closeAfterResponse = true
+        setReadPaused(true)
+    }
+
+    func setReadPaused(_ p: Bool) {
+        if readPaused == p { return }
+        readPaused = p
+        updateInterest()
+    }
+
+    private func updateInterest() {
+        guard fd >= 0 else { return }
+        var ev: IOEvents = []
+        if !readPaused && !closing && !clientEOF { ev.insert(.read) }
+        if outSent < out.count { ev.insert(.write) }
+        io.set(events: ev)
+        if ev.isEmpty { io.stop() } else { io.start() }
+    }
+
+    /// Queues bytes for the client and tries to write them now.
+    @inline(__always) func sendToClient(_ p: UnsafeRawBufferPointer) {
+        out.append(contentsOf: p)
+        flushClient()
+    }
+
+    func flushClient() {
+        while outSent < out.count {
+            let r = out.withUnsafeBytes { Socket.write(fd, from: $0.baseAddress! + outSent, count: out.count - outSent) }
+            switch r {
+            case .bytes(let n):
+                outSent += n
+                bytesToClient += n
+            case .wouldBlock:
+                updateInterest()
+                upstream?.pauseReading(out.count - outSent > ProxyServer.maxPendingOutput)
+                return
+            case .eof, .error:
+                // The client is gone; nothing more can be delivered.
+                upstream?.abort()
+                upstream = nil
+                if inRequest { server.accessLog(self, status: status == 0 ? 499 : status) }
+                close()
+                return
+            }
+        }
+        out.removeAll(keepingCapacity: true)
+        outSent = 0
+        if closing { close(); return }
+        updateInterest()
+        if let u = upstream, u.readPaused {
+            u.pauseReading(false)
+            if tunnel { tunnelFromUpstream() } else { upstreamReadable(u) }
+        }
+    }
+
+    // MARK: request parsing
+
+    /// Parses what is buffered, as far as the exchange allows.
+    func process() {
+        while fd >= 0, !closing, let b = inBuf {
+            if tunnel { return }
+            if inRequest && reqPhase == .done { return }   // pipelined bytes wait for the response
+            if inRequest && reqPhase == .body {
+                guard let u = upstream, u.state == .active, !u.hasPendingOutput || u.out.count < ProxyServer.maxPendingOutput else {
+                    return
+                }
+            }
+            if b.isEmpty {
+                if !inRequest { releaseIdleBuffers() }
+                return
+            }
+            if parser == nil { parser = server.takeRequestParser() }
+            let p = parser!
+            let step = p.execute(b.readable)
+            switch step {
+            case .needMore:
+                if inRequest && reqPhase == .body { forwardBody(count: b.count) }
+                b.start = b.end
+                if !inRequest { armClientTimer(.header) }
+                return
+            case .head(let consumed):
+                b.start += consumed
+                beginRequest()
+            case .body(_, let consumed):
+                forwardBody(count: consumed)
+                b.start += consumed
+            case .messageComplete(let consumed):
+                if inRequest && reqPhase == .body {
+                    forwardBody(count: consumed)
+                    requestBodyComplete()
+                }
+                b.start += consumed
+            case .informational:
+                b.start = b.end
+            case .upgrade(let consumed):
+                if inRequest && reqPhase == .body { forwardBody(count: consumed) }
+                b.start += consumed
+                reqPhase = .done
+                return
+            case .error(let e):
+                b.start = b.end
+                if inRequest && respPhase != .none {
+                    close()
+                    return
+                }
+                upstream?.abort()
+                upstream = nil
+                if !inRequest { startRequestClock() }
+                server.log.log(.info, "client \(peer.ip) sent an invalid request: \(e.reason)")
+                sendError(status: e.status, message: e.kongMessage, logStatus: e.nginxStatus, close: true, errorPage: true)
+                return
+            }
+        }
+    }
+
+    private func startRequestClock() {
+        requestStartUs = Clock.monotonicMicros()
+        server.newRequestID(into: &requestID)
+        inRequest = true
+    }
+
+    /// Routes the request whose head was just parsed and starts the upstream exchange.
+    private func beginRequest() {
+        startRequestClock()
+        requestsOnConnection += 1
+        timer.stop()
+        timerKind = .none
+        server.countRequest()
+        let head = parser!.head
+        status = 0
+        bytesToClient = 0
+        bodyForwarded = 0
+        tries = 0
+        tried.removeAll()
+        respPhase = .none
+        responseNoBody = false
+        closeDelimited = false
+        choice = nil
+        hasBody = head.isChunked || (head.contentLength ?? 0) > 0
+        reqPhase = hasBody ? .body : .done
+        requestKeepAlive = head.keepAlive && requestsOnConnection < server.settings.keepaliveRequests && !server.draining
+        closeAfterResponse = !requestKeepAlive
+        if !hasBody {
+            // llhttp reports the end of a body-less message on the next execute; run it now so that
+            // pipelined bytes start at the next request.
+            if let b = inBuf {
+                _ = parser!.execute(UnsafeRawBufferPointer(start: b.base + b.start, count: 0))
+            }
+        }
+        let cfg = server.config
+        config = cfg
+        guard let cfg else {
+            sendError(status: 503, message: "no configuration loaded yet", close: false, errorPage: false)
+            return
+        }
+        guard let d = cfg.route(head, listenPort: listenPort) else {
+            sendError(status: 404, message: "no Route matched with those values", close: false, errorPage: false)
+            return
+        }
+        decision = d
+        guard d.plan != nil else {
+            sendError(status: 503, message: "no Service found with those values", close: false, errorPage: false)
+            return
+        }
+        if server.settings.clientMaxBodySize > 0, let cl = head.contentLength, cl > server.settings.clientMaxBodySize {
+            sendError(status: 413, message: "Payload too large", close: true, errorPage: true)
+            return
+        }
+        if head.expectsContinue && hasBody {
+            HTTPWriter.append("HTTP/1.1 100 Continue\r\n\r\n", into: &out)
+            flushClient()
+        }
+        if hasBody { armClientTimer(.body) }
+        upstreamStartUs = Clock.monotonicMicros()
+        connectToPeer()
+    }
+
+    // MARK: upstream exchange
+
+    /// Picks a peer (balancer or direct address) and connects, reusing a pooled connection.
+    private func connectToPeer() {
+        guard let d = decision, let plan = d.plan, let head = parser?.head else { return }
+        tries += 1
+        guard let c = plan.pick(head: head, client: peer, tried: &tried, routeCaptures: d.captures) else {
+            if let failure = plan.pickFailureMessage {
+                sendError(status: 503, message: failure, close: false, errorPage: false)
+            } else {
+                sendError(status: 503, message: "failure to get a peer from the ring-balancer", close: false, errorPage: false)
+            }
+            return
+        }
+        choice = c
+        buildUpstreamRequest(head: head, decision: d, plan: plan, choice: c)
+        if let pooled = server.pool.take(c.key) {
+            attach(pooled)
+            sendRequestHead(pooled)
+            return
+        }
+        switch Socket.connect(to: c.address) {
+        case .connected(let ufd):
+            let u = UpstreamConnection(server: server, fd: ufd, peer: c.address, poolKey: c.key, connecting: false)
+            server.upstreamOpened()
+            attach(u)
+            u.io.start()
+            sendRequestHead(u)
+        case .inProgress(let ufd):
+            let u = UpstreamConnection(server: server, fd: ufd, peer: c.address, poolKey: c.key, connecting: true)
+            server.upstreamOpened()
+            attach(u)
+            u.io.start()
+            u.armTimer(Double(plan.service.connectTimeout) / 1000)
+        case .failed(let err):
+            retryOrFail(.connectFailed(err))
+        }
+    }
+
+    private func attach(_ u: UpstreamConnection) {
+        upstream = u
+        u.client = self
+        u.receivedAny = false
+        u.parser.expectResponse(to: parser?.head.method ?? .get)
+    }
+
+    func upstreamConnected(_ u: UpstreamConnection) {
+        sendRequestHead(u)
+    }
+
+    private func sendRequestHead(_ u: UpstreamConnection) {
+        guard let plan = decision?.plan else { return }
+        u.requestsServed += 1
+        u.out.append(contentsOf: requestHead)
+        u.armTimer(Double(plan.service.readTimeout) / 1000)
+        guard u.flush() else { return }
+        process()   // forward any body bytes already buffered
+    }
+
+    private func forwardBody(count: Int) {
+        guard count > 0, let b = inBuf, let u = upstream else { return }
+        u.out.append(contentsOf: UnsafeRawBufferPointer(start: b.base + b.start, count: count))
+        bodyForwarded += count
+        armClientTimer(.body)
+        u.flush()
+    }
+
+    private func requestBodyComplete() {
+        reqPhase = .done
+        timer.stop()
+        timerKind = .none
+    }
+
+    func upstreamDrained(_ u: UpstreamConnection) {
+        if reqPhase == .body { process() }
+    }
+
+    func upstreamReadable(_ u: UpstreamConnection) {
+        if tunnel { tunnelFromUpstream(); return }
+        while upstream === u {
+            if out.count - outSent > ProxyServer.maxPendingOutput {
+                u.pauseReading(true)
+                return
+            }
+            if u.inBuf.isEmpty {
+                let r = u.readAvailable()
+                switch r {
+                case .bytes:
+                    if let plan = decision?.plan { u.armTimer(Double(plan.service.readTimeout) / 1000) }
+                case .wouldBlock:
+                    return
+                case .eof:
+                    upstreamEOF(u)
+                    return
+                case .error:
+                    upstreamFailed(u, .readFailed)
+                    return
+                }
+            }
+            parseResponse(u)
+        }
+    }
+
+    private func parseResponse(_ u: UpstreamConnection) {
+        let b = u.inBuf
+        while upstream === u, !b.isEmpty {
+            let step = u.parser.execute(b.readable)
+            switch step {
+            case .needMore:
+                if respPhase == .body { relayRaw(b, b.count) }
+                b.start = b.end
+            case .informational(let consumed):
+                b.start += consumed   // 1xx (100 Continue) is not forwarded; we answered Expect ourselves
+            case .head(let consumed):
+                b.start += consumed
+                responseHead(u)
+                if respPhase == .done { return }
+            case .body(_, let consumed):
+                relayRaw(b, consumed)
+                b.start += consumed
+            case .messageComplete(let consumed):
+                relayRaw(b, consumed)
+                b.start += consumed
+                responseComplete(u)
+                return
+            case .upgrade(let consumed):
+                b.start += consumed
+                startTunnel(u)
+                return
+            case .error(let e):
+                server.log.log(.error, "upstream \(u.peer) sent an invalid response: \(e.reason)")
+                upstreamFailed(u, .invalidResponse)
+                return
+            }
+        }
+    }
+
+    private func relayRaw(_ b: IOBuffer, _ count: Int) {
+        guard count > 0, respPhase == .body else { return }
+        if parser?.head.method == .head { return }
+        out.append(contentsOf: UnsafeRawBufferPointer(start: b.base + b.start, count: count))
+        flushClient()
+    }
+
+    /// Status line and headers arrived: report passive health and send our response head.
+    private func responseHead(_ u: UpstreamConnection) {
+        let rh = u.parser.head
+        upstreamHeadUs = Clock.monotonicMicros()
+        status = rh.status
+        if let c = choice, let plan = decision?.plan { plan.report(c, status: rh.status) }
+        let isHead = parser?.head.method == .head
+        responseNoBody = isHead || rh.status == 204 || rh.status == 304 || (rh.status >= 100 && rh.status < 200)
+            || (rh.contentLength == 0 && !rh.isChunked)
+        closeDelimited = !responseNoBody && rh.contentLength == nil && !rh.isChunked && rh.status != 101
+        if closeDelimited || !rh.keepAlive { closeAfterResponse = closeAfterResponse || closeDelimited }
+        if reqPhase != .done { closeAfterResponse = true }   // upstream answered before the body ended
+        server.buildClientResponseHead(self, rh, into: &out)
+        respPhase = .body
+        flushClient()
+        if responseNoBody {
+            if !isHead || rh.contentLength == 0 || rh.contentLength == nil {
+                // llhttp ends a body-less response on its next execute: run it now.
+                _ = u.parser.execute(UnsafeRawBufferPointer(start: u.inBuf.base + u.inBuf.start, count: 0))
+            }
+            responseComplete(u)
+        }
+    }
+
+    private func responseComplete(_ u: UpstreamConnection) {
+        respPhase = .done
+        u.cancelTimer()
+        let rh = u.parser.head
+        let reusable = rh.keepAlive && !closeDelimited && reqPhase == .done && u.inBuf.isEmpty && !u.hasPendingOutput
+        upstream = nil
+        if reusable { server.pool.put(u) } else { u.close() }
+        finishExchange(upstreamStatus: status)
+    }
+
+    private func finishExchange(upstreamStatus: Int) {
+        if let c = choice, let plan = decision?.plan {
+            plan.release(c, latencyMicros: Int(upstreamHeadUs > upstreamStartUs ? upstreamHeadUs - upstreamStartUs : 0))
+        }
+        server.accessLog(self, status: status)
+        endExchange()
+    }
+
+    /// Resets per-request state and goes on with the next request (or closes).
+    private func endExchange() {
+        inRequest = false
+        reqPhase = .none
+        respPhase = .none
+        decision = nil
+        choice = nil
+        config = nil
+        if closeAfterResponse || clientEOF || server.draining {
+            closing = true
+            if outSent >= out.count { close() } else { updateInterest() }
+            return
+        }
+        setReadPaused(false)
+        armClientTimer(.keepalive)
+        process()
+    }
+
+    func upstreamEOF(_ u: UpstreamConnection) {
+        if respPhase == .body {
+            switch u.parser.finish() {
+            case .messageComplete:
+                upstream = nil
+                u.close()
+                finishExchange(upstreamStatus: status)
+            default:
+                // Truncated body: the client cannot be told in-band; close so it sees the truncation.
+                upstream = nil
+                u.abort()
+                server.accessLog(self, status: status)
+                close()
+            }
+            return
+        }
+        upstreamFailed(u, .closedEarly)
+    }
+
+    func upstreamTimedOut(_ u: UpstreamConnection) {
+        switch u.state {
+        case .connecting: upstreamFailed(u, .connectTimeout)
+        default: upstreamFailed(u, u.hasPendingOutput ? .writeTimeout : .readTimeout)
+        }
+    }
+
+    /// A failure on the upstream side before or during the response.
+    func upstreamFailed(_ u: UpstreamConnection, _ f: UpstreamFailure) {
+        guard upstream === u else { u.close(); return }
+        upstream = nil
+        let stale = u.reused && !u.receivedAny
+        u.abort()
+        if respPhase != .none {
+            // Part of the response was sent: the only signal left is closing the connection.
+            server.log.log(.error, "upstream \(u.peer) failed while sending the response (\(f))")
+            server.accessLog(self, status: status)
+            close()
+            return
+        }
+        let replayable = bodyForwarded == 0 && reqPhase != .body || (!hasBody)
+        if stale && replayable {
+            // A pooled connection the upstream had closed: not the peer's fault, try a fresh one.
+            tries -= 1
+            connectToPeerAgain(countFailure: false, failure: f)
+            return
+        }
+        retryOrFail(f)
+    }
+
+    private func connectToPeerAgain(countFailure: Bool, failure: UpstreamFailure) {
+        guard let c = choice, let plan = decision?.plan, let head = parser?.head, let d = decision else {
+            retryOrFail(failure); return
+        }
+        tries += 1
+        buildUpstreamRequest(head: head, decision: d, plan: plan, choice: c)
+        switch Socket.connect(to: c.address) {
+        case .connected(let ufd):
+            let u = UpstreamConnection(server: server, fd: ufd, peer: c.address, poolKey: c.key, connecting: false)
+            server.upstreamOpened()
+            attach(u); u.io.start(); sendRequestHead(u)
+        case .inProgress(let ufd):
+            let u = UpstreamConnection(server: server, fd: ufd, peer: c.address, poolKey: c.key, connecting: true)
+            server.upstreamOpened()
+            attach(u); u.io.start(); u.armTimer(Double(plan.service.connectTimeout) / 1000)
+        case .failed(let err):
+            retryOrFail(.connectFailed(err))
+        }
+    }
+
+    /// Kong/nginx `proxy_next_upstream error timeout`: retry on another peer while tries remain and
+    /// the request can be replayed (nothing of its body sent, or no body; non-idempotent methods only
+    /// before anything was sent).
+    private func retryOrFail(_ f: UpstreamFailure) {
+        guard let plan = decision?.plan else { return }
+        let isTimeout: Bool
+        switch f {
+        case .connectTimeout, .readTimeout, .writeTimeout: isTimeout = true
+        default: isTimeout = false
+        }
+        if let c = choice {
+            plan.reportFailure(c, timeout: isTimeout)
+            plan.release(c, latencyMicros: 0)
+            tried.insert(c)
+        }
+        let method = parser?.head.method ?? .get
+        let nothingSent: Bool
+        switch f {
+        case .connectFailed, .connectTimeout: nothingSent = true
+        default: nothingSent = false
+        }
+        let idempotent = !(method == .post || method == .patch || method == .other(0))
+        let replayable = nothingSent || (bodyForwarded == 0 && idempotent)
+        if tries <= plan.service.retries && replayable && !(hasBody && bodyForwarded > 0) {
+            connectToPeer()
+            return
+        }
+        if isTimeout {
+            sendError(status: 504, message: "The upstream server is timing out", close: reqPhase == .body, errorPage: true)
+        } else {
+            sendError(status: 502, message: "An invalid response was received from the upstream server",
+                      close: reqPhase == .body, errorPage: true)
+        }
+    }
+
+    // MARK: WebSocket / Upgrade tunnel
+
+    private func startTunnel(_ u: UpstreamConnection) {
+        let rh = u.parser.head
+        status = rh.status
+        upstreamHeadUs = Clock.monotonicMicros()
+        if let c = choice, let plan = decision?.plan { plan.report(c, status: rh.status) }
+        server.buildClientResponseHead(self, rh, into: &out)
+        tunnel = true
+        respPhase = .body
+        timer.stop()
+        u.cancelTimer()
+        // Bytes after the 101 head, from either side, are tunnel data.
+        if !u.inBuf.isEmpty {
+            out.append(contentsOf: u.inBuf.readable)
+            u.inBuf.start = u.inBuf.end
+        }
+        flushClient()
+        if let b = inBuf, !b.isEmpty {
+            u.out.append(contentsOf: b.readable)
+            b.start = b.end
+            u.flush()
+        }
+        setReadPaused(false)
+        u.pauseReading(false)
+    }
+
+    private func tunnelFromClient() {
+        guard let b = inBuf, let u = upstream else { close(); return }
+        b.compact()
+        if b.freeSpace == 0 || u.out.count - u.outSent > ProxyServer.maxPendingOutput { return }
+        switch Socket.read(fd, into: b.base + b.end, count: b.freeSpace) {
+        case .bytes(let n):
+            b.end += n
+            u.out.append(contentsOf: b.readable)
+            b.start = b.end
+            u.flush()
+        case .wouldBlock: return
+        case .eof, .error:
+            server.accessLog(self, status: status)
+            upstream = nil
+            u.close()
+            close()
+        }
+    }
+
+    private func tunnelFromUpstream() {
+        guard let u = upstream else { return }
+        while true {
+            if out.count - outSent > ProxyServer.maxPendingOutput { u.pauseReading(true); return }
+            switch u.readAvailable() {
+            case .bytes:
+                out.append(contentsOf: u.inBuf.readable)
+                u.inBuf.start = u.inBuf.end
+                flushClient()
+                if fd < 0 { return }
+            case .wouldBlock: return
+            case .eof, .error:
+                server.accessLog(self, status: status)
+                upstream = nil
+                u.close()
+                closing = true
+                if outSent >= out.count { close() } else { updateInterest() }
+                return
+            }
+        }
+    }
+
+    // MARK: responses generated here
+
+    /// Sends a Kong error response. `errorPage`: nginx error_page semantics (Accept, then
+    /// Content-Type, then error_default_type); otherwise kong.response.error (Accept, JSON default).
+    func sendError(status st: Int, message: String, logStatus: Int? = nil, close closeAfter: Bool, errorPage: Bool) {
+        guard fd >= 0 else { return }
+        if !inRequest { startRequestClock() }
+        status = logStatus ?? st
+        let head = parser?.head
+        var accept: String? = nil
+        var contentType: String? = nil
+        var isHead = false
+        if let head, head.target.count > 0 || head.headers.count > 0 {
+            accept = head.headers.first("accept")
+            contentType = head.headers.first("content-type")
+            isHead = head.method == .head
+        }
+        if reqPhase == .body || closeAfter { closeAfterResponse = true }
+        let keep = !closeAfterResponse && !server.draining
+        if !keep { closeAfterResponse = true }
+        let latency = Int((Clock.monotonicMicros() - requestStartUs) / 1000)
+        KongErrorResponse.build(into: &out, status: st, message: message,
+                                requestID: String(decoding: requestID, as: UTF8.self),
+                                accept: accept, contentType: contentType, isHEAD: isHead,
+                                defaultType: errorPage ? server.settings.errorDefaultType : nil,
+                                serverToken: server.settings.serverTokens ? server.serverToken : nil,
+                                keepAlive: keep, responseLatency: server.settings.latencyTokens ? latency : nil)
+        if let c = choice, let plan = decision?.plan { plan.release(c, latencyMicros: 0); choice = nil }
+        upstream?.abort()
+        upstream = nil
+        if reqPhase == .body {
+            // The rest of the body will not be read; close after the response.
+            closeAfterResponse = true
+        }
+        server.accessLog(self, status: status)
+        flushClient()
+        if fd >= 0 { endExchange() }
+    }
+
+    // MARK: timers
+
+    func armClientTimer(_ kind: TimerKind) {
+        let seconds: Int
+        switch kind {
+        case .keepalive: seconds = server.settings.keepaliveTimeout
+        case .header: seconds = server.settings.clientHeaderTimeout
+        case .body: seconds = server.settings.clientBodyTimeout
+        case .none: timer.stop(); timerKind = .none; return
+        }
+        if kind == timerKind && kind != .body && timer.isActive { return }
+        timerKind = kind
+        timer.start(after: Double(max(seconds, 1)))
+    }
+
+    private func clientTimedOut() {
+        switch timerKind {
+        case .keepalive, .none:
+            close()
+        case .header:
+            if let b = inBuf, b.isEmpty, parser == nil || !inRequest && requestsOnConnection > 0 && b.isEmpty {
+                close()   // idle between requests
+                return
+            }
+            // nginx: 408 for a header not received in time; the connection is closed.
+            sendError(status: 408, message: "Request timeout", close: true, errorPage: true)
+        case .body:
+            upstream?.abort()
+            upstream = nil
+            sendError(status: 408, message: "Request timeout", close: true, errorPage: true)
+        }
+    }
+
+    // MARK: teardown
+
+    /// Gives back the read buffer and parser while the connection is idle (no bytes pending), so
+    /// an idle keep-alive connection holds only this object and its watchers.
+    private func releaseIdleBuffers() {
+        guard !inRequest, let b = inBuf, b.isEmpty else { return }
+        server.bufferPool.give(b)
+        inBuf = nil
+        if let p = parser {
+            server.giveRequestParser(p)
+            parser = nil
+        }
+    }
+
+    /// Closes an idle connection during a graceful drain (true if it was idle).
+    func closeIfIdle() -> Bool {
+        if inRequest || (inBuf.map { !$0.isEmpty } ?? false) { closeAfterResponse = true; return false }
+        close()
+        return true
+    }
+
+    func close() {
+        guard fd >= 0 else { return }
+        io.stop()
+        timer.stop()
+        upstream?.abort()
+        upstream = nil
+        Socket.close(fd)
+        fd = -1   // every path that can run after close() checks fd >= 0
+        if let b = inBuf { server.bufferPool.give(b); inBuf = nil }
+        if let p = parser { server.giveRequestParser(p); parser = nil }
+        server.connectionClosed(self)
+    }
+}

@@ -1,0 +1,72 @@
+// A fixed-capacity byte buffer over malloc'd memory: [start, end) holds unread bytes.
+// Buffers come from a per-worker free list (BufferPool) and go back when a connection is idle,
+// so an idle keep-alive client holds no buffer at all (nginx frees idle buffers the same way).
+// Invariant: 0 <= start <= end <= capacity. Worker-loop confined.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class IOBuffer {
+    let base: UnsafeMutableRawPointer
+    let capacity: Int
+    var start = 0
+    var end = 0
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        base = .allocate(byteCount: capacity, alignment: 16)
+    }
+
+    deinit { base.deallocate() }
+
+    @inline(__always) var count: Int { end - start }
+    @inline(__always) var isEmpty: Bool { end == start }
+    @inline(__always) var freeSpace: Int { capacity - end }
+    @inline(__always) var readable: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base + start, count: end - start) }
+
+    @inline(__always) func reset() { start = 0; end = 0 }
+
+    /// Moves unread bytes to the front so that there is room to read more.
+    @inline(__always) func compact() {
+        if start == 0 { return }
+        if start == end { start = 0; end = 0; return }
+        memmove(base, base + start, end - start)
+        end -= start
+        start = 0
+    }
+
+    /// Appends bytes; returns false (appending nothing) if they do not fit.
+    @inline(__always) @discardableResult
+    func append(_ p: UnsafeRawBufferPointer) -> Bool {
+        if p.count > capacity - end { compact() }
+        guard p.count <= capacity - end else { return false }
+        if p.count > 0 { (base + end).copyMemory(from: p.baseAddress!, byteCount: p.count) }
+        end += p.count
+        return true
+    }
+
+    @inline(__always) @discardableResult
+    func append(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBytes { append($0) } }
+}
+
+/// A free list of equally sized buffers. Worker-loop confined.
+final class BufferPool {
+    let bufferSize: Int
+    private var free: [IOBuffer] = []
+    private let maxFree: Int
+
+    init(bufferSize: Int, maxFree: Int = 1024) {
+        self.bufferSize = bufferSize
+        self.maxFree = maxFree
+        free.reserveCapacity(maxFree)
+    }
+
+    @inline(__always) func take() -> IOBuffer {
+        if let b = free.popLast() { b.reset(); return b }
+        return IOBuffer(capacity: bufferSize)
+    }
+
+    @inline(__always) func give(_ b: IOBuffer) {
+        if free.count < maxFree { free.append(b) }
+    }
+}

@@ -1,0 +1,260 @@
+// GWProxy: the worker's data path. ProxyServer owns the accept watchers, the live configuration
+// (router + balancers, swapped whole on each generation), the keep-alive pool, the buffer and
+// parser free lists and the access log. One per worker process; loop-confined.
+//
+// Request flow: accept → ClientConnection parses (llhttp) → RuntimeConfig.route (GWRouter) →
+// ServicePlan.pick (GWBalancer, shared-memory state) → UpstreamPool or connect → stream request →
+// parse response → stream back → pool the upstream connection → next request.
+import CGWShims
+import GWConfig
+import GWEvent
+import GWHTTP
+import GWStore
+import GWSystem
+
+/// The settings the data path reads per request, copied out of GatewayConfig once.
+public struct ProxySettings: Sendable {
+    public var keepaliveTimeout: Int
+    public var keepaliveRequests: Int
+    public var clientHeaderTimeout: Int
+    public var clientBodyTimeout: Int
+    public var clientMaxBodySize: Int
+    public var errorDefaultType: String
+    public var serverTokens: Bool
+    public var latencyTokens: Bool
+    public var limits: HTTPParserLimits
+
+    public init(_ c: GatewayConfig) {
+        keepaliveTimeout = c.keepaliveTimeout
+        keepaliveRequests = c.keepaliveRequests
+        clientHeaderTimeout = c.clientHeaderTimeout
+        clientBodyTimeout = c.clientBodyTimeout
+        clientMaxBodySize = c.clientMaxBodySize
+        errorDefaultType = c.errorDefaultType
+        serverTokens = c.serverTokens
+        latencyTokens = c.latencyTokens
+        limits = HTTPParserLimits(largeClientHeaderBuffers: c.largeClientHeaderBuffers.count,
+                                  size: c.largeClientHeaderBuffers.size, clientMaxBodySize: c.clientMaxBodySize)
+    }
+}
+
+public final class ProxyServer {
+    /// Above this many unsent bytes towards one side, reading from the other side pauses.
+    static let maxPendingOutput = 256 * 1024
+
+    let loop: EventLoop
+    let settings: ProxySettings
+    let shm: SharedMemory
+    let slot: UnsafeMutablePointer<gw_worker_slot>
+    let log: ErrorLog
+    let snapshotPath: String
+    let bufferPool = BufferPool(bufferSize: 16 * 1024)
+    let pool: UpstreamPool
+    let serverToken = "kong/3.10.0"
+    let viaValue: String
+    private(set) var config: RuntimeConfig?
+    private var parsers: [HTTPRequestParser] = []
+    private var acceptWatchers: [IOWatcher] = []
+    private var listenSockets: [(fd: Int32, port: Int)]
+    var connections: [ClientConnection] = []
+    private(set) var draining = false
+    private var drainDone: (() -> Void)?
+    private var housekeeping: TimerWatcher!
+    let accessLogFile: LogFile?
+    let cachedTime = CachedTime()
+    private var requestIDSeed: UInt64
+    private var requestCounter: UInt64 = 0
+    var upstreamConnections = 0
+
+    public init(loop: EventLoop, config: GatewayConfig, shm: SharedMemory, slot: UnsafeMutablePointer<gw_worker_slot>,
+                log: ErrorLog, listenSockets: [(fd: Int32, port: Int)], snapshotPath: String) throws {
+        self.loop = loop
+        self.settings = ProxySettings(config)
+        self.shm = shm
+        self.slot = slot
+        self.log = log
+        self.listenSockets = listenSockets
+        self.snapshotPath = snapshotPath
+        self.pool = UpstreamPool(maxPerPeer: config.upstreamKeepalivePoolSize,
+                                 maxRequests: config.upstreamKeepaliveMaxRequests,
+                                 idleTimeoutSeconds: config.upstreamKeepaliveIdleTimeout)
+        self.viaValue = "1.1 kong/3.10.0"
+        let path = config.resolve(config.proxyAccessLog)
+        accessLogFile = path == "off" ? nil : try LogFile(path: path, bufferSize: 32 * 1024)
+        var seed: UInt64 = 0
+        withUnsafeMutableBytes(of: &seed) { _ = getentropy($0.baseAddress, 8) }
+        requestIDSeed = seed ^ UInt64(ProcessControl.pid)
+        housekeeping = TimerWatcher(loop: loop) { [unowned self] in self.tick() }
+        housekeeping.start(after: 1, repeat: 1)
+    }
+
+    // MARK: configuration
+
+    /// Reads the published snapshot and swaps router + balancers. Requests in flight keep the
+    /// RuntimeConfig they started with (they hold a strong reference).
+    public func loadConfiguration() {
+        let generation = shm.configGeneration
+        guard let bytes = ProcessControl.readFile(snapshotPath) else {
+            if generation > 0 { log.log(.error, "cannot read configuration \(snapshotPath)") }
+            return
+        }
+        let t0 = Clock.monotonicMicros()
+        do {
+            let rc = try RuntimeConfig(document: bytes, shm: shm, log: log)
+            if let old = config, old.generation > rc.generation { return }
+            config = rc
+            slot.pointee.config_generation = rc.generation
+            log.log(.info, "configuration generation \(rc.generation) applied in \((Clock.monotonicMicros() - t0) / 1000) ms")
+        } catch {
+            log.log(.error, "configuration generation \(generation) rejected: \(error)")
+        }
+        loop.updateNow()
+    }
+
+    // MARK: accept
+
+    public func startAccepting() {
+        for (fd, port) in listenSockets {
+            let w = IOWatcher(loop: loop, fd: fd, events: .read) { [unowned self] _ in self.accept(fd, port) }
+            w.start()
+            acceptWatchers.append(w)
+        }
+    }
+
+    private func accept(_ lfd: Int32, _ port: Int) {
+        var peer = SocketAddress(storage: sockaddr_storage(), length: 0)
+        for _ in 0..<64 {
+            guard let fd = Socket.accept(lfd, peer: &peer) else { return }
+            Socket.setNoDelay(fd)
+            let c = ClientConnection(server: self, fd: fd, peer: peer, listenPort: port)
+            c.index = connections.count
+            connections.append(c)
+            slot.pointee.connections_accepted &+= 1
+            slot.pointee.connections_active = UInt64(connections.count)
+        }
+    }
+
+    func connectionClosed(_ c: ClientConnection) {
+        let i = c.index
+        guard i >= 0, i < connections.count, connections[i] === c else { return }
+        let last = connections.removeLast()
+        if last !== c {
+            connections[i] = last
+            last.index = i
+        }
+        c.index = -1
+        slot.pointee.connections_active = UInt64(connections.count)
+        if draining && connections.isEmpty { finishDrain() }
+    }
+
+    // MARK: lifecycle
+
+    /// Graceful stop: stop accepting (the master keeps the sockets open for the next workers),
+    /// close idle keep-alive connections, let in-flight exchanges finish, then call `done`.
+    public func drain(done: @escaping () -> Void) {
+        draining = true
+        drainDone = done
+        for w in acceptWatchers { w.stop() }
+        acceptWatchers = []
+        for (fd, _) in listenSockets { Socket.close(fd) }
+        listenSockets = []
+        for c in connections { _ = c.closeIfIdle() }
+        if connections.isEmpty { finishDrain() }
+    }
+
+    private func finishDrain() {
+        guard let d = drainDone else { return }
+        drainDone = nil
+        pool.closeAll()
+        accessLogFile?.flush()
+        d()
+    }
+
+    public func closeAll() {
+        for w in acceptWatchers { w.stop() }
+        acceptWatchers = []
+        for c in connections { c.close() }
+        pool.closeAll()
+        accessLogFile?.flush()
+    }
+
+    public func reopenLogs() { accessLogFile?.reopen() }
+
+    private func tick() {
+        slot.pointee.heartbeat = Clock.monotonicMillis()
+        pool.expire()
+        accessLogFile?.flush()
+        cachedTime.update()
+    }
+
+    // MARK: pools and counters
+
+    func takeRequestParser() -> HTTPRequestParser {
+        if let p = parsers.popLast() { return p }
+        return HTTPRequestParser(limits: settings.limits)
+    }
+
+    func giveRequestParser(_ p: HTTPRequestParser) {
+        p.reset()
+        if parsers.count < 1024 { parsers.append(p) }
+    }
+
+    @inline(__always) func countRequest() { slot.pointee.requests &+= 1 }
+    func upstreamOpened() { upstreamConnections += 1 }
+    func upstreamClosed() { upstreamConnections -= 1 }
+
+    /// A 32-hex-digit request id (Kong's X-Kong-Request-Id), from a per-worker random seed and counter.
+    func newRequestID(into out: inout [UInt8]) {
+        requestCounter &+= 1
+        out.removeAll(keepingCapacity: true)
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        var a = requestIDSeed
+        var b = requestCounter &* 0x9E37_79B9_7F4A_7C15 ^ requestIDSeed.byteSwapped
+        for _ in 0..<16 { out.append(hex[Int(a & 15)]); a >>= 4 }
+        for _ in 0..<16 { out.append(hex[Int(b & 15)]); b >>= 4 }
+    }
+
+    // MARK: access log
+
+    /// nginx "combined" plus the upstream address and latencies:
+    /// `ip - - [time] "METHOD target HTTP/x.y" status bytes "referer" "user-agent" upstream latency_ms proxy_ms`
+    func accessLog(_ c: ClientConnection, status: Int) {
+        guard let f = accessLogFile else { return }
+        cachedTime.update()
+        let now = Clock.monotonicMicros()
+        f.append { out in
+            c.peer.appendIP(to: &out)
+            HTTPWriter.append(" - - [", into: &out)
+            out.append(contentsOf: cachedTime.accessLogTime)
+            HTTPWriter.append("] \"", into: &out)
+            if let p = c.parser, c.inRequest || status != 0 {
+                let h = p.head
+                if case .other = h.method { HTTPWriter.append(methodName(h), into: &out) } else { HTTPWriter.append(h.method.name, into: &out) }
+                out.append(0x20)
+                out.append(contentsOf: h.target.prefix(2048))
+                HTTPWriter.append(h.versionMinor == 0 ? " HTTP/1.0" : " HTTP/1.1", into: &out)
+            }
+            HTTPWriter.append("\" ", into: &out)
+            HTTPWriter.appendDecimal(status, into: &out)
+            out.append(0x20)
+            HTTPWriter.appendDecimal(c.bytesToClient, into: &out)
+            HTTPWriter.append(" \"", into: &out)
+            if let p = c.parser, let i = p.head.headers.firstIndex(of: "referer") { out.append(contentsOf: p.head.headers.valueBytes(at: i).prefix(512)) } else { out.append(0x2D) }
+            HTTPWriter.append("\" \"", into: &out)
+            if let p = c.parser, let i = p.head.headers.firstIndex(of: "user-agent") { out.append(contentsOf: p.head.headers.valueBytes(at: i).prefix(512)) } else { out.append(0x2D) }
+            HTTPWriter.append("\" ", into: &out)
+            if let ch = c.choice { HTTPWriter.append(ch.address.description, into: &out) } else { out.append(0x2D) }
+            out.append(0x20)
+            if c.upstreamHeadUs > c.upstreamStartUs { HTTPWriter.appendDecimal(Int((c.upstreamHeadUs - c.upstreamStartUs) / 1000), into: &out) } else { out.append(0x2D) }
+            out.append(0x20)
+            let proxyMs = c.upstreamStartUs > c.requestStartUs ? Int((c.upstreamStartUs - c.requestStartUs) / 1000) : Int((now - c.requestStartUs) / 1000)
+            HTTPWriter.appendDecimal(proxyMs, into: &out)
+            out.append(0x0A)
+        }
+    }
+}
+
+func methodName(_ h: HTTPRequestHead) -> String {
+    guard let p = llhttp_method_name(llhttp_method_t(UInt32(h.methodCode))) else { return "GET" }
+    return String(cString: p)
+}

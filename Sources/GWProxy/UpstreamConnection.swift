@@ -1,0 +1,237 @@
+// One TCP connection to an upstream peer: connect, write the request, parse the response.
+// Owned by the ClientConnection using it, or by the keep-alive pool while idle.
+// Invariant: `client` is non-nil exactly while a request uses the connection; an idle pooled
+// connection keeps its read watcher on so that a close by the upstream is noticed at once.
+// Worker-loop confined.
+import GWEvent
+import GWHTTP
+import GWSystem
+
+final class UpstreamConnection {
+    enum State { case connecting, active, idle, closed }
+
+    unowned let server: ProxyServer
+    let fd: Int32
+    let peer: SocketAddress
+    let poolKey: PeerKey
+    var state: State
+    var io: IOWatcher!
+    let timer: TimerWatcher
+    let parser: HTTPResponseParser
+    var inBuf: IOBuffer
+    /// Bytes waiting to be written to the upstream, from `outSent`.
+    var out: [UInt8] = []
+    var outSent = 0
+    weak var client: ClientConnection?
+    var requestsServed = 0
+    var idleSince: UInt64 = 0
+    /// True when taken from the pool: a failure before any response byte is a stale connection.
+    var reused = false
+    var receivedAny = false
+    var readPaused = false
+    var poolIndex = -1
+
+    init(server: ProxyServer, fd: Int32, peer: SocketAddress, poolKey: PeerKey, connecting: Bool) {
+        self.server = server
+        self.fd = fd
+        self.peer = peer
+        self.poolKey = poolKey
+        self.state = connecting ? .connecting : .active
+        self.parser = HTTPResponseParser()
+        self.inBuf = server.bufferPool.take()
+        self.timer = TimerWatcher(loop: server.loop) {}
+        out.reserveCapacity(4096)
+        io = IOWatcher(loop: server.loop, fd: fd, events: connecting ? .write : .read) { [unowned self] ev in
+            self.handle(ev)
+        }
+        timer.handler = { [unowned self] in self.timedOut() }
+    }
+
+    private func handle(_ ev: IOEvents) {
+        switch state {
+        case .connecting:
+            let err = Socket.pendingError(fd)
+            if err != 0 {
+                client?.upstreamFailed(self, .connectFailed(err))
+                return
+            }
+            state = .active
+            updateInterest()
+            client?.upstreamConnected(self)
+        case .active:
+            if ev.contains(.write) { flush() }
+            if state == .active, ev.contains(.read) { client?.upstreamReadable(self) }
+        case .idle:
+            // Any event on an idle pooled connection is a close (or garbage): drop it.
+            server.pool.remove(self)
+            close()
+        case .closed:
+            break
+        }
+    }
+
+    /// Writes pending bytes. Returns false when the connection failed (the client was told).
+    @discardableResult
+    func flush() -> Bool {
+        while outSent < out.count {
+            let r = out.withUnsafeBytes { Socket.write(fd, from: $0.baseAddress! + outSent, count: out.count - outSent) }
+            switch r {
+            case .bytes(let n):
+                outSent += n
+            case .wouldBlock:
+                updateInterest()
+                return true
+            case .eof, .error:
+                client?.upstreamFailed(self, .writeFailed)
+                return false
+            }
+        }
+        out.removeAll(keepingCapacity: true)
+        outSent = 0
+        updateInterest()
+        client?.upstreamDrained(self)
+        return true
+    }
+
+    var hasPendingOutput: Bool { outSent < out.count }
+
+    func updateInterest() {
+        guard state == .active || state == .idle else { return }
+        var ev: IOEvents = []
+        if !readPaused || state == .idle { ev.insert(.read) }
+        if hasPendingOutput { ev.insert(.write) }
+        io.set(events: ev)
+        if ev.isEmpty { io.stop() } else { io.start() }
+    }
+
+    func pauseReading(_ paused: Bool) {
+        if readPaused == paused { return }
+        readPaused = paused
+        updateInterest()
+    }
+
+    /// Reads what is available into inBuf. Returns the I/O result of the last read.
+    func readAvailable() -> IOResult {
+        inBuf.compact()
+        if inBuf.freeSpace == 0 { return .wouldBlock }
+        let r = Socket.read(fd, into: inBuf.base + inBuf.end, count: inBuf.freeSpace)
+        if case .bytes(let n) = r { inBuf.end += n; receivedAny = true }
+        return r
+    }
+
+    private func timedOut() {
+        client?.upstreamTimedOut(self)
+    }
+
+    func armTimer(_ seconds: Double) { timer.start(after: seconds) }
+    func cancelTimer() { timer.stop() }
+
+    func close() {
+        guard state != .closed else { return }
+        state = .closed
+        io.stop()
+        timer.stop()
+        Socket.close(fd)
+        server.bufferPool.give(inBuf)
+        client = nil
+        server.upstreamClosed()
+    }
+
+    /// Closes with RST (used after errors so that the peer does not keep a half-open socket).
+    func abort() {
+        guard state != .closed else { return }
+        Socket.setLingerZero(fd)
+        close()
+    }
+}
+
+/// Pool key: the peer address (Kong: ip|port for http).
+struct PeerKey: Hashable {
+    var ip: String
+    var port: Int
+}
+
+/// Per-worker keep-alive pool of idle upstream connections, LIFO per peer, bounded by
+/// `upstream_keepalive_pool_size` per peer, `upstream_keepalive_max_requests` per connection and
+/// `upstream_keepalive_idle_timeout`. Worker-loop confined.
+final class UpstreamPool {
+    private var idle: [PeerKey: [UpstreamConnection]] = [:]
+    let maxPerPeer: Int
+    let maxRequests: Int
+    let idleTimeoutMillis: UInt64
+    private(set) var idleCount = 0
+
+    init(maxPerPeer: Int, maxRequests: Int, idleTimeoutSeconds: Int) {
+        self.maxPerPeer = maxPerPeer
+        self.maxRequests = maxRequests
+        self.idleTimeoutMillis = UInt64(idleTimeoutSeconds) * 1000
+    }
+
+    /// Takes the most recently used idle connection to `key`, if any.
+    func take(_ key: PeerKey) -> UpstreamConnection? {
+        guard var list = idle[key], !list.isEmpty else { return nil }
+        let now = Clock.monotonicMillis()
+        while let c = list.popLast() {
+            idleCount -= 1
+            if idleTimeoutMillis > 0 && now - c.idleSince > idleTimeoutMillis {
+                c.close()
+                continue
+            }
+            idle[key] = list
+            c.state = .active
+            c.reused = true
+            return c
+        }
+        idle[key] = list
+        return nil
+    }
+
+    /// Offers a connection whose exchange completed cleanly. Closes it when the pool is full.
+    func put(_ c: UpstreamConnection) {
+        guard maxPerPeer > 0, maxRequests == 0 || c.requestsServed < maxRequests else { c.close(); return }
+        var list = idle[c.poolKey] ?? []
+        if list.count >= maxPerPeer {
+            c.close()
+            return
+        }
+        c.client = nil
+        c.state = .idle
+        c.idleSince = Clock.monotonicMillis()
+        c.readPaused = false
+        c.cancelTimer()
+        c.inBuf.reset()
+        c.out.removeAll(keepingCapacity: true)
+        c.outSent = 0
+        c.updateInterest()
+        list.append(c)
+        idle[c.poolKey] = list
+        idleCount += 1
+    }
+
+    func remove(_ c: UpstreamConnection) {
+        guard var list = idle[c.poolKey], let i = list.firstIndex(where: { $0 === c }) else { return }
+        list.remove(at: i)
+        idle[c.poolKey] = list
+        idleCount -= 1
+    }
+
+    /// Closes idle connections older than the idle timeout (called from a periodic timer).
+    func expire() {
+        guard idleTimeoutMillis > 0 else { return }
+        let now = Clock.monotonicMillis()
+        for (k, list) in idle {
+            let keep = list.filter { now - $0.idleSince <= idleTimeoutMillis }
+            if keep.count != list.count {
+                for c in list where now - c.idleSince > idleTimeoutMillis { c.close() }
+                idleCount -= list.count - keep.count
+                idle[k] = keep
+            }
+        }
+    }
+
+    func closeAll() {
+        for (_, list) in idle { for c in list { c.close() } }
+        idle = [:]
+        idleCount = 0
+    }
+}

@@ -1,0 +1,284 @@
+// `gateway start|stop|quit|reload|restart|health|check|version|config`, Kong's verbs and flags.
+// Errors print `Error: <reason>` on stderr and exit non-zero (as Kong's bin/kong).
+#if canImport(Glibc)
+import Glibc
+#endif
+import CGWShims
+import GWConfig
+import GWSystem
+
+public let gatewayVersion = "0.1.0"
+
+public enum CLI {
+    static let usage = """
+    Usage: gateway COMMAND [OPTIONS]
+
+    The available commands are:
+      start      Start the gateway (master + workers) in the background, or with --foreground.
+      stop       Fast stop: SIGTERM to the master; in-flight requests are cut.
+      quit       Graceful stop: SIGQUIT; in-flight requests finish (--timeout S, then SIGTERM).
+      reload     Re-read the configuration: new workers, old workers drain (SIGHUP).
+      restart    stop, then start.
+      health     Exit 0 when the master and all workers are alive; lists them.
+      check      Validate a configuration file.
+      config     db_import FILE | db_export FILE | parse FILE (declarative configuration).
+      version    Print the version.
+
+    Options:
+      -c, --conf FILE      configuration file (default: conf/gateway.conf if present)
+      -p, --prefix DIR     prefix directory (default: the `prefix` setting)
+      --foreground         start: do not daemonize (also `daemon = off`)
+      -t, --timeout S      quit: seconds to wait before forcing (default 10)
+      -h, --help           help for a command
+
+    Every configuration key can be overridden with GATEWAY_<KEY> in the environment.
+    """
+
+    static let commandHelp: [String: String] = [
+        "start": "Usage: gateway start [-c CONF] [-p PREFIX] [--foreground]\n\nValidates the configuration, creates the prefix (pids/, logs/, run/), binds the listeners,\nforks the workers and exits 0 once every worker accepts connections.",
+        "stop": "Usage: gateway stop [-p PREFIX]\n\nFast shutdown (SIGTERM): the master and workers exit at once.",
+        "quit": "Usage: gateway quit [-p PREFIX] [-t SECONDS]\n\nGraceful shutdown (SIGQUIT): workers stop accepting, finish in-flight requests and exit.\nAfter the timeout (default 10 s) the gateway is stopped with SIGTERM.",
+        "reload": "Usage: gateway reload [-c CONF] [-p PREFIX]\n\nValidates the configuration, then SIGHUP: new workers start on the same sockets and the old\nones drain. The master pid does not change.",
+        "restart": "Usage: gateway restart [-c CONF] [-p PREFIX] [--foreground]\n\nStops the running gateway (if any) and starts it again.",
+        "health": "Usage: gateway health [-p PREFIX]\n\nExit 0 when the master and all workers are alive, and list them.",
+        "check": "Usage: gateway check [CONF]\n\nValidates a configuration file and prints `configuration at CONF is valid`.",
+        "config": "Usage: gateway config db_import FILE | db_export FILE | parse FILE [-c CONF] [-p PREFIX]\n\nImports a declarative (Kong _format_version 3.0) file into the database, exports the\ndatabase as a declarative file, or validates a declarative file.",
+        "version": "Usage: gateway version\n\nPrints the version.",
+    ]
+
+    struct Options {
+        var command = ""
+        var positional: [String] = []
+        var conf: String?
+        var prefix: String?
+        var foreground = false
+        var timeout = 10
+        var help = false
+    }
+
+    static func parse(_ args: [String]) throws(ConfigError) -> Options {
+        var o = Options()
+        var i = 0
+        func value(_ flag: String) throws(ConfigError) -> String {
+            i += 1
+            guard i < args.count else { throw ConfigError("\(flag) needs a value") }
+            return args[i]
+        }
+        while i < args.count {
+            let a = args[i]
+            switch a {
+            case "-c", "--conf": o.conf = try value(a)
+            case "-p", "--prefix": o.prefix = try value(a)
+            case "--foreground", "-f": o.foreground = true
+            case "-t", "--timeout":
+                let v = try value(a)
+                guard let t = Int(v), t >= 0 else { throw ConfigError("invalid timeout '\(v)'") }
+                o.timeout = t
+            case "-h", "--help", "help": o.help = true
+            case "--v", "--vv": break
+            default:
+                if a.hasPrefix("-") { throw ConfigError("unknown option '\(a)'") }
+                if o.command.isEmpty { o.command = a } else { o.positional.append(a) }
+            }
+            i += 1
+        }
+        return o
+    }
+
+    public static func main(arguments: [String], argc: Int32, argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
+        let o: Options
+        do { o = try parse(arguments) } catch { return fail("\(error)") }
+        if o.command.isEmpty {
+            print(usage)
+            return o.help ? 0 : 1
+        }
+        if o.help {
+            guard let h = commandHelp[o.command] else { return fail("unknown command '\(o.command)'") }
+            print(h)
+            return 0
+        }
+        switch o.command {
+        case "version": print("gateway \(gatewayVersion) (Kong Admin API 3.10 compatible)"); return 0
+        case "check": return check(o)
+        case "start": return start(o, argc: argc, argv: argv)
+        case "stop": return stop(o, graceful: false)
+        case "quit": return stop(o, graceful: true)
+        case "reload": return reload(o)
+        case "restart":
+            if let cfg = try? loadConfig(o), let pid = ProcessControl.readPid(cfg.pidFile), ProcessControl.isAlive(pid) {
+                let rc = stop(o, graceful: false)
+                if rc != 0 { return rc }
+            }
+            return start(o, argc: argc, argv: argv)
+        case "health": return health(o)
+        case "config": return ConfigCommand.run(o.positional, config: try? loadConfig(o))
+        default: return fail("unknown command '\(o.command)'; see `gateway --help`")
+        }
+    }
+
+    static func fail(_ message: String) -> Int32 {
+        var s = "Error: \(message)\n"
+        s.withUTF8 { p in _ = write(2, p.baseAddress, p.count) }
+        return 1
+    }
+
+    /// `-c` if given, else conf/gateway.conf when it exists in the current directory.
+    static func configPath(_ o: Options) -> String? {
+        if let c = o.conf { return c.hasPrefix("/") ? c : ProcessControl.currentDirectory() + "/" + c }
+        let def = ProcessControl.currentDirectory() + "/conf/gateway.conf"
+        return ProcessControl.fileExists(def) ? def : nil
+    }
+
+    static func loadConfig(_ o: Options) throws(ConfigError) -> GatewayConfig {
+        var overrides: [String: String] = [:]
+        if let p = o.prefix { overrides["prefix"] = p }
+        if o.foreground { overrides["daemon"] = "off" }
+        return try ConfigLoader.load(path: configPath(o), overrides: overrides)
+    }
+
+    static func check(_ o: Options) -> Int32 {
+        let path = o.positional.first ?? configPath(o)
+        do {
+            _ = try ConfigLoader.load(path: path)
+            print("configuration at \(path ?? "(defaults)") is valid")
+            return 0
+        } catch {
+            return fail("\(error)")
+        }
+    }
+
+    static func start(_ o: Options, argc: Int32, argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
+        let config: GatewayConfig
+        do { config = try loadConfig(o) } catch { return fail("\(error)") }
+        if let pid = ProcessControl.readPid(config.pidFile), ProcessControl.isAlive(pid) {
+            return fail("Gateway is already running in \(config.prefix)")
+        }
+        do {
+            try ProcessControl.makeDirectory(config.prefix)
+            for d in ["pids", "logs", "run"] { try ProcessControl.makeDirectory(config.resolve(d)) }
+        } catch {
+            return fail("prefix \(config.prefix) is not usable: \(error)")
+        }
+        if let p = configPath(o) {
+            try? ProcessControl.writeFileAtomically(config.resolve("run/conf_path"), Array(p.utf8))
+        } else {
+            ProcessControl.remove(config.resolve("run/conf_path"))
+        }
+        let log: ErrorLog
+        do { log = try ErrorLog(path: config.resolve(config.adminErrorLog), level: config.logLevel) } catch {
+            return fail("cannot open error log: \(error)")
+        }
+        log.alsoStderr = !config.daemon
+        let master: Master
+        do {
+            master = try Master(config: config, configPath: configPath(o), overrides: o.prefix.map { ["prefix": $0] } ?? [:],
+                                log: log, hooks: Gateway.hooks(argc: argc, argv: argv))
+        } catch {
+            return fail("\(error)")
+        }
+        var notify: Int32 = -1
+        if config.daemon {
+            let pipe: (Int32, Int32)
+            do { pipe = try Socket.pipe() } catch { return fail("\(error)") }
+            // The read end must block: the parent waits for the master's verdict.
+            _ = fcntl(pipe.0, F_SETFL, 0)
+            let forked: ProcessControl.ForkResult
+            do { forked = try ProcessControl.fork() } catch { return fail("\(error)") }
+            if case .parent = forked {
+                Socket.close(pipe.1)
+                var out: [UInt8] = []
+                var buf = [UInt8](repeating: 0, count: 512)
+                while true {
+                    let n = buf.withUnsafeMutableBytes { read(pipe.0, $0.baseAddress, 512) }
+                    if n > 0 { out += buf[0..<n] } else if n == 0 || gw_errno() != EINTR { break }
+                }
+                let msg = String(decoding: out, as: UTF8.self).trimmingWhitespace()
+                if msg == "ok" {
+                    print("Gateway started")
+                    return 0
+                }
+                return fail(msg.hasPrefix("error: ") ? String(msg.dropFirst(7)) : "gateway failed to start (see \(config.resolve(config.adminErrorLog)))")
+            }
+            Socket.close(pipe.0)
+            ProcessControl.newSession()
+            ProcessControl.redirectStandardStreams(stderrPath: nil)
+            notify = pipe.1
+        }
+        do {
+            try ProcessControl.writeFileAtomically(config.pidFile, Array("\(ProcessControl.pid)\n".utf8))
+        } catch {
+            return fail("cannot write pid file: \(error)")
+        }
+        gw_set_process_title(argc, argv, "gateway: master process")
+        master.run(notifyFD: notify)
+    }
+
+    static func runningPid(_ o: Options) -> (GatewayConfig, Int32)? {
+        guard let cfg = try? loadConfig(o) else { return nil }
+        guard let pid = ProcessControl.readPid(cfg.pidFile), ProcessControl.isAlive(pid) else { return nil }
+        return (cfg, pid)
+    }
+
+    static func waitGone(_ pid: Int32, seconds: Int) -> Bool {
+        let deadline = Clock.monotonicMillis() + UInt64(seconds) * 1000
+        while ProcessControl.isAlive(pid) {
+            if Clock.monotonicMillis() > deadline { return false }
+            ProcessControl.sleepMillis(20)
+        }
+        return true
+    }
+
+    static func stop(_ o: Options, graceful: Bool) -> Int32 {
+        let cfg: GatewayConfig
+        do { cfg = try loadConfig(o) } catch { return fail("\(error)") }
+        guard let pid = ProcessControl.readPid(cfg.pidFile), ProcessControl.isAlive(pid) else {
+            return fail("Gateway is not running in \(cfg.prefix)")
+        }
+        if graceful {
+            ProcessControl.signal(pid, SIGQUIT)
+            if waitGone(pid, seconds: o.timeout) { print("Gateway stopped (gracefully)"); return 0 }
+            ProcessControl.signal(pid, SIGTERM)
+            if waitGone(pid, seconds: 10) { print("Timeout, Gateway stopped forcefully"); return 0 }
+            return fail("the gateway (pid \(pid)) did not stop")
+        }
+        ProcessControl.signal(pid, SIGTERM)
+        if waitGone(pid, seconds: 10) { print("Gateway stopped"); return 0 }
+        return fail("the gateway (pid \(pid)) did not stop within 10 s")
+    }
+
+    static func reload(_ o: Options) -> Int32 {
+        let cfg: GatewayConfig
+        do { cfg = try loadConfig(o) } catch { return fail("\(error)") }
+        guard let pid = ProcessControl.readPid(cfg.pidFile), ProcessControl.isAlive(pid) else {
+            return fail("Gateway is not running in \(cfg.prefix)")
+        }
+        if let p = configPath(o) {
+            try? ProcessControl.writeFileAtomically(cfg.resolve("run/conf_path"), Array(p.utf8))
+        }
+        ProcessControl.signal(pid, SIGHUP)
+        print("Gateway reloaded")
+        return 0
+    }
+
+    static func health(_ o: Options) -> Int32 {
+        let cfg: GatewayConfig
+        do { cfg = try loadConfig(o) } catch { return fail("\(error)") }
+        guard let pid = ProcessControl.readPid(cfg.pidFile), ProcessControl.isAlive(pid) else {
+            print("master.......not running")
+            return fail("Gateway is not running at \(cfg.prefix)")
+        }
+        print("master.......running (pid \(pid))")
+        let text = ProcessControl.readFile(cfg.resolve("pids/workers")).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let pids = text.split(separator: "\n").compactMap { Int32($0) }
+        var ok = !pids.isEmpty
+        for (i, w) in pids.enumerated() {
+            let alive = ProcessControl.isAlive(w)
+            ok = ok && alive
+            print("worker \(i).....\(alive ? "running" : "not running") (pid \(w))")
+        }
+        if pids.count < cfg.workerProcesses { ok = false }
+        if !ok { return fail("some workers are not running at \(cfg.prefix)") }
+        print("Gateway is healthy at \(cfg.prefix)")
+        return 0
+    }
+}

@@ -1,0 +1,393 @@
+// The master process (nginx's ngx_master_process_cycle): owns the listening sockets, the shared
+// segment, the Admin API and the configuration store; forks and respawns workers; turns signals
+// into actions. Its libev loop runs the Admin API, the worker channels, the signal self-pipe and
+// the active health checker. Confined to the master process; never runs in a worker.
+import CGWShims
+import GWConfig
+import GWEvent
+import GWSystem
+
+/// What the master knows about one worker process.
+final class WorkerHandle {
+    let pid: Int32
+    let index: Int              // position among the workers of its generation (socket mapping)
+    let count: Int              // worker count of its generation
+    let slot: Int               // shared-memory worker slot
+    let generation: Int         // reload generation (not the configuration generation)
+    let channelFD: Int32
+    var ready = false
+    var draining = false
+    let startedAt: UInt64
+    var watcher: IOWatcher?
+
+    init(pid: Int32, index: Int, count: Int, slot: Int, generation: Int, channelFD: Int32) {
+        self.pid = pid; self.index = index; self.count = count; self.slot = slot
+        self.generation = generation; self.channelFD = channelFD; self.startedAt = Clock.monotonicMillis()
+    }
+}
+
+/// Hooks the master calls into the rest of the program (Admin API, publisher, worker body).
+public struct MasterHooks {
+    /// Runs in the forked child: becomes the worker and never returns.
+    public var runWorker: (_ context: WorkerContext) -> Never
+    /// Called once in the master after the loop exists (start the Admin API and health checker).
+    public var masterStarted: (_ master: Master) throws -> Void
+    /// Called after a reload re-read the configuration (the Admin API may have to rebind).
+    public var configReloaded: (_ master: Master) -> Void
+    /// Called before the master exits.
+    public var masterStopping: (_ master: Master) -> Void
+
+    public init(runWorker: @escaping (WorkerContext) -> Never, masterStarted: @escaping (Master) throws -> Void,
+                configReloaded: @escaping (Master) -> Void, masterStopping: @escaping (Master) -> Void) {
+        self.runWorker = runWorker; self.masterStarted = masterStarted
+        self.configReloaded = configReloaded; self.masterStopping = masterStopping
+    }
+}
+
+/// Everything a worker starts with (inherited through fork).
+public struct WorkerContext {
+    public let config: GatewayConfig
+    public let shm: SharedMemory
+    public let index: Int
+    public let slot: Int
+    public let listenSockets: [(fd: Int32, port: Int)]
+    public let channelFD: Int32
+    public let snapshotPath: String
+}
+
+public final class Master {
+    public private(set) var config: GatewayConfig
+    let configPath: String?
+    let overrides: [String: String]
+    public let shm: SharedMemory
+    public let loop: EventLoop
+    public let log: ErrorLog
+    let hooks: MasterHooks
+    let listeners = ListenerSet()
+    var retiredGroups: [ListenerSet.Group] = []
+    var workers: [WorkerHandle] = []
+    var generation = 0
+    var stopping: StopMode? = nil
+    var startupNotifyFD: Int32 = -1
+    var signalPipe: (Int32, Int32) = (-1, -1)
+    var signalWatcher: IOWatcher?
+    var respawnTimer: TimerWatcher?
+    var stopTimer: TimerWatcher?
+    var crashTimes: [UInt64] = []
+    var pendingRespawn: [Int] = []    // worker indexes waiting for back-off
+    public var snapshotPath: String { config.resolve("run/config.json") }
+    /// The configuration generation last published to workers.
+    public private(set) var configGeneration: UInt64 = 0
+
+    enum StopMode { case fast, graceful }
+
+    /// Creates the master: listening sockets are made here (so "address in use" is reported before
+    /// any fork or daemonization), the shared segment is mapped, nothing is forked yet.
+    public init(config: GatewayConfig, configPath: String?, overrides: [String: String], log: ErrorLog,
+                hooks: MasterHooks) throws {
+        self.config = config
+        self.configPath = configPath
+        self.overrides = overrides
+        self.log = log
+        self.hooks = hooks
+        self.shm = try SharedMemory(peerAreaSize: config.memCacheSize)
+        self.loop = EventLoop()
+        _ = try listeners.ensure(specs: config.proxyListen, count: config.workerProcesses)
+    }
+
+    /// The worker pids of the current generation (for GET / and `gateway health`).
+    public var workerPids: [Int32] { workers.filter { !$0.draining }.map(\.pid) }
+    public var allWorkerPids: [Int32] { workers.map(\.pid) }
+
+    /// Starts workers and runs the loop until the master exits. `notifyFD` (daemon start) gets
+    /// "ok\n" once every worker accepts, or an error line.
+    public func run(notifyFD: Int32) -> Never {
+        startupNotifyFD = notifyFD
+        do {
+            signalPipe = try Socket.pipe()
+            gw_signals_install(signalPipe.1)
+            signalWatcher = IOWatcher(loop: loop, fd: signalPipe.0, events: .read) { [unowned self] _ in
+                self.drainSignalPipe()
+                self.handleSignals()
+            }
+            signalWatcher!.start()
+            try ProcessControl.makeDirectory(config.resolve("run"))
+            try hooks.masterStarted(self)
+        } catch {
+            failStartup("\(error)")
+        }
+        generation = 1
+        for i in 0..<config.workerProcesses { spawnWorker(index: i, count: config.workerProcesses) }
+        let startTimeout = TimerWatcher(loop: loop) { [unowned self] in
+            if self.startupNotifyFD >= 0 { self.failStartup("workers did not become ready within 30 s") }
+        }
+        startTimeout.start(after: 30)
+        respawnTimer = TimerWatcher(loop: loop) { [unowned self] in self.respawnPending() }
+        writeWorkersFile()
+        loop.run()
+        exitMaster(0)
+    }
+
+    // MARK: workers
+
+    private func freeSlot() -> Int? {
+        for i in 0..<Int(GW_MAX_WORKERS) where shm.workerSlot(i).pointee.pid == 0 {
+            if !workers.contains(where: { $0.slot == i }) { return i }
+        }
+        return nil
+    }
+
+    @discardableResult
+    func spawnWorker(index: Int, count: Int) -> Bool {
+        guard let slot = freeSlot() else {
+            log.log(.alert, "no free worker slot in shared memory")
+            return false
+        }
+        let pair: (Int32, Int32)
+        do { pair = try Socket.socketPair() } catch {
+            log.log(.alert, "\(error)")
+            return false
+        }
+        let sockets = listeners.sockets(forWorker: index, of: count)
+        let sp = shm.workerSlot(slot)
+        sp.pointee = gw_worker_slot()
+        let forked: ProcessControl.ForkResult
+        do { forked = try ProcessControl.fork() } catch {
+            log.log(.alert, "\(error)")
+            Socket.close(pair.0); Socket.close(pair.1)
+            return false
+        }
+        switch forked {
+        case .child:
+            gw_signals_reset_to_default()
+            var keep = Set(sockets.map(\.fd))
+            keep.insert(pair.1)
+            ProcessControl.closeAllDescriptors(except: keep)
+            loop.destroyInChild()
+            let ctx = WorkerContext(config: config, shm: shm, index: index, slot: slot, listenSockets: sockets,
+                                    channelFD: pair.1, snapshotPath: snapshotPath)
+            hooks.runWorker(ctx)
+        case .parent(let pid):
+            Socket.close(pair.1)
+            sp.pointee.pid = Int64(pid)
+            let h = WorkerHandle(pid: pid, index: index, count: count, slot: slot, generation: generation,
+                                 channelFD: pair.0)
+            h.watcher = IOWatcher(loop: loop, fd: pair.0, events: .read) { [unowned self, unowned h] _ in
+                self.readChannel(h)
+            }
+            h.watcher!.start()
+            workers.append(h)
+            log.log(.notice, "start worker process \(pid)")
+            return true
+        }
+    }
+
+    private func readChannel(_ h: WorkerHandle) {
+        var buf = [UInt8](repeating: 0, count: 64)
+        while true {
+            let r = buf.withUnsafeMutableBytes { Socket.read(h.channelFD, into: $0.baseAddress!, count: 64) }
+            switch r {
+            case .bytes(let n):
+                for b in buf[0..<n] where b == ChannelCommand.ready.rawValue {
+                    h.ready = true
+                    workerBecameReady()
+                }
+            case .wouldBlock:
+                return
+            case .eof, .error:
+                h.watcher?.stop()
+                return
+            }
+        }
+    }
+
+    private func workerBecameReady() {
+        let current = workers.filter { $0.generation == generation }
+        guard current.count >= config.workerProcesses, current.allSatisfy(\.ready) else { return }
+        if startupNotifyFD >= 0 {
+            notifyStartup("ok\n")
+            log.log(.notice, "gateway started: \(current.count) worker processes")
+        }
+        // A reload finished starting its workers: the previous generation stops accepting and drains.
+        for old in workers where old.generation < generation && !old.draining {
+            old.draining = true
+            send(.quit, to: old)
+        }
+        writeWorkersFile()
+    }
+
+    func send(_ c: ChannelCommand, to h: WorkerHandle) {
+        var b = c.rawValue
+        _ = Socket.write(h.channelFD, from: &b, count: 1)
+    }
+
+    /// Tells every worker that a new configuration generation is published.
+    public func publish(generation g: UInt64) {
+        configGeneration = g
+        shm.publishGeneration(g)
+        for w in workers where !w.draining { send(.configChanged, to: w) }
+    }
+
+    private func reap() {
+        while let (pid, status) = ProcessControl.reapOne() {
+            guard let i = workers.firstIndex(where: { $0.pid == pid }) else { continue }
+            let h = workers.remove(at: i)
+            h.watcher?.stop()
+            h.watcher = nil
+            Socket.close(h.channelFD)
+            shm.workerSlot(h.slot).pointee.pid = 0
+            let expected = h.draining || stopping != nil
+            log.log(expected ? .notice : .alert, "worker process \(pid) \(ProcessControl.describe(status: status))")
+            if !expected && h.generation == generation {
+                if startupNotifyFD >= 0 {
+                    failStartup("worker process \(pid) \(ProcessControl.describe(status: status)) during start")
+                }
+                scheduleRespawn(index: h.index)
+            }
+        }
+        if stopping != nil && workers.isEmpty { loop.stop() }
+        // Listener groups that left the configuration are closed once no old worker can use them.
+        if !retiredGroups.isEmpty && !workers.contains(where: { $0.draining }) {
+            for g in retiredGroups { g.fds.forEach(Socket.close) }
+            retiredGroups = []
+        }
+        writeWorkersFile()
+    }
+
+    /// Respawns at once, unless workers crash in a loop: more than 5 crashes in 10 s back off
+    /// (1 s, doubling, at most 30 s), so a worker that dies at start does not fork-bomb the host.
+    private func scheduleRespawn(index: Int) {
+        let now = Clock.monotonicMillis()
+        crashTimes = crashTimes.filter { now - $0 < 10_000 } + [now]
+        pendingRespawn.append(index)
+        if crashTimes.count <= 5 {
+            respawnPending()
+        } else {
+            let delay = min(30.0, Double(1 << min(crashTimes.count - 6, 5)))
+            log.log(.alert, "workers crash in a loop; respawning in \(Int(delay)) s")
+            if respawnTimer?.isActive != true { respawnTimer?.start(after: delay) }
+        }
+    }
+
+    private func respawnPending() {
+        guard stopping == nil else { pendingRespawn = []; return }
+        let pending = pendingRespawn
+        pendingRespawn = []
+        for index in pending where !workers.contains(where: { $0.generation == generation && $0.index == index }) {
+            spawnWorker(index: index, count: config.workerProcesses)
+        }
+    }
+
+    // MARK: signals
+
+    private func drainSignalPipe() {
+        var buf = [UInt8](repeating: 0, count: 64)
+        while case .bytes = buf.withUnsafeMutableBytes({ Socket.read(signalPipe.0, into: $0.baseAddress!, count: 64) }) {}
+    }
+
+    private func handleSignals() {
+        let set = gw_signals_take()
+        func has(_ s: Int32) -> Bool { set & (UInt64(1) << UInt64(s)) != 0 }
+        if has(SIGCHLD) { reap() }
+        if has(SIGTERM) || has(SIGINT) { stop(.fast) }
+        if has(SIGQUIT) { stop(.graceful) }
+        if has(SIGHUP) && stopping == nil { reload() }
+        if has(SIGUSR1) {
+            log.log(.notice, "reopening logs")
+            log.reopen()
+            for w in workers { send(.reopenLogs, to: w) }
+        }
+    }
+
+    /// SIGHUP: re-read the configuration; start new workers on the same sockets; once they accept,
+    /// the old ones stop accepting and drain (see workerBecameReady).
+    func reload() {
+        log.log(.notice, "reconfiguring")
+        let path = currentConfigPath()
+        let newConfig: GatewayConfig
+        do {
+            newConfig = try ConfigLoader.load(path: path, overrides: overrides)
+        } catch {
+            log.log(.error, "reload failed, keeping the running configuration: \(error)")
+            return
+        }
+        if newConfig.prefix != config.prefix {
+            log.log(.warn, "prefix cannot change on reload; keeping \(config.prefix)")
+        }
+        var nc = newConfig
+        nc.prefix = config.prefix
+        do {
+            retiredGroups += try listeners.ensure(specs: nc.proxyListen, count: nc.workerProcesses)
+        } catch {
+            log.log(.error, "reload failed, keeping the running configuration: \(error)")
+            return
+        }
+        config = nc
+        log.level = nc.logLevel
+        hooks.configReloaded(self)
+        generation += 1
+        for i in 0..<nc.workerProcesses { spawnWorker(index: i, count: nc.workerProcesses) }
+    }
+
+    /// The configuration file of this prefix: `reload -c FILE` records a new one in run/conf_path.
+    private func currentConfigPath() -> String? {
+        if let b = ProcessControl.readFile(config.resolve("run/conf_path")) {
+            let s = String(decoding: b, as: UTF8.self).trimmingWhitespace()
+            if !s.isEmpty { return s }
+        }
+        return configPath
+    }
+
+    func stop(_ mode: StopMode) {
+        if stopping == .fast { return }
+        stopping = mode
+        log.log(.notice, mode == .fast ? "stopping (fast)" : "stopping gracefully")
+        hooks.masterStopping(self)
+        for w in workers {
+            if mode == .fast { ProcessControl.signal(w.pid, SIGTERM) } else { w.draining = true; send(.quit, to: w) }
+        }
+        if workers.isEmpty { loop.stop(); return }
+        // Fast stop: workers that did not exit in 5 s are killed.
+        if mode == .fast {
+            stopTimer = TimerWatcher(loop: loop) { [unowned self] in
+                for w in self.workers { ProcessControl.signal(w.pid, SIGKILL) }
+            }
+            stopTimer!.start(after: 5)
+        }
+    }
+
+    private func exitMaster(_ code: Int32) -> Never {
+        listeners.closeAll()
+        ProcessControl.remove(config.pidFile)
+        ProcessControl.remove(config.resolve("pids/workers"))
+        log.log(.notice, "exit")
+        log.file.close()
+        ProcessControl.exit(code)
+    }
+
+    // MARK: start-up notification (daemon mode)
+
+    private func notifyStartup(_ s: String) {
+        guard startupNotifyFD >= 0 else { return }
+        let bytes = Array(s.utf8)
+        _ = bytes.withUnsafeBytes { Socket.write(startupNotifyFD, from: $0.baseAddress!, count: $0.count) }
+        Socket.close(startupNotifyFD)
+        startupNotifyFD = -1
+    }
+
+    private func failStartup(_ why: String) -> Never {
+        log.log(.emerg, why)
+        notifyStartup("error: \(why)\n")
+        for w in workers { ProcessControl.signal(w.pid, SIGKILL) }
+        while ProcessControl.reapOne() != nil || workers.contains(where: { ProcessControl.isAlive($0.pid) }) {
+            ProcessControl.sleepMillis(10)
+        }
+        exitMaster(1)
+    }
+
+    /// pids/workers: one pid per line, read by `gateway health`.
+    private func writeWorkersFile() {
+        let text = workers.filter { !$0.draining }.map { "\($0.pid)\n" }.joined()
+        try? ProcessControl.writeFileAtomically(config.resolve("pids/workers"), Array(text.utf8))
+    }
+}

@@ -1,0 +1,93 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An IPv4 or IPv6 socket address, stored as sockaddr_storage.
+public struct SocketAddress: Sendable, Equatable, CustomStringConvertible {
+    public var storage: sockaddr_storage
+    public var length: socklen_t
+
+    public static func == (a: SocketAddress, b: SocketAddress) -> Bool { a.description == b.description }
+
+    /// Parses a numeric IP literal (IPv4 or IPv6 without brackets) and a port.
+    public init?(ip: String, port: Int) {
+        guard (0...65535).contains(port) else { return nil }
+        storage = sockaddr_storage()
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        if inet_pton(AF_INET, ip, &v4) == 1 {
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET)
+            sin.sin_port = in_port_t(UInt16(port).bigEndian)
+            sin.sin_addr = v4
+            withUnsafeMutableBytes(of: &storage) { dst in
+                withUnsafeBytes(of: &sin) { dst.copyMemory(from: $0) }
+            }
+            length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        } else if inet_pton(AF_INET6, ip, &v6) == 1 {
+            var sin6 = sockaddr_in6()
+            sin6.sin6_family = sa_family_t(AF_INET6)
+            sin6.sin6_port = in_port_t(UInt16(port).bigEndian)
+            sin6.sin6_addr = v6
+            withUnsafeMutableBytes(of: &storage) { dst in
+                withUnsafeBytes(of: &sin6) { dst.copyMemory(from: $0) }
+            }
+            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        } else {
+            return nil
+        }
+    }
+
+    public init(storage: sockaddr_storage, length: socklen_t) {
+        self.storage = storage
+        self.length = length
+    }
+
+    public var family: Int32 { Int32(storage.ss_family) }
+
+    public var port: Int {
+        var s = storage
+        return withUnsafeBytes(of: &s) { raw in
+            if family == AF_INET6 {
+                return Int(UInt16(bigEndian: raw.load(fromByteOffset: 2, as: UInt16.self)))
+            }
+            return Int(UInt16(bigEndian: raw.load(fromByteOffset: 2, as: UInt16.self)))
+        }
+    }
+
+    /// The numeric IP without brackets.
+    public var ip: String {
+        var s = storage
+        var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        withUnsafeMutableBytes(of: &s) { raw in
+            if family == AF_INET6 {
+                let p = raw.baseAddress!.assumingMemoryBound(to: sockaddr_in6.self)
+                _ = inet_ntop(AF_INET6, &p.pointee.sin6_addr, &buf, socklen_t(buf.count))
+            } else {
+                let p = raw.baseAddress!.assumingMemoryBound(to: sockaddr_in.self)
+                _ = inet_ntop(AF_INET, &p.pointee.sin_addr, &buf, socklen_t(buf.count))
+            }
+        }
+        return String(cString: buf)
+    }
+
+    public var description: String { family == AF_INET6 ? "[\(ip)]:\(port)" : "\(ip):\(port)" }
+
+    /// Writes the numeric IP into `out` without allocating a String (for X-Forwarded-For and logs).
+    public func appendIP(to out: inout [UInt8]) {
+        var s = storage
+        withUnsafeMutableBytes(of: &s) { raw in
+            withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { buf in
+                if family == AF_INET6 {
+                    let p = raw.baseAddress!.assumingMemoryBound(to: sockaddr_in6.self)
+                    _ = inet_ntop(AF_INET6, &p.pointee.sin6_addr, buf.baseAddress!, 64)
+                } else {
+                    let p = raw.baseAddress!.assumingMemoryBound(to: sockaddr_in.self)
+                    _ = inet_ntop(AF_INET, &p.pointee.sin_addr, buf.baseAddress!, 64)
+                }
+                var i = 0
+                while i < 64, buf[i] != 0 { out.append(UInt8(bitPattern: buf[i])); i += 1 }
+            }
+        }
+    }
+}
