@@ -1,0 +1,630 @@
+// JSON value type without Foundation: strict RFC 8259 parser working on raw bytes and a compact serializer.
+// Invariants: integers that fit Int64 stay `.int`; object keys keep insertion order (JSONObject).
+#if canImport(Glibc)
+import Glibc
+#endif
+
+
+/// A JSON value.
+public enum JSON: Sendable {
+    case null
+    case bool(Bool)
+    case int(Int64)
+    case double(Double)
+    case string(String)
+    case array([JSON])
+    case object(JSONObject)
+}
+
+/// A parse error with the byte offset where it was detected.
+public struct JSONError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public var offset: Int
+    public init(_ message: String, offset: Int) { self.message = message; self.offset = offset }
+    public var description: String { "\(message) at byte \(offset)" }
+}
+
+/// An insertion-ordered JSON object. Duplicate keys are not kept: setting an existing key replaces its value in place.
+public struct JSONObject: Sendable, Sequence, ExpressibleByDictionaryLiteral {
+    public typealias Element = (key: String, value: JSON)
+    public private(set) var pairs: [(key: String, value: JSON)]
+
+    public init() { pairs = [] }
+    public init(_ pairs: [(String, JSON)]) {
+        self.pairs = []
+        self.pairs.reserveCapacity(pairs.count)
+        for (k, v) in pairs { self[k] = v }
+    }
+    public init(dictionaryLiteral elements: (String, JSON)...) { self.init(elements) }
+    /// Internal fast path: caller guarantees keys are unique.
+    init(uniquePairs: [(key: String, value: JSON)]) { pairs = uniquePairs }
+
+    public var count: Int { pairs.count }
+    public var isEmpty: Bool { pairs.isEmpty }
+    public var keys: [String] { pairs.map(\.key) }
+    public var values: [JSON] { pairs.map(\.value) }
+
+    public func index(forKey key: String) -> Int? {
+        for i in pairs.indices where pairs[i].key == key { return i }
+        return nil
+    }
+
+    /// Value for `key`; setting `nil` removes the key.
+    public subscript(key: String) -> JSON? {
+        get {
+            for p in pairs where p.key == key { return p.value }
+            return nil
+        }
+        set {
+            if let i = index(forKey: key) {
+                if let v = newValue { pairs[i].value = v } else { pairs.remove(at: i) }
+            } else if let v = newValue {
+                pairs.append((key, v))
+            }
+        }
+    }
+
+    public mutating func removeValue(forKey key: String) -> JSON? {
+        guard let i = index(forKey: key) else { return nil }
+        return pairs.remove(at: i).value
+    }
+
+    public func makeIterator() -> IndexingIterator<[(key: String, value: JSON)]> { pairs.makeIterator() }
+
+    /// Keys sorted; useful for deterministic output.
+    public func sortedByKey() -> JSONObject {
+        JSONObject(uniquePairs: pairs.sorted { $0.key < $1.key })
+    }
+}
+
+extension JSONObject: Equatable {
+    /// Order-insensitive comparison of key/value sets.
+    public static func == (a: JSONObject, b: JSONObject) -> Bool {
+        guard a.count == b.count else { return false }
+        for (k, v) in a.pairs {
+            guard let w = b[k], w == v else { return false }
+        }
+        return true
+    }
+}
+
+extension JSON: Equatable {
+    /// Numbers compare by value across `.int` / `.double`.
+    public static func == (a: JSON, b: JSON) -> Bool {
+        switch (a, b) {
+        case (.null, .null): return true
+        case let (.bool(x), .bool(y)): return x == y
+        case let (.int(x), .int(y)): return x == y
+        case let (.double(x), .double(y)): return x == y
+        case let (.int(x), .double(y)), let (.double(y), .int(x)): return Double(x) == y && Int64(exactly: y) == x
+        case let (.string(x), .string(y)): return x == y
+        case let (.array(x), .array(y)): return x == y
+        case let (.object(x), .object(y)): return x == y
+        default: return false
+        }
+    }
+}
+
+// MARK: - Literals
+
+extension JSON: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
+    ExpressibleByFloatLiteral, ExpressibleByStringLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral {
+    public init(nilLiteral: ()) { self = .null }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(integerLiteral value: Int64) { self = .int(value) }
+    public init(floatLiteral value: Double) { self = .double(value) }
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(arrayLiteral elements: JSON...) { self = .array(elements) }
+    public init(dictionaryLiteral elements: (String, JSON)...) { self = .object(JSONObject(elements)) }
+}
+
+// MARK: - Accessors
+
+extension JSON {
+    public init(_ s: String?) { self = s.map { .string($0) } ?? .null }
+    public init(_ i: Int) { self = .int(Int64(i)) }
+    public init(_ i: Int?) { self = i.map { .int(Int64($0)) } ?? .null }
+    public init(_ b: Bool) { self = .bool(b) }
+    public init(_ d: Double) { self = .double(d) }
+    public init(_ strings: [String]?) { self = strings.map { .array($0.map { .string($0) }) } ?? .null }
+    public init(_ ints: [Int]) { self = .array(ints.map { .int(Int64($0)) }) }
+
+    public var isNull: Bool { if case .null = self { return true } else { return false } }
+    public var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
+    public var boolValue: Bool? { if case .bool(let b) = self { return b } else { return nil } }
+    /// Int for `.int`, or for an integral `.double`.
+    public var intValue: Int? {
+        switch self {
+        case .int(let i): return Int(exactly: i)
+        case .double(let d): return Int(exactly: d)
+        default: return nil
+        }
+    }
+    public var int64Value: Int64? {
+        switch self {
+        case .int(let i): return i
+        case .double(let d): return Int64(exactly: d)
+        default: return nil
+        }
+    }
+    public var doubleValue: Double? {
+        switch self {
+        case .int(let i): return Double(i)
+        case .double(let d): return d
+        default: return nil
+        }
+    }
+    public var arrayValue: [JSON]? { if case .array(let a) = self { return a } else { return nil } }
+    public var objectValue: JSONObject? { if case .object(let o) = self { return o } else { return nil } }
+    public var isNumber: Bool {
+        switch self { case .int, .double: return true; default: return false }
+    }
+    /// Array of strings, or nil if not an array of strings.
+    public var stringArrayValue: [String]? {
+        guard case .array(let a) = self else { return nil }
+        var out: [String] = []
+        out.reserveCapacity(a.count)
+        for e in a { guard case .string(let s) = e else { return nil }; out.append(s) }
+        return out
+    }
+
+    /// Object member (nil if not an object or key absent). Setting on a non-object turns it into an object.
+    public subscript(key: String) -> JSON? {
+        get { if case .object(let o) = self { return o[key] } else { return nil } }
+        set {
+            var o: JSONObject
+            if case .object(let existing) = self { o = existing } else { o = JSONObject() }
+            o[key] = newValue
+            self = .object(o)
+        }
+    }
+    /// Array element (nil if out of range or not an array).
+    public subscript(index: Int) -> JSON? {
+        if case .array(let a) = self, a.indices.contains(index) { return a[index] }
+        return nil
+    }
+
+    /// The JSON type name as used in messages ("null", "boolean", "number", "string", "array", "object").
+    public var typeName: String {
+        switch self {
+        case .null: return "null"
+        case .bool: return "boolean"
+        case .int, .double: return "number"
+        case .string: return "string"
+        case .array: return "array"
+        case .object: return "object"
+        }
+    }
+}
+
+// MARK: - Parsing
+
+extension JSON {
+    public static let maxDepth = 512
+
+    /// Strict RFC 8259 parse of a complete document (surrounding whitespace allowed).
+    public static func parse(_ bytes: some Collection<UInt8>) throws(JSONError) -> JSON {
+        let r: Result<JSON, JSONError>? = bytes.withContiguousStorageIfAvailable { buf in
+            parseBuffer(UnsafeRawBufferPointer(buf))
+        }
+        if let r { return try r.get() }
+        let copy = Array(bytes)
+        return try copy.withUnsafeBytes { parseBuffer($0) }.get()
+    }
+
+    public static func parse(_ string: String) throws(JSONError) -> JSON {
+        var s = string
+        let r: Result<JSON, JSONError> = s.withUTF8 { parseBuffer(UnsafeRawBufferPointer($0)) }
+        return try r.get()
+    }
+
+    static func parseBuffer(_ buf: UnsafeRawBufferPointer) -> Result<JSON, JSONError> {
+        var p = JSONParser(buf)
+        do throws(JSONError) {
+            p.skipWS()
+            let v = try p.parseValue(depth: 0)
+            p.skipWS()
+            if p.pos != p.end { throw p.err("unexpected trailing characters") }
+            return .success(v)
+        } catch {
+            return .failure(error)
+        }
+    }
+}
+
+struct JSONParser {
+    let base: UnsafePointer<UInt8>?
+    let end: Int
+    var pos = 0
+    var scratch: [UInt8] = []
+
+    init(_ buf: UnsafeRawBufferPointer) {
+        base = buf.baseAddress?.assumingMemoryBound(to: UInt8.self)
+        end = buf.count
+    }
+
+    @inline(__always) func byte(_ i: Int) -> UInt8 { base.unsafelyUnwrapped[i] }
+
+    func err(_ msg: String) -> JSONError { JSONError(msg, offset: pos) }
+
+    @inline(__always) mutating func skipWS() {
+        while pos < end {
+            let c = byte(pos)
+            if c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 { pos += 1 } else { break }
+        }
+    }
+
+    mutating func parseValue(depth: Int) throws(JSONError) -> JSON {
+        guard pos < end else { throw err("unexpected end of input") }
+        let c = byte(pos)
+        switch c {
+        case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
+        case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
+        case UInt8(ascii: "\""): return .string(try parseString())
+        case UInt8(ascii: "t"): try literal("true"); return .bool(true)
+        case UInt8(ascii: "f"): try literal("false"); return .bool(false)
+        case UInt8(ascii: "n"): try literal("null"); return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber()
+        default: throw err("unexpected character '\(printable(c))'")
+        }
+    }
+
+    func printable(_ c: UInt8) -> String {
+        if c >= 0x20 && c < 0x7F { return String(UnicodeScalar(c)) }
+        return "\\x" + String(c, radix: 16)
+    }
+
+    mutating func literal(_ word: StaticString) throws(JSONError) {
+        let n = word.utf8CodeUnitCount
+        guard pos + n <= end else { throw err("invalid literal") }
+        let w = word.utf8Start
+        for i in 0..<n where byte(pos + i) != w[i] { throw err("invalid literal") }
+        pos += n
+    }
+
+    mutating func parseObject(depth: Int) throws(JSONError) -> JSON {
+        if depth > JSON.maxDepth { throw err("maximum nesting depth \(JSON.maxDepth) exceeded") }
+        pos += 1
+        var pairs: [(key: String, value: JSON)] = []
+        skipWS()
+        if pos < end && byte(pos) == UInt8(ascii: "}") { pos += 1; return .object(JSONObject(uniquePairs: pairs)) }
+        var mayHaveDup = false
+        while true {
+            skipWS()
+            guard pos < end, byte(pos) == UInt8(ascii: "\"") else { throw err("expected string key in object") }
+            let key = try parseString()
+            skipWS()
+            guard pos < end, byte(pos) == UInt8(ascii: ":") else { throw err("expected ':' after object key") }
+            pos += 1
+            skipWS()
+            let v = try parseValue(depth: depth)
+            if pairs.count < 32 {
+                if let i = pairs.firstIndex(where: { $0.key == key }) { pairs[i].value = v } else { pairs.append((key, v)) }
+            } else {
+                mayHaveDup = true
+                pairs.append((key, v))
+            }
+            skipWS()
+            guard pos < end else { throw err("unexpected end of input in object") }
+            let c = byte(pos)
+            pos += 1
+            if c == UInt8(ascii: ",") { continue }
+            if c == UInt8(ascii: "}") { break }
+            pos -= 1
+            throw err("expected ',' or '}' in object")
+        }
+        if mayHaveDup {
+            // Large object: dedupe keeping first position, last value.
+            var seen: [String: Int] = [:]
+            var out: [(key: String, value: JSON)] = []
+            out.reserveCapacity(pairs.count)
+            for p in pairs {
+                if let i = seen[p.key] { out[i].value = p.value } else { seen[p.key] = out.count; out.append(p) }
+            }
+            pairs = out
+        }
+        return .object(JSONObject(uniquePairs: pairs))
+    }
+
+    mutating func parseArray(depth: Int) throws(JSONError) -> JSON {
+        if depth > JSON.maxDepth { throw err("maximum nesting depth \(JSON.maxDepth) exceeded") }
+        pos += 1
+        var items: [JSON] = []
+        skipWS()
+        if pos < end && byte(pos) == UInt8(ascii: "]") { pos += 1; return .array(items) }
+        while true {
+            skipWS()
+            items.append(try parseValue(depth: depth))
+            skipWS()
+            guard pos < end else { throw err("unexpected end of input in array") }
+            let c = byte(pos)
+            pos += 1
+            if c == UInt8(ascii: ",") { continue }
+            if c == UInt8(ascii: "]") { break }
+            pos -= 1
+            throw err("expected ',' or ']' in array")
+        }
+        return .array(items)
+    }
+
+    @inline(__always) static func hexVal(_ c: UInt8) -> UInt32? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt32(c - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return UInt32(c - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return UInt32(c - UInt8(ascii: "A") + 10)
+        default: return nil
+        }
+    }
+
+    mutating func hex4() throws(JSONError) -> UInt32 {
+        guard pos + 4 <= end else { throw err("truncated \\u escape") }
+        var v: UInt32 = 0
+        for i in 0..<4 {
+            guard let h = JSONParser.hexVal(byte(pos + i)) else { throw err("invalid \\u escape") }
+            v = v << 4 | h
+        }
+        pos += 4
+        return v
+    }
+
+    mutating func parseString() throws(JSONError) -> String {
+        pos += 1  // opening quote
+        let start = pos
+        var needsValidation = false
+        // Fast scan: no escapes.
+        while pos < end {
+            let c = byte(pos)
+            if c == UInt8(ascii: "\"") {
+                let s = try makeString(UnsafeBufferPointer(start: base.unsafelyUnwrapped + start, count: pos - start),
+                                       validate: needsValidation, at: start)
+                pos += 1
+                return s
+            }
+            if c == UInt8(ascii: "\\") { break }
+            if c < 0x20 { throw err("unescaped control character in string") }
+            if c >= 0x80 { needsValidation = true }
+            pos += 1
+        }
+        guard pos < end else { throw err("unterminated string") }
+        // Slow path with escapes.
+        scratch.removeAll(keepingCapacity: true)
+        scratch.append(contentsOf: UnsafeBufferPointer(start: base.unsafelyUnwrapped + start, count: pos - start))
+        while pos < end {
+            let c = byte(pos)
+            if c == UInt8(ascii: "\"") {
+                pos += 1
+                return try makeString(scratchBuffer: needsValidation, at: start)
+            }
+            if c < 0x20 { throw err("unescaped control character in string") }
+            if c >= 0x80 { needsValidation = true }
+            if c != UInt8(ascii: "\\") { scratch.append(c); pos += 1; continue }
+            pos += 1
+            guard pos < end else { break }
+            let e = byte(pos)
+            pos += 1
+            switch e {
+            case UInt8(ascii: "\""): scratch.append(0x22)
+            case UInt8(ascii: "\\"): scratch.append(0x5C)
+            case UInt8(ascii: "/"): scratch.append(0x2F)
+            case UInt8(ascii: "b"): scratch.append(0x08)
+            case UInt8(ascii: "f"): scratch.append(0x0C)
+            case UInt8(ascii: "n"): scratch.append(0x0A)
+            case UInt8(ascii: "r"): scratch.append(0x0D)
+            case UInt8(ascii: "t"): scratch.append(0x09)
+            case UInt8(ascii: "u"):
+                var cp = try hex4()
+                if cp >= 0xD800 && cp <= 0xDBFF {
+                    guard pos + 6 <= end, byte(pos) == UInt8(ascii: "\\"), byte(pos + 1) == UInt8(ascii: "u") else {
+                        throw err("unpaired high surrogate in \\u escape")
+                    }
+                    pos += 2
+                    let lo = try hex4()
+                    guard lo >= 0xDC00 && lo <= 0xDFFF else { throw err("invalid low surrogate in \\u escape") }
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00)
+                } else if cp >= 0xDC00 && cp <= 0xDFFF {
+                    throw err("unpaired low surrogate in \\u escape")
+                }
+                appendUTF8(cp)
+            default:
+                pos -= 1
+                throw err("invalid escape character '\(printable(e))'")
+            }
+        }
+        pos = end
+        throw err("unterminated string")
+    }
+
+    mutating func appendUTF8(_ cp: UInt32) {
+        if cp < 0x80 {
+            scratch.append(UInt8(cp))
+        } else if cp < 0x800 {
+            scratch.append(UInt8(0xC0 | (cp >> 6)))
+            scratch.append(UInt8(0x80 | (cp & 0x3F)))
+        } else if cp < 0x10000 {
+            scratch.append(UInt8(0xE0 | (cp >> 12)))
+            scratch.append(UInt8(0x80 | ((cp >> 6) & 0x3F)))
+            scratch.append(UInt8(0x80 | (cp & 0x3F)))
+        } else {
+            scratch.append(UInt8(0xF0 | (cp >> 18)))
+            scratch.append(UInt8(0x80 | ((cp >> 12) & 0x3F)))
+            scratch.append(UInt8(0x80 | ((cp >> 6) & 0x3F)))
+            scratch.append(UInt8(0x80 | (cp & 0x3F)))
+        }
+    }
+
+    func makeString(_ b: UnsafeBufferPointer<UInt8>, validate: Bool, at start: Int) throws(JSONError) -> String {
+        if !validate { return String(decoding: b, as: UTF8.self) }
+        guard let s = String(validating: b, as: UTF8.self) else { throw JSONError("invalid UTF-8 in string", offset: start) }
+        return s
+    }
+
+    func makeString(scratchBuffer validate: Bool, at start: Int) throws(JSONError) -> String {
+        try scratch.withUnsafeBufferPointer { (b) throws(JSONError) -> String in
+            try makeString(b, validate: validate, at: start)
+        }
+    }
+
+    mutating func parseNumber() throws(JSONError) -> JSON {
+        let start = pos
+        var negative = false
+        if byte(pos) == UInt8(ascii: "-") { negative = true; pos += 1 }
+        guard pos < end, isDigit(byte(pos)) else { throw err("invalid number") }
+        var intVal: UInt64 = 0
+        var overflow = false
+        if byte(pos) == UInt8(ascii: "0") {
+            pos += 1
+            if pos < end && isDigit(byte(pos)) { throw err("leading zeros are not allowed in numbers") }
+        } else {
+            while pos < end, isDigit(byte(pos)) {
+                let d = UInt64(byte(pos) - UInt8(ascii: "0"))
+                let (m, o1) = intVal.multipliedReportingOverflow(by: 10)
+                let (a, o2) = m.addingReportingOverflow(d)
+                if o1 || o2 { overflow = true }
+                intVal = a
+                pos += 1
+            }
+        }
+        var isFloat = false
+        if pos < end && byte(pos) == UInt8(ascii: ".") {
+            isFloat = true
+            pos += 1
+            guard pos < end, isDigit(byte(pos)) else { throw err("expected digit after decimal point") }
+            while pos < end, isDigit(byte(pos)) { pos += 1 }
+        }
+        if pos < end && (byte(pos) == UInt8(ascii: "e") || byte(pos) == UInt8(ascii: "E")) {
+            isFloat = true
+            pos += 1
+            if pos < end && (byte(pos) == UInt8(ascii: "+") || byte(pos) == UInt8(ascii: "-")) { pos += 1 }
+            guard pos < end, isDigit(byte(pos)) else { throw err("expected digit in exponent") }
+            while pos < end, isDigit(byte(pos)) { pos += 1 }
+        }
+        if !isFloat && !overflow {
+            if negative {
+                if intVal <= UInt64(Int64.max) { return .int(-Int64(intVal)) }
+                if intVal == UInt64(Int64.max) + 1 { return .int(Int64.min) }
+            } else if intVal <= UInt64(Int64.max) {
+                return .int(Int64(intVal))
+            }
+        }
+        let text = String(decoding: UnsafeBufferPointer(start: base.unsafelyUnwrapped + start, count: pos - start),
+                          as: UTF8.self)
+        guard let d = Double(text) else { throw JSONError("invalid number", offset: start) }
+        return .double(d)
+    }
+
+    @inline(__always) func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
+}
+
+// MARK: - Serialization
+
+extension JSON {
+    /// Compact UTF-8 serialization.
+    public func serialized() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        JSON.write(self, into: &out)
+        return out
+    }
+
+    public var serializedString: String { String(decoding: serialized(), as: UTF8.self) }
+
+    /// Appends the compact serialization to `out`.
+    public func write(into out: inout [UInt8]) { JSON.write(self, into: &out) }
+
+    static func write(_ v: JSON, into out: inout [UInt8]) {
+        switch v {
+        case .null: out.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C])
+        case .bool(let b):
+            if b { out.append(contentsOf: [0x74, 0x72, 0x75, 0x65]) } else { out.append(contentsOf: [0x66, 0x61, 0x6C, 0x73, 0x65]) }
+        case .int(let i): writeInt(i, into: &out)
+        case .double(let d): writeDouble(d, into: &out)
+        case .string(let s): writeString(s, into: &out)
+        case .array(let a):
+            out.append(UInt8(ascii: "["))
+            var first = true
+            for e in a {
+                if !first { out.append(UInt8(ascii: ",")) }
+                first = false
+                write(e, into: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .object(let o):
+            out.append(UInt8(ascii: "{"))
+            var first = true
+            for (k, e) in o.pairs {
+                if !first { out.append(UInt8(ascii: ",")) }
+                first = false
+                writeString(k, into: &out)
+                out.append(UInt8(ascii: ":"))
+                write(e, into: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    static func writeInt(_ i: Int64, into out: inout [UInt8]) {
+        if i == 0 { out.append(UInt8(ascii: "0")); return }
+        var mag = i.magnitude
+        var tmp: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                  UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = 0
+        withUnsafeMutableBytes(of: &tmp) { buf in
+            while mag > 0 {
+                buf[n] = UInt8(ascii: "0") + UInt8(mag % 10)
+                mag /= 10
+                n += 1
+            }
+            if i < 0 { out.append(UInt8(ascii: "-")) }
+            while n > 0 { n -= 1; out.append(buf[n]) }
+        }
+    }
+
+    static func writeDouble(_ d: Double, into out: inout [UInt8]) {
+        guard d.isFinite else { out.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C]); return }
+        if d == d.rounded(), abs(d) < 1e15 {
+            // Integral: print without ".0" (as Kong's cjson does).
+            writeInt(Int64(d), into: &out)
+            return
+        }
+        // Swift's description is the shortest representation that round-trips.
+        out.append(contentsOf: d.description.utf8)
+    }
+
+    static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    static func writeString(_ s: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        var s = s
+        s.withUTF8 { buf in
+            var runStart = 0
+            var i = 0
+            let n = buf.count
+            while i < n {
+                let c = buf[i]
+                if c >= 0x20 && c != 0x22 && c != 0x5C { i += 1; continue }
+                if i > runStart { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[runStart..<i])) }
+                switch c {
+                case 0x22: out.append(0x5C); out.append(0x22)
+                case 0x5C: out.append(0x5C); out.append(0x5C)
+                case 0x0A: out.append(0x5C); out.append(UInt8(ascii: "n"))
+                case 0x0D: out.append(0x5C); out.append(UInt8(ascii: "r"))
+                case 0x09: out.append(0x5C); out.append(UInt8(ascii: "t"))
+                case 0x08: out.append(0x5C); out.append(UInt8(ascii: "b"))
+                case 0x0C: out.append(0x5C); out.append(UInt8(ascii: "f"))
+                default:
+                    out.append(contentsOf: [0x5C, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                                            hexDigits[Int(c >> 4)], hexDigits[Int(c & 0xF)]])
+                }
+                i += 1
+                runStart = i
+            }
+            if n > runStart { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[runStart..<n])) }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}
+
+extension JSON: CustomStringConvertible {
+    public var description: String { serializedString }
+}
