@@ -31,6 +31,7 @@ final class HTTPParserCore {
     var responseToHEAD = false
     var sawContentLength = false
     var sawTransferEncoding = false
+    var sawHost = false
     var headerBytesAccepted = false // trailers: header callbacks after the head are ignored
     // raw head scanner
     var scanLine = 0             // line index within the head (0 = start line)
@@ -53,6 +54,7 @@ final class HTTPParserCore {
         settings.pointee.on_header_value = { p, at, n in HTTPParserCore.from(p).onHeaderValue(at, n) }
         settings.pointee.on_header_value_complete = { p in HTTPParserCore.from(p).onHeaderValueComplete() }
         settings.pointee.on_headers_complete = { p in HTTPParserCore.from(p).onHeadersComplete() }
+        settings.pointee.on_chunk_header = { p in HTTPParserCore.from(p).onChunkHeader() }
         settings.pointee.on_body = { p, at, n in HTTPParserCore.from(p).onBody(at, n) }
         settings.pointee.on_message_complete = { p in HTTPParserCore.from(p).onMessageComplete() }
         llhttp_init(parser, request ? HTTP_REQUEST : HTTP_RESPONSE, settings)
@@ -69,6 +71,7 @@ final class HTTPParserCore {
     }
 
     static let paused = Int32(HPE_PAUSED.rawValue)
+    nonisolated(unsafe) static let emptyByte: UnsafeMutablePointer<UInt8> = .allocate(capacity: 1)
     static let user = Int32(HPE_USER.rawValue)
 
     /// Forget everything (new connection). Limits are kept.
@@ -82,7 +85,7 @@ final class HTTPParserCore {
     func resetMessage() {
         head.reset()
         headDone = false; bodyBytes = 0; headerState = 0
-        sawContentLength = false; sawTransferEncoding = false; headerBytesAccepted = true
+        sawContentLength = false; sawTransferEncoding = false; sawHost = false; headerBytesAccepted = true
         scanLine = 0; scanLineLen = 0; scanSawCR = false; scanHeadBytes = 0; scanDone = false
     }
 
@@ -97,14 +100,17 @@ final class HTTPParserCore {
     func execute(_ bytes: UnsafeRawBufferPointer) -> HTTPParseStep {
         if let f = failure { return .error(f) }
         if upgraded { return .upgrade(consumed: 0) }
-        guard let base0 = bytes.baseAddress, bytes.count > 0 else { return .needMore }
+        // A pause may sit right at the end of the previous buffer (head or body ending there): llhttp must
+        // then be resumed even with no new bytes so that it can reach message completion.
+        var wasPaused = llhttp_get_errno(parser) == HPE_PAUSED
+        if bytes.count == 0 && !wasPaused { return .needMore }
+        let base0 = bytes.baseAddress ?? UnsafeRawPointer(HTTPParserCore.emptyByte)
         var offset = 0
         while true {
-            let errno = llhttp_get_errno(parser)
-            if errno == HPE_PAUSED { llhttp_resume(parser) }
+            if wasPaused || llhttp_get_errno(parser) == HPE_PAUSED { llhttp_resume(parser) }
+            wasPaused = false
             let base = base0 + offset
             let count = bytes.count - offset
-            if count == 0 { return .needMore }
             if !scanDone, let e = scanHead(base.assumingMemoryBound(to: UInt8.self), count) { return fail(e) }
             event = .none
             let rc = llhttp_execute(parser, base.assumingMemoryBound(to: CChar.self), count)
@@ -112,6 +118,7 @@ final class HTTPParserCore {
                 if let e = pendingError { pendingError = nil; return fail(e) }
                 return .needMore
             }
+            if count == 0 && rc == HPE_PAUSED && event == .none { return .needMore }
             let pos = llhttp_get_error_pos(parser).map { UnsafeRawPointer($0) - base0 } ?? bytes.count
             if rc == HPE_PAUSED {
                 switch event {
@@ -252,6 +259,18 @@ final class HTTPParserCore {
             return HTTPParserCore.user
         }
         head.headers.fields[i].valueStart = Int32(head.headers.storage.count)
+        if isRequest {
+            // nginx treats these as unique header lines ("client sent duplicate header line" → 400).
+            let h = head.headers
+            switch f.nameLength {
+            case 4 where sawHost && h.nameEquals(at: i, "host"),
+                 14 where sawContentLength && h.nameEquals(at: i, "content-length"),
+                 17 where sawTransferEncoding && h.nameEquals(at: i, "transfer-encoding"):
+                pendingError = HTTPParseError(.badRequest, "client sent duplicate header line")
+                return HTTPParserCore.user
+            default: break
+            }
+        }
         return 0
     }
 
@@ -276,20 +295,11 @@ final class HTTPParserCore {
         let h = head.headers
         switch f.nameLength {
         case 4 where h.nameEquals(at: i, "host"):
-            if head.hostIndex != nil && isRequest {
-                pendingError = HTTPParseError(.badRequest, "duplicate Host header"); return HTTPParserCore.user
-            }
-            head.hostIndex = i
+            if head.hostIndex == nil { head.hostIndex = i }
+            sawHost = true
         case 14 where h.nameEquals(at: i, "content-length"):
-            if sawContentLength {   // llhttp rejects this already; keep the nginx rule explicit
-                pendingError = HTTPParseError(.badRequest, "duplicate Content-Length"); return HTTPParserCore.user
-            }
             sawContentLength = true
         case 17 where h.nameEquals(at: i, "transfer-encoding"):
-            if sawTransferEncoding && isRequest {
-                pendingError = HTTPParseError(.badRequest, "duplicate Transfer-Encoding")
-                return HTTPParserCore.user
-            }
             sawTransferEncoding = true
         case 6 where h.nameEquals(at: i, "expect"):
             if valueEqualsIgnoringCase(f, "100-continue") { head.expectsContinue = true }
@@ -386,6 +396,16 @@ final class HTTPParserCore {
             return HTTPParseError(.bodyTooLarge, "client intended to send too large body")
         }
         return nil
+    }
+
+    /// Chunk size known (`content_length` holds it): enforce client_max_body_size before any of it is delivered.
+    func onChunkHeader() -> Int32 {
+        let size = parser.pointee.content_length
+        if isRequest, limits.maxBodySize > 0, UInt64(bodyBytes) + size > UInt64(limits.maxBodySize) {
+            pendingError = HTTPParseError(.bodyTooLarge, "client intended to send too large chunked body")
+            return HTTPParserCore.user
+        }
+        return 0
     }
 
     func onBody(_ at: UnsafePointer<CChar>?, _ n: Int) -> Int32 {
