@@ -1,0 +1,438 @@
+// The llhttp driver shared by HTTPRequestParser and HTTPResponseParser.
+// llhttp calls C callbacks (@convention(c) closures below) that find this object through `llhttp_t.data`.
+// Events that the caller must act on (head, body piece, message end) pause llhttp with HPE_PAUSED; the
+// pause position (`llhttp_get_error_pos`) tells how many bytes were consumed. Header bytes are copied into
+// the head's single storage array; body pieces are not copied.
+// Extra checks on top of llhttp 8.1 (which is lenient here): a raw-byte scan of the head rejects obs-fold,
+// bare CR and over-long lines; on_headers_complete applies nginx's request rules (Host, duplicate
+// CL/TE/Host, Transfer-Encoding other than exactly "chunked", HTTP version).
+import CLLHTTP
+
+@usableFromInline
+final class HTTPParserCore {
+    enum Event { case none, head, body, complete, informational }
+
+    let isRequest: Bool
+    let parser: UnsafeMutablePointer<llhttp_t>
+    let settings: UnsafeMutablePointer<llhttp_settings_t>
+    var limits: HTTPParserLimits
+    var head = HTTPMessageHead()
+
+    // per-call / per-message state
+    var event: Event = .none
+    var bodyStart: UnsafeRawPointer? = nil
+    var bodyCount = 0
+    var failure: HTTPParseError? = nil
+    var pendingError: HTTPParseError? = nil
+    var headDone = false
+    var bodyBytes = 0
+    var headerState = 0          // 0 none, 1 in name, 2 in value
+    var upgraded = false
+    var responseToHEAD = false
+    var sawContentLength = false
+    var sawTransferEncoding = false
+    var sawHost = false
+    var headerBytesAccepted = false // trailers: header callbacks after the head are ignored
+    // raw head scanner
+    var scanLine = 0             // line index within the head (0 = start line)
+    var scanLineLen = 0
+    var scanSawCR = false
+    var scanHeadBytes = 0
+    var scanDone = false
+
+    init(request: Bool, limits: HTTPParserLimits) {
+        isRequest = request
+        self.limits = limits
+        parser = .allocate(capacity: 1)
+        settings = .allocate(capacity: 1)
+        llhttp_settings_init(settings)
+        settings.pointee.on_message_begin = { p in HTTPParserCore.from(p).onMessageBegin() }
+        settings.pointee.on_url = { p, at, n in HTTPParserCore.from(p).onURL(at, n) }
+        settings.pointee.on_status = { p, at, n in HTTPParserCore.from(p).onStatus(at, n) }
+        settings.pointee.on_header_field = { p, at, n in HTTPParserCore.from(p).onHeaderField(at, n) }
+        settings.pointee.on_header_field_complete = { p in HTTPParserCore.from(p).onHeaderFieldComplete() }
+        settings.pointee.on_header_value = { p, at, n in HTTPParserCore.from(p).onHeaderValue(at, n) }
+        settings.pointee.on_header_value_complete = { p in HTTPParserCore.from(p).onHeaderValueComplete() }
+        settings.pointee.on_headers_complete = { p in HTTPParserCore.from(p).onHeadersComplete() }
+        settings.pointee.on_chunk_header = { p in HTTPParserCore.from(p).onChunkHeader() }
+        settings.pointee.on_body = { p, at, n in HTTPParserCore.from(p).onBody(at, n) }
+        settings.pointee.on_message_complete = { p in HTTPParserCore.from(p).onMessageComplete() }
+        llhttp_init(parser, request ? HTTP_REQUEST : HTTP_RESPONSE, settings)
+        parser.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    deinit {
+        parser.deallocate()
+        settings.deallocate()
+    }
+
+    @inline(__always) static func from(_ p: UnsafeMutablePointer<llhttp_t>?) -> HTTPParserCore {
+        Unmanaged<HTTPParserCore>.fromOpaque(p!.pointee.data!).takeUnretainedValue()
+    }
+
+    static let paused = Int32(HPE_PAUSED.rawValue)
+    nonisolated(unsafe) static let emptyByte: UnsafeMutablePointer<UInt8> = .allocate(capacity: 1)
+    static let user = Int32(HPE_USER.rawValue)
+
+    /// Forget everything (new connection). Limits are kept.
+    func reset() {
+        llhttp_init(parser, isRequest ? HTTP_REQUEST : HTTP_RESPONSE, settings)
+        parser.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        failure = nil; pendingError = nil; upgraded = false; responseToHEAD = false
+        resetMessage()
+    }
+
+    func resetMessage() {
+        head.reset()
+        headDone = false; bodyBytes = 0; headerState = 0
+        sawContentLength = false; sawTransferEncoding = false; sawHost = false; headerBytesAccepted = true
+        scanLine = 0; scanLineLen = 0; scanSawCR = false; scanHeadBytes = 0; scanDone = false
+    }
+
+    func fail(_ e: HTTPParseError) -> HTTPParseStep {
+        let e2 = isRequest ? e : HTTPParseError(.invalidResponse, e.reason)
+        failure = e2
+        return .error(e2)
+    }
+
+    // MARK: execute
+
+    func execute(_ bytes: UnsafeRawBufferPointer) -> HTTPParseStep {
+        if let f = failure { return .error(f) }
+        if upgraded { return .upgrade(consumed: 0) }
+        // A pause may sit right at the end of the previous buffer (head or body ending there): llhttp must
+        // then be resumed even with no new bytes so that it can reach message completion.
+        var wasPaused = llhttp_get_errno(parser) == HPE_PAUSED
+        if bytes.count == 0 && !wasPaused { return .needMore }
+        let base0 = bytes.baseAddress ?? UnsafeRawPointer(HTTPParserCore.emptyByte)
+        var offset = 0
+        while true {
+            if wasPaused || llhttp_get_errno(parser) == HPE_PAUSED { llhttp_resume(parser) }
+            wasPaused = false
+            let base = base0 + offset
+            let count = bytes.count - offset
+            if !scanDone, let e = scanHead(base.assumingMemoryBound(to: UInt8.self), count) { return fail(e) }
+            event = .none
+            let rc = llhttp_execute(parser, base.assumingMemoryBound(to: CChar.self), count)
+            if rc == HPE_OK {
+                if let e = pendingError { pendingError = nil; return fail(e) }
+                return .needMore
+            }
+            if count == 0 && rc == HPE_PAUSED && event == .none { return .needMore }
+            let pos = llhttp_get_error_pos(parser).map { UnsafeRawPointer($0) - base0 } ?? bytes.count
+            if rc == HPE_PAUSED {
+                switch event {
+                case .head: return .head(consumed: pos)
+                case .informational: return .informational(consumed: pos)
+                case .body:
+                    return .body(UnsafeRawBufferPointer(start: bodyStart, count: bodyCount), consumed: pos)
+                case .complete:
+                    return .messageComplete(consumed: pos)
+                case .none:
+                    // 1xx message end (not reported): go on with the final response in the same buffer.
+                    offset = pos
+                    continue
+                }
+            }
+            if rc == HPE_PAUSED_UPGRADE {
+                upgraded = true
+                return .upgrade(consumed: pos)
+            }
+            if let e = pendingError { pendingError = nil; return fail(e) }
+            return fail(mapError(rc))
+        }
+    }
+
+    func finish() -> HTTPEOFResult {
+        if failure != nil { return .truncated }
+        if upgraded { return .clean }
+        if llhttp_get_errno(parser) == HPE_PAUSED { llhttp_resume(parser) }
+        event = .none
+        let rc = llhttp_finish(parser)
+        if rc == HPE_PAUSED || event == .complete { return .messageComplete }
+        if rc == HPE_OK {
+            // SAFE also covers "waiting for the next message": truncated only if we are mid-message.
+            return (scanHeadBytes > 0 || headDone) ? .truncated : .clean
+        }
+        return .truncated
+    }
+
+    func mapError(_ rc: llhttp_errno_t) -> HTTPParseError {
+        let reason = llhttp_get_error_reason(parser).map { String(cString: $0) } ?? "parse error"
+        switch rc {
+        case HPE_INVALID_VERSION: return HTTPParseError(.versionNotSupported, reason)
+        case HPE_INVALID_TRANSFER_ENCODING: return HTTPParseError(.unsupportedTransferEncoding, reason)
+        default: return HTTPParseError(.badRequest, reason)
+        }
+    }
+
+    /// Raw scan of head bytes before llhttp sees them: bare CR, obs-fold, line and head size limits.
+    /// Stops at the empty line ending the head.
+    func scanHead(_ p: UnsafePointer<UInt8>, _ n: Int) -> HTTPParseError? {
+        var i = 0
+        while i < n {
+            let b = p[i]
+            i += 1
+            if scanSawCR {
+                scanSawCR = false
+                if b != 0x0A { return HTTPParseError(.badRequest, "bare CR in head") }
+            } else if b == 0x0D {
+                scanSawCR = true
+                continue
+            }
+            if b == 0x0A {
+                if scanLineLen == 0 {
+                    if scanLine == 0 { continue }          // leading empty lines before the request line
+                    scanDone = true
+                    scanHeadBytes += i
+                    return nil
+                }
+                scanLine += 1
+                scanLineLen = 0
+                continue
+            }
+            if scanLineLen == 0, scanLine > 0, b == 0x20 || b == 0x09 {
+                return HTTPParseError(.badRequest, "obs-fold or whitespace at start of header line")
+            }
+            scanLineLen += 1
+            if scanLine == 0 {
+                if scanLineLen > limits.maxRequestLineLength {
+                    return HTTPParseError(isRequest ? .uriTooLong : .invalidResponse, "request line too long")
+                }
+            } else if scanLineLen > limits.maxHeaderLineLength {
+                return HTTPParseError(.headerTooLarge, "header line too long")
+            }
+            if scanHeadBytes + i > limits.maxHeadBytes {
+                return HTTPParseError(.headerTooLarge, "header section too large")
+            }
+        }
+        scanHeadBytes += n
+        return nil
+    }
+
+    // MARK: callbacks
+
+    func onMessageBegin() -> Int32 {
+        let keepScan = (scanLine, scanLineLen, scanSawCR, scanHeadBytes, scanDone)
+        resetMessage()
+        // The scanner already ran over this buffer (it is reset when a message completes).
+        (scanLine, scanLineLen, scanSawCR, scanHeadBytes, scanDone) = keepScan
+        return 0
+    }
+
+    func onURL(_ at: UnsafePointer<CChar>?, _ n: Int) -> Int32 {
+        head.target.append(contentsOf: UnsafeRawBufferPointer(start: at, count: n))
+        return 0
+    }
+
+    func onStatus(_ at: UnsafePointer<CChar>?, _ n: Int) -> Int32 {
+        head.reason.append(contentsOf: UnsafeRawBufferPointer(start: at, count: n))
+        return 0
+    }
+
+    func onHeaderField(_ at: UnsafePointer<CChar>?, _ n: Int) -> Int32 {
+        if headDone { return 0 }   // trailer fields: dropped
+        if headerState != 1 {
+            if head.headers.fields.count >= limits.maxHeaderCount {
+                pendingError = HTTPParseError(.headerTooLarge, "too many header fields")
+                return HTTPParserCore.user
+            }
+            let s = Int32(head.headers.storage.count)
+            head.headers.fields.append(.init(nameStart: s, nameLength: 0, valueStart: s, valueLength: 0))
+            headerState = 1
+        }
+        head.headers.storage.append(contentsOf: UnsafeRawBufferPointer(start: at, count: n))
+        head.headers.fields[head.headers.fields.count - 1].nameLength += Int32(n)
+        return 0
+    }
+
+    func onHeaderFieldComplete() -> Int32 {
+        if headDone { return 0 }
+        let i = head.headers.fields.count - 1
+        let f = head.headers.fields[i]
+        if f.nameLength == 0 {
+            pendingError = HTTPParseError(.badRequest, "empty header name"); return HTTPParserCore.user
+        }
+        let last = head.headers.storage[Int(f.nameStart + f.nameLength) - 1]
+        if last == 0x20 || last == 0x09 {
+            pendingError = HTTPParseError(.badRequest, "whitespace between header name and colon")
+            return HTTPParserCore.user
+        }
+        head.headers.fields[i].valueStart = Int32(head.headers.storage.count)
+        if isRequest {
+            // nginx treats these as unique header lines ("client sent duplicate header line" → 400).
+            let h = head.headers
+            switch f.nameLength {
+            case 4 where sawHost && h.nameEquals(at: i, "host"),
+                 14 where sawContentLength && h.nameEquals(at: i, "content-length"),
+                 17 where sawTransferEncoding && h.nameEquals(at: i, "transfer-encoding"):
+                pendingError = HTTPParseError(.badRequest, "client sent duplicate header line")
+                return HTTPParserCore.user
+            default: break
+            }
+        }
+        return 0
+    }
+
+    func onHeaderValue(_ at: UnsafePointer<CChar>?, _ n: Int) -> Int32 {
+        if headDone { return 0 }
+        headerState = 2
+        head.headers.storage.append(contentsOf: UnsafeRawBufferPointer(start: at, count: n))
+        head.headers.fields[head.headers.fields.count - 1].valueLength += Int32(n)
+        return 0
+    }
+
+    func onHeaderValueComplete() -> Int32 {
+        if headDone { return 0 }
+        headerState = 0
+        let i = head.headers.fields.count - 1
+        var f = head.headers.fields[i]
+        while f.valueLength > 0 {
+            let b = head.headers.storage[Int(f.valueStart + f.valueLength) - 1]
+            if b == 0x20 || b == 0x09 { f.valueLength -= 1 } else { break }
+        }
+        head.headers.fields[i] = f
+        let h = head.headers
+        switch f.nameLength {
+        case 4 where h.nameEquals(at: i, "host"):
+            if head.hostIndex == nil { head.hostIndex = i }
+            sawHost = true
+        case 14 where h.nameEquals(at: i, "content-length"):
+            sawContentLength = true
+        case 17 where h.nameEquals(at: i, "transfer-encoding"):
+            sawTransferEncoding = true
+        case 6 where h.nameEquals(at: i, "expect"):
+            if valueEqualsIgnoringCase(f, "100-continue") { head.expectsContinue = true }
+        default: break
+        }
+        return 0
+    }
+
+    func valueEqualsIgnoringCase(_ f: HTTPHeaders.Field, _ s: String) -> Bool {
+        var s = s
+        return s.withUTF8 { u in
+            guard u.count == Int(f.valueLength) else { return false }
+            var j = Int(f.valueStart)
+            for b in u {
+                if asciiLower(head.headers.storage[j]) != asciiLower(b) { return false }
+                j += 1
+            }
+            return true
+        }
+    }
+
+    func onHeadersComplete() -> Int32 {
+        let p = parser.pointee
+        headDone = true
+        head.versionMajor = p.http_major
+        head.versionMinor = p.http_minor
+        let flags = UInt32(p.flags)
+        head.isChunked = flags & F_CHUNKED.rawValue != 0
+        if flags & F_CONTENT_LENGTH.rawValue != 0, !head.isChunked {
+            head.contentLength = p.content_length > UInt64(Int.max) ? Int.max : Int(p.content_length)
+        }
+        if isRequest {
+            head.methodCode = p.method
+            head.method = HTTPMethod(llhttpCode: p.method)
+            var q = 0
+            while q < head.target.count, head.target[q] != 0x3F { q += 1 }
+            head.queryStart = q
+            head.isUpgrade = p.upgrade != 0
+            if let e = checkRequestHead() { pendingError = e; return HTTPParserCore.user }
+            head.keepAlive = llhttp_should_keep_alive(parser) != 0
+            event = .head
+            return HTTPParserCore.paused
+        }
+        head.status = Int(p.status_code)
+        if p.http_major != 1 {
+            pendingError = HTTPParseError(.invalidResponse, "unsupported HTTP version in response")
+            return HTTPParserCore.user
+        }
+        if head.status < 100 || head.status > 999 {
+            pendingError = HTTPParseError(.invalidResponse, "invalid status code"); return HTTPParserCore.user
+        }
+        if sawTransferEncoding && !head.isChunked {
+            // nginx: upstream sent unknown "Transfer-Encoding" → 502
+            pendingError = HTTPParseError(.invalidResponse, "unsupported Transfer-Encoding in response")
+            return HTTPParserCore.user
+        }
+        let informational = head.status < 200 && head.status != 101
+        if informational || head.status == 204 || head.status == 304 || responseToHEAD {
+            parser.pointee.flags |= UInt16(F_SKIPBODY.rawValue)
+            if head.status == 204 || head.status == 304 || informational {
+                head.contentLength = nil; head.isChunked = false
+            }
+        }
+        head.isUpgrade = p.upgrade != 0
+        head.keepAlive = llhttp_should_keep_alive(parser) != 0
+        event = informational ? .informational : .head
+        return HTTPParserCore.paused
+    }
+
+    /// nginx's request-header rules (ngx_http_process_request_header) that llhttp does not enforce.
+    func checkRequestHead() -> HTTPParseError? {
+        if head.versionMajor != 1 {
+            return head.versionMajor >= 2 ? HTTPParseError(.versionNotSupported, "HTTP version not supported")
+                                          : HTTPParseError(.badRequest, "HTTP/0.9 not supported")
+        }
+        if head.versionMinor > 1 { return HTTPParseError(.versionNotSupported, "HTTP version not supported") }
+        if head.hostIndex == nil && head.versionMinor >= 1 {
+            return HTTPParseError(.badRequest, "client sent HTTP/1.1 request without \"Host\" header")
+        }
+        if sawTransferEncoding {
+            if head.versionMinor == 0 {
+                return HTTPParseError(.badRequest, "client sent HTTP/1.0 request with \"Transfer-Encoding\" header")
+            }
+            let i = head.headers.firstIndex(of: "transfer-encoding")!
+            if !valueEqualsIgnoringCase(head.headers.fields[i], "chunked") {
+                return HTTPParseError(.unsupportedTransferEncoding, "client sent unknown \"Transfer-Encoding\"")
+            }
+            if sawContentLength {
+                return HTTPParseError(.badRequest,
+                                      "client sent \"Content-Length\" and \"Transfer-Encoding\" headers at the same time")
+            }
+        }
+        if limits.maxBodySize > 0, let cl = head.contentLength, cl > limits.maxBodySize {
+            return HTTPParseError(.bodyTooLarge, "client intended to send too large body")
+        }
+        return nil
+    }
+
+    /// Chunk size known (`content_length` holds it): enforce client_max_body_size before any of it is delivered.
+    func onChunkHeader() -> Int32 {
+        let size = parser.pointee.content_length
+        if isRequest, limits.maxBodySize > 0, UInt64(bodyBytes) + size > UInt64(limits.maxBodySize) {
+            pendingError = HTTPParseError(.bodyTooLarge, "client intended to send too large chunked body")
+            return HTTPParserCore.user
+        }
+        return 0
+    }
+
+    func onBody(_ at: UnsafePointer<CChar>?, _ n: Int) -> Int32 {
+        if n == 0 { return 0 }
+        bodyBytes += n
+        if isRequest, limits.maxBodySize > 0, bodyBytes > limits.maxBodySize {
+            pendingError = HTTPParseError(.bodyTooLarge, "client intended to send too large chunked body")
+            return HTTPParserCore.user
+        }
+        bodyStart = UnsafeRawPointer(at)
+        bodyCount = n
+        event = .body
+        return HTTPParserCore.paused
+    }
+
+    func onMessageComplete() -> Int32 {
+        let wasInformational = !isRequest && head.status < 200 && head.status != 101
+        // Next message starts fresh: re-arm the head scanner.
+        scanLine = 0; scanLineLen = 0; scanSawCR = false; scanHeadBytes = 0; scanDone = false
+        headDone = false
+        if wasInformational {
+            // Continue parsing the final response; the head was already reported as .informational.
+            event = .none
+            return HTTPParserCore.paused
+        }
+        event = .complete
+        if parser.pointee.upgrade != 0 { return 0 }   // llhttp then returns HPE_PAUSED_UPGRADE
+        return HTTPParserCore.paused
+    }
+}

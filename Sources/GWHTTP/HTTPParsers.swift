@@ -1,0 +1,68 @@
+// Public incremental parsers (client side: requests; upstream side: responses). See README.md for the
+// driving protocol. Neither parser copies body bytes; header bytes are copied once into `head`.
+
+/// Parses HTTP/1.x requests from a client connection, one event per `execute` call.
+///
+/// Driving: keep calling `execute(bytes[offset...])`, advancing `offset` by each step's `consumed`:
+///   `.needMore` → read more bytes (all given bytes were consumed).
+///   `.head` → `head` is valid until the next message begins (i.e. until you feed bytes after `.messageComplete`).
+///   `.body(piece, _)` (0…n times) → `piece` points into YOUR buffer; forward/copy it before reusing the buffer.
+///   `.messageComplete` → request done; feed the remaining bytes (pipelining) only when ready for the next one.
+///   `.upgrade` → CONNECT/Upgrade: bytes after `consumed` are tunnel data; the parser stays finished.
+///   `.error(e)` → answer `e.status` and close (the error is sticky).
+public final class HTTPRequestParser {
+    let core: HTTPParserCore
+
+    public init(limits: HTTPParserLimits = HTTPParserLimits()) {
+        core = HTTPParserCore(request: true, limits: limits)
+    }
+
+    /// The current request head (valid after `.head`).
+    public var head: HTTPRequestHead { _read { yield core.head } }
+    public var limits: HTTPParserLimits {
+        get { core.limits }
+        set { core.limits = newValue }
+    }
+    /// Decoded body bytes seen so far in the current message.
+    public var bodyBytesSeen: Int { core.bodyBytes }
+
+    public func execute(_ bytes: UnsafeRawBufferPointer) -> HTTPParseStep { core.execute(bytes) }
+
+
+
+    public func finish() -> HTTPEOFResult { core.finish() }
+
+    /// Reuse the parser for a new connection.
+    public func reset() { core.reset() }
+}
+
+/// Parses HTTP/1.x responses from an upstream connection. Call `expectResponse(to:)` before each response
+/// so HEAD responses are parsed without a body. Steps as for requests, plus `.informational` for 1xx
+/// (except 101) heads which are followed by the final response's steps. On upstream EOF call `finish()`:
+/// `.messageComplete` ends a read-until-close body; `.truncated` is a premature close (→ 502).
+public final class HTTPResponseParser {
+    let core: HTTPParserCore
+
+    public init(limits: HTTPParserLimits = HTTPParserLimits(maxRequestLineLength: 8192,
+                                                            maxHeaderLineLength: 8192, maxHeadBytes: 65536)) {
+        core = HTTPParserCore(request: false, limits: limits)
+    }
+
+    public var head: HTTPResponseHead { _read { yield core.head } }
+
+    /// Declare the method of the request this response answers (HEAD → no body whatever the headers say).
+    public func expectResponse(to method: HTTPMethod) { core.responseToHEAD = (method == .head) }
+
+    /// Whether the current response body is delimited by connection close (needs `finish()` on EOF).
+    public var needsEOF: Bool { llhttp_message_needs_eof_(core) }
+
+    public func execute(_ bytes: UnsafeRawBufferPointer) -> HTTPParseStep { core.execute(bytes) }
+    public func finish() -> HTTPEOFResult { core.finish() }
+    public func reset() { core.reset() }
+}
+
+import CLLHTTP
+
+@inline(__always) func llhttp_message_needs_eof_(_ c: HTTPParserCore) -> Bool {
+    llhttp_message_needs_eof(c.parser) != 0
+}
