@@ -100,3 +100,4 @@ typedef struct gw_worker_slot {
 } gw_worker_slot;
 
 #endif
+#include "CGWPeers.h"
