@@ -105,3 +105,4 @@ typedef struct gw_worker_slot {
 } gw_worker_slot;
 
 #endif
+#include "CGWPeers.h"
