@@ -8,6 +8,7 @@
 // Invariant: at most one exchange per connection; pipelined bytes wait in `inBuf` until the
 // response to the previous request is complete. Worker-loop confined.
 import CLLHTTP
+import GWBalancer
 import GWEvent
 import GWHTTP
 import GWStore
@@ -38,6 +39,15 @@ final class ClientConnection {
     var upstream: UpstreamConnection?
     var decision: RouteDecision?
     var choice: PeerChoice?
+    var outcome: HealthOutcome?
+    var picked = false             // `choice` holds a balancer pick not yet released
+
+    /// Releases the current pick exactly once (in-flight count, latency, passive health).
+    private func releaseChoice(latencyMicros: Int?, outcome o: HealthOutcome?) {
+        guard picked, let c = choice, let plan = decision?.plan else { return }
+        picked = false
+        plan.release(c, latencyMicros: latencyMicros, outcome: o)
+    }
     var tries = 0
     var tried = TriedPeers()
     var requestHead: [UInt8] = []   // upstream request head (rebuilt per try)
@@ -254,7 +264,8 @@ final class ClientConnection {
         bytesToClient = 0
         bodyForwarded = 0
         tries = 0
-        tried.removeAll()
+        tried = TriedPeers()
+        outcome = nil
         respPhase = .none
         responseNoBody = false
         closeDelimited = false
@@ -313,6 +324,7 @@ final class ClientConnection {
             return
         }
         choice = c
+        picked = true
         buildUpstreamRequest(head: head, decision: d, plan: plan, choice: c)
         if let pooled = server.pool.take(c.key) {
             attach(pooled)
@@ -447,7 +459,7 @@ final class ClientConnection {
         let rh = u.parser.head
         upstreamHeadUs = Clock.monotonicMicros()
         status = rh.status
-        if let c = choice, let plan = decision?.plan { plan.report(c, status: rh.status) }
+        outcome = .passive(status: rh.status)
         let isHead = parser?.head.method == .head
         responseNoBody = isHead || rh.status == 204 || rh.status == 304 || (rh.status >= 100 && rh.status < 200)
             || (rh.contentLength == 0 && !rh.isChunked)
@@ -478,7 +490,9 @@ final class ClientConnection {
 
     private func finishExchange(upstreamStatus: Int) {
         if let c = choice, let plan = decision?.plan {
-            plan.release(c, latencyMicros: Int(upstreamHeadUs > upstreamStartUs ? upstreamHeadUs - upstreamStartUs : 0))
+            _ = (c, plan)
+            releaseChoice(latencyMicros: Int(upstreamHeadUs > upstreamStartUs ? upstreamHeadUs - upstreamStartUs : 0),
+                          outcome: outcome)
         }
         server.accessLog(self, status: status)
         endExchange()
@@ -582,9 +596,8 @@ final class ClientConnection {
         default: isTimeout = false
         }
         if let c = choice {
-            plan.reportFailure(c, timeout: isTimeout)
-            plan.release(c, latencyMicros: 0)
-            tried.insert(c)
+            releaseChoice(latencyMicros: nil, outcome: isTimeout ? .timeout : .tcpFailure)
+            if let p = c.pick { tried.insert(p) }
         }
         let method = parser?.head.method ?? .get
         let nothingSent: Bool
@@ -612,7 +625,7 @@ final class ClientConnection {
         let rh = u.parser.head
         status = rh.status
         upstreamHeadUs = Clock.monotonicMicros()
-        if let c = choice, let plan = decision?.plan { plan.report(c, status: rh.status) }
+        outcome = .passive(status: rh.status)
         server.buildClientResponseHead(self, rh, into: &out)
         tunnel = true
         respPhase = .body
@@ -701,7 +714,7 @@ final class ClientConnection {
                                 defaultType: errorPage ? server.settings.errorDefaultType : nil,
                                 serverToken: server.settings.serverTokens ? server.serverToken : nil,
                                 keepAlive: keep, responseLatency: server.settings.latencyTokens ? latency : nil)
-        if let c = choice, let plan = decision?.plan { plan.release(c, latencyMicros: 0); choice = nil }
+        releaseChoice(latencyMicros: nil, outcome: nil)
         upstream?.abort()
         upstream = nil
         if reqPhase == .body {

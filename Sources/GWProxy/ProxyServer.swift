@@ -5,7 +5,11 @@
 // Request flow: accept → ClientConnection parses (llhttp) → RuntimeConfig.route (GWRouter) →
 // ServicePlan.pick (GWBalancer, shared-memory state) → UpstreamPool or connect → stream request →
 // parse response → stream back → pool the upstream connection → next request.
+#if canImport(Glibc)
+import Glibc
+#endif
 import CGWShims
+import CLLHTTP
 import GWConfig
 import GWEvent
 import GWHTTP

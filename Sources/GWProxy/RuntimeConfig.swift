@@ -1,0 +1,170 @@
+// One configuration generation as the data path uses it: the compiled router, and per service a
+// plan saying how to reach it (a balancer over an upstream's targets, or the service host's
+// addresses). Immutable after init; a worker swaps whole RuntimeConfigs and in-flight requests
+// keep the one they started with.
+import GWBalancer
+import GWHTTP
+import GWJSON
+import GWRouter
+import GWStore
+import GWSystem
+
+struct RuntimeConfigError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// The peer chosen for one try.
+struct PeerChoice {
+    var address: SocketAddress
+    var key: PeerKey
+    var pick: PeerPick?        // nil for a service without upstream
+    var hostHeader: String     // Host sent upstream unless preserve_host
+}
+
+/// Where a matched request goes.
+struct RouteDecision {
+    let route: Route
+    let plan: ServicePlan?
+    let upstreamPath: [UInt8]        // path + query to send upstream
+    let strippedPrefix: String?      // for X-Forwarded-Prefix
+    let captures: [String: String]
+}
+
+final class ServicePlan {
+    let service: Service
+    let upstream: Upstream?
+    let balancer: UpstreamBalancer?
+    let direct: [SocketAddress]
+    private var rr = 0
+    let directHost: String
+    let log: ErrorLog
+
+    init(service: Service, upstream: Upstream?, balancer: UpstreamBalancer?, direct: [SocketAddress], log: ErrorLog) {
+        self.service = service
+        self.upstream = upstream
+        self.balancer = balancer
+        self.direct = direct
+        self.log = log
+        let defaultPort = service.protocolName == "https" ? 443 : 80
+        directHost = service.port == defaultPort ? service.host : "\(service.host):\(service.port)"
+    }
+
+    /// Kong's 503 text when no peer can be had for a direct service.
+    var pickFailureMessage: String? { balancer == nil ? "name resolution failed" : nil }
+
+    func pick(head: HTTPRequestHead, client: SocketAddress, tried: inout TriedPeers, routeCaptures: [String: String]) -> PeerChoice? {
+        if let b = balancer, let u = upstream {
+            let hash = u.algorithm == "consistent-hashing" ? hashValue(u, head: head, client: client, captures: routeCaptures) : nil
+            guard let p = b.pick(hash: hash, excluding: tried),
+                  let addr = SocketAddress(ip: p.address.ipString, port: Int(p.address.port)) else { return nil }
+            let hostName = b.addresses[p.index].hostname ?? p.address.ipString
+            var host = u.hostHeader ?? hostName
+            if u.hostHeader == nil && p.address.port != 80 {
+                host = hostName.contains(":") ? "[\(hostName)]:\(p.address.port)" : "\(hostName):\(p.address.port)"
+            }
+            return PeerChoice(address: addr, key: PeerKey(ip: p.address.ipString, port: Int(p.address.port)), pick: p, hostHeader: host)
+        }
+        guard !direct.isEmpty else { return nil }
+        rr &+= 1
+        let a = direct[rr % direct.count]
+        return PeerChoice(address: a, key: PeerKey(ip: a.ip, port: a.port), pick: nil, hostHeader: directHost)
+    }
+
+    /// Ends a try: shared in-flight count, latency EWMA and passive health (GWBalancer).
+    func release(_ c: PeerChoice, latencyMicros: Int?, outcome: HealthOutcome?) {
+        guard let b = balancer, let p = c.pick else { return }
+        if let t = b.release(p, latencyMicros: latencyMicros, outcome: outcome) {
+            log.log(.warn, "upstream \(b.upstreamName) target \(p.address) changed from \(t.oldStateName) to \(t.newStateName) (passive check: \(t.reason.text))")
+        }
+    }
+
+    /// The value hashed for consistent-hashing (KONG.md §4.3), with `hash_fallback`.
+    private func hashValue(_ u: Upstream, head: HTTPRequestHead, client: SocketAddress, captures: [String: String]) -> UInt32 {
+        func value(_ on: String, header: String?, cookie: String?, query: String?, capture: String?) -> String? {
+            switch on {
+            case "ip": return client.ip
+            case "header": return header.flatMap { h in let v = head.headers.values(h); return v.isEmpty ? nil : v.joined(separator: ",") }
+            case "cookie":
+                guard let name = cookie else { return nil }
+                for c in head.headers.values("cookie") {
+                    for part in c.split(separator: ";") {
+                        let kv = part.split(separator: "=", maxSplits: 1)
+                        if kv.count == 2, kv[0].trimmingCharacters() == name { return String(kv[1]) }
+                    }
+                }
+                return nil
+            case "path": return head.path
+            case "query_arg":
+                guard let name = query, let q = head.query else { return nil }
+                let vals = q.split(separator: "&").compactMap { p -> String? in
+                    let kv = p.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                    return kv.first.map(String.init) == name ? (kv.count > 1 ? String(kv[1]) : "") : nil
+                }.sorted()
+                return vals.isEmpty ? nil : vals.joined(separator: ",")
+            case "uri_capture": return capture.flatMap { captures[$0] }
+            default: return nil
+            }
+        }
+        let v = value(u.hashOn, header: u.hashOnHeader, cookie: u.hashOnCookie, query: u.hashOnQueryArg, capture: u.hashOnURICapture)
+            ?? value(u.hashFallback, header: u.hashFallbackHeader, cookie: u.hashOnCookie, query: u.hashFallbackQueryArg,
+                     capture: u.hashFallbackURICapture)
+            ?? ""
+        return UpstreamBalancer.hashKey(v)
+    }
+}
+
+extension Substring {
+    func trimmingCharacters() -> String { String(self).trimmingWhitespace() }
+}
+
+final class RuntimeConfig {
+    let generation: UInt64
+    let router: Router
+    let plans: [String: ServicePlan]
+
+    /// Builds from the published document: the Kong-shaped snapshot plus `resolved`, the master's
+    /// DNS answers per target id (`{"<target id>": [["10.0.0.1", 80], ...]}`).
+    init(document: [UInt8], shm: SharedMemory, log: ErrorLog) throws {
+        let json: JSON
+        do { json = try JSON.parse(document) } catch { throw RuntimeConfigError(description: "\(error)") }
+        let snap: ConfigSnapshot
+        do { snap = try ConfigSnapshot.decode(json: json) } catch { throw RuntimeConfigError(description: "\(error)") }
+        generation = snap.generation
+        router = try Router(snapshot: snap)
+        let table = PeerStateTable(base: shm.peerArea, size: shm.peerAreaSize)
+        let resolved = json["resolved"]
+        var upstreamsByName: [String: Upstream] = [:]
+        for u in snap.upstreams { upstreamsByName[u.name] = u }
+        var targetsByUpstream: [String: [Target]] = [:]
+        for t in snap.targets { targetsByUpstream[t.upstreamID, default: []].append(t) }
+        var balancers: [String: UpstreamBalancer] = [:]
+        for u in snap.upstreams {
+            var list: [ResolvedAddress] = []
+            for t in targetsByUpstream[u.id] ?? [] {
+                var addrs: [(String, Int)] = []
+                if let r = resolved?[t.id]?.arrayValue {
+                    for a in r { if let ip = a[0]?.stringValue, let port = a[1]?.intValue { addrs.append((ip, port)) } }
+                } else {
+                    addrs.append((t.host, t.port))
+                }
+                for (ip, port) in addrs {
+                    guard let pa = PeerAddress(ip: ip, port: port),
+                          let slot = table.findSlot(upstream: u.name, address: pa) else { continue }
+                    list.append(ResolvedAddress(address: pa, weight: t.weight, slot: slot, hostname: t.host))
+                }
+            }
+            balancers[u.name] = UpstreamBalancer(upstream: u, addresses: list, table: table,
+                                                 seed: UInt64(ProcessControl.pid))
+        }
+        var plans: [String: ServicePlan] = [:]
+        for s in snap.services {
+            if let u = upstreamsByName[s.host] {
+                plans[s.id] = ServicePlan(service: s, upstream: u, balancer: balancers[u.name], direct: [], log: log)
+            } else {
+                plans[s.id] = ServicePlan(service: s, upstream: nil, balancer: nil,
+                                          direct: Socket.resolve(host: s.host, port: s.port), log: log)
+            }
+        }
+        self.plans = plans
+    }
+}

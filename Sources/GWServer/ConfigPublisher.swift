@@ -1,0 +1,76 @@
+// Publishes configuration generations to the workers: after each committed Admin API write (or a
+// DB-less /config), the master resolves target host names, makes sure every (upstream, address)
+// has a record in the shared peer table, writes run/config.json atomically, bumps the generation
+// in shared memory and wakes every worker through its channel. Workers never touch the database.
+#if canImport(Glibc)
+import Glibc
+#endif
+import GWAdmin
+import GWBalancer
+import GWJSON
+import GWStore
+import GWSystem
+
+final class ConfigPublisher {
+    unowned let master: Master
+    let api: AdminAPI
+    let table: PeerStateTable
+    let health: SharedHealthProvider
+    private var generation: UInt64 = 0
+    private var liveSlots: Set<PeerSlot> = []
+    private(set) var lastSnapshot = ConfigSnapshot()
+
+    init(master: Master, api: AdminAPI, table: PeerStateTable, health: SharedHealthProvider) {
+        self.master = master
+        self.api = api
+        self.table = table
+        self.health = health
+    }
+
+    func publish() {
+        let t0 = Clock.monotonicMicros()
+        generation += 1
+        let docBytes = api.publishedDocument(generation: generation)
+        guard case .object(var doc) = (try? JSON.parse(docBytes)) ?? .null,
+              let snap = try? ConfigSnapshot.decode(bytes: docBytes) else {
+            master.log.log(.alert, "cannot build configuration generation \(generation)")
+            return
+        }
+        lastSnapshot = snap
+        var upstreamName: [String: String] = [:]
+        for u in snap.upstreams { upstreamName[u.id] = u.name }
+        var resolved = JSONObject()
+        var newSlots: Set<PeerSlot> = []
+        var resolvedMap: [String: [(ip: String, port: Int)]] = [:]
+        for t in snap.targets {
+            guard let uname = upstreamName[t.upstreamID] else { continue }
+            let addrs = Socket.resolve(host: t.host, port: t.port)
+            var list: [JSON] = []
+            var mapped: [(ip: String, port: Int)] = []
+            for a in addrs {
+                list.append(.array([.string(a.ip), .int(Int64(a.port))]))
+                mapped.append((a.ip, a.port))
+                if let s = table.ensureSlot(upstream: uname, ip: a.ip, port: a.port) { newSlots.insert(s) }
+            }
+            if addrs.isEmpty { master.log.log(.error, "target \(t.target) of upstream \(uname): name resolution failed") }
+            resolved[t.id] = .array(list)
+            resolvedMap[t.id] = mapped
+        }
+        // Addresses that left the configuration start afresh if they come back (Kong re-creates a
+        // target healthy); addresses that stayed keep their state across every change.
+        for s in liveSlots.subtracting(newSlots) { _ = table.forget(s, now: PeerClock.unixSeconds()) }
+        liveSlots = newSlots
+        health.resolved = resolvedMap
+        doc["resolved"] = .object(resolved)
+        let bytes = JSON.object(doc).serialized()
+        do {
+            try ProcessControl.writeFileAtomically(master.snapshotPath, bytes)
+        } catch {
+            master.log.log(.alert, "cannot write \(master.snapshotPath): \(error)")
+            return
+        }
+        master.publish(generation: generation)
+        master.log.log(.info, "published configuration generation \(generation) (\(bytes.count) bytes, \((Clock.monotonicMicros() - t0) / 1000) ms)")
+        master.healthChecker?.configure(snapshot: snap, resolved: resolvedMap)
+    }
+}
