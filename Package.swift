@@ -23,7 +23,7 @@ let package = Package(
         .target(name: "GWJSON"),
         .target(name: "GWStore", dependencies: ["GWJSON"]),
         .target(name: "GWConfig", dependencies: ["GWSystem"]),
-        .target(name: "GWHTTP", dependencies: ["CLLHTTP"]),
+        .target(name: "GWHTTP", dependencies: ["CLLHTTP"], exclude: ["README.md"]),
         .target(name: "GWRouter", dependencies: ["GWStore", "GWHTTP"]),
         .target(name: "GWBalancer", dependencies: ["GWStore", "GWSystem", "CGWShims"]),
         .target(name: "GWProxy", dependencies: ["CLLHTTP", "GWJSON", "GWSystem", "GWEvent", "GWHTTP", "GWRouter", "GWBalancer", "GWStore", "GWConfig"]),

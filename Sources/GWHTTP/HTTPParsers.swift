@@ -66,3 +66,13 @@ import CLLHTTP
 @inline(__always) func llhttp_message_needs_eof_(_ c: HTTPParserCore) -> Bool {
     llhttp_message_needs_eof(c.parser) != 0
 }
+
+extension HTTPMessageHead {
+    /// The request method token as a String (small-string, no heap allocation for standard methods).
+    public var methodName: String {
+        if case .other(let c) = method, let p = llhttp_method_name(llhttp_method_t(rawValue: UInt32(c))) {
+            return String(cString: p)
+        }
+        return method.name.withUTF8Buffer { String(decoding: $0, as: UTF8.self) }
+    }
+}
