@@ -69,6 +69,8 @@ final class ClientConnection {
     var closeDelimited = false
     var tunnel = false
     var timerKind = TimerKind.none
+    var parserPaused = false       // the request parser stopped on an event; resume it even without new bytes
+    var respParserPaused = false
 
     enum TimerKind { case none, keepalive, header, body }
 
@@ -198,10 +200,11 @@ final class ClientConnection {
                     return
                 }
             }
-            if b.isEmpty {
+            if b.isEmpty && !parserPaused {
                 if !inRequest { releaseIdleBuffers() }
                 return
             }
+            parserPaused = false
             if parser == nil { parser = server.takeRequestParser() }
             let p = parser!
             let step = p.execute(b.readable)
@@ -213,10 +216,12 @@ final class ClientConnection {
                 return
             case .head(let consumed):
                 b.start += consumed
+                parserPaused = true
                 beginRequest()
             case .body(_, let consumed):
                 forwardBody(count: consumed)
                 b.start += consumed
+                parserPaused = true
             case .messageComplete(let consumed):
                 if inRequest && reqPhase == .body {
                     forwardBody(count: consumed)
@@ -280,6 +285,7 @@ final class ClientConnection {
             if let b = inBuf {
                 _ = parser!.execute(UnsafeRawBufferPointer(start: b.base + b.start, count: 0))
             }
+            parserPaused = false
         }
         let cfg = server.config
         config = cfg
@@ -394,7 +400,7 @@ final class ClientConnection {
                 u.pauseReading(true)
                 return
             }
-            if u.inBuf.isEmpty {
+            if u.inBuf.isEmpty && !respParserPaused {
                 let r = u.readAvailable()
                 switch r {
                 case .bytes:
@@ -415,21 +421,25 @@ final class ClientConnection {
 
     private func parseResponse(_ u: UpstreamConnection) {
         let b = u.inBuf
-        while upstream === u, !b.isEmpty {
+        while upstream === u, !b.isEmpty || respParserPaused {
+            respParserPaused = false
             let step = u.parser.execute(b.readable)
             switch step {
             case .needMore:
                 if respPhase == .body { relayRaw(b, b.count) }
                 b.start = b.end
             case .informational(let consumed):
+                respParserPaused = true
                 b.start += consumed   // 1xx (100 Continue) is not forwarded; we answered Expect ourselves
             case .head(let consumed):
                 b.start += consumed
+                respParserPaused = true
                 responseHead(u)
                 if respPhase == .done { return }
             case .body(_, let consumed):
                 relayRaw(b, consumed)
                 b.start += consumed
+                respParserPaused = true
             case .messageComplete(let consumed):
                 relayRaw(b, consumed)
                 b.start += consumed
@@ -470,16 +480,15 @@ final class ClientConnection {
         respPhase = .body
         flushClient()
         if responseNoBody {
-            if !isHead || rh.contentLength == 0 || rh.contentLength == nil {
-                // llhttp ends a body-less response on its next execute: run it now.
-                _ = u.parser.execute(UnsafeRawBufferPointer(start: u.inBuf.base + u.inBuf.start, count: 0))
-            }
+            // llhttp ends a body-less response on its next execute: run it now.
+            _ = u.parser.execute(UnsafeRawBufferPointer(start: u.inBuf.base + u.inBuf.start, count: 0))
             responseComplete(u)
         }
     }
 
     private func responseComplete(_ u: UpstreamConnection) {
         respPhase = .done
+        respParserPaused = false
         u.cancelTimer()
         let rh = u.parser.head
         let reusable = rh.keepAlive && !closeDelimited && reqPhase == .done && u.inBuf.isEmpty && !u.hasPendingOutput

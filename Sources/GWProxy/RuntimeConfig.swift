@@ -130,7 +130,8 @@ final class RuntimeConfig {
         let snap: ConfigSnapshot
         do { snap = try ConfigSnapshot.decode(json: json) } catch { throw RuntimeConfigError(description: "\(error)") }
         generation = snap.generation
-        router = try Router(snapshot: snap)
+        router = Router(snapshot: snap)
+        for e in router.buildErrors { log.log(.warn, "route \(e.routeID) left out of the router: \(e.message)") }
         let table = PeerStateTable(base: shm.peerArea, size: shm.peerAreaSize)
         let resolved = json["resolved"]
         var upstreamsByName: [String: Upstream] = [:]

@@ -139,7 +139,9 @@ final class AdminConnection {
     }
 
     private func process() {
-        while fd >= 0, !inBuf.isEmpty {
+        var paused = false   // llhttp paused on an event: run it again even with no new bytes
+        while fd >= 0, !inBuf.isEmpty || paused {
+            paused = false
             let step = inBuf.withUnsafeBytes { parser.execute($0) }
             switch step {
             case .needMore:
@@ -148,14 +150,11 @@ final class AdminConnection {
                 inBuf.removeFirst(c)
                 inMessage = true
                 body.removeAll(keepingCapacity: true)
-                let h = parser.head
-                if !(h.isChunked || (h.contentLength ?? 0) > 0) {
-                    _ = inBuf.withUnsafeBytes { parser.execute(UnsafeRawBufferPointer(start: $0.baseAddress, count: 0)) }
-                    dispatch()
-                }
+                paused = true
             case .body(let piece, let c):
                 body.append(contentsOf: piece)
                 inBuf.removeFirst(c)
+                paused = true
             case .messageComplete(let c):
                 inBuf.removeFirst(c)
                 if inMessage { dispatch() }

@@ -103,6 +103,7 @@ public final class Master {
     /// "ok\n" once every worker accepts, or an error line.
     public func run(notifyFD: Int32) -> Never {
         startupNotifyFD = notifyFD
+        shm.header.pointee.master_pid = Int64(ProcessControl.pid)   // after daemonizing
         do {
             signalPipe = try Socket.pipe()
             gw_signals_install(signalPipe.1)
@@ -369,8 +370,7 @@ public final class Master {
 
     private func notifyStartup(_ s: String) {
         guard startupNotifyFD >= 0 else { return }
-        let bytes = Array(s.utf8)
-        _ = bytes.withUnsafeBytes { Socket.write(startupNotifyFD, from: $0.baseAddress!, count: $0.count) }
+        ProcessControl.writeAll(startupNotifyFD, Array(s.utf8))
         Socket.close(startupNotifyFD)
         startupNotifyFD = -1
     }

@@ -147,3 +147,14 @@ extension ProcessControl {
     public static var pid: Int32 { getpid() }
     public static var parentPid: Int32 { getppid() }
 }
+
+extension ProcessControl {
+    /// Blocking-style write of all bytes to a pipe or file (retries EINTR; gives up on EAGAIN).
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, bytes.count - off) }
+            if n > 0 { off += n } else if n < 0 && gw_errno() == EINTR { continue } else { return }
+        }
+    }
+}

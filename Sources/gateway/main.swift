@@ -1,5 +1,8 @@
 // The `gateway` command: Kong's CLI verbs for a master/worker gateway.
 import GWServer
+#if canImport(Glibc)
+import Glibc
+#endif
 
 // Process titles overwrite the argv area in place, as nginx does; it must be captured here, before
 // anything else runs.

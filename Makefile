@@ -1,0 +1,55 @@
+# Gateway: two commands on a fresh Debian 12 machine.
+#   make run   installs what is missing, builds (release) and runs the gateway in the foreground
+#   make test  unit tests (swift test) and integration tests (pytest, real binary, real upstreams)
+SHELL := /bin/bash
+DEBS := libev-dev node-llhttp libsqlite3-dev
+TEST_DEBS := $(DEBS) curl
+BENCH_DEBS := nginx haproxy wrk
+SWIFT_FLAGS ?=
+BIN_RELEASE := .build/release/gateway
+BIN_DEBUG := .build/debug/gateway
+
+.PHONY: run build release debug test unit integration deps test-deps bench clean stop
+
+deps:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) || \
+	  (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing); fi
+
+test-deps:
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+	@python3 -c 'import pytest' 2>/dev/null || pip install -q pytest
+
+release: deps
+	swift build -c release $(SWIFT_FLAGS)
+
+debug: deps
+	swift build $(SWIFT_FLAGS)
+
+build: release
+
+run: release
+	@mkdir -p servroot
+	$(BIN_RELEASE) start --foreground -c conf/gateway.conf -p servroot
+
+stop:
+	-$(BIN_RELEASE) stop -c conf/gateway.conf -p servroot
+
+unit: deps
+	swift build --build-tests $(SWIFT_FLAGS)
+	swift test --skip-build $(SWIFT_FLAGS)
+
+integration: release test-deps
+	GATEWAY_BIN=$(CURDIR)/$(BIN_RELEASE) python3 -m pytest -q -p no:cacheprovider Tests/integration
+
+test: unit integration
+
+bench: release
+	@missing=""; for p in $(BENCH_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+	python3 tools/bench/bench.py --gateway $(CURDIR)/$(BIN_RELEASE)
+
+clean:
+	rm -rf .build servroot

@@ -1,0 +1,134 @@
+// Wiring (nginx.c's role): which code runs in the master and which in a worker.
+//  master: Admin API (GWAdmin over SQLite) on admin_listen, ConfigPublisher, ActiveHealthChecker.
+//  worker: WorkerProcess → ProxyServer (GWProxy).
+#if canImport(Glibc)
+import Glibc
+#endif
+import CGWShims
+import GWAdmin
+import GWBalancer
+import GWConfig
+import GWJSON
+import GWSystem
+
+/// The master's parts. One per process; only the master's loop touches it.
+final class MasterParts {
+    var api: AdminAPI?
+    var publisher: ConfigPublisher?
+    var admin: AdminHTTPServer?
+    var checker: ActiveHealthChecker?
+    var health: SharedHealthProvider?
+}
+
+// Deviation from "no mutable globals": the master is a single-threaded process and this is its
+// one registry of parts, set once at start; nothing else can reach it.
+nonisolated(unsafe) let masterParts = MasterParts()
+
+extension Master {
+    var healthChecker: ActiveHealthChecker? { masterParts.checker }
+}
+
+public enum Gateway {
+    public static func hooks(argc: Int32, argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> MasterHooks {
+        MasterHooks(
+            runWorker: { ctx in WorkerProcess.run(ctx, argc: argc, argv: argv) },
+            masterStarted: { master in try startMaster(master) },
+            configReloaded: { master in
+                do { try masterParts.admin?.listen(master.config.adminListen) } catch {
+                    master.log.log(.error, "admin_listen: \(error)")
+                }
+            },
+            masterStopping: { _ in masterParts.admin?.closeAll() })
+    }
+
+    static func startMaster(_ master: Master) throws {
+        let config = master.config
+        let table = PeerStateTable(base: master.shm.peerArea, size: master.shm.peerAreaSize)
+        table.format()
+        let health = SharedHealthProvider(table: table, log: master.log)
+        let store: AdminStore
+        do {
+            if config.database == "off" {
+                store = try AdminStore(path: ":memory:")
+            } else {
+                store = try AdminStore(path: config.databaseFile)
+            }
+        } catch {
+            throw ConfigError("cannot open the database: \(error)")
+        }
+        final class Box { var publisher: ConfigPublisher? }
+        let box = Box()
+        let started = Clock.wallSeconds()
+        let context = AdminContext(
+            nodeInfo: {
+                var o = JSONObject()
+                o["hostname"] = .string(ProcessControl.hostname())
+                o["gateway_version"] = .string(gatewayVersion)
+                var pids = JSONObject()
+                pids["master"] = .int(Int64(ProcessControl.pid))
+                pids["workers"] = .array(master.workerPids.map { .int(Int64($0)) })
+                o["pids"] = .object(pids)
+                var conf = JSONObject()
+                for (k, v) in master.config.entries { conf[k] = .string(v) }
+                conf["worker_processes"] = .int(Int64(master.config.workerProcesses))
+                o["configuration"] = .object(conf)
+                return .object(o)
+            },
+            serverStatus: {
+                var total: UInt64 = 0, active: UInt64 = 0, accepted: UInt64 = 0
+                var workers: [JSON] = []
+                for i in 0..<Int(GW_MAX_WORKERS) {
+                    let s = master.shm.workerSlot(i).pointee
+                    guard s.pid != 0 else { continue }
+                    total += s.requests; active += s.connections_active; accepted += s.connections_accepted
+                    var w = JSONObject()
+                    w["pid"] = .int(s.pid)
+                    w["requests"] = .int(Int64(s.requests))
+                    w["connections_active"] = .int(Int64(s.connections_active))
+                    w["connections_accepted"] = .int(Int64(s.connections_accepted))
+                    w["config_generation"] = .int(Int64(s.config_generation))
+                    w["heartbeat_age_ms"] = .int(Int64(Clock.monotonicMillis()) - Int64(s.heartbeat))
+                    workers.append(.object(w))
+                }
+                var o = JSONObject()
+                o["connections_active"] = .int(Int64(active))
+                o["connections_reading"] = .int(0)
+                o["connections_writing"] = .int(Int64(active))
+                o["connections_waiting"] = .int(0)
+                o["connections_accepted"] = .int(Int64(accepted))
+                o["connections_handled"] = .int(Int64(accepted))
+                o["total_requests"] = .int(Int64(total))
+                o["workers"] = .array(workers)
+                o["config_generation"] = .int(Int64(master.configGeneration))
+                o["uptime_seconds"] = .int(Int64(Clock.wallSeconds() - started))
+                return .object(o)
+            },
+            health: health,
+            adminToken: config.adminToken,
+            databaseOff: config.database == "off",
+            onChange: { box.publisher?.publish() })
+        let api = AdminAPI(store: store, context: context)
+        if config.database == "off", let file = config.declarativeConfig {
+            let path = file.hasPrefix("/") ? file : config.resolve(file)
+            do { try api.loadDeclarative(path: path) } catch {
+                throw ConfigError("declarative_config \(path): \(error)")
+            }
+        }
+        let accessPath = config.resolve(config.adminAccessLog)
+        let adminLog = accessPath == "off" ? nil : try LogFile(path: accessPath)
+        let admin = AdminHTTPServer(loop: master.loop, log: master.log, accessLog: adminLog) { req in
+            let r = api.handle(AdminRequest(method: req.method, target: req.target, headers: req.headers, body: req.body))
+            return AdminHTTPResponse(status: r.status, headers: r.headers, body: r.body)
+        }
+        try admin.listen(config.adminListen)
+        let parts = masterParts
+        parts.api = api
+        parts.admin = admin
+        parts.health = health
+        parts.checker = ActiveHealthChecker(loop: master.loop, table: table, log: master.log)
+        let publisher = ConfigPublisher(master: master, api: api, table: table, health: health)
+        parts.publisher = publisher
+        box.publisher = publisher
+        publisher.publish()
+    }
+}
