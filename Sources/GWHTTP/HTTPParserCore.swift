@@ -337,6 +337,16 @@ final class HTTPParserCore {
             var q = 0
             while q < head.target.count, head.target[q] != 0x3F { q += 1 }
             head.queryStart = q
+            if let first = head.target.first, first != 0x2F, first != 0x2A {
+                // absolute-form: skip "scheme://authority" (llhttp validated the URL syntax)
+                var i = 0
+                while i + 2 < q, !(head.target[i] == 0x3A && head.target[i + 1] == 0x2F && head.target[i + 2] == 0x2F) { i += 1 }
+                if i + 2 < q {
+                    var j = i + 3
+                    while j < q, head.target[j] != 0x2F { j += 1 }
+                    head.pathStart = j
+                }
+            }
             head.isUpgrade = p.upgrade != 0
             if let e = checkRequestHead() { pendingError = e; return HTTPParserCore.user }
             head.keepAlive = llhttp_should_keep_alive(parser) != 0

@@ -140,7 +140,7 @@ public final class Router {
     public let snapshot: ConfigSnapshot
     public let buildErrors: [RouterBuildError]
     let entries: [Entry]
-    let exactHosts: [String: PathIndex]
+    let exactHosts: [Substring: PathIndex]
     let wildcardHosts: PathIndex
     let anyHost: PathIndex
     public var entryCount: Int { entries.count }
@@ -214,7 +214,7 @@ public final class Router {
             }
         }
         list.sort(by: Entry.before)
-        var exact: [String: PathIndex] = [:]
+        var exact: [Substring: PathIndex] = [:]
         var wild = PathIndex(), any = PathIndex()
         for (rank, e) in list.enumerated() {
             let r = Int32(rank)
@@ -223,7 +223,7 @@ public final class Router {
             var hasWildcard = false
             for h in e.hosts {
                 if h.kind == .exact {
-                    if seen.insert(h.text).inserted { exact[h.text, default: PathIndex()].insert(rank: r, path: e.path) }
+                    if seen.insert(h.text).inserted { exact[Substring(h.text), default: PathIndex()].insert(rank: r, path: e.path) }
                 } else {
                     hasWildcard = true
                 }
@@ -296,7 +296,7 @@ public final class Router {
             req.port = port
         }
         var best = Int32.max
-        if let hp = req.host, let idx = exactHosts[String(hp)] { scan(idx, &best, req) }
+        if let hp = req.host, let idx = exactHosts[hp] { scan(idx, &best, req) }
         if !wildcardHosts.nodes[0].children.isEmpty || !wildcardHosts.nodes[0].ranks.isEmpty
             || !wildcardHosts.regexRanks.isEmpty || !wildcardHosts.pathlessRanks.isEmpty {
             scan(wildcardHosts, &best, req)

@@ -190,3 +190,15 @@ func requestParsing(_ c: RequestCase) {
     let r = transcript(request: [Array("CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\nTLSDATA".utf8)])
     #expect(r == ["head CONNECT example.test:443 1.1 [Host=example.test:443] upgrade", "upgrade rest=TLSDATA"])
 }
+
+@Test func absoluteFormTarget() {
+    let p = HTTPRequestParser()
+    _ = Array("GET http://example.test:8080/a/b?c=d HTTP/1.1\r\nHost: other\r\n\r\n".utf8).withUnsafeBytes { p.execute($0) }
+    #expect(p.head.path == "/a/b")
+    #expect(p.head.query == "c=d")
+    #expect(p.head.targetAuthority == "example.test:8080")
+    let p2 = HTTPRequestParser()
+    _ = Array("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n".utf8).withUnsafeBytes { p2.execute($0) }
+    #expect(p2.head.path == "*")
+    #expect(p2.head.targetAuthority == nil)
+}
