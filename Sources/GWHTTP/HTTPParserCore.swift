@@ -389,6 +389,9 @@ final class HTTPParserCore {
         if head.hostIndex == nil && head.versionMinor >= 1 {
             return HTTPParseError(.badRequest, "client sent HTTP/1.1 request without \"Host\" header")
         }
+        if let hi = head.hostIndex, !HTTPParserCore.isValidHost(head.headers.valueBytes(at: hi)) {
+            return HTTPParseError(.badRequest, "client sent invalid host header")
+        }
         if sawTransferEncoding {
             if head.versionMinor == 0 {
                 return HTTPParseError(.badRequest, "client sent HTTP/1.0 request with \"Transfer-Encoding\" header")
@@ -416,6 +419,32 @@ final class HTTPParserCore {
             return HTTPParserCore.user
         }
         return 0
+    }
+
+    /// nginx's ngx_http_validate_host: no "..", no "/", no NUL/controls/space, non-empty host part.
+    static func isValidHost(_ h: ArraySlice<UInt8>) -> Bool {
+        var dotPos = -2
+        var hostLen = h.count
+        var literal = false, rest = false
+        var i = 0
+        for ch in h {
+            switch ch {
+            case 0x2E:
+                if dotPos == i - 1 { return false }
+                dotPos = i
+            case 0x3A:
+                if !literal && !rest { hostLen = i; rest = true }
+            case 0x5B:
+                if i == 0 { literal = true }
+            case 0x5D:
+                if literal { hostLen = i + 1; literal = false; rest = true }
+            default:
+                if ch == 0x2F || ch == 0x5C || ch <= 0x20 || ch == 0x7F { return false }
+            }
+            i += 1
+        }
+        if dotPos == hostLen - 1 { hostLen -= 1 }
+        return hostLen > 0
     }
 
     func onBody(_ at: UnsafePointer<CChar>?, _ n: Int) -> Int32 {

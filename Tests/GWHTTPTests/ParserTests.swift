@@ -91,6 +91,13 @@ let requestCases: [RequestCase] = [
     RequestCase(name: "HTTP/0.9", input: "GET / HTTP/0.9\r\nHost: h\r\n\r\n", expected: ["error 400"]),
     RequestCase(name: "HTTP/1.1 without Host", input: "GET / HTTP/1.1\r\nX: y\r\n\r\n", expected: ["error 400"]),
     RequestCase(name: "duplicate Host", input: "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", expected: ["error 400"]),
+    RequestCase(name: "empty Host", input: "GET / HTTP/1.1\r\nHost:\r\n\r\n", expected: ["error 400"]),
+    RequestCase(name: "Host with slash", input: "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", expected: ["error 400"]),
+    RequestCase(name: "Host with double dot", input: "GET / HTTP/1.1\r\nHost: a..b\r\n\r\n", expected: ["error 400"]),
+    RequestCase(name: "Host IPv6 with port", input: "GET / HTTP/1.1\r\nHost: [::1]:8000\r\n\r\n",
+                expected: ["head GET / 1.1 [Host=[::1]:8000]", "end"]),
+    RequestCase(name: "Host with trailing dot", input: "GET / HTTP/1.1\r\nHost: a.test.\r\n\r\n",
+                expected: ["head GET / 1.1 [Host=a.test.]", "end"]),
     // --- limits ---
     RequestCase(name: "URI too long", input: "GET /" + String(repeating: "a", count: 100) + " HTTP/1.1\r\nHost: h\r\n\r\n",
                 expected: ["error 414"], limits: HTTPParserLimits(maxRequestLineLength: 64)),
