@@ -13,7 +13,7 @@ public struct RouterBuildError: Error, Equatable, Sendable {
 }
 
 /// The result of a match. `service == nil` → the proxy answers 503 `no Service found with those values`.
-public struct RouteMatch {
+public struct RouteMatch: Sendable {
     /// Index into `ConfigSnapshot.routes`.
     public let routeIndex: Int
     public let route: Route
@@ -136,7 +136,8 @@ struct PathIndex {
     }
 }
 
-public final class Router {
+/// Immutable after init (all stored properties are `let`); Regex programs are forced to compile in init.
+public final class Router: @unchecked Sendable {
     public let snapshot: ConfigSnapshot
     public let buildErrors: [RouterBuildError]
     let entries: [Entry]
@@ -169,7 +170,11 @@ public final class Router {
                 var m = HeaderMatcher(name: name.lowercased(), plain: [], regexes: [])
                 for v in values {
                     if v.hasPrefix("~*") {
-                        do { m.regexes.append(try Regex(String(v.dropFirst(2))).ignoresCase()) } catch {
+                        do {
+                            let re = try Regex(String(v.dropFirst(2))).ignoresCase()
+                            _ = try? re.firstMatch(in: "")      // compile the program now, not on first request
+                            m.regexes.append(re)
+                        } catch {
                             errors.append(RouterBuildError(routeID: r.id, message: "invalid regex: '\(v)'"))
                             continue routeLoop
                         }
@@ -191,7 +196,11 @@ public final class Router {
             for p in paths {
                 if p.hasPrefix("~") {
                     let src = String(p.dropFirst())
-                    do { pathMatchers.append((.regex(try Regex(src), source: p), p)) } catch {
+                    do {
+                        let re = try Regex(src)
+                        _ = try? re.prefixMatch(in: "")         // compile the program now, not on first request
+                        pathMatchers.append((.regex(re, source: p), p))
+                    } catch {
                         errors.append(RouterBuildError(routeID: r.id, message: "invalid regex: '\(src)'"))
                         continue routeLoop
                     }
