@@ -111,15 +111,22 @@ final class HTTPParserCore {
             wasPaused = false
             let base = base0 + offset
             let count = bytes.count - offset
-            if !scanDone, let e = scanHead(base.assumingMemoryBound(to: UInt8.self), count) { return fail(e) }
+            let needScan = !scanDone
             event = .none
             let rc = llhttp_execute(parser, base.assumingMemoryBound(to: CChar.self), count)
+            let pos = rc == HPE_OK ? bytes.count
+                : (llhttp_get_error_pos(parser).map { UnsafeRawPointer($0) - base0 } ?? bytes.count)
+            // The raw head scan runs over exactly the bytes llhttp got through (up to its pause or error), so
+            // whichever violation comes first in the byte stream wins, however the input was split.
+            if needScan, let e = scanHead(base.assumingMemoryBound(to: UInt8.self), pos - offset) {
+                pendingError = nil
+                return fail(e)
+            }
             if rc == HPE_OK {
                 if let e = pendingError { pendingError = nil; return fail(e) }
                 return .needMore
             }
             if count == 0 && rc == HPE_PAUSED && event == .none { return .needMore }
-            let pos = llhttp_get_error_pos(parser).map { UnsafeRawPointer($0) - base0 } ?? bytes.count
             if rc == HPE_PAUSED {
                 switch event {
                 case .head: return .head(consumed: pos)
