@@ -7,6 +7,7 @@
 // bare CR and over-long lines; on_headers_complete applies nginx's request rules (Host, duplicate
 // CL/TE/Host, Transfer-Encoding other than exactly "chunked", HTTP version).
 import CLLHTTP
+import Glibc
 
 @usableFromInline
 final class HTTPParserCore {
@@ -46,17 +47,17 @@ final class HTTPParserCore {
         parser = .allocate(capacity: 1)
         settings = .allocate(capacity: 1)
         llhttp_settings_init(settings)
-        settings.pointee.on_message_begin = { p in HTTPParserCore.from(p).onMessageBegin() }
-        settings.pointee.on_url = { p, at, n in HTTPParserCore.from(p).onURL(at, n) }
-        settings.pointee.on_status = { p, at, n in HTTPParserCore.from(p).onStatus(at, n) }
-        settings.pointee.on_header_field = { p, at, n in HTTPParserCore.from(p).onHeaderField(at, n) }
-        settings.pointee.on_header_field_complete = { p in HTTPParserCore.from(p).onHeaderFieldComplete() }
-        settings.pointee.on_header_value = { p, at, n in HTTPParserCore.from(p).onHeaderValue(at, n) }
-        settings.pointee.on_header_value_complete = { p in HTTPParserCore.from(p).onHeaderValueComplete() }
-        settings.pointee.on_headers_complete = { p in HTTPParserCore.from(p).onHeadersComplete() }
-        settings.pointee.on_chunk_header = { p in HTTPParserCore.from(p).onChunkHeader() }
-        settings.pointee.on_body = { p, at, n in HTTPParserCore.from(p).onBody(at, n) }
-        settings.pointee.on_message_complete = { p in HTTPParserCore.from(p).onMessageComplete() }
+        settings.pointee.on_message_begin = { p in HTTPParserCore.with(p) { $0.onMessageBegin() } }
+        settings.pointee.on_url = { p, at, n in HTTPParserCore.with(p) { $0.onURL(at, n) } }
+        settings.pointee.on_status = { p, at, n in HTTPParserCore.with(p) { $0.onStatus(at, n) } }
+        settings.pointee.on_header_field = { p, at, n in HTTPParserCore.with(p) { $0.onHeaderField(at, n) } }
+        settings.pointee.on_header_field_complete = { p in HTTPParserCore.with(p) { $0.onHeaderFieldComplete() } }
+        settings.pointee.on_header_value = { p, at, n in HTTPParserCore.with(p) { $0.onHeaderValue(at, n) } }
+        settings.pointee.on_header_value_complete = { p in HTTPParserCore.with(p) { $0.onHeaderValueComplete() } }
+        settings.pointee.on_headers_complete = { p in HTTPParserCore.with(p) { $0.onHeadersComplete() } }
+        settings.pointee.on_chunk_header = { p in HTTPParserCore.with(p) { $0.onChunkHeader() } }
+        settings.pointee.on_body = { p, at, n in HTTPParserCore.with(p) { $0.onBody(at, n) } }
+        settings.pointee.on_message_complete = { p in HTTPParserCore.with(p) { $0.onMessageComplete() } }
         llhttp_init(parser, request ? HTTP_REQUEST : HTTP_RESPONSE, settings)
         parser.pointee.data = Unmanaged.passUnretained(self).toOpaque()
     }
@@ -66,8 +67,9 @@ final class HTTPParserCore {
         settings.deallocate()
     }
 
-    @inline(__always) static func from(_ p: UnsafeMutablePointer<llhttp_t>?) -> HTTPParserCore {
-        Unmanaged<HTTPParserCore>.fromOpaque(p!.pointee.data!).takeUnretainedValue()
+    /// The owning parser object; no retain/release (the object outlives every llhttp call it makes).
+    @inline(__always) static func with(_ p: UnsafeMutablePointer<llhttp_t>?, _ body: (HTTPParserCore) -> Int32) -> Int32 {
+        Unmanaged<HTTPParserCore>.fromOpaque(p!.pointee.data!)._withUnsafeGuaranteedRef(body)
     }
 
     static let paused = Int32(HPE_PAUSED.rawValue)
@@ -176,45 +178,57 @@ final class HTTPParserCore {
     /// Raw scan of head bytes before llhttp sees them: bare CR, obs-fold, line and head size limits.
     /// Stops at the empty line ending the head.
     func scanHead(_ p: UnsafePointer<UInt8>, _ n: Int) -> HTTPParseError? {
+        var line = scanLine, lineLen = scanLineLen, sawCR = scanSawCR
+        let maxStart = limits.maxRequestLineLength, maxLine = limits.maxHeaderLineLength
+        let maxHead = limits.maxHeadBytes - scanHeadBytes
+        var err: HTTPParseError? = nil
         var i = 0
-        while i < n {
-            let b = p[i]
-            i += 1
-            if scanSawCR {
-                scanSawCR = false
-                if b != 0x0A { return HTTPParseError(.badRequest, "bare CR in head") }
-            } else if b == 0x0D {
-                scanSawCR = true
-                continue
-            }
-            if b == 0x0A {
-                if scanLineLen == 0 {
-                    if scanLine == 0 { continue }          // leading empty lines before the request line
-                    scanDone = true
-                    scanHeadBytes += i
-                    return nil
+        // Line-at-a-time with memchr: only line starts, CR positions and lengths matter.
+        scan: while i < n {
+            if sawCR {
+                sawCR = false
+                if p[i] != 0x0A { err = HTTPParseError(.badRequest, "bare CR in head"); break scan }
+                i += 1
+            } else {
+                if lineLen == 0, line > 0, p[i] == 0x20 || p[i] == 0x09 {
+                    err = HTTPParseError(.badRequest, "obs-fold or whitespace at start of header line"); break scan
                 }
-                scanLine += 1
-                scanLineLen = 0
-                continue
-            }
-            if scanLineLen == 0, scanLine > 0, b == 0x20 || b == 0x09 {
-                return HTTPParseError(.badRequest, "obs-fold or whitespace at start of header line")
-            }
-            scanLineLen += 1
-            if scanLine == 0 {
-                if scanLineLen > limits.maxRequestLineLength {
-                    return HTTPParseError(isRequest ? .uriTooLong : .invalidResponse, "request line too long")
+                let lfPtr = memchr(p + i, 0x0A, n - i)
+                let segEnd = lfPtr.map { UnsafeRawPointer($0) - UnsafeRawPointer(p) } ?? n
+                let crPtr = memchr(p + i, 0x0D, segEnd - i)
+                let contentEnd = crPtr.map { UnsafeRawPointer($0) - UnsafeRawPointer(p) } ?? segEnd
+                lineLen += contentEnd - i
+                if line == 0 {
+                    if lineLen > maxStart {
+                        err = HTTPParseError(isRequest ? .uriTooLong : .invalidResponse, "request line too long")
+                        break scan
+                    }
+                } else if lineLen > maxLine {
+                    err = HTTPParseError(.headerTooLarge, "header line too long"); break scan
                 }
-            } else if scanLineLen > limits.maxHeaderLineLength {
-                return HTTPParseError(.headerTooLarge, "header line too long")
+                if contentEnd > maxHead { err = HTTPParseError(.headerTooLarge, "header section too large"); break scan }
+                if crPtr != nil {
+                    if contentEnd + 1 == n { sawCR = true; i = n; break scan }
+                    if p[contentEnd + 1] != 0x0A { err = HTTPParseError(.badRequest, "bare CR in head"); break scan }
+                    i = contentEnd + 2
+                } else if lfPtr != nil {
+                    i = segEnd + 1                      // bare LF: llhttp decides
+                } else {
+                    i = n
+                    break scan
+                }
             }
-            if scanHeadBytes + i > limits.maxHeadBytes {
-                return HTTPParseError(.headerTooLarge, "header section too large")
+            // end of a line
+            if lineLen == 0 {
+                if line == 0 { continue }               // leading empty lines before the request line
+                scanDone = true
+                break scan
             }
+            line += 1
+            lineLen = 0
         }
-        scanHeadBytes += n
-        return nil
+        scanLine = line; scanLineLen = lineLen; scanSawCR = sawCR; scanHeadBytes += i
+        return err
     }
 
     // MARK: callbacks

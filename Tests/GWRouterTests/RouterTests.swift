@@ -1,7 +1,7 @@
 import Testing
 import GWStore
 import GWHTTP
-@testable import GWRouter
+import GWRouter
 
 let svc = Service(id: "s1", host: "upstream.test")
 
