@@ -33,6 +33,12 @@ final class HTTPParserCore {
     var sawContentLength = false
     var sawTransferEncoding = false
     var sawHost = false
+    var fieldCount = 0
+    var storageLen = 0
+    var curNameStart = 0, curNameLen = 0, curValueStart = 0, curValueLen = 0, curTrimmedLen = 0
+    var nameKey: (UInt64, UInt64, UInt64) = (0, 0, 0)
+    var lastNameByte: UInt8 = 0
+    var curKind: UInt8 = 0
     var headerBytesAccepted = false // trailers: header callbacks after the head are ignored
     // raw head scanner
     var scanLine = 0             // line index within the head (0 = start line)
@@ -87,6 +93,7 @@ final class HTTPParserCore {
     func resetMessage() {
         head.reset()
         headDone = false; bodyBytes = 0; headerState = 0
+        fieldCount = 0; storageLen = 0
         sawContentLength = false; sawTransferEncoding = false; sawHost = false; headerBytesAccepted = true
         scanLine = 0; scanLineLen = 0; scanSawCR = false; scanHeadBytes = 0; scanDone = false
     }
@@ -251,45 +258,83 @@ final class HTTPParserCore {
         return 0
     }
 
+    // Header accumulation works on scalars (current field offsets, a packed lowercase key of the name's first
+    // 24 bytes) and only appends to the head's arrays, so the callbacks do no ARC traffic.
+    static func packKey(_ s: StaticString) -> (UInt64, UInt64, UInt64) {
+        var k: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        for (j, b) in UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount).enumerated() {
+            addToKey(&k, j, b)
+        }
+        return k
+    }
+    @inline(__always) static func addToKey(_ k: inout (UInt64, UInt64, UInt64), _ j: Int, _ b: UInt8) {
+        let v = UInt64(asciiLower(b)) << UInt64((j & 7) * 8)
+        switch j >> 3 {
+        case 0: k.0 |= v
+        case 1: k.1 |= v
+        case 2: k.2 |= v
+        default: break
+        }
+    }
+    static let keyHost = packKey("host")
+    static let keyContentLength = packKey("content-length")
+    static let keyTransferEncoding = packKey("transfer-encoding")
+    static let keyExpect = packKey("expect")
+
     func onHeaderField(_ at: UnsafePointer<CChar>?, _ n: Int) -> Int32 {
         if headDone { return 0 }   // trailer fields: dropped
         if headerState != 1 {
-            if head.headers.fields.count >= limits.maxHeaderCount {
+            if fieldCount >= limits.maxHeaderCount {
                 pendingError = HTTPParseError(.headerTooLarge, "too many header fields")
                 return HTTPParserCore.user
             }
-            let s = Int32(head.headers.storage.count)
-            head.headers.fields.append(.init(nameStart: s, nameLength: 0, valueStart: s, valueLength: 0))
+            curNameStart = storageLen
+            curNameLen = 0
+            nameKey = (0, 0, 0)
             headerState = 1
         }
-        head.headers.storage.append(contentsOf: UnsafeRawBufferPointer(start: at, count: n))
-        head.headers.fields[head.headers.fields.count - 1].nameLength += Int32(n)
+        guard let at, n > 0 else { return 0 }
+        let raw = UnsafeRawPointer(at).assumingMemoryBound(to: UInt8.self)
+        head.headers.storage.append(contentsOf: UnsafeBufferPointer(start: raw, count: n))
+        if curNameLen < 24 {
+            var k = nameKey
+            var j = 0
+            let start = curNameLen
+            while j < n && start + j < 24 { HTTPParserCore.addToKey(&k, start + j, raw[j]); j += 1 }
+            nameKey = k
+        }
+        lastNameByte = raw[n - 1]
+        curNameLen += n
+        storageLen += n
         return 0
     }
 
     func onHeaderFieldComplete() -> Int32 {
         if headDone { return 0 }
-        let i = head.headers.fields.count - 1
-        let f = head.headers.fields[i]
-        if f.nameLength == 0 {
+        if curNameLen == 0 {
             pendingError = HTTPParseError(.badRequest, "empty header name"); return HTTPParserCore.user
         }
-        let last = head.headers.storage[Int(f.nameStart + f.nameLength) - 1]
-        if last == 0x20 || last == 0x09 {
+        if lastNameByte == 0x20 || lastNameByte == 0x09 {
             pendingError = HTTPParseError(.badRequest, "whitespace between header name and colon")
             return HTTPParserCore.user
         }
-        head.headers.fields[i].valueStart = Int32(head.headers.storage.count)
+        curValueStart = storageLen
+        curValueLen = 0
+        curTrimmedLen = 0
+        let k = nameKey
+        func eq(_ a: (UInt64, UInt64, UInt64)) -> Bool { k.0 == a.0 && k.1 == a.1 && k.2 == a.2 }
+        switch curNameLen {
+        case 4 where eq(HTTPParserCore.keyHost): curKind = 1
+        case 14 where eq(HTTPParserCore.keyContentLength): curKind = 2
+        case 17 where eq(HTTPParserCore.keyTransferEncoding): curKind = 3
+        case 6 where eq(HTTPParserCore.keyExpect): curKind = 4
+        default: curKind = 0
+        }
         if isRequest {
             // nginx treats these as unique header lines ("client sent duplicate header line" → 400).
-            let h = head.headers
-            switch f.nameLength {
-            case 4 where sawHost && h.nameEquals(at: i, "host"),
-                 14 where sawContentLength && h.nameEquals(at: i, "content-length"),
-                 17 where sawTransferEncoding && h.nameEquals(at: i, "transfer-encoding"):
+            if (curKind == 1 && sawHost) || (curKind == 2 && sawContentLength) || (curKind == 3 && sawTransferEncoding) {
                 pendingError = HTTPParseError(.badRequest, "client sent duplicate header line")
                 return HTTPParserCore.user
-            default: break
             }
         }
         return 0
@@ -298,32 +343,32 @@ final class HTTPParserCore {
     func onHeaderValue(_ at: UnsafePointer<CChar>?, _ n: Int) -> Int32 {
         if headDone { return 0 }
         headerState = 2
-        head.headers.storage.append(contentsOf: UnsafeRawBufferPointer(start: at, count: n))
-        head.headers.fields[head.headers.fields.count - 1].valueLength += Int32(n)
+        guard let at, n > 0 else { return 0 }
+        let raw = UnsafeRawPointer(at).assumingMemoryBound(to: UInt8.self)
+        head.headers.storage.append(contentsOf: UnsafeBufferPointer(start: raw, count: n))
+        var j = n - 1
+        while j >= 0 && (raw[j] == 0x20 || raw[j] == 0x09) { j -= 1 }
+        if j >= 0 { curTrimmedLen = curValueLen + j + 1 }
+        curValueLen += n
+        storageLen += n
         return 0
     }
 
     func onHeaderValueComplete() -> Int32 {
         if headDone { return 0 }
         headerState = 0
-        let i = head.headers.fields.count - 1
-        var f = head.headers.fields[i]
-        while f.valueLength > 0 {
-            let b = head.headers.storage[Int(f.valueStart + f.valueLength) - 1]
-            if b == 0x20 || b == 0x09 { f.valueLength -= 1 } else { break }
-        }
-        head.headers.fields[i] = f
-        let h = head.headers
-        switch f.nameLength {
-        case 4 where h.nameEquals(at: i, "host"):
+        let f = HTTPHeaders.Field(nameStart: Int32(curNameStart), nameLength: Int32(curNameLen),
+                                  valueStart: Int32(curValueStart), valueLength: Int32(curTrimmedLen))
+        head.headers.fields.append(f)
+        let i = fieldCount
+        fieldCount += 1
+        switch curKind {
+        case 1:
             if head.hostIndex == nil { head.hostIndex = i }
             sawHost = true
-        case 14 where h.nameEquals(at: i, "content-length"):
-            sawContentLength = true
-        case 17 where h.nameEquals(at: i, "transfer-encoding"):
-            sawTransferEncoding = true
-        case 6 where h.nameEquals(at: i, "expect"):
-            if valueEqualsIgnoringCase(f, "100-continue") { head.expectsContinue = true }
+        case 2: sawContentLength = true
+        case 3: sawTransferEncoding = true
+        case 4: if valueEqualsIgnoringCase(f, "100-continue") { head.expectsContinue = true }
         default: break
         }
         return 0
