@@ -318,3 +318,30 @@ public struct HTTPParserLimits: Sendable {
                   maxHeaderCount: maxHeaderCount, maxBodySize: clientMaxBodySize)
     }
 }
+
+extension HTTPHeaders {
+    /// RFC 9110 §7.6.1 hop-by-hop fields a proxy must not forward (plus the legacy Proxy-Connection and
+    /// Keep-Alive). Fields named in a Connection header are hop-by-hop too: see `isListedInConnection(at:)`.
+    public func isHopByHop(at i: Int) -> Bool {
+        let f = fields[i]
+        switch f.nameLength {
+        case 2: return nameEquals(at: i, "te")
+        case 7: return nameEquals(at: i, "upgrade") || nameEquals(at: i, "trailer")
+        case 10: return nameEquals(at: i, "connection") || nameEquals(at: i, "keep-alive")
+        case 16: return nameEquals(at: i, "proxy-connection")
+        case 17: return nameEquals(at: i, "transfer-encoding")
+        default: return false
+        }
+    }
+
+    /// Whether header `i`'s name is listed as a token of a Connection header (e.g. `Connection: close, X-Foo`).
+    public func isListedInConnection(at i: Int) -> Bool {
+        guard firstIndex(of: "connection") != nil else { return false }
+        return hasToken(name(at: i), in: "connection")
+    }
+}
+
+extension HTTPWriter {
+    /// The interim response to `Expect: 100-continue`.
+    public static let continueResponse: StaticString = "HTTP/1.1 100 Continue\r\n\r\n"
+}
