@@ -39,7 +39,6 @@ final class HTTPParserCore {
     var nameKey: (UInt64, UInt64, UInt64) = (0, 0, 0)
     var lastNameByte: UInt8 = 0
     var curKind: UInt8 = 0
-    var headerBytesAccepted = false // trailers: header callbacks after the head are ignored
     // raw head scanner
     var scanLine = 0             // line index within the head (0 = start line)
     var scanLineLen = 0
@@ -94,7 +93,7 @@ final class HTTPParserCore {
         head.reset()
         headDone = false; bodyBytes = 0; headerState = 0
         fieldCount = 0; storageLen = 0
-        sawContentLength = false; sawTransferEncoding = false; sawHost = false; headerBytesAccepted = true
+        sawContentLength = false; sawTransferEncoding = false; sawHost = false
         scanLine = 0; scanLineLen = 0; scanSawCR = false; scanHeadBytes = 0; scanDone = false
     }
 
