@@ -228,3 +228,10 @@ func upstreamPathTable(_ c: PathCase) {
     #expect(m?.upstreamURI(normalizedPath: "/q/x", query: "a=%20b&c") == "/x?a=%20b&c")
     #expect(m?.forwardedPrefix == "/q")
 }
+
+@Test(arguments: [("a.test", "a.test", 80), ("a.test:8000", "a.test", 8000), ("[::1]:9000", "[::1]", 9000),
+                  ("[::1]", "[::1]", 80), ("::1", "::1", 80), ("h:", "h", 80)])
+func hostPortSplit(_ raw: String, _ host: String, _ port: Int) {
+    let (h, p) = Router.splitHostPort(raw, defaultPort: 80)
+    #expect(String(h) == host && p == port)
+}
