@@ -157,7 +157,8 @@ struct PathIndex {
 public final class Router: @unchecked Sendable {
     public let snapshot: ConfigSnapshot
     public let buildErrors: [RouterBuildError]
-    let entries: [Entry]
+    /// Entries in priority order. Raw buffer so candidate checks borrow entries instead of copying them.
+    let entries: UnsafeMutableBufferPointer<Entry>
     let exactHosts: [Substring: PathIndex]
     let wildcardHosts: PathIndex
     let anyHost: PathIndex
@@ -263,11 +264,17 @@ public final class Router: @unchecked Sendable {
             }
             if hasWildcard { wild.insert(rank: r, path: e.path) }
         }
-        entries = list
+        entries = .allocate(capacity: list.count)
+        _ = entries.initialize(from: list)
         exactHosts = exact
         wildcardHosts = wild
         anyHost = any
         buildErrors = errors
+    }
+
+    deinit {
+        entries.deinitialize()
+        entries.deallocate()
     }
 
     static func hostPattern(_ h0: String) -> HostPattern {
