@@ -322,6 +322,15 @@ public final class Router: @unchecked Sendable {
         var headers: HTTPHeaders?
     }
 
+    /// Normalizes the request path (KONG.md §3.2) and matches; returns the normalized path too (the proxy needs
+    /// it for `RouteMatch.upstreamURI`). Origin-form "" (absolute-form without a path) counts as "/".
+    public func route(head: HTTPRequestHead, listenPort: Int) -> (match: RouteMatch, normalizedPath: String)? {
+        let raw = head.pathBytes
+        let path = raw.isEmpty ? "/" : KongPath.normalize(raw)
+        guard let m = match(head: head, normalizedPath: path, listenPort: listenPort) else { return nil }
+        return (m, path)
+    }
+
     /// Matches a parsed request. `normalizedPath` = `KongPath.normalize(head.pathBytes)`.
     public func match(head: HTTPRequestHead, normalizedPath: String, listenPort: Int) -> RouteMatch? {
         match(method: head.methodName, host: head.host, normalizedPath: normalizedPath, headers: head.headers,

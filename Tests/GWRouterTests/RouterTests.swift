@@ -235,3 +235,13 @@ func hostPortSplit(_ raw: String, _ host: String, _ port: Int) {
     let (h, p) = Router.splitHostPort(raw, defaultPort: 80)
     #expect(String(h) == host && p == port)
 }
+
+@Test func routeConvenience() {
+    let p = HTTPRequestParser()
+    _ = Array("GET http://api.test/v1/./x?y HTTP/1.1\r\nHost: api.test\r\n\r\n".utf8).withUnsafeBytes { p.execute($0) }
+    let r = router([Route(id: "v1", paths: ["/v1"], serviceID: "s1")])
+    let res = r.route(head: p.head, listenPort: 8000)
+    #expect(res?.match.route.id == "v1")
+    #expect(res?.normalizedPath == "/v1/x")
+    #expect(res.map { $0.match.upstreamURI(normalizedPath: $0.normalizedPath, query: p.head.query) } == "/x?y")
+}
