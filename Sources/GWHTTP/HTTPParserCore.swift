@@ -158,6 +158,12 @@ final class HTTPParserCore {
         }
     }
 
+    func resumeAfterUpgrade() {
+        guard upgraded else { return }
+        upgraded = false
+        llhttp_resume_after_upgrade(parser)
+    }
+
     func finish() -> HTTPEOFResult {
         if failure != nil { return .truncated }
         if upgraded { return .clean }

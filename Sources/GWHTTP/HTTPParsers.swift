@@ -30,6 +30,10 @@ public final class HTTPRequestParser {
     /// an event that ends exactly at the end of the buffer is followed by `.messageComplete` on the next call.
     public func execute(_ bytes: UnsafeRawBufferPointer) -> HTTPParseStep { core.execute(bytes) }
 
+    /// After `.upgrade` for an Upgrade request that the upstream refused (final status other than 101): the bytes
+    /// after the request are HTTP again; the next `execute` parses the next request.
+    public func resumeAfterRefusedUpgrade() { core.resumeAfterUpgrade() }
+
     /// Client EOF: `.clean` between requests, `.truncated` mid-request.
     public func finish() -> HTTPEOFResult { core.finish() }
 

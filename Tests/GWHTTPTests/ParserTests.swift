@@ -209,3 +209,23 @@ func requestParsing(_ c: RequestCase) {
     #expect(p2.head.path == "*")
     #expect(p2.head.targetAuthority == nil)
 }
+
+@Test func refusedUpgradeResumesHTTP() {
+    let p = HTTPRequestParser()
+    let bytes = Array("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n".utf8)
+    var log: [String] = []
+    bytes.withUnsafeBytes { b in
+        var off = 0
+        while true {
+            switch p.execute(UnsafeRawBufferPointer(rebasing: b[off...])) {
+            case .needMore: return
+            case .head(let c): log.append("head \(p.head.path)"); off += c
+            case .upgrade(let c): log.append("upgrade"); off += c; p.resumeAfterRefusedUpgrade()
+            case .messageComplete(let c): log.append("end"); off += c
+            case .body(_, let c), .informational(let c): off += c
+            case .error(let e): log.append("error \(e)"); return
+            }
+        }
+    }
+    #expect(log == ["head /ws", "upgrade", "head /next", "end"])
+}
