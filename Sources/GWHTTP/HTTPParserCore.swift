@@ -7,6 +7,7 @@
 // bare CR and over-long lines; on_headers_complete applies nginx's request rules (Host, duplicate
 // CL/TE/Host, Transfer-Encoding other than exactly "chunked", HTTP version).
 import CLLHTTP
+import Glibc
 
 @usableFromInline
 final class HTTPParserCore {
@@ -32,7 +33,12 @@ final class HTTPParserCore {
     var sawContentLength = false
     var sawTransferEncoding = false
     var sawHost = false
-    var headerBytesAccepted = false // trailers: header callbacks after the head are ignored
+    var fieldCount = 0
+    var storageLen = 0
+    var curNameStart = 0, curNameLen = 0, curValueStart = 0, curValueLen = 0, curTrimmedLen = 0
+    var nameKey: (UInt64, UInt64, UInt64) = (0, 0, 0)
+    var lastNameByte: UInt8 = 0
+    var curKind: UInt8 = 0
     // raw head scanner
     var scanLine = 0             // line index within the head (0 = start line)
     var scanLineLen = 0
@@ -46,17 +52,17 @@ final class HTTPParserCore {
         parser = .allocate(capacity: 1)
         settings = .allocate(capacity: 1)
         llhttp_settings_init(settings)
-        settings.pointee.on_message_begin = { p in HTTPParserCore.from(p).onMessageBegin() }
-        settings.pointee.on_url = { p, at, n in HTTPParserCore.from(p).onURL(at, n) }
-        settings.pointee.on_status = { p, at, n in HTTPParserCore.from(p).onStatus(at, n) }
-        settings.pointee.on_header_field = { p, at, n in HTTPParserCore.from(p).onHeaderField(at, n) }
-        settings.pointee.on_header_field_complete = { p in HTTPParserCore.from(p).onHeaderFieldComplete() }
-        settings.pointee.on_header_value = { p, at, n in HTTPParserCore.from(p).onHeaderValue(at, n) }
-        settings.pointee.on_header_value_complete = { p in HTTPParserCore.from(p).onHeaderValueComplete() }
-        settings.pointee.on_headers_complete = { p in HTTPParserCore.from(p).onHeadersComplete() }
-        settings.pointee.on_chunk_header = { p in HTTPParserCore.from(p).onChunkHeader() }
-        settings.pointee.on_body = { p, at, n in HTTPParserCore.from(p).onBody(at, n) }
-        settings.pointee.on_message_complete = { p in HTTPParserCore.from(p).onMessageComplete() }
+        settings.pointee.on_message_begin = { p in HTTPParserCore.with(p) { $0.onMessageBegin() } }
+        settings.pointee.on_url = { p, at, n in HTTPParserCore.with(p) { $0.onURL(at, n) } }
+        settings.pointee.on_status = { p, at, n in HTTPParserCore.with(p) { $0.onStatus(at, n) } }
+        settings.pointee.on_header_field = { p, at, n in HTTPParserCore.with(p) { $0.onHeaderField(at, n) } }
+        settings.pointee.on_header_field_complete = { p in HTTPParserCore.with(p) { $0.onHeaderFieldComplete() } }
+        settings.pointee.on_header_value = { p, at, n in HTTPParserCore.with(p) { $0.onHeaderValue(at, n) } }
+        settings.pointee.on_header_value_complete = { p in HTTPParserCore.with(p) { $0.onHeaderValueComplete() } }
+        settings.pointee.on_headers_complete = { p in HTTPParserCore.with(p) { $0.onHeadersComplete() } }
+        settings.pointee.on_chunk_header = { p in HTTPParserCore.with(p) { $0.onChunkHeader() } }
+        settings.pointee.on_body = { p, at, n in HTTPParserCore.with(p) { $0.onBody(at, n) } }
+        settings.pointee.on_message_complete = { p in HTTPParserCore.with(p) { $0.onMessageComplete() } }
         llhttp_init(parser, request ? HTTP_REQUEST : HTTP_RESPONSE, settings)
         parser.pointee.data = Unmanaged.passUnretained(self).toOpaque()
     }
@@ -66,8 +72,9 @@ final class HTTPParserCore {
         settings.deallocate()
     }
 
-    @inline(__always) static func from(_ p: UnsafeMutablePointer<llhttp_t>?) -> HTTPParserCore {
-        Unmanaged<HTTPParserCore>.fromOpaque(p!.pointee.data!).takeUnretainedValue()
+    /// The owning parser object; no retain/release (the object outlives every llhttp call it makes).
+    @inline(__always) static func with(_ p: UnsafeMutablePointer<llhttp_t>?, _ body: (HTTPParserCore) -> Int32) -> Int32 {
+        Unmanaged<HTTPParserCore>.fromOpaque(p!.pointee.data!)._withUnsafeGuaranteedRef(body)
     }
 
     static let paused = Int32(HPE_PAUSED.rawValue)
@@ -85,7 +92,8 @@ final class HTTPParserCore {
     func resetMessage() {
         head.reset()
         headDone = false; bodyBytes = 0; headerState = 0
-        sawContentLength = false; sawTransferEncoding = false; sawHost = false; headerBytesAccepted = true
+        fieldCount = 0; storageLen = 0
+        sawContentLength = false; sawTransferEncoding = false; sawHost = false
         scanLine = 0; scanLineLen = 0; scanSawCR = false; scanHeadBytes = 0; scanDone = false
     }
 
@@ -111,15 +119,22 @@ final class HTTPParserCore {
             wasPaused = false
             let base = base0 + offset
             let count = bytes.count - offset
-            if !scanDone, let e = scanHead(base.assumingMemoryBound(to: UInt8.self), count) { return fail(e) }
+            let needScan = !scanDone
             event = .none
             let rc = llhttp_execute(parser, base.assumingMemoryBound(to: CChar.self), count)
+            let pos = rc == HPE_OK ? bytes.count
+                : (llhttp_get_error_pos(parser).map { UnsafeRawPointer($0) - base0 } ?? bytes.count)
+            // The raw head scan runs over exactly the bytes llhttp got through (up to its pause or error), so
+            // whichever violation comes first in the byte stream wins, however the input was split.
+            if needScan, let e = scanHead(base.assumingMemoryBound(to: UInt8.self), pos - offset) {
+                pendingError = nil
+                return fail(e)
+            }
             if rc == HPE_OK {
                 if let e = pendingError { pendingError = nil; return fail(e) }
                 return .needMore
             }
             if count == 0 && rc == HPE_PAUSED && event == .none { return .needMore }
-            let pos = llhttp_get_error_pos(parser).map { UnsafeRawPointer($0) - base0 } ?? bytes.count
             if rc == HPE_PAUSED {
                 switch event {
                 case .head: return .head(consumed: pos)
@@ -141,6 +156,12 @@ final class HTTPParserCore {
             if let e = pendingError { pendingError = nil; return fail(e) }
             return fail(mapError(rc))
         }
+    }
+
+    func resumeAfterUpgrade() {
+        guard upgraded else { return }
+        upgraded = false
+        llhttp_resume_after_upgrade(parser)
     }
 
     func finish() -> HTTPEOFResult {
@@ -169,45 +190,57 @@ final class HTTPParserCore {
     /// Raw scan of head bytes before llhttp sees them: bare CR, obs-fold, line and head size limits.
     /// Stops at the empty line ending the head.
     func scanHead(_ p: UnsafePointer<UInt8>, _ n: Int) -> HTTPParseError? {
+        var line = scanLine, lineLen = scanLineLen, sawCR = scanSawCR
+        let maxStart = limits.maxRequestLineLength, maxLine = limits.maxHeaderLineLength
+        let maxHead = limits.maxHeadBytes - scanHeadBytes
+        var err: HTTPParseError? = nil
         var i = 0
-        while i < n {
-            let b = p[i]
-            i += 1
-            if scanSawCR {
-                scanSawCR = false
-                if b != 0x0A { return HTTPParseError(.badRequest, "bare CR in head") }
-            } else if b == 0x0D {
-                scanSawCR = true
-                continue
-            }
-            if b == 0x0A {
-                if scanLineLen == 0 {
-                    if scanLine == 0 { continue }          // leading empty lines before the request line
-                    scanDone = true
-                    scanHeadBytes += i
-                    return nil
+        // Line-at-a-time with memchr: only line starts, CR positions and lengths matter.
+        scan: while i < n {
+            if sawCR {
+                sawCR = false
+                if p[i] != 0x0A { err = HTTPParseError(.badRequest, "bare CR in head"); break scan }
+                i += 1
+            } else {
+                if lineLen == 0, line > 0, p[i] == 0x20 || p[i] == 0x09 {
+                    err = HTTPParseError(.badRequest, "obs-fold or whitespace at start of header line"); break scan
                 }
-                scanLine += 1
-                scanLineLen = 0
-                continue
-            }
-            if scanLineLen == 0, scanLine > 0, b == 0x20 || b == 0x09 {
-                return HTTPParseError(.badRequest, "obs-fold or whitespace at start of header line")
-            }
-            scanLineLen += 1
-            if scanLine == 0 {
-                if scanLineLen > limits.maxRequestLineLength {
-                    return HTTPParseError(isRequest ? .uriTooLong : .invalidResponse, "request line too long")
+                let lfPtr = memchr(p + i, 0x0A, n - i)
+                let segEnd = lfPtr.map { UnsafeRawPointer($0) - UnsafeRawPointer(p) } ?? n
+                let crPtr = memchr(p + i, 0x0D, segEnd - i)
+                let contentEnd = crPtr.map { UnsafeRawPointer($0) - UnsafeRawPointer(p) } ?? segEnd
+                lineLen += contentEnd - i
+                if line == 0 {
+                    if lineLen > maxStart {
+                        err = HTTPParseError(isRequest ? .uriTooLong : .invalidResponse, "request line too long")
+                        break scan
+                    }
+                } else if lineLen > maxLine {
+                    err = HTTPParseError(.headerTooLarge, "header line too long"); break scan
                 }
-            } else if scanLineLen > limits.maxHeaderLineLength {
-                return HTTPParseError(.headerTooLarge, "header line too long")
+                if contentEnd > maxHead { err = HTTPParseError(.headerTooLarge, "header section too large"); break scan }
+                if crPtr != nil {
+                    if contentEnd + 1 == n { sawCR = true; i = n; break scan }
+                    if p[contentEnd + 1] != 0x0A { err = HTTPParseError(.badRequest, "bare CR in head"); break scan }
+                    i = contentEnd + 2
+                } else if lfPtr != nil {
+                    i = segEnd + 1                      // bare LF: llhttp decides
+                } else {
+                    i = n
+                    break scan
+                }
             }
-            if scanHeadBytes + i > limits.maxHeadBytes {
-                return HTTPParseError(.headerTooLarge, "header section too large")
+            // end of a line
+            if lineLen == 0 {
+                if line == 0 { continue }               // leading empty lines before the request line
+                scanDone = true
+                break scan
             }
+            line += 1
+            lineLen = 0
         }
-        scanHeadBytes += n
-        return nil
+        scanLine = line; scanLineLen = lineLen; scanSawCR = sawCR; scanHeadBytes += i
+        return err
     }
 
     // MARK: callbacks
@@ -230,45 +263,83 @@ final class HTTPParserCore {
         return 0
     }
 
+    // Header accumulation works on scalars (current field offsets, a packed lowercase key of the name's first
+    // 24 bytes) and only appends to the head's arrays, so the callbacks do no ARC traffic.
+    static func packKey(_ s: StaticString) -> (UInt64, UInt64, UInt64) {
+        var k: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        for (j, b) in UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount).enumerated() {
+            addToKey(&k, j, b)
+        }
+        return k
+    }
+    @inline(__always) static func addToKey(_ k: inout (UInt64, UInt64, UInt64), _ j: Int, _ b: UInt8) {
+        let v = UInt64(asciiLower(b)) << UInt64((j & 7) * 8)
+        switch j >> 3 {
+        case 0: k.0 |= v
+        case 1: k.1 |= v
+        case 2: k.2 |= v
+        default: break
+        }
+    }
+    static let keyHost = packKey("host")
+    static let keyContentLength = packKey("content-length")
+    static let keyTransferEncoding = packKey("transfer-encoding")
+    static let keyExpect = packKey("expect")
+
     func onHeaderField(_ at: UnsafePointer<CChar>?, _ n: Int) -> Int32 {
         if headDone { return 0 }   // trailer fields: dropped
         if headerState != 1 {
-            if head.headers.fields.count >= limits.maxHeaderCount {
+            if fieldCount >= limits.maxHeaderCount {
                 pendingError = HTTPParseError(.headerTooLarge, "too many header fields")
                 return HTTPParserCore.user
             }
-            let s = Int32(head.headers.storage.count)
-            head.headers.fields.append(.init(nameStart: s, nameLength: 0, valueStart: s, valueLength: 0))
+            curNameStart = storageLen
+            curNameLen = 0
+            nameKey = (0, 0, 0)
             headerState = 1
         }
-        head.headers.storage.append(contentsOf: UnsafeRawBufferPointer(start: at, count: n))
-        head.headers.fields[head.headers.fields.count - 1].nameLength += Int32(n)
+        guard let at, n > 0 else { return 0 }
+        let raw = UnsafeRawPointer(at).assumingMemoryBound(to: UInt8.self)
+        head.headers.storage.append(contentsOf: UnsafeBufferPointer(start: raw, count: n))
+        if curNameLen < 24 {
+            var k = nameKey
+            var j = 0
+            let start = curNameLen
+            while j < n && start + j < 24 { HTTPParserCore.addToKey(&k, start + j, raw[j]); j += 1 }
+            nameKey = k
+        }
+        lastNameByte = raw[n - 1]
+        curNameLen += n
+        storageLen += n
         return 0
     }
 
     func onHeaderFieldComplete() -> Int32 {
         if headDone { return 0 }
-        let i = head.headers.fields.count - 1
-        let f = head.headers.fields[i]
-        if f.nameLength == 0 {
+        if curNameLen == 0 {
             pendingError = HTTPParseError(.badRequest, "empty header name"); return HTTPParserCore.user
         }
-        let last = head.headers.storage[Int(f.nameStart + f.nameLength) - 1]
-        if last == 0x20 || last == 0x09 {
+        if lastNameByte == 0x20 || lastNameByte == 0x09 {
             pendingError = HTTPParseError(.badRequest, "whitespace between header name and colon")
             return HTTPParserCore.user
         }
-        head.headers.fields[i].valueStart = Int32(head.headers.storage.count)
+        curValueStart = storageLen
+        curValueLen = 0
+        curTrimmedLen = 0
+        let k = nameKey
+        func eq(_ a: (UInt64, UInt64, UInt64)) -> Bool { k.0 == a.0 && k.1 == a.1 && k.2 == a.2 }
+        switch curNameLen {
+        case 4 where eq(HTTPParserCore.keyHost): curKind = 1
+        case 14 where eq(HTTPParserCore.keyContentLength): curKind = 2
+        case 17 where eq(HTTPParserCore.keyTransferEncoding): curKind = 3
+        case 6 where eq(HTTPParserCore.keyExpect): curKind = 4
+        default: curKind = 0
+        }
         if isRequest {
             // nginx treats these as unique header lines ("client sent duplicate header line" → 400).
-            let h = head.headers
-            switch f.nameLength {
-            case 4 where sawHost && h.nameEquals(at: i, "host"),
-                 14 where sawContentLength && h.nameEquals(at: i, "content-length"),
-                 17 where sawTransferEncoding && h.nameEquals(at: i, "transfer-encoding"):
+            if (curKind == 1 && sawHost) || (curKind == 2 && sawContentLength) || (curKind == 3 && sawTransferEncoding) {
                 pendingError = HTTPParseError(.badRequest, "client sent duplicate header line")
                 return HTTPParserCore.user
-            default: break
             }
         }
         return 0
@@ -277,32 +348,32 @@ final class HTTPParserCore {
     func onHeaderValue(_ at: UnsafePointer<CChar>?, _ n: Int) -> Int32 {
         if headDone { return 0 }
         headerState = 2
-        head.headers.storage.append(contentsOf: UnsafeRawBufferPointer(start: at, count: n))
-        head.headers.fields[head.headers.fields.count - 1].valueLength += Int32(n)
+        guard let at, n > 0 else { return 0 }
+        let raw = UnsafeRawPointer(at).assumingMemoryBound(to: UInt8.self)
+        head.headers.storage.append(contentsOf: UnsafeBufferPointer(start: raw, count: n))
+        var j = n - 1
+        while j >= 0 && (raw[j] == 0x20 || raw[j] == 0x09) { j -= 1 }
+        if j >= 0 { curTrimmedLen = curValueLen + j + 1 }
+        curValueLen += n
+        storageLen += n
         return 0
     }
 
     func onHeaderValueComplete() -> Int32 {
         if headDone { return 0 }
         headerState = 0
-        let i = head.headers.fields.count - 1
-        var f = head.headers.fields[i]
-        while f.valueLength > 0 {
-            let b = head.headers.storage[Int(f.valueStart + f.valueLength) - 1]
-            if b == 0x20 || b == 0x09 { f.valueLength -= 1 } else { break }
-        }
-        head.headers.fields[i] = f
-        let h = head.headers
-        switch f.nameLength {
-        case 4 where h.nameEquals(at: i, "host"):
+        let f = HTTPHeaders.Field(nameStart: Int32(curNameStart), nameLength: Int32(curNameLen),
+                                  valueStart: Int32(curValueStart), valueLength: Int32(curTrimmedLen))
+        head.headers.fields.append(f)
+        let i = fieldCount
+        fieldCount += 1
+        switch curKind {
+        case 1:
             if head.hostIndex == nil { head.hostIndex = i }
             sawHost = true
-        case 14 where h.nameEquals(at: i, "content-length"):
-            sawContentLength = true
-        case 17 where h.nameEquals(at: i, "transfer-encoding"):
-            sawTransferEncoding = true
-        case 6 where h.nameEquals(at: i, "expect"):
-            if valueEqualsIgnoringCase(f, "100-continue") { head.expectsContinue = true }
+        case 2: sawContentLength = true
+        case 3: sawTransferEncoding = true
+        case 4: if valueEqualsIgnoringCase(f, "100-continue") { head.expectsContinue = true }
         default: break
         }
         return 0
@@ -337,6 +408,16 @@ final class HTTPParserCore {
             var q = 0
             while q < head.target.count, head.target[q] != 0x3F { q += 1 }
             head.queryStart = q
+            if let first = head.target.first, first != 0x2F, first != 0x2A {
+                // absolute-form: skip "scheme://authority" (llhttp validated the URL syntax)
+                var i = 0
+                while i + 2 < q, !(head.target[i] == 0x3A && head.target[i + 1] == 0x2F && head.target[i + 2] == 0x2F) { i += 1 }
+                if i + 2 < q {
+                    var j = i + 3
+                    while j < q, head.target[j] != 0x2F { j += 1 }
+                    head.pathStart = j
+                }
+            }
             head.isUpgrade = p.upgrade != 0
             if let e = checkRequestHead() { pendingError = e; return HTTPParserCore.user }
             head.keepAlive = llhttp_should_keep_alive(parser) != 0
@@ -379,6 +460,9 @@ final class HTTPParserCore {
         if head.hostIndex == nil && head.versionMinor >= 1 {
             return HTTPParseError(.badRequest, "client sent HTTP/1.1 request without \"Host\" header")
         }
+        if let hi = head.hostIndex, !HTTPParserCore.isValidHost(head.headers.valueBytes(at: hi)) {
+            return HTTPParseError(.badRequest, "client sent invalid host header")
+        }
         if sawTransferEncoding {
             if head.versionMinor == 0 {
                 return HTTPParseError(.badRequest, "client sent HTTP/1.0 request with \"Transfer-Encoding\" header")
@@ -406,6 +490,32 @@ final class HTTPParserCore {
             return HTTPParserCore.user
         }
         return 0
+    }
+
+    /// nginx's ngx_http_validate_host: no "..", no "/", no NUL/controls/space, non-empty host part.
+    static func isValidHost(_ h: ArraySlice<UInt8>) -> Bool {
+        var dotPos = -2
+        var hostLen = h.count
+        var literal = false, rest = false
+        var i = 0
+        for ch in h {
+            switch ch {
+            case 0x2E:
+                if dotPos == i - 1 { return false }
+                dotPos = i
+            case 0x3A:
+                if !literal && !rest { hostLen = i; rest = true }
+            case 0x5B:
+                if i == 0 { literal = true }
+            case 0x5D:
+                if literal { hostLen = i + 1; literal = false; rest = true }
+            default:
+                if ch == 0x2F || ch == 0x5C || ch <= 0x20 || ch == 0x7F { return false }
+            }
+            i += 1
+        }
+        if dotPos == hostLen - 1 { hostLen -= 1 }
+        return hostLen > 0
     }
 
     func onBody(_ at: UnsafePointer<CChar>?, _ n: Int) -> Int32 {

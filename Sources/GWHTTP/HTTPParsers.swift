@@ -4,7 +4,7 @@
 /// Parses HTTP/1.x requests from a client connection, one event per `execute` call.
 ///
 /// Driving: keep calling `execute(bytes[offset...])`, advancing `offset` by each step's `consumed`:
-///   `.needMore` → read more bytes (all given bytes were consumed).
+///   `.needMore` → read more bytes (all given bytes were consumed). Only this step means "stop calling".
 ///   `.head` → `head` is valid until the next message begins (i.e. until you feed bytes after `.messageComplete`).
 ///   `.body(piece, _)` (0…n times) → `piece` points into YOUR buffer; forward/copy it before reusing the buffer.
 ///   `.messageComplete` → request done; feed the remaining bytes (pipelining) only when ready for the next one.
@@ -26,10 +26,15 @@ public final class HTTPRequestParser {
     /// Decoded body bytes seen so far in the current message.
     public var bodyBytesSeen: Int { core.bodyBytes }
 
+    /// Consumes `bytes` up to the next event. Keep calling (also with an empty remainder) until `.needMore`:
+    /// an event that ends exactly at the end of the buffer is followed by `.messageComplete` on the next call.
     public func execute(_ bytes: UnsafeRawBufferPointer) -> HTTPParseStep { core.execute(bytes) }
 
+    /// After `.upgrade` for an Upgrade request that the upstream refused (final status other than 101): the bytes
+    /// after the request are HTTP again; the next `execute` parses the next request.
+    public func resumeAfterRefusedUpgrade() { core.resumeAfterUpgrade() }
 
-
+    /// Client EOF: `.clean` between requests, `.truncated` mid-request.
     public func finish() -> HTTPEOFResult { core.finish() }
 
     /// Reuse the parser for a new connection.

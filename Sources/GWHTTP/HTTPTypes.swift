@@ -161,6 +161,8 @@ public struct HTTPMessageHead: Sendable {
     public internal(set) var target: [UInt8] = []
     /// Index of `?` in `target`, or `target.count` when there is no query.
     public internal(set) var queryStart: Int = 0
+    /// Start of the path in `target`: 0 for origin-form; after `scheme://authority` for absolute-form.
+    public internal(set) var pathStart: Int = 0
     public internal(set) var status: Int = 0
     public internal(set) var reason: [UInt8] = []
     public internal(set) var versionMajor: UInt8 = 1
@@ -178,7 +180,15 @@ public struct HTTPMessageHead: Sendable {
 
     public init() { target.reserveCapacity(256) }
 
-    public var pathBytes: ArraySlice<UInt8> { target[0 ..< queryStart] }
+    /// Path part of the target (absolute-form's scheme and authority removed; may be empty then, meaning "/").
+    public var pathBytes: ArraySlice<UInt8> { target[pathStart ..< queryStart] }
+    /// Authority of an absolute-form target (`GET http://host:port/p`), which nginx prefers over Host.
+    public var targetAuthority: String? {
+        guard pathStart > 0 else { return nil }
+        var i = 0
+        while i + 2 < pathStart, !(target[i] == 0x3A && target[i + 1] == 0x2F && target[i + 2] == 0x2F) { i += 1 }
+        return String(decoding: target[(i + 3) ..< pathStart], as: UTF8.self)
+    }
     /// Query without the `?`; nil when the target has no `?` (an empty query after `?` is "").
     public var queryBytes: ArraySlice<UInt8>? { queryStart < target.count ? target[(queryStart + 1)...] : nil }
     public var path: String { String(decoding: pathBytes, as: UTF8.self) }
@@ -195,7 +205,7 @@ public struct HTTPMessageHead: Sendable {
 
     mutating func reset() {
         method = .get; methodCode = 1
-        target.removeAll(keepingCapacity: true); queryStart = 0
+        target.removeAll(keepingCapacity: true); queryStart = 0; pathStart = 0
         status = 0; reason.removeAll(keepingCapacity: true)
         versionMajor = 1; versionMinor = 1
         headers.removeAll()
@@ -307,4 +317,31 @@ public struct HTTPParserLimits: Sendable {
         self.init(maxRequestLineLength: size, maxHeaderLineLength: size, maxHeadBytes: number * size,
                   maxHeaderCount: maxHeaderCount, maxBodySize: clientMaxBodySize)
     }
+}
+
+extension HTTPHeaders {
+    /// RFC 9110 §7.6.1 hop-by-hop fields a proxy must not forward (plus the legacy Proxy-Connection and
+    /// Keep-Alive). Fields named in a Connection header are hop-by-hop too: see `isListedInConnection(at:)`.
+    public func isHopByHop(at i: Int) -> Bool {
+        let f = fields[i]
+        switch f.nameLength {
+        case 2: return nameEquals(at: i, "te")
+        case 7: return nameEquals(at: i, "upgrade") || nameEquals(at: i, "trailer")
+        case 10: return nameEquals(at: i, "connection") || nameEquals(at: i, "keep-alive")
+        case 16: return nameEquals(at: i, "proxy-connection")
+        case 17: return nameEquals(at: i, "transfer-encoding")
+        default: return false
+        }
+    }
+
+    /// Whether header `i`'s name is listed as a token of a Connection header (e.g. `Connection: close, X-Foo`).
+    public func isListedInConnection(at i: Int) -> Bool {
+        guard firstIndex(of: "connection") != nil else { return false }
+        return hasToken(name(at: i), in: "connection")
+    }
+}
+
+extension HTTPWriter {
+    /// The interim response to `Expect: 100-continue`.
+    public static let continueResponse: StaticString = "HTTP/1.1 100 Continue\r\n\r\n"
 }

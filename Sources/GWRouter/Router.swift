@@ -13,7 +13,7 @@ public struct RouterBuildError: Error, Equatable, Sendable {
 }
 
 /// The result of a match. `service == nil` → the proxy answers 503 `no Service found with those values`.
-public struct RouteMatch {
+public struct RouteMatch: Sendable {
     /// Index into `ConfigSnapshot.routes`.
     public let routeIndex: Int
     public let route: Route
@@ -56,10 +56,11 @@ struct HostPattern {
 
     func matches(host: Substring, port reqPort: Int) -> Bool {
         if let p = port, p != reqPort { return false }
+        let h = host.utf8, t = text.utf8
         switch kind {
-        case .exact: return host == text
-        case .suffix: return host.utf8.count > text.utf8.count && host.hasSuffix(text)
-        case .prefix: return host.utf8.count > text.utf8.count && host.hasPrefix(text)
+        case .exact: return h.elementsEqual(t)
+        case .suffix: return h.count > t.count && h.suffix(t.count).elementsEqual(t)
+        case .prefix: return h.count > t.count && h.starts(with: t)
         }
     }
 }
@@ -84,6 +85,10 @@ struct Entry {
     var headers: [HeaderMatcher]
     var path: PathMatcher
     var pathSource: String?
+    // the same path matcher, flattened for the hot path (no enum payload copies)
+    var pathKind: UInt8 = 0          // 0 none, 1 prefix, 2 regex
+    var prefixBytes: [UInt8] = []
+    var regex: Regex<AnyRegexOutput>? = nil
     // priority key
     var weight: Int
     var plainHostOnly: Bool
@@ -110,8 +115,19 @@ struct Entry {
 /// Byte trie over prefix paths; each node lists the ranks of entries whose prefix ends there (ascending).
 struct PathIndex {
     struct Node {
-        var children: [UInt8: Int32] = [:]
+        var childKeys: [UInt8] = []      // small fan-out: linear scan beats hashing a byte
+        var childNodes: [Int32] = []
         var ranks: [Int32] = []
+
+        @inline(__always) func child(_ b: UInt8) -> Int32? {
+            var i = 0
+            let n = childKeys.count
+            while i < n {
+                if childKeys[i] == b { return childNodes[i] }
+                i += 1
+            }
+            return nil
+        }
     }
     var nodes: [Node] = [Node()]
     var regexRanks: [Int32] = []
@@ -124,10 +140,11 @@ struct PathIndex {
         case .prefix(let p):
             var n = 0
             for b in p.utf8 {
-                if let c = nodes[n].children[b] { n = Int(c) } else {
+                if let c = nodes[n].child(b) { n = Int(c) } else {
                     nodes.append(Node())
                     let c = Int32(nodes.count - 1)
-                    nodes[n].children[b] = c
+                    nodes[n].childKeys.append(b)
+                    nodes[n].childNodes.append(c)
                     n = Int(c)
                 }
             }
@@ -136,11 +153,13 @@ struct PathIndex {
     }
 }
 
-public final class Router {
+/// Immutable after init (all stored properties are `let`); Regex programs are forced to compile in init.
+public final class Router: @unchecked Sendable {
     public let snapshot: ConfigSnapshot
     public let buildErrors: [RouterBuildError]
-    let entries: [Entry]
-    let exactHosts: [String: PathIndex]
+    /// Entries in priority order. Raw buffer so candidate checks borrow entries instead of copying them.
+    let entries: UnsafeMutableBufferPointer<Entry>
+    let exactHosts: [Substring: PathIndex]
     let wildcardHosts: PathIndex
     let anyHost: PathIndex
     public var entryCount: Int { entries.count }
@@ -169,7 +188,11 @@ public final class Router {
                 var m = HeaderMatcher(name: name.lowercased(), plain: [], regexes: [])
                 for v in values {
                     if v.hasPrefix("~*") {
-                        do { m.regexes.append(try Regex(String(v.dropFirst(2))).ignoresCase()) } catch {
+                        do {
+                            let re = try Regex(String(v.dropFirst(2))).ignoresCase()
+                            _ = try? re.firstMatch(in: "")      // compile the program now, not on first request
+                            m.regexes.append(re)
+                        } catch {
                             errors.append(RouterBuildError(routeID: r.id, message: "invalid regex: '\(v)'"))
                             continue routeLoop
                         }
@@ -191,7 +214,11 @@ public final class Router {
             for p in paths {
                 if p.hasPrefix("~") {
                     let src = String(p.dropFirst())
-                    do { pathMatchers.append((.regex(try Regex(src), source: p), p)) } catch {
+                    do {
+                        let re = try Regex(src)
+                        _ = try? re.prefixMatch(in: "")         // compile the program now, not on first request
+                        pathMatchers.append((.regex(re, source: p), p))
+                    } catch {
                         errors.append(RouterBuildError(routeID: r.id, message: "invalid regex: '\(src)'"))
                         continue routeLoop
                     }
@@ -213,8 +240,15 @@ public final class Router {
                                   createdAt: r.createdAt, id: r.id))
             }
         }
+        for k in list.indices {
+            switch list[k].path {
+            case .none: break
+            case .prefix(let p): list[k].pathKind = 1; list[k].prefixBytes = Array(p.utf8)
+            case .regex(let re, _): list[k].pathKind = 2; list[k].regex = re
+            }
+        }
         list.sort(by: Entry.before)
-        var exact: [String: PathIndex] = [:]
+        var exact: [Substring: PathIndex] = [:]
         var wild = PathIndex(), any = PathIndex()
         for (rank, e) in list.enumerated() {
             let r = Int32(rank)
@@ -223,18 +257,24 @@ public final class Router {
             var hasWildcard = false
             for h in e.hosts {
                 if h.kind == .exact {
-                    if seen.insert(h.text).inserted { exact[h.text, default: PathIndex()].insert(rank: r, path: e.path) }
+                    if seen.insert(h.text).inserted { exact[Substring(h.text), default: PathIndex()].insert(rank: r, path: e.path) }
                 } else {
                     hasWildcard = true
                 }
             }
             if hasWildcard { wild.insert(rank: r, path: e.path) }
         }
-        entries = list
+        entries = .allocate(capacity: list.count)
+        _ = entries.initialize(from: list)
         exactHosts = exact
         wildcardHosts = wild
         anyHost = any
         buildErrors = errors
+    }
+
+    deinit {
+        entries.deinitialize()
+        entries.deallocate()
     }
 
     static func hostPattern(_ h0: String) -> HostPattern {
@@ -251,21 +291,27 @@ public final class Router {
 
     /// Splits a Host header into (lowercased host, port) like Kong's split_host_port; IPv6 literals keep brackets.
     public static func splitHostPort(_ host: String, defaultPort: Int) -> (Substring, Int) {
-        var hs = Substring(host)
-        if hs.hasPrefix("[") {
-            if let close = hs.firstIndex(of: "]") {
-                let after = hs[hs.index(after: close)...]
-                if after.hasPrefix(":"), let p = Int(after.dropFirst()) { return (hs[...close], p) }
-                return (hs[...close], defaultPort)
-            }
-            return (hs, defaultPort)
+        let u = host.utf8
+        var colon: String.Index? = nil
+        var i = u.endIndex
+        // scan back over digits to a ':'; "[v6]" literals keep their brackets
+        while i > u.startIndex {
+            let j = u.index(before: i)
+            let b = u[j]
+            if b == 0x3A { colon = j; break }
+            if b < 0x30 || b > 0x39 { break }
+            i = j
         }
-        if let colon = hs.lastIndex(of: ":") {
-            let p = Int(hs[hs.index(after: colon)...])
-            hs = hs[..<colon]
-            return (hs, p ?? defaultPort)
+        guard let c = colon else { return (Substring(host), defaultPort) }
+        let hostPart = Substring(host)[..<c]
+        if let first = hostPart.utf8.first, first != 0x5B, hostPart.utf8.contains(0x3A) {
+            return (Substring(host), defaultPort)      // bare IPv6 without brackets: no port
         }
-        return (hs, defaultPort)
+        var port = 0
+        var k = u.index(after: c)
+        if k == u.endIndex { return (hostPart, defaultPort) }
+        while k < u.endIndex { port = port * 10 + Int(u[k] - 0x30); if port > 65535 { break }; k = u.index(after: k) }
+        return (hostPart, port)
     }
 
     struct Request {
@@ -274,6 +320,15 @@ public final class Router {
         var port: Int
         var path: String
         var headers: HTTPHeaders?
+    }
+
+    /// Normalizes the request path (KONG.md §3.2) and matches; returns the normalized path too (the proxy needs
+    /// it for `RouteMatch.upstreamURI`). Origin-form "" (absolute-form without a path) counts as "/".
+    public func route(head: HTTPRequestHead, listenPort: Int) -> (match: RouteMatch, normalizedPath: String)? {
+        let raw = head.pathBytes
+        let path = raw.isEmpty ? "/" : KongPath.normalize(raw)
+        guard let m = match(head: head, normalizedPath: path, listenPort: listenPort) else { return nil }
+        return (m, path)
     }
 
     /// Matches a parsed request. `normalizedPath` = `KongPath.normalize(head.pathBytes)`.
@@ -296,8 +351,8 @@ public final class Router {
             req.port = port
         }
         var best = Int32.max
-        if let hp = req.host, let idx = exactHosts[String(hp)] { scan(idx, &best, req) }
-        if !wildcardHosts.nodes[0].children.isEmpty || !wildcardHosts.nodes[0].ranks.isEmpty
+        if let hp = req.host, let idx = exactHosts[hp] { scan(idx, &best, req) }
+        if !wildcardHosts.nodes[0].childKeys.isEmpty || !wildcardHosts.nodes[0].ranks.isEmpty
             || !wildcardHosts.regexRanks.isEmpty || !wildcardHosts.pathlessRanks.isEmpty {
             scan(wildcardHosts, &best, req)
         }
@@ -307,18 +362,18 @@ public final class Router {
     }
 
     @inline(__always)
-    func scanList(_ ranks: [Int32], _ best: inout Int32, _ req: Request) {
+    func scanList(_ ranks: [Int32], _ best: inout Int32, _ req: borrowing Request) {
         for r in ranks {
             if r >= best { return }
-            if matches(entries[Int(r)], req) { best = r; return }
+            if entries[Int(r)].matches(req) { best = r; return }
         }
     }
 
-    func scan(_ idx: PathIndex, _ best: inout Int32, _ req: Request) {
+    func scan(_ idx: PathIndex, _ best: inout Int32, _ req: borrowing Request) {
         var n = 0
         scanList(idx.nodes[0].ranks, &best, req)
         for b in req.path.utf8 {
-            guard let c = idx.nodes[n].children[b] else { break }
+            guard let c = idx.nodes[n].child(b) else { break }
             n = Int(c)
             if !idx.nodes[n].ranks.isEmpty { scanList(idx.nodes[n].ranks, &best, req) }
         }
@@ -326,25 +381,7 @@ public final class Router {
         scanList(idx.pathlessRanks, &best, req)
     }
 
-    func matches(_ e: Entry, _ req: Request) -> Bool {
-        if !e.methods.isEmpty && !e.methods.contains(req.method) { return false }
-        if !e.hosts.isEmpty {
-            guard let h = req.host else { return false }
-            var ok = false
-            for p in e.hosts where p.matches(host: h, port: req.port) { ok = true; break }
-            if !ok { return false }
-        }
-        switch e.path {
-        case .none: break
-        case .prefix(let p): if !req.path.utf8.starts(with: p.utf8) { return false }
-        case .regex(let re, _):
-            if (try? re.prefixMatch(in: req.path)) == nil { return false }
-        }
-        for hm in e.headers where !headerMatches(hm, req.headers) { return false }
-        return true
-    }
-
-    func headerMatches(_ m: HeaderMatcher, _ headers: HTTPHeaders?) -> Bool {
+    static func headerMatches(_ m: HeaderMatcher, _ headers: HTTPHeaders?) -> Bool {
         guard let h = headers else { return false }
         var i = 0
         while let j = h.firstIndex(of: m.name, from: i) {
@@ -386,6 +423,25 @@ public final class Router {
                           service: e.serviceIndex.map { snapshot.services[$0] }, matchedRoutePath: e.pathSource,
                           matchedPathText: text, captures: caps, namedCaptures: named,
                           requiresHTTPS: !route.protocols.contains("http"))
+    }
+}
+
+extension Entry {
+    func matches(_ req: borrowing Router.Request) -> Bool {
+        if !methods.isEmpty && !methods.contains(req.method) { return false }
+        if !hosts.isEmpty {
+            guard let h = req.host else { return false }
+            var ok = false
+            for p in hosts where p.matches(host: h, port: req.port) { ok = true; break }
+            if !ok { return false }
+        }
+        if pathKind == 1 {
+            if !req.path.utf8.starts(with: prefixBytes) { return false }
+        } else if pathKind == 2, let re = regex {
+            if (try? re.prefixMatch(in: req.path)) == nil { return false }
+        }
+        for hm in headers where !Router.headerMatches(hm, req.headers) { return false }
+        return true
     }
 }
 

@@ -91,6 +91,13 @@ let requestCases: [RequestCase] = [
     RequestCase(name: "HTTP/0.9", input: "GET / HTTP/0.9\r\nHost: h\r\n\r\n", expected: ["error 400"]),
     RequestCase(name: "HTTP/1.1 without Host", input: "GET / HTTP/1.1\r\nX: y\r\n\r\n", expected: ["error 400"]),
     RequestCase(name: "duplicate Host", input: "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", expected: ["error 400"]),
+    RequestCase(name: "empty Host", input: "GET / HTTP/1.1\r\nHost:\r\n\r\n", expected: ["error 400"]),
+    RequestCase(name: "Host with slash", input: "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", expected: ["error 400"]),
+    RequestCase(name: "Host with double dot", input: "GET / HTTP/1.1\r\nHost: a..b\r\n\r\n", expected: ["error 400"]),
+    RequestCase(name: "Host IPv6 with port", input: "GET / HTTP/1.1\r\nHost: [::1]:8000\r\n\r\n",
+                expected: ["head GET / 1.1 [Host=[::1]:8000]", "end"]),
+    RequestCase(name: "Host with trailing dot", input: "GET / HTTP/1.1\r\nHost: a.test.\r\n\r\n",
+                expected: ["head GET / 1.1 [Host=a.test.]", "end"]),
     // --- limits ---
     RequestCase(name: "URI too long", input: "GET /" + String(repeating: "a", count: 100) + " HTTP/1.1\r\nHost: h\r\n\r\n",
                 expected: ["error 414"], limits: HTTPParserLimits(maxRequestLineLength: 64)),
@@ -189,4 +196,36 @@ func requestParsing(_ c: RequestCase) {
 @Test func connectIsUpgrade() {
     let r = transcript(request: [Array("CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\nTLSDATA".utf8)])
     #expect(r == ["head CONNECT example.test:443 1.1 [Host=example.test:443] upgrade", "upgrade rest=TLSDATA"])
+}
+
+@Test func absoluteFormTarget() {
+    let p = HTTPRequestParser()
+    _ = Array("GET http://example.test:8080/a/b?c=d HTTP/1.1\r\nHost: other\r\n\r\n".utf8).withUnsafeBytes { p.execute($0) }
+    #expect(p.head.path == "/a/b")
+    #expect(p.head.query == "c=d")
+    #expect(p.head.targetAuthority == "example.test:8080")
+    let p2 = HTTPRequestParser()
+    _ = Array("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n".utf8).withUnsafeBytes { p2.execute($0) }
+    #expect(p2.head.path == "*")
+    #expect(p2.head.targetAuthority == nil)
+}
+
+@Test func refusedUpgradeResumesHTTP() {
+    let p = HTTPRequestParser()
+    let bytes = Array("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n".utf8)
+    var log: [String] = []
+    bytes.withUnsafeBytes { b in
+        var off = 0
+        while true {
+            switch p.execute(UnsafeRawBufferPointer(rebasing: b[off...])) {
+            case .needMore: return
+            case .head(let c): log.append("head \(p.head.path)"); off += c
+            case .upgrade(let c): log.append("upgrade"); off += c; p.resumeAfterRefusedUpgrade()
+            case .messageComplete(let c): log.append("end"); off += c
+            case .body(_, let c), .informational(let c): off += c
+            case .error(let e): log.append("error \(e)"); return
+            }
+        }
+    }
+    #expect(log == ["head /ws", "upgrade", "head /next", "end"])
 }

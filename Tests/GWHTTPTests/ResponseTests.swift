@@ -61,3 +61,29 @@ func responseParsing(_ c: ResponseCase) {
     #expect(results.count == 1, "split-dependent results: \(results)")
     #expect(results.first == c.expected)
 }
+
+@Test func headThenGetOnSameConnection() {
+    let p = HTTPResponseParser()
+    var log: [String] = []
+    func feed(_ s: String) {
+        let bytes = Array(s.utf8)
+        bytes.withUnsafeBytes { b in
+            var off = 0
+            while true {
+                switch p.execute(UnsafeRawBufferPointer(rebasing: b[off...])) {
+                case .needMore: return
+                case .head(let c): log.append("head \(p.head.status) cl=\(p.head.contentLength ?? -1)"); off += c
+                case .body(let piece, let c): log.append("body \(piece.count)"); off += c
+                case .messageComplete(let c): log.append("end"); off += c
+                case .informational(let c), .upgrade(let c): log.append("?"); off += c
+                case .error(let e): log.append("error \(e)"); return
+                }
+            }
+        }
+    }
+    p.expectResponse(to: .head)
+    feed("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+    p.expectResponse(to: .get)
+    feed("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc")
+    #expect(log == ["head 200 cl=10", "end", "head 200 cl=3", "body 3", "end"])
+}

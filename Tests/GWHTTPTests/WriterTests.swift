@@ -90,3 +90,21 @@ func acceptNegotiation(_ accept: String?, _ mime: String) {
     let b = KongErrorResponse.body(mimeType: KongErrorResponse.mimeHTML, message: "Bad request", requestID: "q")
     #expect(b.contains("<p>Bad request.</p>\n    <p>request_id: q</p>"))
 }
+
+@Test func hopByHop() {
+    var h = HTTPHeaders()
+    for (n, v) in [("Host", "h"), ("Connection", "keep-alive, X-Secret"), ("Keep-Alive", "timeout=5"), ("TE", "trailers"),
+                   ("Transfer-Encoding", "chunked"), ("Upgrade", "ws"), ("X-Secret", "1"), ("X-Other", "2"),
+                   ("Proxy-Connection", "x"), ("Trailer", "T")] {
+        h.append(name: n, value: v)
+    }
+    var forwarded: [String] = []
+    for i in 0..<h.count where !h.isHopByHop(at: i) && !h.isListedInConnection(at: i) { forwarded.append(h.name(at: i)) }
+    #expect(forwarded == ["Host", "X-Other"])
+}
+
+@Test func limitsFromNginxDirectives() {
+    let l = HTTPParserLimits(largeClientHeaderBuffers: 4, size: 8192, clientMaxBodySize: 1 << 20)
+    #expect(l.maxRequestLineLength == 8192 && l.maxHeaderLineLength == 8192 && l.maxHeadBytes == 32768)
+    #expect(l.maxBodySize == 1 << 20)
+}

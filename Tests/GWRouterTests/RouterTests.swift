@@ -1,7 +1,7 @@
 import Testing
 import GWStore
 import GWHTTP
-@testable import GWRouter
+import GWRouter
 
 let svc = Service(id: "s1", host: "upstream.test")
 
@@ -227,4 +227,21 @@ func upstreamPathTable(_ c: PathCase) {
     #expect(m?.upstreamURI(normalizedPath: "/q/x", query: "") == "/x?")
     #expect(m?.upstreamURI(normalizedPath: "/q/x", query: "a=%20b&c") == "/x?a=%20b&c")
     #expect(m?.forwardedPrefix == "/q")
+}
+
+@Test(arguments: [("a.test", "a.test", 80), ("a.test:8000", "a.test", 8000), ("[::1]:9000", "[::1]", 9000),
+                  ("[::1]", "[::1]", 80), ("::1", "::1", 80), ("h:", "h", 80)])
+func hostPortSplit(_ raw: String, _ host: String, _ port: Int) {
+    let (h, p) = Router.splitHostPort(raw, defaultPort: 80)
+    #expect(String(h) == host && p == port)
+}
+
+@Test func routeConvenience() {
+    let p = HTTPRequestParser()
+    _ = Array("GET http://api.test/v1/./x?y HTTP/1.1\r\nHost: api.test\r\n\r\n".utf8).withUnsafeBytes { p.execute($0) }
+    let r = router([Route(id: "v1", paths: ["/v1"], serviceID: "s1")])
+    let res = r.route(head: p.head, listenPort: 8000)
+    #expect(res?.match.route.id == "v1")
+    #expect(res?.normalizedPath == "/v1/x")
+    #expect(res.map { $0.match.upstreamURI(normalizedPath: $0.normalizedPath, query: p.head.query) } == "/x?y")
 }
