@@ -1,0 +1,263 @@
+"""Integration-test harness: starts the real `gateway` binary in a temporary prefix with its own
+ports, and real upstream HTTP servers on 127.0.0.1. Every wait is bounded (GW_TEST_TIMEOUT)."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+import urllib.error
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+GATEWAY_BIN = os.environ.get("GATEWAY_BIN") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "../../.build/release/gateway"))
+TIMEOUT = float(os.environ.get("GW_TEST_TIMEOUT", "10"))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_until(pred, timeout=TIMEOUT, interval=0.02, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = pred()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - retried until the deadline
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Gateway:
+    """One gateway instance: prefix, config file, ports, and helpers for CLI, admin and proxy."""
+
+    def __init__(self, tmp, workers=2, extra=None):
+        os.makedirs(tmp, exist_ok=True)
+        self.prefix = os.path.join(tmp, "prefix")
+        self.proxy_port = free_port()
+        self.admin_port = free_port()
+        self.conf = os.path.join(tmp, "gateway.conf")
+        self.settings = {
+            "prefix": self.prefix,
+            "proxy_listen": f"127.0.0.1:{self.proxy_port}",
+            "admin_listen": f"127.0.0.1:{self.admin_port}",
+            "worker_processes": str(workers),
+            "log_level": "info",
+        }
+        self.settings.update(extra or {})
+        self.write_conf()
+
+    def write_conf(self, **changes):
+        self.settings.update({k: str(v) for k, v in changes.items()})
+        with open(self.conf, "w") as f:
+            for k, v in self.settings.items():
+                f.write(f"{k} = {v}\n")
+
+    def cli(self, *args, check=False, env=None, timeout=None):
+        e = dict(os.environ)
+        e.update(env or {})
+        r = subprocess.run([GATEWAY_BIN, *args], capture_output=True, text=True, env=e,
+                           timeout=timeout or TIMEOUT * 3)
+        if check and r.returncode != 0:
+            raise AssertionError(f"gateway {' '.join(args)} failed: {r.returncode}\n{r.stdout}\n{r.stderr}")
+        return r
+
+    def start(self, *extra):
+        return self.cli("start", "-c", self.conf, "-p", self.prefix, *extra, check=True)
+
+    def stop(self):
+        return self.cli("stop", "-c", self.conf, "-p", self.prefix)
+
+    @property
+    def pid_file(self):
+        return os.path.join(self.prefix, "pids", "gateway.pid")
+
+    def master_pid(self):
+        with open(self.pid_file) as f:
+            return int(f.read().strip())
+
+    def worker_pids(self):
+        try:
+            with open(os.path.join(self.prefix, "pids", "workers")) as f:
+                return [int(x) for x in f.read().split()]
+        except FileNotFoundError:
+            return []
+
+    def log(self, name="error.log"):
+        try:
+            with open(os.path.join(self.prefix, "logs", name)) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    # Admin API -------------------------------------------------------------------------------
+    def admin(self, method, path, body=None, form=None, headers=None):
+        """Returns (status, parsed JSON or None, headers)."""
+        data = None
+        h = dict(headers or {})
+        if body is not None:
+            data = json.dumps(body).encode()
+            h.setdefault("Content-Type", "application/json")
+        elif form is not None:
+            data = urllib.parse.urlencode(form, doseq=True).encode()
+            h.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        req = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", data=data, method=method, headers=h)
+        try:
+            with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
+                raw = r.read()
+                return r.status, (json.loads(raw) if raw else None), dict(r.headers)
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                parsed = json.loads(raw) if raw else None
+            except ValueError:
+                parsed = raw.decode(errors="replace")
+            return e.code, parsed, dict(e.headers)
+
+    # Proxy ---------------------------------------------------------------------------------
+    def get(self, path, headers=None, method="GET", body=None):
+        """One request on a new connection: (status, body bytes, headers)."""
+        req = urllib.request.Request(f"http://127.0.0.1:{self.proxy_port}{path}", data=body, method=method,
+                                     headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
+                return r.status, r.read(), dict(r.headers)
+        except urllib.error.HTTPError as e:
+            return e.code, e.read(), dict(e.headers)
+
+    def wait_route(self, path, expect=200, headers=None):
+        return wait_until(lambda: self.get(path, headers=headers)[0] == expect, what=f"{path} -> {expect}")
+
+
+@pytest.fixture
+def gateway(tmp_path):
+    gws = []
+
+    def make(workers=2, start=True, **extra):
+        g = Gateway(str(tmp_path / f"gw{len(gws)}"), workers=workers, extra={k: str(v) for k, v in extra.items()})
+        os.makedirs(os.path.dirname(g.conf), exist_ok=True)
+        g.write_conf()
+        gws.append(g)
+        if start:
+            g.start()
+        return g
+
+    yield make
+    for g in gws:
+        try:
+            pid = g.master_pid()
+        except (FileNotFoundError, ValueError):
+            continue
+        g.stop()
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+class Upstream:
+    """A real HTTP/1.1 server on 127.0.0.1 that answers with its name; behaviour is switchable."""
+
+    def __init__(self, name, port=None):
+        self.name = name
+        self.port = port or free_port()
+        self.hits = 0
+        self.connections = 0
+        self.status = 200
+        self.delay = 0.0
+        self.requests = []
+        self.lock = threading.Lock()
+        self.server = None
+        self.start()
+
+    def start(self):
+        up = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                with up.lock:
+                    up.connections += 1
+
+            def log_message(self, *a):
+                pass
+
+            def _serve(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = b""
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    chunks = []
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            break
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline()
+                    body = b"".join(chunks)
+                elif length:
+                    body = self.rfile.read(length)
+                with up.lock:
+                    up.hits += 1
+                    up.requests.append({"method": self.command, "path": self.path,
+                                        "headers": dict(self.headers.items()), "body": body})
+                if up.delay:
+                    time.sleep(up.delay)
+                payload = json.dumps({"upstream": up.name, "path": self.path, "method": self.command,
+                                      "headers": dict(self.headers.items()), "body_len": len(body)}).encode()
+                self.send_response(up.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.send_header("X-Upstream", up.name)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def upstream():
+    ups = []
+
+    def make(name="u", port=None):
+        u = Upstream(name, port)
+        ups.append(u)
+        return u
+
+    yield make
+    for u in ups:
+        u.stop()
