@@ -49,7 +49,7 @@ public final class AdminAPI {
         }
         headers += extra
         var bytes: [UInt8] = []
-        if let body, status != 204, status != 304 { bytes = body.serialized() }
+        if let body, !body.isNull, status != 204, status != 304 { bytes = body.serialized() }
         if req.method.uppercased() == "HEAD" { bytes = [] }
         if status == 204 || status == 415 { headers.removeAll { $0.0 == "Content-Type" } }
         let latency = Int((Clock.monotonicMs() - start).rounded(.up))
