@@ -56,11 +56,20 @@ public enum StoreOp: Sendable {
 }
 
 struct MemTable {
+    static let indexed = ["name", "username", "custom_id", "instance_name"]
     var ids: [String] = []          // ordered by seq
     var docs: [String: JSON] = [:]
     var seqs: [String: Int64] = [:]
+    /// field → value → id, for unique top-level string fields.
+    var index: [String: [String: String]] = [:]
+
+    mutating func unindex(_ doc: JSON, _ id: String) {
+        for f in MemTable.indexed { if let v = doc[f]?.stringValue, index[f]?[v] == id { index[f]?[v] = nil } }
+    }
 
     mutating func put(_ id: String, _ doc: JSON, seq: Int64) {
+        if let old = docs[id] { unindex(old, id) }
+        for f in MemTable.indexed { if let v = doc[f]?.stringValue { index[f, default: [:]][v] = id } }
         if docs[id] == nil {
             // Appending keeps order because seq grows monotonically; loads come in seq order too.
             ids.append(id)
@@ -69,7 +78,8 @@ struct MemTable {
         docs[id] = doc
     }
     mutating func remove(_ id: String) {
-        guard docs.removeValue(forKey: id) != nil else { return }
+        guard let old = docs.removeValue(forKey: id) else { return }
+        unindex(old, id)
         seqs[id] = nil
         if let i = ids.firstIndex(of: id) { ids.remove(at: i) }
     }
@@ -173,6 +183,10 @@ public final class AdminStore {
     /// First document whose top-level string `field` equals `value`.
     public func find(_ kind: EntityKind, field: String, value: String) -> JSON? {
         let t = tables[kind]!
+        if MemTable.indexed.contains(field) {
+            guard let id = t.index[field]?[value] else { return nil }
+            return t.docs[id]
+        }
         for id in t.ids where t.docs[id]?[field]?.stringValue == value { return t.docs[id] }
         return nil
     }
