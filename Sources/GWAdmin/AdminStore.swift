@@ -63,16 +63,41 @@ struct MemTable {
     /// field → value → id, for unique top-level string fields.
     var index: [String: [String: String]] = [:]
 
+    static let foreignFields = ["service", "route", "consumer", "upstream"]
+    /// foreign field → parent id → child ids.
+    var refs: [String: [String: Set<String>]] = [:]
+
+    static func cacheKey(_ doc: JSON) -> String? {
+        if doc["target"] != nil, let up = doc["upstream"]?["id"]?.stringValue, let t = doc["target"]?.stringValue {
+            return AdminStore.targetCacheKey(upstreamID: up, target: t)
+        }
+        if doc["config"] != nil, doc["name"] != nil { return AdminStore.pluginCacheKey(doc) }
+        return nil
+    }
+
     mutating func unindex(_ doc: JSON, _ id: String) {
         for f in MemTable.indexed { if let v = doc[f]?.stringValue, index[f]?[v] == id { index[f]?[v] = nil } }
+        if let ck = MemTable.cacheKey(doc), index["#cache_key"]?[ck] == id { index["#cache_key"]?[ck] = nil }
+        for f in MemTable.foreignFields { if let p = doc[f]?["id"]?.stringValue { refs[f]?[p]?.remove(id) } }
     }
+
+    mutating func reindex(_ doc: JSON, _ id: String) {
+        for f in MemTable.indexed { if let v = doc[f]?.stringValue { index[f, default: [:]][v] = id } }
+        if let ck = MemTable.cacheKey(doc) { index["#cache_key", default: [:]][ck] = id }
+        for f in MemTable.foreignFields {
+            if let p = doc[f]?["id"]?.stringValue { refs[f, default: [:]][p, default: []].insert(id) }
+        }
+    }
+
+    /// Set when removals left `ids` stale; `compact()` rebuilds it from `seqs`.
+    var dirty = false
 
     mutating func put(_ id: String, _ doc: JSON, seq: Int64) {
         if let old = docs[id] { unindex(old, id) }
-        for f in MemTable.indexed { if let v = doc[f]?.stringValue { index[f, default: [:]][v] = id } }
+        reindex(doc, id)
         if docs[id] == nil {
-            // Appending keeps order because seq grows monotonically; loads come in seq order too.
-            ids.append(id)
+            // Appending keeps order because new seqs grow monotonically; loads come in seq order too.
+            if !dirty { ids.append(id) }
             seqs[id] = seq
         }
         docs[id] = doc
@@ -81,7 +106,12 @@ struct MemTable {
         guard let old = docs.removeValue(forKey: id) else { return }
         unindex(old, id)
         seqs[id] = nil
-        if let i = ids.firstIndex(of: id) { ids.remove(at: i) }
+        dirty = true
+    }
+    mutating func compact() {
+        guard dirty else { return }
+        ids = seqs.sorted { $0.value < $1.value }.map(\.key)
+        dirty = false
     }
 }
 
@@ -193,10 +223,15 @@ public final class AdminStore {
     /// Documents whose foreign key `field` (`{"id":...}`) references `id`.
     public func referencing(_ kind: EntityKind, field: String, id: String) -> [JSON] {
         let t = tables[kind]!
-        return t.ids.compactMap { i in
-            let d = t.docs[i]!
-            return d[field]?["id"]?.stringValue == id ? d : nil
-        }
+        guard let children = t.refs[field]?[id], !children.isEmpty else { return [] }
+        return children.sorted { (t.seqs[$0] ?? 0) < (t.seqs[$1] ?? 0) }.compactMap { t.docs[$0] }
+    }
+
+    /// Entity with the given cache key (targets: upstream+target; plugins: name+route+service+consumer).
+    func findByCacheKey(_ kind: EntityKind, _ key: String) -> JSON? {
+        let t = tables[kind]!
+        guard let id = t.index["#cache_key"]?[key] else { return nil }
+        return t.docs[id]
     }
 
     // MARK: Writes
@@ -205,19 +240,25 @@ public final class AdminStore {
     public func write(_ ops: [StoreOp]) throws(AdminStoreError) {
         guard !ops.isEmpty else { return }
         try db.exec("BEGIN IMMEDIATE")
-        var assigned: [(EntityKind, String, JSON, Int64)] = []
+        var assigned: [String: Int64] = [:]   // "kind/id" → seq
+        var statements: [String: Statement] = [:]
         do throws(AdminStoreError) {
             var seq = nextSeq
             for op in ops {
                 switch op {
                 case .put(let kind, let doc):
                     guard let id = doc["id"]?.stringValue else { throw AdminStoreError("document without id") }
-                    let s = tables[kind]!.seqs[id] ?? assigned.first(where: { $0.0 == kind && $0.1 == id })?.3 ?? { seq += 1; return seq - 1 }()
-                    let cols = kind.keyColumns.map(\.0)
-                    let names = (["id", "seq", "created_at"] + cols + ["doc"]).joined(separator: ", ")
-                    let qs = Array(repeating: "?", count: cols.count + 4).joined(separator: ", ")
-                    let updates = (["seq", "created_at"] + cols + ["doc"]).map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
-                    let st = try db.prepare("INSERT INTO \(kind.rawValue) (\(names)) VALUES (\(qs)) ON CONFLICT(id) DO UPDATE SET \(updates)")
+                    let akey = "\(kind.rawValue)/\(id)"
+                    let s = tables[kind]!.seqs[id] ?? assigned[akey] ?? { seq += 1; return seq - 1 }()
+                    let st: Statement
+                    if let cached = statements["put/\(kind.rawValue)"] { st = cached; st.reset() } else {
+                        let cols = kind.keyColumns.map(\.0)
+                        let names = (["id", "seq", "created_at"] + cols + ["doc"]).joined(separator: ", ")
+                        let qs = Array(repeating: "?", count: cols.count + 4).joined(separator: ", ")
+                        let updates = (["seq", "created_at"] + cols + ["doc"]).map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
+                        st = try db.prepare("INSERT INTO \(kind.rawValue) (\(names)) VALUES (\(qs)) ON CONFLICT(id) DO UPDATE SET \(updates)")
+                        statements["put/\(kind.rawValue)"] = st
+                    }
                     st.bind(1, id)
                     st.bind(2, s)
                     st.bind(3, doc["created_at"]?.doubleValue ?? 0)
@@ -225,9 +266,13 @@ public final class AdminStore {
                     for v in kind.keyValues(doc) { st.bind(i, v); i += 1 }
                     st.bind(i, doc.serializedString)
                     _ = try st.step()
-                    assigned.append((kind, id, doc, s))
+                    assigned[akey] = s
                 case .delete(let kind, let id):
-                    let st = try db.prepare("DELETE FROM \(kind.rawValue) WHERE id = ?")
+                    let st: Statement
+                    if let cached = statements["del/\(kind.rawValue)"] { st = cached; st.reset() } else {
+                        st = try db.prepare("DELETE FROM \(kind.rawValue) WHERE id = ?")
+                        statements["del/\(kind.rawValue)"] = st
+                    }
                     st.bind(1, id)
                     _ = try st.step()
                 }
@@ -242,12 +287,12 @@ public final class AdminStore {
             switch op {
             case .put(let kind, let doc):
                 let id = doc["id"]!.stringValue!
-                let s = assigned.first(where: { $0.0 == kind && $0.1 == id })!.3
-                tables[kind]!.put(id, doc, seq: s)
+                tables[kind]!.put(id, doc, seq: assigned["\(kind.rawValue)/\(id)"]!)
             case .delete(let kind, let id):
                 tables[kind]!.remove(id)
             }
         }
+        for kind in EntityKind.allCases { tables[kind]!.compact() }
     }
 
     /// Removes every entity (used by DB-less `POST /config` and declarative reloads).

@@ -122,14 +122,14 @@ extension AdminAPI {
         case .targets:
             let up = doc["upstream"]?["id"]?.stringValue ?? ""
             let t = doc["target"]?.stringValue ?? ""
-            for other in store.referencing(.targets, field: "upstream", id: up)
-            where other["target"]?.stringValue == t && other["id"]?.stringValue != id {
+            if let other = store.findByCacheKey(.targets, AdminStore.targetCacheKey(upstreamID: up, target: t)),
+               other["id"]?.stringValue != id {
                 throw OpFailure(Kong.unique(["target": .string(t), "upstream": ["id": .string(up)]]))
             }
         case .plugins:
             try clash("instance_name")
             let key = AdminStore.pluginCacheKey(doc)
-            for other in store.all(.plugins) where AdminStore.pluginCacheKey(other) == key && other["id"]?.stringValue != id {
+            if let other = store.findByCacheKey(.plugins, key), other["id"]?.stringValue != id {
                 func ref(_ f: String) -> JSON { doc[f].flatMap { $0.isNull ? nil : ["id": $0["id"] ?? .null] } ?? .null }
                 throw OpFailure(Kong.unique(["consumer": ref("consumer"), "name": doc["name"] ?? .null,
                                              "route": ref("route"), "service": ref("service")]))
