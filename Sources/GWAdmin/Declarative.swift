@@ -249,6 +249,7 @@ struct DeclarativeBuilder {
     var touched: [EntityKind: [String]] = [:]
     var declaredIDs: [EntityKind: Set<String>] = [:]
     var declaredKeys: [EntityKind: Set<String>] = [:]
+    var legacyFormat = false
 
     init(api: AdminAPI) { self.api = api }
 
@@ -281,7 +282,15 @@ struct DeclarativeBuilder {
         o["_ignore"] = nil
         for (k, v) in inject { o[k] = v }
         switch kind {
-        case .routes: if let r = DeclarativeBuilder.ref(o["service"], keyField: "name") { o["service"] = r }
+        case .routes:
+            if let r = DeclarativeBuilder.ref(o["service"], keyField: "name") { o["service"] = r }
+            if legacyFormat, let paths = o["paths"]?.stringArrayValue {
+                // _format_version 1.1 / 2.1: regex-looking paths get the "~" prefix (KONG.md §6.4).
+                let special: Set<Character> = ["(", ")", "[", "]", "{", "}", "*", "+", "?", "^", "$", "|", "\\"]
+                o["paths"] = JSON(paths.map { p in
+                    !p.hasPrefix("~") && p.contains(where: special.contains) ? "~" + p : p
+                })
+            }
         case .targets: if let r = DeclarativeBuilder.ref(o["upstream"], keyField: "name") { o["upstream"] = r }
         case .plugins:
             for (f, key) in [("service", "name"), ("route", "name"), ("consumer", "username")] {
@@ -333,6 +342,7 @@ struct DeclarativeBuilder {
     }
 
     mutating func run(_ top: JSONObject) {
+        legacyFormat = top["_format_version"]?.stringValue != "3.0"
         var pendingPlugins: [(JSON, [String], [(String, JSON)], String)] = []
         var pendingRoutes: [(JSON, [String], [(String, JSON)], String)] = []
         for (i, s) in list(top, "services").enumerated() {

@@ -130,6 +130,12 @@ plugins:
         #expect(empty.status == 400 && empty.json == ["message": "expected a declarative configuration"])
     }
 
+    @Test func legacyFormatRegexPaths() throws {
+        let h = try Harness()
+        try h.api.dbImport(Array("_format_version: \"1.1\"\nroutes:\n- name: r\n  paths: [\"/v(1|2)$\", \"/plain\"]\n".utf8))
+        #expect(h.req("GET", "/routes/r").1["paths"] == ["~/v(1|2)$", "/plain"])
+    }
+
     @Test func configEndpointNeedsDBLess() throws {
         let h = try Harness()
         #expect(h.req("GET", "/config").1 == ["message": "this endpoint is only available when Kong is configured to not use a database"])
