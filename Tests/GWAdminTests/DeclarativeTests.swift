@@ -1,4 +1,5 @@
 import Testing
+import Glibc
 import GWJSON
 import GWStore
 @testable import GWAdmin
@@ -139,5 +140,24 @@ plugins:
     @Test func configEndpointNeedsDBLess() throws {
         let h = try Harness()
         #expect(h.req("GET", "/config").1 == ["message": "this endpoint is only available when Kong is configured to not use a database"])
+    }
+}
+
+@Suite struct DeclarativeFileTests {
+    @Test func fileRoundTrip() throws {
+        let h = try Harness()
+        let src = h.dir + "/kong.yml"
+        try Declarative.writeFile(path: src, sampleYAML)
+        #expect(try Declarative.parseFile(path: src)[.routes] == 2)
+        #expect(try Declarative.importFile(path: src, into: h.store)[.services] == 1)
+        let out = h.dir + "/export.json"
+        try Declarative.exportFile(path: out, from: h.store)
+        let exported = try JSON.parse(Declarative.readFile(path: out))
+        #expect(exported["_format_version"] == "3.0" && exported["routes"]?.arrayValue?.count == 2)
+        let h2 = try Harness(databaseOff: true)
+        try h2.api.loadDeclarative(path: out)
+        #expect(h2.store.count(.plugins) == 3)
+        #expect(throws: DeclarativeError.self) { try Declarative.parseFile(path: h.dir + "/missing.yml") }
+        for f in [src, out] { unlink(f) }
     }
 }
