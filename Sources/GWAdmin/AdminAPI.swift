@@ -50,7 +50,8 @@ public final class AdminAPI {
         headers += extra
         var bytes: [UInt8] = []
         if let body, !body.isNull, status != 204, status != 304 { bytes = body.serialized() }
-        if req.method.uppercased() == "HEAD" { bytes = [] }
+        // HEAD: the body of the equivalent GET is returned so the server can send its Content-Length;
+        // the HTTP server must not transmit it.
         if status == 204 || status == 415 { headers.removeAll { $0.0 == "Content-Type" } }
         let latency = Int((Clock.monotonicMs() - start).rounded(.up))
         headers.append(("X-Kong-Admin-Latency", String(latency)))
