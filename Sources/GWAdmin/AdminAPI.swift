@@ -401,7 +401,12 @@ public final class AdminAPI {
     func delete(_ kind: EntityKind, _ key: String, parent: ParentRef?) throws(OpFailure) -> Result {
         try refuseWhenDBLess("remove", kind)
         let p = try resolveParent(parent)
-        guard let doc = lookupChild(kind, key, parent: p, pkind: parent?.kind) else { return (204, .null) }
+        guard let doc = lookupChild(kind, key, parent: p, pkind: parent?.kind) else {
+            // An existing entity that belongs to another parent is "not found" here (KONG.md §2.1).
+            if p != nil, UUID4.isValid(key), store.get(kind, id: key.lowercased()) != nil { return AdminAPI.notFound }
+            if p != nil, kind != .targets, lookup(kind, key) != nil { return AdminAPI.notFound }
+            return (204, .null)
+        }
         try commit(try deleteOps(kind, doc))
         return (204, .null)
     }

@@ -317,6 +317,13 @@ extension AdminAPI {
 
     func schemas(_ req: Req, _ extra: inout [(String, String)]) throws(OpFailure) -> Result {
         let s = req.segs
+        if s.count == 3 && s[1] == "plugins" && s[2] == "validate" {
+            return try methods(req, &extra, [("POST", {
+                let (input, form) = try self.body(req)
+                _ = try self.prepareForValidation(.plugins, input, form: form)
+                return (200, ["message": "schema validation successful"])
+            })])
+        }
         if s.count == 3 && s[1] == "plugins" {
             guard let def = Schemas.plugins[s[2]] else {
                 return (404, ["message": .string("No plugin named '\(s[2])'")])

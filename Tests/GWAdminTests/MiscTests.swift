@@ -189,6 +189,9 @@ import GWStore
         #expect(h.req("POST", "/schemas/services/validate", ["host": "a.test"]).1 == ["message": "schema validation successful"])
         #expect(h.req("POST", "/schemas/services/validate", [:]).0 == 400)
         #expect(h.req("GET", "/schemas/upstreams").0 == 200)
+        #expect(h.req("POST", "/schemas/plugins/validate", ["name": "key-auth"]).0 == 200)
+        #expect(h.req("POST", "/schemas/plugins/validate", ["name": "nope"]).0 == 400)
+        #expect(h.req("GET", "/schemas/plugins/rate-limiting").0 == 200)
     }
 
     @Test func adminToken() throws {
