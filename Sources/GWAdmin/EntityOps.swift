@@ -203,10 +203,13 @@ extension AdminAPI {
         switch kind {
         case .services:
             let proto = str("protocol") ?? "http"
-            if ["tcp", "tls", "udp", "grpc", "grpcs"].contains(proto), isSet("path") { e.field("path", "value must be null") }
+            let conditional = "failed conditional validation given value of field 'protocol'"
+            if ["tcp", "tls", "udp", "grpc", "grpcs"].contains(proto), isSet("path") {
+                e.field("path", "value must be null"); e.addEntity(conditional)
+            }
             if !["https", "tls"].contains(proto) {
                 for f in ["client_certificate", "tls_verify", "tls_verify_depth", "ca_certificates"] where isSet(f) {
-                    e.field(f, "value must be null")
+                    e.field(f, "value must be null"); e.addEntity(conditional)
                 }
             }
         case .routes:
@@ -227,23 +230,34 @@ extension AdminAPI {
             let group = used.first ?? groups[0]
             func quoted(_ xs: [String]) -> String { xs.map { "'\($0)'" }.joined(separator: ", ") }
             if group == groups[0] {
-                for f in ["sources", "destinations"] where isSet(f) { e.field(f, "value must be null") }
+                for f in ["sources", "destinations"] where isSet(f) {
+                    e.field(f, "cannot set '\(f)' when 'protocols' is 'http' or 'https'")
+                }
                 var need = ["methods", "hosts", "headers", "paths"]
                 if ps.contains("https") { need.append("snis") }
                 if !need.contains(where: isSet) {
                     let p = ps.contains("https") ? "https" : "http"
                     e.addEntity("must set one of \(quoted(need)) when 'protocols' is '\(p)'")
                 }
+            } else if group == groups[1] || group == groups[2] {
+                for f in ["methods", "hosts", "paths", "headers"] where isSet(f) {
+                    e.field(f, "cannot set '\(f)' when 'protocols' is 'tcp', 'tls', 'tls_passthrough' or 'udp'")
+                }
+            }
+            if group == groups[0] {
             } else if group == groups[1] {
-                for f in ["methods", "hosts", "paths", "headers"] where isSet(f) { e.field(f, "value must be null") }
                 if !["sources", "destinations", "snis"].contains(where: isSet) {
                     e.addEntity("must set one of 'sources', 'destinations', 'snis' when 'protocols' is 'tcp', 'tls' or 'udp'")
                 }
             } else if group == groups[2] {
-                if !isSet("snis") { e.addEntity("must set 'snis' when 'protocols' is 'tls_passthrough'") }
+                if !isSet("snis") { e.addEntity("must set snis when 'protocols' is 'tls_passthrough'") }
             } else {
-                for f in ["methods", "sources", "destinations"] where isSet(f) { e.field(f, "value must be null") }
-                if d["strip_path"]?.boolValue == true { e.field("strip_path", "value must be false") }
+                for f in ["methods", "sources", "destinations"] where isSet(f) {
+                    e.field(f, "cannot set '\(f)' when 'protocols' is 'grpc' or 'grpcs'")
+                }
+                if d["strip_path"]?.boolValue == true {
+                    e.field("strip_path", "cannot set 'strip_path' when 'protocols' is 'grpc' or 'grpcs'")
+                }
                 var need = ["hosts", "headers", "paths"]
                 if ps.contains("grpcs") { need.append("snis") }
                 if !need.contains(where: isSet) {
@@ -260,16 +274,21 @@ extension AdminAPI {
                 "ip": ["none", "consumer", "header", "cookie", "path", "query_arg", "uri_capture"],
                 "path": ["none", "consumer", "ip", "header", "cookie", "query_arg", "uri_capture"],
             ]
-            if let allowed = allowedFallback[on], !allowed.contains(fb) {
-                e.field("hash_fallback", "expected one of: " + allowed.joined(separator: ", "))
+            func conditional(_ ifField: String, _ field: String, _ msg: String) {
+                e.field(field, msg)
+                e.addEntity("failed conditional validation given value of field '\(ifField)'")
             }
-            if on == "header" && !isSet("hash_on_header") { e.field("hash_on_header", "required field missing") }
-            if fb == "header" && !isSet("hash_fallback_header") { e.field("hash_fallback_header", "required field missing") }
-            if (on == "cookie" || fb == "cookie") && !isSet("hash_on_cookie") { e.field("hash_on_cookie", "required field missing") }
-            if on == "query_arg" && !isSet("hash_on_query_arg") { e.field("hash_on_query_arg", "required field missing") }
-            if fb == "query_arg" && !isSet("hash_fallback_query_arg") { e.field("hash_fallback_query_arg", "required field missing") }
-            if on == "uri_capture" && !isSet("hash_on_uri_capture") { e.field("hash_on_uri_capture", "required field missing") }
-            if fb == "uri_capture" && !isSet("hash_fallback_uri_capture") { e.field("hash_fallback_uri_capture", "required field missing") }
+            if on == "header" && !isSet("hash_on_header") { conditional("hash_on", "hash_on_header", "required field missing") }
+            if fb == "header" && !isSet("hash_fallback_header") { conditional("hash_fallback", "hash_fallback_header", "required field missing") }
+            if on == "cookie" && !isSet("hash_on_cookie") { conditional("hash_on", "hash_on_cookie", "required field missing") }
+            else if fb == "cookie" && !isSet("hash_on_cookie") { conditional("hash_fallback", "hash_on_cookie", "required field missing") }
+            if on == "query_arg" && !isSet("hash_on_query_arg") { conditional("hash_on", "hash_on_query_arg", "required field missing") }
+            if fb == "query_arg" && !isSet("hash_fallback_query_arg") { conditional("hash_fallback", "hash_fallback_query_arg", "required field missing") }
+            if on == "uri_capture" && !isSet("hash_on_uri_capture") { conditional("hash_on", "hash_on_uri_capture", "required field missing") }
+            if fb == "uri_capture" && !isSet("hash_fallback_uri_capture") { conditional("hash_fallback", "hash_fallback_uri_capture", "required field missing") }
+            if let allowed = allowedFallback[on], !allowed.contains(fb) {
+                conditional("hash_on", "hash_fallback", "expected one of: " + allowed.joined(separator: ", "))
+            }
             for (a, b) in [("hash_on_header", "hash_fallback_header"), ("hash_on_query_arg", "hash_fallback_query_arg"),
                            ("hash_on_uri_capture", "hash_fallback_uri_capture")] {
                 if let x = str(a), let y = str(b), x.lowercased() == y.lowercased() {

@@ -128,13 +128,11 @@ enum Schema {
             guard v.boolValue != nil else { return .string(typeError(f.type)) }
         case .array(let el), .set(let el):
             guard let a = v.arrayValue else { return .string(typeError(f.type)) }
-            var errs: [JSON] = Array(repeating: .null, count: a.count)
-            var any = false
-            for (i, e) in a.enumerated() {
-                if e.isNull { errs[i] = .string("required field missing"); any = true; continue }
-                if let err = validate(e, el) { errs[i] = err; any = true }
+            // Kong reports the first failing element's error for the whole field.
+            for e in a {
+                if e.isNull { return .string("required field missing") }
+                if let err = validate(e, el) { return err }
             }
-            if any { return .array(errs) }
         case .map(let valField):
             guard let o = v.objectValue else { return .string(typeError(f.type)) }
             for (_, e) in o { if let err = validate(e, valField) { return err } }

@@ -50,7 +50,8 @@ final class FakeHealth: AdminHealthProvider {
         u = h.req("POST", "/upstreams", ["name": "b", "algorithm": "consistent-hashing"]).1
         #expect(u["algorithm"] == "consistent-hashing" && u["hash_on"] == "none")
         let r = h.req("POST", "/upstreams", ["name": "c", "hash_on": "header"])
-        #expect(r.1["fields"]?["hash_on_header"] == "required field missing")
+        #expect(r.1["fields"] == ["hash_on_header": "required field missing",
+                                  "@entity": ["failed conditional validation given value of field 'hash_on'"]])
         let r2 = h.req("POST", "/upstreams", ["name": "d", "hash_on": "none", "hash_fallback": "ip"])
         #expect(r2.1["fields"]?["hash_fallback"] == "expected one of: none")
     }
