@@ -2,17 +2,37 @@
 import GWJSON
 
 enum Kong {
-    /// Lua pl.pretty style: `{name="x"}`, keys sorted, nested records, `null`.
-    static func pretty(_ v: JSON) -> String {
+    /// Lua `pl.pretty.write(v, space)`: `{name="x"}` with space "" (keys sorted, `null`), multi-line with indent.
+    static func pretty(_ v: JSON, space: String = "", level: Int = 0) -> String {
         switch v {
         case .null: return "null"
         case .bool(let b): return b ? "true" : "false"
         case .int, .double: return v.serializedString
-        case .string(let s): return "\"" + s.replacingAll("\"", with: "\\\"") + "\""
-        case .array(let a): return "{" + a.map(pretty).joined(separator: ",") + "}"
+        case .string(let s): return "\"" + s.replacingAll("\\", with: "\\\\").replacingAll("\"", with: "\\\"") + "\""
+        case .array(let a):
+            return wrap(a.map { pretty($0, space: space, level: level + 1) }, space: space, level: level)
         case .object(let o):
-            return "{" + o.sortedByKey().map { "\($0.key)=\(pretty($0.value))" }.joined(separator: ",") + "}"
+            let eq = space.isEmpty ? "=" : " = "
+            return wrap(o.sortedByKey().map { kv in
+                "\(luaKey(kv.key))\(eq)\(pretty(kv.value, space: space, level: level + 1))"
+            }, space: space, level: level)
         }
+    }
+
+    static func wrap(_ items: [String], space: String, level: Int) -> String {
+        if space.isEmpty { return "{" + items.joined(separator: ",") + "}" }
+        if items.isEmpty { return "{}" }
+        let inner = String(repeating: space, count: level + 1)
+        let outer = String(repeating: space, count: level)
+        return "{\n" + items.map { inner + $0 }.joined(separator: ",\n") + "\n" + outer + "}"
+    }
+
+    static func luaKey(_ k: String) -> String {
+        let u = Array(k.utf8)
+        let ident = !u.isEmpty && !(u[0] >= 0x30 && u[0] <= 0x39) && u.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x5F
+        }
+        return ident ? k : "[\"\(k)\"]"
     }
 
     static func message(_ status: Int, _ msg: String) -> (Int, JSON) { (status, ["message": .string(msg)]) }

@@ -63,27 +63,29 @@ struct Errors {
         return .object(o)
     }
 
-    /// "@entity" messages first, then fields sorted, nested as `a.b: msg`, array elements 1-based.
+    /// Kong's `schema_violation` message parts (`kong/db/errors.lua`): "@entity" messages first, then fields
+    /// sorted; a table-valued field contributes `field.sub: value` per sorted sub-key, deeper tables pl.pretty-printed.
     var flattened: [String] {
         var out = entity
-        func walk(_ prefix: String, _ v: JSON) {
+        for (k, v) in fields.sortedByKey() where k != "@entity" {
             switch v {
-            case .string(let s): out.append("\(prefix): \(s)")
-            case .object(let o):
-                for (k, e) in o.sortedByKey() {
-                    if k == "@entity", case .array(let a) = e {
-                        for m in a { if let s = m.stringValue { out.append(prefix.isEmpty ? s : "\(prefix): \(s)") } }
-                    } else {
-                        walk(prefix.isEmpty ? k : "\(prefix).\(k)", e)
-                    }
-                }
+            case .object(let sub):
+                for (sk, sv) in sub.sortedByKey() { out.append("\(k).\(sk): \(Errors.leaf(sv))") }
             case .array(let a):
-                for (i, e) in a.enumerated() where !e.isNull { walk("\(prefix).\(i + 1)", e) }
-            default: break
+                for (i, sv) in a.enumerated() where !sv.isNull { out.append("\(k).\(i + 1): \(Errors.leaf(sv))") }
+            default:
+                out.append("\(k): \(Errors.leaf(v))")
             }
         }
-        walk("", .object(fields))
         return out
+    }
+
+    static func leaf(_ v: JSON) -> String {
+        switch v {
+        case .string(let s): return s
+        case .object, .array: return Kong.pretty(v, space: "  ")
+        default: return v.serializedString
+        }
     }
 
     var message: String {

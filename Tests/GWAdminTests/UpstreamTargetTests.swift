@@ -69,7 +69,9 @@ final class FakeHealth: AdminHealthProvider {
         let r = h.req("PATCH", "/upstreams/a", ["healthchecks": ["active": ["timeout": 70000]]])
         #expect(r.0 == 400)
         #expect(r.1["fields"] == ["healthchecks": ["active": ["timeout": "value should be between 0 and 65535"]]])
-        #expect(r.1["message"] == "schema violation (healthchecks.active.timeout: value should be between 0 and 65535)")
+        #expect(r.1["message"] == "schema violation (healthchecks.active: {\n  timeout = \"value should be between 0 and 65535\"\n})")
+        let r2 = h.req("PATCH", "/upstreams/a", ["healthchecks": ["threshold": 101]])
+        #expect(r2.1["message"] == "schema violation (healthchecks.threshold: value should be between 0 and 100)")
     }
 
     @Test func deleteCascadesTargets() throws {
