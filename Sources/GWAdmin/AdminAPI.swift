@@ -344,8 +344,8 @@ public final class AdminAPI {
             try commit([.put(kind, doc)])
             return (200, doc)
         }
+        // Nested PUT upserts the child under this parent (moving it if it belonged to another one), as Kong does.
         var existing = lookup(kind, key)
-        if let e = existing, !belongs(e, to: p, parent?.kind) { return AdminAPI.notFound }
         inject(&input, parent: p, pkind: parent?.kind)
         var forcedID: String? = nil
         if UUID4.isValid(key) {
@@ -370,7 +370,7 @@ public final class AdminAPI {
             throw OpFailure(Kong.notFoundEntity(.object(JSONObject([(ek, .string(key))])), byPrimaryKey: false))
         }
         var patch = input
-        if let p, let pk = parent?.kind { patch[AdminAPI.parentField(pk)] = nil; inject(&patch, parent: p, pkind: pk) }
+        if let p, let pk = parent?.kind, patch[AdminAPI.parentField(pk)] == nil { inject(&patch, parent: p, pkind: pk) }
         let doc = try prepare(kind, input: patch, existing: existing, mode: .update, form: form)
         try commit([.put(kind, doc)])
         return (200, doc)
@@ -402,10 +402,8 @@ public final class AdminAPI {
         try refuseWhenDBLess("remove", kind)
         let p = try resolveParent(parent)
         guard let doc = lookupChild(kind, key, parent: p, pkind: parent?.kind) else {
-            // An existing entity that belongs to another parent is "not found" here (KONG.md §2.1).
-            if p != nil, UUID4.isValid(key), store.get(kind, id: key.lowercased()) != nil { return AdminAPI.notFound }
-            if p != nil, kind != .targets, lookup(kind, key) != nil { return AdminAPI.notFound }
-            return (204, .null)
+            // Nested: a missing child, or one of another parent, is 404 (kong/api/endpoints.lua); top level: 204.
+            return p != nil ? AdminAPI.notFound : (204, .null)
         }
         try commit(try deleteOps(kind, doc))
         return (204, .null)
@@ -423,10 +421,19 @@ public final class AdminAPI {
     func foreignWrite(_ kind: EntityKind, _ key: String, _ field: String, _ pkind: EntityKind, _ req: Req,
                       patch: Bool) throws(OpFailure) -> Result {
         try refuseWhenDBLess(patch ? "update" : "create or update", pkind)
-        guard let d = lookup(kind, key), let fid = d[field]?["id"]?.stringValue, let f = store.get(pkind, id: fid) else {
-            return AdminAPI.notFound
-        }
+        guard let d = lookup(kind, key) else { return AdminAPI.notFound }
         let (input, form) = try body(req)
+        guard let fid = d[field]?["id"]?.stringValue, let f = store.get(pkind, id: fid) else {
+            if patch { return AdminAPI.notFound }
+            // PUT on an unset foreign entity creates it and associates it (kong/api/endpoints.lua).
+            let created = try prepare(pkind, input: input, existing: nil, mode: .upsert, form: form,
+                                      forcedID: UUID4.generate())
+            var child = d
+            child[field] = ["id": created["id"] ?? .null]
+            child["updated_at"] = .int(Clock.seconds())
+            try commit([.put(pkind, created), .put(kind, child)])
+            return (200, created)
+        }
         let doc = try prepare(pkind, input: input, existing: f, mode: patch ? .update : .upsert, form: form,
                               forcedID: patch ? nil : fid)
         try commit([.put(pkind, doc)])

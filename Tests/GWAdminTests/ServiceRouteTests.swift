@@ -190,9 +190,19 @@ import GWJSON
         #expect(h.req("DELETE", "/routes/r1/service").0 == 405)
         #expect(h.req("PATCH", "/services/s1/routes/r1", ["paths": ["/z"]]).1["paths"] == ["/z"])
         #expect(h.req("DELETE", "/services/s2/routes/r1").0 == 404)
-        #expect(h.req("DELETE", "/services/s2/routes/does-not-exist").0 == 204)
+        #expect(h.req("DELETE", "/services/s2/routes/does-not-exist").0 == 404)
+        #expect(h.req("DELETE", "/routes/does-not-exist").0 == 204)
         #expect(h.req("GET", "/routes/\(r1["id"]!.stringValue!)").0 == 200)
         #expect(h.req("DELETE", "/services/s1/routes/r1").0 == 204)
         #expect(h.req("GET", "/routes/r1").0 == 404)
+        // Nested PUT moves/creates under the parent; PUT on an unset foreign entity creates and associates it.
+        h.req("PUT", "/services/s2/routes/r3", ["paths": ["/c"]])
+        #expect(h.req("GET", "/services/s2/routes/r3").0 == 200)
+        let lone = h.req("POST", "/routes", ["name": "lone", "paths": ["/l"]]).1
+        #expect(lone["service"] == .null)
+        #expect(h.req("PATCH", "/routes/lone/service", ["port": 1]).0 == 404)
+        let created = h.req("PUT", "/routes/lone/service", ["host": "new.test"])
+        #expect(created.0 == 200 && created.1["host"] == "new.test")
+        #expect(h.req("GET", "/routes/lone").1["service"]?["id"] == created.1["id"])
     }
 }
