@@ -1,4 +1,5 @@
 import Testing
+import Glibc
 import GWJSON
 import GWStore
 @testable import GWAdmin
@@ -219,6 +220,30 @@ import GWStore
         // Order and pagination are stable after reopen; new writes continue the sequence.
         h.req("POST", "/services", ["name": "svc2", "host": "a.test"])
         #expect(h.req("GET", "/services").1["data"]?.arrayValue?.map { $0["name"]!.stringValue! } == ["svc", "svc2"])
+    }
+
+    @Test func writesAreCommittedBeforeTheResponse() throws {
+        let h = try Harness()
+        #expect(h.req("POST", "/services", ["name": "svc", "host": "a.test"]).0 == 201)
+        // A second connection (as after a kill -9 and restart) already sees the row: the transaction committed.
+        let other = try AdminStore(path: h.dir + "/gateway.db")
+        #expect(other.find(.services, field: "name", value: "svc") != nil)
+        #expect(h.req("DELETE", "/services/svc").0 == 204)
+        let third = try AdminStore(path: h.dir + "/gateway.db")
+        #expect(third.count(.services) == 0)
+    }
+
+    @Test func corruptDatabaseFailsClearly() throws {
+        let h = try Harness()
+        let path = h.dir + "/garbage.db"
+        let f = fopen(path, "wb")!
+        let junk = Array(repeating: UInt8(ascii: "x"), count: 4096)
+        _ = junk.withUnsafeBytes { fwrite($0.baseAddress, 1, junk.count, f) }
+        fclose(f)
+        do { _ = try AdminStore(path: path); Issue.record("opened a corrupt database") } catch {
+            #expect(error.message.contains(path))
+        }
+        unlink(path)
     }
 
     @Test func unwritablePathFails() {
