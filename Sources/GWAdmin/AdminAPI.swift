@@ -10,6 +10,8 @@ public final class AdminAPI {
 
     public let store: AdminStore
     public var context: AdminContext
+    /// Hash of the last declarative configuration loaded (DB-less `configuration_hash`, `check_hash`).
+    public internal(set) var configHash: String?
 
     public init(store: AdminStore, context: AdminContext) {
         self.store = store

@@ -195,14 +195,8 @@ extension AdminAPI {
         return (200, .object(o))
     }
 
-    func configurationHash() -> String {
-        var all: [UInt8] = []
-        for kind in EntityKind.allCases { for d in store.all(kind) { d.write(into: &all) } }
-        if all.isEmpty { return String(repeating: "0", count: 32) }
-        return SHA1.hash(all).prefix(16).map { b in
-            let h = String(b, radix: 16); return h.count == 1 ? "0" + h : h
-        }.joined()
-    }
+    /// DB-less `configuration_hash`: hash of the last loaded declarative document, zeros when none.
+    func configurationHash() -> String { configHash ?? String(repeating: "0", count: 32) }
 
     func endpoints() -> Result {
         let list = ["/", "/status", "/config", "/tags", "/tags/{tags}", "/plugins/enabled", "/endpoints",
