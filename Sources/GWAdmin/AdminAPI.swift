@@ -1,4 +1,14 @@
 // The Kong Admin API as a pure request → response engine over an AdminStore (KONG.md §2).
+//
+// Use from the master process (single-threaded; not Sendable):
+//   let store = try AdminStore(path: "<prefix>/gateway.db")        // or ":memory:" for database = off
+//   let api = AdminAPI(store: store, context: AdminContext(nodeInfo:serverStatus:health:adminToken:databaseOff:onChange:))
+//   try api.loadDeclarative(path:)                                  // DB-less startup (replaces everything)
+//   let resp = api.handle(AdminRequest(method:target:headers:body:)) // status, headers (no Content-Length), body
+//   let doc = api.publishedDocument(generation: n)                  // worker document (GWStore.ConfigSnapshot)
+//   Declarative.parseFile(path:) / importFile(path:into:) / exportFile(path:from:)   // CLI `gateway config ...`
+// `context.onChange()` runs after every committed configuration write. HEAD responses carry the GET body so the
+// server can send the right Content-Length; the server must not transmit it. `Server` defaults to gateway/0.1.0.
 import GWJSON
 import GWStore
 
