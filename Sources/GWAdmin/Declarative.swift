@@ -7,6 +7,8 @@ import Yams
 public struct DeclarativeError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public var fields: JSON
+    /// Kong's `flattened_errors` (POST /config?flatten_errors=1): one entry per invalid entity.
+    public var flattened: [JSON] = []
     public init(_ message: String, fields: JSON = .object(JSONObject())) { self.message = message; self.fields = fields }
     public var description: String { message }
 }
@@ -107,7 +109,9 @@ extension AdminAPI {
         b.run(top)
         if !b.errors.isEmpty {
             let f = JSON.object(b.errors)
-            throw DeclarativeError("declarative config is invalid: \(Kong.pretty(f))", fields: f)
+            var e = DeclarativeError("declarative config is invalid: \(Kong.pretty(f))", fields: f)
+            e.flattened = b.flat
+            throw e
         }
         var ents: [EntityKind: [JSON]] = [:]
         var ops: [StoreOp] = []
@@ -245,7 +249,9 @@ extension AdminAPI {
             if error.message == "expected a declarative configuration" {
                 throw OpFailure((400, ["message": "expected a declarative configuration"]))
             }
-            throw OpFailure(Kong.invalidDeclarative(error.fields, message: error.message))
+            var (status, body) = Kong.invalidDeclarative(error.fields, message: error.message)
+            if let f = req.q("flatten_errors"), f == "1" || f == "true" { body["flattened_errors"] = .array(error.flattened) }
+            throw OpFailure((status, body))
         }
     }
 }
@@ -261,8 +267,37 @@ struct DeclarativeBuilder {
 
     init(api: AdminAPI) { self.api = api }
 
+    var flat: [JSON] = []
+
     mutating func setError(_ path: [String], _ err: JSON) {
         var e = Errors(); e.fields = errors; e.set(path, err); errors = e.fields
+    }
+
+    /// Records an entity error both in the nested `fields` and in Kong's flattened form.
+    mutating func entityError(_ kind: EntityKind, _ entity: JSON, _ path: [String], _ err: JSON) {
+        setError(path, err)
+        var list: [JSON] = []
+        func walk(_ prefix: String, _ v: JSON) {
+            switch v {
+            case .string(let m): list.append(["field": .string(prefix), "message": .string(m), "type": "field"])
+            case .object(let o):
+                for (k, x) in o.sortedByKey() {
+                    if k == "@entity", case .array(let a) = x {
+                        for m in a { list.append(["message": m, "type": "entity"]) }
+                    } else {
+                        walk(prefix.isEmpty ? k : "\(prefix).\(k)", x)
+                    }
+                }
+            default: list.append(["field": .string(prefix), "message": .string(v.serializedString), "type": "field"])
+            }
+        }
+        if case .string(let m) = err { list.append(["message": .string(m), "type": "entity"]) } else { walk("", err) }
+        var entry: JSONObject = ["entity_type": .string(kind.singular), "entity": entity, "errors": .array(list)]
+        let ek = Schemas.of(kind).endpointKey ?? "name"
+        entry["entity_name"] = entity[ek] ?? .null
+        entry["entity_id"] = entity["id"] ?? .null
+        entry["entity_tags"] = entity["tags"] ?? .null
+        flat.append(.object(entry))
     }
 
     static func ref(_ v: JSON?, keyField: String) -> JSON? {
@@ -284,7 +319,7 @@ struct DeclarativeBuilder {
     /// Inserts one entity; returns its id or nil (error recorded at `path`).
     mutating func add(_ kind: EntityKind, _ raw: JSON, path: [String], inject: [(String, JSON)], seed: String,
                       strip: [String]) -> String? {
-        guard case .object(var o) = raw else { setError(path, "expected a record"); return nil }
+        guard case .object(var o) = raw else { entityError(kind, raw, path, "expected a record"); return nil }
         for k in strip { o[k] = nil }
         o["_comment"] = nil
         o["_ignore"] = nil
@@ -310,13 +345,13 @@ struct DeclarativeBuilder {
         if kind == .targets, let t = o["target"]?.stringValue, let n = Validators.normalizeTarget(t) { o["target"] = .string(n) }
         if let ek = Schemas.of(kind).endpointKey, kind != .targets, let v = o[ek]?.stringValue {
             if !declaredKeys[kind, default: []].insert(v).inserted {
-                setError(path, .string("uniqueness violation: '\(kind.rawValue)' entity with \(ek) set to '\(v)' already declared"))
+                entityError(kind, raw, path, .string("uniqueness violation: '\(kind.rawValue)' entity with \(ek) set to '\(v)' already declared"))
                 return nil
             }
         }
         let id = idFor(kind, o, seed: seed)
         if declaredIDs[kind, default: []].contains(id) {
-            setError(path, .string("uniqueness violation: '\(kind.rawValue)' entity with primary key set to '\(id)' already declared"))
+            entityError(kind, raw, path, .string("uniqueness violation: '\(kind.rawValue)' entity with primary key set to '\(id)' already declared"))
             return nil
         }
         declaredIDs[kind, default: []].insert(id)
@@ -330,15 +365,15 @@ struct DeclarativeBuilder {
             return id
         } catch let f as OpFailure {
             if f.status == 409, case .object(let fields)? = f.body["fields"], let (k, v) = fields.pairs.first, fields.count == 1 {
-                setError(path, .string("uniqueness violation: '\(kind.rawValue)' entity with \(k) set to '\(v.stringValue ?? v.serializedString)' already declared"))
+                entityError(kind, raw, path, .string("uniqueness violation: '\(kind.rawValue)' entity with \(k) set to '\(v.stringValue ?? v.serializedString)' already declared"))
             } else if let fields = f.body["fields"] {
-                setError(path, fields)
+                entityError(kind, raw, path, fields)
             } else {
-                setError(path, f.body["message"] ?? "invalid")
+                entityError(kind, raw, path, f.body["message"] ?? "invalid")
             }
             return nil
         } catch {
-            setError(path, .string("\(error)"))
+            entityError(kind, raw, path, .string("\(error)"))
             return nil
         }
     }

@@ -127,6 +127,10 @@ plugins:
         p = h.req("POST", "/config", ["_format_version": "3.0", "services": [["name": "bad"]]])
         #expect(p.0 == 400 && p.1["code"] == 14 && p.1["fields"]?["services"]?["1"]?["host"] == "required field missing")
         #expect(h.store.count(.upstreams) == 1)  // failed load keeps previous config
+        p = h.req("POST", "/config?flatten_errors=1", ["_format_version": "3.0", "services": [["name": "bad"]]])
+        let flat = p.1["flattened_errors"]?[0]
+        #expect(flat?["entity_type"] == "service" && flat?["entity_name"] == "bad")
+        #expect(flat?["errors"] == [["field": "host", "message": "required field missing", "type": "field"]])
         let empty = h.raw("POST", "/config", contentType: "application/yaml", body: "")
         #expect(empty.status == 400 && empty.json == ["message": "expected a declarative configuration"])
     }
