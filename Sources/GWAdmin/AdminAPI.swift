@@ -133,6 +133,15 @@ public final class AdminAPI {
             return try schemas(req, &extra)
         case "config" where s.count == 1:
             return try methods(req, &extra, [("GET", { try self.getConfig(req) }), ("POST", { try self.postConfig(req) })])
+        case "timers" where s.count == 1:
+            return try methods(req, &extra, [("GET", {
+                (200, ["worker": ["id": 0, "count": 1],
+                       "stats": ["sys": ["running": 0, "pending": 0, "waiting": 0, "total": 0], "timers": .object(JSONObject())]])
+            })])
+        case "cache" where s.count <= 2:
+            // No node-level entity cache: reads miss, purges succeed.
+            if s.count == 1 { return try methods(req, &extra, [("DELETE", { (204, .null) })]) }
+            return try methods(req, &extra, [("GET", { AdminAPI.notFound }), ("DELETE", { (204, .null) })])
         case "endpoints" where s.count == 1:
             return try methods(req, &extra, [("GET", { self.endpoints() })])
         default:
