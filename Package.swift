@@ -14,6 +14,7 @@ import PackageDescription
 let package = Package(
     name: "gateway",
     products: [.executable(name: "gateway", targets: ["gateway"])],
+    dependencies: [.package(url: "https://github.com/jpsim/Yams", exact: "5.0.1")],
     targets: [
         .target(name: "CGWShims", linkerSettings: [.linkedLibrary("ev")]),
         .target(name: "CLLHTTP", cSettings: [.unsafeFlags(["-I/usr/share/include/llhttp", "-O3"])]),
@@ -28,7 +29,7 @@ let package = Package(
         .target(name: "GWRouter", dependencies: ["GWStore", "GWHTTP"]),
         .target(name: "GWBalancer", dependencies: ["GWStore", "GWSystem", "CGWShims"]),
         .target(name: "GWProxy", dependencies: ["CLLHTTP", "GWJSON", "GWSystem", "GWEvent", "GWHTTP", "GWRouter", "GWBalancer", "GWStore", "GWConfig"]),
-        .target(name: "GWAdmin", dependencies: ["GWJSON", "GWStore", "GWHTTP", "GWBalancer", "CSQLite", "GWSystem"]),
+        .target(name: "GWAdmin", dependencies: ["GWJSON", "GWStore", "GWHTTP", "GWBalancer", "CSQLite", "GWSystem", .product(name: "Yams", package: "Yams")]),
         .target(name: "GWServer", dependencies: ["CLLHTTP", "CGWShims", "GWJSON", "GWSystem", "GWEvent", "GWConfig", "GWProxy", "GWAdmin", "GWStore", "GWBalancer", "GWHTTP"]),
         .executableTarget(name: "gateway", dependencies: ["GWServer", "GWConfig", "GWSystem"]),
         .testTarget(name: "GWJSONTests", dependencies: ["GWJSON"]),

@@ -106,10 +106,10 @@ extension JSON: Equatable {
 }
 
 // MARK: - Literals
+// (No ExpressibleByNilLiteral on purpose: `nil` must always mean Optional.none, never JSON null.)
 
-extension JSON: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
+extension JSON: ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
     ExpressibleByFloatLiteral, ExpressibleByStringLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral {
-    public init(nilLiteral: ()) { self = .null }
     public init(booleanLiteral value: Bool) { self = .bool(value) }
     public init(integerLiteral value: Int64) { self = .int(value) }
     public init(floatLiteral value: Double) { self = .double(value) }
@@ -237,6 +237,10 @@ struct JSONParser {
     let end: Int
     var pos = 0
     var scratch: [UInt8] = []
+    var pairStack: [(key: String, value: JSON)] = []
+    var keyStack: [(Int, Int)] = []
+    var valueStack: [JSON] = []
+    var escapedStrings = 0
 
     init(_ buf: UnsafeRawBufferPointer) {
         base = buf.baseAddress?.assumingMemoryBound(to: UInt8.self)
@@ -285,25 +289,28 @@ struct JSONParser {
     mutating func parseObject(depth: Int) throws(JSONError) -> JSON {
         if depth > JSON.maxDepth { throw err("maximum nesting depth \(JSON.maxDepth) exceeded") }
         pos += 1
-        var pairs: [(key: String, value: JSON)] = []
         skipWS()
-        if pos < end && byte(pos) == UInt8(ascii: "}") { pos += 1; return .object(JSONObject(uniquePairs: pairs)) }
-        var mayHaveDup = false
+        if pos < end && byte(pos) == UInt8(ascii: "}") { pos += 1; return .object(JSONObject(uniquePairs: [])) }
+        // Members accumulate on parser-wide stacks and are copied once, exactly sized, at the end.
+        let base0 = pairStack.count
+        defer { pairStack.removeSubrange(base0...); keyStack.removeSubrange(base0...) }
+        var hasDup = false
         while true {
             skipWS()
             guard pos < end, byte(pos) == UInt8(ascii: "\"") else { throw err("expected string key in object") }
+            let keyStart = pos + 1
+            let escapesBefore = escapedStrings
             let key = try parseString()
+            // Raw key range (only when the key had no escapes) for cheap duplicate detection.
+            let range = escapedStrings == escapesBefore ? (keyStart, pos - 1 - keyStart) : (-1, 0)
+            if !hasDup { hasDup = isDuplicate(range, key, from: base0) }
             skipWS()
             guard pos < end, byte(pos) == UInt8(ascii: ":") else { throw err("expected ':' after object key") }
             pos += 1
             skipWS()
             let v = try parseValue(depth: depth)
-            if pairs.count < 32 {
-                if let i = pairs.firstIndex(where: { $0.key == key }) { pairs[i].value = v } else { pairs.append((key, v)) }
-            } else {
-                mayHaveDup = true
-                pairs.append((key, v))
-            }
+            pairStack.append((key, v))
+            keyStack.append(range)
             skipWS()
             guard pos < end else { throw err("unexpected end of input in object") }
             let c = byte(pos)
@@ -313,28 +320,44 @@ struct JSONParser {
             pos -= 1
             throw err("expected ',' or '}' in object")
         }
-        if mayHaveDup {
-            // Large object: dedupe keeping first position, last value.
-            var seen: [String: Int] = [:]
+        var pairs = Array(pairStack[base0...])
+        if hasDup {
+            // Keep first position, last value.
             var out: [(key: String, value: JSON)] = []
-            out.reserveCapacity(pairs.count)
             for p in pairs {
-                if let i = seen[p.key] { out[i].value = p.value } else { seen[p.key] = out.count; out.append(p) }
+                if let i = out.firstIndex(where: { $0.key == p.key }) { out[i].value = p.value } else { out.append(p) }
             }
             pairs = out
         }
         return .object(JSONObject(uniquePairs: pairs))
     }
 
+    @inline(__always) func isDuplicate(_ r: (Int, Int), _ key: String, from base0: Int) -> Bool {
+        let n = keyStack.count
+        if n == base0 { return false }
+        let b = base.unsafelyUnwrapped
+        for i in base0..<n {
+            let o = keyStack[i]
+            if r.0 >= 0 && o.0 >= 0 {
+                if o.1 == r.1 && memcmp(b + o.0, b + r.0, r.1) == 0 { return true }
+            } else if pairStack[i].key == key {
+                return true
+            }
+        }
+        return false
+    }
+
     mutating func parseArray(depth: Int) throws(JSONError) -> JSON {
         if depth > JSON.maxDepth { throw err("maximum nesting depth \(JSON.maxDepth) exceeded") }
         pos += 1
-        var items: [JSON] = []
         skipWS()
-        if pos < end && byte(pos) == UInt8(ascii: "]") { pos += 1; return .array(items) }
+        if pos < end && byte(pos) == UInt8(ascii: "]") { pos += 1; return .array([]) }
+        let base0 = valueStack.count
+        defer { valueStack.removeSubrange(base0...) }
         while true {
             skipWS()
-            items.append(try parseValue(depth: depth))
+            let v = try parseValue(depth: depth)
+            valueStack.append(v)
             skipWS()
             guard pos < end else { throw err("unexpected end of input in array") }
             let c = byte(pos)
@@ -344,7 +367,7 @@ struct JSONParser {
             pos -= 1
             throw err("expected ',' or ']' in array")
         }
-        return .array(items)
+        return .array(Array(valueStack[base0...]))
     }
 
     @inline(__always) static func hexVal(_ c: UInt8) -> UInt32? {
@@ -387,6 +410,7 @@ struct JSONParser {
         }
         guard pos < end else { throw err("unterminated string") }
         // Slow path with escapes.
+        escapedStrings += 1
         scratch.removeAll(keepingCapacity: true)
         scratch.append(contentsOf: UnsafeBufferPointer(start: base.unsafelyUnwrapped + start, count: pos - start))
         while pos < end {

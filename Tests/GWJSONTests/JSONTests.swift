@@ -85,7 +85,7 @@ import Testing
 
 @Suite struct JSONSerializeTests {
     @Test func compactAndEscaped() {
-        let v: JSON = ["s": "a/b\"c\\\n\u{01}é", "n": nil, "t": true, "i": -12, "arr": [1, 2.5]]
+        let v: JSON = ["s": "a/b\"c\\\n\u{01}é", "n": .null, "t": true, "i": -12, "arr": [1, 2.5]]
         #expect(v.serializedString == #"{"s":"a/b\"c\\\n\u0001é","n":null,"t":true,"i":-12,"arr":[1,2.5]}"#)
     }
 

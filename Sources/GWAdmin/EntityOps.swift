@@ -1,0 +1,336 @@
+// Entity write pipeline: form coercion, shorthands, defaults / PATCH merge, auto fields, schema validation,
+// entity checks, foreign-key resolution and uniqueness (KONG.md §1, §2.6).
+import GWJSON
+
+enum WriteMode { case insert, upsert, update }
+
+/// (status, body) failure of an entity operation.
+struct OpFailure: Error { let status: Int; let body: JSON
+    init(_ r: (Int, JSON)) { status = r.0; body = r.1 }
+}
+
+extension AdminAPI {
+    func schemaFields(_ kind: EntityKind, pluginName: String?) -> [Field] {
+        kind == .plugins ? Schemas.pluginFields(pluginName) : Schemas.of(kind).fields
+    }
+
+    /// Builds the full document to store. `input` is the request body (already decoded), `existing` the stored
+    /// document for upsert/update. Throws OpFailure with Kong's error body.
+    func prepare(_ kind: EntityKind, input rawInput: JSONObject, existing: JSON?, mode: WriteMode, form: Bool,
+                 forcedID: String? = nil) throws(OpFailure) -> JSON {
+        var input = rawInput
+        let schema = Schemas.of(kind)
+        var pluginName: String? = nil
+        if kind == .plugins {
+            pluginName = input["name"]?.stringValue ?? (mode == .update ? existing?["name"]?.stringValue : nil)
+            if let n = pluginName, Schemas.plugins[n] == nil {
+                throw OpFailure(Kong.schemaViolation(field: "name",
+                    "plugin '\(n)' not enabled; add it to the 'plugins' configuration property"))
+            }
+        }
+        let fields = schemaFields(kind, pluginName: pluginName)
+        if form {
+            input = Schema.coerceRecord(input, fields)
+            if kind == .services, case .string(let s)? = rawInput["url"], s.isEmpty { input["url"] = nil }
+        }
+        // Shorthands.
+        if kind == .services, let url = input.removeValue(forKey: "url") {
+            guard case .string(let s) = url else {
+                throw OpFailure(Kong.schemaViolation(field: "url", "expected a string"))
+            }
+            for (k, v) in AdminAPI.parseServiceURL(s) { input[k] = v }
+        }
+        if kind == .upstreams { AdminAPI.applyUpstreamShorthands(&input) }
+        if kind == .targets, let t = input["target"], case .string(let s) = t {
+            guard let n = Validators.normalizeTarget(s) else {
+                throw OpFailure(Kong.schemaViolation(field: "target", "Invalid target ('\(s)'); not a valid hostname or ip address"))
+            }
+            input["target"] = .string(n)
+        }
+        // Immutable / auto fields from the input are not trusted on update.
+        var doc: JSONObject
+        switch mode {
+        case .update:
+            input["id"] = nil
+            input["created_at"] = nil
+            input["updated_at"] = nil
+            doc = Schema.merge(existing?.objectValue ?? JSONObject(), input, fields)
+        case .insert, .upsert:
+            input["created_at"] = nil
+            input["updated_at"] = nil
+            if let forcedID { input["id"] = .string(forcedID) }
+            if let existing, let id = existing["id"] { input["id"] = id }
+            doc = Schema.fillDefaults(input, fields)
+            if kind == .routes, rawInput["strip_path"] == nil, mode != .update,
+               let p = doc["protocols"]?.stringArrayValue, p.contains(where: { $0 == "grpc" || $0 == "grpcs" }) {
+                doc["strip_path"] = false
+            }
+        }
+        // Auto fields.
+        if doc["id"] == nil || doc["id"]!.isNull { doc["id"] = .string(UUID4.generate()) }
+        let now: JSON = schema.msTimestamps ? .double(Clock.millisSeconds()) : .int(Clock.seconds())
+        if mode == .insert || existing == nil {
+            doc["created_at"] = now
+        } else {
+            doc["created_at"] = existing?["created_at"] ?? now
+        }
+        doc["updated_at"] = now
+        // Validate.
+        var errs = Errors()
+        var vfields = fields
+        // auto fields are always valid
+        vfields.removeAll { $0.auto }
+        var check = doc
+        check["created_at"] = nil
+        check["updated_at"] = nil
+        Schema.validateRecord(check, vfields, into: &errs)
+        entityChecks(kind, doc, &errs)
+        if !errs.isEmpty { throw OpFailure(Kong.schemaViolation(errs)) }
+        // Foreign keys.
+        for (f, parent) in schema.foreign {
+            guard case .object(let ref)? = doc[f] else { continue }
+            let key: JSON = .object(ref)
+            var found: JSON? = nil
+            if let id = ref["id"]?.stringValue {
+                found = store.get(parent, id: id)
+            } else if let ek = Schemas.of(parent).endpointKey, let v = ref[ek]?.stringValue {
+                found = store.find(parent, field: ek, value: v)
+            } else if let v = ref["name"]?.stringValue {
+                found = store.find(parent, field: "name", value: v)
+            }
+            guard let found, let fid = found["id"] else {
+                throw OpFailure(Kong.foreignKeyViolation(field: f, key: key, parent: parent))
+            }
+            doc[f] = ["id": fid]
+        }
+        let result = JSON.object(doc)
+        try checkUnique(kind, result)
+        return result
+    }
+
+    func checkUnique(_ kind: EntityKind, _ doc: JSON) throws(OpFailure) {
+        let id = doc["id"]?.stringValue ?? ""
+        func clash(_ field: String) throws(OpFailure) {
+            guard let v = doc[field]?.stringValue else { return }
+            if let other = store.find(kind, field: field, value: v), other["id"]?.stringValue != id {
+                throw OpFailure(Kong.unique(.object(JSONObject([(field, .string(v))]))))
+            }
+        }
+        switch kind {
+        case .services, .routes, .upstreams: try clash("name")
+        case .consumers: try clash("username"); try clash("custom_id")
+        case .targets:
+            let up = doc["upstream"]?["id"]?.stringValue ?? ""
+            let t = doc["target"]?.stringValue ?? ""
+            if let other = store.findByCacheKey(.targets, AdminStore.targetCacheKey(upstreamID: up, target: t)),
+               other["id"]?.stringValue != id {
+                throw OpFailure(Kong.unique(["target": .string(t), "upstream": ["id": .string(up)]]))
+            }
+        case .plugins:
+            try clash("instance_name")
+            let key = AdminStore.pluginCacheKey(doc)
+            if let other = store.findByCacheKey(.plugins, key), other["id"]?.stringValue != id {
+                func ref(_ f: String) -> JSON { doc[f].flatMap { $0.isNull ? nil : ["id": $0["id"] ?? .null] } ?? .null }
+                throw OpFailure(Kong.unique(["consumer": ref("consumer"), "name": doc["name"] ?? .null,
+                                             "route": ref("route"), "service": ref("service")]))
+            }
+        }
+    }
+
+    // MARK: shorthands
+
+    /// LuaSocket-like `url.parse` for the services `url` shorthand.
+    static func parseServiceURL(_ s: String) -> [(String, JSON)] {
+        var scheme: String? = nil
+        var rest = Substring(s)
+        if let r = s.firstRange(of: "://") {
+            scheme = String(s[..<r.lowerBound]).lowercased()
+            rest = s[r.upperBound...]
+        } else {
+            // No authority: everything is a path (so "invalid url" yields host missing + bad path).
+            return [("protocol", "http"), ("host", .null), ("port", 80), ("path", .string(s))]
+        }
+        var authority = rest
+        var path: String? = nil
+        if let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) {
+            authority = rest[..<slash]
+            let p = rest[slash...]
+            let cut = p.firstIndex(where: { $0 == "?" || $0 == "#" }) ?? p.endIndex
+            path = p[..<cut].isEmpty ? nil : String(p[..<cut])
+        }
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        var host: String? = nil
+        var port: Int? = nil
+        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+            host = String(authority[...close])
+            let after = authority[authority.index(after: close)...]
+            if after.hasPrefix(":") { port = Int(after.dropFirst()) }
+        } else if let c = authority.lastIndex(of: ":") {
+            host = String(authority[..<c])
+            port = Int(authority[authority.index(after: c)...])
+        } else if !authority.isEmpty {
+            host = String(authority)
+        }
+        if let h = host, h.isEmpty { host = nil }
+        let proto = scheme ?? (port == 443 ? "https" : "http")
+        let finalPort = port ?? (proto == "https" ? 443 : 80)
+        return [("protocol", .string(proto)), ("host", JSON(host)), ("port", JSON(finalPort)), ("path", JSON(path))]
+    }
+
+    static func applyUpstreamShorthands(_ input: inout JSONObject) {
+        if let h = input["hash_on"]?.stringValue {
+            if h == "none" {
+                if input["algorithm"] == nil { input["algorithm"] = "round-robin" }
+            } else {
+                input["algorithm"] = "consistent-hashing"
+            }
+        }
+        if let a = input["algorithm"]?.stringValue, a == "least-connections" || a == "latency" {
+            input["hash_on"] = "none"
+        }
+    }
+
+    // MARK: entity checks
+
+    func entityChecks(_ kind: EntityKind, _ d: JSONObject, _ e: inout Errors) {
+        func str(_ k: String) -> String? { d[k]?.stringValue }
+        func isSet(_ k: String) -> Bool {
+            guard let v = d[k], !v.isNull else { return false }
+            if let a = v.arrayValue { return !a.isEmpty }
+            if let o = v.objectValue { return !o.isEmpty }
+            return true
+        }
+        switch kind {
+        case .services:
+            let proto = str("protocol") ?? "http"
+            let conditional = "failed conditional validation given value of field 'protocol'"
+            if ["tcp", "tls", "udp", "grpc", "grpcs"].contains(proto), isSet("path") {
+                e.field("path", "value must be null"); e.addEntity(conditional)
+            }
+            if !["https", "tls"].contains(proto) {
+                for f in ["client_certificate", "tls_verify", "tls_verify_depth", "ca_certificates"] where isSet(f) {
+                    e.field(f, "value must be null"); e.addEntity(conditional)
+                }
+            }
+        case .routes:
+            guard let protos = d["protocols"]?.stringArrayValue, !protos.isEmpty else { return }
+            let groups: [[String]] = [["http", "https"], ["tcp", "tls", "udp"], ["tls_passthrough"], ["grpc", "grpcs"]]
+            let used = groups.filter { g in protos.contains { g.contains($0) } }
+            if used.count > 1 {
+                e.field("protocols", "these sets are mutually exclusive: ('http', 'https'), ('tcp', 'tls', 'udp'), ('tls_passthrough'), ('grpc', 'grpcs')")
+                return
+            }
+            let ps = Set(protos)
+            if isSet("snis") && ps.isDisjoint(with: ["grpcs", "https", "tls", "tls_passthrough"]) {
+                e.field("snis", "'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or 'tls_passthrough'")
+            }
+            if case .object(let h)? = d["headers"], h.keys.contains(where: { $0.lowercased() == "host" }) {
+                e.field("headers", "cannot contain 'host' header, which must be specified in the 'hosts' attribute")
+            }
+            let group = used.first ?? groups[0]
+            func quoted(_ xs: [String]) -> String { xs.map { "'\($0)'" }.joined(separator: ", ") }
+            if group == groups[0] {
+                for f in ["sources", "destinations"] where isSet(f) {
+                    e.field(f, "cannot set '\(f)' when 'protocols' is 'http' or 'https'")
+                }
+                var need = ["methods", "hosts", "headers", "paths"]
+                if ps.contains("https") { need.append("snis") }
+                if !need.contains(where: isSet) {
+                    let p = ps.contains("https") ? "https" : "http"
+                    e.addEntity("must set one of \(quoted(need)) when 'protocols' is '\(p)'")
+                }
+            } else if group == groups[1] || group == groups[2] {
+                for f in ["methods", "hosts", "paths", "headers"] where isSet(f) {
+                    e.field(f, "cannot set '\(f)' when 'protocols' is 'tcp', 'tls', 'tls_passthrough' or 'udp'")
+                }
+            }
+            if group == groups[0] {
+            } else if group == groups[1] {
+                if !["sources", "destinations", "snis"].contains(where: isSet) {
+                    e.addEntity("must set one of 'sources', 'destinations', 'snis' when 'protocols' is 'tcp', 'tls' or 'udp'")
+                }
+            } else if group == groups[2] {
+                if !isSet("snis") { e.addEntity("must set snis when 'protocols' is 'tls_passthrough'") }
+            } else {
+                for f in ["methods", "sources", "destinations"] where isSet(f) {
+                    e.field(f, "cannot set '\(f)' when 'protocols' is 'grpc' or 'grpcs'")
+                }
+                if d["strip_path"]?.boolValue == true {
+                    e.field("strip_path", "cannot set 'strip_path' when 'protocols' is 'grpc' or 'grpcs'")
+                }
+                var need = ["hosts", "headers", "paths"]
+                if ps.contains("grpcs") { need.append("snis") }
+                if !need.contains(where: isSet) {
+                    let p = ps.contains("grpcs") ? "grpcs" : "grpc"
+                    e.addEntity("must set one of \(quoted(need)) when 'protocols' is '\(p)'")
+                }
+            }
+        case .upstreams:
+            let on = str("hash_on") ?? "none"
+            let fb = str("hash_fallback") ?? "none"
+            let allowedFallback: [String: [String]] = [
+                "none": ["none"], "cookie": ["none"],
+                "consumer": ["none", "ip", "header", "cookie", "path", "query_arg", "uri_capture"],
+                "ip": ["none", "consumer", "header", "cookie", "path", "query_arg", "uri_capture"],
+                "path": ["none", "consumer", "ip", "header", "cookie", "query_arg", "uri_capture"],
+            ]
+            func conditional(_ ifField: String, _ field: String, _ msg: String) {
+                e.field(field, msg)
+                e.addEntity("failed conditional validation given value of field '\(ifField)'")
+            }
+            if on == "header" && !isSet("hash_on_header") { conditional("hash_on", "hash_on_header", "required field missing") }
+            if fb == "header" && !isSet("hash_fallback_header") { conditional("hash_fallback", "hash_fallback_header", "required field missing") }
+            if on == "cookie" && !isSet("hash_on_cookie") { conditional("hash_on", "hash_on_cookie", "required field missing") }
+            else if fb == "cookie" && !isSet("hash_on_cookie") { conditional("hash_fallback", "hash_on_cookie", "required field missing") }
+            if on == "query_arg" && !isSet("hash_on_query_arg") { conditional("hash_on", "hash_on_query_arg", "required field missing") }
+            if fb == "query_arg" && !isSet("hash_fallback_query_arg") { conditional("hash_fallback", "hash_fallback_query_arg", "required field missing") }
+            if on == "uri_capture" && !isSet("hash_on_uri_capture") { conditional("hash_on", "hash_on_uri_capture", "required field missing") }
+            if fb == "uri_capture" && !isSet("hash_fallback_uri_capture") { conditional("hash_fallback", "hash_fallback_uri_capture", "required field missing") }
+            if let allowed = allowedFallback[on], !allowed.contains(fb) {
+                conditional("hash_on", "hash_fallback", "expected one of: " + allowed.joined(separator: ", "))
+            }
+            for (a, b) in [("hash_on_header", "hash_fallback_header"), ("hash_on_query_arg", "hash_fallback_query_arg"),
+                           ("hash_on_uri_capture", "hash_fallback_uri_capture")] {
+                if let x = str(a), let y = str(b), x.lowercased() == y.lowercased() {
+                    e.addEntity("values of these fields must be distinct: '\(a)', '\(b)'")
+                }
+            }
+        case .consumers:
+            if !isSet("username") && !isSet("custom_id") {
+                e.addEntity("at least one of these fields must be non-empty: 'custom_id', 'username'")
+            }
+        case .plugins:
+            guard let name = str("name"), case .object(let cfg)? = d["config"] else { return }
+            if name == "rate-limiting" {
+                let vals = Schemas.periods.map { (p: $0, v: cfg[$0]?.doubleValue) }
+                if vals.allSatisfy({ $0.v == nil }) {
+                    e.addEntity("at least one of these fields must be non-empty: " +
+                                Schemas.periods.map { "'config.\($0)'" }.joined(separator: ", "))
+                } else {
+                    let present = vals.compactMap { x in x.v.map { (x.p, $0) } }
+                    outer: for i in 0..<present.count {
+                        for j in (i + 1)..<present.count where present[j].1 < present[i].1 {
+                            func f(_ d: Double) -> String {
+                                let r = (d * 10).rounded() / 10
+                                return r == r.rounded() ? "\(Int64(r)).0" : "\(r)"
+                            }
+                            e.set(["config"], .string("The limit for \(present[j].0)(\(f(present[j].1))) cannot be lower than the limit for \(present[i].0)(\(f(present[i].1)))"))
+                            break outer
+                        }
+                    }
+                }
+                if cfg["policy"]?.stringValue == "redis", cfg["redis"]?["host"]?.stringValue == nil {
+                    e.set(["config", "redis", "host"], .string("required field missing"))
+                }
+                if cfg["limit_by"]?.stringValue == "header", cfg["header_name"]?.stringValue == nil {
+                    e.set(["config", "header_name"], .string("required field missing"))
+                }
+                if cfg["limit_by"]?.stringValue == "path", cfg["path"]?.stringValue == nil {
+                    e.set(["config", "path"], .string("required field missing"))
+                }
+            }
+        case .targets:
+            break
+        }
+    }
+}
