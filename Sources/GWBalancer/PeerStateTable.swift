@@ -87,7 +87,7 @@ public struct HealthWord: Sendable, Equatable {
 ///     offset 0     gw_peer_table_header, 128 bytes:
 ///                    magic u64 "GWPEERS1", layout_version u32, record_size u32 (384), capacity u32 (power of 2),
 ///                    count u32 (published records), transitions u64 (bumped on any health change, any process),
-///                    records_offset u64 (= 128)
+///                    records_offset u64 (= 128), worker_rows u32 (= GW_MAX_WORKERS), inflight_offset u64
 ///     offset 128   gw_peer_record[capacity], 384 bytes each (6 cache lines):
 ///       line 0  key + health, read on every pick, written rarely:
 ///                 key_state u32 (0 empty, 1 published), port u16, family u8 (4|6), name_len u8,
@@ -99,6 +99,9 @@ public struct HealthWord: Sendable, Equatable {
 ///                 active u64 (in-flight picks of all workers), ewma u64 ((ewma_us << 32) | monotonic ms low 32
 ///                 bits of the last sample; 0 = none), requests u64, failures u64
 ///       lines 2..5  name[256]: the upstream name (UTF-8, up to 255 bytes)
+///     offset 128 + capacity*384: in-flight rows, u32[worker_rows][capacity]: row w counts the picks worker w
+///                  holds on each record (written only by worker w); after a worker dies the master calls
+///                  `reclaimWorker(w)`, which subtracts the row from `active` and zeroes it
 ///
 /// Keys are (upstream NAME, ip, port), so health survives balancer rebuilds, upstream PATCH, target CRUD on
 /// other targets, reloads and upstream re-creation under the same name. Open addressing with linear probing
@@ -113,33 +116,56 @@ public struct PeerStateTable: @unchecked Sendable {
     public let size: Int
     /// Records that fit in `size` (a power of two, or 0).
     public let capacity: Int
+    /// Per-worker in-flight rows (one per worker slot of the segment).
+    public let workerRows: Int
+    /// This process's worker slot (its in-flight row), or -1 (master, tools, tests).
+    public private(set) var workerIndex: Int = -1
 
     public static let recordSize = Int(GW_PEER_RECORD_SIZE)
     public static let headerSize = Int(GW_PEER_HEADER_SIZE)
     public static let maxNameBytes = Int(GW_PEER_NAME_MAX)
+    public static let defaultWorkerRows = Int(GW_MAX_WORKERS)
 
-    /// Bytes the master should reserve for `capacity` records (rounded up to a power of two).
-    /// Keep the load factor below ~0.7: e.g. 2 x the expected number of addresses.
-    public static func bytesNeeded(capacity: Int) -> Int {
+    /// Bytes the master should reserve for `capacity` records (rounded up to a power of two) plus the per-worker
+    /// in-flight rows. Keep the load factor low: e.g. 2 x the expected number of addresses.
+    public static func bytesNeeded(capacity: Int, workerRows: Int = defaultWorkerRows) -> Int {
         var c = 1
         while c < capacity { c <<= 1 }
-        return headerSize + c * recordSize
+        return headerSize + c * (recordSize + 4 * workerRows)
     }
 
-    /// A view; does not write. `base` must be 8-byte aligned (64 recommended) inside a MAP_SHARED mapping.
-    public init(base: UnsafeMutableRawPointer, size: Int) {
+    /// A view; does not write. Every process must use the same `size` and `workerRows` (the defaults).
+    /// `base` must be 8-byte aligned (64 recommended) inside a MAP_SHARED mapping.
+    public init(base: UnsafeMutableRawPointer, size: Int, workerRows: Int = defaultWorkerRows) {
         precondition(Int(bitPattern: base) % 8 == 0, "peer area must be 8-byte aligned")
         self.base = base
         self.size = size
+        self.workerRows = max(0, workerRows)
         var cap = 0
+        let perRecord = PeerStateTable.recordSize + 4 * self.workerRows
         if size > PeerStateTable.headerSize {
-            let fit = (size - PeerStateTable.headerSize) / PeerStateTable.recordSize
+            let fit = (size - PeerStateTable.headerSize) / perRecord
             if fit > 0 {
                 cap = 1
                 while cap * 2 <= fit { cap *= 2 }
             }
         }
-        self.capacity = min(cap, Int(UInt32.max))
+        self.capacity = min(cap, 1 << 30)
+    }
+
+    /// The same view, for the worker in segment slot `index` (0..<workerRows): its picks are also counted in its
+    /// own in-flight row, so the master can `reclaimWorker` them if the worker dies.
+    public func forWorker(_ index: Int) -> PeerStateTable {
+        precondition(index >= 0 && index < workerRows)
+        var t = self
+        t.workerIndex = index
+        return t
+    }
+
+    private var inflightOffset: Int { PeerStateTable.headerSize + capacity * PeerStateTable.recordSize }
+
+    @inline(__always) private func inflight(_ worker: Int, _ slot: PeerSlot) -> UnsafeMutablePointer<UInt32> {
+        (base + (inflightOffset + (worker * capacity + Int(slot.index)) * 4)).assumingMemoryBound(to: UInt32.self)
     }
 
     /// Called once by the master before fork: zeroes the area and writes the header.
@@ -148,8 +174,11 @@ public struct PeerStateTable: @unchecked Sendable {
         base.storeBytes(of: GW_PEER_MAGIC, toByteOffset: 0, as: UInt64.self)
         base.storeBytes(of: UInt32(GW_PEER_LAYOUT_VERSION), toByteOffset: 8, as: UInt32.self)
         base.storeBytes(of: UInt32(PeerStateTable.recordSize), toByteOffset: 12, as: UInt32.self)
-        base.storeBytes(of: UInt32(capacity), toByteOffset: 16, as: UInt32.self)
-        base.storeBytes(of: UInt64(PeerStateTable.headerSize), toByteOffset: 32, as: UInt64.self)
+        base.storeBytes(of: UInt32(capacity), toByteOffset: Int(GW_PEER_HDR_OFF_CAPACITY), as: UInt32.self)
+        base.storeBytes(of: UInt64(PeerStateTable.headerSize), toByteOffset: Int(GW_PEER_HDR_OFF_RECORDS),
+                        as: UInt64.self)
+        base.storeBytes(of: UInt32(workerRows), toByteOffset: Int(GW_PEER_HDR_OFF_WORKER_ROWS), as: UInt32.self)
+        base.storeBytes(of: UInt64(inflightOffset), toByteOffset: Int(GW_PEER_HDR_OFF_INFLIGHT), as: UInt64.self)
         gw_atomic_store_u32(base.advanced(by: Int(GW_PEER_HDR_OFF_COUNT)).assumingMemoryBound(to: UInt32.self), 0)
     }
 
@@ -157,6 +186,8 @@ public struct PeerStateTable: @unchecked Sendable {
     public var isFormatted: Bool {
         capacity > 0 && base.load(as: UInt64.self) == GW_PEER_MAGIC
             && base.load(fromByteOffset: 8, as: UInt32.self) == UInt32(GW_PEER_LAYOUT_VERSION)
+            && base.load(fromByteOffset: Int(GW_PEER_HDR_OFF_CAPACITY), as: UInt32.self) == UInt32(capacity)
+            && base.load(fromByteOffset: Int(GW_PEER_HDR_OFF_WORKER_ROWS), as: UInt32.self) == UInt32(workerRows)
     }
 
     /// Published records.
@@ -307,9 +338,44 @@ public struct PeerStateTable: @unchecked Sendable {
     }
     @inline(__always) func incrementActive(_ slot: PeerSlot) {
         _ = gw_atomic_add_u64(u64(slot, Int32(GW_PEER_OFF_ACTIVE)), 1)
+        if workerIndex >= 0 {
+            let p = inflight(workerIndex, slot)        // own row: single writer while alive
+            gw_atomic_store_u32(p, gw_atomic_load_u32(p) &+ 1)
+        }
     }
     @inline(__always) func decrementActive(_ slot: PeerSlot) {
+        if workerIndex >= 0 {
+            let p = inflight(workerIndex, slot)
+            let v = gw_atomic_load_u32(p)
+            guard v > 0 else { return }                // not ours (reclaimed or picked under another view)
+            gw_atomic_store_u32(p, v - 1)
+        }
         _ = gw_atomic_sub_u64(u64(slot, Int32(GW_PEER_OFF_ACTIVE)), 1)
+    }
+
+    /// In-flight picks of one worker on one address (its row).
+    public func inFlight(worker: Int, _ slot: PeerSlot) -> Int {
+        guard worker >= 0, worker < workerRows, capacity > 0 else { return 0 }
+        return Int(gw_atomic_load_u32(inflight(worker, slot)))
+    }
+
+    /// MASTER, after the worker in slot `worker` exited (before a replacement starts in that slot): subtracts
+    /// the dead worker's in-flight picks from the shared `active` counts and clears its row, so a crash does not
+    /// leave least-connections biased forever. O(capacity). Returns the number of picks reclaimed.
+    @discardableResult
+    public func reclaimWorker(_ worker: Int) -> Int {
+        guard worker >= 0, worker < workerRows, capacity > 0 else { return 0 }
+        var total = 0
+        for i in 0..<capacity {
+            let s = PeerSlot(index: UInt32(i))
+            let p = inflight(worker, s)
+            let v = gw_atomic_load_u32(p)
+            guard v > 0 else { continue }
+            gw_atomic_store_u32(p, 0)
+            _ = gw_atomic_sub_u64(u64(s, Int32(GW_PEER_OFF_ACTIVE)), UInt64(v))
+            total += Int(v)
+        }
+        return total
     }
     @inline(__always) func countRequest(_ slot: PeerSlot, failed: Bool) {
         _ = gw_atomic_add_u64(u64(slot, Int32(GW_PEER_OFF_REQUESTS)), 1)

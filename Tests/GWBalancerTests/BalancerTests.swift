@@ -244,6 +244,35 @@ import GWStore
         #expect(picks == [1, 1, 1, 1, 1])
     }
 
+    @Test func crashedWorkerConnectionsAreReclaimed() {
+        let t = makeSharedTable()
+        let up = upstream(algorithm: "least-connections")
+        let addrs = addresses([1, 1], table: t)
+        let pid = fork()
+        if pid == 0 {
+            // Worker in segment slot 3 picks 4 times (LC spreads 2/2), releases one, then "crashes".
+            let b = UpstreamBalancer(upstream: up, addresses: addrs, table: t.forWorker(3))
+            var held: [PeerPick] = []
+            for _ in 0..<4 { if let p = b.pick() { held.append(p) } }
+            if let p = held.first { b.release(p, latencyMicros: nil, outcome: nil) }
+            _exit(held.count == 4 ? 0 : 1)
+        }
+        var st: Int32 = 0
+        waitpid(pid, &st, 0)
+        #expect(st == 0)
+        // Another live worker holds one connection on address 0.
+        let live = UpstreamBalancer(upstream: upstream(), addresses: [addrs[0]], table: t.forWorker(0))
+        let mine = live.pick()!
+        let before = addrs.map { t.activeConnections($0.slot) }
+        #expect(before.reduce(0, +) == 4)
+        #expect(t.inFlight(worker: 3, addrs[0].slot) + t.inFlight(worker: 3, addrs[1].slot) == 3)
+        #expect(t.inFlight(worker: 0, addrs[0].slot) == 1)
+        #expect(t.reclaimWorker(3) == 3)
+        #expect(t.activeConnections(addrs[0].slot) == 1 && t.activeConnections(addrs[1].slot) == 0)
+        live.release(mine, latencyMicros: nil, outcome: nil)
+        #expect(t.activeConnections(addrs[0].slot) == 0)
+    }
+
     @Test func skipsTriedAndUnhealthy() {
         let t = makeSharedTable()
         let addrs = addresses([1, 1, 1], table: t)

@@ -2,6 +2,8 @@
 // Plain C structs, offsets only, no pointers. Documented in GWBalancer/PeerStateTable.swift.
 //
 // [gw_peer_table_header (128 B)][gw_peer_record x capacity (384 B each, capacity = power of two)]
+// [uint32_t in-flight counts: worker_rows rows x capacity] (row w written only by the worker in slot w;
+//  the master subtracts a dead worker's row from the records' `active` and zeroes it)
 //
 // A record is keyed by (upstream name, ip, port). Only the master inserts (single writer): it writes the
 // key fields, then publishes with a release store of key_state = 1. Records are never deleted, so
@@ -24,7 +26,10 @@ typedef struct gw_peer_table_header {
     uint32_t count;                // published records (written by the master only)
     uint64_t transitions;          // bumped by every health transition / reset / manual set (any process)
     uint64_t records_offset;       // from the start of the peer area
-    uint8_t _pad[128 - 40];
+    uint32_t worker_rows;          // per-worker in-flight rows (GW_MAX_WORKERS)
+    uint32_t _reserved;
+    uint64_t inflight_offset;      // from the start of the peer area
+    uint8_t _pad[128 - 56];
 } gw_peer_table_header;
 
 typedef struct gw_peer_record {
@@ -70,6 +75,10 @@ enum {
     GW_PEER_OFF_NAME = offsetof(gw_peer_record, name),
     GW_PEER_HDR_OFF_COUNT = offsetof(gw_peer_table_header, count),
     GW_PEER_HDR_OFF_TRANSITIONS = offsetof(gw_peer_table_header, transitions),
+    GW_PEER_HDR_OFF_CAPACITY = offsetof(gw_peer_table_header, capacity),
+    GW_PEER_HDR_OFF_RECORDS = offsetof(gw_peer_table_header, records_offset),
+    GW_PEER_HDR_OFF_WORKER_ROWS = offsetof(gw_peer_table_header, worker_rows),
+    GW_PEER_HDR_OFF_INFLIGHT = offsetof(gw_peer_table_header, inflight_offset),
 };
 
 _Static_assert(sizeof(gw_peer_table_header) == 128, "peer table header is 128 bytes");
