@@ -28,7 +28,7 @@ public struct ProbeJob: Sendable {
     public var timeout: Double
     /// `GET <http_path> HTTP/1.0` + headers + Host (empty for tcp).
     public var request: [UInt8]
-    /// TLS SNI for https: `https_sni`, else the target hostname (nil for an IP target without https_sni).
+    /// TLS SNI for https: `https_sni`, else the upstream's host_header, else the target hostname (nil for an IP).
     public var sni: String?
     public var verifyCertificate: Bool
     public var policy: HealthPolicy
@@ -159,8 +159,9 @@ public struct ActiveCheckSchedule: Sendable {
             host = e.address.family == 6 ? "[\(e.address.ipString)]" : e.address.ipString
         }
         let request = g.kind == .tcp ? [] : buildProbeRequest(path: g.httpPath, headers: g.headers, host: host)
+        // lua-resty-healthcheck: https_sni or host header or target hostname (IP literals get no SNI).
         let sni: String? = g.kind == .https
-            ? (g.sni ?? e.hostname.flatMap { PeerAddress(ip: $0, port: 0) == nil ? $0 : nil }) : nil
+            ? (g.sni ?? g.hostHeader ?? e.hostname.flatMap { PeerAddress(ip: $0, port: 0) == nil ? $0 : nil }) : nil
         return ProbeJob(slot: e.slot, upstreamName: g.upstreamName, address: e.address, hostname: e.hostname,
                         kind: g.kind, timeout: g.timeout, request: request, sni: sni, verifyCertificate: g.verify,
                         policy: g.policy)

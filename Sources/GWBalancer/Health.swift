@@ -137,7 +137,7 @@ extension PeerStateTable {
     /// - Counting a success clears the three failure counters; counting a failure clears the success counter.
     /// - Nothing is counted while already fully in the reported state (successes while HEALTHY without failures,
     ///   failures while UNHEALTHY without successes).
-    /// - Reaching a limit (`>=`) sets the state, clears all counters and the manual flag; a HEALTHY⇄UNHEALTHY
+    /// - Reaching a limit (`>=`) sets the state and clears the manual flag; a HEALTHY⇄UNHEALTHY
     ///   change is returned (and timestamped with `now`, unix seconds). Passive successes can only count while
     ///   traffic still reaches an address, so a passive ejection is recovered by active probes or a manual set.
     ///
@@ -166,9 +166,10 @@ extension PeerStateTable {
             var new = old & ~HealthWord.countersMask
             var transition: HealthTransition? = nil
             if ctr >= limit {
-                // Full state reached: counters and intermediate/manual flags cleared.
-                new = old & ~(HealthWord.countersMask | HealthWord.intermediateBit | HealthWord.manualBit
-                              | HealthWord.unhealthyBit)
+                // Full state reached: intermediate/manual flags cleared; counters kept (lua-resty-healthcheck
+                // clears them only through a report of the opposite kind or a manual set).
+                new = (old & ~(HealthWord.countersMask | HealthWord.intermediateBit | HealthWord.manualBit
+                               | HealthWord.unhealthyBit)) | counters
                 if !reportsHealthy { new |= HealthWord.unhealthyBit }
                 if reportsHealthy != w.healthy {
                     new = (new & 0x0000_FFFF_FFFF_FFFF) | ((old >> 48 &+ 1) << 48)
