@@ -122,8 +122,10 @@ struct StatusSet: Sendable {
 }
 
 extension PeerStateTable {
+    /// `nowSeconds` NaN ⇒ read the clock here (only transitions need the time; the per-request path passes NaN).
     private func setTransitionInfo(_ slot: PeerSlot, _ reason: TransitionReason, _ nowSeconds: Double) {
-        gw_atomic_store_u64(u64(slot, Int32(GW_PEER_OFF_LAST_TRANSITION)), UInt64(max(0, nowSeconds * 1000)))
+        let now = nowSeconds.isNaN ? PeerClock.unixSeconds() : nowSeconds
+        gw_atomic_store_u64(u64(slot, Int32(GW_PEER_OFF_LAST_TRANSITION)), UInt64(max(0, now * 1000)))
         gw_atomic_store_u32(u32(slot, Int32(GW_PEER_OFF_LAST_REASON)), reason.rawValue)
         bumpEpoch()
     }
@@ -137,17 +139,18 @@ extension PeerStateTable {
     /// - Counting a success clears the three failure counters; counting a failure clears the success counter.
     /// - Nothing is counted while already fully in the reported state (successes while HEALTHY without failures,
     ///   failures while UNHEALTHY without successes).
-    /// - Reaching a limit (`>=`) sets the state and clears the manual flag; a HEALTHY⇄UNHEALTHY
-    ///   change is returned (and timestamped with `now`, unix seconds). Passive successes can only count while
-    ///   traffic still reaches an address, so a passive ejection is recovered by active probes or a manual set.
+    /// - Reaching a limit (`>=`) sets the state and clears the manual flag; a HEALTHY⇄UNHEALTHY change is
+    ///   returned (and timestamped with `now`, unix seconds; NaN = read the clock only then). Passive successes
+    ///   can only count while traffic still reaches an address, so a passive ejection is recovered by active
+    ///   probes or a manual set.
     ///
     /// The whole update is one CAS on the packed health word, so concurrent reports from many processes are safe.
     @discardableResult
     public func report(_ slot: PeerSlot, _ outcome: HealthOutcome, source: HealthSource, policy: HealthPolicy,
                        now: Double) -> HealthTransition? {
-        let l = source == .active ? policy.active : policy.passive
-        guard let k = policy.counterKind(outcome, l) else { return nil }
-        let limit = l.limit(k)
+        guard let k = source == .active ? policy.counterKind(outcome, policy.active)
+                                        : policy.counterKind(outcome, policy.passive) else { return nil }
+        let limit = source == .active ? policy.active.limit(k) : policy.passive.limit(k)
         guard limit > 0 else { return nil }
         let p = u64(slot, Int32(GW_PEER_OFF_HEALTH))
         let reportsHealthy = k == 0

@@ -227,7 +227,7 @@ public final class UpstreamBalancer {
         table.countRequest(pick.slot, failed: failed)
         if let l = latencyMicros { table.recordLatency(pick.slot, micros: l, nowMillis: nowMillis) }
         guard policy.enabled, let o = outcome else { return nil }
-        return table.report(pick.slot, o, source: .passive, policy: policy, now: PeerClock.unixSeconds())
+        return table.report(pick.slot, o, source: .passive, policy: policy, now: .nan)
     }
 
     // MARK: round-robin
