@@ -221,8 +221,9 @@ extension PeerStateTable {
 
     /// The master calls this for an address that is no longer in the configuration (target deleted, upstream
     /// deleted, DNS no longer returns it): health back to HEALTHY with zero counters, latency EWMA and DNS state
-    /// cleared. The key stays (slots cached by workers remain valid); if the address comes back it starts
-    /// healthy, as a re-created Kong target does. In-flight counts are left alone.
+    /// cleared, record marked retired. The key stays (slots cached by workers remain valid); if the address comes
+    /// back (`ensureSlot`) it starts healthy, as a re-created Kong target does. In-flight counts are left alone.
+    /// After the grace period the master may re-key the record for another address.
     @discardableResult
     public func forget(_ slot: PeerSlot, now: Double) -> HealthTransition? {
         let p = u64(slot, Int32(GW_PEER_OFF_HEALTH))
@@ -232,6 +233,8 @@ extension PeerStateTable {
             if gw_atomic_cas_u64(p, old, new) != 0 {
                 gw_atomic_store_u64(u64(slot, Int32(GW_PEER_OFF_EWMA)), 0)
                 gw_atomic_store_u32(u32(slot, Int32(GW_PEER_OFF_DNS_STATE)), 0)
+                let t = now.isNaN ? PeerClock.unixSeconds() : now
+                gw_atomic_store_u64(u64(slot, Int32(GW_PEER_OFF_RETIRED)), max(1, UInt64(max(0, t * 1000))))
                 setTransitionInfo(slot, .reset, now)
                 let was = HealthWord(raw: old).healthy
                 return was ? nil : HealthTransition(slot: slot, wasHealthy: false, isHealthy: true, reason: .reset,

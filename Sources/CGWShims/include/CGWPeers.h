@@ -6,8 +6,9 @@
 //  the master subtracts a dead worker's row from the records' `active` and zeroes it)
 //
 // A record is keyed by (upstream name, ip, port). Only the master inserts (single writer): it writes the
-// key fields, then publishes with a release store of key_state = 1. Records are never deleted, so
-// readers probing with acquire loads stop at the first key_state == 0.
+// key fields, then publishes with a release store of key_state = 1. Records are never emptied (a retired
+// record may be re-keyed in place, like a tombstone), so readers probing with acquire loads stop at the
+// first key_state == 0.
 #ifndef CGWPEERS_H
 #define CGWPEERS_H
 
@@ -34,7 +35,7 @@ typedef struct gw_peer_table_header {
 
 typedef struct gw_peer_record {
     // cache line 0: key (immutable once published) + health (read on every pick, written rarely)
-    uint32_t key_state;            // 0 = empty, 1 = published
+    uint32_t key_state;            // 0 = empty, 1 = published, 2 = being re-keyed by the master (skip)
     uint16_t port;
     uint8_t family;                // 4 or 6
     uint8_t name_len;              // bytes used in name[]
@@ -44,7 +45,7 @@ typedef struct gw_peer_record {
     uint64_t last_transition_ms;   // unix ms (CLOCK_REALTIME) of the last transition
     uint32_t last_reason;          // TransitionReason raw value
     uint32_t dns_state;            // 0 = ok/unknown, 1 = DNS error
-    uint64_t _pad0;
+    uint64_t retired_ms;           // unix ms when the master forgot it (0 = in use); re-keyable after a grace period
     // cache line 1: per-request counters (written by every worker)
     uint64_t active;               // in-flight picks, all workers (pick +1, release -1)
     uint64_t ewma;                 // (ewma_us << 32) | (sample time: CLOCK_MONOTONIC ms, low 32 bits); 0 = no sample
@@ -68,6 +69,7 @@ enum {
     GW_PEER_OFF_LAST_TRANSITION = offsetof(gw_peer_record, last_transition_ms),
     GW_PEER_OFF_LAST_REASON = offsetof(gw_peer_record, last_reason),
     GW_PEER_OFF_DNS_STATE = offsetof(gw_peer_record, dns_state),
+    GW_PEER_OFF_RETIRED = offsetof(gw_peer_record, retired_ms),
     GW_PEER_OFF_ACTIVE = offsetof(gw_peer_record, active),
     GW_PEER_OFF_EWMA = offsetof(gw_peer_record, ewma),
     GW_PEER_OFF_REQUESTS = offsetof(gw_peer_record, requests),
