@@ -113,6 +113,11 @@ public struct ActiveCheckSchedule: Sendable {
         bySlot = newBySlot
     }
 
+    /// `update` from the master's per-upstream address lists (`PeerStateTable.addresses(for:insert:)`).
+    public mutating func update(_ upstreams: [UpstreamAddresses], now: Double) {
+        update(upstreams.map { (upstream: $0.upstream, addresses: $0.addresses) }, now: now)
+    }
+
     /// The probes due at `now` (marked in flight; their next probe is one interval after this dispatch).
     public mutating func due(now: Double, table: PeerStateTable) -> [ProbeJob] {
         var jobs: [ProbeJob] = []

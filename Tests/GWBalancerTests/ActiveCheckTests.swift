@@ -112,3 +112,40 @@ import GWStore
         #expect(p("HTTP/1.1 OK") == nil)
     }
 }
+
+@Suite struct MasterFlowTests {
+    /// The master's whole loop on one snapshot: register addresses, schedule probes, report results, log flips.
+    @Test func snapshotToProbesToRecovery() {
+        let t = makeSharedTable()
+        var up = upstream("flow.up") { hc in
+            hc.active.healthyInterval = 1; hc.active.unhealthyInterval = 1
+            hc.active.healthySuccesses = 2; hc.active.unhealthyTimeouts = 1
+        }
+        up.hostHeader = nil
+        let snap = ConfigSnapshot(upstreams: [up], targets: [
+            Target(id: "a", upstreamID: up.id, target: "127.0.0.1:9001", host: "127.0.0.1", port: 9001),
+            Target(id: "b", upstreamID: up.id, target: "127.0.0.1:9002", host: "127.0.0.1", port: 9002, weight: 0),
+        ])
+        let list = t.addresses(for: snap, insert: true)
+        var tracker = PeerSlotTracker()
+        tracker.apply(list, table: t, now: 0)
+        var schedule = ActiveCheckSchedule()
+        schedule.update(list, now: 0)
+        #expect(schedule.count == 1)
+        var log: [String] = []
+        func tick(_ now: Double, _ outcome: HealthOutcome) {
+            for job in schedule.due(now: now, table: t) {
+                if let tr = t.report(job.slot, outcome, source: .active, policy: job.policy, now: now) {
+                    let key = t.key(of: tr.slot)
+                    log.append("\(key.upstream) \(key.address) \(tr.oldStateName)->\(tr.newStateName) \(tr.reason.text)")
+                }
+                schedule.completed(job)
+            }
+        }
+        tick(1, .timeout)
+        tick(2, .httpStatus(200))
+        tick(3, .httpStatus(200))
+        #expect(log == ["flow.up 127.0.0.1:9001 HEALTHY->UNHEALTHY timeouts threshold reached",
+                        "flow.up 127.0.0.1:9001 UNHEALTHY->HEALTHY successes threshold reached"])
+    }
+}
