@@ -248,14 +248,17 @@ import GWStore
         let t = makeSharedTable()
         let up = upstream(algorithm: "least-connections")
         let addrs = addresses([1, 1], table: t)
+        // Built (and warmed) before fork: the child only does raw shared-memory work, no allocation.
+        let b = UpstreamBalancer(upstream: up, addresses: addrs, table: t.forWorker(3))
+        if let warm = b.pick() { b.release(warm, latencyMicros: nil, outcome: nil) }
         let pid = fork()
         if pid == 0 {
             // Worker in segment slot 3 picks 4 times (LC spreads 2/2), releases one, then "crashes".
-            let b = UpstreamBalancer(upstream: up, addresses: addrs, table: t.forWorker(3))
-            var held: [PeerPick] = []
-            for _ in 0..<4 { if let p = b.pick() { held.append(p) } }
-            if let p = held.first { b.release(p, latencyMicros: nil, outcome: nil) }
-            _exit(held.count == 4 ? 0 : 1)
+            var first: PeerPick? = nil
+            var n: Int32 = 0
+            for _ in 0..<4 { if let p = b.pick() { n += 1; if first == nil { first = p } } }
+            if let p = first { b.release(p, latencyMicros: nil, outcome: nil) }
+            _exit(n == 4 ? 0 : 1)
         }
         var st: Int32 = 0
         waitpid(pid, &st, 0)
@@ -271,6 +274,39 @@ import GWStore
         #expect(t.activeConnections(addrs[0].slot) == 1 && t.activeConnections(addrs[1].slot) == 0)
         live.release(mine, latencyMicros: nil, outcome: nil)
         #expect(t.activeConnections(addrs[0].slot) == 0)
+    }
+
+    @Test func concurrentPicksFromTwoProcessesKeepCountsExact() {
+        let t = makeSharedTable()
+        // passive healthy.successes = 1 so that successes reset the HTTP failure counter (with 0 they would not,
+        // as in Kong, and a 10 % error rate would eventually eject every address).
+        let up = upstream(algorithm: "least-connections", configure: passiveHC(http: 250, successes: 1))
+        let addrs = addresses([1, 2, 3], table: t)
+        let views = [UpstreamBalancer(upstream: up, addresses: addrs, table: t.forWorker(0), seed: 1),
+                     UpstreamBalancer(upstream: up, addresses: addrs, table: t.forWorker(1), seed: 2)]
+        for b in views { if let p = b.pick() { b.release(p, latencyMicros: 10, outcome: .httpStatus(200)) } }
+        var pids: [pid_t] = []
+        for b in views {
+            let pid = fork()
+            if pid == 0 {
+                var ok: Int32 = 0
+                for k in 0..<20_000 {
+                    guard let p = b.pick() else { continue }
+                    ok += 1
+                    b.release(p, latencyMicros: 100 + k % 7, outcome: k % 10 == 0 ? .httpStatus(500) : .httpStatus(200),
+                              nowMillis: UInt64(k))
+                }
+                _exit(ok == 20_000 ? 0 : 1)
+            }
+            pids.append(pid)
+        }
+        for pid in pids { var st: Int32 = 0; waitpid(pid, &st, 0); #expect(st == 0) }
+        let states = addrs.map { t.healthState($0.slot) }
+        #expect(states.allSatisfy { $0.activeConnections == 0 })
+        #expect(states.reduce(0) { $0 + $1.requests } == 40_002)
+        #expect(states.reduce(0) { $0 + $1.failures } == 4_000)
+        #expect(states.allSatisfy { $0.healthy })
+        #expect(t.inFlight(worker: 0, addrs[0].slot) == 0 && t.inFlight(worker: 1, addrs[2].slot) == 0)
     }
 
     @Test func skipsTriedAndUnhealthy() {
