@@ -40,6 +40,22 @@ import GWStore
         #expect(abs(Double(c[0]) / Double(c[2]) - 65535.0 / 30000.0) < 0.01)
     }
 
+    @Test func largeUpstreamsUseTheStrideScheduleWithExactCycles() {
+        let t = makeSharedTable(capacity: 8192)
+        let weights = (0..<3000).map { 1 + $0 % 3 }          // n · Σw = 18 M > 4 M ⇒ heap schedule
+        let b = UpstreamBalancer(upstream: upstream(), addresses: addresses(weights, table: t), table: t)
+        let picks = pickMany(b, 6000)                          // exactly one cycle
+        #expect(counts(picks, 3000) == weights)
+        #expect(longestRun(picks).values.max() == 1)           // no bursts
+        // The heaviest entries are spread: weight-3 entries come back only after ≥ 1000 other picks on average.
+        var last = [Int: Int](), minGap = Int.max
+        for (i, a) in picks.enumerated() where weights[a] == 3 {
+            if let l = last[a] { minGap = min(minGap, i - l) }
+            last[a] = i
+        }
+        #expect(minGap >= 1000)
+    }
+
     @Test func weightZeroIsNeverPicked() {
         let t = makeSharedTable()
         let b = UpstreamBalancer(upstream: upstream(), addresses: addresses([0, 10, 0], table: t), table: t)
