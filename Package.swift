@@ -36,7 +36,7 @@ let package = Package(
         .testTarget(name: "GWStoreTests", dependencies: ["GWStore", "GWJSON"]),
         .testTarget(name: "GWHTTPTests", dependencies: ["GWHTTP"]),
         .testTarget(name: "GWRouterTests", dependencies: ["GWRouter", "GWStore", "GWHTTP"]),
-        .testTarget(name: "GWBalancerTests", dependencies: ["GWBalancer", "GWStore", "GWSystem"]),
+        .testTarget(name: "GWBalancerTests", dependencies: ["GWBalancer", "GWStore", "GWSystem"], exclude: ["alloc_counter.c"]),
         .testTarget(name: "GWAdminTests", dependencies: ["GWAdmin", "GWJSON", "GWStore"]),
         .testTarget(name: "GWConfigTests", dependencies: ["GWConfig"]),
     ]

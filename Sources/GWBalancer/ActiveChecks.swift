@@ -28,7 +28,7 @@ public struct ProbeJob: Sendable {
     public var timeout: Double
     /// `GET <http_path> HTTP/1.0` + headers + Host (empty for tcp).
     public var request: [UInt8]
-    /// TLS SNI for https: `https_sni`, else the target hostname (nil for an IP target without https_sni).
+    /// TLS SNI for https: `https_sni`, else the upstream's host_header, else the target hostname (nil for an IP).
     public var sni: String?
     public var verifyCertificate: Bool
     public var policy: HealthPolicy
@@ -113,6 +113,11 @@ public struct ActiveCheckSchedule: Sendable {
         bySlot = newBySlot
     }
 
+    /// `update` from the master's per-upstream address lists (`PeerStateTable.addresses(for:insert:)`).
+    public mutating func update(_ upstreams: [UpstreamAddresses], now: Double) {
+        update(upstreams.map { (upstream: $0.upstream, addresses: $0.addresses) }, now: now)
+    }
+
     /// The probes due at `now` (marked in flight; their next probe is one interval after this dispatch).
     public mutating func due(now: Double, table: PeerStateTable) -> [ProbeJob] {
         var jobs: [ProbeJob] = []
@@ -159,8 +164,9 @@ public struct ActiveCheckSchedule: Sendable {
             host = e.address.family == 6 ? "[\(e.address.ipString)]" : e.address.ipString
         }
         let request = g.kind == .tcp ? [] : buildProbeRequest(path: g.httpPath, headers: g.headers, host: host)
+        // lua-resty-healthcheck: https_sni or host header or target hostname (IP literals get no SNI).
         let sni: String? = g.kind == .https
-            ? (g.sni ?? e.hostname.flatMap { PeerAddress(ip: $0, port: 0) == nil ? $0 : nil }) : nil
+            ? (g.sni ?? g.hostHeader ?? e.hostname.flatMap { PeerAddress(ip: $0, port: 0) == nil ? $0 : nil }) : nil
         return ProbeJob(slot: e.slot, upstreamName: g.upstreamName, address: e.address, hostname: e.hostname,
                         kind: g.kind, timeout: g.timeout, request: request, sni: sni, verifyCertificate: g.verify,
                         policy: g.policy)

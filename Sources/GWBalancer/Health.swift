@@ -122,8 +122,10 @@ struct StatusSet: Sendable {
 }
 
 extension PeerStateTable {
+    /// `nowSeconds` NaN ⇒ read the clock here (only transitions need the time; the per-request path passes NaN).
     private func setTransitionInfo(_ slot: PeerSlot, _ reason: TransitionReason, _ nowSeconds: Double) {
-        gw_atomic_store_u64(u64(slot, Int32(GW_PEER_OFF_LAST_TRANSITION)), UInt64(max(0, nowSeconds * 1000)))
+        let now = nowSeconds.isNaN ? PeerClock.unixSeconds() : nowSeconds
+        gw_atomic_store_u64(u64(slot, Int32(GW_PEER_OFF_LAST_TRANSITION)), UInt64(max(0, now * 1000)))
         gw_atomic_store_u32(u32(slot, Int32(GW_PEER_OFF_LAST_REASON)), reason.rawValue)
         bumpEpoch()
     }
@@ -137,17 +139,18 @@ extension PeerStateTable {
     /// - Counting a success clears the three failure counters; counting a failure clears the success counter.
     /// - Nothing is counted while already fully in the reported state (successes while HEALTHY without failures,
     ///   failures while UNHEALTHY without successes).
-    /// - Reaching a limit (`>=`) sets the state, clears all counters and the manual flag; a HEALTHY⇄UNHEALTHY
-    ///   change is returned (and timestamped with `now`, unix seconds). Passive successes can only count while
-    ///   traffic still reaches an address, so a passive ejection is recovered by active probes or a manual set.
+    /// - Reaching a limit (`>=`) sets the state and clears the manual flag; a HEALTHY⇄UNHEALTHY change is
+    ///   returned (and timestamped with `now`, unix seconds; NaN = read the clock only then). Passive successes
+    ///   can only count while traffic still reaches an address, so a passive ejection is recovered by active
+    ///   probes or a manual set.
     ///
     /// The whole update is one CAS on the packed health word, so concurrent reports from many processes are safe.
     @discardableResult
     public func report(_ slot: PeerSlot, _ outcome: HealthOutcome, source: HealthSource, policy: HealthPolicy,
                        now: Double) -> HealthTransition? {
-        let l = source == .active ? policy.active : policy.passive
-        guard let k = policy.counterKind(outcome, l) else { return nil }
-        let limit = l.limit(k)
+        guard let k = source == .active ? policy.counterKind(outcome, policy.active)
+                                        : policy.counterKind(outcome, policy.passive) else { return nil }
+        let limit = source == .active ? policy.active.limit(k) : policy.passive.limit(k)
         guard limit > 0 else { return nil }
         let p = u64(slot, Int32(GW_PEER_OFF_HEALTH))
         let reportsHealthy = k == 0
@@ -166,9 +169,10 @@ extension PeerStateTable {
             var new = old & ~HealthWord.countersMask
             var transition: HealthTransition? = nil
             if ctr >= limit {
-                // Full state reached: counters and intermediate/manual flags cleared.
-                new = old & ~(HealthWord.countersMask | HealthWord.intermediateBit | HealthWord.manualBit
-                              | HealthWord.unhealthyBit)
+                // Full state reached: intermediate/manual flags cleared; counters kept (lua-resty-healthcheck
+                // clears them only through a report of the opposite kind or a manual set).
+                new = (old & ~(HealthWord.countersMask | HealthWord.intermediateBit | HealthWord.manualBit
+                               | HealthWord.unhealthyBit)) | counters
                 if !reportsHealthy { new |= HealthWord.unhealthyBit }
                 if reportsHealthy != w.healthy {
                     new = (new & 0x0000_FFFF_FFFF_FFFF) | ((old >> 48 &+ 1) << 48)
@@ -217,8 +221,9 @@ extension PeerStateTable {
 
     /// The master calls this for an address that is no longer in the configuration (target deleted, upstream
     /// deleted, DNS no longer returns it): health back to HEALTHY with zero counters, latency EWMA and DNS state
-    /// cleared. The key stays (slots cached by workers remain valid); if the address comes back it starts
-    /// healthy, as a re-created Kong target does. In-flight counts are left alone.
+    /// cleared, record marked retired. The key stays (slots cached by workers remain valid); if the address comes
+    /// back (`ensureSlot`) it starts healthy, as a re-created Kong target does. In-flight counts are left alone.
+    /// After the grace period the master may re-key the record for another address.
     @discardableResult
     public func forget(_ slot: PeerSlot, now: Double) -> HealthTransition? {
         let p = u64(slot, Int32(GW_PEER_OFF_HEALTH))
@@ -228,6 +233,8 @@ extension PeerStateTable {
             if gw_atomic_cas_u64(p, old, new) != 0 {
                 gw_atomic_store_u64(u64(slot, Int32(GW_PEER_OFF_EWMA)), 0)
                 gw_atomic_store_u32(u32(slot, Int32(GW_PEER_OFF_DNS_STATE)), 0)
+                let t = now.isNaN ? PeerClock.unixSeconds() : now
+                gw_atomic_store_u64(u64(slot, Int32(GW_PEER_OFF_RETIRED)), max(1, UInt64(max(0, t * 1000))))
                 setTransitionInfo(slot, .reset, now)
                 let was = HealthWord(raw: old).healthy
                 return was ? nil : HealthTransition(slot: slot, wasHealthy: false, isHealthy: true, reason: .reset,

@@ -87,24 +87,33 @@ public struct HealthWord: Sendable, Equatable {
 ///     offset 0     gw_peer_table_header, 128 bytes:
 ///                    magic u64 "GWPEERS1", layout_version u32, record_size u32 (384), capacity u32 (power of 2),
 ///                    count u32 (published records), transitions u64 (bumped on any health change, any process),
-///                    records_offset u64 (= 128)
+///                    records_offset u64 (= 128), worker_rows u32 (= GW_MAX_WORKERS), inflight_offset u64
 ///     offset 128   gw_peer_record[capacity], 384 bytes each (6 cache lines):
 ///       line 0  key + health, read on every pick, written rarely:
-///                 key_state u32 (0 empty, 1 published), port u16, family u8 (4|6), name_len u8,
+///                 key_state u32 (0 empty, 1 published, 2 being re-keyed), port u16, family u8 (4|6), name_len u8,
 ///                 key_hash u64 (FNV-1a 64 of name, family, ip, port), ip[16],
 ///                 health u64 (packed word, see `HealthWord`: 4 x 8-bit counters, unhealthy, intermediate,
 ///                 manual, 16-bit transition sequence; every update is one CAS),
-///                 last_transition_ms u64 (unix ms), last_reason u32 (`TransitionReason`), dns_state u32
+///                 last_transition_ms u64 (unix ms), last_reason u32 (`TransitionReason`), dns_state u32,
+///                 retired_ms u64 (unix ms when forgotten; 0 = in use)
 ///       line 1  per-request counters, written by every worker:
 ///                 active u64 (in-flight picks of all workers), ewma u64 ((ewma_us << 32) | monotonic ms low 32
 ///                 bits of the last sample; 0 = none), requests u64, failures u64
 ///       lines 2..5  name[256]: the upstream name (UTF-8, up to 255 bytes)
+///     offset 128 + capacity*384: in-flight rows, u32[worker_rows][capacity]: row w counts the picks worker w
+///                  holds on each record (written only by worker w); after a worker dies the master calls
+///                  `reclaimWorker(w)`, which subtracts the row from `active` and zeroes it
+///
+/// Sizing: `bytesNeeded(capacity:)` = 128 + capacity x (384 + 4 x 64) bytes, e.g. 16 384 records ≈ 10.5 MB;
+/// inserts are refused above a 7/8 load factor.
 ///
 /// Keys are (upstream NAME, ip, port), so health survives balancer rebuilds, upstream PATCH, target CRUD on
 /// other targets, reloads and upstream re-creation under the same name. Open addressing with linear probing
-/// over `capacity` (power of two) records; no deletion: the master `forget`s an address that left the
-/// configuration (state reset to healthy, key kept), so a re-added target starts healthy (Kong re-creates its
-/// checker entry) and slots cached by workers stay valid.
+/// over `capacity` (power of two) records; records are never emptied: the master `forget`s an address that left
+/// the configuration (state reset to healthy, `retired_ms` set, key kept), so a re-added target starts healthy
+/// (Kong re-creates its checker entry) and slots cached by workers stay valid; after
+/// `defaultReuseGraceSeconds` (300 s) with nothing in flight a retired record may be re-keyed in place for a
+/// new address (tombstone reuse), so address churn does not fill the table.
 ///
 /// Concurrency: only the master calls `format` and `ensureSlot` (single writer; it writes the key and then
 /// publishes it with a release store of key_state). Every other field is updated with atomics from any process.
@@ -113,33 +122,56 @@ public struct PeerStateTable: @unchecked Sendable {
     public let size: Int
     /// Records that fit in `size` (a power of two, or 0).
     public let capacity: Int
+    /// Per-worker in-flight rows (one per worker slot of the segment).
+    public let workerRows: Int
+    /// This process's worker slot (its in-flight row), or -1 (master, tools, tests).
+    public private(set) var workerIndex: Int = -1
 
     public static let recordSize = Int(GW_PEER_RECORD_SIZE)
     public static let headerSize = Int(GW_PEER_HEADER_SIZE)
     public static let maxNameBytes = Int(GW_PEER_NAME_MAX)
+    public static let defaultWorkerRows = Int(GW_MAX_WORKERS)
 
-    /// Bytes the master should reserve for `capacity` records (rounded up to a power of two).
-    /// Keep the load factor below ~0.7: e.g. 2 x the expected number of addresses.
-    public static func bytesNeeded(capacity: Int) -> Int {
+    /// Bytes the master should reserve for `capacity` records (rounded up to a power of two) plus the per-worker
+    /// in-flight rows. Keep the load factor low: e.g. 2 x the expected number of addresses.
+    public static func bytesNeeded(capacity: Int, workerRows: Int = defaultWorkerRows) -> Int {
         var c = 1
         while c < capacity { c <<= 1 }
-        return headerSize + c * recordSize
+        return headerSize + c * (recordSize + 4 * workerRows)
     }
 
-    /// A view; does not write. `base` must be 8-byte aligned (64 recommended) inside a MAP_SHARED mapping.
-    public init(base: UnsafeMutableRawPointer, size: Int) {
+    /// A view; does not write. Every process must use the same `size` and `workerRows` (the defaults).
+    /// `base` must be 8-byte aligned (64 recommended) inside a MAP_SHARED mapping.
+    public init(base: UnsafeMutableRawPointer, size: Int, workerRows: Int = defaultWorkerRows) {
         precondition(Int(bitPattern: base) % 8 == 0, "peer area must be 8-byte aligned")
         self.base = base
         self.size = size
+        self.workerRows = max(0, workerRows)
         var cap = 0
+        let perRecord = PeerStateTable.recordSize + 4 * self.workerRows
         if size > PeerStateTable.headerSize {
-            let fit = (size - PeerStateTable.headerSize) / PeerStateTable.recordSize
+            let fit = (size - PeerStateTable.headerSize) / perRecord
             if fit > 0 {
                 cap = 1
                 while cap * 2 <= fit { cap *= 2 }
             }
         }
-        self.capacity = min(cap, Int(UInt32.max))
+        self.capacity = min(cap, 1 << 30)
+    }
+
+    /// The same view, for the worker in segment slot `index` (0..<workerRows): its picks are also counted in its
+    /// own in-flight row, so the master can `reclaimWorker` them if the worker dies.
+    public func forWorker(_ index: Int) -> PeerStateTable {
+        precondition(index >= 0 && index < workerRows)
+        var t = self
+        t.workerIndex = index
+        return t
+    }
+
+    private var inflightOffset: Int { PeerStateTable.headerSize + capacity * PeerStateTable.recordSize }
+
+    @inline(__always) private func inflight(_ worker: Int, _ slot: PeerSlot) -> UnsafeMutablePointer<UInt32> {
+        (base + (inflightOffset + (worker * capacity + Int(slot.index)) * 4)).assumingMemoryBound(to: UInt32.self)
     }
 
     /// Called once by the master before fork: zeroes the area and writes the header.
@@ -148,8 +180,11 @@ public struct PeerStateTable: @unchecked Sendable {
         base.storeBytes(of: GW_PEER_MAGIC, toByteOffset: 0, as: UInt64.self)
         base.storeBytes(of: UInt32(GW_PEER_LAYOUT_VERSION), toByteOffset: 8, as: UInt32.self)
         base.storeBytes(of: UInt32(PeerStateTable.recordSize), toByteOffset: 12, as: UInt32.self)
-        base.storeBytes(of: UInt32(capacity), toByteOffset: 16, as: UInt32.self)
-        base.storeBytes(of: UInt64(PeerStateTable.headerSize), toByteOffset: 32, as: UInt64.self)
+        base.storeBytes(of: UInt32(capacity), toByteOffset: Int(GW_PEER_HDR_OFF_CAPACITY), as: UInt32.self)
+        base.storeBytes(of: UInt64(PeerStateTable.headerSize), toByteOffset: Int(GW_PEER_HDR_OFF_RECORDS),
+                        as: UInt64.self)
+        base.storeBytes(of: UInt32(workerRows), toByteOffset: Int(GW_PEER_HDR_OFF_WORKER_ROWS), as: UInt32.self)
+        base.storeBytes(of: UInt64(inflightOffset), toByteOffset: Int(GW_PEER_HDR_OFF_INFLIGHT), as: UInt64.self)
         gw_atomic_store_u32(base.advanced(by: Int(GW_PEER_HDR_OFF_COUNT)).assumingMemoryBound(to: UInt32.self), 0)
     }
 
@@ -157,6 +192,8 @@ public struct PeerStateTable: @unchecked Sendable {
     public var isFormatted: Bool {
         capacity > 0 && base.load(as: UInt64.self) == GW_PEER_MAGIC
             && base.load(fromByteOffset: 8, as: UInt32.self) == UInt32(GW_PEER_LAYOUT_VERSION)
+            && base.load(fromByteOffset: Int(GW_PEER_HDR_OFF_CAPACITY), as: UInt32.self) == UInt32(capacity)
+            && base.load(fromByteOffset: Int(GW_PEER_HDR_OFF_WORKER_ROWS), as: UInt32.self) == UInt32(workerRows)
     }
 
     /// Published records.
@@ -217,12 +254,32 @@ public struct PeerStateTable: @unchecked Sendable {
         var i = Int(truncatingIfNeeded: hash) & mask
         for _ in 0..<capacity {
             let slot = PeerSlot(index: UInt32(i))
-            if gw_atomic_load_u32(u32(slot, Int32(GW_PEER_OFF_KEY_STATE))) == 0 { return (slot, false) }
-            if keyMatches(slot, name, address, hash) { return (slot, true) }
+            let state = gw_atomic_load_u32(u32(slot, Int32(GW_PEER_OFF_KEY_STATE)))
+            if state == 0 { return (slot, false) }
+            if state == 1 && keyMatches(slot, name, address, hash) { return (slot, true) }
             i = (i + 1) & mask
         }
         return (nil, false)
     }
+
+    /// The first record on the key's probe chain that was retired at least `graceMs` ago and has nothing in
+    /// flight (master only).
+    private func reusableSlot(_ hash: UInt64, nowMs: UInt64, graceMs: UInt64) -> PeerSlot? {
+        let mask = capacity - 1
+        var i = Int(truncatingIfNeeded: hash) & mask
+        for _ in 0..<capacity {
+            let slot = PeerSlot(index: UInt32(i))
+            if gw_atomic_load_u32(u32(slot, Int32(GW_PEER_OFF_KEY_STATE))) == 0 { return nil }
+            let retired = gw_atomic_load_u64(u64(slot, Int32(GW_PEER_OFF_RETIRED)))
+            if retired != 0 && nowMs >= retired &+ graceMs && activeConnections(slot) == 0 { return slot }
+            i = (i + 1) & mask
+        }
+        return nil
+    }
+
+    /// Kong keeps a removed checker's statuses for 300 s (CLEAR_HEALTH_STATUS_DELAY); a forgotten record is not
+    /// re-keyed before that, so stale views (a draining old worker) never see another address's state.
+    public static let defaultReuseGraceSeconds: Double = 300
 
     /// Finds a published record (workers, when they load a configuration; cache the result).
     public func findSlot(upstream: String, address: PeerAddress) -> PeerSlot? {
@@ -243,19 +300,38 @@ public struct PeerStateTable: @unchecked Sendable {
 
     /// Finds or inserts the record (MASTER ONLY: single writer). Nil when the table is full, the name is longer
     /// than 255 bytes or the table is not formatted. A new record starts healthy with zero counters.
-    public func ensureSlot(upstream: String, address: PeerAddress) -> PeerSlot? {
+    /// Finding a retired (forgotten) key brings it back into use. A new key re-uses, in place, a record on its
+    /// probe chain that was forgotten at least `reuseAfter` seconds before `now` (unix seconds; NaN = clock) with
+    /// nothing in flight, so address churn (DNS, target CRUD) does not fill the table.
+    public func ensureSlot(upstream: String, address: PeerAddress, now: Double = .nan,
+                           reuseAfter: Double = PeerStateTable.defaultReuseGraceSeconds) -> PeerSlot? {
         var name = upstream
         return name.withUTF8 { utf8 -> PeerSlot? in
             let n = UnsafeRawBufferPointer(utf8)
             guard n.count <= PeerStateTable.maxNameBytes else { return nil }
             let hash = PeerStateTable.keyHash(n, address)
             let (found, exists) = probe(n, address, hash)
-            guard let slot = found else { return nil }
-            if exists { return slot }
-            // Keep the load factor <= 7/8 so that misses stay short.
-            guard count + 1 <= capacity - capacity / 8 else { return nil }
+            if exists, let slot = found {
+                gw_atomic_store_u64(u64(slot, Int32(GW_PEER_OFF_RETIRED)), 0)
+                return slot
+            }
+            guard capacity > 0, isFormatted else { return nil }
+            let nowMs = UInt64(max(0, (now.isNaN ? PeerClock.unixSeconds() : now) * 1000))
+            let slot: PeerSlot
+            if let reuse = reusableSlot(hash, nowMs: nowMs, graceMs: UInt64(max(0, reuseAfter * 1000))) {
+                // Re-key in place: readers skip state 2 while the key is rewritten.
+                slot = reuse
+                gw_atomic_store_u32(u32(slot, Int32(GW_PEER_OFF_KEY_STATE)), 2)
+                for w in 0..<workerRows { gw_atomic_store_u32(inflight(w, slot), 0) }
+            } else {
+                // Keep the load factor <= 7/8 so that misses stay short.
+                guard let empty = found, count + 1 <= capacity - capacity / 8 else { return nil }
+                slot = empty
+                let countPtr = (base + Int(GW_PEER_HDR_OFF_COUNT)).assumingMemoryBound(to: UInt32.self)
+                gw_atomic_store_u32(countPtr, gw_atomic_load_u32(countPtr) + 1)
+            }
             let r = record(slot)
-            memset(r, 0, PeerStateTable.recordSize)
+            memset(r + 4, 0, PeerStateTable.recordSize - 4)
             r.storeBytes(of: address.port, toByteOffset: Int(GW_PEER_OFF_PORT), as: UInt16.self)
             r.storeBytes(of: address.family, toByteOffset: Int(GW_PEER_OFF_FAMILY), as: UInt8.self)
             r.storeBytes(of: UInt8(n.count), toByteOffset: Int(GW_PEER_OFF_NAME_LEN), as: UInt8.self)
@@ -265,16 +341,19 @@ public struct PeerStateTable: @unchecked Sendable {
             r.storeBytes(of: raw.1, toByteOffset: Int(GW_PEER_OFF_IP) + 8, as: UInt64.self)
             if n.count > 0 { memcpy(r + Int(GW_PEER_OFF_NAME), n.baseAddress!, n.count) }
             gw_atomic_store_u32(u32(slot, Int32(GW_PEER_OFF_KEY_STATE)), 1)     // publish (release)
-            let countPtr = (base + Int(GW_PEER_HDR_OFF_COUNT)).assumingMemoryBound(to: UInt32.self)
-            gw_atomic_store_u32(countPtr, gw_atomic_load_u32(countPtr) + 1)
             return slot
         }
     }
 
     /// `ensureSlot` with an IP literal.
-    public func ensureSlot(upstream: String, ip: String, port: Int) -> PeerSlot? {
+    public func ensureSlot(upstream: String, ip: String, port: Int, now: Double = .nan) -> PeerSlot? {
         guard let a = PeerAddress(ip: ip, port: port) else { return nil }
-        return ensureSlot(upstream: upstream, address: a)
+        return ensureSlot(upstream: upstream, address: a, now: now)
+    }
+
+    /// True when the master forgot the record and has not brought it back.
+    public func isRetired(_ slot: PeerSlot) -> Bool {
+        gw_atomic_load_u64(u64(slot, Int32(GW_PEER_OFF_RETIRED))) != 0
     }
 
     /// The key of a published record.
@@ -289,7 +368,7 @@ public struct PeerStateTable: @unchecked Sendable {
         return (name, a)
     }
 
-    /// Every published slot (Admin API / master bookkeeping; O(capacity)).
+    /// Every published slot, retired ones included (Admin API / master bookkeeping; O(capacity)).
     public func allSlots() -> [PeerSlot] {
         var out: [PeerSlot] = []
         for i in 0..<capacity {
@@ -307,9 +386,44 @@ public struct PeerStateTable: @unchecked Sendable {
     }
     @inline(__always) func incrementActive(_ slot: PeerSlot) {
         _ = gw_atomic_add_u64(u64(slot, Int32(GW_PEER_OFF_ACTIVE)), 1)
+        if workerIndex >= 0 {
+            let p = inflight(workerIndex, slot)        // own row: single writer while alive
+            gw_atomic_store_u32(p, gw_atomic_load_u32(p) &+ 1)
+        }
     }
     @inline(__always) func decrementActive(_ slot: PeerSlot) {
+        if workerIndex >= 0 {
+            let p = inflight(workerIndex, slot)
+            let v = gw_atomic_load_u32(p)
+            guard v > 0 else { return }                // not ours (reclaimed or picked under another view)
+            gw_atomic_store_u32(p, v - 1)
+        }
         _ = gw_atomic_sub_u64(u64(slot, Int32(GW_PEER_OFF_ACTIVE)), 1)
+    }
+
+    /// In-flight picks of one worker on one address (its row).
+    public func inFlight(worker: Int, _ slot: PeerSlot) -> Int {
+        guard worker >= 0, worker < workerRows, capacity > 0 else { return 0 }
+        return Int(gw_atomic_load_u32(inflight(worker, slot)))
+    }
+
+    /// MASTER, after the worker in slot `worker` exited (before a replacement starts in that slot): subtracts
+    /// the dead worker's in-flight picks from the shared `active` counts and clears its row, so a crash does not
+    /// leave least-connections biased forever. O(capacity). Returns the number of picks reclaimed.
+    @discardableResult
+    public func reclaimWorker(_ worker: Int) -> Int {
+        guard worker >= 0, worker < workerRows, capacity > 0 else { return 0 }
+        var total = 0
+        for i in 0..<capacity {
+            let s = PeerSlot(index: UInt32(i))
+            let p = inflight(worker, s)
+            let v = gw_atomic_load_u32(p)
+            guard v > 0 else { continue }
+            gw_atomic_store_u32(p, 0)
+            _ = gw_atomic_sub_u64(u64(s, Int32(GW_PEER_OFF_ACTIVE)), UInt64(v))
+            total += Int(v)
+        }
+        return total
     }
     @inline(__always) func countRequest(_ slot: PeerSlot, failed: Bool) {
         _ = gw_atomic_add_u64(u64(slot, Int32(GW_PEER_OFF_REQUESTS)), 1)

@@ -227,7 +227,7 @@ public final class UpstreamBalancer {
         table.countRequest(pick.slot, failed: failed)
         if let l = latencyMicros { table.recordLatency(pick.slot, micros: l, nowMillis: nowMillis) }
         guard policy.enabled, let o = outcome else { return nil }
-        return table.report(pick.slot, o, source: .passive, policy: policy, now: PeerClock.unixSeconds())
+        return table.report(pick.slot, o, source: .passive, policy: policy, now: .nan)
     }
 
     // MARK: round-robin
@@ -388,25 +388,33 @@ public final class UpstreamBalancer {
         return latency ? UInt64(table.ewmaMicros(s)) : UInt64(table.activeConnections(s) + 1)
     }
 
-    private func pickScored(_ tried: TriedPeers, latency: Bool) -> Int? {
-        let n = eligible.count
+    /// Running best of a least-connections / latency scan (a struct, so nothing is boxed on the heap).
+    private struct ScoredChoice {
         var best = -1
         var bestNum: UInt64 = 0
-        var fallback: Int? = nil
-        @inline(__always) func consider(_ i: Int) {
-            guard usable(i) else { return }
-            if tried.count > 0 && tried.contains(PeerSlot(index: slotIndex[i])) {
-                if fallback == nil { fallback = i }
-                return
-            }
-            let num = scoreNumerator(i, latency: latency)
-            if best < 0 || num * UInt64(weights[best]) < bestNum * UInt64(weights[i]) { best = i; bestNum = num }
+        var bestWeight: UInt64 = 1
+        var fallback = -1
+    }
+
+    @inline(__always) private func consider(_ i: Int, _ c: inout ScoredChoice, _ tried: TriedPeers, _ latency: Bool) {
+        guard usable(i) else { return }
+        if tried.count > 0 && tried.contains(PeerSlot(index: slotIndex[i])) {
+            if c.fallback < 0 { c.fallback = i }
+            return
         }
+        let num = scoreNumerator(i, latency: latency)
+        let w = UInt64(weights[i])
+        if c.best < 0 || num * c.bestWeight < c.bestNum * w { c.best = i; c.bestNum = num; c.bestWeight = w }
+    }
+
+    private func pickScored(_ tried: TriedPeers, latency: Bool) -> Int? {
+        let n = eligible.count
+        var c = ScoredChoice()
         if n <= UpstreamBalancer.exactScanLimit {
             // Exact scan from a rotating start so that ties spread evenly.
             var j = scanStart
             for _ in 0..<n {
-                consider(Int(eligible[j]))
+                consider(Int(eligible[j]), &c, tried, latency)
                 j += 1
                 if j == n { j = 0 }
             }
@@ -415,20 +423,20 @@ public final class UpstreamBalancer {
         } else {
             // Power of k choices: O(1) per pick.
             for _ in 0..<UpstreamBalancer.sampleCount {
-                consider(Int(eligible[Int(truncatingIfNeeded: nextRandom() % UInt64(n))]))
+                consider(Int(eligible[Int(truncatingIfNeeded: nextRandom() % UInt64(n))]), &c, tried, latency)
             }
-            if best < 0 {
+            if c.best < 0 {
                 // Every sample unusable (mass outage or many retries): fall back to a full scan.
-                let start = Int(truncatingIfNeeded: nextRandom() % UInt64(n))
-                var j = start
+                var j = Int(truncatingIfNeeded: nextRandom() % UInt64(n))
                 for _ in 0..<n {
-                    consider(Int(eligible[j]))
+                    consider(Int(eligible[j]), &c, tried, latency)
                     j += 1
                     if j == n { j = 0 }
                 }
             }
         }
-        return best >= 0 ? best : fallback
+        if c.best >= 0 { return c.best }
+        return c.fallback >= 0 ? c.fallback : nil
     }
 
     /// Kong "slow start": addresses without a latency sample start at the average EWMA of the sampled ones.

@@ -93,7 +93,7 @@ import GWStore
         try #require(j2s.count == 1)
         let j2 = j2s[0]
         #expect(String(decoding: j2.request, as: UTF8.self).hasSuffix("Host: override.test\r\n\r\n"))
-        #expect(j2.kind == .https && j2.sni == "api.test")
+        #expect(j2.kind == .https && j2.sni == "override.test")
         #expect(String(decoding: buildProbeRequest(path: "/", headers: nil, host: "10.0.0.1"), as: UTF8.self)
                 == "GET / HTTP/1.0\r\nHost: 10.0.0.1\r\n\r\n")
     }
@@ -110,5 +110,42 @@ import GWStore
         #expect(p("SSH-2.0-OpenSSH") == nil)
         #expect(p("") == nil)
         #expect(p("HTTP/1.1 OK") == nil)
+    }
+}
+
+@Suite struct MasterFlowTests {
+    /// The master's whole loop on one snapshot: register addresses, schedule probes, report results, log flips.
+    @Test func snapshotToProbesToRecovery() {
+        let t = makeSharedTable()
+        var up = upstream("flow.up") { hc in
+            hc.active.healthyInterval = 1; hc.active.unhealthyInterval = 1
+            hc.active.healthySuccesses = 2; hc.active.unhealthyTimeouts = 1
+        }
+        up.hostHeader = nil
+        let snap = ConfigSnapshot(upstreams: [up], targets: [
+            Target(id: "a", upstreamID: up.id, target: "127.0.0.1:9001", host: "127.0.0.1", port: 9001),
+            Target(id: "b", upstreamID: up.id, target: "127.0.0.1:9002", host: "127.0.0.1", port: 9002, weight: 0),
+        ])
+        let list = t.addresses(for: snap, insert: true)
+        var tracker = PeerSlotTracker()
+        tracker.apply(list, table: t, now: 0)
+        var schedule = ActiveCheckSchedule()
+        schedule.update(list, now: 0)
+        #expect(schedule.count == 1)
+        var log: [String] = []
+        func tick(_ now: Double, _ outcome: HealthOutcome) {
+            for job in schedule.due(now: now, table: t) {
+                if let tr = t.report(job.slot, outcome, source: .active, policy: job.policy, now: now) {
+                    let key = t.key(of: tr.slot)
+                    log.append("\(key.upstream) \(key.address) \(tr.oldStateName)->\(tr.newStateName) \(tr.reason.text)")
+                }
+                schedule.completed(job)
+            }
+        }
+        tick(1, .timeout)
+        tick(2, .httpStatus(200))
+        tick(3, .httpStatus(200))
+        #expect(log == ["flow.up 127.0.0.1:9001 HEALTHY->UNHEALTHY timeouts threshold reached",
+                        "flow.up 127.0.0.1:9001 UNHEALTHY->HEALTHY successes threshold reached"])
     }
 }

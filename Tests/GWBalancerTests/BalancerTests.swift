@@ -40,6 +40,22 @@ import GWStore
         #expect(abs(Double(c[0]) / Double(c[2]) - 65535.0 / 30000.0) < 0.01)
     }
 
+    @Test func largeUpstreamsUseTheStrideScheduleWithExactCycles() {
+        let t = makeSharedTable(capacity: 8192)
+        let weights = (0..<3000).map { 1 + $0 % 3 }          // n · Σw = 18 M > 4 M ⇒ heap schedule
+        let b = UpstreamBalancer(upstream: upstream(), addresses: addresses(weights, table: t), table: t)
+        let picks = pickMany(b, 6000)                          // exactly one cycle
+        #expect(counts(picks, 3000) == weights)
+        #expect(longestRun(picks).values.max() == 1)           // no bursts
+        // The heaviest entries are spread: weight-3 entries come back only after ≥ 1000 other picks on average.
+        var last = [Int: Int](), minGap = Int.max
+        for (i, a) in picks.enumerated() where weights[a] == 3 {
+            if let l = last[a] { minGap = min(minGap, i - l) }
+            last[a] = i
+        }
+        #expect(minGap >= 1000)
+    }
+
     @Test func weightZeroIsNeverPicked() {
         let t = makeSharedTable()
         let b = UpstreamBalancer(upstream: upstream(), addresses: addresses([0, 10, 0], table: t), table: t)
@@ -242,6 +258,71 @@ import GWStore
         var picks: [Int] = []
         for _ in 0..<5 { picks.append(b.pick()!.index) }
         #expect(picks == [1, 1, 1, 1, 1])
+    }
+
+    @Test func crashedWorkerConnectionsAreReclaimed() {
+        let t = makeSharedTable()
+        let up = upstream(algorithm: "least-connections")
+        let addrs = addresses([1, 1], table: t)
+        // Built (and warmed) before fork: the child only does raw shared-memory work, no allocation.
+        let b = UpstreamBalancer(upstream: up, addresses: addrs, table: t.forWorker(3))
+        if let warm = b.pick() { b.release(warm, latencyMicros: nil, outcome: nil) }
+        let pid = fork()
+        if pid == 0 {
+            // Worker in segment slot 3 picks 4 times (LC spreads 2/2), releases one, then "crashes".
+            var first: PeerPick? = nil
+            var n: Int32 = 0
+            for _ in 0..<4 { if let p = b.pick() { n += 1; if first == nil { first = p } } }
+            if let p = first { b.release(p, latencyMicros: nil, outcome: nil) }
+            _exit(n == 4 ? 0 : 1)
+        }
+        var st: Int32 = 0
+        waitpid(pid, &st, 0)
+        #expect(st == 0)
+        // Another live worker holds one connection on address 0.
+        let live = UpstreamBalancer(upstream: upstream(), addresses: [addrs[0]], table: t.forWorker(0))
+        let mine = live.pick()!
+        let before = addrs.map { t.activeConnections($0.slot) }
+        #expect(before.reduce(0, +) == 4)
+        #expect(t.inFlight(worker: 3, addrs[0].slot) + t.inFlight(worker: 3, addrs[1].slot) == 3)
+        #expect(t.inFlight(worker: 0, addrs[0].slot) == 1)
+        #expect(t.reclaimWorker(3) == 3)
+        #expect(t.activeConnections(addrs[0].slot) == 1 && t.activeConnections(addrs[1].slot) == 0)
+        live.release(mine, latencyMicros: nil, outcome: nil)
+        #expect(t.activeConnections(addrs[0].slot) == 0)
+    }
+
+    @Test func concurrentPicksFromTwoProcessesKeepCountsExact() {
+        let t = makeSharedTable()
+        // passive healthy.successes = 1 so that successes reset the HTTP failure counter (with 0 they would not,
+        // as in Kong, and a 10 % error rate would eventually eject every address).
+        let up = upstream(algorithm: "least-connections", configure: passiveHC(http: 250, successes: 1))
+        let addrs = addresses([1, 2, 3], table: t)
+        let views = [UpstreamBalancer(upstream: up, addresses: addrs, table: t.forWorker(0), seed: 1),
+                     UpstreamBalancer(upstream: up, addresses: addrs, table: t.forWorker(1), seed: 2)]
+        for b in views { if let p = b.pick() { b.release(p, latencyMicros: 10, outcome: .httpStatus(200)) } }
+        var pids: [pid_t] = []
+        for b in views {
+            let pid = fork()
+            if pid == 0 {
+                var ok: Int32 = 0
+                for k in 0..<20_000 {
+                    guard let p = b.pick() else { continue }
+                    ok += 1
+                    b.release(p, latencyMicros: 100 + k % 7, outcome: k % 10 == 0 ? .httpStatus(500) : .httpStatus(200),
+                              nowMillis: UInt64(k))
+                }
+                _exit(ok == 20_000 ? 0 : 1)
+            }
+            pids.append(pid)
+        }
+        for pid in pids { var st: Int32 = 0; waitpid(pid, &st, 0); #expect(st == 0) }
+        let states = addrs.map { t.healthState($0.slot) }
+        #expect(states.allSatisfy { $0.activeConnections == 0 })
+        #expect(states.reduce(0) { $0 + $1.requests } == 40_002)
+        #expect(states.reduce(0) { $0 + $1.failures } == 4_000)
+        #expect(states.allSatisfy { $0.healthy })
+        #expect(t.inFlight(worker: 0, addrs[0].slot) == 0 && t.inFlight(worker: 1, addrs[2].slot) == 0)
     }
 
     @Test func skipsTriedAndUnhealthy() {

@@ -24,10 +24,11 @@ import GWStore
                                        source: .passive))
         #expect(!t.isHealthy(s))
         let st = t.healthState(s)
-        #expect(st.lastReason == .httpFailures && st.lastTransitionMillis == 3000 && st.httpFailures == 0)
+        #expect(st.lastReason == .httpFailures && st.lastTransitionMillis == 3000 && st.httpFailures == 3)
+        #expect(!st.intermediate && !st.manual)
         // Failures while fully unhealthy are not counted.
         #expect(t.report(s, .httpStatus(500), source: .passive, policy: p, now: 4) == nil)
-        #expect(t.healthState(s).httpFailures == 0)
+        #expect(t.healthState(s).httpFailures == 3)
     }
 
     @Test func tcpFailuresAndTimeoutsCountSeparately() {

@@ -49,3 +49,25 @@ import GWStore
         #expect(Set(pickMany(b, 10)).count == 2)
     }
 }
+
+@Suite struct AdminHealthTests {
+    @Test func kongHealthNames() {
+        let t = makeSharedTable()
+        let addrs = addresses([25, 25, 25, 25], table: t)
+        var hc = Healthchecks(); hc.passive.unhealthyTCPFailures = 1; hc.threshold = 50
+        #expect(t.addressHealth(addrs[0].slot, checkerEnabled: false, weight: 25) == .healthchecksOff)
+        #expect(t.addressHealth(addrs[0].slot, checkerEnabled: true, weight: 0) == .healthchecksOff)
+        t.setHealthy(addrs[0].slot, false, now: 1)
+        #expect(t.addressHealth(addrs[0].slot, checkerEnabled: true, weight: 25) == .unhealthy)
+        #expect(t.targetHealth([addrs[0].slot, addrs[1].slot], checkerEnabled: true, weight: 25) == .healthy)
+        #expect(t.targetHealth([addrs[0].slot], checkerEnabled: true, weight: 25) == .unhealthy)
+        #expect(t.targetHealth([], checkerEnabled: true, weight: 25) == .dnsError)
+        t.setDNSError(addrs[3].slot, true)
+        #expect(t.targetHealth([addrs[3].slot], checkerEnabled: true, weight: 25) == .dnsError)
+        #expect(t.healthState(addrs[3].slot).dnsError)
+        #expect(t.balancerHealthy(addrs, healthchecks: hc))              // 75 % > 50
+        t.setHealthy(addrs[1].slot, false, now: 1)
+        #expect(!t.balancerHealthy(addrs, healthchecks: hc))             // 50 % is not > 50
+        #expect(!t.balancerHealthy([], healthchecks: hc))
+    }
+}

@@ -47,6 +47,33 @@ import GWStore
         #expect(unformatted.findSlot(upstream: "u", ip: "10.0.0.1", port: 1) == nil)
     }
 
+    @Test func retiredRecordsAreReusedAfterTheGracePeriod() {
+        let t = makeSharedTable(capacity: 8)
+        var slots: [PeerSlot] = []
+        for i in 0..<7 { slots.append(t.ensureSlot(upstream: "u", ip: "10.0.0.\(i)", port: 1, now: 1000)!) }
+        #expect(t.ensureSlot(upstream: "u", ip: "10.0.1.1", port: 1, now: 1000) == nil)        // full
+        t.setHealthy(slots[3], false, now: 1000)
+        t.forget(slots[3], now: 1000)
+        #expect(t.isRetired(slots[3]) && t.isHealthy(slots[3]))
+        // Within the grace period: not reusable (a draining worker may still use it).
+        #expect(t.ensureSlot(upstream: "u", ip: "10.0.1.1", port: 1, now: 1200) == nil)
+        // Re-adding the same address brings the record back.
+        #expect(t.ensureSlot(upstream: "u", ip: "10.0.0.3", port: 1, now: 1200) == slots[3])
+        #expect(!t.isRetired(slots[3]))
+        t.forget(slots[3], now: 1300)
+        // In flight: not reusable even after the grace period.
+        t.incrementActive(slots[3])
+        #expect(t.ensureSlot(upstream: "u", ip: "10.0.1.1", port: 1, now: 2000) == nil)
+        t.decrementActive(slots[3])
+        let reused = t.ensureSlot(upstream: "u", ip: "10.0.1.1", port: 1, now: 2000)
+        #expect(reused == slots[3])
+        #expect(t.findSlot(upstream: "u", ip: "10.0.0.3", port: 1) == nil)
+        #expect(t.findSlot(upstream: "u", ip: "10.0.1.1", port: 1) == slots[3])
+        #expect(t.key(of: slots[3]).address.description == "10.0.1.1:1")
+        #expect(!t.isRetired(slots[3]) && t.count == 7)
+        for i in [0, 1, 2, 4, 5, 6] { #expect(t.findSlot(upstream: "u", ip: "10.0.0.\(i)", port: 1) == slots[i]) }
+    }
+
     @Test func xxHash32ReferenceVectors() {
         #expect(xxHash32([UInt8]()) == 0x02CC_5D05)
         #expect(xxHash32("a") == 0x550D_7456)
