@@ -50,6 +50,7 @@ public final class ProxyServer {
     let settings: ProxySettings
     let shm: SharedMemory
     let slot: UnsafeMutablePointer<gw_worker_slot>
+    let slotIndex: Int
     let log: ErrorLog
     let snapshotPath: String
     let bufferPool = BufferPool(bufferSize: 16 * 1024)
@@ -70,12 +71,13 @@ public final class ProxyServer {
     private var requestCounter: UInt64 = 0
     var upstreamConnections = 0
 
-    public init(loop: EventLoop, config: GatewayConfig, shm: SharedMemory, slot: UnsafeMutablePointer<gw_worker_slot>,
+    public init(loop: EventLoop, config: GatewayConfig, shm: SharedMemory, slotIndex: Int,
                 log: ErrorLog, listenSockets: [(fd: Int32, port: Int)], snapshotPath: String) throws {
         self.loop = loop
         self.settings = ProxySettings(config)
         self.shm = shm
-        self.slot = slot
+        self.slotIndex = slotIndex
+        self.slot = shm.workerSlot(slotIndex)
         self.log = log
         self.listenSockets = listenSockets
         self.snapshotPath = snapshotPath
@@ -104,7 +106,7 @@ public final class ProxyServer {
         }
         let t0 = Clock.monotonicMicros()
         do {
-            let rc = try RuntimeConfig(document: bytes, shm: shm, log: log)
+            let rc = try RuntimeConfig(document: bytes, shm: shm, workerSlot: slotIndex, log: log)
             if let old = config, old.generation > rc.generation { return }
             config = rc
             slot.pointee.config_generation = rc.generation

@@ -124,7 +124,7 @@ final class RuntimeConfig {
 
     /// Builds from the published document: the Kong-shaped snapshot plus `resolved`, the master's
     /// DNS answers per target id (`{"<target id>": [["10.0.0.1", 80], ...]}`).
-    init(document: [UInt8], shm: SharedMemory, log: ErrorLog) throws {
+    init(document: [UInt8], shm: SharedMemory, workerSlot: Int, log: ErrorLog) throws {
         let json: JSON
         do { json = try JSON.parse(document) } catch { throw RuntimeConfigError(description: "\(error)") }
         let snap: ConfigSnapshot
@@ -132,7 +132,8 @@ final class RuntimeConfig {
         generation = snap.generation
         router = Router(snapshot: snap)
         for e in router.buildErrors { log.log(.warn, "route \(e.routeID) left out of the router: \(e.message)") }
-        let table = PeerStateTable(base: shm.peerArea, size: shm.peerAreaSize)
+        // Per-worker rows let the master give back this worker's in-flight counts if it crashes.
+        let table = PeerStateTable(base: shm.peerArea, size: shm.peerAreaSize).forWorker(workerSlot)
         let resolved = json["resolved"]
         var upstreamsByName: [String: Upstream] = [:]
         for u in snap.upstreams { upstreamsByName[u.name] = u }

@@ -4,6 +4,7 @@
 // the active health checker. Confined to the master process; never runs in a worker.
 import CGWShims
 import GWConfig
+import GWBalancer
 import GWEvent
 import GWSystem
 
@@ -237,6 +238,9 @@ public final class Master {
             h.watcher = nil
             Socket.close(h.channelFD)
             shm.workerSlot(h.slot).pointee.pid = 0
+            // In-flight counts (least-connections) the dead worker held are given back.
+            let reclaimed = PeerStateTable(base: shm.peerArea, size: shm.peerAreaSize).reclaimWorker(h.slot)
+            if reclaimed > 0 { log.log(.info, "reclaimed \(reclaimed) in-flight peer counts of worker \(pid)") }
             let expected = h.draining || stopping != nil
             log.log(expected ? .notice : .alert, "worker process \(pid) \(ProcessControl.describe(status: status))")
             if !expected && h.generation == generation {

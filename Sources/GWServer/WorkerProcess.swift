@@ -28,7 +28,7 @@ public enum WorkerProcess {
         slot.pointee.pid = Int64(ProcessControl.pid)
         let server: ProxyServer
         do {
-            server = try ProxyServer(loop: loop, config: ctx.config, shm: ctx.shm, slot: slot, log: log,
+            server = try ProxyServer(loop: loop, config: ctx.config, shm: ctx.shm, slotIndex: ctx.slot, log: log,
                                      listenSockets: ctx.listenSockets, snapshotPath: ctx.snapshotPath)
         } catch {
             log.log(.emerg, "worker init failed: \(error)")
