@@ -1,0 +1,95 @@
+import Testing
+import GWConfig
+#if canImport(Glibc)
+import Glibc
+#endif
+
+private func withFile(_ text: String, _ body: (String) throws -> Void) rethrows {
+    let path = "/tmp/gwconfig-\(getpid())-\(Int.random(in: 0..<1_000_000)).conf"
+    let f = fopen(path, "w")!
+    fputs(text, f)
+    fclose(f)
+    defer { unlink(path) }
+    try body(path)
+}
+
+@Suite struct ConfigLoaderTests {
+    @Test func defaultsMatchKong() throws {
+        let c = try ConfigLoader.load(path: nil, environment: [:])
+        #expect(c.proxyListen.map(\.description) == ["0.0.0.0:8000"])
+        #expect(c.adminListen.map(\.description) == ["127.0.0.1:8001"])
+        #expect(c.upstreamKeepalivePoolSize == 512)
+        #expect(c.upstreamKeepaliveMaxRequests == 10000)
+        #expect(c.upstreamKeepaliveIdleTimeout == 60)
+        #expect(c.clientMaxBodySize == 0)
+        #expect(c.database == "sqlite")
+        #expect(c.serverTokens && c.latencyTokens)
+    }
+
+    @Test func fileValuesCommentsAndLists() throws {
+        try withFile("""
+        # comment
+        proxy_listen = 127.0.0.1:9000, [::1]:9001 backlog=10   # trailing comment
+        worker_processes = 3
+        client_max_body_size = 10m
+        headers = off
+        nginx_http_keepalive_timeout = 5s
+        """) { path in
+            let c = try ConfigLoader.load(path: path, environment: [:])
+            #expect(c.proxyListen.map(\.description) == ["127.0.0.1:9000", "[::1]:9001"])
+            #expect(c.proxyListen[1].backlog == 10)
+            #expect(c.workerProcesses == 3)
+            #expect(c.clientMaxBodySize == 10 * 1024 * 1024)
+            #expect(!c.serverTokens && !c.latencyTokens)
+            #expect(c.keepaliveTimeout == 5)
+        }
+    }
+
+    @Test func environmentOverridesFile() throws {
+        try withFile("worker_processes = 2\n") { path in
+            let c = try ConfigLoader.load(path: path, environment: ["GATEWAY_WORKER_PROCESSES": "5"])
+            #expect(c.workerProcesses == 5)
+        }
+    }
+
+    @Test func unknownKeyNamesKeyAndLine() throws {
+        try withFile("log_level = info\nbogus_key = 1\n") { path in
+            do {
+                _ = try ConfigLoader.load(path: path, environment: [:])
+                Issue.record("expected an error")
+            } catch {
+                #expect(error.message.contains("bogus_key"))
+                #expect(error.message.contains(":2"))
+            }
+        }
+    }
+
+    @Test(arguments: [
+        ("worker_processes = lots", "worker_processes"),
+        ("log_level = loud", "log_level"),
+        ("proxy_listen = nowhere", "proxy_listen"),
+        ("client_max_body_size = 10q", "client_max_body_size"),
+        ("daemon = maybe", "daemon"),
+        ("database = postgres", "database"),
+    ])
+    func badValuesAreRejected(line: String, key: String) throws {
+        try withFile(line + "\n") { path in
+            do {
+                _ = try ConfigLoader.load(path: path, environment: [:])
+                Issue.record("expected an error for \(line)")
+            } catch {
+                #expect(error.message.contains(key))
+                #expect(error.message.contains("line") || error.message.contains(":1"))
+            }
+        }
+    }
+
+    @Test func sizesAndDurations() {
+        #expect(ConfigLoader.parseSize("8k") == 8192)
+        #expect(ConfigLoader.parseSize("1g") == 1 << 30)
+        #expect(ConfigLoader.parseSize("-1") == nil)
+        #expect(ConfigLoader.parseSeconds("5m") == 300)
+        #expect(ConfigLoader.parseSeconds("60") == 60)
+        #expect(ConfigLoader.parseSeconds("x") == nil)
+    }
+}
