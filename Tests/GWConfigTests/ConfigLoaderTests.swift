@@ -58,8 +58,8 @@ private func withFile(_ text: String, _ body: (String) throws -> Void) rethrows 
                 _ = try ConfigLoader.load(path: path, environment: [:])
                 Issue.record("expected an error")
             } catch {
-                #expect(error.message.contains("bogus_key"))
-                #expect(error.message.contains(":2"))
+                #expect("\(error)".contains("bogus_key"))
+                #expect("\(error)".contains(":2"))
             }
         }
     }
@@ -78,8 +78,8 @@ private func withFile(_ text: String, _ body: (String) throws -> Void) rethrows 
                 _ = try ConfigLoader.load(path: path, environment: [:])
                 Issue.record("expected an error for \(line)")
             } catch {
-                #expect(error.message.contains(key))
-                #expect(error.message.contains("line") || error.message.contains(":1"))
+                #expect("\(error)".contains(key))
+                #expect("\(error)".contains("line") || "\(error)".contains(":1"))
             }
         }
     }
