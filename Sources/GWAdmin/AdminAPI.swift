@@ -142,6 +142,22 @@ public final class AdminAPI {
             // No node-level entity cache: reads miss, purges succeed.
             if s.count == 1 { return try methods(req, &extra, [("DELETE", { (204, .null) })]) }
             return try methods(req, &extra, [("GET", { AdminAPI.notFound }), ("DELETE", { (204, .null) })])
+        case "debug" where s.count >= 3 && s[1] == "node" && s[2] == "log-level":
+            let levels = ["debug", "info", "notice", "warn", "error", "crit", "alert", "emerg"]
+            if s.count == 3 {
+                return try methods(req, &extra, [("GET", {
+                    (200, ["message": .string("log level: \(self.context.logLevel?() ?? "notice")")])
+                })])
+            }
+            if s.count == 4 {
+                return try methods(req, &extra, [("PUT", {
+                    guard levels.contains(s[3]) else { return (400, ["message": .string("unknown log level: \(s[3])")]) }
+                    guard let set = self.context.setLogLevel else { return AdminAPI.notAllowed }
+                    if self.context.logLevel?() == s[3] { return (200, ["message": .string("log level is already \(s[3])")]) }
+                    set(s[3])
+                    return (200, ["message": "log level changed"])
+                })])
+            }
         case "endpoints" where s.count == 1:
             return try methods(req, &extra, [("GET", { self.endpoints() })])
         default:

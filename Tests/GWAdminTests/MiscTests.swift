@@ -188,6 +188,13 @@ import GWStore
         #expect(h.req("DELETE", "/services") == (405, ["message": "Method not allowed"]))
         #expect(h.req("GET", "/nope") == (404, ["message": "Not found"]))
         #expect(h.req("GET", "/timers").1["worker"]?["id"] == 0)
+        final class Level { var v = "notice" }
+        let level = Level()
+        h.api.context.logLevel = { level.v }
+        h.api.context.setLogLevel = { level.v = $0 }
+        #expect(h.req("GET", "/debug/node/log-level").1 == ["message": "log level: notice"])
+        #expect(h.req("PUT", "/debug/node/log-level/debug").1 == ["message": "log level changed"])
+        #expect(level.v == "debug" && h.req("PUT", "/debug/node/log-level/loud").0 == 400)
         #expect(h.req("DELETE", "/cache").0 == 204 && h.req("GET", "/cache/x").0 == 404)
         #expect(h.req("GET", "/endpoints").1["data"]?.arrayValue?.contains("/services/{services}") == true)
         #expect(h.req("POST", "/schemas/services/validate", ["host": "a.test"]).1 == ["message": "schema validation successful"])
