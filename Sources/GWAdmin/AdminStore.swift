@@ -237,8 +237,12 @@ public final class AdminStore {
     // MARK: Writes
 
     /// Applies all ops in one committed transaction, then updates the in-memory mirror.
+    /// Scratch stores (declarative validation) keep only the in-memory mirror.
+    var mirrorOnly = false
+
     public func write(_ ops: [StoreOp]) throws(AdminStoreError) {
         guard !ops.isEmpty else { return }
+        if mirrorOnly { applyToMirror(ops, assigned: [:]); return }
         try db.exec("BEGIN IMMEDIATE")
         var assigned: [String: Int64] = [:]   // "kind/id" → seq
         var statements: [String: Statement] = [:]
@@ -283,11 +287,16 @@ public final class AdminStore {
             try? db.exec("ROLLBACK")
             throw error
         }
+        applyToMirror(ops, assigned: assigned)
+    }
+
+    func applyToMirror(_ ops: [StoreOp], assigned: [String: Int64]) {
         for op in ops {
             switch op {
             case .put(let kind, let doc):
-                let id = doc["id"]!.stringValue!
-                tables[kind]!.put(id, doc, seq: assigned["\(kind.rawValue)/\(id)"]!)
+                guard let id = doc["id"]?.stringValue else { continue }
+                let seq = assigned["\(kind.rawValue)/\(id)"] ?? tables[kind]!.seqs[id] ?? { nextSeq += 1; return nextSeq - 1 }()
+                tables[kind]!.put(id, doc, seq: seq)
             case .delete(let kind, let id):
                 tables[kind]!.remove(id)
             }

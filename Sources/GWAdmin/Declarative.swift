@@ -99,6 +99,7 @@ extension AdminAPI {
         }
         let scratchStore: AdminStore
         do { scratchStore = try AdminStore(path: ":memory:") } catch { throw DeclarativeError(error.message) }
+        scratchStore.mirrorOnly = true
         let scratch = AdminAPI(store: scratchStore, context: AdminContext())
         if onto {
             var seed: [StoreOp] = []
