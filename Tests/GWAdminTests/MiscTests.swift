@@ -210,6 +210,8 @@ import GWStore
         #expect(h.req("GET", "/services") == (401, ["message": "Invalid credentials. Token or User credentials required"]))
         #expect(h.req("GET", "/services", headers: [("Kong-Admin-Token", "bad")]).0 == 401)
         #expect(h.req("GET", "/services", headers: [("kong-admin-token", "s3cret")]).0 == 200)
+        #expect(h.req("OPTIONS", "/services").0 == 204)
+        #expect(h.req("POST", "/services", ["host": "a.test"]).0 == 401 && h.store.count(.services) == 0)
     }
 }
 
