@@ -178,8 +178,9 @@ extension AdminAPI {
 
     static func hostname() -> String {
         var buf = [CChar](repeating: 0, count: 256)
-        if gethostname(&buf, 255) == 0 { return String(cString: buf) }
-        return "localhost"
+        guard gethostname(&buf, 255) == 0 else { return "localhost" }
+        let bytes = buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     func status() -> Result {
