@@ -321,12 +321,15 @@ extension AdminAPI {
                 }
                 if cfg["policy"]?.stringValue == "redis", cfg["redis"]?["host"]?.stringValue == nil {
                     e.set(["config", "redis", "host"], .string("required field missing"))
+                    e.addEntity("failed conditional validation given value of field 'config.policy'")
                 }
                 if cfg["limit_by"]?.stringValue == "header", cfg["header_name"]?.stringValue == nil {
                     e.set(["config", "header_name"], .string("required field missing"))
+                    e.addEntity("failed conditional validation given value of field 'config.limit_by'")
                 }
                 if cfg["limit_by"]?.stringValue == "path", cfg["path"]?.stringValue == nil {
                     e.set(["config", "path"], .string("required field missing"))
+                    e.addEntity("failed conditional validation given value of field 'config.limit_by'")
                 }
             }
         case .targets:

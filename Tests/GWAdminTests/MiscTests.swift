@@ -38,6 +38,9 @@ import GWStore
         #expect(p.1["message"] == "schema violation (at least one of these fields must be non-empty: 'config.second', 'config.minute', 'config.hour', 'config.day', 'config.month', 'config.year')")
         p = h.req("POST", "/plugins", ["name": "rate-limiting", "config": ["minute": 2, "hour": 1]])
         #expect(p.1["fields"]?["config"] == "The limit for hour(1.0) cannot be lower than the limit for minute(2.0)")
+        p = h.req("POST", "/plugins", ["name": "rate-limiting", "config": ["minute": 5, "limit_by": "header"]])
+        #expect(p.1["fields"] == ["config": ["header_name": "required field missing"],
+                                  "@entity": ["failed conditional validation given value of field 'config.limit_by'"]])
         p = h.req("POST", "/plugins", ["name": "rate-limiting", "config": ["minute": 5]])
         #expect(p.0 == 201 && p.1["config"]?["policy"] == "local" && p.1["config"]?["redis"]?["port"] == 6379)
         p = h.req("POST", "/plugins", ["name": "proxy-cache", "config": [:]])
