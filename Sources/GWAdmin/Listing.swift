@@ -100,7 +100,7 @@ extension AdminAPI {
         let filter = try tagFilter(req)
         var start = 0
         if let off = req.q("offset") {
-            guard let n = Int(off) ?? Base64.decode(off).flatMap({ Int($0) }), n >= 0 else {
+            guard let n = Int(off) ?? Base64.decode(off).flatMap({ Int($0) }), n >= 0, n < Int(Int32.max) else {
                 throw OpFailure(Kong.invalidOffset(off))
             }
             start = n
@@ -126,7 +126,9 @@ extension AdminAPI {
         let size = try pageSize(req)
         var start = 0
         if let off = req.q("offset") {
-            guard let dec = Base64.decode(off), let n = Int(dec) else { throw OpFailure(Kong.invalidOffset(off)) }
+            guard let dec = Base64.decode(off), let n = Int(dec), n >= 0, n < Int(Int32.max) else {
+                throw OpFailure(Kong.invalidOffset(off))
+            }
             start = n
         }
         var rows: [JSON] = []
