@@ -128,6 +128,8 @@ public final class AdminAPI {
             return try methods(req, &extra, [("GET", { self.status() })])
         case "services", "routes", "upstreams", "consumers", "plugins":
             return try entityRoutes(EntityKind(rawValue: first)!, req, &extra)
+        case "key-auths":
+            return try entityRoutes(.keyauthCredentials, req, &extra)
         case "tags":
             if s.count == 1 { return try methods(req, &extra, [("GET", { try self.tags(req, nil) })]) }
             if s.count == 2 { return try methods(req, &extra, [("GET", { try self.tags(req, s[1]) })]) }
@@ -169,11 +171,15 @@ public final class AdminAPI {
     }
 
     static let nested: [EntityKind: [EntityKind]] = [
-        .services: [.routes, .plugins], .routes: [.plugins], .consumers: [.plugins], .upstreams: [.targets],
+        .services: [.routes, .plugins], .routes: [.plugins], .consumers: [.plugins, .keyauthCredentials],
+        .upstreams: [.targets],
     ]
+    /// URL segment of a nested collection.
+    static func urlName(_ k: EntityKind) -> String { k == .keyauthCredentials ? "key-auth" : k.rawValue }
     static let foreignFields: [EntityKind: [(String, EntityKind)]] = [
         .routes: [("service", .services)],
         .plugins: [("route", .routes), ("service", .services), ("consumer", .consumers)],
+        .keyauthCredentials: [("consumer", .consumers)],
     ]
 
     func entityRoutes(_ kind: EntityKind, _ req: Req, _ extra: inout [(String, String)]) throws(OpFailure) -> Result {
@@ -208,7 +214,7 @@ public final class AdminAPI {
                 ("DELETE", { try self.foreignDelete(kind, key, field) }),
             ])
         }
-        guard let child = EntityKind(rawValue: sub), AdminAPI.nested[kind]?.contains(child) == true else {
+        guard let child = AdminAPI.nested[kind]?.first(where: { AdminAPI.urlName($0) == sub }) else {
             return AdminAPI.notFound
         }
         let parentRef = (kind: kind, key: key)
@@ -429,9 +435,12 @@ public final class AdminAPI {
             for pl in store.referencing(.plugins, field: "route", id: id) { ops.append(.delete(.plugins, pl["id"]!.stringValue!)) }
         case .consumers:
             for pl in store.referencing(.plugins, field: "consumer", id: id) { ops.append(.delete(.plugins, pl["id"]!.stringValue!)) }
+            for c in store.referencing(.keyauthCredentials, field: "consumer", id: id) {
+                ops.append(.delete(.keyauthCredentials, c["id"]!.stringValue!))
+            }
         case .upstreams:
             for t in store.referencing(.targets, field: "upstream", id: id) { ops.append(.delete(.targets, t["id"]!.stringValue!)) }
-        case .targets, .plugins: break
+        case .targets, .plugins, .keyauthCredentials: break
         }
         ops.append(.delete(kind, id))
         return ops

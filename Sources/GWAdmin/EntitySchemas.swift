@@ -414,8 +414,17 @@ enum Schemas {
     ], endpointKey: "instance_name",
        foreign: [("route", .routes), ("service", .services), ("consumer", .consumers)], msTimestamps: false)
 
+    /// Key-auth credentials (`kong/plugins/key-auth/daos.lua`): key auto-generated when absent.
+    static let keyauthCredential = EntitySchema(kind: .keyauthCredentials, fields: [
+        idField, Field("created_at", .integer, auto: true),
+        Field("consumer", .foreign(.consumers), required: true),
+        Field("key", .string, required: true),
+        tags,
+    ], endpointKey: "key", foreign: [("consumer", .consumers)], msTimestamps: false)
+
     static func of(_ kind: EntityKind) -> EntitySchema {
         switch kind {
+        case .keyauthCredentials: keyauthCredential
         case .services: service
         case .routes: route
         case .upstreams: upstream

@@ -213,7 +213,10 @@ extension AdminAPI {
              "/upstreams/{upstreams}/targets/all", "/upstreams/{upstreams}/targets/{targets}",
              "/upstreams/{upstreams}/targets/{targets}/healthy", "/upstreams/{upstreams}/targets/{targets}/unhealthy",
              "/upstreams/{upstreams}/targets/{targets}/{address}/healthy",
-             "/upstreams/{upstreams}/targets/{targets}/{address}/unhealthy"]
+             "/upstreams/{upstreams}/targets/{targets}/{address}/unhealthy",
+             "/consumers/{consumers}/key-auth", "/consumers/{consumers}/key-auth/{keyauth_credentials}",
+             "/key-auths", "/key-auths/{keyauth_credentials}", "/key-auths/{keyauth_credentials}/consumer",
+             "/timers", "/debug/node/log-level", "/debug/node/log-level/{log_level}"]
         return (200, ["data": JSON(list.sorted())])
     }
 

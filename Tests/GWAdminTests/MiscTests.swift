@@ -281,3 +281,47 @@ import GWStore
         #expect(snap.targets.first?.weight == 7 && snap.targets.first?.upstreamID == snap.upstreams.first?.id)
     }
 }
+
+@Suite struct KeyAuthCredentialTests {
+    @Test func crudNestedAndCascade() throws {
+        let h = try Harness()
+        let c = h.req("POST", "/consumers", ["username": "bob"]).1
+        var r = h.req("POST", "/consumers/bob/key-auth", ["key": "secret-1"])
+        #expect(r.0 == 201 && r.1["key"] == "secret-1" && r.1["consumer"] == ["id": c["id"]!])
+        r = h.req("POST", "/consumers/bob/key-auth", [:])
+        #expect(r.0 == 201 && r.1["key"]?.stringValue?.count == 32)
+        r = h.req("POST", "/consumers/bob/key-auth", ["key": "secret-1"])
+        #expect(r.0 == 409 && r.1["message"] == "UNIQUE violation detected on '{key=\"secret-1\"}'")
+        #expect(h.req("GET", "/consumers/bob/key-auth").1["data"]?.arrayValue?.count == 2)
+        #expect(h.req("GET", "/consumers/bob/key-auth/secret-1").0 == 200)
+        #expect(h.req("GET", "/key-auths/secret-1").1["consumer"] == ["id": c["id"]!])
+        #expect(h.req("GET", "/key-auths/secret-1/consumer").1["username"] == "bob")
+        #expect(h.req("PATCH", "/key-auths/secret-1", ["key": "secret-2"]).1["key"] == "secret-2")
+        #expect(h.req("GET", "/key-auths").1["data"]?.arrayValue?.count == 2)
+        #expect(h.req("POST", "/key-auths", ["key": "x"]).1["fields"]?["consumer"] == "required field missing")
+        #expect(h.req("POST", "/consumers/nobody/key-auth", [:]).0 == 404)
+        h.req("DELETE", "/consumers/bob")
+        #expect(h.store.count(.keyauthCredentials) == 0)
+    }
+
+    @Test func declarativeCredentialsAndMigration() throws {
+        let h = try Harness()
+        try h.api.dbImport(Array(sampleYAML.utf8))
+        #expect(h.req("GET", "/key-auths/my-key").1["consumer"]?["id"] == h.req("GET", "/consumers/example-user").1["id"])
+        #expect(h.store.schemaVersion == 2)
+        try h.reopen()
+        #expect(h.req("GET", "/key-auths/my-key").0 == 200)
+    }
+
+    @Test func migratesAVersion1Database() throws {
+        let h = try Harness()
+        h.req("POST", "/services", ["name": "svc", "host": "a.test"])
+        // Make the file look like it was written by a build that only knew migration 1.
+        try h.store.db.exec("DROP TABLE keyauth_credentials; PRAGMA user_version=1;")
+        try h.reopen()
+        #expect(h.store.schemaVersion == 2)
+        #expect(h.req("GET", "/services/svc").0 == 200)
+        h.req("POST", "/consumers", ["username": "u"])
+        #expect(h.req("POST", "/consumers/u/key-auth", ["key": "k"]).0 == 201)
+    }
+}
