@@ -365,7 +365,9 @@ extension AdminAPI {
     /// The worker configuration document (GWStore.ConfigSnapshot format) built from the store.
     public func publishedDocument(generation: UInt64) -> [UInt8] {
         ConfigSnapshot.document(generation: generation, services: store.all(.services), routes: store.all(.routes),
-                                upstreams: store.all(.upstreams), targets: store.all(.targets)).serialized()
+                                upstreams: store.all(.upstreams), targets: store.all(.targets),
+                                consumers: store.all(.consumers), plugins: store.all(.plugins),
+                                keyauthCredentials: store.all(.keyauthCredentials)).serialized()
     }
 }
 

@@ -279,6 +279,13 @@ import GWStore
         #expect(snap.services.first?.port == 81 && snap.services.first?.path == "/p")
         #expect(snap.routes.first?.serviceID == snap.services.first?.id)
         #expect(snap.targets.first?.weight == 7 && snap.targets.first?.upstreamID == snap.upstreams.first?.id)
+        h.req("POST", "/consumers", ["username": "bob"])
+        h.req("POST", "/consumers/bob/key-auth", ["key": "k1"])
+        h.req("POST", "/routes/r/plugins", ["name": "key-auth"])
+        let snap2 = try ConfigSnapshot.decode(bytes: h.api.publishedDocument(generation: 43))
+        #expect(snap2.consumers.first?.username == "bob" && snap2.keyauthCredentials.first?.key == "k1")
+        #expect(snap2.plugins.first?.name == "key-auth" && snap2.plugins.first?.routeID == snap2.routes.first?.id)
+        #expect(snap2.plugins.first?.config["key_names"] == ["apikey"])
     }
 }
 
