@@ -285,7 +285,6 @@ enum Schemas {
     static let createdAt = Field("created_at", .integer, auto: true)
     static let updatedAt = Field("updated_at", .integer, auto: true)
     static let tags = Field("tags", .set(.element(.string, custom: Validators.tag)))
-    static func timeout() -> Field { Field("", .integer, default: 60000, between: (1, 2147483646)) }
 
     static let service = EntitySchema(kind: .services, fields: [
         idField, createdAt, updatedAt,
