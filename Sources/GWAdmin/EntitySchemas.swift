@@ -246,6 +246,21 @@ enum Validators {
         return nil
     }
 
+    /// typedefs.ip_or_cidr: IPv4/IPv6 address with optional /prefix.
+    static let ipOrCIDR: @Sendable (JSON) -> String? = { v in
+        guard let s = v.stringValue else { return nil }
+        var addr = Substring(s)
+        var bits: Int? = nil
+        if let slash = s.firstIndex(of: "/") {
+            addr = s[..<slash]
+            guard let b = Int(s[s.index(after: slash)...]), b >= 0 else { return "invalid ip or cidr range: '\(s)'" }
+            bits = b
+        }
+        if isIPv4(addr) { return (bits ?? 0) <= 32 ? nil : "invalid ip or cidr range: '\(s)'" }
+        if expandIPv6(addr) != nil { return (bits ?? 0) <= 128 ? nil : "invalid ip or cidr range: '\(s)'" }
+        return "invalid ip or cidr range: '\(s)'"
+    }
+
     static let method: @Sendable (JSON) -> String? = { v in
         guard let s = v.stringValue else { return nil }
         return !s.isEmpty && s.unicodeScalars.allSatisfy({ $0.value >= 0x41 && $0.value <= 0x5A }) ? nil : "invalid value: \(s)"
@@ -322,8 +337,10 @@ enum Schemas {
         Field("request_buffering", .boolean, required: true, default: true),
         Field("response_buffering", .boolean, required: true, default: true),
         Field("snis", .set(.element(.string, custom: Validators.sni))),
-        Field("sources", .set(.element(.record([Field("ip", .string), Field("port", .integer, between: (0, 65535))])))),
-        Field("destinations", .set(.element(.record([Field("ip", .string), Field("port", .integer, between: (0, 65535))])))),
+        Field("sources", .set(.element(.record([Field("ip", .string, custom: Validators.ipOrCIDR),
+                                                Field("port", .integer, between: (0, 65535))])))),
+        Field("destinations", .set(.element(.record([Field("ip", .string, custom: Validators.ipOrCIDR),
+                                                     Field("port", .integer, between: (0, 65535))])))),
         tags,
         Field("service", .foreign(.services)),
     ], endpointKey: "name", foreign: [("service", .services)], msTimestamps: false)
