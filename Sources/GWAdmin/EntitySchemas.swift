@@ -131,7 +131,9 @@ enum Validators {
             port = p
         }
         if isIPv4(host) { return (String(host), .ipv4, port) }
-        if host.allSatisfy({ $0.isNumber || $0 == "." }) { return nil }
+        // Looks like an IPv4 address (4 numeric labels) but is not a valid one (as Kong's hostname_type).
+        let labels = host.split(separator: ".", omittingEmptySubsequences: false)
+        if labels.count == 4, labels.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCIIDigitChar) }) { return nil }
         if isHostname(host) { return (String(host), .name, port) }
         return nil
     }
@@ -530,4 +532,8 @@ enum Schemas {
             f.name == "config" ? Field("config", .record(cfg)) : f
         }
     }
+}
+
+extension Character {
+    var isASCIIDigitChar: Bool { isASCII && isNumber }
 }
