@@ -125,7 +125,15 @@ public final class AdminAPI {
         }
         switch first {
         case "status" where s.count == 1:
-            return try methods(req, &extra, [("GET", { self.status() })])
+            return try methods(req, &extra, [("GET", { self.status(req) })])
+        case "status" where s.count == 2 && s[1] == "ready":
+            return try methods(req, &extra, [("GET", {
+                if let reason = self.context.readiness?() { return (503, ["message": .string(reason)]) }
+                if self.context.databaseOff && self.configHash == nil {
+                    return (503, ["message": "no configuration available (empty configuration present)"])
+                }
+                return (200, ["message": "ready"])
+            })])
         case "services", "routes", "upstreams", "consumers", "plugins":
             return try entityRoutes(EntityKind(rawValue: first)!, req, &extra)
         case "key-auths":

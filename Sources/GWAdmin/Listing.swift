@@ -185,7 +185,13 @@ extension AdminAPI {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    func status() -> Result {
+    func status(_ req: Req) -> Result {
+        if let unit = req.q("unit"), !["b", "k", "m", "g"].contains(unit.lowercased()) {
+            return (400, ["message": .string("invalid unit '\(unit)' (expected 'k/K', 'm/M', or 'g/G')")])
+        }
+        if let scale = req.q("scale"), Int(scale) == nil {
+            return (400, ["message": .string("invalid scale '\(scale)' (expected a number)")])
+        }
         var o: JSONObject = [
             "memory": ["workers_lua_vms": [], "lua_shared_dicts": .object(JSONObject())],
             "server": context.serverStatus(),

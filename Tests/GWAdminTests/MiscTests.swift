@@ -179,6 +179,10 @@ import GWStore
         #expect(r.1["pids"]?["workers"] == [2, 3] && r.1["node_id"]?.stringValue?.count == 36)
         r = h.req("GET", "/status")
         #expect(r.1["database"] == ["reachable": true] && r.1["server"]?["total_requests"] == 9)
+        #expect(h.req("GET", "/status?unit=k").0 == 200 && h.req("GET", "/status?unit=x").0 == 400)
+        #expect(h.req("GET", "/status/ready").1 == ["message": "ready"])
+        h.api.context.readiness = { "draining" }
+        #expect(h.req("GET", "/status/ready") == (503, ["message": "draining"]))
         let resp = h.api.handle(AdminRequest(method: "GET", target: "/services"))
         #expect(resp.header("Content-Type") == "application/json; charset=utf-8")
         #expect(resp.header("Access-Control-Allow-Origin") == "*")
