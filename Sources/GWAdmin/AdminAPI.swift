@@ -52,7 +52,9 @@ public final class AdminAPI {
         var status: Int
         var body: JSON?
         var extra: [(String, String)] = []
-        if let token = context.adminToken, req.headerValues("Kong-Admin-Token").first != token {
+        // CORS preflights (OPTIONS) carry no credentials and reveal nothing: they skip the token check.
+        if let token = context.adminToken, req.method.uppercased() != "OPTIONS",
+           req.headerValues("Kong-Admin-Token").first != token {
             (status, body) = (401, ["message": "Invalid credentials. Token or User credentials required"])
         } else {
             let r = dispatch(req, &extra)
@@ -123,9 +125,19 @@ public final class AdminAPI {
         }
         switch first {
         case "status" where s.count == 1:
-            return try methods(req, &extra, [("GET", { self.status() })])
+            return try methods(req, &extra, [("GET", { self.status(req) })])
+        case "status" where s.count == 2 && s[1] == "ready":
+            return try methods(req, &extra, [("GET", {
+                if let reason = self.context.readiness?() { return (503, ["message": .string(reason)]) }
+                if self.context.databaseOff && self.configHash == nil {
+                    return (503, ["message": "no configuration available (empty configuration present)"])
+                }
+                return (200, ["message": "ready"])
+            })])
         case "services", "routes", "upstreams", "consumers", "plugins":
             return try entityRoutes(EntityKind(rawValue: first)!, req, &extra)
+        case "key-auths":
+            return try entityRoutes(.keyauthCredentials, req, &extra)
         case "tags":
             if s.count == 1 { return try methods(req, &extra, [("GET", { try self.tags(req, nil) })]) }
             if s.count == 2 { return try methods(req, &extra, [("GET", { try self.tags(req, s[1]) })]) }
@@ -142,6 +154,22 @@ public final class AdminAPI {
             // No node-level entity cache: reads miss, purges succeed.
             if s.count == 1 { return try methods(req, &extra, [("DELETE", { (204, .null) })]) }
             return try methods(req, &extra, [("GET", { AdminAPI.notFound }), ("DELETE", { (204, .null) })])
+        case "debug" where s.count >= 3 && s[1] == "node" && s[2] == "log-level":
+            let levels = ["debug", "info", "notice", "warn", "error", "crit", "alert", "emerg"]
+            if s.count == 3 {
+                return try methods(req, &extra, [("GET", {
+                    (200, ["message": .string("log level: \(self.context.logLevel?() ?? "notice")")])
+                })])
+            }
+            if s.count == 4 {
+                return try methods(req, &extra, [("PUT", {
+                    guard levels.contains(s[3]) else { return (400, ["message": .string("unknown log level: \(s[3])")]) }
+                    guard let set = self.context.setLogLevel else { return AdminAPI.notAllowed }
+                    if self.context.logLevel?() == s[3] { return (200, ["message": .string("log level is already \(s[3])")]) }
+                    set(s[3])
+                    return (200, ["message": "log level changed"])
+                })])
+            }
         case "endpoints" where s.count == 1:
             return try methods(req, &extra, [("GET", { self.endpoints() })])
         default:
@@ -151,11 +179,15 @@ public final class AdminAPI {
     }
 
     static let nested: [EntityKind: [EntityKind]] = [
-        .services: [.routes, .plugins], .routes: [.plugins], .consumers: [.plugins], .upstreams: [.targets],
+        .services: [.routes, .plugins], .routes: [.plugins], .consumers: [.plugins, .keyauthCredentials],
+        .upstreams: [.targets],
     ]
+    /// URL segment of a nested collection.
+    static func urlName(_ k: EntityKind) -> String { k == .keyauthCredentials ? "key-auth" : k.rawValue }
     static let foreignFields: [EntityKind: [(String, EntityKind)]] = [
         .routes: [("service", .services)],
         .plugins: [("route", .routes), ("service", .services), ("consumer", .consumers)],
+        .keyauthCredentials: [("consumer", .consumers)],
     ]
 
     func entityRoutes(_ kind: EntityKind, _ req: Req, _ extra: inout [(String, String)]) throws(OpFailure) -> Result {
@@ -190,7 +222,7 @@ public final class AdminAPI {
                 ("DELETE", { try self.foreignDelete(kind, key, field) }),
             ])
         }
-        guard let child = EntityKind(rawValue: sub), AdminAPI.nested[kind]?.contains(child) == true else {
+        guard let child = AdminAPI.nested[kind]?.first(where: { AdminAPI.urlName($0) == sub }) else {
             return AdminAPI.notFound
         }
         let parentRef = (kind: kind, key: key)
@@ -411,9 +443,12 @@ public final class AdminAPI {
             for pl in store.referencing(.plugins, field: "route", id: id) { ops.append(.delete(.plugins, pl["id"]!.stringValue!)) }
         case .consumers:
             for pl in store.referencing(.plugins, field: "consumer", id: id) { ops.append(.delete(.plugins, pl["id"]!.stringValue!)) }
+            for c in store.referencing(.keyauthCredentials, field: "consumer", id: id) {
+                ops.append(.delete(.keyauthCredentials, c["id"]!.stringValue!))
+            }
         case .upstreams:
             for t in store.referencing(.targets, field: "upstream", id: id) { ops.append(.delete(.targets, t["id"]!.stringValue!)) }
-        case .targets, .plugins: break
+        case .targets, .plugins, .keyauthCredentials: break
         }
         ops.append(.delete(kind, id))
         return ops

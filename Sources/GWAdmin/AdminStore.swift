@@ -7,6 +7,10 @@ import GWJSON
 /// Entity types stored by the Admin API.
 public enum EntityKind: String, CaseIterable, Sendable {
     case services, routes, upstreams, targets, consumers, plugins
+    case keyauthCredentials = "keyauth_credentials"
+
+    /// Kinds created by schema migration 1 (later kinds come with their own migrations).
+    static let initialKinds: [EntityKind] = [.services, .routes, .upstreams, .targets, .consumers, .plugins]
 
     /// Singular name, as in Kong's `foreign key` / error messages.
     var singular: String {
@@ -17,6 +21,7 @@ public enum EntityKind: String, CaseIterable, Sendable {
         case .targets: "target"
         case .consumers: "consumer"
         case .plugins: "plugin"
+        case .keyauthCredentials: "keyauth_credential"
         }
     }
 
@@ -30,6 +35,7 @@ public enum EntityKind: String, CaseIterable, Sendable {
         case .consumers: [("username", true), ("custom_id", true)]
         case .plugins: [("instance_name", true), ("cache_key", true), ("service_id", false), ("route_id", false),
                         ("consumer_id", false)]
+        case .keyauthCredentials: [("key", true), ("consumer_id", false)]
         }
     }
 
@@ -45,6 +51,7 @@ public enum EntityKind: String, CaseIterable, Sendable {
         case .plugins:
             return [doc["instance_name"]?.stringValue, AdminStore.pluginCacheKey(doc), fk("service"), fk("route"),
                     fk("consumer")]
+        case .keyauthCredentials: return [doc["key"]?.stringValue, fk("consumer")]
         }
     }
 }
@@ -56,7 +63,7 @@ public enum StoreOp: Sendable {
 }
 
 struct MemTable {
-    static let indexed = ["name", "username", "custom_id", "instance_name"]
+    static let indexed = ["name", "username", "custom_id", "instance_name", "key"]
     var ids: [String] = []          // ordered by seq
     var docs: [String: JSON] = [:]
     var seqs: [String: Int64] = [:]
@@ -116,16 +123,21 @@ struct MemTable {
 }
 
 public final class AdminStore {
+    static func tableSQL(_ kind: EntityKind) -> String {
+        let cols = kind.keyColumns.map { "\($0.0) TEXT" + ($0.1 ? " UNIQUE" : "") }.joined(separator: ", ")
+        let idx = kind.keyColumns.filter { !$0.1 }.map {
+            "CREATE INDEX IF NOT EXISTS \(kind.rawValue)_\($0.0)_idx ON \(kind.rawValue)(\($0.0));"
+        }.joined()
+        return "CREATE TABLE IF NOT EXISTS \(kind.rawValue) (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, " +
+            "created_at REAL NOT NULL DEFAULT 0, \(cols), doc TEXT NOT NULL);" + idx
+    }
+
+    /// Schema migrations; `PRAGMA user_version` = number applied. Append only.
     static let migrations: [String] = [
         // 1: initial schema
-        EntityKind.allCases.map { kind in
-            let cols = kind.keyColumns.map { "\($0.0) TEXT" + ($0.1 ? " UNIQUE" : "") }.joined(separator: ", ")
-            let idx = kind.keyColumns.filter { !$0.1 }.map {
-                "CREATE INDEX IF NOT EXISTS \(kind.rawValue)_\($0.0)_idx ON \(kind.rawValue)(\($0.0));"
-            }.joined()
-            return "CREATE TABLE IF NOT EXISTS \(kind.rawValue) (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, " +
-                "created_at REAL NOT NULL DEFAULT 0, \(cols), doc TEXT NOT NULL);" + idx
-        }.joined() + "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);",
+        EntityKind.initialKinds.map(tableSQL).joined() + "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);",
+        // 2: key-auth credentials
+        tableSQL(.keyauthCredentials),
     ]
 
     let db: SQLiteDB
@@ -237,8 +249,12 @@ public final class AdminStore {
     // MARK: Writes
 
     /// Applies all ops in one committed transaction, then updates the in-memory mirror.
+    /// Scratch stores (declarative validation) keep only the in-memory mirror.
+    var mirrorOnly = false
+
     public func write(_ ops: [StoreOp]) throws(AdminStoreError) {
         guard !ops.isEmpty else { return }
+        if mirrorOnly { applyToMirror(ops, assigned: [:]); return }
         try db.exec("BEGIN IMMEDIATE")
         var assigned: [String: Int64] = [:]   // "kind/id" → seq
         var statements: [String: Statement] = [:]
@@ -283,11 +299,16 @@ public final class AdminStore {
             try? db.exec("ROLLBACK")
             throw error
         }
+        applyToMirror(ops, assigned: assigned)
+    }
+
+    func applyToMirror(_ ops: [StoreOp], assigned: [String: Int64]) {
         for op in ops {
             switch op {
             case .put(let kind, let doc):
-                let id = doc["id"]!.stringValue!
-                tables[kind]!.put(id, doc, seq: assigned["\(kind.rawValue)/\(id)"]!)
+                guard let id = doc["id"]?.stringValue else { continue }
+                let seq = assigned["\(kind.rawValue)/\(id)"] ?? tables[kind]!.seqs[id] ?? { nextSeq += 1; return nextSeq - 1 }()
+                tables[kind]!.put(id, doc, seq: seq)
             case .delete(let kind, let id):
                 tables[kind]!.remove(id)
             }

@@ -2,12 +2,6 @@
 // array/record/map notations. Form values stay strings here; Schema.coerce infers types afterwards.
 import GWJSON
 
-enum BodyKind { case none, json, form }
-
-enum BodyError: Error {
-    case response(AdminResponse)
-}
-
 enum FormDecoder {
     enum Seg { case key(String), append }
 

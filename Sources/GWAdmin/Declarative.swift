@@ -80,7 +80,8 @@ extension AdminAPI {
     // MARK: validation into ops
 
     static let topLevelKeys: Set<String> = ["_format_version", "_transform", "_comment", "_ignore", "_workspace",
-                                            "services", "routes", "upstreams", "targets", "consumers", "plugins"]
+                                            "services", "routes", "upstreams", "targets", "consumers", "plugins",
+                                            "keyauth_credentials"]
 
     /// Validates a declarative document. With `onto` = true the current store content is the starting point
     /// (db_import upsert semantics); otherwise the document describes the whole configuration.
@@ -99,6 +100,7 @@ extension AdminAPI {
         }
         let scratchStore: AdminStore
         do { scratchStore = try AdminStore(path: ":memory:") } catch { throw DeclarativeError(error.message) }
+        scratchStore.mirrorOnly = true
         let scratch = AdminAPI(store: scratchStore, context: AdminContext())
         if onto {
             var seed: [StoreOp] = []
@@ -176,7 +178,7 @@ extension AdminAPI {
             }
         }
         var o: JSONObject = ["_format_version": "3.0", "_transform": false]
-        for kind in [EntityKind.services, .routes, .consumers, .plugins, .upstreams, .targets] {
+        for kind in [EntityKind.services, .routes, .consumers, .keyauthCredentials, .plugins, .upstreams, .targets] {
             let all = store.all(kind)
             if !all.isEmpty { o[kind.rawValue] = .array(all.map(clean)) }
         }
@@ -335,6 +337,8 @@ struct DeclarativeBuilder {
                 })
             }
         case .targets: if let r = DeclarativeBuilder.ref(o["upstream"], keyField: "name") { o["upstream"] = r }
+        case .keyauthCredentials:
+            if let r = DeclarativeBuilder.ref(o["consumer"], keyField: "username") { o["consumer"] = r }
         case .plugins:
             for (f, key) in [("service", "name"), ("route", "name"), ("consumer", "username")] {
                 if let r = DeclarativeBuilder.ref(o[f], keyField: key) { o[f] = r }
@@ -414,6 +418,10 @@ struct DeclarativeBuilder {
             let seed = c["username"]?.stringValue ?? c["custom_id"]?.stringValue ?? "#\(i)"
             guard let cid = add(.consumers, c, path: path, inject: [], seed: seed,
                                 strip: ["plugins", "keyauth_credentials"]) else { continue }
+            for (j, k) in (c["keyauth_credentials"]?.arrayValue ?? []).enumerated() {
+                _ = add(.keyauthCredentials, k, path: path + ["keyauth_credentials", String(j + 1)],
+                        inject: [("consumer", ["id": .string(cid)])], seed: "\(cid):\(k["key"]?.stringValue ?? "#\(j)")", strip: [])
+            }
             for (j, p) in (c["plugins"]?.arrayValue ?? []).enumerated() {
                 pendingPlugins.append((p, path + ["plugins", String(j + 1)], [("consumer", ["id": .string(cid)])], cid))
             }
@@ -435,6 +443,10 @@ struct DeclarativeBuilder {
         }
         for (t, path, inj, seed) in pendingTargets {
             _ = add(.targets, t, path: path, inject: inj, seed: seed, strip: [])
+        }
+        for (i, k) in list(top, "keyauth_credentials").enumerated() {
+            _ = add(.keyauthCredentials, k, path: ["keyauth_credentials", String(i + 1)], inject: [],
+                    seed: k["key"]?.stringValue ?? "#\(i)", strip: [])
         }
         for (i, p) in list(top, "plugins").enumerated() {
             pendingPlugins.append((p, ["plugins", String(i + 1)], [], "global#\(i)"))

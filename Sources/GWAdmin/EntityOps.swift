@@ -41,6 +41,14 @@ extension AdminAPI {
             for (k, v) in AdminAPI.parseServiceURL(s) { input[k] = v }
         }
         if kind == .upstreams { AdminAPI.applyUpstreamShorthands(&input) }
+        if kind == .keyauthCredentials {
+            input["ttl"] = nil  // accepted, not enforced
+            if mode != .update, input["key"] == nil || input["key"]!.isNull {
+                input["key"] = .string(UUID4.randomBytes(16).map { b in
+                    let h = String(b, radix: 16); return h.count == 1 ? "0" + h : h
+                }.joined())
+            }
+        }
         if kind == .targets, let t = input["target"], case .string(let s) = t {
             guard let n = Validators.normalizeTarget(s) else {
                 throw OpFailure(Kong.schemaViolation(field: "target", "Invalid target ('\(s)'); not a valid hostname or ip address"))
@@ -74,7 +82,7 @@ extension AdminAPI {
         } else {
             doc["created_at"] = existing?["created_at"] ?? now
         }
-        doc["updated_at"] = now
+        if kind != .keyauthCredentials { doc["updated_at"] = now }
         // Validate.
         var errs = Errors()
         var vfields = fields
@@ -119,6 +127,7 @@ extension AdminAPI {
         switch kind {
         case .services, .routes, .upstreams: try clash("name")
         case .consumers: try clash("username"); try clash("custom_id")
+        case .keyauthCredentials: try clash("key")
         case .targets:
             let up = doc["upstream"]?["id"]?.stringValue ?? ""
             let t = doc["target"]?.stringValue ?? ""
@@ -321,15 +330,18 @@ extension AdminAPI {
                 }
                 if cfg["policy"]?.stringValue == "redis", cfg["redis"]?["host"]?.stringValue == nil {
                     e.set(["config", "redis", "host"], .string("required field missing"))
+                    e.addEntity("failed conditional validation given value of field 'config.policy'")
                 }
                 if cfg["limit_by"]?.stringValue == "header", cfg["header_name"]?.stringValue == nil {
                     e.set(["config", "header_name"], .string("required field missing"))
+                    e.addEntity("failed conditional validation given value of field 'config.limit_by'")
                 }
                 if cfg["limit_by"]?.stringValue == "path", cfg["path"]?.stringValue == nil {
                     e.set(["config", "path"], .string("required field missing"))
+                    e.addEntity("failed conditional validation given value of field 'config.limit_by'")
                 }
             }
-        case .targets:
+        case .targets, .keyauthCredentials:
             break
         }
     }

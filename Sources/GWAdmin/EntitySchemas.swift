@@ -131,7 +131,9 @@ enum Validators {
             port = p
         }
         if isIPv4(host) { return (String(host), .ipv4, port) }
-        if host.allSatisfy({ $0.isNumber || $0 == "." }) { return nil }
+        // Looks like an IPv4 address (4 numeric labels) but is not a valid one (as Kong's hostname_type).
+        let labels = host.split(separator: ".", omittingEmptySubsequences: false)
+        if labels.count == 4, labels.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCIIDigitChar) }) { return nil }
         if isHostname(host) { return (String(host), .name, port) }
         return nil
     }
@@ -246,6 +248,21 @@ enum Validators {
         return nil
     }
 
+    /// typedefs.ip_or_cidr: IPv4/IPv6 address with optional /prefix.
+    static let ipOrCIDR: @Sendable (JSON) -> String? = { v in
+        guard let s = v.stringValue else { return nil }
+        var addr = Substring(s)
+        var bits: Int? = nil
+        if let slash = s.firstIndex(of: "/") {
+            addr = s[..<slash]
+            guard let b = Int(s[s.index(after: slash)...]), b >= 0 else { return "invalid ip or cidr range: '\(s)'" }
+            bits = b
+        }
+        if isIPv4(addr) { return (bits ?? 0) <= 32 ? nil : "invalid ip or cidr range: '\(s)'" }
+        if expandIPv6(addr) != nil { return (bits ?? 0) <= 128 ? nil : "invalid ip or cidr range: '\(s)'" }
+        return "invalid ip or cidr range: '\(s)'"
+    }
+
     static let method: @Sendable (JSON) -> String? = { v in
         guard let s = v.stringValue else { return nil }
         return !s.isEmpty && s.unicodeScalars.allSatisfy({ $0.value >= 0x41 && $0.value <= 0x5A }) ? nil : "invalid value: \(s)"
@@ -285,7 +302,6 @@ enum Schemas {
     static let createdAt = Field("created_at", .integer, auto: true)
     static let updatedAt = Field("updated_at", .integer, auto: true)
     static let tags = Field("tags", .set(.element(.string, custom: Validators.tag)))
-    static func timeout() -> Field { Field("", .integer, default: 60000, between: (1, 2147483646)) }
 
     static let service = EntitySchema(kind: .services, fields: [
         idField, createdAt, updatedAt,
@@ -323,8 +339,10 @@ enum Schemas {
         Field("request_buffering", .boolean, required: true, default: true),
         Field("response_buffering", .boolean, required: true, default: true),
         Field("snis", .set(.element(.string, custom: Validators.sni))),
-        Field("sources", .set(.element(.record([Field("ip", .string), Field("port", .integer, between: (0, 65535))])))),
-        Field("destinations", .set(.element(.record([Field("ip", .string), Field("port", .integer, between: (0, 65535))])))),
+        Field("sources", .set(.element(.record([Field("ip", .string, custom: Validators.ipOrCIDR),
+                                                Field("port", .integer, between: (0, 65535))])))),
+        Field("destinations", .set(.element(.record([Field("ip", .string, custom: Validators.ipOrCIDR),
+                                                     Field("port", .integer, between: (0, 65535))])))),
         tags,
         Field("service", .foreign(.services)),
     ], endpointKey: "name", foreign: [("service", .services)], msTimestamps: false)
@@ -414,8 +432,17 @@ enum Schemas {
     ], endpointKey: "instance_name",
        foreign: [("route", .routes), ("service", .services), ("consumer", .consumers)], msTimestamps: false)
 
+    /// Key-auth credentials (`kong/plugins/key-auth/daos.lua`): key auto-generated when absent.
+    static let keyauthCredential = EntitySchema(kind: .keyauthCredentials, fields: [
+        idField, Field("created_at", .integer, auto: true),
+        Field("consumer", .foreign(.consumers), required: true),
+        Field("key", .string, required: true),
+        tags,
+    ], endpointKey: "key", foreign: [("consumer", .consumers)], msTimestamps: false)
+
     static func of(_ kind: EntityKind) -> EntitySchema {
         switch kind {
+        case .keyauthCredentials: keyauthCredential
         case .services: service
         case .routes: route
         case .upstreams: upstream
@@ -505,4 +532,8 @@ enum Schemas {
             f.name == "config" ? Field("config", .record(cfg)) : f
         }
     }
+}
+
+extension Character {
+    var isASCIIDigitChar: Bool { isASCII && isNumber }
 }

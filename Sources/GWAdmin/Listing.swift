@@ -100,7 +100,7 @@ extension AdminAPI {
         let filter = try tagFilter(req)
         var start = 0
         if let off = req.q("offset") {
-            guard let n = Int(off) ?? Base64.decode(off).flatMap({ Int($0) }), n >= 0 else {
+            guard let n = Int(off) ?? Base64.decode(off).flatMap({ Int($0) }), n >= 0, n < Int(Int32.max) else {
                 throw OpFailure(Kong.invalidOffset(off))
             }
             start = n
@@ -126,7 +126,9 @@ extension AdminAPI {
         let size = try pageSize(req)
         var start = 0
         if let off = req.q("offset") {
-            guard let dec = Base64.decode(off), let n = Int(dec) else { throw OpFailure(Kong.invalidOffset(off)) }
+            guard let dec = Base64.decode(off), let n = Int(dec), n >= 0, n < Int(Int32.max) else {
+                throw OpFailure(Kong.invalidOffset(off))
+            }
             start = n
         }
         var rows: [JSON] = []
@@ -178,11 +180,18 @@ extension AdminAPI {
 
     static func hostname() -> String {
         var buf = [CChar](repeating: 0, count: 256)
-        if gethostname(&buf, 255) == 0 { return String(cString: buf) }
-        return "localhost"
+        guard gethostname(&buf, 255) == 0 else { return "localhost" }
+        let bytes = buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
-    func status() -> Result {
+    func status(_ req: Req) -> Result {
+        if let unit = req.q("unit"), !["b", "k", "m", "g"].contains(unit.lowercased()) {
+            return (400, ["message": .string("invalid unit '\(unit)' (expected 'k/K', 'm/M', or 'g/G')")])
+        }
+        if let scale = req.q("scale"), Int(scale) == nil {
+            return (400, ["message": .string("invalid scale '\(scale)' (expected a number)")])
+        }
         var o: JSONObject = [
             "memory": ["workers_lua_vms": [], "lua_shared_dicts": .object(JSONObject())],
             "server": context.serverStatus(),
@@ -210,7 +219,10 @@ extension AdminAPI {
              "/upstreams/{upstreams}/targets/all", "/upstreams/{upstreams}/targets/{targets}",
              "/upstreams/{upstreams}/targets/{targets}/healthy", "/upstreams/{upstreams}/targets/{targets}/unhealthy",
              "/upstreams/{upstreams}/targets/{targets}/{address}/healthy",
-             "/upstreams/{upstreams}/targets/{targets}/{address}/unhealthy"]
+             "/upstreams/{upstreams}/targets/{targets}/{address}/unhealthy",
+             "/consumers/{consumers}/key-auth", "/consumers/{consumers}/key-auth/{keyauth_credentials}",
+             "/key-auths", "/key-auths/{keyauth_credentials}", "/key-auths/{keyauth_credentials}/consumer",
+             "/timers", "/debug/node/log-level", "/debug/node/log-level/{log_level}"]
         return (200, ["data": JSON(list.sorted())])
     }
 
@@ -359,7 +371,9 @@ extension AdminAPI {
     /// The worker configuration document (GWStore.ConfigSnapshot format) built from the store.
     public func publishedDocument(generation: UInt64) -> [UInt8] {
         ConfigSnapshot.document(generation: generation, services: store.all(.services), routes: store.all(.routes),
-                                upstreams: store.all(.upstreams), targets: store.all(.targets)).serialized()
+                                upstreams: store.all(.upstreams), targets: store.all(.targets),
+                                consumers: store.all(.consumers), plugins: store.all(.plugins),
+                                keyauthCredentials: store.all(.keyauthCredentials)).serialized()
     }
 }
 

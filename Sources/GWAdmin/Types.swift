@@ -90,13 +90,22 @@ public struct AdminContext {
     public var onChange: () -> Void
     /// `Server` response header value.
     public var serverHeader: String
+    /// Current log level for `GET /debug/node/log-level` (nil: "notice").
+    public var logLevel: (() -> String)?
+    /// Changes the node's log level (`PUT /debug/node/log-level/{level}`); nil: not supported (→ 405).
+    public var setLogLevel: ((String) -> Void)?
+    /// `GET /status/ready`: nil when ready, else the reason (→ 503), e.g. "draining" or workers not up yet.
+    public var readiness: (() -> String?)?
 
     public init(nodeInfo: @escaping () -> JSON = { .object(JSONObject()) },
                 serverStatus: @escaping () -> JSON = { .object(JSONObject()) },
                 health: AdminHealthProvider? = nil, adminToken: String? = nil, databaseOff: Bool = false,
-                onChange: @escaping () -> Void = {}, serverHeader: String = AdminAPI.defaultServerHeader) {
+                onChange: @escaping () -> Void = {}, serverHeader: String = AdminAPI.defaultServerHeader,
+                logLevel: (() -> String)? = nil, setLogLevel: ((String) -> Void)? = nil,
+                readiness: (() -> String?)? = nil) {
         self.nodeInfo = nodeInfo; self.serverStatus = serverStatus; self.health = health
         self.adminToken = adminToken; self.databaseOff = databaseOff; self.onChange = onChange
-        self.serverHeader = serverHeader
+        self.serverHeader = serverHeader; self.logLevel = logLevel; self.setLogLevel = setLogLevel
+        self.readiness = readiness
     }
 }

@@ -154,10 +154,16 @@ public struct ConfigSnapshot: Sendable {
     public var routes: [Route]
     public var upstreams: [Upstream]
     public var targets: [Target]
+    /// Consumers, plugins and key-auth credentials (for plugin execution in workers; may be empty).
+    public var consumers: [Consumer]
+    public var plugins: [Plugin]
+    public var keyauthCredentials: [KeyAuthCredential]
 
     public init(generation: UInt64 = 0, services: [Service] = [], routes: [Route] = [], upstreams: [Upstream] = [],
-                targets: [Target] = []) {
+                targets: [Target] = [], consumers: [Consumer] = [], plugins: [Plugin] = [],
+                keyauthCredentials: [KeyAuthCredential] = []) {
         self.generation = generation; self.services = services; self.routes = routes
         self.upstreams = upstreams; self.targets = targets
+        self.consumers = consumers; self.plugins = plugins; self.keyauthCredentials = keyauthCredentials
     }
 }

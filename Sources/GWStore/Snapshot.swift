@@ -299,6 +299,9 @@ extension ConfigSnapshot {
         for e in try list("routes") { s.routes.append(try Route.decode(json: e)) }
         for e in try list("upstreams") { s.upstreams.append(try Upstream.decode(json: e)) }
         for e in try list("targets") { s.targets.append(try Target.decode(json: e)) }
+        for e in try list("consumers") { s.consumers.append(try Consumer.decode(json: e)) }
+        for e in try list("plugins") { s.plugins.append(try Plugin.decode(json: e)) }
+        for e in try list("keyauth_credentials") { s.keyauthCredentials.append(try KeyAuthCredential.decode(json: e)) }
         return s
     }
 
@@ -312,13 +315,17 @@ extension ConfigSnapshot {
     /// The worker document for typed entities.
     public var json: JSON {
         ConfigSnapshot.document(generation: generation, services: services.map(\.json), routes: routes.map(\.json),
-                                upstreams: upstreams.map(\.json), targets: targets.map(\.json))
+                                upstreams: upstreams.map(\.json), targets: targets.map(\.json),
+                                consumers: consumers.map(\.json), plugins: plugins.map(\.json),
+                                keyauthCredentials: keyauthCredentials.map(\.json))
     }
 
     /// Builds the worker document from entities in Admin API JSON shape (what the master's store holds).
     public static func document(generation: UInt64, services: [JSON], routes: [JSON], upstreams: [JSON],
-                                targets: [JSON]) -> JSON {
+                                targets: [JSON], consumers: [JSON] = [], plugins: [JSON] = [],
+                                keyauthCredentials: [JSON] = []) -> JSON {
         ["generation": .int(Int64(clamping: generation)), "services": .array(services), "routes": .array(routes),
-         "upstreams": .array(upstreams), "targets": .array(targets)]
+         "upstreams": .array(upstreams), "targets": .array(targets), "consumers": .array(consumers),
+         "plugins": .array(plugins), "keyauth_credentials": .array(keyauthCredentials)]
     }
 }

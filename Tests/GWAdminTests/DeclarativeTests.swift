@@ -104,7 +104,9 @@ plugins:
 
     @Test func dbLessMode() throws {
         let h = try Harness(databaseOff: true)
+        #expect(h.req("GET", "/status/ready").0 == 503)
         try h.api.loadDeclarative(bytes: Array(sampleYAML.utf8))
+        #expect(h.req("GET", "/status/ready").1 == ["message": "ready"])
         #expect(h.req("GET", "/services").1["data"]?.arrayValue?.count == 1)
         let r = h.req("POST", "/routes", ["paths": ["/x"]])
         #expect(r.0 == 405 && r.1 == ["code": 12, "name": "operation unsupported",

@@ -38,6 +38,9 @@ import GWStore
         #expect(p.1["message"] == "schema violation (at least one of these fields must be non-empty: 'config.second', 'config.minute', 'config.hour', 'config.day', 'config.month', 'config.year')")
         p = h.req("POST", "/plugins", ["name": "rate-limiting", "config": ["minute": 2, "hour": 1]])
         #expect(p.1["fields"]?["config"] == "The limit for hour(1.0) cannot be lower than the limit for minute(2.0)")
+        p = h.req("POST", "/plugins", ["name": "rate-limiting", "config": ["minute": 5, "limit_by": "header"]])
+        #expect(p.1["fields"] == ["config": ["header_name": "required field missing"],
+                                  "@entity": ["failed conditional validation given value of field 'config.limit_by'"]])
         p = h.req("POST", "/plugins", ["name": "rate-limiting", "config": ["minute": 5]])
         #expect(p.0 == 201 && p.1["config"]?["policy"] == "local" && p.1["config"]?["redis"]?["port"] == 6379)
         p = h.req("POST", "/plugins", ["name": "proxy-cache", "config": [:]])
@@ -176,6 +179,10 @@ import GWStore
         #expect(r.1["pids"]?["workers"] == [2, 3] && r.1["node_id"]?.stringValue?.count == 36)
         r = h.req("GET", "/status")
         #expect(r.1["database"] == ["reachable": true] && r.1["server"]?["total_requests"] == 9)
+        #expect(h.req("GET", "/status?unit=k").0 == 200 && h.req("GET", "/status?unit=x").0 == 400)
+        #expect(h.req("GET", "/status/ready").1 == ["message": "ready"])
+        h.api.context.readiness = { "draining" }
+        #expect(h.req("GET", "/status/ready") == (503, ["message": "draining"]))
         let resp = h.api.handle(AdminRequest(method: "GET", target: "/services"))
         #expect(resp.header("Content-Type") == "application/json; charset=utf-8")
         #expect(resp.header("Access-Control-Allow-Origin") == "*")
@@ -188,6 +195,13 @@ import GWStore
         #expect(h.req("DELETE", "/services") == (405, ["message": "Method not allowed"]))
         #expect(h.req("GET", "/nope") == (404, ["message": "Not found"]))
         #expect(h.req("GET", "/timers").1["worker"]?["id"] == 0)
+        final class Level { var v = "notice" }
+        let level = Level()
+        h.api.context.logLevel = { level.v }
+        h.api.context.setLogLevel = { level.v = $0 }
+        #expect(h.req("GET", "/debug/node/log-level").1 == ["message": "log level: notice"])
+        #expect(h.req("PUT", "/debug/node/log-level/debug").1 == ["message": "log level changed"])
+        #expect(level.v == "debug" && h.req("PUT", "/debug/node/log-level/loud").0 == 400)
         #expect(h.req("DELETE", "/cache").0 == 204 && h.req("GET", "/cache/x").0 == 404)
         #expect(h.req("GET", "/endpoints").1["data"]?.arrayValue?.contains("/services/{services}") == true)
         #expect(h.req("POST", "/schemas/services/validate", ["host": "a.test"]).1 == ["message": "schema validation successful"])
@@ -203,6 +217,8 @@ import GWStore
         #expect(h.req("GET", "/services") == (401, ["message": "Invalid credentials. Token or User credentials required"]))
         #expect(h.req("GET", "/services", headers: [("Kong-Admin-Token", "bad")]).0 == 401)
         #expect(h.req("GET", "/services", headers: [("kong-admin-token", "s3cret")]).0 == 200)
+        #expect(h.req("OPTIONS", "/services").0 == 204)
+        #expect(h.req("POST", "/services", ["host": "a.test"]).0 == 401 && h.store.count(.services) == 0)
     }
 }
 
@@ -267,5 +283,56 @@ import GWStore
         #expect(snap.services.first?.port == 81 && snap.services.first?.path == "/p")
         #expect(snap.routes.first?.serviceID == snap.services.first?.id)
         #expect(snap.targets.first?.weight == 7 && snap.targets.first?.upstreamID == snap.upstreams.first?.id)
+        h.req("POST", "/consumers", ["username": "bob"])
+        h.req("POST", "/consumers/bob/key-auth", ["key": "k1"])
+        h.req("POST", "/routes/r/plugins", ["name": "key-auth"])
+        let snap2 = try ConfigSnapshot.decode(bytes: h.api.publishedDocument(generation: 43))
+        #expect(snap2.consumers.first?.username == "bob" && snap2.keyauthCredentials.first?.key == "k1")
+        #expect(snap2.plugins.first?.name == "key-auth" && snap2.plugins.first?.routeID == snap2.routes.first?.id)
+        #expect(snap2.plugins.first?.config["key_names"] == ["apikey"])
+    }
+}
+
+@Suite struct KeyAuthCredentialTests {
+    @Test func crudNestedAndCascade() throws {
+        let h = try Harness()
+        let c = h.req("POST", "/consumers", ["username": "bob"]).1
+        var r = h.req("POST", "/consumers/bob/key-auth", ["key": "secret-1"])
+        #expect(r.0 == 201 && r.1["key"] == "secret-1" && r.1["consumer"] == ["id": c["id"]!])
+        r = h.req("POST", "/consumers/bob/key-auth", [:])
+        #expect(r.0 == 201 && r.1["key"]?.stringValue?.count == 32)
+        r = h.req("POST", "/consumers/bob/key-auth", ["key": "secret-1"])
+        #expect(r.0 == 409 && r.1["message"] == "UNIQUE violation detected on '{key=\"secret-1\"}'")
+        #expect(h.req("GET", "/consumers/bob/key-auth").1["data"]?.arrayValue?.count == 2)
+        #expect(h.req("GET", "/consumers/bob/key-auth/secret-1").0 == 200)
+        #expect(h.req("GET", "/key-auths/secret-1").1["consumer"] == ["id": c["id"]!])
+        #expect(h.req("GET", "/key-auths/secret-1/consumer").1["username"] == "bob")
+        #expect(h.req("PATCH", "/key-auths/secret-1", ["key": "secret-2"]).1["key"] == "secret-2")
+        #expect(h.req("GET", "/key-auths").1["data"]?.arrayValue?.count == 2)
+        #expect(h.req("POST", "/key-auths", ["key": "x"]).1["fields"]?["consumer"] == "required field missing")
+        #expect(h.req("POST", "/consumers/nobody/key-auth", [:]).0 == 404)
+        h.req("DELETE", "/consumers/bob")
+        #expect(h.store.count(.keyauthCredentials) == 0)
+    }
+
+    @Test func declarativeCredentialsAndMigration() throws {
+        let h = try Harness()
+        try h.api.dbImport(Array(sampleYAML.utf8))
+        #expect(h.req("GET", "/key-auths/my-key").1["consumer"]?["id"] == h.req("GET", "/consumers/example-user").1["id"])
+        #expect(h.store.schemaVersion == 2)
+        try h.reopen()
+        #expect(h.req("GET", "/key-auths/my-key").0 == 200)
+    }
+
+    @Test func migratesAVersion1Database() throws {
+        let h = try Harness()
+        h.req("POST", "/services", ["name": "svc", "host": "a.test"])
+        // Make the file look like it was written by a build that only knew migration 1.
+        try h.store.db.exec("DROP TABLE keyauth_credentials; PRAGMA user_version=1;")
+        try h.reopen()
+        #expect(h.store.schemaVersion == 2)
+        #expect(h.req("GET", "/services/svc").0 == 200)
+        h.req("POST", "/consumers", ["username": "u"])
+        #expect(h.req("POST", "/consumers/u/key-auth", ["key": "k"]).0 == 201)
     }
 }

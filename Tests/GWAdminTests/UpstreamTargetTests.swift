@@ -150,6 +150,8 @@ final class FakeHealth: AdminHealthProvider {
         #expect(page["data"]?.arrayValue?.count == 2 && page["next"]?.stringValue == "/upstreams/a/targets?offset=2")
         let page2 = h.req("GET", "/upstreams/a/targets?offset=2&size=2").1
         #expect(page2["data"]?.arrayValue?.count == 1 && page2["next"] == .null)
+        #expect(h.req("GET", "/upstreams/a/targets?offset=9223372036854775807").0 == 400)
+        #expect(h.req("GET", "/tags?offset=\(Base64.encode("9223372036854775807"))").0 == 400)
     }
 
     @Test func healthEndpoints() throws {

@@ -94,3 +94,27 @@ import GWJSON
         #expect(Target.splitHostPort("a.test:x") == nil)
     }
 }
+
+@Suite struct PluginSnapshotTests {
+    @Test func decodesConsumersPluginsCredentials() throws {
+        let doc = #"""
+        {"generation":3,"consumers":[{"id":"c1","username":"bob","custom_id":null,"tags":null}],
+         "plugins":[{"id":"p1","name":"key-auth","instance_name":null,"route":{"id":"r1"},"service":null,"consumer":null,
+                     "config":{"key_names":["apikey"],"hide_credentials":false},"protocols":["http"],"enabled":false},
+                    {"id":"p2","name":"cors"}],
+         "keyauth_credentials":[{"id":"k1","consumer":{"id":"c1"},"key":"secret","created_at":1}]}
+        """#
+        let s = try ConfigSnapshot.decode(bytes: Array(doc.utf8))
+        #expect(s.consumers == [Consumer(id: "c1", username: "bob")])
+        #expect(s.plugins[0] == Plugin(id: "p1", name: "key-auth", routeID: "r1",
+                                       config: ["key_names": ["apikey"], "hide_credentials": false],
+                                       protocols: ["http"], enabled: false))
+        #expect(s.plugins[1].enabled && s.plugins[1].protocols == ["grpc", "grpcs", "http", "https"])
+        #expect(s.keyauthCredentials == [KeyAuthCredential(id: "k1", consumerID: "c1", key: "secret")])
+        let again = try ConfigSnapshot.decode(bytes: s.json.serialized())
+        #expect(again.plugins == s.plugins && again.consumers == s.consumers && again.keyauthCredentials == s.keyauthCredentials)
+        #expect(throws: SnapshotError("keyauth_credential.consumer: required field missing")) {
+            try ConfigSnapshot.decode(json: ["keyauth_credentials": [["id": "k", "key": "x"]]])
+        }
+    }
+}
