@@ -230,14 +230,23 @@ http {{
     keepalive_requests 1000000;
     keepalive_timeout 300s;
     default_type text/plain;
+    upstream self {{ server 127.0.0.1:{self.port}; keepalive 64; }}
     server {{
 {listens}
         root {self.dir}/www;
+        # The whole body is read before answering (a bare `return` answers at once and discards
+        # the body afterwards, which makes proxies that stream the body close the connection):
+        # proxy_pass buffers the request body, then asks /sink without it.
         location = /upload {{
             client_max_body_size 2m;
             client_body_buffer_size 2m;
-            return 200 "ok\\n";
+            proxy_pass http://self/sink;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
         }}
+        location = /sink {{ return 200 "ok\\n"; }}
         location / {{ }}
     }}
 }}
@@ -416,6 +425,14 @@ class Gateway(Server):
         st, raw = self.admin(method, path, body)
         if st >= 300:
             raise RuntimeError(f"gateway admin {method} {path}: {st} {raw[:300]!r}")
+
+    def crashes(self):
+        """Workers the master saw die from a signal (error.log)."""
+        try:
+            with open(f"{self.prefix}/logs/error.log", errors="replace") as f:
+                return sum(1 for line in f if "killed by signal" in line)
+        except OSError:
+            return 0
 
     def root_pid(self):
         with open(f"{self.prefix}/pids/gateway.pid") as f:
@@ -638,6 +655,8 @@ def run_scenario(name, args, root, upstream):
                       "non2xx": sum(r["non2xx"] for r in runs),
                       "socket_errors": sum(r["socket_errors"] for r in runs),
                       "processes": len(servers[kind].pids())})
+            if kind == "gateway":
+                p["worker_crashes"] = servers[kind].crashes()
             for r in runs:
                 r.pop("raw", None) if not args.keep_raw else None
         return res
@@ -677,7 +696,7 @@ def markdown(results, meta):
              "| scenario | proxy | req/s | p50 ms | p99 ms | CPU s/100k req | peak RSS MiB | non-2xx | sock err "
              "| req/s vs nginx | p99 vs nginx | CPU vs nginx | RSS vs nginx |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    idle = []
+    idle, crashes = [], []
     for res in results:
         if res.get("error"):
             lines.append(f"| {res['scenario']} | (failed: {res['error'][:80]}) |||||||||||")
@@ -697,6 +716,10 @@ def markdown(results, meta):
                 f"| {fmt(rss / 1024 if rss else None, 1)} | {p.get('non2xx')} | {p.get('socket_errors')} "
                 f"| {fmt(v.get('rps'))} | {fmt(v.get('p99_ms'))} | {fmt(v.get('cpu_s_per_100k'))} "
                 f"| {fmt(v.get('peak_rss_kb'))} |")
+            if p.get("worker_crashes"):
+                crashes.append(f"{res['scenario']}: {p['worker_crashes']} gateway worker crash(es) (error.log)")
+    if crashes:
+        lines += ["", "Worker crashes: " + "; ".join(crashes)]
     for res in idle:
         lines += ["", f"Idle keep-alive connections ({res['workers']} worker(s)):", "",
                   "| proxy | connections | answered 200 | RSS before MiB | RSS after MiB | KiB per connection "
