@@ -652,6 +652,8 @@ def run_scenario(name, args, root, upstream):
             p.update({"rps": med("rps"), "p50_ms": med("p50_ms"), "p99_ms": med("p99_ms"),
                       "cpu_s_per_100k": med("cpu_s_per_100k"),
                       "peak_rss_kb": status_kb(servers[kind].pids(), "VmHWM"),
+                      # shared memory pages counted in RSS (the gateway's mem_cache_size area)
+                      "rss_shmem_kb": status_kb(servers[kind].pids(), "RssShmem"),
                       "non2xx": sum(r["non2xx"] for r in runs),
                       "socket_errors": sum(r["socket_errors"] for r in runs),
                       "processes": len(servers[kind].pids())})
@@ -692,10 +694,12 @@ def markdown(results, meta):
              f"Machine: {meta['cpus']} CPUs, load average before/after {meta['load_before']} / {meta['load_after']}; "
              f"{meta['started']} .. {meta['finished']}  ",
              f"wrk {meta['threads']} thread(s), {meta['duration']}s x {meta['rounds']} interleaved rounds, medians; "
-             "access logs off for all proxies; ratios are proxy / nginx in the same run.", "",
+             "access logs off for all proxies; ratios are proxy / nginx in the same run. "
+             "CPU = utime+stime of all the proxy's processes (master included); peak RSS = sum of VmHWM "
+             "of those processes (shared pages counted once per process that touched them).", "",
              "| scenario | proxy | req/s | p50 ms | p99 ms | CPU s/100k req | peak RSS MiB | non-2xx | sock err "
-             "| req/s vs nginx | p99 vs nginx | CPU vs nginx | RSS vs nginx |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| req/s vs nginx | p99 vs nginx | CPU vs nginx | RSS vs nginx | of RSS: shm MiB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     idle, crashes = [], []
     for res in results:
         if res.get("error"):
@@ -715,7 +719,7 @@ def markdown(results, meta):
                 f"| {fmt(p.get('p50_ms'))} | {fmt(p.get('p99_ms'))} | {fmt(p.get('cpu_s_per_100k'))} "
                 f"| {fmt(rss / 1024 if rss else None, 1)} | {p.get('non2xx')} | {p.get('socket_errors')} "
                 f"| {fmt(v.get('rps'))} | {fmt(v.get('p99_ms'))} | {fmt(v.get('cpu_s_per_100k'))} "
-                f"| {fmt(v.get('peak_rss_kb'))} |")
+                f"| {fmt(v.get('peak_rss_kb'))} | {fmt((p.get('rss_shmem_kb') or 0) / 1024, 1)} |")
             if p.get("worker_crashes"):
                 crashes.append(f"{res['scenario']}: {p['worker_crashes']} gateway worker crash(es) (error.log)")
     if crashes:
