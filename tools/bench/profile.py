@@ -26,15 +26,20 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 
 CATEGORIES = [
+    ("client IP / peer key formatting (inet_ntop, sprintf)", re.compile(r"appendIP|SocketAddressV2ip|inet_ntop|"
+                                                                       r"vfprintf|strchrnul|sprintf", re.I)),
+    ("Swift runtime: exclusivity checks, weak/unowned refs, generics, hashing",
+     re.compile(r"AccessSet|swift_beginAccess|swift_endAccess|swift_unownedRetainStrong|swift_weakLoadStrong|"
+                r"instantiateConcreteType|swift_getEnumCase|Hasher|swift_getGenericMetadata", re.I)),
     ("kernel/syscalls", re.compile(r"\[k\]|^(__)?(libc_)?(read|write|writev|readv|recv|send|epoll|accept|close|"
                                    r"connect|socket|setsockopt|getsockopt|clock_gettime)", re.I)),
     ("HTTP parsing (llhttp + GWHTTP)", re.compile(r"llhttp|GWHTTP|HTTPParser|HTTPHeaders|HTTPRequestHead|"
                                                   r"HTTPResponseHead|scanHead", re.I)),
     ("routing (GWRouter, path normalise)", re.compile(r"GWRouter|Router|KongPath|RouteDecision|route", re.I)),
     ("balancer (GWBalancer)", re.compile(r"GWBalancer|Balancer|ServicePlan|pick|PeerState", re.I)),
-    ("allocation / ARC / Swift runtime", re.compile(r"malloc|free|_int_|swift_retain|swift_release|"
+    ("allocation / ARC / copies", re.compile(r"malloc|free|_int_|swift_retain|swift_release|"
                                                      r"swift_allocObject|swift_dealloc|swift_bridgeObject|"
-                                                     r"swift_beginAccess|swift_endAccess|swift_arrayInit|"
+                                                     r"swift_arrayInit|initializeWithCopy|"
                                                      r"swift_unknownObject|swift_isUniquely|swift_once|"
                                                      r"ContiguousArrayBuffer|_ArrayBuffer|"
                                                      r"Array.*(append|reserve|Capacity)|memmove|memcpy|memset|"
@@ -106,7 +111,7 @@ def main():
                         "sleep", str(args.duration - 1)], capture_output=True, text=True)
         t.join()
         rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio", "-g", "none",
-                              "--percent-limit", "0.3", "--sort", "dso,symbol"],
+                              "--percent-limit", "0.05", "--sort", "dso,symbol"],
                              capture_output=True, text=True).stdout
         with open(os.path.join(args.out, "perf-report.txt"), "w") as f:
             f.write(rep)
@@ -122,7 +127,7 @@ def main():
                 c = "libev / event loop"
             cats[c] = cats.get(c, 0) + pct
             top.append(f"{pct:6.2f}%  {dso:24.24s} {kind} {sym[:110]}")
-        report += ["", "## perf record: self time by category (symbols >= 0.3%)"]
+        report += ["", "## perf record: self time by category (symbols >= 0.05%)"]
         for c, v in sorted(cats.items(), key=lambda x: -x[1]):
             report.append(f"{v:6.1f}%  {c}")
         report += ["", "## top symbols (self)"] + top[:40]
