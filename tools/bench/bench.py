@@ -1,0 +1,815 @@
+#!/usr/bin/env python3
+"""Benchmark the gateway against nginx (reverse proxy) and HAProxy on 127.0.0.1.
+
+Everything runs on loopback, each server in its own temporary directory with its own config:
+  * upstream: Debian nginx serving /small ("hello\\n"), /16k (16384 bytes) and POST /upload
+    (1 MiB accepted, 200), listening on one main port plus 100 extra ports (100-target scenarios);
+  * nginx as a reverse proxy (upstream keepalive, same worker count as the gateway);
+  * HAProxy (nbthread = worker count, http-reuse always);
+  * the gateway (proxy_access_log = off, configured through its Admin API, or a declarative file
+    for the 10 000-route scenario).
+Access logs are off for all three proxies.
+
+Each scenario starts the three proxies, then drives them with wrk in interleaved rounds
+(nginx, haproxy, gateway, nginx, ...) and reports medians over the rounds: requests/s, p50 and
+p99 latency, CPU seconds per 100k requests (utime+stime of the proxy's processes from
+/proc/<pid>/stat), peak RSS (sum of VmHWM of the proxy's processes), non-2xx/3xx responses and
+socket errors, and each figure's ratio to nginx's in the same run.
+
+Usage: python3 tools/bench/bench.py --gateway .build/release/gateway [--duration 5] [--rounds 2]
+       [--scenarios small-1w,small-2w,...] [--connections 64]
+Results: tools/bench/results/latest.json and latest.md (the table is also printed).
+"""
+import argparse
+import json
+import os
+import re
+import resource
+import selectors
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PROXIES = ("nginx", "haproxy", "gateway")
+ALGOS = ("round-robin", "least-connections", "consistent-hashing", "latency")
+ALL_SCENARIOS = ["small-1w", "small-2w", "16k", "upload-1m", "conn-close", "routes-10k"] + \
+    [f"targets-100-{a}" for a in ALGOS] + ["idle-10k"]
+N_ROUTES = 10000
+N_TARGETS = 100
+N_IDLE = 10000
+NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)[1]  # hard limit: what the servers may use
+# HAProxy reserves two descriptors per connection (client + server) and refuses to start when
+# 2 * maxconn + overhead exceeds its descriptor limit, so with a 20 000 hard limit (no
+# CAP_SYS_RESOURCE here) the idle test opens a little under 10 000 connections, the same for all.
+HAPROXY_MAXCONN = (NOFILE - 300) // 2
+N_IDLE = min(N_IDLE, HAPROXY_MAXCONN - 100)
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def free_ports(n):
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def wait_until(pred, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = pred()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - retried until the deadline
+            last = e
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def http_get(port, path, timeout=3.0):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+# ---- /proc helpers --------------------------------------------------------------------------
+
+def children_map():
+    m = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                s = f.read()
+        except OSError:
+            continue
+        ppid = int(s[s.rfind(")") + 2:].split()[1])
+        m.setdefault(ppid, []).append(int(d))
+    return m
+
+
+def process_tree(root):
+    m = children_map()
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(m.get(p, []))
+    return out
+
+
+def cpu_ticks(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                s = f.read()
+        except OSError:
+            continue
+        fields = s[s.rfind(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total
+
+
+def status_kb(pids, key):
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith(key + ":"):
+                        total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+# ---- servers --------------------------------------------------------------------------------
+
+NGINX_TEMP = """
+    client_body_temp_path {d}/tmp/body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+"""
+
+
+class Server:
+    name = "?"
+
+    def __init__(self, root):
+        self.dir = tempfile.mkdtemp(prefix=f"{self.name}-", dir=root)
+        os.chmod(self.dir, 0o755)  # nginx workers run as nobody
+        self.proc = None
+        self.port = free_port()
+
+    def pids(self):
+        return process_tree(self.root_pid())
+
+    def root_pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                for p in self.pids():
+                    try:
+                        os.kill(p, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                self.proc.wait(5)
+
+    def wait_ready(self, path="/small"):
+        wait_until(lambda: http_get(self.port, path)[0] == 200, what=f"{self.name} on {self.port}{path}")
+
+
+class NginxBase(Server):
+    def start_with(self, conf):
+        os.makedirs(f"{self.dir}/tmp", exist_ok=True)
+        path = f"{self.dir}/nginx.conf"
+        with open(path, "w") as f:
+            f.write(conf)
+        self.proc = subprocess.Popen(["nginx", "-p", self.dir, "-c", path, "-g", "daemon off; master_process on;"],
+                                     stdout=subprocess.DEVNULL, stderr=open(f"{self.dir}/stderr", "w"))
+
+
+class Upstream(NginxBase):
+    name = "upstream"
+
+    def __init__(self, root, workers):
+        super().__init__(root)
+        self.extra_ports = free_ports(N_TARGETS)
+        os.makedirs(f"{self.dir}/www", exist_ok=True)
+        with open(f"{self.dir}/www/small", "w") as f:
+            f.write("hello\n")
+        with open(f"{self.dir}/www/16k", "wb") as f:
+            f.write(b"x" * 16383 + b"\n")
+        listens = "\n".join(f"        listen 127.0.0.1:{p};" for p in [self.port] + self.extra_ports)
+        self.start_with(f"""
+worker_processes {workers};
+worker_rlimit_nofile {NOFILE};
+pid {self.dir}/nginx.pid;
+error_log {self.dir}/error.log warn;
+events {{ worker_connections {NOFILE - 100}; }}
+http {{
+    access_log off;
+    {NGINX_TEMP.format(d=self.dir)}
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    default_type text/plain;
+    upstream self {{ server 127.0.0.1:{self.port}; keepalive 64; }}
+    server {{
+{listens}
+        root {self.dir}/www;
+        # The whole body is read before answering (a bare `return` answers at once and discards
+        # the body afterwards, which makes proxies that stream the body close the connection):
+        # proxy_pass buffers the request body, then asks /sink without it.
+        location = /upload {{
+            client_max_body_size 2m;
+            client_body_buffer_size 2m;
+            proxy_pass http://self/sink;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+        location = /sink {{ return 200 "ok\\n"; }}
+        location / {{ }}
+    }}
+}}
+""")
+
+
+class NginxProxy(NginxBase):
+    name = "nginx"
+
+    def __init__(self, root, workers, upstream, scenario):
+        super().__init__(root)
+        up = upstream
+        servers = f"server 127.0.0.1:{up.port};"
+        balance = ""
+        if scenario.startswith("targets-100-"):
+            alg = scenario[len("targets-100-"):]
+            servers = "\n        ".join(f"server 127.0.0.1:{p};" for p in up.extra_ports)
+            # nginx OSS has no latency balancer: least_conn is the closest (said in the report).
+            balance = {"round-robin": "", "least-connections": "least_conn;", "latency": "least_conn;",
+                       "consistent-hashing": "hash $remote_addr consistent;"}[alg]
+        proxy = """proxy_pass http://up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_request_buffering off;"""
+        if scenario == "routes-10k":
+            # 10 000 prefix locations (nginx keeps them in a static tree), each stripping its prefix
+            # like a Kong route with strip_path = true.
+            locations = "\n".join(
+                f"        location /r{i:05d}/ {{ proxy_pass http://up/; }}" for i in range(1, N_ROUTES + 1))
+            locations += "\n        location / { return 404; }"
+            common = """proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_request_buffering off;"""
+        else:
+            locations = f"        location / {{\n            {proxy}\n        }}"
+            common = ""
+        self.start_with(f"""
+worker_processes {workers};
+worker_rlimit_nofile {NOFILE};
+pid {self.dir}/nginx.pid;
+error_log {self.dir}/error.log warn;
+events {{ worker_connections {NOFILE - 100}; }}
+http {{
+    access_log off;
+    {NGINX_TEMP.format(d=self.dir)}
+    keepalive_requests 10000;
+    keepalive_timeout 75s;
+    client_max_body_size 0;
+    upstream up {{
+        {balance}
+        {servers}
+        keepalive 512;
+        keepalive_requests 10000;
+        keepalive_timeout 60s;
+    }}
+    server {{
+        listen 127.0.0.1:{self.port} reuseport backlog=16384;
+        {common}
+{locations}
+    }}
+}}
+""")
+
+
+class HAProxy(Server):
+    name = "haproxy"
+
+    def __init__(self, root, workers, upstream, scenario):
+        super().__init__(root)
+        up = upstream
+        servers = f"    server s0 127.0.0.1:{up.port}\n"
+        balance = "roundrobin"
+        if scenario.startswith("targets-100-"):
+            alg = scenario[len("targets-100-"):]
+            servers = "".join(f"    server s{i} 127.0.0.1:{p}\n" for i, p in enumerate(up.extra_ports))
+            # HAProxy has no latency balancer either: leastconn is the closest.
+            balance = {"round-robin": "roundrobin", "least-connections": "leastconn", "latency": "leastconn",
+                       "consistent-hashing": "source\n    hash-type consistent"}[alg]
+        routing = "    default_backend be\n"
+        if scenario == "routes-10k":
+            # 10 000 prefixes in one path_beg ACL loaded from a file (HAProxy scans that list per
+            # request), then the prefix is stripped, like a Kong route with strip_path = true.
+            with open(f"{self.dir}/routes.lst", "w") as f:
+                f.write("".join(f"/r{i:05d}/\n" for i in range(1, N_ROUTES + 1)))
+            routing = (f"    acl known path_beg -f {self.dir}/routes.lst\n"
+                       "    http-request deny deny_status 404 unless known\n"
+                       "    http-request set-path %[path,regsub(^/r[0-9]+/,/)]\n"
+                       "    default_backend be\n")
+        conf = f"""
+global
+    nbthread {workers}
+    ulimit-n {NOFILE}
+    maxconn {HAPROXY_MAXCONN}
+    pidfile {self.dir}/haproxy.pid
+defaults
+    mode http
+    option http-keep-alive
+    timeout connect 5s
+    timeout client 75s
+    timeout server 60s
+    timeout http-keep-alive 75s
+    http-reuse always
+frontend fe
+    bind 127.0.0.1:{self.port}
+{routing}backend be
+    balance {balance}
+{servers}"""
+        path = f"{self.dir}/haproxy.cfg"
+        with open(path, "w") as f:
+            f.write(conf)
+        self.proc = subprocess.Popen(["haproxy", "-db", "-f", path],
+                                     stdout=subprocess.DEVNULL, stderr=open(f"{self.dir}/stderr", "w"))
+
+
+class Gateway(Server):
+    name = "gateway"
+
+    def __init__(self, root, workers, upstream, scenario, binary):
+        super().__init__(root)
+        self.bin = binary
+        self.admin_port = free_port()
+        self.prefix = f"{self.dir}/prefix"
+        self.conf = f"{self.dir}/gateway.conf"
+        settings = {
+            "prefix": self.prefix,
+            "proxy_listen": f"127.0.0.1:{self.port} reuseport backlog=16384",
+            "admin_listen": f"127.0.0.1:{self.admin_port}",
+            "worker_processes": str(workers),
+            "proxy_access_log": "off",
+            "log_level": "error",
+        }
+        up = upstream
+        if scenario == "routes-10k":
+            # DB-less with a declarative file: one service, 10 000 prefix routes (strip_path = true).
+            decl = {"_format_version": "3.0", "services": [{
+                "name": "s", "url": f"http://127.0.0.1:{up.port}",
+                "routes": [{"name": f"r{i:05d}", "paths": [f"/r{i:05d}/"]} for i in range(1, N_ROUTES + 1)]}]}
+            with open(f"{self.dir}/kong.json", "w") as f:
+                json.dump(decl, f)
+            settings.update({"database": "off", "declarative_config": f"{self.dir}/kong.json"})
+        with open(self.conf, "w") as f:
+            for k, v in settings.items():
+                f.write(f"{k} = {v}\n")
+        r = subprocess.run([self.bin, "start", "-c", self.conf, "-p", self.prefix],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(f"gateway start failed: {r.stdout}\n{r.stderr}")
+        if scenario == "routes-10k":
+            return
+        wait_until(lambda: self.admin("GET", "/")[0] == 200, what="gateway admin")
+        if scenario.startswith("targets-100-"):
+            alg = scenario[len("targets-100-"):]
+            body = {"name": "u100", "algorithm": alg}
+            if alg == "consistent-hashing":
+                body["hash_on"] = "ip"
+            self.admin_ok("POST", "/upstreams", body)
+            for p in up.extra_ports:
+                self.admin_ok("POST", "/upstreams/u100/targets", {"target": f"127.0.0.1:{p}"})
+            url = "http://u100"
+        else:
+            url = f"http://127.0.0.1:{up.port}"
+        self.admin_ok("POST", "/services", {"name": "s", "url": url})
+        self.admin_ok("POST", "/services/s/routes", {"name": "r", "paths": ["/"]})
+
+    def admin(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"} if data else {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def admin_ok(self, method, path, body=None):
+        st, raw = self.admin(method, path, body)
+        if st >= 300:
+            raise RuntimeError(f"gateway admin {method} {path}: {st} {raw[:300]!r}")
+
+    def crashes(self):
+        """Workers the master saw die from a signal (error.log)."""
+        try:
+            with open(f"{self.prefix}/logs/error.log", errors="replace") as f:
+                return sum(1 for line in f if "killed by signal" in line)
+        except OSError:
+            return 0
+
+    def root_pid(self):
+        with open(f"{self.prefix}/pids/gateway.pid") as f:
+            return int(f.read().strip())
+
+    def stop(self):
+        try:
+            pids = self.pids()
+        except (OSError, ValueError):
+            return
+        subprocess.run([self.bin, "stop", "-c", self.conf, "-p", self.prefix], capture_output=True, timeout=30)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(os.path.exists(f"/proc/{p}") for p in pids):
+            time.sleep(0.05)
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+# ---- wrk ------------------------------------------------------------------------------------
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def parse_ms(s):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", s)
+    return float(m.group(1)) * UNITS[m.group(2)] if m else None
+
+
+def run_wrk(port, path, duration, conns, threads, extra=(), script=None):
+    cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{duration}s", "--latency", "--timeout", "5s"]
+    cmd += list(extra)
+    if script:
+        cmd += ["-s", script]
+    cmd.append(f"http://127.0.0.1:{port}{path}")
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    out = r.stdout
+    res = {"rps": 0.0, "requests": 0, "p50_ms": None, "p99_ms": None, "non2xx": 0, "socket_errors": 0,
+           "raw": out[-2000:] + r.stderr[-500:]}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if m:
+        res["rps"] = float(m.group(1))
+    m = re.search(r"(\d+) requests in", out)
+    if m:
+        res["requests"] = int(m.group(1))
+    for pct, key in (("50", "p50_ms"), ("99", "p99_ms")):
+        m = re.search(rf"^\s+{pct}(?:\.000)?%\s+(\S+)", out, re.M)
+        if m:
+            res[key] = parse_ms(m.group(1))
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if m:
+        res["non2xx"] = int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        res["socket_errors"] = sum(int(x) for x in m.groups())
+    return res
+
+
+UPLOAD_LUA = """
+wrk.method = "POST"
+wrk.body = string.rep("a", 1048576)
+wrk.headers["Content-Type"] = "application/octet-stream"
+"""
+
+
+def scenario_request(name, root):
+    """(path, wrk extra args, lua script or None, connections factor) for a scenario."""
+    if name == "16k":
+        return "/16k", [], None
+    if name == "upload-1m":
+        path = os.path.join(root, "upload.lua")
+        with open(path, "w") as f:
+            f.write(UPLOAD_LUA)
+        return "/upload", [], path
+    if name == "conn-close":
+        return "/small", ["-H", "Connection: close"], None
+    if name == "routes-10k":
+        return f"/r{N_ROUTES:05d}/small", [], None
+    return "/small", [], None
+
+
+def scenario_workers(name, args):
+    return 2 if name == "small-2w" else args.workers
+
+
+def scenario_conns(name, args):
+    if name == "upload-1m":
+        return max(1, min(args.connections, 16))
+    if name == "conn-close":
+        return max(1, min(args.connections, 32))
+    return args.connections
+
+
+# ---- idle connections -----------------------------------------------------------------------
+
+def idle_connections(port, n, timeout=60.0):
+    """Opens n keep-alive connections, sends one request on each and reads the response; returns
+    (open sockets, ok count). The caller closes them."""
+    socks, ok = [], 0
+    req = b"GET /small HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    sel = selectors.DefaultSelector()
+    deadline = time.monotonic() + timeout
+    for i in range(n):
+        s = socket.socket()
+        s.settimeout(5)
+        try:
+            s.connect(("127.0.0.1", port))
+        except OSError as e:
+            log(f"  idle: connect {i} failed: {e}")
+            s.close()
+            break
+        s.setblocking(False)
+        s.send(req)
+        socks.append(s)
+        sel.register(s, selectors.EVENT_READ, bytearray())
+        # Drain responses as we go so the proxy is not holding thousands of unread writes.
+        if i % 500 == 499:
+            ok += _drain(sel, 0)
+    while ok < len(socks) and time.monotonic() < deadline:
+        got = _drain(sel, 0.5)
+        ok += got
+        if got == 0 and not sel.get_map():
+            break
+    sel.close()
+    return socks, ok
+
+
+def _drain(sel, timeout):
+    done = 0
+    for key, _ in sel.select(timeout):
+        s, buf = key.fileobj, key.data
+        try:
+            data = s.recv(65536)
+        except BlockingIOError:
+            continue
+        except OSError:
+            sel.unregister(s)
+            continue
+        if not data:
+            sel.unregister(s)
+            continue
+        buf += data
+        if b"\r\n\r\n" in buf and (buf.endswith(b"hello\n")):
+            if buf.startswith(b"HTTP/1.1 200"):
+                done += 1
+            sel.unregister(s)
+    return done
+
+
+# ---- driver ---------------------------------------------------------------------------------
+
+def start_proxy(kind, root, workers, upstream, scenario, args):
+    if kind == "nginx":
+        return NginxProxy(root, workers, upstream, scenario)
+    if kind == "haproxy":
+        return HAProxy(root, workers, upstream, scenario)
+    return Gateway(root, workers, upstream, scenario, args.gateway)
+
+
+def run_scenario(name, args, root, upstream):
+    workers = scenario_workers(name, args)
+    path, extra, script = scenario_request(name, root)
+    conns = scenario_conns(name, args)
+    res = {"scenario": name, "workers": workers, "connections": conns, "path": path, "extra": extra,
+           "duration": args.duration, "rounds": args.rounds, "proxies": {}}
+    servers = {}
+    try:
+        for kind in PROXIES:
+            t0 = time.monotonic()
+            servers[kind] = start_proxy(kind, root, workers, upstream, name, args)
+            servers[kind].wait_ready("/small" if name != "routes-10k" else path)
+            res["proxies"][kind] = {"startup_s": round(time.monotonic() - t0, 2), "runs": []}
+        if name == "idle-10k":
+            for kind in PROXIES:
+                s = servers[kind]
+                pids = s.pids()
+                before = status_kb(pids, "VmRSS")
+                t0 = time.monotonic()
+                socks, ok = idle_connections(s.port, args.idle)
+                time.sleep(1.0)
+                after = status_kb(s.pids(), "VmRSS")
+                r = {"connections": len(socks), "ok": ok, "rss_before_kb": before, "rss_after_kb": after,
+                     "kb_per_conn": round((after - before) / max(1, len(socks)), 3),
+                     "open_s": round(time.monotonic() - t0, 2),
+                     "peak_rss_kb": status_kb(s.pids(), "VmHWM")}
+                for sk in socks:
+                    sk.close()
+                res["proxies"][kind].update(r)
+                log(f"  {name} {kind}: {len(socks)} conns, {ok} ok, {r['kb_per_conn']} KiB/conn")
+                time.sleep(0.5)
+            return res
+        # Warm-up: one short run each (pools, caches).
+        for kind in PROXIES:
+            run_wrk(servers[kind].port, path, 1, conns, args.threads, extra, script)
+        for rnd in range(args.rounds):
+            for kind in PROXIES:
+                s = servers[kind]
+                pids = s.pids()
+                c0 = cpu_ticks(pids)
+                w = run_wrk(s.port, path, args.duration, conns, args.threads, extra, script)
+                c1 = cpu_ticks(s.pids())
+                w["cpu_s"] = (c1 - c0) / CLK_TCK
+                w["cpu_s_per_100k"] = w["cpu_s"] / w["requests"] * 1e5 if w["requests"] else None
+                res["proxies"][kind]["runs"].append(w)
+                log(f"  {name} round {rnd + 1} {kind}: {w['rps']:.0f} req/s p50 {w['p50_ms']} ms "
+                    f"p99 {w['p99_ms']} ms cpu/100k {w['cpu_s_per_100k'] and round(w['cpu_s_per_100k'], 2)} "
+                    f"non2xx {w['non2xx']} sockerr {w['socket_errors']}")
+        for kind in PROXIES:
+            p = res["proxies"][kind]
+            runs = p["runs"]
+
+            def med(key):
+                vals = [r[key] for r in runs if r.get(key) is not None]
+                return statistics.median(vals) if vals else None
+            p.update({"rps": med("rps"), "p50_ms": med("p50_ms"), "p99_ms": med("p99_ms"),
+                      "cpu_s_per_100k": med("cpu_s_per_100k"),
+                      "peak_rss_kb": status_kb(servers[kind].pids(), "VmHWM"),
+                      # shared memory pages counted in RSS (the gateway's mem_cache_size area)
+                      "rss_shmem_kb": status_kb(servers[kind].pids(), "RssShmem"),
+                      "non2xx": sum(r["non2xx"] for r in runs),
+                      "socket_errors": sum(r["socket_errors"] for r in runs),
+                      "processes": len(servers[kind].pids())})
+            if kind == "gateway":
+                p["worker_crashes"] = servers[kind].crashes()
+            for r in runs:
+                r.pop("raw", None) if not args.keep_raw else None
+        return res
+    finally:
+        for s in servers.values():
+            try:
+                s.stop()
+            except Exception as e:  # noqa: BLE001
+                log(f"  stopping {s.name}: {e}")
+
+
+def ratios(res):
+    base = res["proxies"].get("nginx", {})
+    for kind, p in res["proxies"].items():
+        r = {}
+        for key in ("rps", "p50_ms", "p99_ms", "cpu_s_per_100k", "peak_rss_kb", "kb_per_conn"):
+            a, b = p.get(key), base.get(key)
+            if a is not None and b:
+                r[key] = round(a / b, 2)
+        p["vs_nginx"] = r
+
+
+def fmt(v, nd=2):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def markdown(results, meta):
+    lines = [f"Command: `{meta['command']}`  ",
+             f"Machine: {meta['cpus']} CPUs, load average before/after {meta['load_before']} / {meta['load_after']}; "
+             f"{meta['started']} .. {meta['finished']}  ",
+             f"wrk {meta['threads']} thread(s), {meta['duration']}s x {meta['rounds']} interleaved rounds, medians; "
+             "access logs off for all proxies; ratios are proxy / nginx in the same run. "
+             "CPU = utime+stime of all the proxy's processes (master included); peak RSS = sum of VmHWM "
+             "of those processes (shared pages counted once per process that touched them).", "",
+             "| scenario | proxy | req/s | p50 ms | p99 ms | CPU s/100k req | peak RSS MiB | non-2xx | sock err "
+             "| req/s vs nginx | p99 vs nginx | CPU vs nginx | RSS vs nginx | of RSS: shm MiB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    idle, crashes = [], []
+    for res in results:
+        if res.get("error"):
+            lines.append(f"| {res['scenario']} | (failed: {res['error'][:80]}) |||||||||||")
+            continue
+        if res["scenario"] == "idle-10k":
+            idle.append(res)
+            continue
+        for kind in PROXIES:
+            p = res["proxies"].get(kind)
+            if not p:
+                continue
+            v = p.get("vs_nginx", {})
+            rss = p.get("peak_rss_kb")
+            lines.append(
+                f"| {res['scenario']} (w={res['workers']}, c={res['connections']}) | {kind} | {fmt(p.get('rps'), 0)} "
+                f"| {fmt(p.get('p50_ms'))} | {fmt(p.get('p99_ms'))} | {fmt(p.get('cpu_s_per_100k'))} "
+                f"| {fmt(rss / 1024 if rss else None, 1)} | {p.get('non2xx')} | {p.get('socket_errors')} "
+                f"| {fmt(v.get('rps'))} | {fmt(v.get('p99_ms'))} | {fmt(v.get('cpu_s_per_100k'))} "
+                f"| {fmt(v.get('peak_rss_kb'))} | {fmt((p.get('rss_shmem_kb') or 0) / 1024, 1)} |")
+            if p.get("worker_crashes"):
+                crashes.append(f"{res['scenario']}: {p['worker_crashes']} gateway worker crash(es) (error.log)")
+    if crashes:
+        lines += ["", "Worker crashes: " + "; ".join(crashes)]
+    for res in idle:
+        lines += ["", f"Idle keep-alive connections ({res['workers']} worker(s)):", "",
+                  "| proxy | connections | answered 200 | RSS before MiB | RSS after MiB | KiB per connection "
+                  "| vs nginx |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for kind in PROXIES:
+            p = res["proxies"].get(kind)
+            if not p:
+                continue
+            lines.append(f"| {kind} | {p.get('connections')} | {p.get('ok')} | {fmt(p['rss_before_kb'] / 1024, 1)} "
+                         f"| {fmt(p['rss_after_kb'] / 1024, 1)} | {fmt(p.get('kb_per_conn'))} "
+                         f"| {fmt(p.get('vs_nginx', {}).get('kb_per_conn'))} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gateway", default=os.path.join(HERE, "../../.build/release/gateway"))
+    ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds per scenario (default 2)")
+    ap.add_argument("--scenarios", default=",".join(ALL_SCENARIOS),
+                    help="comma-separated subset of: " + ",".join(ALL_SCENARIOS))
+    ap.add_argument("--connections", type=int, default=64, help="wrk connections (upload: <=16, close: <=32)")
+    ap.add_argument("--threads", type=int, default=1, help="wrk threads (default 1: the box has few cores)")
+    ap.add_argument("--workers", type=int, default=1, help="workers/threads per proxy except small-2w (2)")
+    ap.add_argument("--upstream-workers", type=int, default=1)
+    ap.add_argument("--idle", type=int, default=N_IDLE, help="idle connections in idle-10k")
+    ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--keep-raw", action="store_true", help="keep wrk output in the JSON")
+    args = ap.parse_args()
+    args.gateway = os.path.abspath(args.gateway)
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    for s in scenarios:
+        if s not in ALL_SCENARIOS:
+            ap.error(f"unknown scenario {s}")
+    for tool in ("nginx", "haproxy", "wrk"):
+        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
+            ap.error(f"{tool} not found (apt-get install -y nginx haproxy wrk)")
+    os.environ["PATH"] += ":/usr/sbin:/sbin"
+    if not os.access(args.gateway, os.X_OK):
+        ap.error(f"gateway binary {args.gateway} not found (swift build -c release)")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children (proxies, wrk) inherit it
+    if hard < args.idle + 1000:
+        log(f"warning: RLIMIT_NOFILE hard limit {hard} < {args.idle + 1000}; idle-10k may be cut short")
+
+    meta = {"command": " ".join([os.path.basename(sys.executable)] + sys.argv), "cpus": os.cpu_count(),
+            "load_before": open("/proc/loadavg").read().split()[:3],
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "duration": args.duration, "rounds": args.rounds, "threads": args.threads,
+            "workers": args.workers, "connections": args.connections,
+            "versions": {"nginx": subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip(),
+                         "haproxy": subprocess.run(["haproxy", "-v"], capture_output=True,
+                                                   text=True).stdout.splitlines()[0],
+                         "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[0]
+                         if subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout else "wrk"}}
+    root = tempfile.mkdtemp(prefix="gwbench-")
+    os.chmod(root, 0o755)
+    results = []
+    upstream = Upstream(root, args.upstream_workers)
+    try:
+        upstream.wait_ready()
+        for name in scenarios:
+            log(f"scenario {name}")
+            t0 = time.monotonic()
+            try:
+                res = run_scenario(name, args, root, upstream)
+                ratios(res)
+            except Exception as e:  # noqa: BLE001 - one failing scenario must not lose the others
+                log(f"  {name} failed: {e}")
+                res = {"scenario": name, "error": str(e)}
+            res["elapsed_s"] = round(time.monotonic() - t0, 1)
+            results.append(res)
+    finally:
+        upstream.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    meta["load_after"] = open("/proc/loadavg").read().split()[:3]
+    meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "latest.json"), "w") as f:
+        json.dump({"meta": meta, "results": results}, f, indent=1)
+    md = markdown(results, meta)
+    with open(os.path.join(args.out, "latest.md"), "w") as f:
+        f.write(md)
+    print(md)
+    return 1 if any(r.get("error") for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
