@@ -47,7 +47,12 @@ final class AdminHTTPServer {
                 keep.append(existing)
                 continue
             }
-            let fd = try Socket.listen(on: s.address, reusePort: false, backlog: s.backlog)
+            let fd: Int32
+            do { fd = try Socket.listen(on: s.address, reusePort: false, backlog: s.backlog) } catch {
+                // Sockets made by this call are closed; the running listeners stay as they were.
+                for k in keep where !listeners.contains(where: { $0.fd == k.fd }) { k.watcher.stop(); Socket.close(k.fd) }
+                throw error
+            }
             let w = IOWatcher(loop: loop, fd: fd, events: .read) { [unowned self] _ in self.accept(fd) }
             w.start()
             keep.append((fd, s, w))
@@ -60,6 +65,9 @@ final class AdminHTTPServer {
     }
 
     var listenFDs: [Int32] { listeners.map(\.fd) }
+
+    /// USR1: reopen the access log (after logrotate moved it).
+    func reopenLogs() { accessLog?.reopen() }
 
     private func accept(_ lfd: Int32) {
         var peer = SocketAddress(storage: .init(), length: 0)

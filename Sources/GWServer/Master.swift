@@ -300,6 +300,7 @@ public final class Master {
         if has(SIGUSR1) {
             log.log(.notice, "reopening logs")
             log.reopen()
+            masterParts.admin?.reopenLogs()
             for w in workers { send(.reopenLogs, to: w) }
         }
     }
@@ -351,6 +352,12 @@ public final class Master {
         for w in workers {
             if mode == .fast { ProcessControl.signal(w.pid, SIGTERM) } else { w.draining = true; send(.quit, to: w) }
         }
+        // No worker will accept again: drop the master's references to the listening sockets, so
+        // that the port is released as soon as the workers closed theirs (instead of new clients
+        // queueing on a socket nobody accepts on until the master exits).
+        listeners.closeAll()
+        for g in retiredGroups { g.fds.forEach(Socket.close) }
+        retiredGroups = []
         if workers.isEmpty { loop.stop(); return }
         // Fast stop: workers that did not exit in 5 s are killed.
         if mode == .fast {
