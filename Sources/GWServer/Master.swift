@@ -386,12 +386,17 @@ public final class Master {
         startupNotifyFD = -1
     }
 
+    /// A failed start: the workers are killed and reaped first, and the starter's pipe is left open
+    /// until this process exits (the kernel closes it), so that when `gateway start` reports the
+    /// error no process of this gateway is left and the pid file is gone.
     private func failStartup(_ why: String) -> Never {
         log.log(.emerg, why)
-        notifyStartup("error: \(why)\n")
         for w in workers { ProcessControl.signal(w.pid, SIGKILL) }
         while ProcessControl.reapOne() != nil || workers.contains(where: { ProcessControl.isAlive($0.pid) }) {
             ProcessControl.sleepMillis(10)
+        }
+        if startupNotifyFD >= 0 {
+            ProcessControl.writeAll(startupNotifyFD, Array("error: \(why)\n".utf8))
         }
         exitMaster(1)
     }
