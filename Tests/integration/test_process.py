@@ -305,3 +305,48 @@ def test_admin_node_info_and_status(gateway, upstream):
     assert s1["total_requests"] >= s0["total_requests"] + 20
     assert sum(w["requests"] for w in s1["workers"]) >= sum(w["requests"] for w in s0["workers"]) + 20
     assert s1["connections_accepted"] >= s0["connections_accepted"] + 20
+
+
+def test_quit_timeout_bounds_the_drain(gateway, upstream):
+    # An exchange that outlives quit_timeout is cut by the worker itself: `quit` does not wait for
+    # the 5 s upstream (without the bound the request would finish with 200).
+    up = upstream("hung")
+    g = gateway(workers=1, quit_timeout="1s")
+    add_route(g, up, "/hung")
+    master = g.master_pid()
+    up.delay = 5.0
+    result = {}
+    t = threading.Thread(target=slow_request, args=(g, "/hung", result), daemon=True)
+    t.start()
+    wait_until(lambda: up.hits > 0, what="request at the upstream")
+    r = cli(g, "quit")
+    assert r.returncode == 0, r.stdout + r.stderr
+    t.join(TIMEOUT * 2)
+    assert "status" not in result and "error" in result, result
+    assert not alive(master)
+    assert "quit_timeout (1 s) expired" in g.log()
+
+
+def test_bad_reload_keeps_running_config(gateway, upstream):
+    up = upstream("u")
+    g = gateway(workers=2)
+    add_route(g, up, "/r")
+    master = g.master_pid()
+    workers = current_workers(g, 2)
+    g.write_conf(worker_processes="lots")
+    # The CLI validates first and does not signal.
+    r = cli(g, "reload")
+    assert r.returncode != 0 and "worker_processes" in r.stderr, r.stdout + r.stderr
+    # A SIGHUP with a broken file is refused by the master, which keeps its configuration.
+    os.kill(master, signal.SIGHUP)
+    wait_until(lambda: "reload failed, keeping the running configuration" in g.log(), what="reload refused")
+    assert current_workers(g, 2) == workers
+    assert g.get("/r")[0] == 200
+    # restart = stop + start: a new master, healthy.
+    g.write_conf(worker_processes=2)
+    r = cli(g, "restart")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert g.master_pid() != master and not alive(master)
+    current_workers(g, 2)
+    assert cli(g, "health").returncode == 0
+    g.wait_route("/r")
