@@ -350,3 +350,30 @@ def test_bad_reload_keeps_running_config(gateway, upstream):
     current_workers(g, 2)
     assert cli(g, "health").returncode == 0
     g.wait_route("/r")
+
+
+def test_titles_with_short_command_line(gateway, tmp_path):
+    # `gateway start` from PATH with conf/gateway.conf in the current directory: argv is only 14
+    # bytes, the titles must still be whole (they borrow the environment's room, as nginx does).
+    import shutil
+    import subprocess
+    from conftest import GATEWAY_BIN
+    g = gateway(workers=2, start=False)
+    work = tmp_path / "cwd"
+    (work / "conf").mkdir(parents=True)
+    shutil.copy(g.conf, work / "conf" / "gateway.conf")
+    env = dict(os.environ, PATH=os.path.dirname(GATEWAY_BIN) + os.pathsep + os.environ.get("PATH", ""))
+    r = subprocess.run(["gateway", "start"], cwd=work, env=env, capture_output=True, text=True, timeout=TIMEOUT * 3)
+    assert r.returncode == 0, r.stdout + r.stderr
+    master = g.master_pid()
+    assert cmdline(master).startswith("gateway: master process"), cmdline(master)
+    old = current_workers(g, 2)
+    for w in old:
+        assert cmdline(w).startswith("gateway: worker process"), cmdline(w)
+    print(f"\nmaster cmdline: {cmdline(master)!r}")
+    # The master re-reads its configuration (and its moved environment, getenv) on reload.
+    r = subprocess.run(["gateway", "reload"], cwd=work, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    for w in current_workers(g, 2, replacing=old):
+        assert cmdline(w).startswith("gateway: worker process"), cmdline(w)
+    assert cli(g, "health").returncode == 0
