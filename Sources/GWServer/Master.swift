@@ -322,6 +322,15 @@ public final class Master {
         }
         var nc = newConfig
         nc.prefix = config.prefix
+        // The new generation needs its own shared-memory slots while the old one drains; refuse
+        // rather than start half a generation that never becomes ready.
+        let busy = Set(workers.map(\.slot))
+        let free = (0..<Int(GW_MAX_WORKERS)).filter { !busy.contains($0) && shm.workerSlot($0).pointee.pid == 0 }.count
+        if free < nc.workerProcesses {
+            log.log(.error, "reload refused, keeping the running configuration: \(nc.workerProcesses) workers need " +
+                    "\(nc.workerProcesses) free worker slots, \(free) are free (old workers still draining)")
+            return
+        }
         do {
             retiredGroups += try listeners.ensure(specs: nc.proxyListen, count: nc.workerProcesses)
         } catch {

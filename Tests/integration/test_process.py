@@ -264,6 +264,9 @@ def test_env_override_and_check(gateway, tmp_path):
     r = g.cli("check", str(bad))
     assert r.returncode != 0
     assert f"{bad}:4" in r.stderr and "keepalive_timeout" in r.stderr, r.stderr
+    # worker_processes is capped at half the 64 shared-memory slots (a reload runs two generations).
+    r = g.cli("check", g.conf, env={"GATEWAY_WORKER_PROCESSES": "33"})
+    assert r.returncode != 0 and "between 1 and 32" in r.stderr, r.stderr
     # An invalid environment override is named as such.
     r = g.cli("check", g.conf, env={"GATEWAY_WORKER_PROCESSES": "zero"})
     assert r.returncode != 0 and "GATEWAY_WORKER_PROCESSES" in r.stderr, r.stderr
