@@ -79,6 +79,11 @@ public final class Master {
     public var snapshotPath: String { config.resolve("run/config.json") }
     /// The configuration generation last published to workers.
     public private(set) var configGeneration: UInt64 = 0
+    /// Counters of workers that exited (reload, crash): a worker's shared-memory slot is reused,
+    /// so node-wide totals (GET /status total_requests, connections_accepted) must add these to
+    /// the live slots to stay cumulative across reloads, as nginx's stub_status does.
+    public private(set) var exitedWorkerRequests: UInt64 = 0
+    public private(set) var exitedWorkerConnectionsAccepted: UInt64 = 0
 
     enum StopMode { case fast, graceful }
 
@@ -237,7 +242,10 @@ public final class Master {
             h.watcher?.stop()
             h.watcher = nil
             Socket.close(h.channelFD)
-            shm.workerSlot(h.slot).pointee.pid = 0
+            let slot = shm.workerSlot(h.slot)
+            exitedWorkerRequests &+= slot.pointee.requests
+            exitedWorkerConnectionsAccepted &+= slot.pointee.connections_accepted
+            slot.pointee.pid = 0
             // In-flight counts (least-connections) the dead worker held are given back.
             let reclaimed = PeerStateTable(base: shm.peerArea, size: shm.peerAreaSize).reclaimWorker(h.slot)
             if reclaimed > 0 { log.log(.info, "reclaimed \(reclaimed) in-flight peer counts of worker \(pid)") }
