@@ -70,6 +70,7 @@ public final class Master {
     var generation = 0
     var stopping: StopMode? = nil
     var startupNotifyFD: Int32 = -1
+    var announcedStart = false
     var signalPipe: (Int32, Int32) = (-1, -1)
     var signalWatcher: IOWatcher?
     var respawnTimer: TimerWatcher?
@@ -211,7 +212,8 @@ public final class Master {
     private func workerBecameReady() {
         let current = workers.filter { $0.generation == generation }
         guard current.count >= config.workerProcesses, current.allSatisfy(\.ready) else { return }
-        if startupNotifyFD >= 0 {
+        if !announcedStart {   // daemon or foreground: logged once, when the first generation accepts
+            announcedStart = true
             notifyStartup("ok\n")
             log.log(.notice, "gateway started: \(current.count) worker processes")
         }

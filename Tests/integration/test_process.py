@@ -380,3 +380,25 @@ def test_titles_with_short_command_line(gateway, tmp_path):
     for w in current_workers(g, 2, replacing=old):
         assert cmdline(w).startswith("gateway: worker process"), cmdline(w)
     assert cli(g, "health").returncode == 0
+
+
+def test_foreground_start_and_sigint(gateway):
+    import subprocess
+    from conftest import GATEWAY_BIN
+    g = gateway(workers=2, start=False)
+    p = subprocess.Popen([GATEWAY_BIN, "start", "--foreground", "-c", g.conf, "-p", g.prefix],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(lambda: cli(g, "health").returncode == 0, what="foreground gateway healthy")
+        assert g.master_pid() == p.pid
+        assert cli(g, "start").returncode != 0       # already running
+        workers = current_workers(g, 2)
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=TIMEOUT * 2)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, out
+    assert "gateway started: 2 worker processes" in out and "exit" in out, out
+    assert not any(alive(w) for w in workers)
+    assert not os.path.exists(g.pid_file) and port_free(g.proxy_port)
