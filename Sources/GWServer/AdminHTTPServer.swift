@@ -138,8 +138,16 @@ final class AdminConnection {
             case .wouldBlock:
                 process()
                 return
-            case .eof, .error:
-                if outSent < out.count { closeAfter = true; process(); return }
+            case .eof:
+                // The client half-closed (request + FIN, e.g. `nc -q`, HTTP/1.0 tools): answer what
+                // was received, then close once the output is flushed. Read interest is dropped so
+                // the level-triggered EOF does not spin while output is pending.
+                process()
+                guard fd >= 0 else { return }
+                closeAfter = true
+                if outSent >= out.count { close() } else { io.set(events: .write) }
+                return
+            case .error:
                 close()
                 return
             }
@@ -216,7 +224,7 @@ final class AdminConnection {
             switch r {
             case .bytes(let n): outSent += n
             case .wouldBlock:
-                io.set(events: [.read, .write])
+                io.set(events: closeAfter ? .write : [.read, .write])
                 return
             case .eof, .error:
                 close()

@@ -402,3 +402,22 @@ def test_foreground_start_and_sigint(gateway):
     assert "gateway started: 2 worker processes" in out and "exit" in out, out
     assert not any(alive(w) for w in workers)
     assert not os.path.exists(g.pid_file) and port_free(g.proxy_port)
+
+
+def test_admin_answers_half_closed_requests(gateway):
+    # Request + FIN arriving together (nc -q, HTTP/1.0 tools): every request is answered,
+    # including two pipelined ones before the FIN.
+    g = gateway(workers=1)
+    for i in range(10):
+        s = socket.create_connection(("127.0.0.1", g.admin_port), timeout=TIMEOUT)
+        req = b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n"
+        s.sendall(req * (1 + i % 2))
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+        s.close()
+        assert data.count(b"HTTP/1.1 200") == 1 + i % 2, data[:300]
