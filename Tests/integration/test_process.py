@@ -421,3 +421,30 @@ def test_admin_answers_half_closed_requests(gateway):
             data += d
         s.close()
         assert data.count(b"HTTP/1.1 200") == 1 + i % 2, data[:300]
+
+
+def test_reload_to_busy_port_is_refused(gateway, upstream):
+    from conftest import free_port
+    up = upstream("u")
+    g = gateway(workers=2)
+    add_route(g, up, "/r")
+    workers = current_workers(g, 2)
+    busy_port = free_port()
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", busy_port))
+    busy.listen(1)
+    try:
+        old_port = g.proxy_port
+        g.write_conf(proxy_listen=f"127.0.0.1:{old_port}, 127.0.0.1:{busy_port}")
+        assert cli(g, "reload").returncode == 0
+        wait_until(lambda: "reload failed, keeping the running configuration" in g.log(), what="reload refused")
+        assert current_workers(g, 2) == workers
+        assert g.get("/r")[0] == 200
+    finally:
+        busy.close()
+    # Once the port is free the same reload adds the second listener; the first keeps serving.
+    assert cli(g, "reload").returncode == 0
+    current_workers(g, 2, replacing=workers)
+    g.wait_route("/r")
+    with urllib.request.urlopen(f"http://127.0.0.1:{busy_port}/r", timeout=TIMEOUT) as r:
+        assert r.status == 200
