@@ -56,17 +56,45 @@ uint64_t gw_signals_take(void) { return __atomic_exchange_n(&gw_pending, 0, __AT
 
 void gw_set_pdeathsig(int signo) { prctl(PR_SET_PDEATHSIG, signo); }
 
-// Process titles the nginx way: overwrite the argv area (argv strings are contiguous) and
-// also set the comm name (what `ps -o comm` and /proc/PID/comm show, 15 chars).
+// Process titles the nginx way (ngx_setproctitle.c): the title overwrites the argv area. argv and
+// the environment strings are contiguous at the top of the stack; on the first call the environment
+// strings that directly follow argv are copied to the heap (environ points to the copies, so getenv
+// keeps working) and the title may use their room too. Without that, `gateway start` run from PATH
+// leaves 14 bytes and every process would be titled "gateway: mast". Also sets the comm name (what
+// `ps -o comm` and /proc/PID/comm show, 15 chars).
+extern char **environ;
+static char *gw_title_start, *gw_title_end;   // [start, end): writable title area, end exclusive
+
+static void gw_title_init(int argc, char **argv) {
+    if (gw_title_start || argc <= 0 || !argv || !argv[0]) return;
+    char *start = argv[0];
+    char *end = argv[0] + strlen(argv[0]) + 1;
+    for (int i = 1; i < argc && argv[i] == end; i++) end = argv[i] + strlen(argv[i]) + 1;
+    char *args_end = end;
+    size_t n = 0;
+    if (environ) {
+        while (environ[n]) n++;
+        for (size_t i = 0; i < n && environ[i] == end; i++) end = environ[i] + strlen(environ[i]) + 1;
+        for (size_t i = 0; i < n; i++) {
+            if (environ[i] >= args_end && environ[i] < end) {
+                char *copy = strdup(environ[i]);
+                if (!copy) { end = args_end; break; }   // keep the environment intact: argv room only
+                environ[i] = copy;
+            }
+        }
+    }
+    gw_title_start = start;
+    gw_title_end = end;
+}
+
 void gw_set_process_title(int argc, char **argv, const char *title) {
-    if (argc > 0 && argv && argv[0]) {
-        char *start = argv[0];
-        char *end = argv[argc - 1] + strlen(argv[argc - 1]);
-        size_t room = (size_t)(end - start);
+    gw_title_init(argc, argv);
+    if (gw_title_start) {
+        size_t room = (size_t)(gw_title_end - gw_title_start) - 1;   // keep a final NUL
         size_t n = strlen(title);
         if (n > room) n = room;
-        memcpy(start, title, n);
-        memset(start + n, 0, room - n + 1);
+        memcpy(gw_title_start, title, n);
+        memset(gw_title_start + n, 0, room - n + 1);
     }
     prctl(PR_SET_NAME, title, 0, 0, 0);
 }

@@ -108,6 +108,9 @@ private let aliases: [String: String] = [
     "nginx_http_keepalive_requests": "keepalive_requests",
 ]
 
+/// The largest worker_processes (half of the shared segment's GW_MAX_WORKERS slots).
+public let maxWorkerProcesses = 32
+
 public enum ConfigLoader {
     /// Loads defaults, then `path` (if given), then GATEWAY_<KEY> variables, then `overrides`.
     public static func load(path: String?, overrides: [String: String] = [:],
@@ -213,9 +216,11 @@ public enum ConfigLoader {
         if !prefix.hasPrefix("/") { prefix = ProcessControl.currentDirectory() + "/" + prefix }
         while prefix.count > 1 && prefix.hasSuffix("/") { prefix.removeLast() }
 
+        // At most half the shared-memory worker slots (GW_MAX_WORKERS = 64): a reload runs the old
+        // and the new generation side by side. `auto` is clamped (a 128-core host gets 32).
         let wp: Int
-        if v("worker_processes") == "auto" { wp = ProcessControl.cpuCount() }
-        else { wp = try int("worker_processes", 1...Int(64)) }
+        if v("worker_processes") == "auto" { wp = min(ProcessControl.cpuCount(), maxWorkerProcesses) }
+        else { wp = try int("worker_processes", 1...maxWorkerProcesses) }
 
         guard let level = LogLevel(name: v("log_level")) else {
             throw bad("log_level", "expected one of debug, info, notice, warn, error, crit, alert, emerg")

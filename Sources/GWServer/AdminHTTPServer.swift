@@ -47,7 +47,12 @@ final class AdminHTTPServer {
                 keep.append(existing)
                 continue
             }
-            let fd = try Socket.listen(on: s.address, reusePort: false, backlog: s.backlog)
+            let fd: Int32
+            do { fd = try Socket.listen(on: s.address, reusePort: false, backlog: s.backlog) } catch {
+                // Sockets made by this call are closed; the running listeners stay as they were.
+                for k in keep where !listeners.contains(where: { $0.fd == k.fd }) { k.watcher.stop(); Socket.close(k.fd) }
+                throw error
+            }
             let w = IOWatcher(loop: loop, fd: fd, events: .read) { [unowned self] _ in self.accept(fd) }
             w.start()
             keep.append((fd, s, w))
@@ -60,6 +65,9 @@ final class AdminHTTPServer {
     }
 
     var listenFDs: [Int32] { listeners.map(\.fd) }
+
+    /// USR1: reopen the access log (after logrotate moved it).
+    func reopenLogs() { accessLog?.reopen() }
 
     private func accept(_ lfd: Int32) {
         var peer = SocketAddress(storage: .init(), length: 0)
@@ -130,8 +138,16 @@ final class AdminConnection {
             case .wouldBlock:
                 process()
                 return
-            case .eof, .error:
-                if outSent < out.count { closeAfter = true; process(); return }
+            case .eof:
+                // The client half-closed (request + FIN, e.g. `nc -q`, HTTP/1.0 tools): answer what
+                // was received, then close once the output is flushed. Read interest is dropped so
+                // the level-triggered EOF does not spin while output is pending.
+                process()
+                guard fd >= 0 else { return }
+                closeAfter = true
+                if outSent >= out.count { close() } else { io.set(events: .write) }
+                return
+            case .error:
                 close()
                 return
             }
@@ -208,7 +224,7 @@ final class AdminConnection {
             switch r {
             case .bytes(let n): outSent += n
             case .wouldBlock:
-                io.set(events: [.read, .write])
+                io.set(events: closeAfter ? .write : [.read, .write])
                 return
             case .eof, .error:
                 close()

@@ -28,7 +28,7 @@ public enum CLI {
       -c, --conf FILE      configuration file (default: conf/gateway.conf if present)
       -p, --prefix DIR     prefix directory (default: the `prefix` setting)
       --foreground         start: do not daemonize (also `daemon = off`)
-      -t, --timeout S      quit: seconds to wait before forcing (default 10)
+      -t, --timeout S      quit: seconds to wait before forcing (default: quit_timeout, 10s)
       -h, --help           help for a command
 
     Every configuration key can be overridden with GATEWAY_<KEY> in the environment.
@@ -37,7 +37,7 @@ public enum CLI {
     static let commandHelp: [String: String] = [
         "start": "Usage: gateway start [-c CONF] [-p PREFIX] [--foreground]\n\nValidates the configuration, creates the prefix (pids/, logs/, run/), binds the listeners,\nforks the workers and exits 0 once every worker accepts connections.",
         "stop": "Usage: gateway stop [-p PREFIX]\n\nFast shutdown (SIGTERM): the master and workers exit at once.",
-        "quit": "Usage: gateway quit [-p PREFIX] [-t SECONDS]\n\nGraceful shutdown (SIGQUIT): workers stop accepting, finish in-flight requests and exit.\nAfter the timeout (default 10 s) the gateway is stopped with SIGTERM.",
+        "quit": "Usage: gateway quit [-p PREFIX] [-t SECONDS]\n\nGraceful shutdown (SIGQUIT): workers stop accepting, finish in-flight requests and exit.\nAfter the timeout (default: quit_timeout, 10 s) the gateway is stopped with SIGTERM.",
         "reload": "Usage: gateway reload [-c CONF] [-p PREFIX]\n\nValidates the configuration, then SIGHUP: new workers start on the same sockets and the old\nones drain. The master pid does not change.",
         "restart": "Usage: gateway restart [-c CONF] [-p PREFIX] [--foreground]\n\nStops the running gateway (if any) and starts it again.",
         "health": "Usage: gateway health [-p PREFIX]\n\nExit 0 when the master and all workers are alive, and list them.",
@@ -52,7 +52,7 @@ public enum CLI {
         var conf: String?
         var prefix: String?
         var foreground = false
-        var timeout = 10
+        var timeout: Int? = nil     // quit: nil = the configuration's quit_timeout
         var help = false
     }
 
@@ -236,7 +236,9 @@ public enum CLI {
         }
         if graceful {
             ProcessControl.signal(pid, SIGQUIT)
-            if waitGone(pid, seconds: o.timeout) { print("Gateway stopped (gracefully)"); return 0 }
+            // Workers bound their drain by quit_timeout themselves; one more second lets them exit
+            // on their own before the forced stop.
+            if waitGone(pid, seconds: o.timeout ?? (cfg.quitTimeout + 1)) { print("Gateway stopped (gracefully)"); return 0 }
             ProcessControl.signal(pid, SIGTERM)
             if waitGone(pid, seconds: 10) { print("Timeout, Gateway stopped forcefully"); return 0 }
             return fail("the gateway (pid \(pid)) did not stop")

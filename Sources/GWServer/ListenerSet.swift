@@ -18,17 +18,18 @@ final class ListenerSet {
     /// are no longer configured (the caller closes them once no worker uses them).
     func ensure(specs: [ListenSpec], count: Int) throws -> [Group] {
         var next: [Group] = []
+        var made: [Int32] = []
         for spec in specs {
             var g = groups.first(where: { $0.spec.address == spec.address }) ?? Group(spec: spec, fds: [])
             while g.fds.count < count {
                 do {
-                    g.fds.append(try Socket.listen(on: spec.address, reusePort: true, backlog: spec.backlog))
+                    let fd = try Socket.listen(on: spec.address, reusePort: true, backlog: spec.backlog)
+                    g.fds.append(fd)
+                    made.append(fd)
                 } catch {
-                    // Roll back the sockets made by this call for new groups.
-                    if !groups.contains(where: { $0.spec.address == spec.address }) { g.fds.forEach(Socket.close) }
-                    for n in next where !groups.contains(where: { $0.spec.address == n.spec.address }) {
-                        n.fds.forEach(Socket.close)
-                    }
+                    // Roll back every socket made by this call (new groups and growth of existing
+                    // ones); the running groups stay as they were.
+                    made.forEach(Socket.close)
                     throw error
                 }
             }

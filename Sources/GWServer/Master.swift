@@ -70,6 +70,7 @@ public final class Master {
     var generation = 0
     var stopping: StopMode? = nil
     var startupNotifyFD: Int32 = -1
+    var announcedStart = false
     var signalPipe: (Int32, Int32) = (-1, -1)
     var signalWatcher: IOWatcher?
     var respawnTimer: TimerWatcher?
@@ -79,6 +80,11 @@ public final class Master {
     public var snapshotPath: String { config.resolve("run/config.json") }
     /// The configuration generation last published to workers.
     public private(set) var configGeneration: UInt64 = 0
+    /// Counters of workers that exited (reload, crash): a worker's shared-memory slot is reused,
+    /// so node-wide totals (GET /status total_requests, connections_accepted) must add these to
+    /// the live slots to stay cumulative across reloads, as nginx's stub_status does.
+    public private(set) var exitedWorkerRequests: UInt64 = 0
+    public private(set) var exitedWorkerConnectionsAccepted: UInt64 = 0
 
     enum StopMode { case fast, graceful }
 
@@ -206,7 +212,8 @@ public final class Master {
     private func workerBecameReady() {
         let current = workers.filter { $0.generation == generation }
         guard current.count >= config.workerProcesses, current.allSatisfy(\.ready) else { return }
-        if startupNotifyFD >= 0 {
+        if !announcedStart {   // daemon or foreground: logged once, when the first generation accepts
+            announcedStart = true
             notifyStartup("ok\n")
             log.log(.notice, "gateway started: \(current.count) worker processes")
         }
@@ -237,7 +244,10 @@ public final class Master {
             h.watcher?.stop()
             h.watcher = nil
             Socket.close(h.channelFD)
-            shm.workerSlot(h.slot).pointee.pid = 0
+            let slot = shm.workerSlot(h.slot)
+            exitedWorkerRequests &+= slot.pointee.requests
+            exitedWorkerConnectionsAccepted &+= slot.pointee.connections_accepted
+            slot.pointee.pid = 0
             // In-flight counts (least-connections) the dead worker held are given back.
             let reclaimed = PeerStateTable(base: shm.peerArea, size: shm.peerAreaSize).reclaimWorker(h.slot)
             if reclaimed > 0 { log.log(.info, "reclaimed \(reclaimed) in-flight peer counts of worker \(pid)") }
@@ -300,6 +310,7 @@ public final class Master {
         if has(SIGUSR1) {
             log.log(.notice, "reopening logs")
             log.reopen()
+            masterParts.admin?.reopenLogs()
             for w in workers { send(.reopenLogs, to: w) }
         }
     }
@@ -321,6 +332,15 @@ public final class Master {
         }
         var nc = newConfig
         nc.prefix = config.prefix
+        // The new generation needs its own shared-memory slots while the old one drains; refuse
+        // rather than start half a generation that never becomes ready.
+        let busy = Set(workers.map(\.slot))
+        let free = (0..<Int(GW_MAX_WORKERS)).filter { !busy.contains($0) && shm.workerSlot($0).pointee.pid == 0 }.count
+        if free < nc.workerProcesses {
+            log.log(.error, "reload refused, keeping the running configuration: \(nc.workerProcesses) workers need " +
+                    "\(nc.workerProcesses) free worker slots, \(free) are free (old workers still draining)")
+            return
+        }
         do {
             retiredGroups += try listeners.ensure(specs: nc.proxyListen, count: nc.workerProcesses)
         } catch {
@@ -351,6 +371,12 @@ public final class Master {
         for w in workers {
             if mode == .fast { ProcessControl.signal(w.pid, SIGTERM) } else { w.draining = true; send(.quit, to: w) }
         }
+        // No worker will accept again: drop the master's references to the listening sockets, so
+        // that the port is released as soon as the workers closed theirs (instead of new clients
+        // queueing on a socket nobody accepts on until the master exits).
+        listeners.closeAll()
+        for g in retiredGroups { g.fds.forEach(Socket.close) }
+        retiredGroups = []
         if workers.isEmpty { loop.stop(); return }
         // Fast stop: workers that did not exit in 5 s are killed.
         if mode == .fast {
@@ -379,12 +405,17 @@ public final class Master {
         startupNotifyFD = -1
     }
 
+    /// A failed start: the workers are killed and reaped first, and the starter's pipe is left open
+    /// until this process exits (the kernel closes it), so that when `gateway start` reports the
+    /// error no process of this gateway is left and the pid file is gone.
     private func failStartup(_ why: String) -> Never {
         log.log(.emerg, why)
-        notifyStartup("error: \(why)\n")
         for w in workers { ProcessControl.signal(w.pid, SIGKILL) }
         while ProcessControl.reapOne() != nil || workers.contains(where: { ProcessControl.isAlive($0.pid) }) {
             ProcessControl.sleepMillis(10)
+        }
+        if startupNotifyFD >= 0 {
+            ProcessControl.writeAll(startupNotifyFD, Array("error: \(why)\n".utf8))
         }
         exitMaster(1)
     }

@@ -10,7 +10,8 @@ import GWSystem
 public enum WorkerProcess {
     public static func run(_ ctx: WorkerContext, argc: Int32, argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Never {
         gw_set_process_title(argc, argv, "gateway: worker process \(ctx.index)")
-        gw_set_pdeathsig(SIGTERM)
+        // The master's death drains this worker like `quit` (bounded by quit_timeout below).
+        gw_set_pdeathsig(SIGQUIT)
         if ProcessControl.parentPid != Int32(ctx.shm.header.pointee.master_pid) { ProcessControl.immediateExit(0) }
         let log: ErrorLog
         do {
@@ -37,11 +38,20 @@ public enum WorkerProcess {
         server.loadConfiguration()
 
         var exiting = false
+        // A graceful drain (reload, quit, master gone) is bounded by quit_timeout, as nginx's
+        // worker_shutdown_timeout: an exchange that outlives it (a hung upstream) is cut, so that an
+        // old worker never lingers forever after a reload.
+        let drainTimer = TimerWatcher(loop: loop) {
+            log.log(.warn, "quit_timeout (\(ctx.config.quitTimeout) s) expired; closing the remaining connections")
+            server.closeAll()
+            loop.stop()
+        }
         func quit(graceful: Bool) {
             if graceful {
                 if exiting { return }
                 exiting = true
                 log.log(.notice, "gracefully shutting down")
+                drainTimer.start(after: Double(max(ctx.config.quitTimeout, 1)))
                 server.drain { loop.stop() }
             } else {
                 log.log(.notice, "exiting")

@@ -25,7 +25,15 @@ public enum ProcessControl {
         return "killed by signal \(status & 0x7f)"
     }
 
-    public static func isAlive(_ pid: pid_t) -> Bool { pid > 0 && kill(pid, 0) == 0 }
+    /// True when `pid` exists and is not a zombie (a master that exited but was not reaped yet,
+    /// e.g. under an init that reaps slowly, must count as stopped for `gateway stop`).
+    public static func isAlive(_ pid: pid_t) -> Bool {
+        guard pid > 0, kill(pid, 0) == 0 else { return false }
+        guard let stat = readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: UInt8(ascii: ")")),
+              close + 2 < stat.count else { return true }
+        let state = stat[close + 2]
+        return state != UInt8(ascii: "Z") && state != UInt8(ascii: "X")
+    }
 
     @discardableResult
     public static func signal(_ pid: pid_t, _ sig: Int32) -> Bool { kill(pid, sig) == 0 }

@@ -261,3 +261,196 @@ def upstream():
     yield make
     for u in ups:
         u.stop()
+
+
+# Process-model helpers (test_process.py, tools/reload_under_load.py) ------------------------------
+import http.client  # noqa: E402
+
+
+def proc_state(pid):
+    """The /proc state letter of pid, or None when it does not exist (zombies count as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+
+
+def alive(pid):
+    s = proc_state(pid)
+    return s is not None and s not in ("Z", "X")
+
+
+def cmdline(pid):
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def children(pid):
+    """Live child pids of pid (scans /proc: works without CONFIG_PROC_CHILDREN)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if int(rest[1]) == pid and rest[0] not in ("Z", "X"):
+            out.append(int(d))
+    return out
+
+
+def processes_using(path):
+    """Live pids that hold an open file under `path` (a gateway keeps its logs open): finds a
+    gateway left behind in a prefix whatever its process title."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            for fd in os.listdir(f"/proc/{d}/fd"):
+                try:
+                    if os.readlink(f"/proc/{d}/fd/{fd}").startswith(path):
+                        out.append(int(d))
+                        break
+                except OSError:
+                    continue
+        except OSError:
+            continue
+    return [p for p in out if alive(p)]
+
+
+def port_free(port):
+    """True when a new listener can bind 127.0.0.1:port (SO_REUSEADDR, as any server sets it: a
+    connection of the old process lingering in TIME_WAIT does not count, a listener does)."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+# Errors that mean "the server closed this keep-alive connection before sending any byte of the
+# response": a client may send an idempotent request again on a new connection (RFC 9112 §9.3.1,
+# what curl and browsers do).
+RETRYABLE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
+class Load:
+    """Continuous GET traffic to the proxy: `fresh` threads open a new connection per request,
+    `keepalive` threads reuse one http.client connection (re-opened when the server closes it).
+    Counts ok / failed (with reasons) / retried (keep-alive request re-sent once after the server
+    closed the idle connection before any response byte). Every request has a socket timeout."""
+
+    def __init__(self, port, path, fresh=1, keepalive=1, timeout=TIMEOUT, check=None):
+        self.port, self.path, self.timeout = port, path, timeout
+        self.check = check or (lambda status, body, headers: status == 200)
+        self.ok = 0
+        self.failed = 0
+        self.retried = 0
+        self.errors = []
+        self.last_headers = {}
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._fresh, daemon=True) for _ in range(fresh)]
+        self.threads += [threading.Thread(target=self._keepalive, daemon=True) for _ in range(keepalive)]
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(self.timeout * 2)
+
+    def _record(self, ok, why=None, headers=None):
+        with self.lock:
+            if ok:
+                self.ok += 1
+                if headers is not None:
+                    self.last_headers = headers
+            else:
+                self.failed += 1
+                if len(self.errors) < 20:
+                    self.errors.append(why)
+
+    def _one(self, conn):
+        conn.request("GET", self.path)
+        r = conn.getresponse()
+        try:
+            body = r.read()
+        except Exception as e:  # noqa: BLE001 - response bytes were received: never retried
+            raise RuntimeError(f"reading the body: {type(e).__name__}: {e}") from e
+        return r.status, body, {k.lower(): v for k, v in r.getheaders()}, r.will_close
+
+    def _fresh(self):
+        while not self.stopping.is_set():
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            try:
+                st, body, h, _ = self._one(conn)
+                good = self.check(st, body, h)
+                self._record(good, f"fresh: status {st} {body[:100]!r}", h)
+            except Exception as e:  # noqa: BLE001
+                self._record(False, f"fresh: {type(e).__name__}: {e}")
+            finally:
+                conn.close()
+
+    def _keepalive(self):
+        conn = None
+        while not self.stopping.is_set():
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            reused = conn.sock is not None
+            try:
+                st, body, h, will_close = self._one(conn)
+            except RETRYABLE as e:
+                conn.close()
+                conn = None
+                if not reused:
+                    self._record(False, f"keepalive (new connection): {type(e).__name__}: {e}")
+                    continue
+                with self.lock:
+                    self.retried += 1
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+                try:
+                    st, body, h, will_close = self._one(conn)
+                except Exception as e2:  # noqa: BLE001
+                    self._record(False, f"keepalive retry: {type(e2).__name__}: {e2}")
+                    conn.close()
+                    conn = None
+                    continue
+            except Exception as e:  # noqa: BLE001
+                self._record(False, f"keepalive: {type(e).__name__}: {e}")
+                conn.close()
+                conn = None
+                continue
+            self._record(self.check(st, body, h), f"keepalive: status {st} {body[:100]!r}", h)
+            if will_close:
+                conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
+
+    def summary(self):
+        return f"ok={self.ok} failed={self.failed} retried={self.retried} errors={self.errors[:5]}"
+
+
+def add_route(g, up, path="/p"):
+    """A service backed by `up` and a route `path` to it; waits until the proxy serves it."""
+    name = "svc" + path.strip("/").replace("/", "_")
+    st, body, _ = g.admin("POST", "/services", {"name": name, "url": f"http://{up.address}"})
+    assert st == 201, body
+    st, body, _ = g.admin("POST", f"/services/{name}/routes", {"paths": [path]})
+    assert st == 201, body
+    g.wait_route(path)
