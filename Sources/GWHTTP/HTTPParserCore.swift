@@ -181,7 +181,10 @@ final class HTTPParserCore {
     func mapError(_ rc: llhttp_errno_t) -> HTTPParseError {
         let reason = llhttp_get_error_reason(parser).map { String(cString: $0) } ?? "parse error"
         switch rc {
-        case HPE_INVALID_VERSION: return HTTPParseError(.versionNotSupported, reason)
+        case HPE_INVALID_VERSION:
+            // nginx: a well-formed but unsupported version (HTTP/2.0, 3.1) is 505; a malformed one
+            // ("HTTP/1.x", "HTTP/1") is a plain 400.
+            return HTTPParseError(reason == "Invalid HTTP version" ? .versionNotSupported : .badRequest, reason)
         case HPE_INVALID_TRANSFER_ENCODING: return HTTPParseError(.unsupportedTransferEncoding, reason)
         default: return HTTPParseError(.badRequest, reason)
         }

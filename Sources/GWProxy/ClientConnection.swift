@@ -71,6 +71,10 @@ final class ClientConnection {
     var timerKind = TimerKind.none
     var parserPaused = false       // the request parser stopped on an event; resume it even without new bytes
     var respParserPaused = false
+    var processing = false         // process() is running (re-entrancy guard)
+    var processAgain = false
+    var readingUpstream = false    // upstreamReadable() is running (re-entrancy guard)
+    var upstreamAgain = false
 
     enum TimerKind { case none, keepalive, header, body }
 
@@ -190,8 +194,20 @@ final class ClientConnection {
 
     // MARK: request parsing
 
-    /// Parses what is buffered, as far as the exchange allows.
+    /// Parses what is buffered, as far as the exchange allows. Re-entrant calls (forwarding a body
+    /// piece can drain the upstream, fail it, retry, or answer) only ask the running loop to go round
+    /// again, so buffer offsets are never advanced from a stale step.
     func process() {
+        if processing { processAgain = true; return }
+        processing = true
+        defer { processing = false }
+        repeat {
+            processAgain = false
+            processLoop()
+        } while processAgain && fd >= 0 && !closing
+    }
+
+    private func processLoop() {
         while fd >= 0, !closing, let b = inBuf {
             if tunnel { return }
             if inRequest && reqPhase == .done { return }   // pipelined bytes wait for the response
@@ -210,8 +226,9 @@ final class ClientConnection {
             let step = p.execute(b.readable)
             switch step {
             case .needMore:
-                if inRequest && reqPhase == .body { forwardBody(count: b.count) }
+                let p = UnsafeRawPointer(b.base + b.start), n = b.count
                 b.start = b.end
+                if inRequest && reqPhase == .body { forwardBody(p, n) }
                 if !inRequest { armClientTimer(.header) }
                 return
             case .head(let consumed):
@@ -219,20 +236,23 @@ final class ClientConnection {
                 parserPaused = true
                 beginRequest()
             case .body(_, let consumed):
-                forwardBody(count: consumed)
+                let p = UnsafeRawPointer(b.base + b.start)
                 b.start += consumed
                 parserPaused = true
+                forwardBody(p, consumed)
             case .messageComplete(let consumed):
+                let p = UnsafeRawPointer(b.base + b.start)
+                b.start += consumed
                 if inRequest && reqPhase == .body {
-                    forwardBody(count: consumed)
+                    forwardBody(p, consumed)
                     requestBodyComplete()
                 }
-                b.start += consumed
             case .informational:
                 b.start = b.end
             case .upgrade(let consumed):
-                if inRequest && reqPhase == .body { forwardBody(count: consumed) }
+                let p = UnsafeRawPointer(b.base + b.start)
                 b.start += consumed
+                if inRequest && reqPhase == .body { forwardBody(p, consumed) }
                 reqPhase = .done
                 return
             case .error(let e):
@@ -375,9 +395,10 @@ final class ClientConnection {
         process()   // forward any body bytes already buffered
     }
 
-    private func forwardBody(count: Int) {
-        guard count > 0, let b = inBuf, let u = upstream else { return }
-        u.out.append(contentsOf: UnsafeRawBufferPointer(start: b.base + b.start, count: count))
+    /// Copies a piece of request body (already consumed from `inBuf`) to the upstream and writes it.
+    private func forwardBody(_ p: UnsafeRawPointer, _ count: Int) {
+        guard count > 0, let u = upstream else { return }
+        u.out.append(contentsOf: UnsafeRawBufferPointer(start: p, count: count))
         bodyForwarded += count
         armClientTimer(.body)
         u.flush()
@@ -393,7 +414,19 @@ final class ClientConnection {
         if reqPhase == .body { process() }
     }
 
+    /// Re-entrant calls (flushing to the client can resume a paused upstream) only ask the running
+    /// loop to go round again.
     func upstreamReadable(_ u: UpstreamConnection) {
+        if readingUpstream { upstreamAgain = true; return }
+        readingUpstream = true
+        defer { readingUpstream = false }
+        repeat {
+            upstreamAgain = false
+            upstreamReadableLoop(u)
+        } while upstreamAgain && fd >= 0 && upstream === u
+    }
+
+    private func upstreamReadableLoop(_ u: UpstreamConnection) {
         if tunnel { tunnelFromUpstream(); return }
         while upstream === u {
             if out.count - outSent > ProxyServer.maxPendingOutput {
@@ -426,23 +459,37 @@ final class ClientConnection {
             let step = u.parser.execute(b.readable)
             switch step {
             case .needMore:
-                if respPhase == .body { relayRaw(b, b.count) }
+                let p = UnsafeRawPointer(b.base + b.start), n = b.count
                 b.start = b.end
+                if respPhase == .body { relayRaw(p, n) }
             case .informational(let consumed):
                 respParserPaused = true
                 b.start += consumed   // 1xx (100 Continue) is not forwarded; we answered Expect ourselves
             case .head(let consumed):
                 b.start += consumed
+                if u.parser.head.status == 101 {
+                    // Switching Protocols: only an answer to an Upgrade request; then a raw tunnel.
+                    guard parser?.head.isUpgrade == true else {
+                        server.log.log(.error, "upstream \(u.peer) sent 101 to a request without Upgrade")
+                        upstreamFailed(u, .invalidResponse)
+                        return
+                    }
+                    startTunnel(u)
+                    return
+                }
                 respParserPaused = true
                 responseHead(u)
                 if respPhase == .done { return }
             case .body(_, let consumed):
-                relayRaw(b, consumed)
+                let p = UnsafeRawPointer(b.base + b.start)
                 b.start += consumed
                 respParserPaused = true
+                relayRaw(p, consumed)
             case .messageComplete(let consumed):
-                relayRaw(b, consumed)
+                let p = UnsafeRawPointer(b.base + b.start)
                 b.start += consumed
+                relayRaw(p, consumed)
+                guard upstream === u else { return }
                 responseComplete(u)
                 return
             case .upgrade(let consumed):
@@ -457,10 +504,11 @@ final class ClientConnection {
         }
     }
 
-    private func relayRaw(_ b: IOBuffer, _ count: Int) {
+    /// Copies response bytes (already consumed from the upstream buffer, framing included) to the client.
+    private func relayRaw(_ p: UnsafeRawPointer, _ count: Int) {
         guard count > 0, respPhase == .body else { return }
         if parser?.head.method == .head { return }
-        out.append(contentsOf: UnsafeRawBufferPointer(start: b.base + b.start, count: count))
+        out.append(contentsOf: UnsafeRawBufferPointer(start: p, count: count))
         flushClient()
     }
 
@@ -479,6 +527,7 @@ final class ClientConnection {
         server.buildClientResponseHead(self, rh, into: &out)
         respPhase = .body
         flushClient()
+        guard upstream === u else { return }   // the client went away
         if responseNoBody {
             // llhttp ends a body-less response on its next execute: run it now.
             _ = u.parser.execute(UnsafeRawBufferPointer(start: u.inBuf.base + u.inBuf.start, count: 0))
@@ -492,6 +541,7 @@ final class ClientConnection {
         u.cancelTimer()
         let rh = u.parser.head
         let reusable = rh.keepAlive && !closeDelimited && reqPhase == .done && u.inBuf.isEmpty && !u.hasPendingOutput
+            && u.state == .active
         upstream = nil
         if reusable { server.pool.put(u) } else { u.close() }
         finishExchange(upstreamStatus: status)
@@ -509,6 +559,8 @@ final class ClientConnection {
 
     /// Resets per-request state and goes on with the next request (or closes).
     private func endExchange() {
+        // An Upgrade request answered without 101: the connection goes on as HTTP.
+        if !tunnel { parser?.resumeAfterRefusedUpgrade() }
         inRequest = false
         reqPhase = .none
         respPhase = .none
@@ -555,7 +607,13 @@ final class ClientConnection {
     func upstreamFailed(_ u: UpstreamConnection, _ f: UpstreamFailure) {
         guard upstream === u else { u.close(); return }
         upstream = nil
-        let stale = u.reused && !u.receivedAny
+        // nginx retries a failed cached keep-alive connection without counting the try, but only for
+        // errors (the upstream closed it meanwhile), not timeouts.
+        var stale = u.reused && !u.receivedAny
+        switch f {
+        case .connectTimeout, .readTimeout, .writeTimeout, .invalidResponse: stale = false
+        default: break
+        }
         u.abort()
         if respPhase != .none {
             // Part of the response was sent: the only signal left is closing the connection.
@@ -614,8 +672,11 @@ final class ClientConnection {
         case .connectFailed, .connectTimeout: nothingSent = true
         default: nothingSent = false
         }
-        let idempotent = !(method == .post || method == .patch || method == .other(0))
-        let replayable = nothingSent || (bodyForwarded == 0 && idempotent)
+        let idempotent = !(method == .post || method == .patch || method == .other(9))   // 9 = LOCK
+        var replayable = nothingSent || (bodyForwarded == 0 && idempotent)
+        // nginx proxy_next_upstream default is "error timeout": an invalid response header
+        // (invalid_header) is not retried.
+        if case .invalidResponse = f { replayable = false }
         if tries <= plan.service.retries && replayable && !(hasBody && bodyForwarded > 0) {
             connectToPeer()
             return
