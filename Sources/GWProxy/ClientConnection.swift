@@ -230,6 +230,9 @@ final class ClientConnection {
                 b.start = b.end
                 if inRequest && reqPhase == .body { forwardBody(p, n) }
                 if !inRequest { armClientTimer(.header) }
+                // readClient pauses reading when inBuf is full (upstream backlog); everything is
+                // consumed now, so read again.
+                if readPaused && !clientEOF && fd >= 0 { setReadPaused(false) }
                 return
             case .head(let consumed):
                 b.start += consumed
@@ -411,6 +414,10 @@ final class ClientConnection {
     }
 
     func upstreamDrained(_ u: UpstreamConnection) {
+        if tunnel {
+            if readPaused && !clientEOF { setReadPaused(false) }
+            return
+        }
         if reqPhase == .body { process() }
     }
 
@@ -719,7 +726,10 @@ final class ClientConnection {
     private func tunnelFromClient() {
         guard let b = inBuf, let u = upstream else { close(); return }
         b.compact()
-        if b.freeSpace == 0 || u.out.count - u.outSent > ProxyServer.maxPendingOutput { return }
+        if b.freeSpace == 0 || u.out.count - u.outSent > ProxyServer.maxPendingOutput {
+            setReadPaused(true)   // resumed by upstreamDrained (level-triggered: do not spin)
+            return
+        }
         switch Socket.read(fd, into: b.base + b.end, count: b.freeSpace) {
         case .bytes(let n):
             b.end += n

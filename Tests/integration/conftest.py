@@ -340,6 +340,7 @@ class RawUpstream:
         self.hits = 0
         self.requests = []
         self.stopped = threading.Event()
+        self.read_delay = 0.0        # seconds to wait after accept before reading (backpressure tests)
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -369,6 +370,8 @@ class RawUpstream:
 
     def _serve(self, c):
         c.settimeout(TIMEOUT * 2)
+        if self.read_delay:
+            time.sleep(self.read_delay)
         f = c.makefile("rb")
         try:
             while not self.stopped.is_set():

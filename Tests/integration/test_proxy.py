@@ -17,6 +17,8 @@ from conftest import (TIMEOUT, Gateway, http_response, reset_socket, refused_por
 
 BIG = os.urandom(1 << 20)
 BIG_SHA = hashlib.sha256(BIG).hexdigest()
+HUGE = BIG * 8                     # 8 MiB: more than the loopback socket buffers absorb
+HUGE_SHA = hashlib.sha256(HUGE).hexdigest()
 
 
 def sha(b):
@@ -166,6 +168,21 @@ def scripted(c, r, up):
         c.sendall(http_response(200, BIG, {"Content-Length": len(BIG), "X-Sha": BIG_SHA}))
     elif seg == "big-chunked":
         c.sendall(http_response(200, BIG, {"X-Sha": BIG_SHA}, chunked=True, chunk_size=10000))
+    elif seg == "huge-cl":
+        c.sendall(http_response(200, HUGE))
+    elif seg == "s100":
+        c.sendall(b"HTTP/1.1 100 Continue\r\n\r\n" + http_response(200, b"after-100"))
+    elif seg == "resp-clte":
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        return False
+    elif seg == "resp-badcl":
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nabc")
+        return False
+    elif seg == "resp-twocl":
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd")
+        return False
+    elif seg == "s500":
+        c.sendall(http_response(500, b"upstream's own error", {"Content-Type": "text/x-upstream"}))
     elif seg == "big-eof":
         c.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + BIG)
         return False
@@ -474,6 +491,42 @@ def test_big_request_bodies(gw, raw_upstream):
     assert (r.json()["len"], r.json()["sha"]) == (len(BIG), BIG_SHA)
 
 
+def test_backpressure_slow_upstream_and_slow_client(gw, raw_upstream):
+    """8 MiB each way with the slow side not reading for a while: nothing is lost and nothing stalls
+    (client_body_timeout is 3 s in this module)."""
+    g = gw
+    u = raw_upstream(scripted)
+    add(g, u.address, {"paths": ["/bp"], "strip_path": False})
+    wait_routed(g, "/bp/once")
+    u.read_delay = 1.0                 # the next upstream connection reads nothing for 1 s
+    r = req(g, "POST", "/bp/echo", body=HUGE, timeout=30)
+    assert r.status == 200
+    assert (r.json()["len"], r.json()["sha"]) == (len(HUGE), HUGE_SHA)
+    u.read_delay = 0.0
+    s, f = raw_conn(g, timeout=30)
+    try:
+        s.sendall(b"GET /bp/huge-cl HTTP/1.1\r\nHost: bp.test\r\n\r\n")
+        time.sleep(1.0)                # the client reads nothing for 1 s
+        r = read_response(f)
+        assert r.status == 200
+        assert (len(r.body), sha(r.body)) == (len(HUGE), HUGE_SHA)
+    finally:
+        f.close()
+        s.close()
+
+
+def test_upstream_error_status_passed_through(gw, raw_upstream):
+    g = gw
+    u = raw_upstream(scripted)
+    add(g, u.address, {"paths": ["/up500"], "strip_path": False})
+    wait_routed(g, "/up500/echo")
+    hits = u.hits
+    r = req(g, "GET", "/up500/s500")
+    assert r.status == 500
+    assert r.body == b"upstream's own error" and r.headers["content-type"] == "text/x-upstream"
+    assert u.hits - hits == 1          # an upstream status is not a reason to retry
+
+
 @pytest.mark.parametrize("kind", ["big-cl", "big-chunked", "big-eof"])
 def test_big_response_bodies(gw, raw_upstream, kind):
     g = gw
@@ -597,6 +650,25 @@ def test_client_keepalive_and_pipelining(gw, upstream):
         s.close()
 
 
+def test_pipelining_with_upstream_closing_each_connection(gw, raw_upstream):
+    g = gw
+    u = raw_upstream(scripted)
+    add(g, u.address, {"paths": ["/pipeclose"], "strip_path": False})
+    wait_routed(g, "/pipeclose/once")
+    s, f = raw_conn(g)
+    try:
+        s.sendall(b"GET /pipeclose/once HTTP/1.1\r\nHost: p.test\r\n\r\n" * 3
+                  + b"POST /pipeclose/echo HTTP/1.1\r\nHost: p.test\r\nContent-Length: 2\r\n\r\nhi")
+        for _ in range(3):
+            r = read_response(f)
+            assert (r.status, r.body) == (200, b"once")
+        r = read_response(f)
+        assert r.status == 200 and r.json()["len"] == 2
+    finally:
+        f.close()
+        s.close()
+
+
 # --------------------------------------------------------------------------------------------------
 # bad input
 
@@ -619,6 +691,12 @@ BAD_INPUT = [
     ("over-long header line", b"GET /bad/echo HTTP/1.1\r\nHost: b.test\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 400),
     ("over-long header section", b"GET /bad/echo HTTP/1.1\r\nHost: b.test\r\n"
                                  + b"".join(b"X-H%d: %s\r\n" % (i, b"a" * 7000) for i in range(6)) + b"\r\n", 400),
+    ("negative content-length", b"POST /bad/echo HTTP/1.1\r\nHost: b.test\r\nContent-Length: -1\r\n\r\n", 400),
+    ("non-numeric content-length", b"POST /bad/echo HTTP/1.1\r\nHost: b.test\r\nContent-Length: 1e3\r\n\r\n", 400),
+    ("chunked on HTTP/1.0", b"POST /bad/echo HTTP/1.0\r\nHost: b.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            b"0\r\n\r\n", 400),
+    ("chunk size overflow", b"POST /bad/echo HTTP/1.1\r\nHost: b.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            b"fffffffffffffffffff\r\nx\r\n0\r\n\r\n", 400),
     ("invalid method", b"G@T /bad/echo HTTP/1.1\r\nHost: b.test\r\n\r\n", 400),
     ("lowercase method", b"get /bad/echo HTTP/1.1\r\nHost: b.test\r\n\r\n", 400),
     ("HTTP/2.0 version", b"GET /bad/echo HTTP/2.0\r\nHost: b.test\r\n\r\n", 505),
@@ -733,6 +811,59 @@ def test_upstream_closes_before_responding(gw, raw_upstream):
     r = req(g, "GET", "/upclose/close", {"Accept": "application/json"})
     assert r.status == 502 and r.json()["message"] == "An invalid response was received from the upstream server"
     assert req(g, "GET", "/upclose/echo").status == 200
+
+
+@pytest.mark.parametrize("kind", ["resp-clte", "resp-badcl", "resp-twocl"])
+def test_upstream_invalid_framing(gw, raw_upstream, kind):
+    g = gw
+    u = raw_upstream(scripted)
+    add(g, u.address, {"paths": [f"/upframing-{kind}"], "strip_path": False})
+    wait_routed(g, f"/upframing-{kind}/echo")
+    r = req(g, "GET", f"/upframing-{kind}/{kind}")
+    assert r.status == 502, r
+
+
+def test_upstream_interim_100_is_skipped(gw, raw_upstream):
+    g = gw
+    u = raw_upstream(scripted)
+    add(g, u.address, {"paths": ["/up100"], "strip_path": False})
+    wait_routed(g, "/up100/echo")
+    s, f = raw_conn(g)
+    try:
+        for _ in range(2):
+            s.sendall(b"GET /up100/s100 HTTP/1.1\r\nHost: h.test\r\n\r\n")
+            r = read_response(f)
+            assert r.status == 200 and r.body == b"after-100"
+    finally:
+        f.close()
+        s.close()
+
+
+def test_errors_keep_client_connection_usable(gw, raw_upstream):
+    """A 502 for a body-less request leaves the client connection open for the next request; a POST
+    whose request was sent is not retried (non-idempotent)."""
+    g = gw
+    u = raw_upstream(scripted)
+    add(g, u.address, {"paths": ["/errka"], "strip_path": False})
+    wait_routed(g, "/errka/once")
+    s, f = raw_conn(g)
+    try:
+        s.sendall(b"GET /errka/close HTTP/1.1\r\nHost: e.test\r\n\r\n")
+        assert read_response(f).status == 502
+        s.sendall(b"GET /errka/echo HTTP/1.1\r\nHost: e.test\r\n\r\n")
+        assert read_response(f).status == 200
+        s.sendall(b"GET /no-such-route-anywhere HTTP/1.1\r\nHost: e.test\r\n\r\n")
+        assert read_response(f).status == 404
+        s.sendall(b"GET /errka/echo HTTP/1.1\r\nHost: e.test\r\n\r\n")
+        assert read_response(f).status == 200
+    finally:
+        f.close()
+        s.close()
+    wait_until(lambda: req(g, "GET", "/errka/once").status == 200)
+    hits = u.hits
+    r = req(g, "POST", "/errka/close", body=b"payload")
+    assert r.status == 502
+    assert u.hits - hits == 1
 
 
 def test_upstream_resets_mid_body(gw, raw_upstream):
