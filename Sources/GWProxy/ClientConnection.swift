@@ -67,6 +67,7 @@ final class ClientConnection {
     var requestID: [UInt8] = []
     var responseNoBody = false
     var closeDelimited = false
+    var dechunk = false            // HTTP/1.0 client, chunked upstream response: relay decoded bytes, close-delimited
     var tunnel = false
     var timerKind = TimerKind.none
     var parserPaused = false       // the request parser stopped on an event; resume it even without new bytes
@@ -297,6 +298,7 @@ final class ClientConnection {
         respPhase = .none
         responseNoBody = false
         closeDelimited = false
+        dechunk = false
         choice = nil
         hasBody = head.isChunked || (head.contentLength ?? 0) > 0
         reqPhase = hasBody ? .body : .done
@@ -309,6 +311,11 @@ final class ClientConnection {
                 _ = parser!.execute(UnsafeRawBufferPointer(start: b.base + b.start, count: 0))
             }
             parserPaused = false
+        }
+        if head.method == .connect {
+            // nginx: "client sent CONNECT method" → 405, connection closed
+            sendError(status: 405, message: "Method not allowed", close: true, errorPage: true)
+            return
         }
         let cfg = server.config
         config = cfg
@@ -468,7 +475,7 @@ final class ClientConnection {
             case .needMore:
                 let p = UnsafeRawPointer(b.base + b.start), n = b.count
                 b.start = b.end
-                if respPhase == .body { relayRaw(p, n) }
+                if respPhase == .body && !dechunk { relayRaw(p, n) }
             case .informational(let consumed):
                 respParserPaused = true
                 b.start += consumed   // 1xx (100 Continue) is not forwarded; we answered Expect ourselves
@@ -487,15 +494,19 @@ final class ClientConnection {
                 respParserPaused = true
                 responseHead(u)
                 if respPhase == .done { return }
-            case .body(_, let consumed):
+            case .body(let piece, let consumed):
                 let p = UnsafeRawPointer(b.base + b.start)
                 b.start += consumed
                 respParserPaused = true
-                relayRaw(p, consumed)
+                if dechunk {
+                    if let pb = piece.baseAddress { relayRaw(pb, piece.count) }
+                } else {
+                    relayRaw(p, consumed)
+                }
             case .messageComplete(let consumed):
                 let p = UnsafeRawPointer(b.base + b.start)
                 b.start += consumed
-                relayRaw(p, consumed)
+                if !dechunk { relayRaw(p, consumed) }
                 guard upstream === u else { return }
                 responseComplete(u)
                 return
@@ -531,6 +542,11 @@ final class ClientConnection {
         closeDelimited = !responseNoBody && rh.contentLength == nil && !rh.isChunked && rh.status != 101
         if closeDelimited || !rh.keepAlive { closeAfterResponse = closeAfterResponse || closeDelimited }
         if reqPhase != .done { closeAfterResponse = true }   // upstream answered before the body ended
+        // An HTTP/1.0 client cannot take chunked framing: decode and delimit by close.
+        if rh.isChunked && !responseNoBody && parser?.head.versionMinor == 0 {
+            dechunk = true
+            closeAfterResponse = true
+        }
         server.buildClientResponseHead(self, rh, into: &out)
         respPhase = .body
         flushClient()
@@ -826,12 +842,13 @@ final class ClientConnection {
         case .keepalive, .none:
             close()
         case .header:
-            if let b = inBuf, b.isEmpty, parser == nil || !inRequest && requestsOnConnection > 0 && b.isEmpty {
-                close()   // idle between requests
-                return
+            // nginx (ngx_http_process_request_headers): "client timed out" → the connection is closed
+            // without a response; a partly received request is logged as 408.
+            if !inRequest, let p = parser, p.hasPartialRequest {
+                startRequestClock()
+                server.accessLog(self, status: 408)
             }
-            // nginx: 408 for a header not received in time; the connection is closed.
-            sendError(status: 408, message: "Request timeout", close: true, errorPage: true)
+            close()
         case .body:
             upstream?.abort()
             upstream = nil

@@ -170,6 +170,7 @@ extension ProxyServer {
                 continue
             }
             if connectionListed && namedByConnection(h, i) { continue }
+            if c.dechunk && h.fields[i].nameLength == 17 && h.nameEquals(at: i, "transfer-encoding") { continue }
             if !clientWantsTrailers && h.fields[i].nameLength == 7 && h.nameEquals(at: i, "trailer") { continue }
             if h.fields[i].nameLength == 6 && h.nameEquals(at: i, "server") { hasServer = true }
             HTTPWriter.appendHeader(h, at: i, into: &out)

@@ -542,6 +542,23 @@ def test_big_response_bodies(gw, raw_upstream, kind):
         assert r.headers.get("connection") == "close"
 
 
+def test_http10_client_gets_no_chunked_framing(gw, raw_upstream):
+    g = gw
+    u = raw_upstream(scripted)
+    add(g, u.address, {"paths": ["/h10"], "strip_path": False})
+    wait_routed(g, "/h10/echo")
+    s, f = raw_conn(g)
+    try:
+        s.sendall(b"GET /h10/big-chunked HTTP/1.0\r\nHost: h.test\r\n\r\n")
+        r = read_response(f)           # no Content-Length, no chunked: read until close
+        assert r.status == 200
+        assert "transfer-encoding" not in r.headers
+        assert (len(r.body), sha(r.body)) == (len(BIG), BIG_SHA)
+    finally:
+        f.close()
+        s.close()
+
+
 def test_head_204_304_have_no_body_and_connection_stays_usable(gw, raw_upstream):
     g = gw
     u = raw_upstream(scripted)
@@ -697,6 +714,7 @@ BAD_INPUT = [
                             b"0\r\n\r\n", 400),
     ("chunk size overflow", b"POST /bad/echo HTTP/1.1\r\nHost: b.test\r\nTransfer-Encoding: chunked\r\n\r\n"
                             b"fffffffffffffffffff\r\nx\r\n0\r\n\r\n", 400),
+    ("CONNECT method", b"CONNECT b.test:443 HTTP/1.1\r\nHost: b.test:443\r\n\r\n", 405),
     ("invalid method", b"G@T /bad/echo HTTP/1.1\r\nHost: b.test\r\n\r\n", 400),
     ("lowercase method", b"get /bad/echo HTTP/1.1\r\nHost: b.test\r\n\r\n", 400),
     ("HTTP/2.0 version", b"GET /bad/echo HTTP/2.0\r\nHost: b.test\r\n\r\n", 505),
@@ -771,6 +789,13 @@ def test_slowloris_header_timeout(gw):
         except (ConnectionResetError, socket.timeout) as e:
             pytest.fail(f"no 408/close within the bounded wait: {e!r}")
         assert r is None or r.status == 408, r
+    finally:
+        f.close()
+        s.close()
+    # a connection that never sends anything is closed (nginx: silently) after client_header_timeout
+    s, f = raw_conn(g, timeout=10)
+    try:
+        assert f.read() == b""
     finally:
         f.close()
         s.close()
