@@ -181,6 +181,14 @@ def scripted(c, r, up):
     elif seg == "resp-twocl":
         c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd")
         return False
+    elif seg == "lie":
+        # claims keep-alive, then closes right after the response
+        c.sendall(http_response(200, b"lie"))
+        return False
+    elif seg == "closelater":
+        c.sendall(http_response(200, b"later"))
+        time.sleep(0.3)
+        return False
     elif seg == "s500":
         c.sendall(http_response(500, b"upstream's own error", {"Content-Type": "text/x-upstream"}))
     elif seg == "big-eof":
@@ -361,6 +369,8 @@ STRIP_ROWS = [
     ("/service", "/route", True, "/route/x?a=1&b=%20", "/service/x?a=1&b=%20"),
     ("/", "/qq", False, "/qq?", "/qq?"),
     ("/", "~/rx/(?<n>[0-9]+)", True, "/rx/42/tail", "/tail"),
+    ("/", "/enc", False, "/enc/a%20b/%7Euser/%2F", "/enc/a%20b/~user/%2F"),
+    ("/", "/dots", False, "/dots/a/../b/./c//d", "/dots/b/c/d"),
 ]
 
 
@@ -641,6 +651,46 @@ def test_keepalive_reuse_to_upstream(gw, upstream):
         assert r.status == 200
     assert u.hits - before_hits == 50
     assert u.connections - before_conns <= 3, u.connections - before_conns
+
+
+def test_concurrent_clients_get_their_own_responses(gw, upstream):
+    """Many clients at once through the shared upstream pool: every response belongs to its request."""
+    import concurrent.futures
+    g = gw
+    u = upstream("conc")
+    add(g, u.address, {"paths": ["/conc"], "strip_path": False})
+    wait_routed(g, "/conc/0")
+
+    def client(n):
+        c = http.client.HTTPConnection("127.0.0.1", g.proxy_port, timeout=TIMEOUT)
+        try:
+            out = []
+            for i in range(10):
+                body = f"{n}-{i}".encode() * (i + 1)
+                c.request("POST", f"/conc/{n}/{i}", body=body)
+                r = c.getresponse()
+                j = json.loads(r.read())
+                out.append((r.status, j["path"], j["body_len"]) == (200, f"/conc/{n}/{i}", len(body)))
+            return all(out)
+        finally:
+            c.close()
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        results = list(ex.map(client, range(16)))
+    assert results == [True] * 16
+
+
+def test_upstream_closing_pooled_connections(gw, raw_upstream):
+    """An upstream that closes kept-alive connections (idle, or right after answering while claiming
+    keep-alive): the gateway never hands the client a 502 for a GET."""
+    g = gw
+    u = raw_upstream(scripted)
+    add(g, u.address, {"paths": ["/pooled"], "strip_path": False})
+    wait_routed(g, "/pooled/once")
+    assert req(g, "GET", "/pooled/closelater").status == 200
+    time.sleep(0.6)                    # the pooled connection has been closed by the upstream meanwhile
+    assert req(g, "GET", "/pooled/echo").status == 200
+    statuses = [req(g, "GET", "/pooled/lie").status for _ in range(30)]
+    assert statuses == [200] * 30
 
 
 def test_client_keepalive_and_pipelining(gw, upstream):
