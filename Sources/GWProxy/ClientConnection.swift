@@ -400,9 +400,21 @@ final class ClientConnection {
         guard let plan = decision?.plan else { return }
         u.requestsServed += 1
         u.out.append(contentsOf: requestHead)
-        u.armTimer(Double(plan.service.readTimeout) / 1000)
+        u.armTimer(Double(plan.service.writeTimeout) / 1000)
         guard u.flush() else { return }
+        if upstream === u { armUpstreamTimer(u) }
         process()   // forward any body bytes already buffered
+    }
+
+    /// nginx: proxy_send_timeout (service write_timeout) while the request is being sent, then
+    /// proxy_read_timeout (read_timeout) for the response — not one timer over the whole upload.
+    private func armUpstreamTimer(_ u: UpstreamConnection) {
+        guard let plan = decision?.plan, respPhase == .none else { return }
+        if reqPhase == .body || u.hasPendingOutput {
+            u.armTimer(Double(plan.service.writeTimeout) / 1000)
+        } else {
+            u.armTimer(Double(plan.service.readTimeout) / 1000)
+        }
     }
 
     /// Copies a piece of request body (already consumed from `inBuf`) to the upstream and writes it.
@@ -411,13 +423,14 @@ final class ClientConnection {
         u.out.append(contentsOf: UnsafeRawBufferPointer(start: p, count: count))
         bodyForwarded += count
         armClientTimer(.body)
-        u.flush()
+        if u.flush(), upstream === u { armUpstreamTimer(u) }
     }
 
     private func requestBodyComplete() {
         reqPhase = .done
         timer.stop()
         timerKind = .none
+        if let u = upstream, u.state == .active { armUpstreamTimer(u) }
     }
 
     func upstreamDrained(_ u: UpstreamConnection) {
@@ -425,6 +438,7 @@ final class ClientConnection {
             if readPaused && !clientEOF { setReadPaused(false) }
             return
         }
+        if upstream === u { armUpstreamTimer(u) }
         if reqPhase == .body { process() }
     }
 

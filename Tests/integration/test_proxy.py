@@ -525,6 +525,31 @@ def test_backpressure_slow_upstream_and_slow_client(gw, raw_upstream):
         s.close()
 
 
+def test_read_timeout_starts_after_the_request_is_sent(gw, raw_upstream):
+    """read_timeout (1 s here) bounds the wait for the response, not the upload: an upstream that takes
+    1.5 s before reading a large body is fine (write_timeout is the default 60 s)."""
+    g = gw
+    u = raw_upstream(scripted)
+    add(g, u.address, {"paths": ["/rt"], "strip_path": False}, read_timeout=1000)
+    wait_routed(g, "/rt/once")
+    u.read_delay = 1.5
+    r = req(g, "POST", "/rt/echo", body=HUGE, timeout=30)
+    assert r.status == 200, r
+    assert r.json()["sha"] == HUGE_SHA
+
+
+def test_all_targets_refusing(gw):
+    g = gw
+    assert g.admin("POST", "/upstreams", {"name": "dead-upstream"})[0] == 201
+    for _ in range(2):
+        assert g.admin("POST", "/upstreams/dead-upstream/targets",
+                       {"target": f"127.0.0.1:{refused_port()}"})[0] == 201
+    add(g, "dead-upstream", {"paths": ["/alldead"]})
+    r = wait_until(lambda: (lambda r: r if r.status != 404 else None)(req(g, "GET", "/alldead")), what="route")
+    assert r.status == 502, r
+    assert r.body.startswith(b"An invalid response was received from the upstream server")
+
+
 def test_upstream_error_status_passed_through(gw, raw_upstream):
     g = gw
     u = raw_upstream(scripted)
