@@ -214,6 +214,9 @@ final class ClientConnection {
             if inRequest && reqPhase == .done { return }   // pipelined bytes wait for the response
             if inRequest && reqPhase == .body {
                 guard let u = upstream, u.state == .active, !u.hasPendingOutput || u.out.count < ProxyServer.maxPendingOutput else {
+                    // Waiting on the upstream (connecting, or not reading), not on the client: no
+                    // client_body_timeout meanwhile (write_timeout / connect_timeout apply).
+                    if timerKind == .body { timer.stop(); timerKind = .none }
                     return
                 }
             }
@@ -229,7 +232,9 @@ final class ClientConnection {
             case .needMore:
                 let p = UnsafeRawPointer(b.base + b.start), n = b.count
                 b.start = b.end
-                if inRequest && reqPhase == .body { forwardBody(p, n) }
+                if inRequest && reqPhase == .body {
+                    if n > 0 { forwardBody(p, n) } else if timerKind != .body { armClientTimer(.body) }
+                }
                 if !inRequest { armClientTimer(.header) }
                 // readClient pauses reading when inBuf is full (upstream backlog); everything is
                 // consumed now, so read again.

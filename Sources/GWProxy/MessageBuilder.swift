@@ -92,14 +92,20 @@ extension ClientConnection {
         HTTPWriter.append("\r\n", into: &out)
         let upgrade = head.isUpgrade
         let h = head.headers
-        var xff: ArraySlice<UInt8>? = nil
+        var xff: [UInt8] = []          // all incoming X-Forwarded-For values, comma-joined (nginx $http_x_forwarded_for)
         let connectionListed = connectionNamesHeaders(h)
         var viaFirst = true
         var via: [UInt8] = []
         for i in 0..<h.count {
             if skipRequestHeader(h, i, upgrade: upgrade) {
                 let n = h.fields[i].nameLength
-                if n == 15 && h.nameEquals(at: i, "x-forwarded-for") { xff = h.valueBytes(at: i) }
+                if n == 15 && h.nameEquals(at: i, "x-forwarded-for") {
+                    let v = h.valueBytes(at: i)
+                    if !v.isEmpty {
+                        if !xff.isEmpty { HTTPWriter.append(", ", into: &xff) }
+                        xff.append(contentsOf: v)
+                    }
+                }
                 if n == 3 { appendVia(h, i, into: &via, first: &viaFirst) }
                 continue
             }
@@ -117,7 +123,7 @@ extension ClientConnection {
         // TE is hop-by-hop; Kong forwards only "trailers" when the client asked for it
         if h.hasToken("trailers", in: "te") { HTTPWriter.append("TE: trailers\r\n", into: &out) }
         HTTPWriter.append("X-Forwarded-For: ", into: &out)
-        if let x = xff, !x.isEmpty { out.append(contentsOf: x); HTTPWriter.append(", ", into: &out) }
+        if !xff.isEmpty { out.append(contentsOf: xff); HTTPWriter.append(", ", into: &out) }
         peer.appendIP(to: &out)
         HTTPWriter.append("\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ", into: &out)
         if let hi = head.hostIndex {

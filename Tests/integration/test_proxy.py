@@ -455,6 +455,9 @@ def test_forwarded_headers_and_response_headers(gw, upstream):
     h = req(g, "GET", "/hdrs2/z").json()["headers"]
     assert h["X-Forwarded-For"] == "127.0.0.1"
     assert "X-Forwarded-Prefix" not in h
+    r = raw_once(g, b"GET /hdrs2/m HTTP/1.1\r\nHost: m.test\r\nX-Forwarded-For: 1.1.1.1\r\n"
+                    b"X-Forwarded-For: 2.2.2.2, 3.3.3.3\r\n\r\n")
+    assert r.json()["headers"]["X-Forwarded-For"] == "1.1.1.1, 2.2.2.2, 3.3.3.3, 127.0.0.1"
     assert h["X-Forwarded-Host"] == "127.0.0.1"
 
 
@@ -533,6 +536,11 @@ def test_read_timeout_starts_after_the_request_is_sent(gw, raw_upstream):
     add(g, u.address, {"paths": ["/rt"], "strip_path": False}, read_timeout=1000)
     wait_routed(g, "/rt/once")
     u.read_delay = 1.5
+    r = req(g, "POST", "/rt/echo", body=HUGE, timeout=30)
+    assert r.status == 200, r
+    assert r.json()["sha"] == HUGE_SHA
+    # longer than client_body_timeout (3 s): the client is not the one being slow, so no 408
+    u.read_delay = 3.5
     r = req(g, "POST", "/rt/echo", body=HUGE, timeout=30)
     assert r.status == 200, r
     assert r.json()["sha"] == HUGE_SHA
