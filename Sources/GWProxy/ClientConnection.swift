@@ -828,7 +828,7 @@ final class ClientConnection {
                                 accept: accept, contentType: contentType, isHEAD: isHead,
                                 defaultType: errorPage ? server.settings.errorDefaultType : nil,
                                 serverToken: server.settings.serverTokens ? server.serverToken : nil,
-                                keepAlive: keep, responseLatency: server.settings.latencyTokens ? latency : nil)
+                                keepAlive: keep, date: String(decoding: server.httpDate(), as: UTF8.self), responseLatency: server.settings.latencyTokens ? latency : nil)
         releaseChoice(latencyMicros: nil, outcome: nil)
         upstream?.abort()
         upstream = nil

@@ -166,6 +166,7 @@ extension ProxyServer {
         HTTPWriter.append("\r\n", into: &out)
         let h = rh.headers
         var hasServer = false
+        var hasDate = false
         let connectionListed = connectionNamesHeaders(h)
         let clientWantsTrailers = c.parser?.head.headers.hasToken("trailers", in: "te") ?? false
         var viaFirst = true
@@ -179,7 +180,13 @@ extension ProxyServer {
             if c.dechunk && h.fields[i].nameLength == 17 && h.nameEquals(at: i, "transfer-encoding") { continue }
             if !clientWantsTrailers && h.fields[i].nameLength == 7 && h.nameEquals(at: i, "trailer") { continue }
             if h.fields[i].nameLength == 6 && h.nameEquals(at: i, "server") { hasServer = true }
+            if h.fields[i].nameLength == 4 && h.nameEquals(at: i, "date") { hasDate = true }
             HTTPWriter.appendHeader(h, at: i, into: &out)
+        }
+        if !hasDate {
+            HTTPWriter.append("Date: ", into: &out)
+            out.append(contentsOf: httpDate())
+            HTTPWriter.append("\r\n", into: &out)
         }
         if settings.serverTokens {
             if !hasServer { HTTPWriter.append("Server: kong/3.10.0\r\n", into: &out) }
