@@ -333,6 +333,12 @@ final class ClientConnection {
             return
         }
         decision = d
+        if d.requiresHTTPS {
+            // KONG.md §3.1: an https-only route hit over http (https_redirect_status_code default 426)
+            sendError(status: 426, message: "Please use HTTPS protocol", close: false, errorPage: false,
+                      connection: "Upgrade", extraHeaders: [("Upgrade", "TLS/1.2, HTTP/1.1")])
+            return
+        }
         guard d.plan != nil else {
             sendError(status: 503, message: "no Service found with those values", close: false, errorPage: false)
             return
@@ -806,7 +812,8 @@ final class ClientConnection {
 
     /// Sends a Kong error response. `errorPage`: nginx error_page semantics (Accept, then
     /// Content-Type, then error_default_type); otherwise kong.response.error (Accept, JSON default).
-    func sendError(status st: Int, message: String, logStatus: Int? = nil, close closeAfter: Bool, errorPage: Bool) {
+    func sendError(status st: Int, message: String, logStatus: Int? = nil, close closeAfter: Bool, errorPage: Bool,
+                   connection: String? = nil, extraHeaders: [(String, String)] = []) {
         guard fd >= 0 else { return }
         if !inRequest { startRequestClock() }
         status = logStatus ?? st
@@ -828,7 +835,9 @@ final class ClientConnection {
                                 accept: accept, contentType: contentType, isHEAD: isHead,
                                 defaultType: errorPage ? server.settings.errorDefaultType : nil,
                                 serverToken: server.settings.serverTokens ? server.serverToken : nil,
-                                keepAlive: keep, date: String(decoding: server.httpDate(), as: UTF8.self), responseLatency: server.settings.latencyTokens ? latency : nil)
+                                keepAlive: keep, connection: keep ? connection : nil,
+                                date: String(decoding: server.httpDate(), as: UTF8.self),
+                                responseLatency: server.settings.latencyTokens ? latency : nil, extraHeaders: extraHeaders)
         releaseChoice(latencyMicros: nil, outcome: nil)
         upstream?.abort()
         upstream = nil

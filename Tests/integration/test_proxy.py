@@ -338,6 +338,20 @@ def test_404_and_503_bodies(gw):
     assert r.body.startswith(b"no Service found with those values\nrequest_id: ")
 
 
+def test_https_only_route_over_http_is_426(gw, upstream):
+    g = gw
+    u = upstream("tls")
+    add(g, u.address, {"paths": ["/tls-only"], "protocols": ["https"]})
+    add(g, u.address, {"paths": ["/tls-marker"]})
+    wait_routed(g, "/tls-marker")
+    r = req(g, "GET", "/tls-only")
+    assert r.status == 426
+    assert r.json()["message"] == "Please use HTTPS protocol"
+    assert r.headers["upgrade"] == "TLS/1.2, HTTP/1.1"
+    assert r.headers["connection"] == "Upgrade"
+    assert u.hits == 1                 # only the marker request
+
+
 # --------------------------------------------------------------------------------------------------
 # strip_path / service.path / preserve_host
 
