@@ -322,6 +322,11 @@ final class ClientConnection {
             sendError(status: 405, message: "Method not allowed", close: true, errorPage: true)
             return
         }
+        if !requestPathIsValid(head.pathBytes) {
+            // nginx ngx_http_parse_complex_uri: bad %-escape or ".." above the root → 400
+            sendError(status: 400, message: "Bad request", close: true, errorPage: true)
+            return
+        }
         let cfg = server.config
         config = cfg
         guard let cfg else {
@@ -917,4 +922,54 @@ final class ClientConnection {
         if let p = parser { server.giveRequestParser(p); parser = nil }
         server.connectionClosed(self)
     }
+}
+
+@inline(__always) private func hexValue(_ c: UInt8) -> UInt8? {
+    switch c {
+    case 0x30...0x39: return c - 0x30
+    case 0x41...0x46: return c - 0x41 + 10
+    case 0x61...0x66: return c - 0x61 + 10
+    default: return nil
+    }
+}
+
+/// nginx's URI checks (ngx_http_parse_complex_uri): every `%` starts a two-hex-digit escape, and
+/// dot-segments (after decoding escapes, `/` and `.` included) never climb above the root.
+func requestPathIsValid(_ path: ArraySlice<UInt8>) -> Bool {
+    guard path.first == 0x2F else { return true }     // "*", or absolute-form without a path
+    var i = path.startIndex
+    var depth = 0
+    var seg: (len: Int, dots: Int) = (0, 0)           // current segment length and count of '.'
+    func endSegment() -> Bool {
+        if seg.len == 2 && seg.dots == 2 {
+            depth -= 1
+            if depth < 0 { return false }
+        } else if seg.len > 0 && !(seg.len == 1 && seg.dots == 1) {
+            depth += 1
+        }
+        seg = (0, 0)
+        return true
+    }
+    var first = true
+    while i < path.endIndex {
+        var c = path[i]
+        if c == 0x25 {
+            guard i + 2 < path.endIndex, let h = hexValue(path[i + 1]), let l = hexValue(path[i + 2]) else {
+                return false
+            }
+            c = h << 4 | l
+            i += 3
+        } else {
+            i += 1
+        }
+        if c == 0x2F {
+            if first { first = false; continue }
+            if !endSegment() { return false }
+        } else {
+            first = false
+            seg.len += 1
+            if c == 0x2E { seg.dots += 1 }
+        }
+    }
+    return endSegment()
 }

@@ -136,7 +136,7 @@ extension ClientConnection {
         HTTPWriter.append("\r\nX-Forwarded-Port: ", into: &out)
         HTTPWriter.appendDecimal(listenPort, into: &out)
         HTTPWriter.append("\r\nX-Forwarded-Path: ", into: &out)
-        out.append(contentsOf: head.pathBytes)
+        if head.pathBytes.isEmpty { out.append(0x2F) } else { out.append(contentsOf: head.pathBytes) }
         if let p = d.strippedPrefix, p != "/" {
             HTTPWriter.append("\r\nX-Forwarded-Prefix: ", into: &out)
             HTTPWriter.append(p, into: &out)

@@ -312,6 +312,23 @@ def test_router_priorities(gw, upstream):
     assert got == want
 
 
+def test_path_edge_cases_still_routed(gw, upstream):
+    g = gw
+    u = upstream("edge")
+    add(g, u.address, {"hosts": ["edge.test"]}, path="/svc")
+    wait_routed(g, "/", {"Host": "edge.test"})
+    cases = {
+        b"GET http://edge.test HTTP/1.1\r\nHost: edge.test\r\n\r\n": ("/svc", "/"),
+        b"GET http://edge.test/p?q=1 HTTP/1.1\r\nHost: edge.test\r\n\r\n": ("/svc/p?q=1", "/p"),
+        b"GET /a/../b/%2e/c HTTP/1.1\r\nHost: edge.test\r\n\r\n": ("/svc/b/c", "/a/../b/%2e/c"),
+        b"GET /x/.. HTTP/1.1\r\nHost: edge.test\r\n\r\n": ("/svc", "/x/.."),
+    }
+    for raw, (path, fwd_path) in cases.items():
+        r = raw_once(g, raw)
+        assert r.status == 200, (raw, r)
+        assert (r.json()["path"], r.json()["headers"]["X-Forwarded-Path"]) == (path, fwd_path), raw
+
+
 def test_404_and_503_bodies(gw):
     g = gw
     r = req(g, "GET", "/no-such-route-anywhere")
@@ -814,6 +831,10 @@ BAD_INPUT = [
     ("chunk size overflow", b"POST /bad/echo HTTP/1.1\r\nHost: b.test\r\nTransfer-Encoding: chunked\r\n\r\n"
                             b"fffffffffffffffffff\r\nx\r\n0\r\n\r\n", 400),
     ("CONNECT method", b"CONNECT b.test:443 HTTP/1.1\r\nHost: b.test:443\r\n\r\n", 405),
+    ("bad percent-escape", b"GET /bad/a%2 HTTP/1.1\r\nHost: b.test\r\n\r\n", 400),
+    ("bad percent-escape 2", b"GET /bad/a%zz/echo HTTP/1.1\r\nHost: b.test\r\n\r\n", 400),
+    ("dot-segments above root", b"GET /bad/../../etc/passwd HTTP/1.1\r\nHost: b.test\r\n\r\n", 400),
+    ("encoded dot-segments above root", b"GET /%2e%2E/bad/echo HTTP/1.1\r\nHost: b.test\r\n\r\n", 400),
     ("invalid method", b"G@T /bad/echo HTTP/1.1\r\nHost: b.test\r\n\r\n", 400),
     ("lowercase method", b"get /bad/echo HTTP/1.1\r\nHost: b.test\r\n\r\n", 400),
     ("HTTP/2.0 version", b"GET /bad/echo HTTP/2.0\r\nHost: b.test\r\n\r\n", 505),
