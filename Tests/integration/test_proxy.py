@@ -865,6 +865,13 @@ def test_bad_input(gw, bad_route, name, data, status):
         r = read_response(f)
         assert r is not None, "closed without a response"
         assert r.status == status, r
+        messages = {400: b"Bad request", 414: b"URI too long", 505: b"HTTP version not supported",
+                    405: b"Method not allowed", 501: b"Not implemented"}
+        if name.startswith("over-long header"):
+            assert r.body.startswith(b"Request header or cookie too large\n"), r
+        else:
+            assert r.body.startswith(messages[status] + b"\n"), r
+        assert r.headers["content-type"] == "text/plain; charset=utf-8"     # error_default_type
         assert r.headers.get("connection") == "close"
         assert f.read() == b""          # and the connection is closed
     finally:
@@ -936,6 +943,28 @@ def test_client_closes_mid_body(gw, raw_upstream):
         s.close()
     r = req(g, "POST", "/midbody/echo", body=b"x" * 100)
     assert r.status == 200 and r.json()["len"] == 100
+    assert worker(g) == w
+
+
+def test_client_goes_away_before_or_during_the_response(gw, raw_upstream):
+    g = gw
+    w = worker(g)
+    u = raw_upstream(scripted)
+    add(g, u.address, {"paths": ["/gone"], "strip_path": False}, read_timeout=1000, retries=0)
+    wait_routed(g, "/gone/once")
+    # closes while the upstream has not answered yet; the gateway's 504 later meets a closed socket
+    s = socket.create_connection(("127.0.0.1", g.proxy_port), timeout=TIMEOUT)
+    s.sendall(b"GET /gone/hang HTTP/1.1\r\nHost: g.test\r\n\r\n")
+    time.sleep(0.2)
+    s.close()
+    # resets the connection in the middle of an 8 MiB download
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", g.proxy_port), timeout=TIMEOUT)
+        s.sendall(b"GET /gone/huge-cl HTTP/1.1\r\nHost: g.test\r\n\r\n")
+        assert s.recv(65536)
+        reset_socket(s)
+    time.sleep(1.5)                    # past the 1 s read timeout of the abandoned request
+    assert req(g, "GET", "/gone/echo").status == 200
     assert worker(g) == w
 
 
