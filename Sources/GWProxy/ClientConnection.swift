@@ -77,7 +77,10 @@ final class ClientConnection {
     var readingUpstream = false    // upstreamReadable() is running (re-entrancy guard)
     var upstreamAgain = false
 
-    enum TimerKind { case none, keepalive, header, body }
+    enum TimerKind { case none, keepalive, header, body, send }
+    /// nginx send_timeout (default 60 s, not overridden by Kong): a client that accepts no response
+    /// bytes for this long is disconnected (otherwise it would pin the upstream connection forever).
+    static let sendTimeoutSeconds = 60
 
     init(server: ProxyServer, fd: Int32, peer: SocketAddress, listenPort: Int) {
         self.server = server
@@ -164,13 +167,17 @@ final class ClientConnection {
     }
 
     func flushClient() {
+        var wrote = false
         while outSent < out.count {
             let r = out.withUnsafeBytes { Socket.write(fd, from: $0.baseAddress! + outSent, count: out.count - outSent) }
             switch r {
             case .bytes(let n):
                 outSent += n
                 bytesToClient += n
+                wrote = true
             case .wouldBlock:
+                // send_timeout runs between two successful writes (unless a client timer is running)
+                if timerKind == .none || (timerKind == .send && wrote) { armClientTimer(.send) }
                 updateInterest()
                 upstream?.pauseReading(out.count - outSent > ProxyServer.maxPendingOutput)
                 return
@@ -185,6 +192,7 @@ final class ClientConnection {
         }
         out.removeAll(keepingCapacity: true)
         outSent = 0
+        if timerKind == .send { timer.stop(); timerKind = .none }
         if closing { close(); return }
         updateInterest()
         if let u = upstream, u.readPaused {
@@ -352,7 +360,7 @@ final class ClientConnection {
             sendError(status: 413, message: "Payload too large", close: true, errorPage: true)
             return
         }
-        if head.expectsContinue && hasBody {
+        if head.expectsContinue && hasBody && head.versionMinor >= 1 {   // nginx ignores Expect on HTTP/1.0
             HTTPWriter.append("HTTP/1.1 100 Continue\r\n\r\n", into: &out)
             flushClient()
         }
@@ -863,15 +871,22 @@ final class ClientConnection {
         case .keepalive: seconds = server.settings.keepaliveTimeout
         case .header: seconds = server.settings.clientHeaderTimeout
         case .body: seconds = server.settings.clientBodyTimeout
+        case .send: seconds = ClientConnection.sendTimeoutSeconds
         case .none: timer.stop(); timerKind = .none; return
         }
-        if kind == timerKind && kind != .body && timer.isActive { return }
+        if kind == timerKind && kind != .body && kind != .send && timer.isActive { return }
         timerKind = kind
         timer.start(after: Double(max(seconds, 1)))
     }
 
     private func clientTimedOut() {
         switch timerKind {
+        case .send:
+            server.log.log(.info, "client \(peer.ip) timed out while sending the response")
+            if inRequest { server.accessLog(self, status: status == 0 ? 408 : status) }
+            upstream?.abort()
+            upstream = nil
+            close()
         case .keepalive, .none:
             close()
         case .header:
