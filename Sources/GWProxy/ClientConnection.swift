@@ -72,6 +72,8 @@ final class ClientConnection {
     var timerKind = TimerKind.none
     var parserPaused = false       // the request parser stopped on an event; resume it even without new bytes
     var respParserPaused = false
+    var discarding = false         // answered before the request body was read: reading and dropping it
+    var continueSent = false
     var processing = false         // process() is running (re-entrancy guard)
     var processAgain = false
     var readingUpstream = false    // upstreamReadable() is running (re-entrancy guard)
@@ -264,6 +266,7 @@ final class ClientConnection {
                     forwardBody(p, consumed)
                     requestBodyComplete()
                 }
+                if !inRequest { discarding = false }
             case .informational:
                 b.start = b.end
             case .upgrade(let consumed):
@@ -312,6 +315,7 @@ final class ClientConnection {
         responseNoBody = false
         closeDelimited = false
         dechunk = false
+        continueSent = false
         choice = nil
         hasBody = head.isChunked || (head.contentLength ?? 0) > 0
         reqPhase = hasBody ? .body : .done
@@ -362,6 +366,7 @@ final class ClientConnection {
         }
         if head.expectsContinue && hasBody && head.versionMinor >= 1 {   // nginx ignores Expect on HTTP/1.0
             HTTPWriter.append("HTTP/1.1 100 Continue\r\n\r\n", into: &out)
+            continueSent = true
             flushClient()
         }
         if hasBody { armClientTimer(.body) }
@@ -839,7 +844,11 @@ final class ClientConnection {
             contentType = head.headers.first("content-type")
             isHead = head.method == .head
         }
-        if reqPhase == .body || closeAfter { closeAfterResponse = true }
+        // nginx discards an unread request body after an early answer and keeps the connection
+        // (ngx_http_discard_request_body); the parser goes on through the body, dropping it. Not when
+        // the client waits for a 100 Continue it never got (it may never send the body).
+        let discard = reqPhase == .body && !closeAfter && (!(head?.expectsContinue ?? false) || continueSent)
+        if (reqPhase == .body && !discard) || closeAfter { closeAfterResponse = true }
         let keep = !closeAfterResponse && !server.draining
         if !keep { closeAfterResponse = true }
         let latency = Int((Clock.monotonicMicros() - requestStartUs) / 1000)
@@ -854,10 +863,7 @@ final class ClientConnection {
         releaseChoice(latencyMicros: nil, outcome: nil)
         upstream?.abort()
         upstream = nil
-        if reqPhase == .body {
-            // The rest of the body will not be read; close after the response.
-            closeAfterResponse = true
-        }
+        if discard && keep { discarding = true }
         server.accessLog(self, status: status)
         flushClient()
         if fd >= 0 { endExchange() }
@@ -909,7 +915,7 @@ final class ClientConnection {
     /// Gives back the read buffer and parser while the connection is idle (no bytes pending), so
     /// an idle keep-alive connection holds only this object and its watchers.
     private func releaseIdleBuffers() {
-        guard !inRequest, let b = inBuf, b.isEmpty else { return }
+        guard !inRequest, !discarding, let b = inBuf, b.isEmpty else { return }
         server.bufferPool.give(b)
         inBuf = nil
         if let p = parser {

@@ -369,6 +369,30 @@ def test_https_only_route_over_http_is_426(gw, upstream):
     assert u.hits == 1                 # only the marker request
 
 
+def test_error_before_upstream_discards_the_body_and_keeps_the_connection(gw):
+    """nginx discards an unread request body after an early answer (404 here) and keeps the connection."""
+    g = gw
+    c = http.client.HTTPConnection("127.0.0.1", g.proxy_port, timeout=TIMEOUT)
+    try:
+        for body in (BIG, b"x" * 10):
+            c.request("POST", "/no-such-route-anywhere", body=body)
+            r = c.getresponse()
+            assert r.status == 404 and b"no Route matched" in r.read()
+            assert r.getheader("Connection") == "keep-alive"
+    finally:
+        c.close()
+    s, f = raw_conn(g)
+    try:
+        s.sendall(b"POST /no-such-route-anywhere HTTP/1.1\r\nHost: d.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  b"5\r\nhello\r\n0\r\n\r\n"
+                  b"GET /no-such-route-anywhere/2 HTTP/1.1\r\nHost: d.test\r\n\r\n")
+        assert read_response(f).status == 404
+        assert read_response(f).status == 404
+    finally:
+        f.close()
+        s.close()
+
+
 # --------------------------------------------------------------------------------------------------
 # strip_path / service.path / preserve_host
 
