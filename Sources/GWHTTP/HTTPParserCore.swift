@@ -181,7 +181,10 @@ final class HTTPParserCore {
     func mapError(_ rc: llhttp_errno_t) -> HTTPParseError {
         let reason = llhttp_get_error_reason(parser).map { String(cString: $0) } ?? "parse error"
         switch rc {
-        case HPE_INVALID_VERSION: return HTTPParseError(.versionNotSupported, reason)
+        case HPE_INVALID_VERSION:
+            // nginx: a well-formed but unsupported version (HTTP/2.0, 3.1) is 505; a malformed one
+            // ("HTTP/1.x", "HTTP/1") is a plain 400.
+            return HTTPParseError(reason == "Invalid HTTP version" ? .versionNotSupported : .badRequest, reason)
         case HPE_INVALID_TRANSFER_ENCODING: return HTTPParseError(.unsupportedTransferEncoding, reason)
         default: return HTTPParseError(.badRequest, reason)
         }
@@ -300,6 +303,15 @@ final class HTTPParserCore {
         }
         guard let at, n > 0 else { return 0 }
         let raw = UnsafeRawPointer(at).assumingMemoryBound(to: UInt8.self)
+        // RFC 9110 token characters only (llhttp 8.1 non-strict lets e.g. "X A" through): 400, see README
+        var k = 0
+        while k < n {
+            if !HTTPParserCore.isTokenByte(raw[k]) {
+                pendingError = HTTPParseError(.badRequest, "invalid character in header name")
+                return HTTPParserCore.user
+            }
+            k += 1
+        }
         head.headers.storage.append(contentsOf: UnsafeBufferPointer(start: raw, count: n))
         if curNameLen < 24 {
             var k = nameKey
@@ -312,6 +324,14 @@ final class HTTPParserCore {
         curNameLen += n
         storageLen += n
         return 0
+    }
+
+    @inline(__always) static func isTokenByte(_ c: UInt8) -> Bool {
+        switch c {
+        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
+        case 0x21, 0x23, 0x24, 0x25, 0x26, 0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E, 0x5F, 0x60, 0x7C, 0x7E: return true
+        default: return false
+        }
     }
 
     func onHeaderFieldComplete() -> Int32 {

@@ -37,6 +37,9 @@ public final class HTTPRequestParser {
     /// Client EOF: `.clean` between requests, `.truncated` mid-request.
     public func finish() -> HTTPEOFResult { core.finish() }
 
+    /// Some bytes of a request head were seen but the head is not complete yet.
+    public var hasPartialRequest: Bool { core.scanHeadBytes > 0 || core.scanLine > 0 || core.scanLineLen > 0 }
+
     /// Reuse the parser for a new connection.
     public func reset() { core.reset() }
 }

@@ -123,7 +123,8 @@ public enum KongErrorResponse {
     /// - status 494 is answered as 400.
     public static func build(into out: inout [UInt8], status: Int, message: String, requestID: String,
                              accept: String?, contentType: String?, isHEAD: Bool, defaultType: String? = nil,
-                             serverToken: String? = "kong/3.10.0", keepAlive: Bool, date: String? = nil,
+                             serverToken: String? = "kong/3.10.0", keepAlive: Bool, connection: String? = nil,
+                             date: String? = nil,
                              responseLatency: Int? = nil, extraHeaders: [(String, String)] = []) {
         let negotiationInput: String?
         if let d = defaultType { negotiationInput = accept ?? contentType ?? d } else { negotiationInput = accept }
@@ -133,7 +134,7 @@ public enum KongErrorResponse {
         HTTPWriter.appendStatusLine(status: st, into: &out)
         if let date { HTTPWriter.appendHeader("Date", date, into: &out) }
         if !mime.isEmpty { HTTPWriter.appendHeader("Content-Type", mime, into: &out) }
-        HTTPWriter.appendHeader("Connection", keepAlive ? "keep-alive" : "close", into: &out)
+        HTTPWriter.appendHeader("Connection", connection ?? (keepAlive ? "keep-alive" : "close"), into: &out)
         HTTPWriter.appendHeader("Content-Length", bodyText.utf8.count, into: &out)
         for (n, v) in extraHeaders { HTTPWriter.appendHeader(n, v, into: &out) }
         if let l = responseLatency { HTTPWriter.appendHeader("X-Kong-Response-Latency", l, into: &out) }

@@ -67,12 +67,22 @@ final class ClientConnection {
     var requestID: [UInt8] = []
     var responseNoBody = false
     var closeDelimited = false
+    var dechunk = false            // HTTP/1.0 client, chunked upstream response: relay decoded bytes, close-delimited
     var tunnel = false
     var timerKind = TimerKind.none
     var parserPaused = false       // the request parser stopped on an event; resume it even without new bytes
     var respParserPaused = false
+    var discarding = false         // answered before the request body was read: reading and dropping it
+    var continueSent = false
+    var processing = false         // process() is running (re-entrancy guard)
+    var processAgain = false
+    var readingUpstream = false    // upstreamReadable() is running (re-entrancy guard)
+    var upstreamAgain = false
 
-    enum TimerKind { case none, keepalive, header, body }
+    enum TimerKind { case none, keepalive, header, body, send }
+    /// nginx send_timeout (default 60 s, not overridden by Kong): a client that accepts no response
+    /// bytes for this long is disconnected (otherwise it would pin the upstream connection forever).
+    static let sendTimeoutSeconds = 60
 
     init(server: ProxyServer, fd: Int32, peer: SocketAddress, listenPort: Int) {
         self.server = server
@@ -159,13 +169,17 @@ final class ClientConnection {
     }
 
     func flushClient() {
+        var wrote = false
         while outSent < out.count {
             let r = out.withUnsafeBytes { Socket.write(fd, from: $0.baseAddress! + outSent, count: out.count - outSent) }
             switch r {
             case .bytes(let n):
                 outSent += n
                 bytesToClient += n
+                wrote = true
             case .wouldBlock:
+                // send_timeout runs between two successful writes (unless a client timer is running)
+                if timerKind == .none || (timerKind == .send && wrote) { armClientTimer(.send) }
                 updateInterest()
                 upstream?.pauseReading(out.count - outSent > ProxyServer.maxPendingOutput)
                 return
@@ -180,6 +194,7 @@ final class ClientConnection {
         }
         out.removeAll(keepingCapacity: true)
         outSent = 0
+        if timerKind == .send { timer.stop(); timerKind = .none }
         if closing { close(); return }
         updateInterest()
         if let u = upstream, u.readPaused {
@@ -190,13 +205,28 @@ final class ClientConnection {
 
     // MARK: request parsing
 
-    /// Parses what is buffered, as far as the exchange allows.
+    /// Parses what is buffered, as far as the exchange allows. Re-entrant calls (forwarding a body
+    /// piece can drain the upstream, fail it, retry, or answer) only ask the running loop to go round
+    /// again, so buffer offsets are never advanced from a stale step.
     func process() {
+        if processing { processAgain = true; return }
+        processing = true
+        defer { processing = false }
+        repeat {
+            processAgain = false
+            processLoop()
+        } while processAgain && fd >= 0 && !closing
+    }
+
+    private func processLoop() {
         while fd >= 0, !closing, let b = inBuf {
             if tunnel { return }
             if inRequest && reqPhase == .done { return }   // pipelined bytes wait for the response
             if inRequest && reqPhase == .body {
                 guard let u = upstream, u.state == .active, !u.hasPendingOutput || u.out.count < ProxyServer.maxPendingOutput else {
+                    // Waiting on the upstream (connecting, or not reading), not on the client: no
+                    // client_body_timeout meanwhile (write_timeout / connect_timeout apply).
+                    if timerKind == .body { timer.stop(); timerKind = .none }
                     return
                 }
             }
@@ -210,29 +240,39 @@ final class ClientConnection {
             let step = p.execute(b.readable)
             switch step {
             case .needMore:
-                if inRequest && reqPhase == .body { forwardBody(count: b.count) }
+                let p = UnsafeRawPointer(b.base + b.start), n = b.count
                 b.start = b.end
+                if inRequest && reqPhase == .body {
+                    if n > 0 { forwardBody(p, n) } else if timerKind != .body { armClientTimer(.body) }
+                }
                 if !inRequest { armClientTimer(.header) }
+                // readClient pauses reading when inBuf is full (upstream backlog); everything is
+                // consumed now, so read again.
+                if readPaused && !clientEOF && fd >= 0 { setReadPaused(false) }
                 return
             case .head(let consumed):
                 b.start += consumed
                 parserPaused = true
                 beginRequest()
             case .body(_, let consumed):
-                forwardBody(count: consumed)
+                let p = UnsafeRawPointer(b.base + b.start)
                 b.start += consumed
                 parserPaused = true
+                forwardBody(p, consumed)
             case .messageComplete(let consumed):
+                let p = UnsafeRawPointer(b.base + b.start)
+                b.start += consumed
                 if inRequest && reqPhase == .body {
-                    forwardBody(count: consumed)
+                    forwardBody(p, consumed)
                     requestBodyComplete()
                 }
-                b.start += consumed
+                if !inRequest { discarding = false }
             case .informational:
                 b.start = b.end
             case .upgrade(let consumed):
-                if inRequest && reqPhase == .body { forwardBody(count: consumed) }
+                let p = UnsafeRawPointer(b.base + b.start)
                 b.start += consumed
+                if inRequest && reqPhase == .body { forwardBody(p, consumed) }
                 reqPhase = .done
                 return
             case .error(let e):
@@ -274,6 +314,8 @@ final class ClientConnection {
         respPhase = .none
         responseNoBody = false
         closeDelimited = false
+        dechunk = false
+        continueSent = false
         choice = nil
         hasBody = head.isChunked || (head.contentLength ?? 0) > 0
         reqPhase = hasBody ? .body : .done
@@ -287,6 +329,16 @@ final class ClientConnection {
             }
             parserPaused = false
         }
+        if head.method == .connect {
+            // nginx: "client sent CONNECT method" → 405, connection closed
+            sendError(status: 405, message: "Method not allowed", close: true, errorPage: true)
+            return
+        }
+        if !requestPathIsValid(head.pathBytes) {
+            // nginx ngx_http_parse_complex_uri: bad %-escape or ".." above the root → 400
+            sendError(status: 400, message: "Bad request", close: true, errorPage: true)
+            return
+        }
         let cfg = server.config
         config = cfg
         guard let cfg else {
@@ -298,6 +350,12 @@ final class ClientConnection {
             return
         }
         decision = d
+        if d.requiresHTTPS {
+            // KONG.md §3.1: an https-only route hit over http (https_redirect_status_code default 426)
+            sendError(status: 426, message: "Please use HTTPS protocol", close: false, errorPage: false,
+                      connection: "Upgrade", extraHeaders: [("Upgrade", "TLS/1.2, HTTP/1.1")])
+            return
+        }
         guard d.plan != nil else {
             sendError(status: 503, message: "no Service found with those values", close: false, errorPage: false)
             return
@@ -306,8 +364,9 @@ final class ClientConnection {
             sendError(status: 413, message: "Payload too large", close: true, errorPage: true)
             return
         }
-        if head.expectsContinue && hasBody {
+        if head.expectsContinue && hasBody && head.versionMinor >= 1 {   // nginx ignores Expect on HTTP/1.0
             HTTPWriter.append("HTTP/1.1 100 Continue\r\n\r\n", into: &out)
+            continueSent = true
             flushClient()
         }
         if hasBody { armClientTimer(.body) }
@@ -370,30 +429,61 @@ final class ClientConnection {
         guard let plan = decision?.plan else { return }
         u.requestsServed += 1
         u.out.append(contentsOf: requestHead)
-        u.armTimer(Double(plan.service.readTimeout) / 1000)
+        u.armTimer(Double(plan.service.writeTimeout) / 1000)
         guard u.flush() else { return }
+        if upstream === u { armUpstreamTimer(u) }
         process()   // forward any body bytes already buffered
     }
 
-    private func forwardBody(count: Int) {
-        guard count > 0, let b = inBuf, let u = upstream else { return }
-        u.out.append(contentsOf: UnsafeRawBufferPointer(start: b.base + b.start, count: count))
+    /// nginx: proxy_send_timeout (service write_timeout) while the request is being sent, then
+    /// proxy_read_timeout (read_timeout) for the response — not one timer over the whole upload.
+    private func armUpstreamTimer(_ u: UpstreamConnection) {
+        guard let plan = decision?.plan, respPhase == .none else { return }
+        if reqPhase == .body || u.hasPendingOutput {
+            u.armTimer(Double(plan.service.writeTimeout) / 1000)
+        } else {
+            u.armTimer(Double(plan.service.readTimeout) / 1000)
+        }
+    }
+
+    /// Copies a piece of request body (already consumed from `inBuf`) to the upstream and writes it.
+    private func forwardBody(_ p: UnsafeRawPointer, _ count: Int) {
+        guard count > 0, let u = upstream else { return }
+        u.out.append(contentsOf: UnsafeRawBufferPointer(start: p, count: count))
         bodyForwarded += count
         armClientTimer(.body)
-        u.flush()
+        if u.flush(), upstream === u { armUpstreamTimer(u) }
     }
 
     private func requestBodyComplete() {
         reqPhase = .done
         timer.stop()
         timerKind = .none
+        if let u = upstream, u.state == .active { armUpstreamTimer(u) }
     }
 
     func upstreamDrained(_ u: UpstreamConnection) {
+        if tunnel {
+            if readPaused && !clientEOF { setReadPaused(false) }
+            return
+        }
+        if upstream === u { armUpstreamTimer(u) }
         if reqPhase == .body { process() }
     }
 
+    /// Re-entrant calls (flushing to the client can resume a paused upstream) only ask the running
+    /// loop to go round again.
     func upstreamReadable(_ u: UpstreamConnection) {
+        if readingUpstream { upstreamAgain = true; return }
+        readingUpstream = true
+        defer { readingUpstream = false }
+        repeat {
+            upstreamAgain = false
+            upstreamReadableLoop(u)
+        } while upstreamAgain && fd >= 0 && upstream === u
+    }
+
+    private func upstreamReadableLoop(_ u: UpstreamConnection) {
         if tunnel { tunnelFromUpstream(); return }
         while upstream === u {
             if out.count - outSent > ProxyServer.maxPendingOutput {
@@ -426,23 +516,41 @@ final class ClientConnection {
             let step = u.parser.execute(b.readable)
             switch step {
             case .needMore:
-                if respPhase == .body { relayRaw(b, b.count) }
+                let p = UnsafeRawPointer(b.base + b.start), n = b.count
                 b.start = b.end
+                if respPhase == .body && !dechunk { relayRaw(p, n) }
             case .informational(let consumed):
                 respParserPaused = true
                 b.start += consumed   // 1xx (100 Continue) is not forwarded; we answered Expect ourselves
             case .head(let consumed):
                 b.start += consumed
+                if u.parser.head.status == 101 {
+                    // Switching Protocols: only an answer to an Upgrade request; then a raw tunnel.
+                    guard parser?.head.isUpgrade == true else {
+                        server.log.log(.error, "upstream \(u.peer) sent 101 to a request without Upgrade")
+                        upstreamFailed(u, .invalidResponse)
+                        return
+                    }
+                    startTunnel(u)
+                    return
+                }
                 respParserPaused = true
                 responseHead(u)
                 if respPhase == .done { return }
-            case .body(_, let consumed):
-                relayRaw(b, consumed)
+            case .body(let piece, let consumed):
+                let p = UnsafeRawPointer(b.base + b.start)
                 b.start += consumed
                 respParserPaused = true
+                if dechunk {
+                    if let pb = piece.baseAddress { relayRaw(pb, piece.count) }
+                } else {
+                    relayRaw(p, consumed)
+                }
             case .messageComplete(let consumed):
-                relayRaw(b, consumed)
+                let p = UnsafeRawPointer(b.base + b.start)
                 b.start += consumed
+                if !dechunk { relayRaw(p, consumed) }
+                guard upstream === u else { return }
                 responseComplete(u)
                 return
             case .upgrade(let consumed):
@@ -457,10 +565,11 @@ final class ClientConnection {
         }
     }
 
-    private func relayRaw(_ b: IOBuffer, _ count: Int) {
+    /// Copies response bytes (already consumed from the upstream buffer, framing included) to the client.
+    private func relayRaw(_ p: UnsafeRawPointer, _ count: Int) {
         guard count > 0, respPhase == .body else { return }
         if parser?.head.method == .head { return }
-        out.append(contentsOf: UnsafeRawBufferPointer(start: b.base + b.start, count: count))
+        out.append(contentsOf: UnsafeRawBufferPointer(start: p, count: count))
         flushClient()
     }
 
@@ -476,9 +585,15 @@ final class ClientConnection {
         closeDelimited = !responseNoBody && rh.contentLength == nil && !rh.isChunked && rh.status != 101
         if closeDelimited || !rh.keepAlive { closeAfterResponse = closeAfterResponse || closeDelimited }
         if reqPhase != .done { closeAfterResponse = true }   // upstream answered before the body ended
+        // An HTTP/1.0 client cannot take chunked framing: decode and delimit by close.
+        if rh.isChunked && !responseNoBody && parser?.head.versionMinor == 0 {
+            dechunk = true
+            closeAfterResponse = true
+        }
         server.buildClientResponseHead(self, rh, into: &out)
         respPhase = .body
         flushClient()
+        guard upstream === u else { return }   // the client went away
         if responseNoBody {
             // llhttp ends a body-less response on its next execute: run it now.
             _ = u.parser.execute(UnsafeRawBufferPointer(start: u.inBuf.base + u.inBuf.start, count: 0))
@@ -492,6 +607,7 @@ final class ClientConnection {
         u.cancelTimer()
         let rh = u.parser.head
         let reusable = rh.keepAlive && !closeDelimited && reqPhase == .done && u.inBuf.isEmpty && !u.hasPendingOutput
+            && u.state == .active
         upstream = nil
         if reusable { server.pool.put(u) } else { u.close() }
         finishExchange(upstreamStatus: status)
@@ -509,6 +625,8 @@ final class ClientConnection {
 
     /// Resets per-request state and goes on with the next request (or closes).
     private func endExchange() {
+        // An Upgrade request answered without 101: the connection goes on as HTTP.
+        if !tunnel { parser?.resumeAfterRefusedUpgrade() }
         inRequest = false
         reqPhase = .none
         respPhase = .none
@@ -555,7 +673,13 @@ final class ClientConnection {
     func upstreamFailed(_ u: UpstreamConnection, _ f: UpstreamFailure) {
         guard upstream === u else { u.close(); return }
         upstream = nil
-        let stale = u.reused && !u.receivedAny
+        // nginx retries a failed cached keep-alive connection without counting the try, but only for
+        // errors (the upstream closed it meanwhile), not timeouts.
+        var stale = u.reused && !u.receivedAny
+        switch f {
+        case .connectTimeout, .readTimeout, .writeTimeout, .invalidResponse: stale = false
+        default: break
+        }
         u.abort()
         if respPhase != .none {
             // Part of the response was sent: the only signal left is closing the connection.
@@ -614,8 +738,11 @@ final class ClientConnection {
         case .connectFailed, .connectTimeout: nothingSent = true
         default: nothingSent = false
         }
-        let idempotent = !(method == .post || method == .patch || method == .other(0))
-        let replayable = nothingSent || (bodyForwarded == 0 && idempotent)
+        let idempotent = !(method == .post || method == .patch || method == .other(9))   // 9 = LOCK
+        var replayable = nothingSent || (bodyForwarded == 0 && idempotent)
+        // nginx proxy_next_upstream default is "error timeout": an invalid response header
+        // (invalid_header) is not retried.
+        if case .invalidResponse = f { replayable = false }
         if tries <= plan.service.retries && replayable && !(hasBody && bodyForwarded > 0) {
             connectToPeer()
             return
@@ -658,7 +785,10 @@ final class ClientConnection {
     private func tunnelFromClient() {
         guard let b = inBuf, let u = upstream else { close(); return }
         b.compact()
-        if b.freeSpace == 0 || u.out.count - u.outSent > ProxyServer.maxPendingOutput { return }
+        if b.freeSpace == 0 || u.out.count - u.outSent > ProxyServer.maxPendingOutput {
+            setReadPaused(true)   // resumed by upstreamDrained (level-triggered: do not spin)
+            return
+        }
         switch Socket.read(fd, into: b.base + b.end, count: b.freeSpace) {
         case .bytes(let n):
             b.end += n
@@ -700,7 +830,8 @@ final class ClientConnection {
 
     /// Sends a Kong error response. `errorPage`: nginx error_page semantics (Accept, then
     /// Content-Type, then error_default_type); otherwise kong.response.error (Accept, JSON default).
-    func sendError(status st: Int, message: String, logStatus: Int? = nil, close closeAfter: Bool, errorPage: Bool) {
+    func sendError(status st: Int, message: String, logStatus: Int? = nil, close closeAfter: Bool, errorPage: Bool,
+                   connection: String? = nil, extraHeaders: [(String, String)] = []) {
         guard fd >= 0 else { return }
         if !inRequest { startRequestClock() }
         status = logStatus ?? st
@@ -713,7 +844,11 @@ final class ClientConnection {
             contentType = head.headers.first("content-type")
             isHead = head.method == .head
         }
-        if reqPhase == .body || closeAfter { closeAfterResponse = true }
+        // nginx discards an unread request body after an early answer and keeps the connection
+        // (ngx_http_discard_request_body); the parser goes on through the body, dropping it. Not when
+        // the client waits for a 100 Continue it never got (it may never send the body).
+        let discard = reqPhase == .body && !closeAfter && (!(head?.expectsContinue ?? false) || continueSent)
+        if (reqPhase == .body && !discard) || closeAfter { closeAfterResponse = true }
         let keep = !closeAfterResponse && !server.draining
         if !keep { closeAfterResponse = true }
         let latency = Int((Clock.monotonicMicros() - requestStartUs) / 1000)
@@ -722,14 +857,13 @@ final class ClientConnection {
                                 accept: accept, contentType: contentType, isHEAD: isHead,
                                 defaultType: errorPage ? server.settings.errorDefaultType : nil,
                                 serverToken: server.settings.serverTokens ? server.serverToken : nil,
-                                keepAlive: keep, responseLatency: server.settings.latencyTokens ? latency : nil)
+                                keepAlive: keep, connection: keep ? connection : nil,
+                                date: String(decoding: server.httpDate(), as: UTF8.self),
+                                responseLatency: server.settings.latencyTokens ? latency : nil, extraHeaders: extraHeaders)
         releaseChoice(latencyMicros: nil, outcome: nil)
         upstream?.abort()
         upstream = nil
-        if reqPhase == .body {
-            // The rest of the body will not be read; close after the response.
-            closeAfterResponse = true
-        }
+        if discard && keep { discarding = true }
         server.accessLog(self, status: status)
         flushClient()
         if fd >= 0 { endExchange() }
@@ -743,24 +877,32 @@ final class ClientConnection {
         case .keepalive: seconds = server.settings.keepaliveTimeout
         case .header: seconds = server.settings.clientHeaderTimeout
         case .body: seconds = server.settings.clientBodyTimeout
+        case .send: seconds = ClientConnection.sendTimeoutSeconds
         case .none: timer.stop(); timerKind = .none; return
         }
-        if kind == timerKind && kind != .body && timer.isActive { return }
+        if kind == timerKind && kind != .body && kind != .send && timer.isActive { return }
         timerKind = kind
         timer.start(after: Double(max(seconds, 1)))
     }
 
     private func clientTimedOut() {
         switch timerKind {
+        case .send:
+            server.log.log(.info, "client \(peer.ip) timed out while sending the response")
+            if inRequest { server.accessLog(self, status: status == 0 ? 408 : status) }
+            upstream?.abort()
+            upstream = nil
+            close()
         case .keepalive, .none:
             close()
         case .header:
-            if let b = inBuf, b.isEmpty, parser == nil || !inRequest && requestsOnConnection > 0 && b.isEmpty {
-                close()   // idle between requests
-                return
+            // nginx (ngx_http_process_request_headers): "client timed out" → the connection is closed
+            // without a response; a partly received request is logged as 408.
+            if !inRequest, let p = parser, p.hasPartialRequest {
+                startRequestClock()
+                server.accessLog(self, status: 408)
             }
-            // nginx: 408 for a header not received in time; the connection is closed.
-            sendError(status: 408, message: "Request timeout", close: true, errorPage: true)
+            close()
         case .body:
             upstream?.abort()
             upstream = nil
@@ -773,7 +915,7 @@ final class ClientConnection {
     /// Gives back the read buffer and parser while the connection is idle (no bytes pending), so
     /// an idle keep-alive connection holds only this object and its watchers.
     private func releaseIdleBuffers() {
-        guard !inRequest, let b = inBuf, b.isEmpty else { return }
+        guard !inRequest, !discarding, let b = inBuf, b.isEmpty else { return }
         server.bufferPool.give(b)
         inBuf = nil
         if let p = parser {
@@ -801,4 +943,54 @@ final class ClientConnection {
         if let p = parser { server.giveRequestParser(p); parser = nil }
         server.connectionClosed(self)
     }
+}
+
+@inline(__always) private func hexValue(_ c: UInt8) -> UInt8? {
+    switch c {
+    case 0x30...0x39: return c - 0x30
+    case 0x41...0x46: return c - 0x41 + 10
+    case 0x61...0x66: return c - 0x61 + 10
+    default: return nil
+    }
+}
+
+/// nginx's URI checks (ngx_http_parse_complex_uri): every `%` starts a two-hex-digit escape, and
+/// dot-segments (after decoding escapes, `/` and `.` included) never climb above the root.
+func requestPathIsValid(_ path: ArraySlice<UInt8>) -> Bool {
+    guard path.first == 0x2F else { return true }     // "*", or absolute-form without a path
+    var i = path.startIndex
+    var depth = 0
+    var seg: (len: Int, dots: Int) = (0, 0)           // current segment length and count of '.'
+    func endSegment() -> Bool {
+        if seg.len == 2 && seg.dots == 2 {
+            depth -= 1
+            if depth < 0 { return false }
+        } else if seg.len > 0 && !(seg.len == 1 && seg.dots == 1) {
+            depth += 1
+        }
+        seg = (0, 0)
+        return true
+    }
+    var first = true
+    while i < path.endIndex {
+        var c = path[i]
+        if c == 0x25 {
+            guard i + 2 < path.endIndex, let h = hexValue(path[i + 1]), let l = hexValue(path[i + 2]) else {
+                return false
+            }
+            c = h << 4 | l
+            i += 3
+        } else {
+            i += 1
+        }
+        if c == 0x2F {
+            if first { first = false; continue }
+            if !endSegment() { return false }
+        } else {
+            first = false
+            seg.len += 1
+            if c == 0x2E { seg.dots += 1 }
+        }
+    }
+    return endSegment()
 }

@@ -12,7 +12,9 @@ private func skipRequestHeader(_ h: HTTPHeaders, _ i: Int, upgrade: Bool) -> Boo
     // Fast length filter before the case-insensitive comparisons.
     switch n {
     case 2: return h.nameEquals(at: i, "te")
+    case 3: return h.nameEquals(at: i, "via")
     case 4: return h.nameEquals(at: i, "host")
+    case 5: return h.nameEquals(at: i, "proxy")
     case 6: return h.nameEquals(at: i, "expect")
     case 7: return h.nameEquals(at: i, "trailer") || (!upgrade && h.nameEquals(at: i, "upgrade"))
     case 9: return h.nameEquals(at: i, "x-real-ip")
@@ -30,11 +32,47 @@ private func skipRequestHeader(_ h: HTTPHeaders, _ i: Int, upgrade: Bool) -> Boo
 private func skipResponseHeader(_ h: HTTPHeaders, _ i: Int, upgrade: Bool) -> Bool {
     let n = Int(h.fields[i].nameLength)
     switch n {
+    case 3: return h.nameEquals(at: i, "via")
     case 7: return !upgrade && h.nameEquals(at: i, "upgrade")
     case 10: return h.nameEquals(at: i, "connection") || h.nameEquals(at: i, "keep-alive")
     case 16: return h.nameEquals(at: i, "proxy-connection")
     default: return false
     }
+}
+
+/// Kong (`handler.lua` access.after / header_filter): when a Connection header carries more than
+/// keep-alive/close/upgrade, every header it names is hop-by-hop and is cleared.
+private func connectionNamesHeaders(_ h: HTTPHeaders) -> Bool {
+    var i = 0
+    while let j = h.firstIndex(of: "connection", from: i) {
+        for tok in h.valueBytes(at: j).split(separator: 0x2C) {
+            var a = tok.startIndex, b = tok.endIndex
+            while a < b, tok[a] == 0x20 || tok[a] == 0x09 { a += 1 }
+            while b > a, tok[b - 1] == 0x20 || tok[b - 1] == 0x09 { b -= 1 }
+            let t = tok[a..<b]
+            if t.isEmpty { continue }
+            let lower = t.map { ($0 &- 0x41) < 26 ? $0 | 0x20 : $0 }
+            if !lower.elementsEqual("keep-alive".utf8) && !lower.elementsEqual("close".utf8)
+                && !lower.elementsEqual("upgrade".utf8) { return true }
+        }
+        i = j + 1
+    }
+    return false
+}
+
+/// Header `i` is named by a Connection token (and is not one of keep-alive/close/upgrade handled elsewhere).
+@inline(__always)
+private func namedByConnection(_ h: HTTPHeaders, _ i: Int) -> Bool {
+    if h.nameEquals(at: i, "upgrade") || h.nameEquals(at: i, "connection") { return false }
+    return h.isListedInConnection(at: i)
+}
+
+@inline(__always)
+private func appendVia(_ h: HTTPHeaders, _ i: Int, into out: inout [UInt8], first: inout Bool) {
+    let v = h.valueBytes(at: i)
+    if v.isEmpty { return }
+    if first { HTTPWriter.append("Via: ", into: &out); first = false } else { HTTPWriter.append(", ", into: &out) }
+    out.append(contentsOf: v)
 }
 
 extension ClientConnection {
@@ -54,16 +92,38 @@ extension ClientConnection {
         HTTPWriter.append("\r\n", into: &out)
         let upgrade = head.isUpgrade
         let h = head.headers
-        var xff: ArraySlice<UInt8>? = nil
+        var xff: [UInt8] = []          // all incoming X-Forwarded-For values, comma-joined (nginx $http_x_forwarded_for)
+        let connectionListed = connectionNamesHeaders(h)
+        var viaFirst = true
+        var via: [UInt8] = []
         for i in 0..<h.count {
             if skipRequestHeader(h, i, upgrade: upgrade) {
-                if h.fields[i].nameLength == 15 && h.nameEquals(at: i, "x-forwarded-for") { xff = h.valueBytes(at: i) }
+                let n = h.fields[i].nameLength
+                if n == 15 && h.nameEquals(at: i, "x-forwarded-for") {
+                    let v = h.valueBytes(at: i)
+                    if !v.isEmpty {
+                        if !xff.isEmpty { HTTPWriter.append(", ", into: &xff) }
+                        xff.append(contentsOf: v)
+                    }
+                }
+                if n == 3 { appendVia(h, i, into: &via, first: &viaFirst) }
                 continue
             }
+            if connectionListed && namedByConnection(h, i) { continue }
             HTTPWriter.appendHeader(h, at: i, into: &out)
         }
+        if server.settings.serverTokens {
+            // Via: the incoming value(s), then ours (KONG.md §3.5)
+            if viaFirst { HTTPWriter.append("Via: ", into: &out) } else { out.append(contentsOf: via); HTTPWriter.append(", ", into: &out) }
+            HTTPWriter.append(head.versionMinor == 0 ? "1.0 kong/3.10.0\r\n" : "1.1 kong/3.10.0\r\n", into: &out)
+        } else if !viaFirst {
+            out.append(contentsOf: via)
+            HTTPWriter.append("\r\n", into: &out)
+        }
+        // TE is hop-by-hop; Kong forwards only "trailers" when the client asked for it
+        if h.hasToken("trailers", in: "te") { HTTPWriter.append("TE: trailers\r\n", into: &out) }
         HTTPWriter.append("X-Forwarded-For: ", into: &out)
-        if let x = xff, !x.isEmpty { out.append(contentsOf: x); HTTPWriter.append(", ", into: &out) }
+        if !xff.isEmpty { out.append(contentsOf: xff); HTTPWriter.append(", ", into: &out) }
         peer.appendIP(to: &out)
         HTTPWriter.append("\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ", into: &out)
         if let hi = head.hostIndex {
@@ -76,7 +136,7 @@ extension ClientConnection {
         HTTPWriter.append("\r\nX-Forwarded-Port: ", into: &out)
         HTTPWriter.appendDecimal(listenPort, into: &out)
         HTTPWriter.append("\r\nX-Forwarded-Path: ", into: &out)
-        out.append(contentsOf: head.pathBytes)
+        if head.pathBytes.isEmpty { out.append(0x2F) } else { out.append(contentsOf: head.pathBytes) }
         if let p = d.strippedPrefix, p != "/" {
             HTTPWriter.append("\r\nX-Forwarded-Prefix: ", into: &out)
             HTTPWriter.append(p, into: &out)
@@ -106,14 +166,36 @@ extension ProxyServer {
         HTTPWriter.append("\r\n", into: &out)
         let h = rh.headers
         var hasServer = false
+        var hasDate = false
+        let connectionListed = connectionNamesHeaders(h)
+        let clientWantsTrailers = c.parser?.head.headers.hasToken("trailers", in: "te") ?? false
+        var viaFirst = true
+        var via: [UInt8] = []
         for i in 0..<h.count {
-            if skipResponseHeader(h, i, upgrade: upgrade) { continue }
+            if skipResponseHeader(h, i, upgrade: upgrade) {
+                if h.fields[i].nameLength == 3 { appendVia(h, i, into: &via, first: &viaFirst) }
+                continue
+            }
+            if connectionListed && namedByConnection(h, i) { continue }
+            if c.dechunk && h.fields[i].nameLength == 17 && h.nameEquals(at: i, "transfer-encoding") { continue }
+            if !clientWantsTrailers && h.fields[i].nameLength == 7 && h.nameEquals(at: i, "trailer") { continue }
             if h.fields[i].nameLength == 6 && h.nameEquals(at: i, "server") { hasServer = true }
+            if h.fields[i].nameLength == 4 && h.nameEquals(at: i, "date") { hasDate = true }
             HTTPWriter.appendHeader(h, at: i, into: &out)
+        }
+        if !hasDate {
+            HTTPWriter.append("Date: ", into: &out)
+            out.append(contentsOf: httpDate())
+            HTTPWriter.append("\r\n", into: &out)
         }
         if settings.serverTokens {
             if !hasServer { HTTPWriter.append("Server: kong/3.10.0\r\n", into: &out) }
-            HTTPWriter.append("Via: 1.1 kong/3.10.0\r\n", into: &out)
+            // Via: the upstream's value(s), then ours
+            if viaFirst { HTTPWriter.append("Via: ", into: &out) } else { out.append(contentsOf: via); HTTPWriter.append(", ", into: &out) }
+            HTTPWriter.append("1.1 kong/3.10.0\r\n", into: &out)
+        } else if !viaFirst {
+            out.append(contentsOf: via)
+            HTTPWriter.append("\r\n", into: &out)
         }
         if settings.latencyTokens {
             HTTPWriter.append("X-Kong-Upstream-Latency: ", into: &out)

@@ -15,6 +15,7 @@ extension RuntimeConfig {
             for (n, v) in m.namedCaptures { captures[n] = v }
         }
         return RouteDecision(route: m.route, plan: m.service.flatMap { plans[$0.id] }, upstreamPath: Array(uri.utf8),
-                             strippedPrefix: m.forwardedPrefix, captures: captures)
+                             strippedPrefix: m.forwardedPrefix, captures: captures,
+                             requiresHTTPS: m.requiresHTTPS)
     }
 }

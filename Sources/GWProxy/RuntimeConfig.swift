@@ -28,6 +28,7 @@ struct RouteDecision {
     let upstreamPath: [UInt8]        // path + query to send upstream
     let strippedPrefix: String?      // for X-Forwarded-Prefix
     let captures: [String: String]
+    let requiresHTTPS: Bool          // the route's protocols lack "http": 426 on the plain listener
 }
 
 final class ServicePlan {
