@@ -149,7 +149,7 @@ def test_upstream_without_targets_503(gateway, upstream):
     g.wait_route("/e", expect=503)
     st, body, _ = g.get("/e", headers={"Accept": "application/json"})
     assert st == 503
-    assert json.loads(body) == {"message": "failure to get a peer from the ring-balancer"}
+    assert json.loads(body)["message"] == "failure to get a peer from the ring-balancer"
     st, body, _ = g.get("/e")
     assert b"failure to get a peer from the ring-balancer" in body
 
