@@ -63,9 +63,10 @@ def test_active_checks_seed_story(gateway, upstream):
 
 def test_passive_ejection_across_workers(gateway, upstream):
     a, b = upstream("a"), upstream("b")
-    a.status = 500
     g = gateway(workers=2)
     setup(g, [a, b], {"passive": {"unhealthy": {"http_failures": 3}}})
+    assert health(g)[a.address] == "HEALTHY"
+    a.status = 500
     a.hits = 0
     statuses = []
     for _ in range(40):
