@@ -166,7 +166,7 @@ def report(name, xs, misses, firsts, base):
 
 
 def publish_times(gw):
-    return [int(m) for m in re.findall(r"published configuration generation \d+ \(\d+ bytes, (\d+) ms\)", gw.log())]
+    return [int(m) for m in re.findall(r"published configuration generation \d+ \(\d+ bytes, (\d+) ms", gw.log())]
 
 
 def main():
@@ -238,6 +238,11 @@ def main():
             pt = publish_times(gw)
             if pt:
                 print(f"  master publish time per generation: last {pt[-a.big_samples:]} ms")
+            log = gw.log().splitlines()
+            for line in [l for l in log if "published configuration generation" in l][-2:]:
+                print("  master:", line.split("published ", 1)[1])
+            for line in [l for l in log if "built: parse" in l or "applied in" in l][-4:]:
+                print("  worker:", line.split("configuration ", 1)[1])
             gw.cli("stop")
             gws.remove(gw)
     finally:

@@ -125,12 +125,16 @@ final class RuntimeConfig {
     /// Builds from the published document: the Kong-shaped snapshot plus `resolved`, the master's
     /// DNS answers per target id (`{"<target id>": [["10.0.0.1", 80], ...]}`).
     init(document: [UInt8], shm: SharedMemory, workerSlot: Int, log: ErrorLog) throws {
+        let t0 = Clock.monotonicMicros()
         let json: JSON
         do { json = try JSON.parse(document) } catch { throw RuntimeConfigError(description: "\(error)") }
+        let tParse = Clock.monotonicMicros()
         let snap: ConfigSnapshot
         do { snap = try ConfigSnapshot.decode(json: json) } catch { throw RuntimeConfigError(description: "\(error)") }
+        let tDecode = Clock.monotonicMicros()
         generation = snap.generation
         router = Router(snapshot: snap)
+        let tRouter = Clock.monotonicMicros()
         for e in router.buildErrors { log.log(.warn, "route \(e.routeID) left out of the router: \(e.message)") }
         // Per-worker rows let the master give back this worker's in-flight counts if it crashes.
         let table = PeerStateTable(base: shm.peerArea, size: shm.peerAreaSize).forWorker(workerSlot)
@@ -168,5 +172,7 @@ final class RuntimeConfig {
             }
         }
         self.plans = plans
+        let t1 = Clock.monotonicMicros()
+        log.log(.info, "configuration generation \(generation) built: parse \((tParse - t0) / 1000) ms, decode \((tDecode - tParse) / 1000) ms, router \((tRouter - tDecode) / 1000) ms, balancers+plans \((t1 - tRouter) / 1000) ms (\(document.count) bytes)")
     }
 }
