@@ -263,3 +263,26 @@ def test_config_db_import_export_round_trip(gateway, upstream, tmp_path):
     g3 = gateway(workers=1, start=False, database="off")
     r = g3.cli("config", "db_export", str(tmp_path / "x.yml"), "-c", g3.conf, "-p", g3.prefix)
     assert r.returncode != 0
+
+
+def test_dbless_post_config_propagates_and_keeps_health(gateway, upstream):
+    a, b = upstream("a"), upstream("b")
+    g = gateway(workers=2, database="off")
+    cfg = {"_format_version": "3.0",
+           "services": [{"name": "s", "host": "up1", "routes": [{"name": "r", "paths": ["/d"]}]}],
+           "upstreams": [{"name": "up1", "healthchecks": {"passive": {"unhealthy": {"http_failures": 1}}},
+                          "targets": [{"target": a.address}, {"target": b.address}]}]}
+    st, body, _ = g.admin("POST", "/config", cfg)
+    assert st == 201 and set(body["routes"]) and set(body["targets"]), body
+    statuses = [g.get("/d")[0] for _ in range(50)]
+    assert statuses == [200] * 50
+    assert g.admin("PUT", f"/upstreams/up1/targets/{a.address}/unhealthy")[0] == 204
+    cfg["services"][0]["routes"].append({"name": "r2", "paths": ["/e"]})
+    assert g.admin("POST", "/config", cfg)[0] == 201
+    assert [g.get("/e")[0] for _ in range(30)] == [200] * 30
+    st, body, _ = g.admin("GET", "/upstreams/up1/health")
+    assert {t["target"]: t["health"] for t in body["data"]}[a.address] == "UNHEALTHY"
+    assert {json.loads(g.get("/e")[1])["upstream"] for _ in range(10)} == {"b"}
+    assert g.admin("POST", "/config?check_hash=1", cfg)[0] == 304
+    st, body, _ = g.admin("POST", "/config", {"_format_version": "3.0", "services": [{"name": "x"}]})
+    assert st == 400 and body["code"] == 14, body

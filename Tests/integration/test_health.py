@@ -188,3 +188,45 @@ def test_health_state_survives_reload(gateway, upstream):
     assert [who(g) for _ in range(20)] == [(200, "b")] * 20
     assert g.admin("PUT", f"/upstreams/hc_up/targets/{a.address}/healthy")[0] == 204
     wait_until(lambda: who(g) == (200, "a"), what="a back after reload")
+
+
+def test_active_probe_request_status_and_timeout(gateway, upstream):
+    a, b = upstream("a"), upstream("b")
+    g = gateway(workers=2)
+    setup(g, [a, b], {"active": {"http_path": "/status", "timeout": 0.5,
+                                 "headers": {"X-Probe": ["yes"]},
+                                 "healthy": {"interval": 1, "successes": 2},
+                                 "unhealthy": {"interval": 1, "http_failures": 2, "timeouts": 1}}})
+    wait_until(lambda: probes(a) >= 1, what="first probe")
+    with a.lock:
+        probe = next(r for r in a.requests if r["headers"].get("User-Agent") == "gateway-healthcheck")
+    assert probe["path"] == "/status" and probe["headers"].get("X-Probe") == "yes"
+    assert probe["headers"].get("Host") == a.address
+    # Status in unhealthy.http_statuses, twice → UNHEALTHY; traffic avoids it.
+    a.status = 500
+    wait_health(g, a.address, "UNHEALTHY")
+    assert {who(g) for _ in range(20)} == {(200, "b")}
+    # Two successes → HEALTHY.
+    a.status = 200
+    wait_health(g, a.address, "HEALTHY")
+    # A probe slower than active.timeout counts as a timeout (limit 1).
+    b.delay = 1.5
+    wait_health(g, b.address, "UNHEALTHY")
+    b.delay = 0
+    wait_health(g, b.address, "HEALTHY")
+
+
+def test_passive_ejection_needs_active_or_manual_recovery(gateway, upstream):
+    a, b = upstream("a"), upstream("b")
+    g = gateway(workers=2)
+    setup(g, [a, b], {"passive": {"unhealthy": {"http_failures": 1}},
+                      "active": {"healthy": {"interval": 1, "successes": 1}, "unhealthy": {"interval": 1}}})
+    a.status = 503
+    wait_until(lambda: who(g)[0] == 503, what="a 503 once")
+    assert health(g)[a.address] == "UNHEALTHY"
+    # Active probes: 503 is not healthy → stays down; 200 → back.
+    time.sleep(1.5)
+    assert health(g)[a.address] == "UNHEALTHY"
+    a.status = 200
+    wait_health(g, a.address, "HEALTHY")
+    wait_until(lambda: who(g) == (200, "a"), what="a back in rotation")
