@@ -230,3 +230,21 @@ def test_passive_ejection_needs_active_or_manual_recovery(gateway, upstream):
     a.status = 200
     wait_health(g, a.address, "HEALTHY")
     wait_until(lambda: who(g) == (200, "a"), what="a back in rotation")
+
+
+def test_passive_tcp_failures_and_timeouts_with_retries(gateway, upstream):
+    a, b = upstream("a"), upstream("b")
+    g = gateway(workers=2)
+    setup(g, [a, b], {"passive": {"unhealthy": {"tcp_failures": 2, "timeouts": 1}}})
+    b.stop()
+    # Refused connections are retried on the other target: the client sees no error.
+    assert [who(g)[0] for _ in range(10)] == [200] * 10
+    assert health(g)[b.address] == "UNHEALTHY"
+    assert g.admin("PUT", f"/upstreams/hc_up/targets/{b.address}/healthy")[0] == 204
+    b2 = upstream("b", port=b.port)
+    assert g.admin("PATCH", "/services/hc_svc", {"read_timeout": 300})[0] == 200
+    wait_until(lambda: who(g) == (200, "b"), what="b serving again")
+    b2.delay = 1.0
+    # A read timeout on an idempotent request is retried as well; one timeout ejects b.
+    assert [who(g) for _ in range(6)] == [(200, "a")] * 6
+    assert health(g)[b.address] == "UNHEALTHY"
