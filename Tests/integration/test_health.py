@@ -201,7 +201,7 @@ def test_active_probe_request_status_and_timeout(gateway, upstream):
     with a.lock:
         probe = next(r for r in a.requests if r["headers"].get("User-Agent") == "gateway-healthcheck")
     assert probe["path"] == "/status" and probe["headers"].get("X-Probe") == "yes"
-    assert probe["headers"].get("Host") == a.address
+    assert probe["headers"].get("Host") == "127.0.0.1"     # Kong: target host name or ip, no port
     # Status in unhealthy.http_statuses, twice → UNHEALTHY; traffic avoids it.
     a.status = 500
     wait_health(g, a.address, "UNHEALTHY")
