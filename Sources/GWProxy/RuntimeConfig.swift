@@ -65,7 +65,9 @@ final class ServicePlan {
                   let addr = SocketAddress(ip: p.address.ipString, port: Int(p.address.port)) else { return nil }
             let hostName = b.addresses[p.index].hostname ?? p.address.ipString
             var host = u.hostHeader ?? hostName
-            if u.hostHeader == nil && p.address.port != 80 {
+            // Kong set_host_header: the port is added unless it is the scheme's default.
+            let defaultPort = service.protocolName == "https" ? 443 : 80
+            if u.hostHeader == nil && Int(p.address.port) != defaultPort {
                 host = hostName.contains(":") ? "[\(hostName)]:\(p.address.port)" : "\(hostName):\(p.address.port)"
             }
             return PeerChoice(address: addr, key: PeerKey(ip: p.address.ipString, port: Int(p.address.port)), pick: p,
