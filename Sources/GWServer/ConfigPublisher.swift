@@ -53,7 +53,12 @@ final class ConfigPublisher {
             for a in addrs {
                 list.append(.array([.string(a.ip), .int(Int64(a.port))]))
                 mapped.append((a.ip, a.port))
-                if let s = table.ensureSlot(upstream: uname, ip: a.ip, port: a.port) { newSlots.insert(s) }
+                if let s = table.ensureSlot(upstream: uname, ip: a.ip, port: a.port) {
+                    newSlots.insert(s)
+                } else {
+                    // Workers leave an address without a shared record out of the balancer: say so.
+                    master.log.log(.error, "target \(t.target) of upstream \(uname): no shared peer record for \(a.ip):\(a.port) (peer table full or upstream name longer than \(PeerStateTable.maxNameBytes) bytes); the address gets no traffic")
+                }
             }
             if addrs.isEmpty { master.log.log(.error, "target \(t.target) of upstream \(uname): name resolution failed") }
             resolved[t.id] = .array(list)
