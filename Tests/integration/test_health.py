@@ -248,3 +248,17 @@ def test_passive_tcp_failures_and_timeouts_with_retries(gateway, upstream):
     # A read timeout on an idempotent request is retried as well; one timeout ejects b.
     assert [who(g) for _ in range(6)] == [(200, "a")] * 6
     assert health(g)[b.address] == "UNHEALTHY"
+
+
+def test_manual_set_on_weight_zero_target_leaves_no_state(gateway, upstream):
+    a, b = upstream("a"), upstream("b")
+    g = gateway(workers=1)
+    setup(g, [a, b], PASSIVE_ONLY)
+    assert g.admin("PATCH", f"/upstreams/hc_up/targets/{b.address}", {"weight": 0})[0] == 200
+    assert health(g)[b.address] == "HEALTHCHECKS_OFF"
+    assert g.admin("PUT", f"/upstreams/hc_up/targets/{b.address}/unhealthy")[0] == 204
+    assert health(g)[b.address] == "HEALTHCHECKS_OFF"
+    assert {who(g) for _ in range(6)} == {(200, "a")}
+    assert g.admin("PATCH", f"/upstreams/hc_up/targets/{b.address}", {"weight": 100})[0] == 200
+    assert health(g)[b.address] == "HEALTHY"
+    assert {n for _, n in (who(g) for _ in range(6))} == {"a", "b"}
