@@ -370,10 +370,15 @@ extension AdminAPI {
 
     /// The worker configuration document (GWStore.ConfigSnapshot format) built from the store.
     public func publishedDocument(generation: UInt64) -> [UInt8] {
+        publishedJSON(generation: generation).serialized()
+    }
+
+    /// The worker document as a JSON value (the publisher adds to it and serializes once).
+    public func publishedJSON(generation: UInt64) -> JSON {
         ConfigSnapshot.document(generation: generation, services: store.all(.services), routes: store.all(.routes),
                                 upstreams: store.all(.upstreams), targets: store.all(.targets),
                                 consumers: store.all(.consumers), plugins: store.all(.plugins),
-                                keyauthCredentials: store.all(.keyauthCredentials)).serialized()
+                                keyauthCredentials: store.all(.keyauthCredentials))
     }
 }
 

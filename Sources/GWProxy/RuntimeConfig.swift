@@ -19,6 +19,10 @@ struct PeerChoice {
     var key: PeerKey
     var pick: PeerPick?        // nil for a service without upstream
     var hostHeader: String     // Host sent upstream unless preserve_host
+    /// `hash_on = cookie` and the request had no such cookie: the value of the `Set-Cookie` response header
+    /// Kong adds (`<name>=<uuid>; Path=<hash_on_cookie_path>; Same-Site=Lax; HttpOnly`); the request was
+    /// hashed on that new uuid, so the client's next requests (with the cookie) reach the same target.
+    var setCookie: String? = nil
 }
 
 /// Where a matched request goes.
@@ -55,15 +59,20 @@ final class ServicePlan {
 
     func pick(head: HTTPRequestHead, client: SocketAddress, tried: inout TriedPeers, routeCaptures: [String: String]) -> PeerChoice? {
         if let b = balancer, let u = upstream {
-            let hash = u.algorithm == "consistent-hashing" ? hashValue(u, head: head, client: client, captures: routeCaptures) : nil
+            var setCookie: String? = nil
+            let hash = u.algorithm == "consistent-hashing"
+                ? hashValue(u, head: head, client: client, captures: routeCaptures, setCookie: &setCookie) : nil
             guard let p = b.pick(hash: hash, excluding: tried),
                   let addr = SocketAddress(ip: p.address.ipString, port: Int(p.address.port)) else { return nil }
             let hostName = b.addresses[p.index].hostname ?? p.address.ipString
             var host = u.hostHeader ?? hostName
-            if u.hostHeader == nil && p.address.port != 80 {
+            // Kong set_host_header: the port is added unless it is the scheme's default.
+            let defaultPort = service.protocolName == "https" ? 443 : 80
+            if u.hostHeader == nil && Int(p.address.port) != defaultPort {
                 host = hostName.contains(":") ? "[\(hostName)]:\(p.address.port)" : "\(hostName):\(p.address.port)"
             }
-            return PeerChoice(address: addr, key: PeerKey(ip: p.address.ipString, port: Int(p.address.port)), pick: p, hostHeader: host)
+            return PeerChoice(address: addr, key: PeerKey(ip: p.address.ipString, port: Int(p.address.port)), pick: p,
+                              hostHeader: host, setCookie: setCookie)
         }
         guard !direct.isEmpty else { return nil }
         rr &+= 1
@@ -80,7 +89,8 @@ final class ServicePlan {
     }
 
     /// The value hashed for consistent-hashing (KONG.md §4.3), with `hash_fallback`.
-    private func hashValue(_ u: Upstream, head: HTTPRequestHead, client: SocketAddress, captures: [String: String]) -> UInt32 {
+    private func hashValue(_ u: Upstream, head: HTTPRequestHead, client: SocketAddress, captures: [String: String],
+                           setCookie: inout String?) -> UInt32 {
         func value(_ on: String, header: String?, cookie: String?, query: String?, capture: String?) -> String? {
             switch on {
             case "ip": return client.ip
@@ -106,11 +116,44 @@ final class ServicePlan {
             default: return nil
             }
         }
-        let v = value(u.hashOn, header: u.hashOnHeader, cookie: u.hashOnCookie, query: u.hashOnQueryArg, capture: u.hashOnURICapture)
-            ?? value(u.hashFallback, header: u.hashFallbackHeader, cookie: u.hashOnCookie, query: u.hashFallbackQueryArg,
-                     capture: u.hashFallbackURICapture)
-            ?? ""
-        return UpstreamBalancer.hashKey(v)
+        if let v = value(u.hashOn, header: u.hashOnHeader, cookie: u.hashOnCookie, query: u.hashOnQueryArg,
+                         capture: u.hashOnURICapture) {
+            return UpstreamBalancer.hashKey(v)
+        }
+        // Kong (balancer/init.lua get_value_to_hash): a missing hash cookie is created, hashed and set on the
+        // response, whether cookie is hash_on (which then allows no fallback) or hash_fallback.
+        func newCookie(_ name: String) -> UInt32 {
+            let id = ServicePlan.uuidV4()
+            setCookie = "\(name)=\(id); Path=\(u.hashOnCookiePath); Same-Site=Lax; HttpOnly"
+            return UpstreamBalancer.hashKey(id)
+        }
+        if u.hashOn == "cookie", let name = u.hashOnCookie { return newCookie(name) }
+        if let v = value(u.hashFallback, header: u.hashFallbackHeader, cookie: u.hashOnCookie,
+                         query: u.hashFallbackQueryArg, capture: u.hashFallbackURICapture) {
+            return UpstreamBalancer.hashKey(v)
+        }
+        if u.hashFallback == "cookie", let name = u.hashOnCookie { return newCookie(name) }
+        return UpstreamBalancer.hashKey("")
+    }
+
+    /// A random (v4) UUID, lower-case, as Kong's `utils.uuid()`.
+    static func uuidV4() -> String {
+        var g = SystemRandomNumberGenerator()
+        var b = [UInt8](repeating: 0, count: 16)
+        for i in stride(from: 0, to: 16, by: 8) {
+            var r = g.next()
+            for j in 0..<8 { b[i + j] = UInt8(truncatingIfNeeded: r); r >>= 8 }
+        }
+        b[6] = (b[6] & 0x0F) | 0x40
+        b[8] = (b[8] & 0x3F) | 0x80
+        let hex = Array("0123456789abcdef")
+        var s = ""
+        s.reserveCapacity(36)
+        for (i, x) in b.enumerated() {
+            if i == 4 || i == 6 || i == 8 || i == 10 { s.append("-") }
+            s.append(hex[Int(x >> 4)]); s.append(hex[Int(x & 0x0F)])
+        }
+        return s
     }
 }
 
@@ -126,12 +169,16 @@ final class RuntimeConfig {
     /// Builds from the published document: the Kong-shaped snapshot plus `resolved`, the master's
     /// DNS answers per target id (`{"<target id>": [["10.0.0.1", 80], ...]}`).
     init(document: [UInt8], shm: SharedMemory, workerSlot: Int, log: ErrorLog) throws {
+        let t0 = Clock.monotonicMicros()
         let json: JSON
         do { json = try JSON.parse(document) } catch { throw RuntimeConfigError(description: "\(error)") }
+        let tParse = Clock.monotonicMicros()
         let snap: ConfigSnapshot
         do { snap = try ConfigSnapshot.decode(json: json) } catch { throw RuntimeConfigError(description: "\(error)") }
+        let tDecode = Clock.monotonicMicros()
         generation = snap.generation
         router = Router(snapshot: snap)
+        let tRouter = Clock.monotonicMicros()
         for e in router.buildErrors { log.log(.warn, "route \(e.routeID) left out of the router: \(e.message)") }
         // Per-worker rows let the master give back this worker's in-flight counts if it crashes.
         let table = PeerStateTable(base: shm.peerArea, size: shm.peerAreaSize).forWorker(workerSlot)
@@ -169,5 +216,7 @@ final class RuntimeConfig {
             }
         }
         self.plans = plans
+        let t1 = Clock.monotonicMicros()
+        log.log(.info, "configuration generation \(generation) built: parse \((tParse - t0) / 1000) ms, decode \((tDecode - tParse) / 1000) ms, router \((tRouter - tDecode) / 1000) ms, balancers+plans \((t1 - tRouter) / 1000) ms (\(document.count) bytes)")
     }
 }

@@ -52,7 +52,8 @@ final class ActiveHealthChecker {
             let a = u.healthchecks.active
             guard a.healthyInterval > 0 || a.unhealthyInterval > 0 else { continue }
             guard a.type == "http" || a.type == "tcp" || a.type == "https" else { continue }
-            let defaultHost = t.port == 80 ? t.host : "\(t.host):\(t.port)"
+            // lua-resty-healthcheck: `Host: <hostheader or hostname or ip>` — no port (KONG.md §5.3).
+            let defaultHost = t.host.contains(":") && !t.host.hasPrefix("[") ? "[\(t.host)]" : t.host
             for addr in resolved[t.id] ?? [] {
                 let key = Key(upstream: u.name, ip: addr.ip, port: addr.port)
                 guard let slot = table.ensureSlot(upstream: u.name, ip: addr.ip, port: addr.port) else { continue }

@@ -37,6 +37,9 @@ final class SharedHealthProvider: AdminHealthProvider {
 
     func setTargetHealth(upstream: Upstream, target: Target, address: String?, healthy: Bool) -> Bool {
         guard upstream.healthchecks.checkerEnabled else { return false }
+        // A weight-0 target is not in Kong's checker: the set finds no address (204) and leaves no state
+        // behind, so raising its weight later starts it HEALTHY.
+        if target.weight == 0 { return true }
         var addrs = resolved[target.id] ?? [(target.host, target.port)]
         if let a = address {
             var ip = a
