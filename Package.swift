@@ -11,6 +11,11 @@
 //   gateway                     (the CLI)
 import PackageDescription
 
+// The worker's hot-path modules run on one thread per process and keep no state shared between
+// threads, so Swift's dynamic exclusivity checks only cost time there (~2% of worker CPU in the
+// profile); they are turned off for these modules only.
+let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+
 let package = Package(
     name: "gateway",
     products: [.executable(name: "gateway", targets: ["gateway"])],
@@ -20,15 +25,16 @@ let package = Package(
         .target(name: "CLLHTTP", cSettings: [.unsafeFlags(["-I/usr/share/include/llhttp", "-O3"])]),
         .target(name: "CSQLite", linkerSettings: [.linkedLibrary("sqlite3")]),
         .target(name: "GWSystem", dependencies: ["CGWShims"]),
-        .target(name: "GWEvent", dependencies: ["GWSystem", "CGWShims"]),
+        .target(name: "GWEvent", dependencies: ["GWSystem", "CGWShims"], swiftSettings: hotPath),
         .target(name: "GWJSON"),
         .target(name: "GWStore", dependencies: ["GWJSON"]),
         .target(name: "GWConfig", dependencies: ["GWSystem"]),
         .target(name: "GWHTTP", dependencies: ["CLLHTTP"], exclude: ["README.md"],
                 swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
-        .target(name: "GWRouter", dependencies: ["GWStore", "GWHTTP"]),
+        .target(name: "GWRouter", dependencies: ["GWStore", "GWHTTP"], swiftSettings: hotPath),
         .target(name: "GWBalancer", dependencies: ["GWStore", "GWSystem", "CGWShims"]),
-        .target(name: "GWProxy", dependencies: ["CLLHTTP", "GWJSON", "GWSystem", "GWEvent", "GWHTTP", "GWRouter", "GWBalancer", "GWStore", "GWConfig"]),
+        .target(name: "GWProxy", dependencies: ["CLLHTTP", "GWJSON", "GWSystem", "GWEvent", "GWHTTP", "GWRouter", "GWBalancer", "GWStore", "GWConfig"],
+                swiftSettings: hotPath),
         .target(name: "GWAdmin", dependencies: ["GWJSON", "GWStore", "GWHTTP", "GWBalancer", "CSQLite", "GWSystem", .product(name: "Yams", package: "Yams")]),
         .target(name: "GWServer", dependencies: ["CLLHTTP", "CGWShims", "GWJSON", "GWSystem", "GWEvent", "GWConfig", "GWProxy", "GWAdmin", "GWStore", "GWBalancer", "GWHTTP"]),
         .executableTarget(name: "gateway", dependencies: ["GWServer", "GWConfig", "GWSystem"]),

@@ -339,6 +339,7 @@ final class ClientConnection {
             sendError(status: 400, message: "Bad request", close: true, errorPage: true)
             return
         }
+        server.refreshConfigurationIfStale()
         let cfg = server.config
         config = cfg
         guard let cfg else {
@@ -496,6 +497,7 @@ final class ClientConnection {
                 case .bytes:
                     if let plan = decision?.plan { u.armTimer(Double(plan.service.readTimeout) / 1000) }
                 case .wouldBlock:
+                    if respPhase == .body { Socket.quickAck(u.fd) }   // mid-response: do not delay our ACK
                     return
                 case .eof:
                     upstreamEOF(u)
@@ -926,7 +928,13 @@ final class ClientConnection {
 
     /// Closes an idle connection during a graceful drain (true if it was idle).
     func closeIfIdle() -> Bool {
-        if inRequest || (inBuf.map { !$0.isEmpty } ?? false) { closeAfterResponse = true; return false }
+        // A connection that has not sent its first request yet is not idle: the client is about to
+        // send it (closing would reset a request the client already considers sent). nginx closes
+        // only keep-alive connections between requests; quit_timeout bounds the wait.
+        if inRequest || requestsOnConnection == 0 || (inBuf.map { !$0.isEmpty } ?? false) {
+            closeAfterResponse = true
+            return false
+        }
         close()
         return true
     }

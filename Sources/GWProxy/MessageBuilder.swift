@@ -204,6 +204,12 @@ extension ProxyServer {
             HTTPWriter.appendDecimal(Int((c.upstreamStartUs &- c.requestStartUs) / 1000), into: &out)
             HTTPWriter.append("\r\n", into: &out)
         }
+        if let cookie = c.choice?.setCookie {
+            // consistent-hashing on a cookie the client did not send (Kong sets it).
+            HTTPWriter.append("Set-Cookie: ", into: &out)
+            HTTPWriter.append(cookie, into: &out)
+            HTTPWriter.append("\r\n", into: &out)
+        }
         HTTPWriter.append("X-Kong-Request-Id: ", into: &out)
         out.append(contentsOf: c.requestID)
         if upgrade {

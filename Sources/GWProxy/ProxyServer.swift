@@ -98,8 +98,20 @@ public final class ProxyServer {
 
     /// Reads the published snapshot and swaps router + balancers. Requests in flight keep the
     /// RuntimeConfig they started with (they hold a strong reference).
+    /// A request must never be routed on a configuration older than the one published before it
+    /// arrived: the channel wake-up may still be queued behind this connection's read event in the
+    /// same loop pass, so the shared generation is checked (one atomic load) before routing.
+    @inline(__always)
+    func refreshConfigurationIfStale() {
+        let g = shm.configGeneration
+        if g != attemptedGeneration && g > (config?.generation ?? 0) { loadConfiguration() }
+    }
+
+    private var attemptedGeneration: UInt64 = 0
+
     public func loadConfiguration() {
         let generation = shm.configGeneration
+        attemptedGeneration = generation
         guard let bytes = ProcessControl.readFile(snapshotPath) else {
             if generation > 0 { log.log(.error, "cannot read configuration \(snapshotPath)") }
             return
@@ -229,11 +241,11 @@ public final class ProxyServer {
     func newRequestID(into out: inout [UInt8]) {
         requestCounter &+= 1
         out.removeAll(keepingCapacity: true)
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        @inline(__always) func hex(_ v: UInt64) -> UInt8 { v < 10 ? 0x30 &+ UInt8(v) : 0x57 &+ UInt8(v) }
         var a = requestIDSeed
         var b = requestCounter &* 0x9E37_79B9_7F4A_7C15 ^ requestIDSeed.byteSwapped
-        for _ in 0..<16 { out.append(hex[Int(a & 15)]); a >>= 4 }
-        for _ in 0..<16 { out.append(hex[Int(b & 15)]); b >>= 4 }
+        for _ in 0..<16 { out.append(hex(a & 15)); a >>= 4 }
+        for _ in 0..<16 { out.append(hex(b & 15)); b >>= 4 }
     }
 
     // MARK: access log

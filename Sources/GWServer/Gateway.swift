@@ -44,7 +44,7 @@ public enum Gateway {
     static func startMaster(_ master: Master) throws {
         let config = master.config
         let table = PeerStateTable(base: master.shm.peerArea, size: master.shm.peerAreaSize)
-        table.format()
+        table.format(alreadyZeroed: true)   // SharedMemory is a fresh MAP_ANONYMOUS mapping
         let health = SharedHealthProvider(table: table, log: master.log)
         let store: AdminStore
         do {

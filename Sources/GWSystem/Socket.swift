@@ -89,6 +89,15 @@ public enum Socket {
         return err
     }
 
+    /// Sends any delayed ACK now (TCP_QUICKACK). Used when a response is incomplete and we are
+    /// about to wait: an upstream that writes head and body in two sends with Nagle on would
+    /// otherwise wait for our delayed ACK (~40 ms) before sending the body.
+    @inline(__always)
+    public static func quickAck(_ fd: Int32) {
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_QUICKACK, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
     public static func setNoDelay(_ fd: Int32) {
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))

@@ -205,7 +205,6 @@ def test_consistent_hashing_on_cookie(gateway, upstream):
     assert len(set(mapping.values())) >= 2, mapping
 
 
-@pytest.mark.xfail(reason="GWProxy does not yet emit PeerChoice.setCookie (RuntimeConfig computes it)", strict=False)
 def test_hash_cookie_is_set_when_missing(gateway, upstream):
     ups = [upstream(n) for n in ("a", "b", "c")]
     g = gateway(workers=2)
