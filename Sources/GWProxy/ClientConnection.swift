@@ -19,7 +19,8 @@ final class ClientConnection {
     enum ResponsePhase { case none, body, done }
     enum UpstreamFailure { case connectFailed(Int32), connectTimeout, writeFailed, readFailed, readTimeout, writeTimeout, closedEarly, invalidResponse }
 
-    unowned let server: ProxyServer
+    // unowned(unsafe): the server outlives every connection of its process; skips ARC checks per access.
+    unowned(unsafe) let server: ProxyServer
     var fd: Int32
     let peer: SocketAddress
     let listenPort: Int
@@ -90,7 +91,7 @@ final class ClientConnection {
         self.peer = peer
         self.listenPort = listenPort
         self.timer = TimerWatcher(loop: server.loop) {}
-        io = IOWatcher(loop: server.loop, fd: fd, events: .read) { [unowned self] ev in self.handle(ev) }
+        io = IOWatcher(loop: server.loop, fd: fd, events: .read) { [unowned self] ev in self.handle(ev) }   // retained for the call: close() may drop the last reference
         timer.handler = { [unowned self] in self.clientTimedOut() }
         io.start()
         armClientTimer(.header)

@@ -44,6 +44,17 @@ final class ServicePlan {
     let directHost: String
     let log: ErrorLog
 
+    /// Per balancer address (same index as `balancer.addresses`), computed once per configuration
+    /// so that a pick formats nothing: socket address, pool key and the Host header value.
+    private struct Peer {
+        var address: SocketAddress
+        var key: PeerKey
+        var host: String
+    }
+    private let peers: [Peer]
+    private let directKeys: [PeerKey]
+    private let hashing: Bool
+
     init(service: Service, upstream: Upstream?, balancer: UpstreamBalancer?, direct: [SocketAddress], log: ErrorLog) {
         self.service = service
         self.upstream = upstream
@@ -52,6 +63,24 @@ final class ServicePlan {
         self.log = log
         let defaultPort = service.protocolName == "https" ? 443 : 80
         directHost = service.port == defaultPort ? service.host : "\(service.host):\(service.port)"
+        directKeys = direct.map { PeerKey(ip: $0.ip, port: $0.port) ?? PeerKey(PeerAddress(family: 4, hi: 0, lo: 0, port: 0)) }
+        hashing = upstream?.algorithm == "consistent-hashing"
+        var peers: [Peer] = []
+        if let b = balancer, let u = upstream {
+            for a in b.addresses {
+                let ip = a.address.ipString
+                let port = Int(a.address.port)
+                let hostName = a.hostname ?? ip
+                var host = u.hostHeader ?? hostName
+                // Kong set_host_header: the port is added unless it is the scheme's default.
+                if u.hostHeader == nil && port != defaultPort {
+                    host = hostName.contains(":") ? "[\(hostName)]:\(port)" : "\(hostName):\(port)"
+                }
+                let sa = SocketAddress(ip: ip, port: port) ?? SocketAddress(ip: "0.0.0.0", port: 0)!
+                peers.append(Peer(address: sa, key: PeerKey(a.address), host: host))
+            }
+        }
+        self.peers = peers
     }
 
     /// Kong's 503 text when no peer can be had for a direct service.
@@ -60,24 +89,16 @@ final class ServicePlan {
     func pick(head: HTTPRequestHead, client: SocketAddress, tried: inout TriedPeers, routeCaptures: [String: String]) -> PeerChoice? {
         if let b = balancer, let u = upstream {
             var setCookie: String? = nil
-            let hash = u.algorithm == "consistent-hashing"
+            let hash = hashing
                 ? hashValue(u, head: head, client: client, captures: routeCaptures, setCookie: &setCookie) : nil
-            guard let p = b.pick(hash: hash, excluding: tried),
-                  let addr = SocketAddress(ip: p.address.ipString, port: Int(p.address.port)) else { return nil }
-            let hostName = b.addresses[p.index].hostname ?? p.address.ipString
-            var host = u.hostHeader ?? hostName
-            // Kong set_host_header: the port is added unless it is the scheme's default.
-            let defaultPort = service.protocolName == "https" ? 443 : 80
-            if u.hostHeader == nil && Int(p.address.port) != defaultPort {
-                host = hostName.contains(":") ? "[\(hostName)]:\(p.address.port)" : "\(hostName):\(p.address.port)"
-            }
-            return PeerChoice(address: addr, key: PeerKey(ip: p.address.ipString, port: Int(p.address.port)), pick: p,
-                              hostHeader: host, setCookie: setCookie)
+            guard let p = b.pick(hash: hash, excluding: tried), p.index < peers.count else { return nil }
+            let peer = peers[p.index]
+            return PeerChoice(address: peer.address, key: peer.key, pick: p, hostHeader: peer.host, setCookie: setCookie)
         }
         guard !direct.isEmpty else { return nil }
         rr &+= 1
-        let a = direct[rr % direct.count]
-        return PeerChoice(address: a, key: PeerKey(ip: a.ip, port: a.port), pick: nil, hostHeader: directHost)
+        let i = rr % direct.count
+        return PeerChoice(address: direct[i], key: directKeys[i], pick: nil, hostHeader: directHost)
     }
 
     /// Ends a try: shared in-flight count, latency EWMA and passive health (GWBalancer).

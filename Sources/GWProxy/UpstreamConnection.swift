@@ -3,6 +3,7 @@
 // Invariant: `client` is non-nil exactly while a request uses the connection; an idle pooled
 // connection keeps its read watcher on so that a close by the upstream is noticed at once.
 // Worker-loop confined.
+import GWBalancer
 import GWEvent
 import GWHTTP
 import GWSystem
@@ -10,7 +11,8 @@ import GWSystem
 final class UpstreamConnection {
     enum State { case connecting, active, idle, closed }
 
-    unowned let server: ProxyServer
+    // unowned(unsafe): the server outlives every connection of its process; skips ARC checks per access.
+    unowned(unsafe) let server: ProxyServer
     let fd: Int32
     let peer: SocketAddress
     let poolKey: PeerKey
@@ -147,15 +149,26 @@ final class UpstreamConnection {
 
 /// Pool key: the peer address (Kong: ip|port for http).
 struct PeerKey: Hashable {
-    var ip: String
-    var port: Int
+    /// The peer address as integers (GWBalancer.PeerAddress): hashing it costs no String work.
+    var address: PeerAddress
+
+    init(_ a: PeerAddress) { address = a }
+    init?(ip: String, port: Int) {
+        guard let a = PeerAddress(ip: ip, port: port) else { return nil }
+        address = a
+    }
 }
 
 /// Per-worker keep-alive pool of idle upstream connections, LIFO per peer, bounded by
 /// `upstream_keepalive_pool_size` per peer, `upstream_keepalive_max_requests` per connection and
 /// `upstream_keepalive_idle_timeout`. Worker-loop confined.
 final class UpstreamPool {
-    private var idle: [PeerKey: [UpstreamConnection]] = [:]
+    /// The idle connections of one peer, most recent last. A class so that take/put change the
+    /// list in place (a `[PeerKey: [UpstreamConnection]]` copied the whole array on every request).
+    private final class PeerList {
+        var conns: [UpstreamConnection] = []
+    }
+    private var idle: [PeerKey: PeerList] = [:]
     let maxPerPeer: Int
     let maxRequests: Int
     let idleTimeoutMillis: UInt64
@@ -169,28 +182,27 @@ final class UpstreamPool {
 
     /// Takes the most recently used idle connection to `key`, if any.
     func take(_ key: PeerKey) -> UpstreamConnection? {
-        guard var list = idle[key], !list.isEmpty else { return nil }
+        guard let list = idle[key], !list.conns.isEmpty else { return nil }
         let now = Clock.monotonicMillis()
-        while let c = list.popLast() {
+        while let c = list.conns.popLast() {
             idleCount -= 1
             if idleTimeoutMillis > 0 && now - c.idleSince > idleTimeoutMillis {
                 c.close()
                 continue
             }
-            idle[key] = list
             c.state = .active
             c.reused = true
             return c
         }
-        idle[key] = list
         return nil
     }
 
     /// Offers a connection whose exchange completed cleanly. Closes it when the pool is full.
     func put(_ c: UpstreamConnection) {
         guard maxPerPeer > 0, maxRequests == 0 || c.requestsServed < maxRequests else { c.close(); return }
-        var list = idle[c.poolKey] ?? []
-        if list.count >= maxPerPeer {
+        let list: PeerList
+        if let l = idle[c.poolKey] { list = l } else { list = PeerList(); idle[c.poolKey] = list }
+        if list.conns.count >= maxPerPeer {
             c.close()
             return
         }
@@ -203,15 +215,13 @@ final class UpstreamPool {
         c.out.removeAll(keepingCapacity: true)
         c.outSent = 0
         c.updateInterest()
-        list.append(c)
-        idle[c.poolKey] = list
+        list.conns.append(c)
         idleCount += 1
     }
 
     func remove(_ c: UpstreamConnection) {
-        guard var list = idle[c.poolKey], let i = list.firstIndex(where: { $0 === c }) else { return }
-        list.remove(at: i)
-        idle[c.poolKey] = list
+        guard let list = idle[c.poolKey], let i = list.conns.firstIndex(where: { $0 === c }) else { return }
+        list.conns.remove(at: i)
         idleCount -= 1
     }
 
@@ -219,18 +229,18 @@ final class UpstreamPool {
     func expire() {
         guard idleTimeoutMillis > 0 else { return }
         let now = Clock.monotonicMillis()
-        for (k, list) in idle {
-            let keep = list.filter { now - $0.idleSince <= idleTimeoutMillis }
-            if keep.count != list.count {
-                for c in list where now - c.idleSince > idleTimeoutMillis { c.close() }
-                idleCount -= list.count - keep.count
-                idle[k] = keep
-            }
+        for (_, list) in idle {
+            let before = list.conns.count
+            let expired = list.conns.filter { now - $0.idleSince > idleTimeoutMillis }
+            guard !expired.isEmpty else { continue }
+            list.conns.removeAll { now - $0.idleSince > idleTimeoutMillis }
+            idleCount -= before - list.conns.count
+            for c in expired { c.close() }
         }
     }
 
     func closeAll() {
-        for (_, list) in idle { for c in list { c.close() } }
+        for (_, list) in idle { for c in list.conns { c.close() } }
         idle = [:]
         idleCount = 0
     }

@@ -24,12 +24,17 @@ public enum KongPath {
     /// `normalize(path, true)`: `%XX` of non-reserved characters decoded (reserved ones upper-cased), `//`
     /// merged, dot segments removed (RFC 3986 §5.2.4). The input is the path without the query.
     public static func normalize<C: Collection>(_ raw: C) -> String where C.Element == UInt8 {
+        // Fast path: no "%", no "//" and no "/." (a possible dot segment): nothing to change.
+        // (Every path contains "/", so the scan looks at byte pairs rather than at "/" alone.)
+        var needsWork = false
+        var prev: UInt8 = 0
+        for b in raw {
+            if b == 0x25 || (prev == 0x2F && (b == 0x2F || b == 0x2E)) { needsWork = true; break }
+            prev = b
+        }
+        if !needsWork { return String(decoding: raw, as: UTF8.self) }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(raw.count)
-        var needsWork = false
-        for b in raw where b == 0x25 || b == 0x2E || b == 0x2F { needsWork = true; break }
-        // fast path: nothing to decode and no "//" or "." anywhere
-        if !needsWork { return String(decoding: raw, as: UTF8.self) }
         // 1. percent-decoding
         var it = Array(raw)
         var i = 0
