@@ -174,8 +174,9 @@ public struct ActiveCheckSchedule: Sendable {
 }
 
 /// The active probe request (lua-resty-healthcheck): `GET <path> HTTP/1.0\r\n`, one `Name: value\r\n` line per
-/// configured header value (names sorted for a stable byte image), `Host: <host>\r\n\r\n`. `host` is the
-/// upstream's `host_header`, else the target hostname, else the IP.
+/// configured header value (names sorted for a stable byte image), `User-Agent: gateway-healthcheck` (so that
+/// upstream logs can tell probes from traffic), `Host: <host>\r\n\r\n`. `host` is the upstream's `host_header`,
+/// else the target hostname, else the IP.
 public func buildProbeRequest(path: String, headers: [String: [String]]?, host: String) -> [UInt8] {
     var s = "GET \(path.isEmpty ? "/" : path) HTTP/1.0\r\n"
     if let headers {
@@ -183,7 +184,7 @@ public func buildProbeRequest(path: String, headers: [String: [String]]?, host: 
             for v in headers[name]! { s += "\(name): \(v)\r\n" }
         }
     }
-    s += "Host: \(host)\r\n\r\n"
+    s += "User-Agent: gateway-healthcheck\r\nHost: \(host)\r\n\r\n"
     return Array(s.utf8)
 }
 

@@ -9,28 +9,16 @@ import GWStore
 import GWSystem
 
 final class ActiveHealthChecker {
-    private struct Key: Hashable { var upstream: String; var ip: String; var port: Int }
-
-    private final class Probe {
-        let key: Key
-        var upstream: Upstream
-        var policy: HealthPolicy
-        var hostHeader: String
-        let slot: PeerSlot
-        var nextDue: Double
-        var inFlight: ProbeConnection?
-        init(key: Key, upstream: Upstream, policy: HealthPolicy, hostHeader: String, slot: PeerSlot, nextDue: Double) {
-            self.key = key; self.upstream = upstream; self.policy = policy; self.hostHeader = hostHeader
-            self.slot = slot; self.nextDue = nextDue
-        }
-    }
-
     let loop: EventLoop
     let table: PeerStateTable
     let log: ErrorLog
-    private var probes: [Key: Probe] = [:]
+    /// What is due when (GWBalancer.ActiveCheckSchedule: per-state cadence, concurrency cap, timing
+    /// kept for addresses that stay across configuration changes). `httpSubsystem: false`: `tcp`
+    /// checks are honoured (Kong's HTTP subsystem would turn them off).
+    private var schedule = ActiveCheckSchedule(httpSubsystem: false)
+    private var inFlight: [PeerSlot: ProbeConnection] = [:]
     private var timer: TimerWatcher!
-    /// Probes started (for tests: probe count per interval = number of targets).
+    /// Probes started (probe count per interval = number of targets, not × workers).
     private(set) var probesStarted: UInt64 = 0
 
     init(loop: EventLoop, table: PeerStateTable, log: ErrorLog) {
@@ -41,86 +29,51 @@ final class ActiveHealthChecker {
         timer.start(after: 0.1, repeat: 0.1)
     }
 
-    /// Rebuilds the probe list from a configuration; state and schedules of unchanged targets stay.
+    /// Replaces the checked addresses with those of a configuration (resolved by the publisher).
     func configure(snapshot: ConfigSnapshot, resolved: [String: [(ip: String, port: Int)]]) {
-        var next: [Key: Probe] = [:]
-        let now = loop.now
-        var byID: [String: Upstream] = [:]
-        for u in snapshot.upstreams { byID[u.id] = u }
-        for t in snapshot.targets where t.weight > 0 {
-            guard let u = byID[t.upstreamID] else { continue }
-            let a = u.healthchecks.active
-            guard a.healthyInterval > 0 || a.unhealthyInterval > 0 else { continue }
-            guard a.type == "http" || a.type == "tcp" || a.type == "https" else { continue }
-            // lua-resty-healthcheck: `Host: <hostheader or hostname or ip>` — no port (KONG.md §5.3).
-            let defaultHost = t.host.contains(":") && !t.host.hasPrefix("[") ? "[\(t.host)]" : t.host
-            for addr in resolved[t.id] ?? [] {
-                let key = Key(upstream: u.name, ip: addr.ip, port: addr.port)
-                guard let slot = table.ensureSlot(upstream: u.name, ip: addr.ip, port: addr.port) else { continue }
-                let policy = HealthPolicy(u.healthchecks)
-                if let p = probes[key] {
-                    p.upstream = u
-                    p.policy = policy
-                    p.hostHeader = u.hostHeader ?? defaultHost
-                    next[key] = p
-                } else {
-                    let interval = table.isHealthy(slot) ? a.healthyInterval : a.unhealthyInterval
-                    next[key] = Probe(key: key, upstream: u, policy: policy, hostHeader: u.hostHeader ?? defaultHost,
-                                      slot: slot, nextDue: now + (interval > 0 ? interval : a.unhealthyInterval))
+        var byUpstream: [String: [Target]] = [:]
+        for t in snapshot.targets { byUpstream[t.upstreamID, default: []].append(t) }
+        var groups: [(upstream: Upstream, addresses: [ResolvedAddress])] = []
+        for u in snapshot.upstreams {
+            var list: [ResolvedAddress] = []
+            for t in byUpstream[u.id] ?? [] {
+                for a in resolved[t.id] ?? [] {
+                    guard let slot = table.ensureSlot(upstream: u.name, ip: a.ip, port: a.port),
+                          let r = ResolvedAddress(ip: a.ip, port: a.port, weight: t.weight, slot: slot, hostname: t.host)
+                    else { continue }
+                    list.append(r)
                 }
             }
+            groups.append((u, list))
         }
-        for (k, p) in probes where next[k] == nil { p.inFlight?.cancel() }
-        probes = next
+        schedule.update(groups, now: loop.now)
+        // Probes of addresses that left the configuration are dropped.
+        for (slot, conn) in inFlight where !groups.contains(where: { $0.addresses.contains { $0.slot == slot } }) {
+            conn.cancel()
+            inFlight[slot] = nil
+        }
     }
 
     private func tick() {
-        let now = loop.now
-        var inFlightPerUpstream: [String: Int] = [:]
-        for p in probes.values where p.inFlight != nil { inFlightPerUpstream[p.key.upstream, default: 0] += 1 }
-        for p in probes.values where p.inFlight == nil && p.nextDue <= now {
-            let a = p.upstream.healthchecks.active
-            let interval = table.isHealthy(p.slot) ? a.healthyInterval : a.unhealthyInterval
-            if interval <= 0 {
-                // Probing is off for targets in this state; look again later (state may change).
-                p.nextDue = now + 0.5
+        for job in schedule.due(now: loop.now, table: table) {
+            guard let addr = SocketAddress(ip: job.address.ipString, port: Int(job.address.port)) else {
+                schedule.completed(job)
                 continue
             }
-            if inFlightPerUpstream[p.key.upstream, default: 0] >= max(1, a.concurrency) { continue }
-            inFlightPerUpstream[p.key.upstream, default: 0] += 1
-            start(p, now: now)
-        }
-    }
-
-    private func start(_ p: Probe, now: Double) {
-        probesStarted += 1
-        let a = p.upstream.healthchecks.active
-        var request: [UInt8] = []
-        if a.type != "tcp" {
-            var s = "GET \(a.httpPath) HTTP/1.0\r\n"
-            for (name, values) in (a.headers ?? [:]).sorted(by: { $0.key < $1.key }) {
-                for v in values { s += "\(name): \(v)\r\n" }
+            probesStarted += 1
+            // No TLS yet: an `https` check is a TCP connect check (documented in the README).
+            let conn = ProbeConnection(loop: loop, address: addr, request: job.request, tcpOnly: job.kind != .http,
+                                       timeout: max(0.001, job.timeout)) { [unowned self] outcome in
+                self.inFlight[job.slot] = nil
+                self.schedule.completed(job)
+                if let t = self.table.report(job.slot, outcome, source: .active, policy: job.policy,
+                                             now: PeerClock.unixSeconds()) {
+                    self.log.log(.warn, "upstream \(job.upstreamName) target \(job.address) changed from \(t.oldStateName) to \(t.newStateName) (active check: \(t.reason.text), outcome \(outcome))")
+                }
             }
-            s += "Host: \(p.hostHeader)\r\nUser-Agent: gateway-healthcheck\r\n\r\n"
-            request = Array(s.utf8)
+            inFlight[job.slot] = conn
+            conn.start()
         }
-        guard let addr = SocketAddress(ip: p.key.ip, port: p.key.port) else { return }
-        let conn = ProbeConnection(loop: loop, address: addr, request: request, tcpOnly: a.type == "tcp",
-                                   timeout: max(0.001, a.timeout)) { [unowned self, unowned p] outcome in
-            p.inFlight = nil
-            self.finished(p, outcome)
-        }
-        p.inFlight = conn
-        conn.start()
-    }
-
-    private func finished(_ p: Probe, _ outcome: HealthOutcome) {
-        if let t = table.report(p.slot, outcome, source: .active, policy: p.policy, now: PeerClock.unixSeconds()) {
-            log.log(.warn, "upstream \(p.key.upstream) target \(p.key.ip):\(p.key.port) changed from \(t.oldStateName) to \(t.newStateName) (active check: \(t.reason.text), outcome \(outcome))")
-        }
-        let a = p.upstream.healthchecks.active
-        let interval = table.isHealthy(p.slot) ? a.healthyInterval : a.unhealthyInterval
-        p.nextDue = loop.now + (interval > 0 ? interval : 0.5)
     }
 }
 
@@ -188,14 +141,9 @@ final class ProbeConnection {
         }
     }
 
-    /// `^HTTP/\d+\.\d+\s+(\d+)`; 0 when the status line does not parse (an HTTP failure).
-    private func parseStatus() -> Int {
-        let s = String(decoding: response.prefix(while: { $0 != 0x0A }), as: UTF8.self)
-        guard s.hasPrefix("HTTP/") else { return 0 }
-        let parts = s.split(separator: " ", omittingEmptySubsequences: true)
-        guard parts.count >= 2, parts[0].count >= 8, let code = Int(parts[1].prefix(3)), (100...999).contains(code) else { return 0 }
-        return code
-    }
+    /// The status of the probe response (GWBalancer.parseProbeStatusLine); 0 = unparsable, which
+    /// counts as an HTTP failure.
+    private func parseStatus() -> Int { parseProbeStatusLine(response) ?? 0 }
 
     private func finish(_ o: HealthOutcome) {
         guard timer != nil || io != nil else { return }

@@ -95,7 +95,7 @@ import GWStore
         #expect(String(decoding: j2.request, as: UTF8.self).hasSuffix("Host: override.test\r\n\r\n"))
         #expect(j2.kind == .https && j2.sni == "override.test")
         #expect(String(decoding: buildProbeRequest(path: "/", headers: nil, host: "10.0.0.1"), as: UTF8.self)
-                == "GET / HTTP/1.0\r\nHost: 10.0.0.1\r\n\r\n")
+                == "GET / HTTP/1.0\r\nUser-Agent: gateway-healthcheck\r\nHost: 10.0.0.1\r\n\r\n")
     }
 
     @Test func statusLineParsing() {
