@@ -71,6 +71,7 @@ final class ClientConnection {
     var dechunk = false            // HTTP/1.0 client, chunked upstream response: relay decoded bytes, close-delimited
     var tunnel = false
     var timerKind = TimerKind.none
+    var batchingOutput = false     // queue client output while parsing one batch of upstream bytes
     var parserPaused = false       // the request parser stopped on an event; resume it even without new bytes
     var respParserPaused = false
     var discarding = false         // answered before the request body was read: reading and dropping it
@@ -170,6 +171,10 @@ final class ClientConnection {
     }
 
     func flushClient() {
+        guard fd >= 0 else { return }
+        // While a batch of upstream bytes is being parsed, the response head and body pieces are
+        // only queued: one send per batch instead of one per piece (see upstreamReadable).
+        if batchingOutput { return }
         var wrote = false
         while outSent < out.count {
             let r = out.withUnsafeBytes { Socket.write(fd, from: $0.baseAddress! + outSent, count: out.count - outSent) }
@@ -481,13 +486,23 @@ final class ClientConnection {
         defer { readingUpstream = false }
         repeat {
             upstreamAgain = false
+            batchingOutput = true
             upstreamReadableLoop(u)
+            batchingOutput = false
+            if outSent < out.count { flushClient() }
         } while upstreamAgain && fd >= 0 && upstream === u
     }
 
     private func upstreamReadableLoop(_ u: UpstreamConnection) {
         if tunnel { tunnelFromUpstream(); return }
         while upstream === u {
+            if batchingOutput && out.count - outSent > 64 * 1024 {
+                // A large response: send what is queued before reading more.
+                batchingOutput = false
+                flushClient()
+                batchingOutput = true
+                if fd < 0 || upstream !== u { return }
+            }
             if out.count - outSent > ProxyServer.maxPendingOutput {
                 u.pauseReading(true)
                 return

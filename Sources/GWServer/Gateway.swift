@@ -87,7 +87,8 @@ public enum Gateway {
                     w["connections_active"] = .int(Int64(s.connections_active))
                     w["connections_accepted"] = .int(Int64(s.connections_accepted))
                     w["config_generation"] = .int(Int64(s.config_generation))
-                    w["heartbeat_age_ms"] = .int(Int64(Clock.monotonicMillis()) - Int64(s.heartbeat))
+                    // A worker that has not ticked yet (heartbeat 0) reports age 0, not the monotonic clock.
+                    w["heartbeat_age_ms"] = .int(s.heartbeat == 0 ? 0 : Int64(Clock.monotonicMillis()) - Int64(s.heartbeat))
                     workers.append(.object(w))
                 }
                 var o = JSONObject()
@@ -95,6 +96,10 @@ public enum Gateway {
                 o["connections_reading"] = .int(0)
                 o["connections_writing"] = .int(Int64(active))
                 o["connections_waiting"] = .int(0)
+                // Node totals stay cumulative across reloads and respawns (counters of exited workers
+                // are kept by the master).
+                accepted &+= master.exitedWorkerConnectionsAccepted
+                total &+= master.exitedWorkerRequests
                 o["connections_accepted"] = .int(Int64(accepted))
                 o["connections_handled"] = .int(Int64(accepted))
                 o["total_requests"] = .int(Int64(total))

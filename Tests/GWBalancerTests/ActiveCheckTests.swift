@@ -83,7 +83,7 @@ import GWStore
         s.update([(up, [a])], now: 0)
         let job = s.due(now: 5, table: t)[0]
         #expect(String(decoding: job.request, as: UTF8.self) ==
-                "GET /status HTTP/1.0\r\nX-A: 1\r\nX-A: one\r\nX-B: 2\r\nHost: api.test\r\n\r\n")
+                "GET /status HTTP/1.0\r\nX-A: 1\r\nX-A: one\r\nX-B: 2\r\nUser-Agent: gateway-healthcheck\r\nHost: api.test\r\n\r\n")
         #expect(job.kind == .http && job.timeout == 1)
         s.completed(job)
         up.hostHeader = "override.test"

@@ -308,6 +308,13 @@ def test_admin_node_info_and_status(gateway, upstream):
     assert s1["total_requests"] >= s0["total_requests"] + 20
     assert sum(w["requests"] for w in s1["workers"]) >= sum(w["requests"] for w in s0["workers"]) + 20
     assert s1["connections_accepted"] >= s0["connections_accepted"] + 20
+    # Node totals stay cumulative when a reload replaces every worker.
+    g.cli("reload", "-c", g.conf, "-p", g.prefix, check=True)
+    wait_until(lambda: not set(g.worker_pids()) & set(workers) and len(g.worker_pids()) == 2, what="new workers")
+    wait_until(lambda: all(w["pid"] not in workers for w in status()["workers"]), what="old workers gone")
+    s2 = status()
+    assert s2["total_requests"] >= s1["total_requests"]
+    assert s2["connections_accepted"] >= s1["connections_accepted"]
 
 
 def test_quit_timeout_bounds_the_drain(gateway, upstream):
