@@ -52,6 +52,9 @@ public struct GatewayConfig: Sendable {
     public var quitTimeout: Int                       // seconds
     /// The effective `key = value` pairs (for GET / and `gateway check`), secrets removed.
     public var entries: [(String, String)]
+    /// Kong `dns_resolver`: DNS servers as `ip[:port]` (comma-separated) for target host names;
+    /// empty = the servers of /etc/resolv.conf.
+    public var dnsResolver: String = ""
 
     /// Paths relative to the prefix are resolved against it (as Kong does for log paths).
     public func resolve(_ path: String) -> String {
@@ -92,6 +95,7 @@ public let configKeys: [(key: String, defaultValue: String)] = [
     ("admin_token", ""),
     ("error_default_type", "text/plain"),
     ("quit_timeout", "10s"),
+    ("dns_resolver", ""),
 ]
 
 /// Kong spellings accepted as aliases.
@@ -258,7 +262,7 @@ public enum ConfigLoader {
         var entries: [(String, String)] = []
         for (k, _) in configKeys where k != "admin_token" { entries.append((k, v(k))) }
 
-        return GatewayConfig(
+        var cfg = GatewayConfig(
             prefix: prefix, proxyListen: proxy, adminListen: admin, workerProcesses: wp,
             daemon: try bool("daemon"), logLevel: level,
             proxyAccessLog: v("proxy_access_log"), proxyErrorLog: v("proxy_error_log"),
@@ -277,6 +281,9 @@ public enum ConfigLoader {
             serverTokens: serverTokens, latencyTokens: latencyTokens,
             adminToken: token.isEmpty ? nil : token, errorDefaultType: edt,
             quitTimeout: try seconds("quit_timeout"), entries: entries)
+        cfg.dnsResolver = v("dns_resolver").split(separator: ",")
+            .map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }.joined(separator: ",")
+        return cfg
     }
 
     /// "512", "8k", "10m", "1g" → bytes.

@@ -167,7 +167,7 @@ final class RuntimeConfig {
     let plans: [String: ServicePlan]
 
     /// Builds from the published document: the Kong-shaped snapshot plus `resolved`, the master's
-    /// DNS answers per target id (`{"<target id>": [["10.0.0.1", 80], ...]}`).
+    /// DNS answers per target id (`{"<target id>": [["10.0.0.1", 80, 100], ...]}`, ip, port, weight).
     init(document: [UInt8], shm: SharedMemory, workerSlot: Int, log: ErrorLog) throws {
         let t0 = Clock.monotonicMicros()
         let json: JSON
@@ -191,16 +191,17 @@ final class RuntimeConfig {
         for u in snap.upstreams {
             var list: [ResolvedAddress] = []
             for t in targetsByUpstream[u.id] ?? [] {
-                var addrs: [(String, Int)] = []
+                // [ip, port, weight]: the weight is per address (SRV answers carry their own).
+                var addrs: [(String, Int, Int)] = []
                 if let r = resolved?[t.id]?.arrayValue {
-                    for a in r { if let ip = a[0]?.stringValue, let port = a[1]?.intValue { addrs.append((ip, port)) } }
+                    for a in r { if let ip = a[0]?.stringValue, let port = a[1]?.intValue { addrs.append((ip, port, a[2]?.intValue ?? t.weight)) } }
                 } else {
-                    addrs.append((t.host, t.port))
+                    addrs.append((t.host, t.port, t.weight))
                 }
-                for (ip, port) in addrs {
+                for (ip, port, weight) in addrs {
                     guard let pa = PeerAddress(ip: ip, port: port),
                           let slot = table.findSlot(upstream: u.name, address: pa) else { continue }
-                    list.append(ResolvedAddress(address: pa, weight: t.weight, slot: slot, hostname: t.host))
+                    list.append(ResolvedAddress(address: pa, weight: weight, slot: slot, hostname: t.host))
                 }
             }
             balancers[u.name] = UpstreamBalancer(upstream: u, addresses: list, table: table,
