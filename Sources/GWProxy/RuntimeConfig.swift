@@ -212,8 +212,15 @@ final class RuntimeConfig {
             if let u = upstreamsByName[s.host] {
                 plans[s.id] = ServicePlan(service: s, upstream: u, balancer: balancers[u.name], direct: [], log: log)
             } else {
-                plans[s.id] = ServicePlan(service: s, upstream: nil, balancer: nil,
-                                          direct: Socket.resolve(host: s.host, port: s.port), log: log)
+                // The master's DNS answers for the service host (`service_addresses`), else getaddrinfo
+                // here (IP literals; documents from before the master resolved service hosts).
+                var direct: [SocketAddress] = []
+                if let r = json["service_addresses"]?[s.id]?.arrayValue {
+                    for a in r { if let ip = a[0]?.stringValue, let port = a[1]?.intValue, let sa = SocketAddress(ip: ip, port: port) { direct.append(sa) } }
+                } else {
+                    direct = Socket.resolve(host: s.host, port: s.port)
+                }
+                plans[s.id] = ServicePlan(service: s, upstream: nil, balancer: nil, direct: direct, log: log)
             }
         }
         self.plans = plans

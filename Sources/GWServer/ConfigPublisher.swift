@@ -86,6 +86,25 @@ final class ConfigPublisher {
             resolvedMap[t.id] = mapped
             weights[t.id] = w
         }
+        // Plain services (host not an upstream name): the resolver's answers go to the workers too, so
+        // they do not block on getaddrinfo at configuration load. No answer yet or DNS failure ⇒ an empty
+        // list (the worker answers 503 "name resolution failed" until the name resolves).
+        var serviceAddrs = JSONObject()
+        if let dns = resolver {
+            var upstreamNames = Set<String>()
+            for u in snap.upstreams { upstreamNames.insert(u.name) }
+            for s in snap.services where !upstreamNames.contains(s.host) && SocketAddress(ip: s.host, port: s.port) == nil {
+                names.insert(s.host)
+                var list: [JSON] = []
+                if let a = dns.answer(for: s.host), a.ok {
+                    for x in TargetAddresses.expand(a.addresses, targetPort: s.port, targetWeight: 1) {
+                        list.append(.array([.string(x.ip), .int(Int64(x.port))]))
+                    }
+                }
+                serviceAddrs[s.id] = .array(list)
+            }
+        }
+        doc["service_addresses"] = .object(serviceAddrs)
         resolver?.keepOnly(names)
         // Addresses that left the configuration start afresh if they come back (Kong re-creates a
         // target healthy); addresses that stayed keep their state across every change.

@@ -82,9 +82,9 @@ final class DNSResolver {
     /// The cached answer for `name` (possibly stale), starting a lookup when there is none yet or it expired.
     func answer(for name: String) -> Answer? {
         wanted.insert(name)
-        let a = answers[name]
-        if a == nil || a!.expires <= now() { start(name) }
-        return a
+        if let a = answers[name], a.expires > now() { return a }
+        start(name)   // hosts-file names answer synchronously, so even a first publish has them
+        return answers[name]
     }
 
     /// Forget names no target uses any more (called after each publish with the names it asked for).
@@ -259,8 +259,10 @@ final class DNSResolver {
         pending.remove(name)
         var a = result
         a.expires = now() + (a.ok ? TargetAddresses.refreshDelay(ttl: ttl) : TargetAddresses.failureRetry)
+        // A name no target uses any more (removed while its lookup ran) is dropped.
+        guard wanted.contains(name) else { answers[name] = nil; scheduleRefresh(); return }
         let old = answers[name]
-        if wanted.contains(name) || old == nil { answers[name] = a }
+        answers[name] = a
         if old == nil || old! != a {
             if a.ok {
                 log.log(.info, "DNS: \(name) → \(a.addresses.map { a in a.srvPort.map { "\(a.ip):\($0) w=\(a.srvWeight ?? 0)" } ?? a.ip }.joined(separator: ", ")) (\(a.source), refresh in \(Int(a.expires - now())) s)")

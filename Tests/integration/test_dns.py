@@ -222,3 +222,19 @@ def test_srv_top_priority_port_and_weights(gateway, upstream, dns):
     seen = [who(g) for _ in range(55)]
     assert seen.count("a") == 50 and seen.count("b") == 5, seen
     assert "c" not in seen
+
+
+def test_plain_service_host_resolved_by_the_master(gateway, upstream, dns):
+    server = dns()
+    a = upstream("a")
+    server.records["plain.test"] = [("A", "127.0.0.1", 60)]
+    g = gateway(workers=2, dns_resolver=server.address)
+    assert g.admin("POST", "/services", {"name": "plain", "url": f"http://plain.test:{a.port}"})[0] == 201
+    assert g.admin("POST", "/services/plain/routes", {"paths": ["/plain"]})[0] == 201
+    assert g.admin("POST", "/services", {"name": "nx", "url": "http://nowhere.test:80"})[0] == 201
+    assert g.admin("POST", "/services/nx/routes", {"paths": ["/nx"]})[0] == 201
+    g.wait_route("/plain")
+    assert who(g, "/plain") == "a"
+    st, body, _ = g.get("/nx")
+    assert st == 503 and b"name resolution failed" in body, (st, body)
+    assert server.count("plain.test", 1) >= 1   # asked by the master's resolver
