@@ -83,7 +83,7 @@ final class DNSResolver {
     func answer(for name: String) -> Answer? {
         wanted.insert(name)
         if let a = answers[name], a.expires > now() { return a }
-        start(name)   // hosts-file names answer synchronously, so even a first publish has them
+        start(name, fromPublish: true)   // hosts-file names answer synchronously: this publish has them
         return answers[name]
     }
 
@@ -113,11 +113,12 @@ final class DNSResolver {
 
     private func now() -> Double { Double(Clock.monotonicMicros()) / 1_000_000 }
 
-    private func start(_ name: String) {
+    private func start(_ name: String, fromPublish: Bool = false) {
         guard let ch = channel, !pending.contains(name) else { return }
         // Hosts-file entries (e.g. localhost) answer at once: Kong's client preloads /etc/hosts.
         if let ips = hostsFile(ch, name) {
-            finish(name, Answer(ok: true, addresses: ips.map { DNSAddress(ip: $0) }, expires: 0, source: "hosts"), ttl: nil)
+            finish(name, Answer(ok: true, addresses: ips.map { DNSAddress(ip: $0) }, expires: 0, source: "hosts"), ttl: nil,
+                   notify: !fromPublish)
             return
         }
         pending.insert(name)
@@ -255,7 +256,7 @@ final class DNSResolver {
         }, Unmanaged.passRetained(req).toOpaque())
     }
 
-    private func finish(_ name: String, _ result: Answer, ttl: Int?) {
+    private func finish(_ name: String, _ result: Answer, ttl: Int?, notify: Bool = true) {
         pending.remove(name)
         var a = result
         a.expires = now() + (a.ok ? TargetAddresses.refreshDelay(ttl: ttl) : TargetAddresses.failureRetry)
@@ -269,7 +270,7 @@ final class DNSResolver {
             } else {
                 log.log(.error, "DNS: \(name) could not be resolved (\(a.source)); retry in \(Int(TargetAddresses.failureRetry)) s")
             }
-            if !notifyTimer.isActive { notifyTimer.start(after: 0) }
+            if notify && !notifyTimer.isActive { notifyTimer.start(after: 0) }
         }
         scheduleRefresh()
     }
