@@ -180,7 +180,7 @@ final class DNSResolver {
         l.minTTL = l.srvTTL
         l.remaining = top.count
         for rec in top {
-            getaddrinfo(ch, l, host: rec.target, family: AF_UNSPEC) { me, l, status, addrs, ttl in
+            aThenAAAA(ch, l, host: rec.target) { me, l, status, addrs, ttl in
                 if status == ARES_SUCCESS {
                     for ip in addrs {
                         let a = DNSAddress(ip: ip, srvPort: rec.port, srvWeight: rec.weight)
@@ -214,6 +214,19 @@ final class DNSResolver {
             return
         }
         finish(l.name, Answer(ok: false, addresses: [], expires: 0, source: String(cString: ares_strerror(status))), ttl: nil)
+    }
+
+    /// A records of `host`; its AAAA records only if the name exists without A records (Kong's default
+    /// dns_order has no AAAA; this keeps IPv6-only names usable without doubling dual-stack names).
+    private func aThenAAAA(_ ch: ares_channel, _ l: Lookup, host: String,
+                           done: @escaping (DNSResolver, Lookup, Int32, [String], Int?) -> Void) {
+        getaddrinfo(ch, l, host: host, family: AF_INET) { me, l, status, addrs, ttl in
+            if (status == ARES_ENODATA || (status == ARES_SUCCESS && addrs.isEmpty)), let ch = me.channel {
+                me.getaddrinfo(ch, l, host: host, family: AF_INET6, done: done)
+            } else {
+                done(me, l, status, addrs, ttl)
+            }
+        }
     }
 
     private final class AddrInfoRequest {

@@ -238,3 +238,20 @@ def test_plain_service_host_resolved_by_the_master(gateway, upstream, dns):
     st, body, _ = g.get("/nx")
     assert st == 503 and b"name resolution failed" in body, (st, body)
     assert server.count("plain.test", 1) >= 1   # asked by the master's resolver
+
+
+def test_failed_name_retried_after_30_seconds(gateway, upstream, dns):
+    server = dns()
+    a = upstream("a")
+    g = gateway(workers=1, dns_resolver=server.address)
+    setup(g, [(f"late.test:{a.port}", 100)])
+    wait_until(lambda: "late.test could not be resolved" in g.log(), what="failure logged")
+    t_fail = time.monotonic()
+    server.records["late.test"] = [("A", "127.0.0.1", 60)]
+    time.sleep(2)
+    assert health(g)[f"late.test:{a.port}"]["health"] == "DNS_ERROR"   # not asked again yet
+    wait_until(lambda: health(g)[f"late.test:{a.port}"]["health"] == "HEALTHCHECKS_OFF", timeout=40,
+               interval=0.2, what="resolved on the 30 s retry")
+    assert 28 <= time.monotonic() - t_fail <= 36
+    g.wait_route("/dns")
+    assert who(g) == "a"
