@@ -281,8 +281,27 @@ public enum ConfigLoader {
             serverTokens: serverTokens, latencyTokens: latencyTokens,
             adminToken: token.isEmpty ? nil : token, errorDefaultType: edt,
             quitTimeout: try seconds("quit_timeout"), entries: entries)
-        cfg.dnsResolver = v("dns_resolver").split(separator: ",")
-            .map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }.joined(separator: ",")
+        let servers = v("dns_resolver").split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
+        for e in servers {
+            // ip, ip:port, [ipv6]:port or a bare IPv6 address (what c-ares' ares_set_servers_ports_csv takes).
+            var host = e, port = 53
+            if e.hasPrefix("["), let close = e.firstIndex(of: "]") {
+                host = String(e[e.index(after: e.startIndex)..<close])
+                let rest = e[e.index(after: close)...]
+                if !rest.isEmpty {
+                    guard rest.hasPrefix(":"), let p = Int(rest.dropFirst()) else { throw bad("dns_resolver", "expected ip[:port] entries, got '\(e)'") }
+                    port = p
+                }
+            } else if e.filter({ $0 == ":" }).count == 1, let c = e.firstIndex(of: ":") {
+                host = String(e[..<c])
+                guard let p = Int(e[e.index(after: c)...]) else { throw bad("dns_resolver", "expected ip[:port] entries, got '\(e)'") }
+                port = p
+            }
+            guard (1...65535).contains(port), SocketAddress(ip: host, port: port) != nil else {
+                throw bad("dns_resolver", "expected ip[:port] entries, got '\(e)'")
+            }
+        }
+        cfg.dnsResolver = servers.joined(separator: ",")
         return cfg
     }
 
