@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // Gateway: a Kong-compatible API gateway built like nginx (master + forked workers, libev loops,
 // shared-memory balancer state). Module layering, lowest first (a module imports only lower ones):
-//   CGWShims, CLLHTTP, CSQLite  (C: libev/libc macros, Debian's llhttp, sqlite3)
+//   CGWShims, CLLHTTP, CSQLite, CAres  (C: libev/libc macros, Debian's llhttp, sqlite3, c-ares)
 //   GWSystem                    (syscalls, sockets, shared memory, clock, logging)
 //   GWEvent  GWJSON             (libev loop wrappers; JSON without Foundation)
 //   GWStore  GWConfig GWHTTP    (Kong entities + snapshot; gateway.conf; HTTP/1.1 on llhttp)
@@ -24,6 +24,7 @@ let package = Package(
         .target(name: "CGWShims", linkerSettings: [.linkedLibrary("ev")]),
         .target(name: "CLLHTTP", cSettings: [.unsafeFlags(["-I/usr/share/include/llhttp", "-O3"])]),
         .target(name: "CSQLite", linkerSettings: [.linkedLibrary("sqlite3")]),
+        .target(name: "CAres", linkerSettings: [.linkedLibrary("cares")]),
         .target(name: "GWSystem", dependencies: ["CGWShims"]),
         .target(name: "GWEvent", dependencies: ["GWSystem", "CGWShims"], swiftSettings: hotPath),
         .target(name: "GWJSON"),
@@ -36,7 +37,7 @@ let package = Package(
         .target(name: "GWProxy", dependencies: ["CLLHTTP", "GWJSON", "GWSystem", "GWEvent", "GWHTTP", "GWRouter", "GWBalancer", "GWStore", "GWConfig"],
                 swiftSettings: hotPath),
         .target(name: "GWAdmin", dependencies: ["GWJSON", "GWStore", "GWHTTP", "GWBalancer", "CSQLite", "GWSystem", .product(name: "Yams", package: "Yams")]),
-        .target(name: "GWServer", dependencies: ["CLLHTTP", "CGWShims", "GWJSON", "GWSystem", "GWEvent", "GWConfig", "GWProxy", "GWAdmin", "GWStore", "GWBalancer", "GWHTTP"]),
+        .target(name: "GWServer", dependencies: ["CLLHTTP", "CGWShims", "CAres", "GWJSON", "GWSystem", "GWEvent", "GWConfig", "GWProxy", "GWAdmin", "GWStore", "GWBalancer", "GWHTTP"]),
         .executableTarget(name: "gateway", dependencies: ["GWServer", "GWConfig", "GWSystem"]),
         .testTarget(name: "GWJSONTests", dependencies: ["GWJSON"]),
         .testTarget(name: "GWStoreTests", dependencies: ["GWStore", "GWJSON"]),

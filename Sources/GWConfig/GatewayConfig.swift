@@ -52,6 +52,9 @@ public struct GatewayConfig: Sendable {
     public var quitTimeout: Int                       // seconds
     /// The effective `key = value` pairs (for GET / and `gateway check`), secrets removed.
     public var entries: [(String, String)]
+    /// Kong `dns_resolver`: DNS servers as `ip[:port]` (comma-separated) for target host names;
+    /// empty = the servers of /etc/resolv.conf.
+    public var dnsResolver: String = ""
 
     /// Paths relative to the prefix are resolved against it (as Kong does for log paths).
     public func resolve(_ path: String) -> String {
@@ -92,6 +95,7 @@ public let configKeys: [(key: String, defaultValue: String)] = [
     ("admin_token", ""),
     ("error_default_type", "text/plain"),
     ("quit_timeout", "10s"),
+    ("dns_resolver", ""),
 ]
 
 /// Kong spellings accepted as aliases.
@@ -258,7 +262,7 @@ public enum ConfigLoader {
         var entries: [(String, String)] = []
         for (k, _) in configKeys where k != "admin_token" { entries.append((k, v(k))) }
 
-        return GatewayConfig(
+        var cfg = GatewayConfig(
             prefix: prefix, proxyListen: proxy, adminListen: admin, workerProcesses: wp,
             daemon: try bool("daemon"), logLevel: level,
             proxyAccessLog: v("proxy_access_log"), proxyErrorLog: v("proxy_error_log"),
@@ -277,6 +281,28 @@ public enum ConfigLoader {
             serverTokens: serverTokens, latencyTokens: latencyTokens,
             adminToken: token.isEmpty ? nil : token, errorDefaultType: edt,
             quitTimeout: try seconds("quit_timeout"), entries: entries)
+        let servers = v("dns_resolver").split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
+        for e in servers {
+            // ip, ip:port, [ipv6]:port or a bare IPv6 address (what c-ares' ares_set_servers_ports_csv takes).
+            var host = e, port = 53
+            if e.hasPrefix("["), let close = e.firstIndex(of: "]") {
+                host = String(e[e.index(after: e.startIndex)..<close])
+                let rest = e[e.index(after: close)...]
+                if !rest.isEmpty {
+                    guard rest.hasPrefix(":"), let p = Int(rest.dropFirst()) else { throw bad("dns_resolver", "expected ip[:port] entries, got '\(e)'") }
+                    port = p
+                }
+            } else if e.filter({ $0 == ":" }).count == 1, let c = e.firstIndex(of: ":") {
+                host = String(e[..<c])
+                guard let p = Int(e[e.index(after: c)...]) else { throw bad("dns_resolver", "expected ip[:port] entries, got '\(e)'") }
+                port = p
+            }
+            guard (1...65535).contains(port), SocketAddress(ip: host, port: port) != nil else {
+                throw bad("dns_resolver", "expected ip[:port] entries, got '\(e)'")
+            }
+        }
+        cfg.dnsResolver = servers.joined(separator: ",")
+        return cfg
     }
 
     /// "512", "8k", "10m", "1g" → bytes.

@@ -188,7 +188,7 @@ final class RuntimeConfig {
     let plans: [String: ServicePlan]
 
     /// Builds from the published document: the Kong-shaped snapshot plus `resolved`, the master's
-    /// DNS answers per target id (`{"<target id>": [["10.0.0.1", 80], ...]}`).
+    /// DNS answers per target id (`{"<target id>": [["10.0.0.1", 80, 100], ...]}`, ip, port, weight).
     init(document: [UInt8], shm: SharedMemory, workerSlot: Int, log: ErrorLog) throws {
         let t0 = Clock.monotonicMicros()
         let json: JSON
@@ -212,16 +212,17 @@ final class RuntimeConfig {
         for u in snap.upstreams {
             var list: [ResolvedAddress] = []
             for t in targetsByUpstream[u.id] ?? [] {
-                var addrs: [(String, Int)] = []
+                // [ip, port, weight]: the weight is per address (SRV answers carry their own).
+                var addrs: [(String, Int, Int)] = []
                 if let r = resolved?[t.id]?.arrayValue {
-                    for a in r { if let ip = a[0]?.stringValue, let port = a[1]?.intValue { addrs.append((ip, port)) } }
+                    for a in r { if let ip = a[0]?.stringValue, let port = a[1]?.intValue { addrs.append((ip, port, a[2]?.intValue ?? t.weight)) } }
                 } else {
-                    addrs.append((t.host, t.port))
+                    addrs.append((t.host, t.port, t.weight))
                 }
-                for (ip, port) in addrs {
+                for (ip, port, weight) in addrs {
                     guard let pa = PeerAddress(ip: ip, port: port),
                           let slot = table.findSlot(upstream: u.name, address: pa) else { continue }
-                    list.append(ResolvedAddress(address: pa, weight: t.weight, slot: slot, hostname: t.host))
+                    list.append(ResolvedAddress(address: pa, weight: weight, slot: slot, hostname: t.host))
                 }
             }
             balancers[u.name] = UpstreamBalancer(upstream: u, addresses: list, table: table,
@@ -232,8 +233,15 @@ final class RuntimeConfig {
             if let u = upstreamsByName[s.host] {
                 plans[s.id] = ServicePlan(service: s, upstream: u, balancer: balancers[u.name], direct: [], log: log)
             } else {
-                plans[s.id] = ServicePlan(service: s, upstream: nil, balancer: nil,
-                                          direct: Socket.resolve(host: s.host, port: s.port), log: log)
+                // The master's DNS answers for the service host (`service_addresses`), else getaddrinfo
+                // here (IP literals; documents from before the master resolved service hosts).
+                var direct: [SocketAddress] = []
+                if let r = json["service_addresses"]?[s.id]?.arrayValue {
+                    for a in r { if let ip = a[0]?.stringValue, let port = a[1]?.intValue, let sa = SocketAddress(ip: ip, port: port) { direct.append(sa) } }
+                } else {
+                    direct = Socket.resolve(host: s.host, port: s.port)
+                }
+                plans[s.id] = ServicePlan(service: s, upstream: nil, balancer: nil, direct: direct, log: log)
             }
         }
         self.plans = plans

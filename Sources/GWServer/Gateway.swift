@@ -18,6 +18,7 @@ final class MasterParts {
     var admin: AdminHTTPServer?
     var checker: ActiveHealthChecker?
     var health: SharedHealthProvider?
+    var resolver: DNSResolver?
 }
 
 // Deviation from "no mutable globals": the master is a single-threaded process and this is its
@@ -131,9 +132,12 @@ public enum Gateway {
         parts.admin = admin
         parts.health = health
         parts.checker = ActiveHealthChecker(loop: master.loop, table: table, log: master.log)
-        let publisher = ConfigPublisher(master: master, api: api, table: table, health: health)
+        let resolver = DNSResolver(loop: master.loop, log: master.log, servers: config.dnsResolver)
+        parts.resolver = resolver
+        let publisher = ConfigPublisher(master: master, api: api, table: table, health: health, resolver: resolver)
         parts.publisher = publisher
         box.publisher = publisher
+        resolver.onChange = { [unowned publisher] in publisher.publish() }
         publisher.publish()
     }
 }

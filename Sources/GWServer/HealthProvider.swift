@@ -10,6 +10,8 @@ final class SharedHealthProvider: AdminHealthProvider {
     let log: ErrorLog
     /// target id → addresses the publisher resolved for it.
     var resolved: [String: [(ip: String, port: Int)]] = [:]
+    /// target id → weight of each of those addresses (SRV answers carry their own weights).
+    var weights: [String: [Int]] = [:]
 
     init(table: PeerStateTable, log: ErrorLog) {
         self.table = table
@@ -22,12 +24,13 @@ final class SharedHealthProvider: AdminHealthProvider {
             let addrs = resolved[t.id] ?? (PeerAddress(ip: t.host, port: t.port) != nil ? [(t.host, t.port)] : [])
             if addrs.isEmpty { return TargetHealth(targetID: t.id, health: "DNS_ERROR", addresses: []) }
             var list: [AddressHealth] = []
-            for a in addrs {
+            let w = weights[t.id]
+            for (i, a) in addrs.enumerated() {
                 var h = "HEALTHCHECKS_OFF"
                 if checker && t.weight > 0, let s = table.findSlot(upstream: upstream.name, ip: a.ip, port: a.port) {
                     h = table.isHealthy(s) ? "HEALTHY" : "UNHEALTHY"
                 }
-                list.append(AddressHealth(ip: a.ip, port: a.port, weight: t.weight, health: h))
+                list.append(AddressHealth(ip: a.ip, port: a.port, weight: w.map { i < $0.count ? $0[i] : t.weight } ?? t.weight, health: h))
             }
             let overall = list.contains { $0.health == "HEALTHY" } ? "HEALTHY"
                 : (list.contains { $0.health == "UNHEALTHY" } ? "UNHEALTHY" : "HEALTHCHECKS_OFF")

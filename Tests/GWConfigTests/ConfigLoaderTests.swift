@@ -45,6 +45,20 @@ private func withFile(_ text: String, _ body: (String) throws -> Void) rethrows 
         }
     }
 
+    @Test func dnsResolverServers() throws {
+        let d = try ConfigLoader.load(path: nil, environment: [:])
+        #expect(d.dnsResolver == "")
+        try withFile("dns_resolver = 127.0.0.1:5353, [::1]:53 ,10.0.0.1\n") { path in
+            let c = try ConfigLoader.load(path: path, environment: [:])
+            #expect(c.dnsResolver == "127.0.0.1:5353,[::1]:53,10.0.0.1")
+        }
+        for bad in ["ns.example.com", "1.2.3.4:x", "1.2.3.4:0", "[::1]x"] {
+            try withFile("dns_resolver = \(bad)\n") { path in
+                #expect(throws: (any Error).self) { _ = try ConfigLoader.load(path: path, environment: [:]) }
+            }
+        }
+    }
+
     @Test func environmentOverridesFile() throws {
         try withFile("worker_processes = 2\n") { path in
             let c = try ConfigLoader.load(path: path, environment: ["GATEWAY_WORKER_PROCESSES": "5"])
