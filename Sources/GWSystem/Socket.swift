@@ -128,28 +128,9 @@ public enum Socket {
         }
     }
 
-    /// writev of two buffers (head + body) in one call.
-    @inline(__always)
-    public static func writev2(_ fd: Int32, _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> IOResult {
-        var iov = (iovec(iov_base: UnsafeMutableRawPointer(mutating: a.baseAddress), iov_len: a.count),
-                   iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress), iov_len: b.count))
-        while true {
-            let n = withUnsafeMutablePointer(to: &iov) {
-                $0.withMemoryRebound(to: iovec.self, capacity: 2) { Glibc.writev(fd, $0, 2) }
-            }
-            if n >= 0 { return .bytes(n) }
-            let e = gw_errno()
-            if e == EINTR { continue }
-            if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock }
-            return .error(e)
-        }
-    }
-
     /// Closes a descriptor. Never retried on EINTR (Linux closes the fd anyway).
     @inline(__always)
     public static func close(_ fd: Int32) { _ = Glibc.close(fd) }
-
-    public static func shutdownWrite(_ fd: Int32) { _ = Glibc.shutdown(fd, Int32(SHUT_WR)) }
 
     /// Sets SO_LINGER 0 so that close() sends RST (used for upstreams that misbehave).
     public static func setLingerZero(_ fd: Int32) {
