@@ -181,6 +181,7 @@ class Upstream:
         self.delay = 0.0
         self.requests = []
         self.lock = threading.Lock()
+        self.open_sockets = set()
         self.server = None
         self.start()
 
@@ -194,6 +195,12 @@ class Upstream:
                 super().setup()
                 with up.lock:
                     up.connections += 1
+                    up.open_sockets.add(self.request)
+
+            def finish(self):
+                with up.lock:
+                    up.open_sockets.discard(self.request)
+                super().finish()
 
             def log_message(self, *a):
                 pass
@@ -239,10 +246,20 @@ class Upstream:
         self.thread.start()
 
     def stop(self):
+        # Like a real server process exiting: the listener AND every open keep-alive connection
+        # are closed (ThreadingHTTPServer alone would leave handler threads serving pooled
+        # connections of the gateway after shutdown()).
         if self.server:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+            with self.lock:
+                for s in list(self.open_sockets):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                self.open_sockets.clear()
 
     @property
     def address(self):
