@@ -7,7 +7,6 @@
 // (Content-Length+Transfer-Encoding, conflicting lengths, bad chunks are rejected before routing).
 // Invariant: at most one exchange per connection; pipelined bytes wait in `inBuf` until the
 // response to the previous request is complete. Worker-loop confined.
-import CLLHTTP
 import GWBalancer
 import GWEvent
 import GWHTTP

@@ -80,7 +80,7 @@ extension ClientConnection {
     func buildUpstreamRequest(head: HTTPRequestHead, decision d: RouteDecision, plan: ServicePlan, choice c: PeerChoice) {
         var out = requestHead
         out.removeAll(keepingCapacity: true)
-        if case .other = head.method { HTTPWriter.append(methodName(head), into: &out) } else { HTTPWriter.append(head.method.name, into: &out) }
+        if case .other = head.method { HTTPWriter.append(head.methodName, into: &out) } else { HTTPWriter.append(head.method.name, into: &out) }
         out.append(0x20)
         out.append(contentsOf: d.upstreamPath)
         HTTPWriter.append(" HTTP/1.1\r\nHost: ", into: &out)

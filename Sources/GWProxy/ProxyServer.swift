@@ -9,7 +9,6 @@
 import Glibc
 #endif
 import CGWShims
-import CLLHTTP
 import GWConfig
 import GWEvent
 import GWHTTP
@@ -263,7 +262,7 @@ public final class ProxyServer {
             HTTPWriter.append("] \"", into: &out)
             if let p = c.parser, c.inRequest || status != 0 {
                 let h = p.head
-                if case .other = h.method { HTTPWriter.append(methodName(h), into: &out) } else { HTTPWriter.append(h.method.name, into: &out) }
+                if case .other = h.method { HTTPWriter.append(h.methodName, into: &out) } else { HTTPWriter.append(h.method.name, into: &out) }
                 out.append(0x20)
                 out.append(contentsOf: h.target.prefix(2048))
                 HTTPWriter.append(h.versionMinor == 0 ? " HTTP/1.0" : " HTTP/1.1", into: &out)
@@ -286,9 +285,4 @@ public final class ProxyServer {
             out.append(0x0A)
         }
     }
-}
-
-func methodName(_ h: HTTPRequestHead) -> String {
-    guard let p = llhttp_method_name(llhttp_method_t(UInt32(h.methodCode))) else { return "GET" }
-    return String(cString: p)
 }

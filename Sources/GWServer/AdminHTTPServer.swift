@@ -191,8 +191,7 @@ final class AdminConnection {
         let h = parser.head
         var headers: [(name: String, value: String)] = []
         for i in 0..<h.headers.count { headers.append((h.headers.name(at: i), h.headers.value(at: i))) }
-        let method: String
-        if case .other = h.method { method = methodNameString(h) } else { method = "\(h.method.name)" }
+        let method = h.methodName
         let req = AdminHTTPRequest(method: method, target: h.targetString, headers: headers, body: body, peer: peer.ip)
         if h.expectsContinue { }   // the body is already here: nothing to acknowledge
         let resp = server.handler(req)
@@ -245,10 +244,4 @@ final class AdminConnection {
         fd = -1
         server.closed(self)
     }
-}
-
-import CLLHTTP
-func methodNameString(_ h: HTTPRequestHead) -> String {
-    guard let p = llhttp_method_name(llhttp_method_t(UInt32(h.methodCode))) else { return "GET" }
-    return String(cString: p)
 }
