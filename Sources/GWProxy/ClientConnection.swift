@@ -405,13 +405,11 @@ final class ClientConnection {
         switch Socket.connect(to: c.address) {
         case .connected(let ufd):
             let u = UpstreamConnection(server: server, fd: ufd, peer: c.address, poolKey: c.key, connecting: false)
-            server.upstreamOpened()
             attach(u)
             u.io.start()
             sendRequestHead(u)
         case .inProgress(let ufd):
             let u = UpstreamConnection(server: server, fd: ufd, peer: c.address, poolKey: c.key, connecting: true)
-            server.upstreamOpened()
             attach(u)
             u.io.start()
             u.armTimer(Double(plan.service.connectTimeout) / 1000)
@@ -724,11 +722,9 @@ final class ClientConnection {
         switch Socket.connect(to: c.address) {
         case .connected(let ufd):
             let u = UpstreamConnection(server: server, fd: ufd, peer: c.address, poolKey: c.key, connecting: false)
-            server.upstreamOpened()
             attach(u); u.io.start(); sendRequestHead(u)
         case .inProgress(let ufd):
             let u = UpstreamConnection(server: server, fd: ufd, peer: c.address, poolKey: c.key, connecting: true)
-            server.upstreamOpened()
             attach(u); u.io.start(); u.armTimer(Double(plan.service.connectTimeout) / 1000)
         case .failed(let err):
             retryOrFail(.connectFailed(err))

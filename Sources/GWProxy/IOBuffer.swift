@@ -34,19 +34,6 @@ final class IOBuffer {
         end -= start
         start = 0
     }
-
-    /// Appends bytes; returns false (appending nothing) if they do not fit.
-    @inline(__always) @discardableResult
-    func append(_ p: UnsafeRawBufferPointer) -> Bool {
-        if p.count > capacity - end { compact() }
-        guard p.count <= capacity - end else { return false }
-        if p.count > 0 { (base + end).copyMemory(from: p.baseAddress!, byteCount: p.count) }
-        end += p.count
-        return true
-    }
-
-    @inline(__always) @discardableResult
-    func append(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBytes { append($0) } }
 }
 
 /// A free list of equally sized buffers. Worker-loop confined.

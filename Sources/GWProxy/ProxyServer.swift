@@ -68,7 +68,6 @@ public final class ProxyServer {
     let cachedTime = CachedTime()
     private var requestIDSeed: UInt64
     private var requestCounter: UInt64 = 0
-    var upstreamConnections = 0
 
     public init(loop: EventLoop, config: GatewayConfig, shm: SharedMemory, slotIndex: Int,
                 log: ErrorLog, listenSockets: [(fd: Int32, port: Int)], snapshotPath: String) throws {
@@ -233,8 +232,6 @@ public final class ProxyServer {
         }
         return dateBytes
     }
-    func upstreamOpened() { upstreamConnections += 1 }
-    func upstreamClosed() { upstreamConnections -= 1 }
 
     /// A 32-hex-digit request id (Kong's X-Kong-Request-Id), from a per-worker random seed and counter.
     func newRequestID(into out: inout [UInt8]) {

@@ -136,7 +136,6 @@ final class UpstreamConnection {
         Socket.close(fd)
         server.bufferPool.give(inBuf)
         client = nil
-        server.upstreamClosed()
     }
 
     /// Closes with RST (used after errors so that the peer does not keep a half-open socket).

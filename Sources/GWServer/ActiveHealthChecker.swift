@@ -18,8 +18,6 @@ final class ActiveHealthChecker {
     private var schedule = ActiveCheckSchedule(httpSubsystem: false)
     private var inFlight: [PeerSlot: ProbeConnection] = [:]
     private var timer: TimerWatcher!
-    /// Probes started (probe count per interval = number of targets, not × workers).
-    private(set) var probesStarted: UInt64 = 0
 
     init(loop: EventLoop, table: PeerStateTable, log: ErrorLog) {
         self.loop = loop
@@ -60,7 +58,6 @@ final class ActiveHealthChecker {
                 schedule.completed(job)
                 continue
             }
-            probesStarted += 1
             // No TLS yet: an `https` check is a TCP connect check (documented in the README).
             let conn = ProbeConnection(loop: loop, address: addr, request: job.request, tcpOnly: job.kind != .http,
                                        timeout: max(0.001, job.timeout)) { [unowned self] outcome in

@@ -104,7 +104,6 @@ public final class Master {
 
     /// The worker pids of the current generation (for GET / and `gateway health`).
     public var workerPids: [Int32] { workers.filter { !$0.draining }.map(\.pid) }
-    public var allWorkerPids: [Int32] { workers.map(\.pid) }
 
     /// Starts workers and runs the loop until the master exits. `notifyFD` (daemon start) gets
     /// "ok\n" once every worker accepts, or an error line.

@@ -85,8 +85,6 @@ public final class LogFile {
         if old >= 0 { Glibc.close(old) }
     }
 
-    public var isOff: Bool { fd < 0 }
-
     public func write(_ bytes: [UInt8]) {
         guard fd >= 0 else { return }
         if bufferSize == 0 {

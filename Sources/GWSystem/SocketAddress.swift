@@ -47,11 +47,9 @@ public struct SocketAddress: Sendable, Equatable, CustomStringConvertible {
 
     public var port: Int {
         var s = storage
+        // sin_port and sin6_port share offset 2 (after the 16-bit family).
         return withUnsafeBytes(of: &s) { raw in
-            if family == AF_INET6 {
-                return Int(UInt16(bigEndian: raw.load(fromByteOffset: 2, as: UInt16.self)))
-            }
-            return Int(UInt16(bigEndian: raw.load(fromByteOffset: 2, as: UInt16.self)))
+            Int(UInt16(bigEndian: raw.load(fromByteOffset: 2, as: UInt16.self)))
         }
     }
 
