@@ -217,20 +217,11 @@ public final class ProxyServer {
 
     @inline(__always) func countRequest() { slot.pointee.requests &+= 1 }
 
-    private var dateSecond = -1
-    private var dateBytes: [UInt8] = []
-    /// IMF-fixdate for the Date header (nginx sends one on every response), formatted once per second.
+    /// IMF-fixdate for the Date header (nginx sends one on every response), formatted once per
+    /// second by the same cached clock as the log timestamps.
     func httpDate() -> [UInt8] {
-        var now = time(nil)
-        if Int(now) != dateSecond {
-            dateSecond = Int(now)
-            var tmv = tm()
-            gmtime_r(&now, &tmv)
-            var buf = [CChar](repeating: 0, count: 64)
-            let n = strftime(&buf, 64, "%a, %d %b %Y %H:%M:%S GMT", &tmv)
-            dateBytes = buf[0..<n].map { UInt8(bitPattern: $0) }
-        }
-        return dateBytes
+        cachedTime.update()
+        return cachedTime.httpDate
     }
 
     /// A 32-hex-digit request id (Kong's X-Kong-Request-Id), from a per-worker random seed and counter.

@@ -35,6 +35,8 @@ public final class CachedTime {
     public private(set) var errorLogTime: [UInt8] = []
     /// "25/Nov/2026:12:00:00 +0000"
     public private(set) var accessLogTime: [UInt8] = []
+    /// "Wed, 25 Nov 2026 12:00:00 GMT" (IMF-fixdate, the HTTP Date header)
+    public private(set) var httpDate: [UInt8] = []
 
     public init() { update() }
 
@@ -49,6 +51,10 @@ public final class CachedTime {
         errorLogTime = buf[0..<n1].map { UInt8(bitPattern: $0) }
         let n2 = strftime(&buf, 64, "%d/%b/%Y:%H:%M:%S %z", &tmv)
         accessLogTime = buf[0..<n2].map { UInt8(bitPattern: $0) }
+        var gmt = tm()
+        gmtime_r(&now, &gmt)
+        let n3 = strftime(&buf, 64, "%a, %d %b %Y %H:%M:%S GMT", &gmt)
+        httpDate = buf[0..<n3].map { UInt8(bitPattern: $0) }
     }
 }
 
