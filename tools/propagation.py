@@ -27,12 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from netutil import free_port  # noqa: E402  (tools/ is on sys.path when run as a script)
 
 
 class Handler(BaseHTTPRequestHandler):
