@@ -6,6 +6,9 @@ connections, every worker serves it). Python 3 stdlib only.
   python3 tools/propagation.py [--bin .build/release/gateway] [--workers 2] [--routes 200] [--consecutive 20]
                                [--big 10000]
 
+Each phase also adds routes with no traffic and times the 201 until every worker's shared-memory slot
+(GET /status, server.workers[].config_generation) shows the new generation.
+
 Phase 1: --routes routes on an empty configuration, p50/p99/max.
 Phase 2: --big routes pre-created with `gateway config db_import` before start, then a few more routes
 measured the same way (and the publish time from error.log)."""
@@ -109,14 +112,33 @@ class GW:
             return ""
 
 
+def all_workers_applied(gw, timeout=30.0):
+    """Seconds until every worker's shared-memory slot reports the master's current generation (GET /status;
+    idle workers apply on their channel wake-up, busy ones before their next request)."""
+    t0 = time.perf_counter()
+    while True:
+        st, body = gw.admin("GET", "/status")
+        srv = body["server"]
+        if srv["workers"] and all(w["config_generation"] >= srv["config_generation"] for w in srv["workers"]):
+            return time.perf_counter() - t0
+        if time.perf_counter() - t0 > timeout:
+            raise SystemExit("workers did not apply the generation in time")
+
+
+APPLIED = []
+
+
 def measure(gw, path, consecutive, timeout=30.0):
     """POST a route for `path`; seconds from the 201 until `consecutive` 200s in a row, and how many
-    non-200s were seen before that."""
+    non-200s were seen before that. Before the traffic: the time until every worker applied it."""
     tp = time.perf_counter()
     st, body = gw.admin("POST", "/services/prop/routes", {"paths": [path]})
     POSTS.append(time.perf_counter() - tp)
     if st != 201:
         raise SystemExit(f"POST route: {st} {body}")
+    if MEASURE_APPLIED:
+        APPLIED.append(all_workers_applied(gw))
+        return None
     t0 = time.perf_counter()
     run, misses, first = 0, 0, None
     while run < consecutive:
@@ -160,6 +182,22 @@ def report(name, xs, misses, firsts, base):
     print(f"  POST round trip (includes the synchronous publish): p50={pct(pm, 50):.2f} ms max={max(pm):.2f} ms")
 
 
+def measure_applied(gw, paths):
+    """Routes added with no traffic: 201 -> every worker's slot shows the new generation."""
+    global MEASURE_APPLIED
+    MEASURE_APPLIED = True
+    del APPLIED[:]
+    for p in paths:
+        measure(gw, p, 0)
+    MEASURE_APPLIED = False
+    ms = [x * 1000 for x in APPLIED]
+    print(f"  201 -> every worker applied the generation (GET /status polled, no traffic): n={len(ms)} "
+          f"p50={pct(ms, 50):.2f} ms p99={pct(ms, 99):.2f} ms max={max(ms):.2f} ms")
+
+
+MEASURE_APPLIED = False
+
+
 def publish_times(gw):
     return [int(m) for m in re.findall(r"published configuration generation \d+ \(\d+ bytes, (\d+) ms", gw.log())]
 
@@ -194,6 +232,7 @@ def main():
         base = min(baseline(gw, "/p0", a.consecutive) for _ in range(5))
         print(f"gateway {a.bin}, {a.workers} workers, {a.consecutive} consecutive new-connection 200s required")
         report(f"empty config, {a.routes} routes added one by one", times, misses, firsts, base)
+        measure_applied(gw, [f"/q{i}" for i in range(a.routes)])
         pt = publish_times(gw)
         if pt:
             print(f"  master publish time per generation: p50={pct(pt, 50)} ms max={max(pt)} ms")
@@ -230,6 +269,7 @@ def main():
                 firsts.append(f1)
             base = min(baseline(gw, "/extra0", a.consecutive) for _ in range(3))
             report(f"{a.big} routes pre-created, {a.big_samples} more routes", times, misses, firsts, base)
+            measure_applied(gw, [f"/extra-q{i}" for i in range(a.big_samples)])
             pt = publish_times(gw)
             if pt:
                 print(f"  master publish time per generation: last {pt[-a.big_samples:]} ms")

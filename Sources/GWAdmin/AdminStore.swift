@@ -309,8 +309,10 @@ public final class AdminStore {
                 guard let id = doc["id"]?.stringValue else { continue }
                 let seq = assigned["\(kind.rawValue)/\(id)"] ?? tables[kind]!.seqs[id] ?? { nextSeq += 1; return nextSeq - 1 }()
                 tables[kind]!.put(id, doc, seq: seq)
+                noteChange(kind, id)
             case .delete(let kind, let id):
                 tables[kind]!.remove(id)
+                noteChange(kind, id)
             }
         }
         for kind in EntityKind.allCases { tables[kind]!.compact() }
@@ -323,6 +325,34 @@ public final class AdminStore {
             for id in tables[kind]!.ids { all.append(.delete(kind, id)) }
         }
         try write(all + ops)
+        changedAll = true
+        changed = []
+    }
+
+    // MARK: Change tracking (for the configuration publisher's deltas)
+
+    /// Entities put or deleted since the last `takeChanges()`, in write order (an id may repeat).
+    private var changed: [(EntityKind, String)] = []
+    /// Everything may have changed (replaceAll, or too many changes to list).
+    private var changedAll = false
+    static let maxTrackedChanges = 10_000
+
+    private func noteChange(_ kind: EntityKind, _ id: String) {
+        guard !changedAll else { return }
+        if changed.count >= AdminStore.maxTrackedChanges { changedAll = true; changed = []; return }
+        changed.append((kind, id))
+    }
+
+    /// What changed since the last call: `all` when a whole-configuration replacement happened (or more
+    /// than `maxTrackedChanges` entities changed), else the (kind, id) pairs written, each listed once,
+    /// in the order of their first write.
+    public func takeChanges() -> (all: Bool, items: [(EntityKind, String)]) {
+        defer { changed = []; changedAll = false }
+        if changedAll { return (true, []) }
+        var seen = Set<String>()
+        var items: [(EntityKind, String)] = []
+        for (k, id) in changed where seen.insert("\(k.rawValue)/\(id)").inserted { items.append((k, id)) }
+        return (false, items)
     }
 
     // MARK: Keys

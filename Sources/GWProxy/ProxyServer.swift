@@ -79,6 +79,7 @@ public final class ProxyServer {
         self.log = log
         self.listenSockets = listenSockets
         self.snapshotPath = snapshotPath
+        self.follower = ConfigFollower(fullPath: snapshotPath)
         self.pool = UpstreamPool(maxPerPeer: config.upstreamKeepalivePoolSize,
                                  maxRequests: config.upstreamKeepaliveMaxRequests,
                                  idleTimeoutSeconds: config.upstreamKeepaliveIdleTimeout)
@@ -106,21 +107,29 @@ public final class ProxyServer {
     }
 
     private var attemptedGeneration: UInt64 = 0
+    /// The published configuration as of the last generation applied (deltas are applied to it).
+    private var follower: ConfigFollower
 
     public func loadConfiguration() {
         let generation = shm.configGeneration
         attemptedGeneration = generation
-        guard let bytes = ProcessControl.readFile(snapshotPath) else {
-            if generation > 0 { log.log(.error, "cannot read configuration \(snapshotPath)") }
-            return
-        }
+        guard generation > 0 else { return }
         let t0 = Clock.monotonicMicros()
+        var step = ConfigFollower.Step()
         do {
-            let rc = try RuntimeConfig(document: bytes, shm: shm, workerSlot: slotIndex, log: log)
-            if let old = config, old.generation > rc.generation { return }
+            guard let published = try follower.advance(to: generation, step: &step) else { return }
+            if let old = config, old.generation >= published.generation { return }
+            let tRead = Clock.monotonicMicros()
+            let changes = config?.generation == step.fromGeneration ? step.routeChanges : nil
+            let rc = RuntimeConfig(config: published, previous: config, routeChanges: changes, shm: shm,
+                                   workerSlot: slotIndex, log: log)
             config = rc
             slot.pointee.config_generation = rc.generation
-            log.log(.info, "configuration generation \(rc.generation) applied in \((Clock.monotonicMicros() - t0) / 1000) ms")
+            let how = step.fullBytes > 0 ? "full document (\(step.fullBytes) bytes) + \(step.deltas) deltas" : "\(step.deltas) deltas"
+            log.log(.info, "configuration generation \(rc.generation) applied in \((Clock.monotonicMicros() - t0) / 1000) ms (read \(how) in \((tRead - t0) / 1000) ms)")
+            if rc.generation < generation {
+                log.log(.error, "configuration generation \(generation) not reachable; running generation \(rc.generation)")
+            }
         } catch {
             log.log(.error, "configuration generation \(generation) rejected: \(error)")
         }

@@ -186,66 +186,83 @@ final class RuntimeConfig {
     let generation: UInt64
     let router: Router
     let plans: [String: ServicePlan]
+    /// Per upstream name: what its balancer was built from, so the next generation reuses it when
+    /// neither the upstream nor its addresses changed (its round-robin position is kept too).
+    private let balancerInputs: [String: (upstream: Upstream, addresses: [ResolvedAddress], balancer: UpstreamBalancer)]
 
-    /// Builds from the published document: the Kong-shaped snapshot plus `resolved`, the master's
-    /// DNS answers per target id (`{"<target id>": [["10.0.0.1", 80, 100], ...]}`, ip, port, weight).
-    init(document: [UInt8], shm: SharedMemory, workerSlot: Int, log: ErrorLog) throws {
+    /// Builds generation `config.generation`. Whatever did not change since `previous` is reused: compiled
+    /// routes (see `Router.init(snapshot:reusing:)`), balancers and service plans, so that one more route on
+    /// top of 10 000 costs a re-sort and re-index of the router, not a recompilation of everything.
+    init(config: PublishedConfig, previous: RuntimeConfig?, routeChanges: RouteChanges? = nil, shm: SharedMemory,
+         workerSlot: Int, log: ErrorLog) {
         let t0 = Clock.monotonicMicros()
-        let json: JSON
-        do { json = try JSON.parse(document) } catch { throw RuntimeConfigError(description: "\(error)") }
-        let tParse = Clock.monotonicMicros()
-        let snap: ConfigSnapshot
-        do { snap = try ConfigSnapshot.decode(json: json) } catch { throw RuntimeConfigError(description: "\(error)") }
-        let tDecode = Clock.monotonicMicros()
+        let snap = config.snapshot
         generation = snap.generation
-        router = Router(snapshot: snap)
+        router = Router(snapshot: snap, reusing: previous?.router, changes: previous == nil ? nil : routeChanges)
         let tRouter = Clock.monotonicMicros()
         for e in router.buildErrors { log.log(.warn, "route \(e.routeID) left out of the router: \(e.message)") }
         // Per-worker rows let the master give back this worker's in-flight counts if it crashes.
         let table = PeerStateTable(base: shm.peerArea, size: shm.peerAreaSize).forWorker(workerSlot)
-        let resolved = json["resolved"]
         var upstreamsByName: [String: Upstream] = [:]
         for u in snap.upstreams { upstreamsByName[u.name] = u }
         var targetsByUpstream: [String: [Target]] = [:]
         for t in snap.targets { targetsByUpstream[t.upstreamID, default: []].append(t) }
-        var balancers: [String: UpstreamBalancer] = [:]
+        var inputs: [String: (upstream: Upstream, addresses: [ResolvedAddress], balancer: UpstreamBalancer)] = [:]
+        var reusedBalancers = 0
         for u in snap.upstreams {
             var list: [ResolvedAddress] = []
             for t in targetsByUpstream[u.id] ?? [] {
-                // [ip, port, weight]: the weight is per address (SRV answers carry their own).
-                var addrs: [(String, Int, Int)] = []
-                if let r = resolved?[t.id]?.arrayValue {
-                    for a in r { if let ip = a[0]?.stringValue, let port = a[1]?.intValue { addrs.append((ip, port, a[2]?.intValue ?? t.weight)) } }
-                } else {
-                    addrs.append((t.host, t.port, t.weight))
-                }
-                for (ip, port, weight) in addrs {
-                    guard let pa = PeerAddress(ip: ip, port: port),
+                // The weight is per address (SRV answers carry their own); no entry ⇒ an IP literal as is.
+                let addrs = config.resolved[t.id] ?? [PublishedAddress(ip: t.host, port: t.port, weight: t.weight)]
+                for a in addrs {
+                    guard let pa = PeerAddress(ip: a.ip, port: a.port),
                           let slot = table.findSlot(upstream: u.name, address: pa) else { continue }
-                    list.append(ResolvedAddress(address: pa, weight: weight, slot: slot, hostname: t.host))
+                    list.append(ResolvedAddress(address: pa, weight: a.weight, slot: slot, hostname: t.host))
                 }
             }
-            balancers[u.name] = UpstreamBalancer(upstream: u, addresses: list, table: table,
-                                                 seed: UInt64(ProcessControl.pid))
+            if let old = previous?.balancerInputs[u.name], old.upstream == u, old.addresses == list {
+                inputs[u.name] = old
+                reusedBalancers += 1
+            } else {
+                inputs[u.name] = (u, list, UpstreamBalancer(upstream: u, addresses: list, table: table,
+                                                            seed: UInt64(ProcessControl.pid)))
+            }
         }
+        balancerInputs = inputs
         var plans: [String: ServicePlan] = [:]
+        plans.reserveCapacity(snap.services.count)
+        var reusedPlans = 0
         for s in snap.services {
+            let old = previous?.plans[s.id]
             if let u = upstreamsByName[s.host] {
-                plans[s.id] = ServicePlan(service: s, upstream: u, balancer: balancers[u.name], direct: [], log: log)
+                let b = inputs[u.name]?.balancer
+                if let old, old.service == s, old.upstream == u, old.balancer === b {
+                    plans[s.id] = old
+                    reusedPlans += 1
+                } else {
+                    plans[s.id] = ServicePlan(service: s, upstream: u, balancer: b, direct: [], log: log)
+                }
             } else {
                 // The master's DNS answers for the service host (`service_addresses`), else getaddrinfo
-                // here (IP literals; documents from before the master resolved service hosts).
+                // here (IP literals).
                 var direct: [SocketAddress] = []
-                if let r = json["service_addresses"]?[s.id]?.arrayValue {
-                    for a in r { if let ip = a[0]?.stringValue, let port = a[1]?.intValue, let sa = SocketAddress(ip: ip, port: port) { direct.append(sa) } }
+                if let r = config.serviceAddresses[s.id] {
+                    for a in r { if let sa = SocketAddress(ip: a.ip, port: a.port) { direct.append(sa) } }
+                } else if let old, old.service == s, old.upstream == nil {
+                    direct = old.direct          // same host and port: no new lookup
                 } else {
                     direct = Socket.resolve(host: s.host, port: s.port)
                 }
-                plans[s.id] = ServicePlan(service: s, upstream: nil, balancer: nil, direct: direct, log: log)
+                if let old, old.service == s, old.upstream == nil, old.direct == direct {
+                    plans[s.id] = old
+                    reusedPlans += 1
+                } else {
+                    plans[s.id] = ServicePlan(service: s, upstream: nil, balancer: nil, direct: direct, log: log)
+                }
             }
         }
         self.plans = plans
         let t1 = Clock.monotonicMicros()
-        log.log(.info, "configuration generation \(generation) built: parse \((tParse - t0) / 1000) ms, decode \((tDecode - tParse) / 1000) ms, router \((tRouter - tDecode) / 1000) ms, balancers+plans \((t1 - tRouter) / 1000) ms (\(document.count) bytes)")
+        log.log(.info, "configuration generation \(generation) built: router \((tRouter - t0) / 1000) ms (\(router.reusedRoutes) of \(snap.routes.count) routes reused), balancers+plans \((t1 - tRouter) / 1000) ms (\(reusedBalancers) of \(snap.upstreams.count) balancers, \(reusedPlans) of \(snap.services.count) plans reused)")
     }
 }

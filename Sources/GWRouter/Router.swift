@@ -1,9 +1,13 @@
-// Kong `traditional_compatible` router (KONG.md §3.2), compiled once per ConfigSnapshot.
-// Each (route, path) pair becomes an Entry; entries are sorted once by Kong's priority, so an entry's rank
-// (index in that order) is its priority. Candidate lists (all sorted by rank) come from indexes: exact host →
-// path trie, wildcard-host → path trie, no-host → path trie; regex-path and path-less entries sit in plain
-// lists per bucket. Matching walks the request path once per bucket and evaluates candidates in rank order,
-// stopping at the first full match of each list, so cost depends on candidates, not on the route count.
+// Kong `traditional_compatible` router (KONG.md §3.2), built once per configuration generation.
+// Each (route, path) pair is an Entry (RouteCompiler.swift); entries are sorted once by Kong's priority, so
+// an entry's rank (index in that order) is its priority. Candidate lists (all sorted by rank) come from
+// indexes (PathIndex.swift): exact host → path trie, wildcard-host → path trie, no-host → path trie;
+// regex-path and path-less entries sit in plain lists per bucket. Matching walks the request path once per
+// bucket and evaluates candidates in rank order, stopping at the first full match of each list, so cost
+// depends on candidates, not on the route count.
+// Invariants: a Router is immutable once built; compiled entries are shared with the next generation's
+// router while their route is unchanged, so one changed route costs one compilation plus a re-sort and
+// re-index of plain integers (10 000 routes: ~15–20 ms of CPU), not a recompilation of everything.
 import GWStore
 import GWHTTP
 
@@ -77,204 +81,204 @@ enum PathMatcher {
     case regex(Regex<AnyRegexOutput>, source: String)
 }
 
-struct Entry {
-    var routeIndex: Int
-    var serviceIndex: Int?
-    var methods: [String]
-    var hosts: [HostPattern]
-    var headers: [HeaderMatcher]
-    var path: PathMatcher
-    var pathSource: String?
-    // the same path matcher, flattened for the hot path (no enum payload copies)
-    var pathKind: UInt8 = 0          // 0 none, 1 prefix, 2 regex
-    var prefixBytes: [UInt8] = []
-    var regex: Regex<AnyRegexOutput>? = nil
-    // priority key
-    var weight: Int
-    var plainHostOnly: Bool
-    var headerCount: Int
-    var isRegex: Bool
-    var regexPriority: Int
-    var prefixLength: Int
-    var createdAt: Int
-    var id: String
-
-    static func before(_ a: Entry, _ b: Entry) -> Bool {
-        if a.weight != b.weight { return a.weight > b.weight }
-        if a.plainHostOnly != b.plainHostOnly { return a.plainHostOnly }
-        if a.headerCount != b.headerCount { return a.headerCount > b.headerCount }
-        if a.isRegex != b.isRegex { return a.isRegex }
-        if a.regexPriority != b.regexPriority { return a.regexPriority > b.regexPriority }
-        if a.prefixLength != b.prefixLength { return a.prefixLength > b.prefixLength }
-        if a.createdAt != b.createdAt { return a.createdAt < b.createdAt }
-        if a.id != b.id { return a.id < b.id }
-        return a.prefixLength > b.prefixLength
-    }
-}
-
-/// Byte trie over prefix paths; each node lists the ranks of entries whose prefix ends there (ascending).
-struct PathIndex {
-    struct Node {
-        var childKeys: [UInt8] = []      // small fan-out: linear scan beats hashing a byte
-        var childNodes: [Int32] = []
-        var ranks: [Int32] = []
-
-        @inline(__always) func child(_ b: UInt8) -> Int32? {
-            var i = 0
-            let n = childKeys.count
-            while i < n {
-                if childKeys[i] == b { return childNodes[i] }
-                i += 1
-            }
-            return nil
-        }
-    }
-    var nodes: [Node] = [Node()]
-    var regexRanks: [Int32] = []
-    var pathlessRanks: [Int32] = []
-
-    mutating func insert(rank: Int32, path: PathMatcher) {
-        switch path {
-        case .none: pathlessRanks.append(rank)
-        case .regex: regexRanks.append(rank)
-        case .prefix(let p):
-            var n = 0
-            for b in p.utf8 {
-                if let c = nodes[n].child(b) { n = Int(c) } else {
-                    nodes.append(Node())
-                    let c = Int32(nodes.count - 1)
-                    nodes[n].childKeys.append(b)
-                    nodes[n].childNodes.append(c)
-                    n = Int(c)
-                }
-            }
-            nodes[n].ranks.append(rank)
-        }
-    }
-}
-
 /// Immutable after init (all stored properties are `let`); Regex programs are forced to compile in init.
 public final class Router: @unchecked Sendable {
     public let snapshot: ConfigSnapshot
     public let buildErrors: [RouterBuildError]
-    /// Entries in priority order. Raw buffer so candidate checks borrow entries instead of copying them.
-    let entries: UnsafeMutableBufferPointer<Entry>
+    /// Entries in priority order (index = rank).
+    let entries: UnsafeMutableBufferPointer<EntryRef>
     let exactHosts: [Substring: PathIndex]
     let wildcardHosts: PathIndex
     let anyHost: PathIndex
+    /// Compiled routes, index for index with `snapshot.routes` (nil: left out), for the next generation's router.
+    let compiled: [CompiledRoute?]
+    /// Per route of `snapshot.routes`: its service's index (-1: none, or the route is left out).
+    let routeService: [Int32]
+    /// How many routes were taken compiled from the previous router.
+    public let reusedRoutes: Int
     public var entryCount: Int { entries.count }
 
     /// Compiles the http/https routes of `snapshot`. Routes whose service is disabled are left out; routes
     /// with an invalid regex are left out and reported in `buildErrors`.
-    public init(snapshot: ConfigSnapshot) {
+    public convenience init(snapshot: ConfigSnapshot) { self.init(snapshot: snapshot, reusing: nil) }
+
+    /// As `init(snapshot:)`, taking every route equal to one `previous` compiled as it is. With `changes`
+    /// (what the deltas since `previous` did to the routes), routes outside `changes.positions` are taken
+    /// by position without comparing them.
+    public init(snapshot: ConfigSnapshot, reusing previous: Router?, changes: RouteChanges? = nil) {
         self.snapshot = snapshot
         var errors: [RouterBuildError] = []
-        var serviceByID: [String: Int] = [:]
-        for (i, s) in snapshot.services.enumerated() { serviceByID[s.id] = i }
-        var list: [Entry] = []
-        list.reserveCapacity(snapshot.routes.count)
-        routeLoop: for (ri, r) in snapshot.routes.enumerated() {
-            guard r.protocols.contains("http") || r.protocols.contains("https") else { continue }
-            var si: Int? = nil
-            if let sid = r.serviceID {
-                si = serviceByID[sid]
-                if let s = si, !snapshot.services[s].enabled { continue }
-            }
-            let methods = r.methods ?? []
-            var hosts: [HostPattern] = []
-            for h in r.hosts ?? [] { hosts.append(Router.hostPattern(h)) }
-            var headers: [HeaderMatcher] = []
-            for (name, values) in (r.headers ?? [:]).sorted(by: { $0.key < $1.key }) {
-                var m = HeaderMatcher(name: name.lowercased(), plain: [], regexes: [])
-                for v in values {
-                    if v.hasPrefix("~*") {
-                        do {
-                            let re = try Regex(String(v.dropFirst(2))).ignoresCase()
-                            _ = try? re.firstMatch(in: "")      // compile the program now, not on first request
-                            m.regexes.append(re)
-                        } catch {
-                            errors.append(RouterBuildError(routeID: r.id, message: "invalid regex: '\(v)'"))
-                            continue routeLoop
-                        }
-                    } else {
-                        m.plain.append(Array(v.lowercased().utf8))
+        var serviceByID: [String: Int] = [:]      // built on first need
+        var compiled: [CompiledRoute?] = []
+        compiled.reserveCapacity(snapshot.routes.count)
+        var reused = 0
+        // Where each entry comes from; entries themselves are large and reference-counted, so they are
+        // copied once, into the final buffer (copies and releases of entries were most of a 10 000-route build).
+        struct Source { unowned(unsafe) var route: CompiledRoute; var entry: Int; var routeIndex: Int32; var serviceIndex: Int32 }
+        var sources: [Source] = []
+        sources.reserveCapacity(snapshot.routes.count)
+        var keys: [SortKey] = []
+        keys.reserveCapacity(snapshot.routes.count)
+        var finder = PreviousRoutes(previous)
+        var routeService: [Int32] = []
+        routeService.reserveCapacity(snapshot.routes.count)
+        // Positions taken unchanged from `previous` (0 ..< `unchangedBelow`, except `changed`).
+        var unchangedBelow = 0
+        var changed: Set<Int> = []
+        if let p = previous, let ch = changes, ch.previousCount == p.snapshot.routes.count,
+           p.compiled.count == ch.previousCount, p.snapshot.services.count == snapshot.services.count {
+            unchangedBelow = min(ch.previousCount, snapshot.routes.count)
+            changed = ch.positions
+        }
+        let prevCompiled = previous?.compiled ?? []
+        let prevService = previous?.routeService ?? []
+        snapshot.routes.withUnsafeBufferPointer { routes in
+            for ri in routes.indices {
+                if ri < unchangedBelow && !changed.contains(ri) {
+                    let si = prevService[ri]
+                    routeService.append(si)
+                    guard let cr = prevCompiled[ri] else { compiled.append(nil); continue }
+                    compiled.append(cr)
+                    reused += 1
+                    if let e = cr.error { errors.append(e); continue }
+                    for k in cr.entries.indices {
+                        let e = cr.entries[k]
+                        keys.append(SortKey(priority: e.priority, createdAt: e.createdAt, idPrefix: e.idPrefix,
+                                            index: Int32(sources.count)))
+                        sources.append(Source(route: cr, entry: k, routeIndex: Int32(ri), serviceIndex: si))
+                    }
+                    continue
+                }
+                let protocols = routes[ri].protocols
+                guard protocols.contains("http") || protocols.contains("https") else {
+                    compiled.append(nil); routeService.append(-1); continue
+                }
+                var si: Int? = nil
+                if let sid = routes[ri].serviceID {
+                    if serviceByID.isEmpty {
+                        for (i, s) in snapshot.services.enumerated() { serviceByID[s.id] = i }
+                    }
+                    si = serviceByID[sid]
+                    if let s = si, !snapshot.services[s].enabled {
+                        compiled.append(nil); routeService.append(-1); continue
                     }
                 }
-                headers.append(m)
-            }
-            let paths = r.paths ?? []
-            var weight = 0
-            if !methods.isEmpty { weight += 1 }
-            if !hosts.isEmpty { weight += 1 }
-            if !paths.isEmpty { weight += 1 }
-            if !headers.isEmpty { weight += 1 }
-            let plainHostOnly = r.hosts != nil && !(r.hosts ?? []).contains { $0.contains("*") }
-            var pathMatchers: [(PathMatcher, String?)] = []
-            if paths.isEmpty { pathMatchers.append((.none, nil)) }
-            for p in paths {
-                if p.hasPrefix("~") {
-                    let src = String(p.dropFirst())
-                    do {
-                        let re = try Regex(src)
-                        _ = try? re.prefixMatch(in: "")         // compile the program now, not on first request
-                        pathMatchers.append((.regex(re, source: p), p))
-                    } catch {
-                        errors.append(RouterBuildError(routeID: r.id, message: "invalid regex: '\(src)'"))
-                        continue routeLoop
-                    }
+                routeService.append(Int32(si ?? -1))
+                let cr: CompiledRoute
+                if let old = finder.find(routes[ri].id), old.route == routes[ri] {
+                    cr = old
+                    reused += 1
                 } else {
-                    pathMatchers.append((.prefix(p), p))
+                    cr = Router.compile(routes[ri])
+                }
+                compiled.append(cr)
+                if let e = cr.error { errors.append(e); continue }
+                for k in cr.entries.indices {
+                    let e = cr.entries[k]
+                    keys.append(SortKey(priority: e.priority, createdAt: e.createdAt, idPrefix: e.idPrefix,
+                                        index: Int32(sources.count)))
+                    sources.append(Source(route: cr, entry: k, routeIndex: Int32(ri), serviceIndex: Int32(si ?? -1)))
                 }
             }
-            for (pm, src) in pathMatchers {
-                var isRegex = false, plen = 0
-                switch pm {
-                case .regex: isRegex = true
-                case .prefix(let p): plen = min(p.utf8.count, 0x7FFFF)
-                case .none: break
-                }
-                list.append(Entry(routeIndex: ri, serviceIndex: si, methods: methods, hosts: hosts, headers: headers,
-                                  path: pm, pathSource: src, weight: weight, plainHostOnly: plainHostOnly,
-                                  headerCount: min(headers.count, 255), isRegex: isRegex,
-                                  regexPriority: isRegex ? r.regexPriority : 0, prefixLength: plen,
-                                  createdAt: r.createdAt, id: r.id))
-            }
         }
-        for k in list.indices {
-            switch list[k].path {
-            case .none: break
-            case .prefix(let p): list[k].pathKind = 1; list[k].prefixBytes = Array(p.utf8)
-            case .regex(let re, _): list[k].pathKind = 2; list[k].regex = re
+        // Sort positions by the packed priority key, then created_at, then id.
+        keys.sort { a, b in
+            if a.priority != b.priority { return a.priority > b.priority }
+            if a.createdAt != b.createdAt { return a.createdAt < b.createdAt }
+            if a.idPrefix != b.idPrefix { return a.idPrefix < b.idPrefix }
+            let sa = sources[Int(a.index)], sb = sources[Int(b.index)]
+            if sa.route !== sb.route {
+                let ia = sa.route.route.id, ib = sb.route.route.id
+                if ia != ib { return ia < ib }
             }
+            return a.index < b.index
         }
-        list.sort(by: Entry.before)
-        var exact: [Substring: PathIndex] = [:]
-        var wild = PathIndex(), any = PathIndex()
-        for (rank, e) in list.enumerated() {
+        var exact: [Substring: PathIndex.Builder] = [:]
+        var wild = PathIndex.Builder(), any = PathIndex.Builder()
+        entries = .allocate(capacity: keys.count)
+        for (rank, k) in keys.enumerated() {
+            let src = sources[Int(k.index)]
+            let e = src.route.entries[src.entry]
+            (entries.baseAddress! + rank).initialize(to: EntryRef(entry: e, routeIndex: src.routeIndex,
+                                                                  serviceIndex: src.serviceIndex))
             let r = Int32(rank)
-            if e.hosts.isEmpty { any.insert(rank: r, path: e.path); continue }
+            if e.hosts.isEmpty { any.insert(rank: r, entry: e); continue }
             var seen: Set<String> = []
             var hasWildcard = false
             for h in e.hosts {
                 if h.kind == .exact {
-                    if seen.insert(h.text).inserted { exact[Substring(h.text), default: PathIndex()].insert(rank: r, path: e.path) }
+                    if seen.insert(h.text).inserted {
+                        exact[Substring(h.text), default: PathIndex.Builder()].insert(rank: r, entry: e)
+                    }
                 } else {
                     hasWildcard = true
                 }
             }
-            if hasWildcard { wild.insert(rank: r, path: e.path) }
+            if hasWildcard { wild.insert(rank: r, entry: e) }
         }
-        entries = .allocate(capacity: list.count)
-        _ = entries.initialize(from: list)
-        exactHosts = exact
-        wildcardHosts = wild
-        anyHost = any
+        exactHosts = exact.mapValues { $0.build() }
+        wildcardHosts = wild.build()
+        anyHost = any.build()
         buildErrors = errors
+        self.compiled = compiled
+        self.routeService = routeService
+        reusedRoutes = reused
+    }
+
+    /// Finds a route's compiled form in the previous router. Consecutive generations list routes in the
+    /// same order (updates in place, additions at the end), so a cursor walking the previous list finds
+    /// almost every route at once; a dictionary by id is built only when the cursor loses track.
+    struct PreviousRoutes {
+        let routes: [Route]
+        let compiled: [CompiledRoute?]
+        var cursor = 0
+        var byID: [String: Int]? = nil
+
+        init(_ r: Router?) {
+            routes = r?.snapshot.routes ?? []
+            compiled = r?.compiled ?? []
+        }
+
+        var misses = 0
+
+        mutating func find(_ id: String) -> CompiledRoute? {
+            guard !routes.isEmpty else { return nil }
+            if byID == nil {
+                for j in cursor..<min(cursor + 3, routes.count) where routes[j].id == id {
+                    cursor = j + 1
+                    return compiled[j]
+                }
+                // A new route (usually) or a jump: a scan costs less than indexing 10 000 ids, a few times.
+                misses += 1
+                if misses <= 8 {
+                    for j in routes.indices where routes[j].id == id {
+                        cursor = j + 1
+                        return compiled[j]
+                    }
+                    return nil
+                }
+            }
+            if byID == nil {
+                var m: [String: Int] = [:]
+                m.reserveCapacity(routes.count)
+                for (j, r) in routes.enumerated() { m[r.id] = j }
+                byID = m
+            }
+            guard let j = byID?[id] else { return nil }
+            cursor = j + 1
+            return compiled[j]
+        }
+    }
+
+    struct SortKey {
+        var priority: UInt64
+        var createdAt: Int
+        var idPrefix: UInt64
+        var index: Int32
     }
 
     deinit {
-        entries.deinitialize()
-        entries.deallocate()
+        entries.deallocate()         // EntryRef is plain data: nothing to deinitialize
     }
 
     static func hostPattern(_ h0: String) -> HostPattern {
@@ -352,10 +356,7 @@ public final class Router: @unchecked Sendable {
         }
         var best = Int32.max
         if let hp = req.host, let idx = exactHosts[hp] { scan(idx, &best, req) }
-        if !wildcardHosts.nodes[0].childKeys.isEmpty || !wildcardHosts.nodes[0].ranks.isEmpty
-            || !wildcardHosts.regexRanks.isEmpty || !wildcardHosts.pathlessRanks.isEmpty {
-            scan(wildcardHosts, &best, req)
-        }
+        if !wildcardHosts.isEmpty { scan(wildcardHosts, &best, req) }
         scan(anyHost, &best, req)
         guard best != Int32.max else { return nil }
         return makeMatch(entries[Int(best)], req)
@@ -365,17 +366,30 @@ public final class Router: @unchecked Sendable {
     func scanList(_ ranks: [Int32], _ best: inout Int32, _ req: borrowing Request) {
         for r in ranks {
             if r >= best { return }
-            if entries[Int(r)].matches(req) { best = r; return }
+            if entries[Int(r)].entry.matches(req) { best = r; return }
+        }
+    }
+
+    /// Node `n`'s ranks of `idx`, as `scanList`.
+    @inline(__always)
+    func scanNode(_ idx: PathIndex, _ n: Int, _ best: inout Int32, _ req: borrowing Request) {
+        var i = Int(idx.rankStart[n])
+        let end = Int(idx.rankStart[n + 1])
+        while i < end {
+            let r = idx.ranks[i]
+            if r >= best { return }
+            if entries[Int(r)].entry.matches(req) { best = r; return }
+            i += 1
         }
     }
 
     func scan(_ idx: PathIndex, _ best: inout Int32, _ req: borrowing Request) {
         var n = 0
-        scanList(idx.nodes[0].ranks, &best, req)
+        scanNode(idx, 0, &best, req)
         for b in req.path.utf8 {
-            guard let c = idx.nodes[n].child(b) else { break }
-            n = Int(c)
-            if !idx.nodes[n].ranks.isEmpty { scanList(idx.nodes[n].ranks, &best, req) }
+            guard let c = idx.child(n, b) else { break }
+            n = c
+            scanNode(idx, n, &best, req)
         }
         scanList(idx.regexRanks, &best, req)
         scanList(idx.pathlessRanks, &best, req)
@@ -401,7 +415,8 @@ public final class Router: @unchecked Sendable {
         return false
     }
 
-    func makeMatch(_ e: Entry, _ req: Request) -> RouteMatch {
+    func makeMatch(_ ref: EntryRef, _ req: Request) -> RouteMatch {
+        let e = ref.entry
         var text: String? = nil
         var caps: [String?] = []
         var named: [(name: String, value: String)] = []
@@ -418,9 +433,10 @@ public final class Router: @unchecked Sendable {
                 }
             }
         }
-        let route = snapshot.routes[e.routeIndex]
-        return RouteMatch(routeIndex: e.routeIndex, route: route,
-                          service: e.serviceIndex.map { snapshot.services[$0] }, matchedRoutePath: e.pathSource,
+        let route = snapshot.routes[Int(ref.routeIndex)]
+        return RouteMatch(routeIndex: Int(ref.routeIndex), route: route,
+                          service: ref.serviceIndex >= 0 ? snapshot.services[Int(ref.serviceIndex)] : nil,
+                          matchedRoutePath: e.pathSource,
                           matchedPathText: text, captures: caps, namedCaptures: named,
                           requiresHTTPS: !route.protocols.contains("http"))
     }

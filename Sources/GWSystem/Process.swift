@@ -85,6 +85,20 @@ public enum ProcessControl {
 
     public static func remove(_ path: String) { unlink(path) }
 
+    /// Names in a directory (without "." and ".."); empty when it cannot be read.
+    public static func listDirectory(_ path: String) -> [String] {
+        guard let d = opendir(path) else { return [] }
+        defer { closedir(d) }
+        var out: [String] = []
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { out.append(name) }
+        }
+        return out
+    }
+
     public static func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
     public static func currentDirectory() -> String {

@@ -207,6 +207,60 @@ def test_propagation_route_served_by_every_worker_right_after_201(gateway, upstr
         assert statuses == [200] * 50, {s: statuses.count(s) for s in set(statuses)}
 
 
+def test_propagation_by_deltas_update_delete_and_late_workers(gateway, upstream):
+    """Changes reach workers as deltas (run/config.delta.N.json); updates and deletes apply at the next
+    request; a worker started later (SIGKILL respawn, reload) catches up from the full document plus the
+    deltas after it; the master writes a new full document shortly after and drops deltas no longer needed."""
+    u = upstream("d")
+    g = gateway(workers=2)
+    run = os.path.join(g.prefix, "run")
+    assert g.admin("POST", "/services", {"name": "ds", "url": f"http://{u.address}"})[0] == 201
+    st, r1, _ = g.admin("POST", "/services/ds/routes", {"name": "r1", "paths": ["/one"]})
+    assert st == 201
+    assert [g.get("/one")[0] for _ in range(20)] == [200] * 20
+    deltas = [n for n in os.listdir(run) if n.startswith("config.delta.")]
+    assert deltas, os.listdir(run)
+    # update in place: the old path stops matching and the new one matches at once, on every worker
+    assert g.admin("PATCH", "/routes/r1", {"paths": ["/uno"]})[0] == 200
+    assert [g.get("/uno")[0] for _ in range(20)] == [200] * 20
+    assert [g.get("/one")[0] for _ in range(20)] == [404] * 20
+    # delete
+    assert g.admin("POST", "/services/ds/routes", {"name": "r2", "paths": ["/two"]})[0] == 201
+    assert g.admin("DELETE", "/routes/r1")[0] == 204
+    assert [g.get("/uno")[0] for _ in range(20)] == [404] * 20
+    assert [g.get("/two")[0] for _ in range(20)] == [200] * 20
+    # a worker killed right after more changes (before any new full document): its replacement reads
+    # the full document and every delta after it
+    before = set(g.worker_pids())
+    for i in range(3):
+        assert g.admin("POST", "/services/ds/routes", {"paths": [f"/late{i}"]})[0] == 201
+    os.kill(g.worker_pids()[0], signal.SIGKILL)
+    wait_until(lambda: len(set(g.worker_pids()) - before) == 1 and len(g.worker_pids()) == 2, what="respawn")
+    for i in range(3):
+        assert [g.get(f"/late{i}")[0] for _ in range(20)] == [200] * 20
+    assert [g.get("/uno")[0] for _ in range(10)] == [404] * 10
+    # the full document catches up with the last generation; older deltas are removed
+    gen = g.admin("GET", "/status")[1]["server"]["config_generation"]
+
+    def full_generation():
+        with open(os.path.join(run, "config.json")) as f:
+            return json.load(f)["generation"]
+    wait_until(lambda: full_generation() == gen, what="full document of the last generation")
+    assert g.admin("POST", "/services/ds/routes", {"paths": ["/after"]})[0] == 201
+    wait_until(lambda: full_generation() == gen + 1, what="second full document")
+    left = sorted(int(n.split(".")[2]) for n in os.listdir(run) if n.startswith("config.delta."))
+    assert all(n > gen for n in left), (left, gen)
+    # reload: new workers start from the full document (+ deltas) and serve everything
+    old = set(g.worker_pids())
+    assert g.admin("POST", "/services/ds/routes", {"paths": ["/final"]})[0] == 201
+    g.cli("reload", "-c", g.conf, "-p", g.prefix, check=True)
+    wait_until(lambda: len(g.worker_pids()) == 2 and not (set(g.worker_pids()) & old), what="new workers")
+    for p in ["/two", "/late0", "/after", "/final"]:
+        assert [g.get(p)[0] for _ in range(10)] == [200] * 10, p
+    log = g.log()
+    assert " rejected:" not in log and "not reachable" not in log, log
+
+
 KONG_YML = """_format_version: "3.0"
 services:
 - name: decl-svc

@@ -1,0 +1,257 @@
+// What the master publishes to the workers, and how a worker follows it generation by generation.
+//
+// Two document kinds, both JSON:
+// - the full document (`run/config.json`): `ConfigSnapshot`'s entities plus `resolved` (target id →
+//   [[ip, port, weight], ...], the master's DNS answers) and `service_addresses` (service id →
+//   [[ip, port], ...]); a worker can start from it alone.
+// - a delta (`run/config.delta.<generation>.json`): `{"generation": N, "base": N-1, "put": {kind: [doc]},
+//   "delete": {kind: [id]}, "resolved": {...}, "resolved_removed": [id], "service_addresses": {...},
+//   "service_addresses_removed": [id]}`: what changed from generation N-1 to N (entities written by one
+//   Admin API request, DNS answers that changed). Applying deltas base+1 … N to the full document of
+//   generation `base` gives exactly the full document of N.
+// Invariant: entity order is the master store's (an updated entity keeps its place, a new one is
+// appended), so a worker that followed deltas and one that read a newer full document hold the same
+// arrays.
+import GWJSON
+
+/// One address of a target (weight per address: SRV answers carry their own) or of a service host.
+public struct PublishedAddress: Sendable, Equatable {
+    public var ip: String
+    public var port: Int
+    public var weight: Int
+    public init(ip: String, port: Int, weight: Int) { self.ip = ip; self.port = port; self.weight = weight }
+}
+
+/// A worker's whole configuration at one generation.
+public struct PublishedConfig: Sendable {
+    public var snapshot: ConfigSnapshot
+    /// Target id → addresses. No entry ⇒ the target's host is an IP literal used as is.
+    public var resolved: [String: [PublishedAddress]]
+    /// Service id → addresses of a service whose host is not an upstream. No entry ⇒ resolve locally.
+    public var serviceAddresses: [String: [PublishedAddress]]
+
+    public var generation: UInt64 { snapshot.generation }
+
+    /// Where the delta of `generation` lives next to the full document `fullPath` (`run/config.json` →
+    /// `run/config.delta.<generation>.json`).
+    public static func deltaPath(fullPath: String, generation: UInt64) -> String {
+        let stem = fullPath.hasSuffix(".json") ? String(fullPath.dropLast(5)) : fullPath
+        return "\(stem).delta.\(generation).json"
+    }
+
+    /// The generation of a delta file name in the directory of `fullPath`, if `name` is one.
+    public static func deltaGeneration(fileName name: String, fullPath: String) -> UInt64? {
+        let base = fullPath.split(separator: "/").last.map(String.init) ?? fullPath
+        let stem = base.hasSuffix(".json") ? String(base.dropLast(5)) : base
+        let head = stem + ".delta.", tail = ".json"
+        guard name.hasPrefix(head), name.hasSuffix(tail), name.count > head.count + tail.count else { return nil }
+        return UInt64(name.dropFirst(head.count).dropLast(tail.count))
+    }
+
+    public init(snapshot: ConfigSnapshot = ConfigSnapshot(), resolved: [String: [PublishedAddress]] = [:],
+                serviceAddresses: [String: [PublishedAddress]] = [:]) {
+        self.snapshot = snapshot; self.resolved = resolved; self.serviceAddresses = serviceAddresses
+    }
+
+    /// Decodes the full document.
+    public static func decode(json: JSON) throws(SnapshotError) -> PublishedConfig {
+        let snap = try ConfigSnapshot.decode(json: json)
+        return PublishedConfig(snapshot: snap, resolved: try addressMap(json["resolved"], "resolved", weighted: true),
+                               serviceAddresses: try addressMap(json["service_addresses"], "service_addresses",
+                                                                weighted: false))
+    }
+
+    static func addressMap(_ v: JSON?, _ key: String, weighted: Bool) throws(SnapshotError) -> [String: [PublishedAddress]] {
+        guard let v, !v.isNull else { return [:] }
+        guard let o = v.objectValue else { throw SnapshotError("\(key): expected a map") }
+        var out: [String: [PublishedAddress]] = [:]
+        for (id, list) in o {
+            guard let arr = list.arrayValue else { throw SnapshotError("\(key).\(id): expected an array") }
+            var addrs: [PublishedAddress] = []
+            addrs.reserveCapacity(arr.count)
+            for a in arr {
+                guard let ip = a[0]?.stringValue, let port = a[1]?.intValue else {
+                    throw SnapshotError("\(key).\(id): expected [ip, port\(weighted ? ", weight" : "")] entries")
+                }
+                addrs.append(PublishedAddress(ip: ip, port: port, weight: a[2]?.intValue ?? 1))
+            }
+            out[id] = addrs
+        }
+        return out
+    }
+
+    /// `{"<id>": [[ip, port, weight], ...]}` (weight left out when `weighted` is false).
+    public static func addressJSON(_ m: [String: [PublishedAddress]], weighted: Bool) -> JSON {
+        var o = JSONObject()
+        for (id, list) in m {
+            o[id] = .array(list.map { a in
+                weighted ? .array([.string(a.ip), .int(Int64(a.port)), .int(Int64(a.weight))])
+                         : .array([.string(a.ip), .int(Int64(a.port))])
+            })
+        }
+        return .object(o)
+    }
+
+    /// Applies the delta that leads from this generation to `delta.generation`. Returns which route
+    /// positions it touched when that is all a router needs to know (see `RouteChanges`), else nil.
+    @discardableResult
+    public mutating func apply(_ delta: ConfigDelta) throws(SnapshotError) -> RouteChanges? {
+        guard delta.base == generation else {
+            throw SnapshotError("delta \(delta.generation) applies to generation \(delta.base), not \(generation)")
+        }
+        var changes: RouteChanges? = RouteChanges(previousCount: snapshot.routes.count, positions: [])
+        if delta.puts["services"] != nil || delta.deletes["services"] != nil || delta.deletes["routes"] != nil {
+            changes = nil
+        }
+        for kind in delta.kinds {
+            let puts = delta.puts[kind] ?? []
+            let dels = delta.deletes[kind] ?? []
+            switch kind {
+            case "services": try PublishedConfig.merge(&snapshot.services, puts, dels, Service.decode)
+            case "routes":
+                let at = try PublishedConfig.merge(&snapshot.routes, puts, dels, Route.decode)
+                changes?.positions.formUnion(at)
+            case "upstreams": try PublishedConfig.merge(&snapshot.upstreams, puts, dels, Upstream.decode)
+            case "targets": try PublishedConfig.merge(&snapshot.targets, puts, dels, Target.decode)
+            case "consumers": try PublishedConfig.merge(&snapshot.consumers, puts, dels, Consumer.decode)
+            case "plugins": try PublishedConfig.merge(&snapshot.plugins, puts, dels, Plugin.decode)
+            case "keyauth_credentials":
+                try PublishedConfig.merge(&snapshot.keyauthCredentials, puts, dels, KeyAuthCredential.decode)
+            default: throw SnapshotError("delta: unknown entity kind '\(kind)'")
+            }
+        }
+        for (id, a) in delta.resolved { resolved[id] = a }
+        for id in delta.resolvedRemoved { resolved[id] = nil }
+        for (id, a) in delta.serviceAddresses { serviceAddresses[id] = a }
+        for id in delta.serviceAddressesRemoved { serviceAddresses[id] = nil }
+        snapshot.generation = delta.generation
+        return changes
+    }
+
+    /// Deletes, then puts: an existing id is replaced in place, a new one appended (the store's order).
+    /// Returns the positions the puts took.
+    @discardableResult
+    static func merge<E: PublishedEntity>(_ list: inout [E], _ puts: [JSON], _ deletes: [String],
+                                          _ decode: (JSON) throws(SnapshotError) -> E) throws(SnapshotError) -> [Int] {
+        if !deletes.isEmpty {
+            let gone = Set(deletes)
+            list.removeAll { gone.contains($0.id) }
+        }
+        guard !puts.isEmpty else { return [] }
+        var decoded: [E] = []
+        decoded.reserveCapacity(puts.count)
+        for p in puts { decoded.append(try decode(p)) }
+        // One put: a linear scan for its id beats building an index of the whole list.
+        if decoded.count == 1 {
+            let e = decoded[0]
+            if let i = list.firstIndex(where: { $0.id == e.id }) { list[i] = e; return [i] }
+            list.append(e)
+            return [list.count - 1]
+        }
+        var index: [String: Int] = [:]
+        index.reserveCapacity(list.count)
+        for (i, e) in list.enumerated() { index[e.id] = i }
+        var at: [Int] = []
+        for e in decoded {
+            if let i = index[e.id] { list[i] = e; at.append(i) } else {
+                index[e.id] = list.count; at.append(list.count); list.append(e)
+            }
+        }
+        return at
+    }
+}
+
+/// What a delta did to the routes, when it deleted no route and changed no service: every route below
+/// `previousCount` not listed in `positions` is the same route at the same position with the same
+/// service as before, so a router can take its compiled form without comparing it.
+public struct RouteChanges: Sendable, Equatable {
+    public var previousCount: Int
+    public var positions: Set<Int>
+    public init(previousCount: Int, positions: Set<Int>) { self.previousCount = previousCount; self.positions = positions }
+}
+
+/// Entities that deltas address by id.
+public protocol PublishedEntity { var id: String { get } }
+extension Service: PublishedEntity {}
+extension Route: PublishedEntity {}
+extension Upstream: PublishedEntity {}
+extension Target: PublishedEntity {}
+extension Consumer: PublishedEntity {}
+extension Plugin: PublishedEntity {}
+extension KeyAuthCredential: PublishedEntity {}
+
+/// The changes from generation `base` to `generation`. Entity documents stay JSON until applied.
+public struct ConfigDelta: Sendable {
+    public static let entityKinds = ["services", "routes", "upstreams", "targets", "consumers", "plugins",
+                                     "keyauth_credentials"]
+    public var generation: UInt64
+    public var base: UInt64
+    public var puts: [String: [JSON]] = [:]
+    public var deletes: [String: [String]] = [:]
+    public var resolved: [String: [PublishedAddress]] = [:]
+    public var resolvedRemoved: [String] = []
+    public var serviceAddresses: [String: [PublishedAddress]] = [:]
+    public var serviceAddressesRemoved: [String] = []
+
+    public init(generation: UInt64, base: UInt64) { self.generation = generation; self.base = base }
+
+    /// Kinds with puts or deletes, in a fixed order.
+    var kinds: [String] { ConfigDelta.entityKinds.filter { puts[$0] != nil || deletes[$0] != nil } }
+
+    public var isEmpty: Bool {
+        puts.isEmpty && deletes.isEmpty && resolved.isEmpty && resolvedRemoved.isEmpty && serviceAddresses.isEmpty
+            && serviceAddressesRemoved.isEmpty
+    }
+
+    /// The changes of the address maps between two publications.
+    public mutating func diffAddresses(old: PublishedConfig, new: PublishedConfig) {
+        for (id, a) in new.resolved where old.resolved[id] != a { resolved[id] = a }
+        for id in old.resolved.keys where new.resolved[id] == nil { resolvedRemoved.append(id) }
+        for (id, a) in new.serviceAddresses where old.serviceAddresses[id] != a { serviceAddresses[id] = a }
+        for id in old.serviceAddresses.keys where new.serviceAddresses[id] == nil { serviceAddressesRemoved.append(id) }
+    }
+
+    public var json: JSON {
+        var o: JSONObject = ["generation": .int(Int64(clamping: generation)), "base": .int(Int64(clamping: base))]
+        var p = JSONObject(), d = JSONObject()
+        for (k, v) in puts { p[k] = .array(v) }
+        for (k, v) in deletes { d[k] = .array(v.map { .string($0) }) }
+        o["put"] = .object(p)
+        o["delete"] = .object(d)
+        o["resolved"] = PublishedConfig.addressJSON(resolved, weighted: true)
+        o["resolved_removed"] = .array(resolvedRemoved.map { .string($0) })
+        o["service_addresses"] = PublishedConfig.addressJSON(serviceAddresses, weighted: false)
+        o["service_addresses_removed"] = .array(serviceAddressesRemoved.map { .string($0) })
+        return .object(o)
+    }
+
+    public static func decode(json v: JSON) throws(SnapshotError) -> ConfigDelta {
+        guard let g = v["generation"]?.int64Value, g >= 0, let b = v["base"]?.int64Value, b >= 0 else {
+            throw SnapshotError("delta: generation and base must be non-negative integers")
+        }
+        var d = ConfigDelta(generation: UInt64(g), base: UInt64(b))
+        func ids(_ x: JSON?, _ what: String) throws(SnapshotError) -> [String] {
+            guard let x, !x.isNull else { return [] }
+            guard let a = x.stringArrayValue else { throw SnapshotError("delta.\(what): expected an array of ids") }
+            return a
+        }
+        if let p = v["put"]?.objectValue {
+            for (k, list) in p {
+                guard entityKinds.contains(k) else { throw SnapshotError("delta: unknown entity kind '\(k)'") }
+                guard let a = list.arrayValue else { throw SnapshotError("delta.put.\(k): expected an array") }
+                d.puts[k] = a
+            }
+        }
+        if let del = v["delete"]?.objectValue {
+            for (k, list) in del {
+                guard entityKinds.contains(k) else { throw SnapshotError("delta: unknown entity kind '\(k)'") }
+                d.deletes[k] = try ids(list, "delete.\(k)")
+            }
+        }
+        d.resolved = try PublishedConfig.addressMap(v["resolved"], "resolved", weighted: true)
+        d.resolvedRemoved = try ids(v["resolved_removed"], "resolved_removed")
+        d.serviceAddresses = try PublishedConfig.addressMap(v["service_addresses"], "service_addresses", weighted: false)
+        d.serviceAddressesRemoved = try ids(v["service_addresses_removed"], "service_addresses_removed")
+        return d
+    }
+}
