@@ -27,6 +27,7 @@ struct ConfigFollower {
     /// Moves to `target` (or the newest generation reachable up to it). Nil when nothing newer could be read.
     mutating func advance(to target: UInt64, step: inout Step) throws(SnapshotError) -> PublishedConfig? {
         if var c = current, c.generation < target {
+            current = nil        // `c` the only owner while deltas apply: arrays change in place, no copy
             step.routeChanges = RouteChanges(previousCount: c.snapshot.routes.count, positions: [])
             step.fromGeneration = c.generation
             if followDeltas(&c, to: target, step: &step), c.generation == target {

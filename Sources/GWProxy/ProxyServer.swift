@@ -114,7 +114,7 @@ public final class ProxyServer {
         let generation = shm.configGeneration
         attemptedGeneration = generation
         guard generation > 0 else { return }
-        let t0 = Clock.monotonicMicros()
+        let t0 = Clock.monotonicMicros(), c0 = Clock.processCPUMicros()
         var step = ConfigFollower.Step()
         do {
             guard let published = try follower.advance(to: generation, step: &step) else { return }
@@ -126,7 +126,7 @@ public final class ProxyServer {
             config = rc
             slot.pointee.config_generation = rc.generation
             let how = step.fullBytes > 0 ? "full document (\(step.fullBytes) bytes) + \(step.deltas) deltas" : "\(step.deltas) deltas"
-            log.log(.info, "configuration generation \(rc.generation) applied in \((Clock.monotonicMicros() - t0) / 1000) ms (read \(how) in \((tRead - t0) / 1000) ms)")
+            log.log(.info, "configuration generation \(rc.generation) applied in \((Clock.monotonicMicros() - t0) / 1000) ms, \((Clock.processCPUMicros() - c0) / 1000) ms of CPU (read \(how) in \((tRead - t0) / 1000) ms)")
             if rc.generation < generation {
                 log.log(.error, "configuration generation \(generation) not reachable; running generation \(rc.generation)")
             }

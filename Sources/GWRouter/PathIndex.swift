@@ -7,6 +7,8 @@
 // 10 000 routes is a few hundred thousand integer writes, and freeing it is a handful of frees.
 // Invariant: immutable once built; node 0 is the root (the empty prefix).
 
+import Synchronization
+
 struct PathIndex {
     /// Node n's edges are `edgeKeys[edgeStart[n] ..< edgeStart[n + 1]]` (same range of `edgeTargets`).
     let edgeStart: [Int32]
@@ -40,18 +42,23 @@ struct PathIndex {
         return nil
     }
 
-    /// Collects insertions as linked lists in flat arrays, then lays them out contiguously.
+    /// Collects insertions (rank lists per node, as linked lists in flat arrays) over a `TrieShape`,
+    /// then lays them out contiguously.
     struct Builder {
-        private var firstChild: [Int32] = [-1]
-        private var nextSibling: [Int32] = [-1]
-        private var key: [UInt8] = [0]
-        private var rankHead: [Int32] = [-1]
-        private var rankTail: [Int32] = [-1]
+        let shape: TrieShape
+        private var rankHead: [Int32]
+        private var rankTail: [Int32]
         private var rankValue: [Int32] = []
         private var rankNext: [Int32] = []
-        private var edges = 0
         private var regex: [Int32] = []
         private var pathless: [Int32] = []
+
+        /// A builder over `shape` (carried over from the previous generation's router, or new).
+        init(shape: TrieShape = TrieShape()) {
+            self.shape = shape
+            rankHead = [Int32](repeating: -1, count: shape.nodeCount)
+            rankTail = rankHead
+        }
 
         /// Adds `entry` at `rank`; ranks must be inserted in ascending order.
         mutating func insert(rank: Int32, entry e: Entry) {
@@ -59,22 +66,8 @@ struct PathIndex {
             case 0: pathless.append(rank)
             case 2: regex.append(rank)
             default:
-                var n = 0
-                for b in e.prefixBytes {
-                    var c = firstChild[n]
-                    while c >= 0 && key[Int(c)] != b { c = nextSibling[Int(c)] }
-                    if c < 0 {
-                        c = Int32(key.count)
-                        key.append(b)
-                        firstChild.append(-1)
-                        nextSibling.append(firstChild[n])
-                        rankHead.append(-1)
-                        rankTail.append(-1)
-                        firstChild[n] = c
-                        edges += 1
-                    }
-                    n = Int(c)
-                }
+                let n = Int(shape.node(for: e))
+                while rankHead.count < shape.nodeCount { rankHead.append(-1); rankTail.append(-1) }
                 let k = Int32(rankValue.count)
                 rankValue.append(rank)
                 rankNext.append(-1)
@@ -84,28 +77,30 @@ struct PathIndex {
         }
 
         func build() -> PathIndex {
-            let nodes = key.count
+            let nodes = shape.nodeCount
             var edgeStart = [Int32](repeating: 0, count: nodes + 1)
-            var edgeKeys = [UInt8](repeating: 0, count: edges)
-            var edgeTargets = [Int32](repeating: 0, count: edges)
+            var edgeKeys = [UInt8](repeating: 0, count: shape.edgeCount)
+            var edgeTargets = [Int32](repeating: 0, count: shape.edgeCount)
             var rankStart = [Int32](repeating: 0, count: nodes + 1)
             var ranks = [Int32](repeating: 0, count: rankValue.count)
             var e = 0, r = 0
             for n in 0..<nodes {
                 edgeStart[n] = Int32(e)
-                var c = firstChild[n]
+                var c = shape.firstChild[n]
                 while c >= 0 {
-                    edgeKeys[e] = key[Int(c)]
+                    edgeKeys[e] = shape.key[Int(c)]
                     edgeTargets[e] = c
                     e += 1
-                    c = nextSibling[Int(c)]
+                    c = shape.nextSibling[Int(c)]
                 }
                 rankStart[n] = Int32(r)
-                var k = rankHead[n]
-                while k >= 0 {
-                    ranks[r] = rankValue[Int(k)]
-                    r += 1
-                    k = rankNext[Int(k)]
+                if n < rankHead.count {
+                    var k = rankHead[n]
+                    while k >= 0 {
+                        ranks[r] = rankValue[Int(k)]
+                        r += 1
+                        k = rankNext[Int(k)]
+                    }
                 }
             }
             edgeStart[nodes] = Int32(e)
@@ -113,5 +108,48 @@ struct PathIndex {
             return PathIndex(edgeStart: edgeStart, edgeKeys: edgeKeys, edgeTargets: edgeTargets, rankStart: rankStart,
                              ranks: ranks, regexRanks: regex, pathlessRanks: pathless)
         }
+    }
+}
+
+/// The nodes and edges of one bucket's prefix trie, without ranks. Carried from one generation's router
+/// build to the next (a route path that stays keeps its node, remembered in its `Entry`), so an unchanged
+/// entry costs one rank append instead of a byte-by-byte walk. Nodes are only added: a path that left
+/// the configuration leaves a node with no ranks, which matching walks through harmlessly.
+/// Only router builds use it (one at a time, on the worker's thread); matching uses `PathIndex`.
+final class TrieShape {
+    /// Distinguishes shapes in `Entry.trieNodes` (never reused: ids only grow).
+    let id: Int
+    private(set) var firstChild: [Int32] = [-1]
+    private(set) var nextSibling: [Int32] = [-1]
+    private(set) var key: [UInt8] = [0]
+    private(set) var edgeCount = 0
+    var nodeCount: Int { key.count }
+
+    private static let lastID = Atomic<Int>(0)
+
+    init() {
+        id = TrieShape.lastID.wrappingAdd(1, ordering: .relaxed).newValue
+    }
+
+    /// The node where `e`'s prefix ends, created if needed, remembered in `e` for the next build.
+    func node(for e: Entry) -> Int32 {
+        for c in e.trieNodes where c.shape == id { return c.node }
+        var n = 0
+        for b in e.prefixBytes {
+            var c = firstChild[n]
+            while c >= 0 && key[Int(c)] != b { c = nextSibling[Int(c)] }
+            if c < 0 {
+                c = Int32(key.count)
+                key.append(b)
+                firstChild.append(-1)
+                nextSibling.append(firstChild[n])
+                firstChild[n] = c
+                edgeCount += 1
+            }
+            n = Int(c)
+        }
+        if e.trieNodes.count >= 4 { e.trieNodes.removeFirst() }
+        e.trieNodes.append((id, Int32(n)))
+        return Int32(n)
     }
 }

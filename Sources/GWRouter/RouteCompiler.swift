@@ -41,6 +41,10 @@ final class Entry {
 
     /// weight, plainHostOnly, headerCount, isRegex, regexPriority, prefixLength packed so that a larger
     /// key sorts first exactly as `before` orders those fields (3 + 1 + 8 + 1 + 32 + 19 bits).
+    /// The compiled route this entry belongs to (which owns it, so it outlives the entry).
+    unowned(unsafe) var owner: CompiledRoute? = nil
+    /// Trie nodes of this entry's prefix in the shapes it was indexed in (see `TrieShape`).
+    var trieNodes: [(shape: Int, node: Int32)] = []
     /// `priorityKey`, computed once at init.
     private(set) var priority: UInt64 = 0
 
@@ -85,6 +89,7 @@ final class CompiledRoute {
 
     init(route: Route, entries: [Entry], error: RouterBuildError?) {
         self.route = route; self.entries = entries; self.error = error
+        for e in entries { e.owner = self }
     }
 }
 

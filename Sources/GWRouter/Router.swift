@@ -83,16 +83,20 @@ enum PathMatcher {
 
 /// Immutable after init (all stored properties are `let`); Regex programs are forced to compile in init.
 public final class Router: @unchecked Sendable {
-    public let snapshot: ConfigSnapshot
+    /// The services of the snapshot built from (routes are in `compiled`: the router keeps no reference to
+    /// the snapshot's route array, so the worker can append to it without copying 10 000 routes).
+    let services: [Service]
     public let buildErrors: [RouterBuildError]
     /// Entries in priority order (index = rank).
     let entries: UnsafeMutableBufferPointer<EntryRef>
     let exactHosts: [Substring: PathIndex]
     let wildcardHosts: PathIndex
     let anyHost: PathIndex
-    /// Compiled routes, index for index with `snapshot.routes` (nil: left out), for the next generation's router.
-    let compiled: [CompiledRoute?]
-    /// Per route of `snapshot.routes`: its service's index (-1: none, or the route is left out).
+    /// Compiled routes, index for index with `snapshot.routes` (those left out too), for the next router.
+    let compiled: [CompiledRoute]
+    /// The tries' shapes, for the next generation's build.
+    let shapes: (exact: [Substring: TrieShape], wild: TrieShape, any: TrieShape)
+    /// Per route of `snapshot.routes`: its service's index (-1: none; -2: the route is left out).
     let routeService: [Int32]
     /// How many routes were taken compiled from the previous router.
     public let reusedRoutes: Int
@@ -106,15 +110,15 @@ public final class Router: @unchecked Sendable {
     /// (what the deltas since `previous` did to the routes), routes outside `changes.positions` are taken
     /// by position without comparing them.
     public init(snapshot: ConfigSnapshot, reusing previous: Router?, changes: RouteChanges? = nil) {
-        self.snapshot = snapshot
+        services = snapshot.services
         var errors: [RouterBuildError] = []
         var serviceByID: [String: Int] = [:]      // built on first need
-        var compiled: [CompiledRoute?] = []
+        var compiled: [CompiledRoute] = []
         compiled.reserveCapacity(snapshot.routes.count)
         var reused = 0
         // Where each entry comes from; entries themselves are large and reference-counted, so they are
         // copied once, into the final buffer (copies and releases of entries were most of a 10 000-route build).
-        struct Source { unowned(unsafe) var route: CompiledRoute; var entry: Int; var routeIndex: Int32; var serviceIndex: Int32 }
+        struct Source { unowned(unsafe) var entry: Entry; var routeIndex: Int32; var serviceIndex: Int32 }
         var sources: [Source] = []
         sources.reserveCapacity(snapshot.routes.count)
         var keys: [SortKey] = []
@@ -124,46 +128,34 @@ public final class Router: @unchecked Sendable {
         routeService.reserveCapacity(snapshot.routes.count)
         // Positions taken unchanged from `previous` (0 ..< `unchangedBelow`, except `changed`).
         var unchangedBelow = 0
-        var changed: Set<Int> = []
-        if let p = previous, let ch = changes, ch.previousCount == p.snapshot.routes.count,
-           p.compiled.count == ch.previousCount, p.snapshot.services.count == snapshot.services.count {
+        var changed: [Int] = []          // sorted
+        var nextChanged = 0
+        if let p = previous, let ch = changes, ch.previousCount == p.compiled.count,
+           p.services.count == snapshot.services.count {
             unchangedBelow = min(ch.previousCount, snapshot.routes.count)
-            changed = ch.positions
+            changed = ch.positions.sorted()
         }
         let prevCompiled = previous?.compiled ?? []
         let prevService = previous?.routeService ?? []
         snapshot.routes.withUnsafeBufferPointer { routes in
             for ri in routes.indices {
-                if ri < unchangedBelow && !changed.contains(ri) {
+                while nextChanged < changed.count && changed[nextChanged] < ri { nextChanged += 1 }
+                if ri < unchangedBelow && !(nextChanged < changed.count && changed[nextChanged] == ri) {
                     let si = prevService[ri]
                     routeService.append(si)
-                    guard let cr = prevCompiled[ri] else { compiled.append(nil); continue }
+                    let cr = prevCompiled[ri]
                     compiled.append(cr)
                     reused += 1
+                    if si == -2 { continue }
                     if let e = cr.error { errors.append(e); continue }
                     for k in cr.entries.indices {
                         let e = cr.entries[k]
                         keys.append(SortKey(priority: e.priority, createdAt: e.createdAt, idPrefix: e.idPrefix,
                                             index: Int32(sources.count)))
-                        sources.append(Source(route: cr, entry: k, routeIndex: Int32(ri), serviceIndex: si))
+                        sources.append(Source(entry: e, routeIndex: Int32(ri), serviceIndex: si))
                     }
                     continue
                 }
-                let protocols = routes[ri].protocols
-                guard protocols.contains("http") || protocols.contains("https") else {
-                    compiled.append(nil); routeService.append(-1); continue
-                }
-                var si: Int? = nil
-                if let sid = routes[ri].serviceID {
-                    if serviceByID.isEmpty {
-                        for (i, s) in snapshot.services.enumerated() { serviceByID[s.id] = i }
-                    }
-                    si = serviceByID[sid]
-                    if let s = si, !snapshot.services[s].enabled {
-                        compiled.append(nil); routeService.append(-1); continue
-                    }
-                }
-                routeService.append(Int32(si ?? -1))
                 let cr: CompiledRoute
                 if let old = finder.find(routes[ri].id), old.route == routes[ri] {
                     cr = old
@@ -172,12 +164,25 @@ public final class Router: @unchecked Sendable {
                     cr = Router.compile(routes[ri])
                 }
                 compiled.append(cr)
+                let protocols = routes[ri].protocols
+                guard protocols.contains("http") || protocols.contains("https") else {
+                    routeService.append(-2); continue
+                }
+                var si: Int? = nil
+                if let sid = routes[ri].serviceID {
+                    if serviceByID.isEmpty {
+                        for (i, s) in snapshot.services.enumerated() { serviceByID[s.id] = i }
+                    }
+                    si = serviceByID[sid]
+                    if let s = si, !snapshot.services[s].enabled { routeService.append(-2); continue }
+                }
+                routeService.append(Int32(si ?? -1))
                 if let e = cr.error { errors.append(e); continue }
                 for k in cr.entries.indices {
                     let e = cr.entries[k]
                     keys.append(SortKey(priority: e.priority, createdAt: e.createdAt, idPrefix: e.idPrefix,
                                         index: Int32(sources.count)))
-                    sources.append(Source(route: cr, entry: k, routeIndex: Int32(ri), serviceIndex: Int32(si ?? -1)))
+                    sources.append(Source(entry: e, routeIndex: Int32(ri), serviceIndex: Int32(si ?? -1)))
                 }
             }
         }
@@ -186,19 +191,18 @@ public final class Router: @unchecked Sendable {
             if a.priority != b.priority { return a.priority > b.priority }
             if a.createdAt != b.createdAt { return a.createdAt < b.createdAt }
             if a.idPrefix != b.idPrefix { return a.idPrefix < b.idPrefix }
-            let sa = sources[Int(a.index)], sb = sources[Int(b.index)]
-            if sa.route !== sb.route {
-                let ia = sa.route.route.id, ib = sb.route.route.id
-                if ia != ib { return ia < ib }
-            }
+            let ia = sources[Int(a.index)].entry.id, ib = sources[Int(b.index)].entry.id
+            if ia != ib { return ia < ib }
             return a.index < b.index
         }
+        // Trie shapes continue from the previous router's (see TrieShape).
         var exact: [Substring: PathIndex.Builder] = [:]
-        var wild = PathIndex.Builder(), any = PathIndex.Builder()
+        var wild = PathIndex.Builder(shape: previous?.shapes.wild ?? TrieShape())
+        var any = PathIndex.Builder(shape: previous?.shapes.any ?? TrieShape())
         entries = .allocate(capacity: keys.count)
         for (rank, k) in keys.enumerated() {
             let src = sources[Int(k.index)]
-            let e = src.route.entries[src.entry]
+            let e = src.entry
             (entries.baseAddress! + rank).initialize(to: EntryRef(entry: e, routeIndex: src.routeIndex,
                                                                   serviceIndex: src.serviceIndex))
             let r = Int32(rank)
@@ -208,7 +212,11 @@ public final class Router: @unchecked Sendable {
             for h in e.hosts {
                 if h.kind == .exact {
                     if seen.insert(h.text).inserted {
-                        exact[Substring(h.text), default: PathIndex.Builder()].insert(rank: r, entry: e)
+                        let host = Substring(h.text)
+                        if exact[host] == nil {
+                            exact[host] = PathIndex.Builder(shape: previous?.shapes.exact[host] ?? TrieShape())
+                        }
+                        exact[host]!.insert(rank: r, entry: e)
                     }
                 } else {
                     hasWildcard = true
@@ -216,6 +224,7 @@ public final class Router: @unchecked Sendable {
             }
             if hasWildcard { wild.insert(rank: r, entry: e) }
         }
+        shapes = (exact.mapValues(\.shape), wild.shape, any.shape)
         exactHosts = exact.mapValues { $0.build() }
         wildcardHosts = wild.build()
         anyHost = any.build()
@@ -229,29 +238,27 @@ public final class Router: @unchecked Sendable {
     /// same order (updates in place, additions at the end), so a cursor walking the previous list finds
     /// almost every route at once; a dictionary by id is built only when the cursor loses track.
     struct PreviousRoutes {
-        let routes: [Route]
-        let compiled: [CompiledRoute?]
+        let compiled: [CompiledRoute]
         var cursor = 0
         var byID: [String: Int]? = nil
 
         init(_ r: Router?) {
-            routes = r?.snapshot.routes ?? []
             compiled = r?.compiled ?? []
         }
 
         var misses = 0
 
         mutating func find(_ id: String) -> CompiledRoute? {
-            guard !routes.isEmpty else { return nil }
+            guard !compiled.isEmpty else { return nil }
             if byID == nil {
-                for j in cursor..<min(cursor + 3, routes.count) where routes[j].id == id {
+                for j in cursor..<min(cursor + 3, compiled.count) where compiled[j].route.id == id {
                     cursor = j + 1
                     return compiled[j]
                 }
                 // A new route (usually) or a jump: a scan costs less than indexing 10 000 ids, a few times.
                 misses += 1
                 if misses <= 8 {
-                    for j in routes.indices where routes[j].id == id {
+                    for j in compiled.indices where compiled[j].route.id == id {
                         cursor = j + 1
                         return compiled[j]
                     }
@@ -260,8 +267,8 @@ public final class Router: @unchecked Sendable {
             }
             if byID == nil {
                 var m: [String: Int] = [:]
-                m.reserveCapacity(routes.count)
-                for (j, r) in routes.enumerated() { m[r.id] = j }
+                m.reserveCapacity(compiled.count)
+                for (j, c) in compiled.enumerated() { m[c.route.id] = j }
                 byID = m
             }
             guard let j = byID?[id] else { return nil }
@@ -433,9 +440,9 @@ public final class Router: @unchecked Sendable {
                 }
             }
         }
-        let route = snapshot.routes[Int(ref.routeIndex)]
+        let route = e.owner!.route
         return RouteMatch(routeIndex: Int(ref.routeIndex), route: route,
-                          service: ref.serviceIndex >= 0 ? snapshot.services[Int(ref.serviceIndex)] : nil,
+                          service: ref.serviceIndex >= 0 ? services[Int(ref.serviceIndex)] : nil,
                           matchedRoutePath: e.pathSource,
                           matchedPathText: text, captures: caps, namedCaptures: named,
                           requiresHTTPS: !route.protocols.contains("http"))

@@ -34,7 +34,6 @@ final class ConfigPublisher {
     private var liveSlots: Set<PeerSlot> = []
     /// What the workers hold at `generation` (nil before the first publication).
     private var published: PublishedConfig?
-    private(set) var lastSnapshot = ConfigSnapshot()
     /// Generation of run/config.json, and of the full document before it.
     private var fullGeneration: UInt64 = 0
     private var previousFullGeneration: UInt64 = 0
@@ -56,9 +55,9 @@ final class ConfigPublisher {
 
     func publish() {
         let changes = api.store.takeChanges()
-        if let prev = published, !changes.all, changes.items.count <= ConfigPublisher.maxDeltaEntities,
-           publishDelta(from: prev, changes: changes.items) {
-            return
+        if var cur = published, !changes.all, changes.items.count <= ConfigPublisher.maxDeltaEntities {
+            published = nil      // `cur` the only owner: the delta changes its arrays in place, no copy
+            if publishDelta(&cur, changes: changes.items) { return }
         }
         publishFull()
     }
@@ -115,8 +114,9 @@ final class ConfigPublisher {
 
     // MARK: Delta
 
-    /// Publishes only what changed; false when a delta cannot be made (the caller publishes a full document).
-    private func publishDelta(from prev: PublishedConfig, changes: [(EntityKind, String)]) -> Bool {
+    /// Publishes only what changed, advancing `next` (the published configuration); false when a delta
+    /// cannot be made (`next` is then unusable and the caller publishes a full document).
+    private func publishDelta(_ next: inout PublishedConfig, changes: [(EntityKind, String)]) -> Bool {
         let t0 = Clock.monotonicMicros()
         let g = generation + 1
         var delta = ConfigDelta(generation: g, base: generation)
@@ -127,15 +127,20 @@ final class ConfigPublisher {
                 delta.deletes[kind.rawValue, default: []].append(id)
             }
         }
-        var next = prev
+        let old = PublishedConfig(snapshot: ConfigSnapshot(), resolved: next.resolved,
+                                  serviceAddresses: next.serviceAddresses)
         do { try next.apply(delta) } catch {
             master.log.log(.error, "configuration delta \(g) not applicable (\(error)); publishing the whole configuration")
             return false
         }
         let tApply = Clock.monotonicMicros()
         resolveAddresses(&next)
-        delta.diffAddresses(old: prev, new: next)
-        if delta.isEmpty { return true }        // nothing the workers would see changed
+        delta.diffAddresses(old: old, new: next)
+        if delta.isEmpty {                      // nothing the workers would see changed
+            next.snapshot.generation = generation
+            published = next
+            return true
+        }
         let tResolve = Clock.monotonicMicros()
         let bytes = delta.json.serialized()
         let path = PublishedConfig.deltaPath(fullPath: master.snapshotPath, generation: g)
@@ -181,7 +186,6 @@ final class ConfigPublisher {
     /// Makes `next` the published generation: the master's own users, then the workers.
     private func commit(_ next: PublishedConfig) {
         published = next
-        lastSnapshot = next.snapshot
         var resolvedMap: [String: [(ip: String, port: Int)]] = [:]
         var weights: [String: [Int]] = [:]
         for (id, list) in next.resolved {

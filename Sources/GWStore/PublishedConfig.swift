@@ -31,6 +31,10 @@ public struct PublishedConfig: Sendable {
     public var serviceAddresses: [String: [PublishedAddress]]
 
     public var generation: UInt64 { snapshot.generation }
+    /// Per entity kind: position by id, built on the first put of that kind and kept up to date by puts;
+    /// a delete of the kind drops it. (Kept by the master and each worker across deltas: one put into
+    /// 10 000 routes is a dictionary lookup, not a scan.)
+    private var positions: [String: [String: Int]] = [:]
 
     /// Where the delta of `generation` lives next to the full document `fullPath` (`run/config.json` →
     /// `run/config.delta.<generation>.json`).
@@ -106,17 +110,19 @@ public struct PublishedConfig: Sendable {
         for kind in delta.kinds {
             let puts = delta.puts[kind] ?? []
             let dels = delta.deletes[kind] ?? []
+            var index = positions.removeValue(forKey: kind)
+            defer { positions[kind] = index }
             switch kind {
-            case "services": try PublishedConfig.merge(&snapshot.services, puts, dels, Service.decode)
+            case "services": try PublishedConfig.merge(&snapshot.services, &index, puts, dels, Service.decode)
             case "routes":
-                let at = try PublishedConfig.merge(&snapshot.routes, puts, dels, Route.decode)
+                let at = try PublishedConfig.merge(&snapshot.routes, &index, puts, dels, Route.decode)
                 changes?.positions.formUnion(at)
-            case "upstreams": try PublishedConfig.merge(&snapshot.upstreams, puts, dels, Upstream.decode)
-            case "targets": try PublishedConfig.merge(&snapshot.targets, puts, dels, Target.decode)
-            case "consumers": try PublishedConfig.merge(&snapshot.consumers, puts, dels, Consumer.decode)
-            case "plugins": try PublishedConfig.merge(&snapshot.plugins, puts, dels, Plugin.decode)
+            case "upstreams": try PublishedConfig.merge(&snapshot.upstreams, &index, puts, dels, Upstream.decode)
+            case "targets": try PublishedConfig.merge(&snapshot.targets, &index, puts, dels, Target.decode)
+            case "consumers": try PublishedConfig.merge(&snapshot.consumers, &index, puts, dels, Consumer.decode)
+            case "plugins": try PublishedConfig.merge(&snapshot.plugins, &index, puts, dels, Plugin.decode)
             case "keyauth_credentials":
-                try PublishedConfig.merge(&snapshot.keyauthCredentials, puts, dels, KeyAuthCredential.decode)
+                try PublishedConfig.merge(&snapshot.keyauthCredentials, &index, puts, dels, KeyAuthCredential.decode)
             default: throw SnapshotError("delta: unknown entity kind '\(kind)'")
             }
         }
@@ -129,32 +135,31 @@ public struct PublishedConfig: Sendable {
     }
 
     /// Deletes, then puts: an existing id is replaced in place, a new one appended (the store's order).
-    /// Returns the positions the puts took.
+    /// Returns the positions the puts took. `index` (position by id) is used and kept up to date, or
+    /// built when missing; deletes drop it (positions shift).
     @discardableResult
-    static func merge<E: PublishedEntity>(_ list: inout [E], _ puts: [JSON], _ deletes: [String],
+    static func merge<E: PublishedEntity>(_ list: inout [E], _ index: inout [String: Int]?, _ puts: [JSON],
+                                          _ deletes: [String],
                                           _ decode: (JSON) throws(SnapshotError) -> E) throws(SnapshotError) -> [Int] {
         if !deletes.isEmpty {
             let gone = Set(deletes)
             list.removeAll { gone.contains($0.id) }
+            index = nil
         }
         guard !puts.isEmpty else { return [] }
         var decoded: [E] = []
         decoded.reserveCapacity(puts.count)
         for p in puts { decoded.append(try decode(p)) }
-        // One put: a linear scan for its id beats building an index of the whole list.
-        if decoded.count == 1 {
-            let e = decoded[0]
-            if let i = list.firstIndex(where: { $0.id == e.id }) { list[i] = e; return [i] }
-            list.append(e)
-            return [list.count - 1]
+        if index == nil {
+            var m: [String: Int] = [:]
+            m.reserveCapacity(list.count + decoded.count)
+            for (i, e) in list.enumerated() { m[e.id] = i }
+            index = m
         }
-        var index: [String: Int] = [:]
-        index.reserveCapacity(list.count)
-        for (i, e) in list.enumerated() { index[e.id] = i }
         var at: [Int] = []
         for e in decoded {
-            if let i = index[e.id] { list[i] = e; at.append(i) } else {
-                index[e.id] = list.count; at.append(list.count); list.append(e)
+            if let i = index![e.id] { list[i] = e; at.append(i) } else {
+                index![e.id] = list.count; at.append(list.count); list.append(e)
             }
         }
         return at

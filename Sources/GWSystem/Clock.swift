@@ -20,6 +20,13 @@ public enum Clock {
         return UInt64(ts.tv_sec) &* 1_000_000 &+ UInt64(ts.tv_nsec / 1000)
     }
 
+    /// CPU time this process has used, in µs (unlike wall time, not inflated by other processes on the cores).
+    public static func processCPUMicros() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+        return UInt64(ts.tv_sec) &* 1_000_000 &+ UInt64(ts.tv_nsec / 1000)
+    }
+
     /// Wall-clock seconds since the epoch.
     public static func wallSeconds() -> Int {
         var ts = timespec()
