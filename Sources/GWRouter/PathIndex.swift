@@ -65,16 +65,26 @@ struct PathIndex {
             switch e.pathKind {
             case 0: pathless.append(rank)
             case 2: regex.append(rank)
-            default:
-                let n = Int(shape.node(for: e))
-                while rankHead.count < shape.nodeCount { rankHead.append(-1); rankTail.append(-1) }
-                let k = Int32(rankValue.count)
-                rankValue.append(rank)
-                rankNext.append(-1)
-                if rankTail[n] >= 0 { rankNext[Int(rankTail[n])] = k } else { rankHead[n] = k }
-                rankTail[n] = k
+            default: append(rank, node: Int(shape.node(for: e)))
             }
         }
+
+        /// Adds a prefix entry at `rank` whose node in `shape` is known (`TrieShape.node(for:)`).
+        mutating func append(_ rank: Int32, node n: Int) {
+            if rankHead.count < shape.nodeCount {
+                let more = shape.nodeCount - rankHead.count
+                rankHead.append(contentsOf: repeatElement(-1, count: more))
+                rankTail.append(contentsOf: repeatElement(-1, count: more))
+            }
+            let k = Int32(rankValue.count)
+            rankValue.append(rank)
+            rankNext.append(-1)
+            if rankTail[n] >= 0 { rankNext[Int(rankTail[n])] = k } else { rankHead[n] = k }
+            rankTail[n] = k
+        }
+
+        mutating func appendPathless(_ rank: Int32) { pathless.append(rank) }
+        mutating func appendRegex(_ rank: Int32) { regex.append(rank) }
 
         func build() -> PathIndex {
             let nodes = shape.nodeCount

@@ -98,6 +98,14 @@ public final class Router: @unchecked Sendable {
     let shapes: (exact: [Substring: TrieShape], wild: TrieShape, any: TrieShape)
     /// Per route of `snapshot.routes`: its service's index (-1: none; -2: the route is left out).
     let routeService: [Int32]
+    /// Build errors with the position of their route (kept for the next build).
+    let routeErrors: [(route: Int32, error: RouterBuildError)]
+    /// Per route: index of its first entry in `sources` (`routeFirst[n]` = `sources.count`).
+    let routeFirst: [Int32]
+    /// Every entry in route order, and the priority order over them (rank → `sources` index); the next
+    /// build copies runs of unchanged routes from these instead of recomputing them.
+    let sources: [Source]
+    let order: [SortKey]
     /// How many routes were taken compiled from the previous router.
     public let reusedRoutes: Int
     public var entryCount: Int { entries.count }
@@ -108,54 +116,58 @@ public final class Router: @unchecked Sendable {
 
     /// As `init(snapshot:)`, taking every route equal to one `previous` compiled as it is. With `changes`
     /// (what the deltas since `previous` did to the routes), routes outside `changes.positions` are taken
-    /// by position without comparing them.
+    /// by position without comparing them, together with their sort keys, sorted order and trie nodes,
+    /// so only the changed routes' entries are compiled, sorted (merged into the previous order) and
+    /// walked into the tries; the rest is copying plain integers.
     public init(snapshot: ConfigSnapshot, reusing previous: Router?, changes: RouteChanges? = nil) {
         services = snapshot.services
-        var errors: [RouterBuildError] = []
+        var errors: [(route: Int32, error: RouterBuildError)] = []
         var serviceByID: [String: Int] = [:]      // built on first need
+        let n = snapshot.routes.count
         var compiled: [CompiledRoute] = []
-        compiled.reserveCapacity(snapshot.routes.count)
-        var reused = 0
-        // Where each entry comes from; entries themselves are large and reference-counted, so they are
-        // copied once, into the final buffer (copies and releases of entries were most of a 10 000-route build).
-        struct Source { unowned(unsafe) var entry: Entry; var routeIndex: Int32; var serviceIndex: Int32 }
-        var sources: [Source] = []
-        sources.reserveCapacity(snapshot.routes.count)
-        var keys: [SortKey] = []
-        keys.reserveCapacity(snapshot.routes.count)
-        var finder = PreviousRoutes(previous)
+        compiled.reserveCapacity(n)
         var routeService: [Int32] = []
-        routeService.reserveCapacity(snapshot.routes.count)
-        // Positions taken unchanged from `previous` (0 ..< `unchangedBelow`, except `changed`).
+        routeService.reserveCapacity(n)
+        var routeFirst: [Int32] = []
+        routeFirst.reserveCapacity(n + 1)
+        var sources: [Source] = []
+        sources.reserveCapacity(n)
+        var newKeys: [SortKey] = []               // keys of entries not taken from `previous`'s order
+        var reused = 0
+        var finder = PreviousRoutes(previous)
+        let anyShape = previous?.shapes.any ?? TrieShape()
+
+        // Routes 0 ..< unchangedBelow except `changed` are taken from `previous` as they are.
         var unchangedBelow = 0
         var changed: [Int] = []          // sorted
-        var nextChanged = 0
         if let p = previous, let ch = changes, ch.previousCount == p.compiled.count,
            p.services.count == snapshot.services.count {
-            unchangedBelow = min(ch.previousCount, snapshot.routes.count)
+            unchangedBelow = min(ch.previousCount, n)
             changed = ch.positions.sorted()
         }
-        let prevCompiled = previous?.compiled ?? []
-        let prevService = previous?.routeService ?? []
+        // previous source index → new source index (-1: dropped), for merging the previous sorted order
+        var sourceMap = [Int32](repeating: -1, count: unchangedBelow > 0 ? previous!.sources.count : 0)
+        var nextChanged = 0
         snapshot.routes.withUnsafeBufferPointer { routes in
-            for ri in routes.indices {
+            var ri = 0
+            while ri < n {
                 while nextChanged < changed.count && changed[nextChanged] < ri { nextChanged += 1 }
                 if ri < unchangedBelow && !(nextChanged < changed.count && changed[nextChanged] == ri) {
-                    let si = prevService[ri]
-                    routeService.append(si)
-                    let cr = prevCompiled[ri]
-                    compiled.append(cr)
-                    reused += 1
-                    if si == -2 { continue }
-                    if let e = cr.error { errors.append(e); continue }
-                    for k in cr.entries.indices {
-                        let e = cr.entries[k]
-                        keys.append(SortKey(priority: e.priority, createdAt: e.createdAt, idPrefix: e.idPrefix,
-                                            index: Int32(sources.count)))
-                        sources.append(Source(entry: e, routeIndex: Int32(ri), serviceIndex: si))
-                    }
+                    // A run of unchanged routes: bulk copies.
+                    let p = previous!
+                    let end = min(unchangedBelow, nextChanged < changed.count ? changed[nextChanged] : unchangedBelow)
+                    let s0 = Int(p.routeFirst[ri]), s1 = Int(p.routeFirst[end])
+                    let offset = Int32(sources.count) - Int32(s0)
+                    for r in ri..<end { routeFirst.append(p.routeFirst[r] + offset) }
+                    sources.append(contentsOf: p.sources[s0..<s1])
+                    for j in s0..<s1 { sourceMap[j] = Int32(j) + offset }
+                    compiled.append(contentsOf: p.compiled[ri..<end])
+                    routeService.append(contentsOf: p.routeService[ri..<end])
+                    reused += end - ri
+                    ri = end
                     continue
                 }
+                routeFirst.append(Int32(sources.count))
                 let cr: CompiledRoute
                 if let old = finder.find(routes[ri].id), old.route == routes[ri] {
                     cr = old
@@ -164,6 +176,7 @@ public final class Router: @unchecked Sendable {
                     cr = Router.compile(routes[ri])
                 }
                 compiled.append(cr)
+                defer { ri += 1 }
                 let protocols = routes[ri].protocols
                 guard protocols.contains("http") || protocols.contains("https") else {
                     routeService.append(-2); continue
@@ -177,17 +190,25 @@ public final class Router: @unchecked Sendable {
                     if let s = si, !snapshot.services[s].enabled { routeService.append(-2); continue }
                 }
                 routeService.append(Int32(si ?? -1))
-                if let e = cr.error { errors.append(e); continue }
-                for k in cr.entries.indices {
-                    let e = cr.entries[k]
-                    keys.append(SortKey(priority: e.priority, createdAt: e.createdAt, idPrefix: e.idPrefix,
-                                        index: Int32(sources.count)))
-                    sources.append(Source(entry: e, routeIndex: Int32(ri), serviceIndex: Int32(si ?? -1)))
+                if let e = cr.error { errors.append((Int32(ri), e)); continue }
+                for e in cr.entries {
+                    var node = Source.hosted
+                    if e.hosts.isEmpty {
+                        node = e.pathKind == 0 ? Source.pathless : e.pathKind == 2 ? Source.regex : anyShape.node(for: e)
+                    }
+                    newKeys.append(SortKey(priority: e.priority, createdAt: e.createdAt, idPrefix: e.idPrefix,
+                                           index: Int32(sources.count)))
+                    sources.append(Source(entry: e, routeIndex: Int32(ri), serviceIndex: Int32(si ?? -1), anyNode: node))
                 }
             }
         }
-        // Sort positions by the packed priority key, then created_at, then id.
-        keys.sort { a, b in
+        routeFirst.append(Int32(sources.count))
+        if let p = previous, unchangedBelow > 0 {
+            for (r, e) in p.routeErrors where Int(r) < unchangedBelow && !changed.contains(Int(r)) { errors.append((r, e)) }
+        }
+
+        // Priority order: by the packed priority key, then created_at, then id.
+        func before(_ a: SortKey, _ b: SortKey) -> Bool {
             if a.priority != b.priority { return a.priority > b.priority }
             if a.createdAt != b.createdAt { return a.createdAt < b.createdAt }
             if a.idPrefix != b.idPrefix { return a.idPrefix < b.idPrefix }
@@ -195,20 +216,44 @@ public final class Router: @unchecked Sendable {
             if ia != ib { return ia < ib }
             return a.index < b.index
         }
-        // Trie shapes continue from the previous router's (see TrieShape).
+        newKeys.sort(by: before)
+        var order: [SortKey]
+        if unchangedBelow > 0, let p = previous {
+            // The previous order without the dropped entries, merged with the new ones: linear.
+            order = []
+            order.reserveCapacity(sources.count)
+            var i = 0
+            for var k in p.order {
+                let m = sourceMap[Int(k.index)]
+                if m < 0 { continue }
+                k.index = m
+                while i < newKeys.count && before(newKeys[i], k) { order.append(newKeys[i]); i += 1 }
+                order.append(k)
+            }
+            while i < newKeys.count { order.append(newKeys[i]); i += 1 }
+        } else {
+            order = newKeys
+        }
+
+        // Indexes. Trie shapes continue from the previous router's (see TrieShape).
         var exact: [Substring: PathIndex.Builder] = [:]
         var wild = PathIndex.Builder(shape: previous?.shapes.wild ?? TrieShape())
-        var any = PathIndex.Builder(shape: previous?.shapes.any ?? TrieShape())
-        entries = .allocate(capacity: keys.count)
-        for (rank, k) in keys.enumerated() {
+        var any = PathIndex.Builder(shape: anyShape)
+        entries = .allocate(capacity: order.count)
+        for (rank, k) in order.enumerated() {
             let src = sources[Int(k.index)]
-            let e = src.entry
-            (entries.baseAddress! + rank).initialize(to: EntryRef(entry: e, routeIndex: src.routeIndex,
+            (entries.baseAddress! + rank).initialize(to: EntryRef(entry: src.entry, routeIndex: src.routeIndex,
                                                                   serviceIndex: src.serviceIndex))
             let r = Int32(rank)
-            if e.hosts.isEmpty { any.insert(rank: r, entry: e); continue }
+            switch src.anyNode {
+            case Source.pathless: any.appendPathless(r); continue
+            case Source.regex: any.appendRegex(r); continue
+            case Source.hosted: break
+            default: any.append(r, node: Int(src.anyNode)); continue
+            }
             var seen: Set<String> = []
             var hasWildcard = false
+            let e = src.entry
             for h in e.hosts {
                 if h.kind == .exact {
                     if seen.insert(h.text).inserted {
@@ -228,10 +273,29 @@ public final class Router: @unchecked Sendable {
         exactHosts = exact.mapValues { $0.build() }
         wildcardHosts = wild.build()
         anyHost = any.build()
-        buildErrors = errors
+        errors.sort { $0.route < $1.route }
+        routeErrors = errors
+        buildErrors = errors.map(\.error)
         self.compiled = compiled
         self.routeService = routeService
+        self.routeFirst = routeFirst
+        self.sources = sources
+        self.order = order
         reusedRoutes = reused
+    }
+
+    /// Where an entry comes from, in route order: plain data (the router's `compiled` keeps the entry alive).
+    struct Source {
+        unowned(unsafe) var entry: Entry
+        var routeIndex: Int32
+        var serviceIndex: Int32
+        /// Entries without hosts: the `any` trie node where the prefix ends (>= 0), `pathless` or `regex`;
+        /// entries with hosts: `hosted` (indexed per host when the router is built).
+        var anyNode: Int32
+
+        static let hosted: Int32 = -1
+        static let pathless: Int32 = -2
+        static let regex: Int32 = -3
     }
 
     /// Finds a route's compiled form in the previous router. Consecutive generations list routes in the

@@ -92,6 +92,40 @@ import GWHTTP
         #expect(Self.answers(inc) == Self.answers(Router(snapshot: next)))
     }
 
+    /// Random in-place updates and appends, each applied with its `RouteChanges` (the positional fast
+    /// path: copied runs, merged order, cached trie nodes), compared with a build from scratch every step.
+    @Test func randomDeltasMatchFreshBuilds() {
+        var g = SplitMix(seed: 42)
+        var snap = ConfigSnapshot(services: Self.services, routes: Self.routes(120))
+        var r = Router(snapshot: snap)
+        for step in 0..<40 {
+            var next = snap
+            var positions: Set<Int> = []
+            for _ in 0..<Int(g.next() % 4) + 1 {
+                let i = Int(g.next() % UInt64(next.routes.count + 3))
+                let variant = Int(g.next() % 6)
+                var route = i < next.routes.count ? next.routes[i] : Route(id: "n\(step)-\(i)", serviceID: "s1", createdAt: step)
+                switch variant {
+                case 0: route.paths = ["/p\(g.next() % 60)"]
+                case 1: route.paths = ["~/(unclosed"]                      // invalid: reported, left out
+                case 2: route.protocols = ["grpc"]                         // not http: left out
+                case 3: route.protocols = ["http"]; route.hosts = ["h\(g.next() % 7).test"]; route.paths = ["/p\(g.next() % 60)"]
+                case 4: route.regexPriority = Int(g.next() % 5); route.paths = ["~/re\(g.next() % 3)/(?<n>\\d+)$"]
+                default: route.hosts = nil; route.paths = nil; route.methods = ["POST"]
+                }
+                if i < next.routes.count { next.routes[i] = route; positions.insert(i) } else {
+                    positions.insert(next.routes.count); next.routes.append(route)
+                }
+            }
+            let inc = Router(snapshot: next, reusing: r, changes: RouteChanges(previousCount: snap.routes.count, positions: positions))
+            let fresh = Router(snapshot: next)
+            #expect(Self.answers(inc) == Self.answers(fresh), "step \(step)")
+            #expect(inc.buildErrors == fresh.buildErrors, "step \(step)")
+            #expect(inc.entryCount == fresh.entryCount, "step \(step)")
+            snap = next; r = inc
+        }
+    }
+
     @Test func invalidRegexStaysReportedWhenReused() {
         let bad = Route(id: "bad", paths: ["~/(unclosed"], serviceID: "s1")
         let snap = ConfigSnapshot(services: Self.services, routes: [bad, Route(id: "ok", paths: ["/ok"], serviceID: "s1")])
@@ -123,5 +157,18 @@ import GWHTTP
                 if a.id != b.id { #expect(byFields == byKey) }
             }
         }
+    }
+}
+
+/// Deterministic generator for reproducible random tests.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
