@@ -210,7 +210,7 @@ def test_propagation_route_served_by_every_worker_right_after_201(gateway, upstr
 def test_propagation_by_deltas_update_delete_and_late_workers(gateway, upstream):
     """Changes reach workers as deltas (run/config.delta.N.json); updates and deletes apply at the next
     request; a worker started later (SIGKILL respawn, reload) catches up from the full document plus the
-    deltas after it; the master writes a new full document shortly after and drops deltas no longer needed."""
+    deltas after it; the master writes a new full document some seconds later and drops deltas no longer needed."""
     u = upstream("d")
     g = gateway(workers=2)
     run = os.path.join(g.prefix, "run")
@@ -245,9 +245,9 @@ def test_propagation_by_deltas_update_delete_and_late_workers(gateway, upstream)
     def full_generation():
         with open(os.path.join(run, "config.json")) as f:
             return json.load(f)["generation"]
-    wait_until(lambda: full_generation() == gen, what="full document of the last generation")
+    wait_until(lambda: full_generation() == gen, timeout=20, what="full document of the last generation")
     assert g.admin("POST", "/services/ds/routes", {"paths": ["/after"]})[0] == 201
-    wait_until(lambda: full_generation() == gen + 1, what="second full document")
+    wait_until(lambda: full_generation() == gen + 1, timeout=20, what="second full document")
     left = sorted(int(n.split(".")[2]) for n in os.listdir(run) if n.startswith("config.delta."))
     assert all(n > gen for n in left), (left, gen)
     # reload: new workers start from the full document (+ deltas) and serve everything
@@ -259,6 +259,24 @@ def test_propagation_by_deltas_update_delete_and_late_workers(gateway, upstream)
         assert [g.get(p)[0] for _ in range(10)] == [200] * 10, p
     log = g.log()
     assert " rejected:" not in log and "not reachable" not in log, log
+
+
+def test_delta_chain_is_bounded(gateway, upstream):
+    """500 deltas in a row make the master write a full document at once (not after the 5 s pause), so a
+    worker started later never has more than ~500 deltas to apply; every route is served."""
+    u = upstream("c")
+    g = gateway(workers=1)
+    run = os.path.join(g.prefix, "run")
+    assert g.admin("POST", "/services", {"name": "cs", "url": f"http://{u.address}"})[0] == 201
+    for i in range(510):
+        assert g.admin("POST", "/services/cs/routes", {"paths": [f"/c{i}"]})[0] == 201
+
+    def full_generation():
+        with open(os.path.join(run, "config.json")) as f:
+            return json.load(f)["generation"]
+    # written on the loop iteration after the 500th delta, so before the later POSTs were answered
+    assert 500 <= full_generation() <= 503, full_generation()
+    assert g.get("/c509")[0] == 200 and g.get("/c0")[0] == 200
 
 
 KONG_YML = """_format_version: "3.0"
