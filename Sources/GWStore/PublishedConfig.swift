@@ -153,7 +153,7 @@ public struct PublishedConfig: Sendable {
         if index == nil {
             var m: [String: Int] = [:]
             m.reserveCapacity(list.count + decoded.count)
-            for (i, e) in list.enumerated() { m[e.id] = i }
+            for i in list.indices { m[list[i].id] = i }      // (not enumerated(): it copies every entity)
             index = m
         }
         var at: [Int] = []
