@@ -4,7 +4,7 @@ import os
 import signal
 import time
 
-from conftest import wait_until
+from conftest import Load, add_route, wait_until
 import urllib.error
 import urllib.request
 
@@ -277,6 +277,28 @@ def test_delta_chain_is_bounded(gateway, upstream):
     # written on the loop iteration after the 500th delta, so before the later POSTs were answered
     assert 500 <= full_generation() <= 503, full_generation()
     assert g.get("/c509")[0] == 200 and g.get("/c0")[0] == 200
+
+
+def test_admin_and_proxy_do_not_wait_on_each_other(gateway, upstream):
+    """Admin writes are answered and applied while the workers are kept busy by proxy traffic; and with
+    the master stopped (SIGSTOP: no Admin API, no publisher) the workers keep proxying."""
+    u = upstream("busy")
+    g = gateway(workers=2)
+    add_route(g, u, "/busy")
+    with Load(g.proxy_port, "/busy", fresh=3, keepalive=3) as load:
+        for i in range(30):
+            st, body, _ = g.admin("POST", "/services/svcbusy/routes", {"paths": [f"/w{i}"]})
+            assert st == 201, body
+            assert g.get(f"/w{i}")[0] == 200
+        master = g.master_pid()
+        os.kill(master, signal.SIGSTOP)
+        try:
+            statuses = [g.get(f"/w{i % 30}")[0] for i in range(60)]
+        finally:
+            os.kill(master, signal.SIGCONT)
+    assert statuses == [200] * 60
+    assert load.failed == 0 and load.ok > 0, load.summary()
+    assert g.admin("GET", "/status")[0] == 200
 
 
 KONG_YML = """_format_version: "3.0"
