@@ -70,7 +70,13 @@ struct ConfigFollower {
                   d.generation == c.generation + 1 else { return false }
             do {
                 let ch = try c.apply(d)
-                if let ch, step.routeChanges != nil { step.routeChanges!.positions.formUnion(ch.positions) } else {
+                // Changes of consecutive deltas compose simply while nothing is removed (positions stay put);
+                // a removal is only kept when it is the first and only delta applied.
+                if let ch, let acc = step.routeChanges, acc.removed.isEmpty,
+                   ch.removed.isEmpty || (step.deltas == 0 && acc.positions.isEmpty) {
+                    step.routeChanges = RouteChanges(previousCount: acc.previousCount,
+                                                     positions: acc.positions.union(ch.positions), removed: ch.removed)
+                } else {
                     step.routeChanges = nil
                 }
             } catch { return false }

@@ -137,36 +137,52 @@ public final class Router: @unchecked Sendable {
         var finder = PreviousRoutes(previous)
         let anyShape = previous?.shapes.any ?? TrieShape()
 
-        // Routes 0 ..< unchangedBelow except `changed` are taken from `previous` as they are.
+        // Routes 0 ..< unchangedBelow except `changed` are taken from `previous` as they are: route ri is
+        // the previous route at old index oi, where oi skips the `removed` positions.
         var unchangedBelow = 0
-        var changed: [Int] = []          // sorted
-        if let p = previous, let ch = changes, ch.previousCount == p.compiled.count,
-           p.services.count == snapshot.services.count {
-            unchangedBelow = min(ch.previousCount, n)
+        var changed: [Int] = []          // sorted, new positions
+        var removed: [Int] = []          // sorted, old positions
+        if let p = previous, let ch = changes, ch.previousCount == p.compiled.count {
+            unchangedBelow = min(ch.previousCount - ch.removed.count, n)
             changed = ch.positions.sorted()
+            removed = ch.removed
         }
         // previous source index → new source index (-1: dropped), for merging the previous sorted order
         var sourceMap = [Int32](repeating: -1, count: unchangedBelow > 0 ? previous!.sources.count : 0)
         var nextChanged = 0
+        var nextRemoved = 0
+        var oi = 0
         snapshot.routes.withUnsafeBufferPointer { routes in
             var ri = 0
             while ri < n {
                 while nextChanged < changed.count && changed[nextChanged] < ri { nextChanged += 1 }
+                if ri < unchangedBelow {
+                    while nextRemoved < removed.count && removed[nextRemoved] == oi { oi += 1; nextRemoved += 1 }
+                }
                 if ri < unchangedBelow && !(nextChanged < changed.count && changed[nextChanged] == ri) {
-                    // A run of unchanged routes: bulk copies.
+                    // A run of unchanged routes (up to the next changed route or removed old position): bulk copies.
                     let p = previous!
-                    let end = min(unchangedBelow, nextChanged < changed.count ? changed[nextChanged] : unchangedBelow)
-                    let s0 = Int(p.routeFirst[ri]), s1 = Int(p.routeFirst[end])
+                    var end = min(unchangedBelow, nextChanged < changed.count ? changed[nextChanged] : unchangedBelow)
+                    if nextRemoved < removed.count { end = min(end, ri + (removed[nextRemoved] - oi)) }
+                    let oEnd = oi + (end - ri)
+                    let s0 = Int(p.routeFirst[oi]), s1 = Int(p.routeFirst[oEnd])
                     let offset = Int32(sources.count) - Int32(s0)
-                    for r in ri..<end { routeFirst.append(p.routeFirst[r] + offset) }
-                    sources.append(contentsOf: p.sources[s0..<s1])
+                    for r in oi..<oEnd { routeFirst.append(p.routeFirst[r] + offset) }
+                    let shift = Int32(ri - oi)
+                    if shift == 0 {
+                        sources.append(contentsOf: p.sources[s0..<s1])
+                    } else {
+                        for j in s0..<s1 { var x = p.sources[j]; x.routeIndex += shift; sources.append(x) }
+                    }
                     for j in s0..<s1 { sourceMap[j] = Int32(j) + offset }
-                    compiled.append(contentsOf: p.compiled[ri..<end])
-                    routeService.append(contentsOf: p.routeService[ri..<end])
+                    compiled.append(contentsOf: p.compiled[oi..<oEnd])
+                    routeService.append(contentsOf: p.routeService[oi..<oEnd])
                     reused += end - ri
                     ri = end
+                    oi = oEnd
                     continue
                 }
+                if ri < unchangedBelow { oi += 1 }       // replaced in place: its old entries are dropped
                 routeFirst.append(Int32(sources.count))
                 let cr: CompiledRoute
                 if let old = finder.find(routes[ri].id), old.route == routes[ri] {
@@ -204,7 +220,14 @@ public final class Router: @unchecked Sendable {
         }
         routeFirst.append(Int32(sources.count))
         if let p = previous, unchangedBelow > 0 {
-            for (r, e) in p.routeErrors where Int(r) < unchangedBelow && !changed.contains(Int(r)) { errors.append((r, e)) }
+            // Errors of routes taken unchanged, at their new positions.
+            for (r, e) in p.routeErrors {
+                var below = 0
+                while below < removed.count && removed[below] < Int(r) { below += 1 }
+                if below < removed.count && removed[below] == Int(r) { continue }
+                let nr = Int(r) - below
+                if nr < unchangedBelow && !changed.contains(nr) { errors.append((Int32(nr), e)) }
+            }
         }
 
         // Priority order: by the packed priority key, then created_at, then id.

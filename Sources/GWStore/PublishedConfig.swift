@@ -104,9 +104,9 @@ public struct PublishedConfig: Sendable {
             throw SnapshotError("delta \(delta.generation) applies to generation \(delta.base), not \(generation)")
         }
         var changes: RouteChanges? = RouteChanges(previousCount: snapshot.routes.count, positions: [])
-        if delta.puts["services"] != nil || delta.deletes["services"] != nil || delta.deletes["routes"] != nil {
-            changes = nil
-        }
+        // A deleted service shifts service positions (Kong refuses it while routes use the service, so
+        // it is rare): no shortcut then.
+        if delta.deletes["services"] != nil { changes = nil }
         for kind in delta.kinds {
             let puts = delta.puts[kind] ?? []
             let dels = delta.deletes[kind] ?? []
@@ -115,7 +115,9 @@ public struct PublishedConfig: Sendable {
             switch kind {
             case "services": try PublishedConfig.merge(&snapshot.services, &index, puts, dels, Service.decode)
             case "routes":
-                let at = try PublishedConfig.merge(&snapshot.routes, &index, puts, dels, Route.decode)
+                var removed: [Int] = []
+                let at = try PublishedConfig.merge(&snapshot.routes, &index, puts, dels, Route.decode, removed: &removed)
+                changes?.removed = removed
                 changes?.positions.formUnion(at)
             case "upstreams": try PublishedConfig.merge(&snapshot.upstreams, &index, puts, dels, Upstream.decode)
             case "targets": try PublishedConfig.merge(&snapshot.targets, &index, puts, dels, Target.decode)
@@ -124,6 +126,14 @@ public struct PublishedConfig: Sendable {
             case "keyauth_credentials":
                 try PublishedConfig.merge(&snapshot.keyauthCredentials, &index, puts, dels, KeyAuthCredential.decode)
             default: throw SnapshotError("delta: unknown entity kind '\(kind)'")
+            }
+        }
+        // A service put in place (host, enabled, ...) changes how its routes are routed: they count as changed.
+        if changes != nil, let svcs = delta.puts["services"], !svcs.isEmpty {
+            var ids = Set<String>()
+            for d in svcs { if let id = d["id"]?.stringValue { ids.insert(id) } }
+            for i in snapshot.routes.indices {
+                if let sid = snapshot.routes[i].serviceID, ids.contains(sid) { changes!.positions.insert(i) }
             }
         }
         for (id, a) in delta.resolved { resolved[id] = a }
@@ -141,9 +151,31 @@ public struct PublishedConfig: Sendable {
     static func merge<E: PublishedEntity>(_ list: inout [E], _ index: inout [String: Int]?, _ puts: [JSON],
                                           _ deletes: [String],
                                           _ decode: (JSON) throws(SnapshotError) -> E) throws(SnapshotError) -> [Int] {
+        var removed: [Int] = []
+        return try merge(&list, &index, puts, deletes, decode, removed: &removed)
+    }
+
+    /// As above; `removed` receives the positions (before the change, ascending) of the deleted entities.
+    static func merge<E: PublishedEntity>(_ list: inout [E], _ index: inout [String: Int]?, _ puts: [JSON],
+                                          _ deletes: [String], _ decode: (JSON) throws(SnapshotError) -> E,
+                                          removed: inout [Int]) throws(SnapshotError) -> [Int] {
         if !deletes.isEmpty {
-            let gone = Set(deletes)
-            list.removeAll { gone.contains($0.id) }
+            if let idx = index {
+                // Positions from the index, then one pass closing the gaps (no hashing of every id).
+                removed = deletes.compactMap { idx[$0] }.sorted()
+                var w = removed.first ?? list.count
+                var k = 0
+                for r in w..<list.count {
+                    if k < removed.count && removed[k] == r { k += 1; continue }
+                    list.swapAt(w, r)
+                    w += 1
+                }
+                list.removeSubrange(w...)
+            } else {
+                let gone = Set(deletes)
+                for i in list.indices where gone.contains(list[i].id) { removed.append(i) }
+                list.removeAll { gone.contains($0.id) }
+            }
             index = nil
         }
         guard !puts.isEmpty else { return [] }
@@ -166,13 +198,19 @@ public struct PublishedConfig: Sendable {
     }
 }
 
-/// What a delta did to the routes, when it deleted no route and changed no service: every route below
-/// `previousCount` not listed in `positions` is the same route at the same position with the same
-/// service as before, so a router can take its compiled form without comparing it.
+/// What a delta did to the routes, when it deleted no service: the routes that remain of the previous
+/// `previousCount` (all but `removed`) keep their order, and those not listed in `positions` are the same
+/// route with the same service (at the same service position) as before, so a router can take their
+/// compiled form without comparing them.
 public struct RouteChanges: Sendable, Equatable {
     public var previousCount: Int
+    /// Positions (after the change) of routes put, or whose service was put.
     public var positions: Set<Int>
-    public init(previousCount: Int, positions: Set<Int>) { self.previousCount = previousCount; self.positions = positions }
+    /// Positions (before the change, ascending) of routes deleted; the others close up in order.
+    public var removed: [Int]
+    public init(previousCount: Int, positions: Set<Int>, removed: [Int] = []) {
+        self.previousCount = previousCount; self.positions = positions; self.removed = removed
+    }
 }
 
 /// Entities that deltas address by id.

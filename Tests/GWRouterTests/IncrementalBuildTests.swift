@@ -1,4 +1,5 @@
 import Testing
+import GWJSON
 import GWStore
 import GWHTTP
 @testable import GWRouter
@@ -124,6 +125,52 @@ import GWHTTP
             #expect(inc.entryCount == fresh.entryCount, "step \(step)")
             snap = next; r = inc
         }
+    }
+
+    /// Deltas as the worker applies them (PublishedConfig.apply gives the RouteChanges): appends, in-place
+    /// updates, deletions and service changes (enabled toggled), against a fresh build every step.
+    @Test func publishedDeltasMatchFreshBuilds() throws {
+        var g = SplitMix(seed: 7)
+        var c = PublishedConfig(snapshot: ConfigSnapshot(generation: 1, services: Self.services, routes: Self.routes(150)))
+        var r = Router(snapshot: c.snapshot)
+        var fast = 0
+        for step in 0..<60 {
+            var d = ConfigDelta(generation: c.generation + 1, base: c.generation)
+            let kind = g.next() % 5
+            var dels = Set<String>()
+            for _ in 0..<Int(g.next() % 3) + 1 {
+                let i = Int(g.next() % UInt64(c.snapshot.routes.count))
+                var route = c.snapshot.routes[i]
+                switch kind {
+                case 0, 1:       // delete (some), maybe with a put
+                    dels.insert(route.id)
+                case 2:          // update in place
+                    route.paths = ["/p\(g.next() % 60)"]
+                    route.hosts = g.next() % 2 == 0 ? nil : ["h\(g.next() % 7).test"]
+                    d.puts["routes", default: []].append(route.json)
+                default:         // new route
+                    let nr = Route(id: "n\(step)-\(i)", hosts: g.next() % 3 == 0 ? ["h\(i % 7).test"] : nil,
+                                   paths: ["/p\(g.next() % 60)"], serviceID: g.next() % 2 == 0 ? "s1" : "s2",
+                                   createdAt: 100 + step)
+                    d.puts["routes", default: []].append(nr.json)
+                }
+            }
+            if !dels.isEmpty { d.deletes["routes"] = Array(dels) }
+            if kind == 1 {     // and a service toggled
+                var svc = c.snapshot.services[Int(g.next() % 2)]
+                svc.enabled.toggle()
+                d.puts["services"] = [svc.json]
+            }
+            let ch = try c.apply(d)
+            if ch != nil { fast += 1 }
+            let inc = Router(snapshot: c.snapshot, reusing: r, changes: ch)
+            let fresh = Router(snapshot: c.snapshot)
+            #expect(Self.answers(inc) == Self.answers(fresh), "step \(step)")
+            #expect(inc.buildErrors == fresh.buildErrors, "step \(step)")
+            #expect(inc.entryCount == fresh.entryCount, "step \(step)")
+            r = inc
+        }
+        #expect(fast == 60)      // no service was deleted: every step took the positional path
     }
 
     @Test func invalidRegexStaysReportedWhenReused() {

@@ -37,21 +37,46 @@ import GWJSON
         #expect(c.snapshot.routes[1].paths == ["/b2"])
         #expect(c.serviceAddresses["s2"]?.first?.ip == "10.1.1.2")
 
-        // gen 6: a route deleted and a target removed (with its address entry): no RouteChanges
+        // gen 6: a route deleted and a target removed (with its address entry): the old position is reported
         d = ConfigDelta(generation: 6, base: 5)
         d.deletes["routes"] = ["r1"]
         d.deletes["targets"] = ["t1"]
         d.resolvedRemoved = ["t1"]
-        #expect(try c.apply(d) == nil)
+        #expect(try c.apply(d) == RouteChanges(previousCount: 4, positions: [], removed: [0]))
         #expect(c.snapshot.routes.map(\.id) == ["r2", "r3", "r4"])
         #expect(c.snapshot.targets.isEmpty)
         #expect(c.resolved.isEmpty)
 
-        // gen 7: a service changed: no RouteChanges either (service positions / enabled may differ)
+        // gen 7: a service changed: its routes count as changed
         d = ConfigDelta(generation: 7, base: 6)
         d.puts["services"] = [["id": "s1", "host": "a.test", "port": 81]]
-        #expect(try c.apply(d) == nil)
+        #expect(try c.apply(d) == RouteChanges(previousCount: 3, positions: [0, 1, 2]))
         #expect(c.snapshot.services.first?.port == 81)
+
+        // gen 8: a service deleted: service positions shift, no RouteChanges
+        d = ConfigDelta(generation: 8, base: 7)
+        d.deletes["services"] = ["s2"]
+        #expect(try c.apply(d) == nil)
+    }
+
+    /// Deleting with the id index (after a put built it) and without it gives the same order.
+    @Test func deletesKeepTheOrderWithAndWithoutIndex() throws {
+        var routes: [JSON] = []
+        for i in 0..<50 { routes.append(Self.route("r\(i)", "/\(i)")) }
+        var a = try PublishedConfig.decode(json: ["generation": 1, "routes": .array(routes)])
+        var b = a
+        var put = ConfigDelta(generation: 2, base: 1)
+        put.puts["routes"] = [Self.route("r3", "/three")]
+        try a.apply(put)
+        try b.apply(put)
+        var d = ConfigDelta(generation: 3, base: 2)
+        d.deletes["routes"] = ["r49", "r0", "r17", "r18", "missing"]
+        let viaIndex = try a.apply(d)
+        var fresh = try PublishedConfig.decode(json: ["generation": 2, "routes": .array(b.snapshot.routes.map(\.json))])
+        let viaScan = try fresh.apply(d)
+        #expect(a.snapshot.routes.map(\.id) == fresh.snapshot.routes.map(\.id))
+        #expect(a.snapshot.routes.count == 46)
+        #expect(viaIndex?.removed == [0, 17, 18, 49] && viaScan?.removed == [0, 17, 18, 49])
     }
 
     @Test func aDeltaForAnotherBaseIsRefused() throws {
