@@ -66,6 +66,9 @@ struct MemTable {
     static let indexed = ["name", "username", "custom_id", "instance_name", "key"]
     var ids: [String] = []          // ordered by seq
     var docs: [String: JSON] = [:]
+    /// Each document serialized (as stored in SQLite), so the publisher's full document is a
+    /// concatenation instead of a serialization of every entity.
+    var raw: [String: [UInt8]] = [:]
     var seqs: [String: Int64] = [:]
     /// field → value → id, for unique top-level string fields.
     var index: [String: [String: String]] = [:]
@@ -99,7 +102,8 @@ struct MemTable {
     /// Set when removals left `ids` stale; `compact()` rebuilds it from `seqs`.
     var dirty = false
 
-    mutating func put(_ id: String, _ doc: JSON, seq: Int64) {
+    mutating func put(_ id: String, _ doc: JSON, seq: Int64, raw bytes: [UInt8]? = nil) {
+        raw[id] = bytes ?? doc.serialized()
         if let old = docs[id] { unindex(old, id) }
         reindex(doc, id)
         if docs[id] == nil {
@@ -111,6 +115,7 @@ struct MemTable {
     }
     mutating func remove(_ id: String) {
         guard let old = docs.removeValue(forKey: id) else { return }
+        raw[id] = nil
         unindex(old, id)
         seqs[id] = nil
         dirty = true
@@ -195,7 +200,7 @@ public final class AdminStore {
                 guard let doc = try? JSON.parse(bytes) else {
                     throw AdminStoreError("database '\(path)': corrupt document for \(kind.rawValue) '\(id)'")
                 }
-                t.put(id, doc, seq: seq)
+                t.put(id, doc, seq: seq, raw: Array(bytes))
                 maxSeq = max(maxSeq, seq)
             }
             tables[kind] = t
@@ -220,6 +225,17 @@ public final class AdminStore {
         return t.ids.map { t.docs[$0]! }
     }
     public func count(_ kind: EntityKind) -> Int { tables[kind]!.ids.count }
+
+    /// Appends `[doc,doc,...]` of a kind in insertion order, from the stored serializations.
+    public func appendSerializedArray(_ kind: EntityKind, into out: inout [UInt8]) {
+        let t = tables[kind]!
+        out.append(UInt8(ascii: "["))
+        for (i, id) in t.ids.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: t.raw[id]!)
+        }
+        out.append(UInt8(ascii: "]"))
+    }
     public func get(_ kind: EntityKind, id: String) -> JSON? { tables[kind]![id: id] }
     func seq(_ kind: EntityKind, id: String) -> Int64? { tables[kind]!.seqs[id] }
     /// First document whose top-level string `field` equals `value`.

@@ -373,6 +373,29 @@ extension AdminAPI {
         publishedJSON(generation: generation).serialized()
     }
 
+    /// The worker document as bytes: the store's serialized entities concatenated (no JSON tree of every
+    /// entity is built or serialized), then `extra` top-level members. Same content as `publishedJSON`.
+    public func publishedBytes(generation: UInt64, extra: [(String, JSON)]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(1 << 16)
+        out.append(contentsOf: Array("{\"generation\":\(generation)".utf8))
+        let kinds: [(String, EntityKind)] = [("services", .services), ("routes", .routes), ("upstreams", .upstreams),
+                                             ("targets", .targets), ("consumers", .consumers), ("plugins", .plugins),
+                                             ("keyauth_credentials", .keyauthCredentials)]
+        for (key, kind) in kinds {
+            out.append(contentsOf: Array(",\"\(key)\":".utf8))
+            store.appendSerializedArray(kind, into: &out)
+        }
+        for (key, value) in extra {
+            out.append(UInt8(ascii: ","))
+            JSON.string(key).write(into: &out)
+            out.append(UInt8(ascii: ":"))
+            value.write(into: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
     /// The worker document as a JSON value (the publisher adds to it and serializes once).
     public func publishedJSON(generation: UInt64) -> JSON {
         ConfigSnapshot.document(generation: generation, services: store.all(.services), routes: store.all(.routes),

@@ -76,17 +76,17 @@ final class ConfigPublisher {
         // workers (no serialize → parse → parse round trips; they dominate with 10 000 routes).
         let docJSON = api.publishedJSON(generation: generation)
         let tDoc = Clock.monotonicMicros()
-        guard case .object(var doc) = docJSON, let snap = try? ConfigSnapshot.decode(json: docJSON) else {
+        guard let snap = try? ConfigSnapshot.decode(json: docJSON) else {
             master.log.log(.alert, "cannot build configuration generation \(generation)")
             return
         }
         let tDecode = Clock.monotonicMicros()
         var next = PublishedConfig(snapshot: snap)
         resolveAddresses(&next)
-        doc["resolved"] = PublishedConfig.addressJSON(next.resolved, weighted: true)
-        doc["service_addresses"] = PublishedConfig.addressJSON(next.serviceAddresses, weighted: false)
         let tResolve = Clock.monotonicMicros()
-        let bytes = JSON.object(doc).serialized()
+        let bytes = api.publishedBytes(generation: generation, extra: [
+            ("resolved", PublishedConfig.addressJSON(next.resolved, weighted: true)),
+            ("service_addresses", PublishedConfig.addressJSON(next.serviceAddresses, weighted: false))])
         let tSerialize = Clock.monotonicMicros()
         do {
             try ProcessControl.writeFileAtomically(master.snapshotPath, bytes)
@@ -179,10 +179,9 @@ final class ConfigPublisher {
     private func compact() {
         guard let cur = published, fullGeneration < generation else { return }
         let t0 = Clock.monotonicMicros()
-        guard case .object(var doc) = api.publishedJSON(generation: generation) else { return }
-        doc["resolved"] = PublishedConfig.addressJSON(cur.resolved, weighted: true)
-        doc["service_addresses"] = PublishedConfig.addressJSON(cur.serviceAddresses, weighted: false)
-        let bytes = JSON.object(doc).serialized()
+        let bytes = api.publishedBytes(generation: generation, extra: [
+            ("resolved", PublishedConfig.addressJSON(cur.resolved, weighted: true)),
+            ("service_addresses", PublishedConfig.addressJSON(cur.serviceAddresses, weighted: false))])
         do {
             try ProcessControl.writeFileAtomically(master.snapshotPath, bytes)
         } catch {
