@@ -45,6 +45,9 @@ public enum HTTPWriter {
         out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
+    /// Disfavoured so that a string literal picks the StaticString overload (a plain memcpy) instead of
+    /// going through String.UTF8View (bridge-object retain/release and a generic copy per call).
+    @_disfavoredOverload
     @inlinable public static func append(_ s: String, into out: inout [UInt8]) {
         out.append(contentsOf: s.utf8)
     }
@@ -72,6 +75,7 @@ public enum HTTPWriter {
     @inlinable public static func appendHeader(_ name: StaticString, _ value: String, into out: inout [UInt8]) {
         append(name, into: &out); append(": ", into: &out); append(value, into: &out); append("\r\n", into: &out)
     }
+    @_disfavoredOverload
     @inlinable public static func appendHeader(_ name: String, _ value: String, into out: inout [UInt8]) {
         append(name, into: &out); append(": ", into: &out); append(value, into: &out); append("\r\n", into: &out)
     }
@@ -150,3 +154,4 @@ public struct ChunkedEncoder {
     /// The last chunk with no trailers: `0\r\n\r\n`.
     @inlinable public func appendLastChunk(into out: inout [UInt8]) { HTTPWriter.append("0\r\n\r\n", into: &out) }
 }
+

@@ -45,19 +45,35 @@ private func skipResponseHeader(_ h: HTTPHeaders, _ i: Int, upgrade: Bool) -> Bo
 private func connectionNamesHeaders(_ h: HTTPHeaders) -> Bool {
     var i = 0
     while let j = h.firstIndex(of: "connection", from: i) {
-        for tok in h.valueBytes(at: j).split(separator: 0x2C) {
-            var a = tok.startIndex, b = tok.endIndex
-            while a < b, tok[a] == 0x20 || tok[a] == 0x09 { a += 1 }
-            while b > a, tok[b - 1] == 0x20 || tok[b - 1] == 0x09 { b -= 1 }
-            let t = tok[a..<b]
-            if t.isEmpty { continue }
-            let lower = t.map { ($0 &- 0x41) < 26 ? $0 | 0x20 : $0 }
-            if !lower.elementsEqual("keep-alive".utf8) && !lower.elementsEqual("close".utf8)
-                && !lower.elementsEqual("upgrade".utf8) { return true }
+        // Comma-separated tokens, OWS trimmed, compared case-insensitively in place (no allocation).
+        let v = h.valueBytes(at: j)
+        var p = v.startIndex
+        while p < v.endIndex {
+            var e = p
+            while e < v.endIndex, v[e] != 0x2C { e += 1 }
+            var a = p, b = e
+            while a < b, v[a] == 0x20 || v[a] == 0x09 { a += 1 }
+            while b > a, v[b - 1] == 0x20 || v[b - 1] == 0x09 { b -= 1 }
+            if a < b && !tokenIs(v, a, b, "keep-alive") && !tokenIs(v, a, b, "close") && !tokenIs(v, a, b, "upgrade") {
+                return true
+            }
+            p = e + 1
         }
         i = j + 1
     }
     return false
+}
+
+@inline(__always)
+private func tokenIs(_ v: ArraySlice<UInt8>, _ a: Int, _ b: Int, _ lower: StaticString) -> Bool {
+    guard b - a == lower.utf8CodeUnitCount else { return false }
+    let t = lower.utf8Start
+    var k = 0
+    while k < b - a {
+        if (v[a + k] &- 0x41 < 26 ? v[a + k] | 0x20 : v[a + k]) != t[k] { return false }
+        k += 1
+    }
+    return true
 }
 
 /// Header `i` is named by a Connection token (and is not one of keep-alive/close/upgrade handled elsewhere).
@@ -78,13 +94,16 @@ private func appendVia(_ h: HTTPHeaders, _ i: Int, into out: inout [UInt8], firs
 extension ClientConnection {
     /// `requestHead` = the upstream request line and headers for this try.
     func buildUpstreamRequest(head: HTTPRequestHead, decision d: RouteDecision, plan: ServicePlan, choice c: PeerChoice) {
-        var out = requestHead
+        // Moved out and back so that the buffer stays uniquely referenced (a copy would make
+        // removeAll(keepingCapacity:) allocate a new one on every request).
+        var out: [UInt8] = []
+        swap(&out, &requestHead)
         out.removeAll(keepingCapacity: true)
         if case .other = head.method { HTTPWriter.append(head.methodName, into: &out) } else { HTTPWriter.append(head.method.name, into: &out) }
         out.append(0x20)
-        out.append(contentsOf: d.upstreamPath)
+        out.append(contentsOf: upstreamPath)
         HTTPWriter.append(" HTTP/1.1\r\nHost: ", into: &out)
-        if d.route.preserveHost, let hi = head.hostIndex {
+        if d.preserveHost, let hi = head.hostIndex {
             out.append(contentsOf: head.headers.valueBytes(at: hi))
         } else {
             HTTPWriter.append(c.hostHeader, into: &out)

@@ -25,16 +25,6 @@ struct PeerChoice {
     var setCookie: String? = nil
 }
 
-/// Where a matched request goes.
-struct RouteDecision {
-    let route: Route
-    let plan: ServicePlan?
-    let upstreamPath: [UInt8]        // path + query to send upstream
-    let strippedPrefix: String?      // for X-Forwarded-Prefix
-    let captures: [String: String]
-    let requiresHTTPS: Bool          // the route's protocols lack "http": 426 on the plain listener
-}
-
 final class ServicePlan {
     let service: Service
     let upstream: Upstream?
