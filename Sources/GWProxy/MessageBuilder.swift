@@ -83,93 +83,113 @@ private func namedByConnection(_ h: HTTPHeaders, _ i: Int) -> Bool {
     return h.isListedInConnection(at: i)
 }
 
-@inline(__always)
-private func appendVia(_ h: HTTPHeaders, _ i: Int, into out: inout [UInt8], first: inout Bool) {
-    let v = h.valueBytes(at: i)
-    if v.isEmpty { return }
-    if first { HTTPWriter.append("Via: ", into: &out); first = false } else { HTTPWriter.append(", ", into: &out) }
-    out.append(contentsOf: v)
-}
-
 extension ClientConnection {
     /// `requestHead` = the upstream request line and headers for this try.
     func buildUpstreamRequest(head: HTTPRequestHead, decision d: RouteDecision, plan: ServicePlan, choice c: PeerChoice) {
-        // Moved out and back so that the buffer stays uniquely referenced (a copy would make
-        // removeAll(keepingCapacity:) allocate a new one on every request).
-        var out: [UInt8] = []
-        swap(&out, &requestHead)
-        out.removeAll(keepingCapacity: true)
-        if case .other = head.method { HTTPWriter.append(head.methodName, into: &out) } else { HTTPWriter.append(head.method.name, into: &out) }
-        out.append(0x20)
-        out.append(contentsOf: upstreamPath)
-        HTTPWriter.append(" HTTP/1.1\r\nHost: ", into: &out)
-        if d.preserveHost, let hi = head.hostIndex {
-            out.append(contentsOf: head.headers.valueBytes(at: hi))
-        } else {
-            HTTPWriter.append(c.hostHeader, into: &out)
-        }
-        HTTPWriter.append("\r\n", into: &out)
-        let upgrade = head.isUpgrade
+        requestHead.removeAll(keepingCapacity: true)
         let h = head.headers
-        var xff: [UInt8] = []          // all incoming X-Forwarded-For values, comma-joined (nginx $http_x_forwarded_for)
         let connectionListed = connectionNamesHeaders(h)
-        var viaFirst = true
-        var via: [UInt8] = []
-        for i in 0..<h.count {
-            if skipRequestHeader(h, i, upgrade: upgrade) {
-                let n = h.fields[i].nameLength
-                if n == 15 && h.nameEquals(at: i, "x-forwarded-for") {
-                    let v = h.valueBytes(at: i)
-                    if !v.isEmpty {
-                        if !xff.isEmpty { HTTPWriter.append(", ", into: &xff) }
-                        xff.append(contentsOf: v)
-                    }
+        let serverTokens = server.settings.serverTokens
+        server.headScratch.write(appendingTo: &requestHead) { w in
+            h.storage.withUnsafeBufferPointer { st in
+                head.target.withUnsafeBufferPointer { target in
+                    writeUpstreamRequest(&w, head, h, st, target, d, c, connectionListed, serverTokens)
                 }
-                if n == 3 { appendVia(h, i, into: &via, first: &viaFirst) }
+            }
+        }
+    }
+
+    @inline(__always)
+    private func writeUpstreamRequest(_ w: inout HeadWriter, _ head: HTTPRequestHead, _ h: HTTPHeaders,
+                                      _ st: UnsafeBufferPointer<UInt8>, _ target: UnsafeBufferPointer<UInt8>,
+                                      _ d: RouteDecision, _ c: PeerChoice, _ connectionListed: Bool, _ serverTokens: Bool) {
+        if case .other = head.method { w.put(head.methodName) } else { w.put(head.method.name) }
+        w.put(0x20)
+        w.put(upstreamPath)
+        w.put(" HTTP/1.1\r\nHost: ")
+        if d.preserveHost, let hi = head.hostIndex {
+            let f = h.fields[hi]
+            w.put(st.baseAddress! + Int(f.valueStart), Int(f.valueLength))
+        } else {
+            w.put(c.hostHeader)
+        }
+        w.put("\r\n")
+        let upgrade = head.isUpgrade
+        var sawVia = false, sawXFF = false
+        for i in 0..<h.count {
+            let f = h.fields[i]
+            if skipRequestHeader(h, i, upgrade: upgrade) {
+                // X-Forwarded-For and Via values are merged into our own headers below.
+                if f.nameLength == 15 && h.nameEquals(at: i, "x-forwarded-for") { sawXFF = true }
+                if f.nameLength == 3 { sawVia = true }
                 continue
             }
             if connectionListed && namedByConnection(h, i) { continue }
-            HTTPWriter.appendHeader(h, at: i, into: &out)
+            w.putHeader(st, f)
         }
-        if server.settings.serverTokens {
-            // Via: the incoming value(s), then ours (KONG.md §3.5)
-            if viaFirst { HTTPWriter.append("Via: ", into: &out) } else { out.append(contentsOf: via); HTTPWriter.append(", ", into: &out) }
-            HTTPWriter.append(head.versionMinor == 0 ? "1.0 kong/3.10.0\r\n" : "1.1 kong/3.10.0\r\n", into: &out)
+        // Via: the incoming value(s), then ours (KONG.md §3.5)
+        var viaFirst = true
+        if sawVia {
+            for i in 0..<h.count where h.fields[i].nameLength == 3 && h.nameEquals(at: i, "via") {
+                let f = h.fields[i]
+                if f.valueLength == 0 { continue }
+                w.put(viaFirst ? "Via: " : ", ")
+                viaFirst = false
+                w.put(st.baseAddress! + Int(f.valueStart), Int(f.valueLength))
+            }
+        }
+        if serverTokens {
+            w.put(viaFirst ? "Via: " : ", ")
+            w.put(head.versionMinor == 0 ? "1.0 kong/3.10.0\r\n" : "1.1 kong/3.10.0\r\n")
         } else if !viaFirst {
-            out.append(contentsOf: via)
-            HTTPWriter.append("\r\n", into: &out)
+            w.put("\r\n")
         }
         // TE is hop-by-hop; Kong forwards only "trailers" when the client asked for it
-        if h.hasToken("trailers", in: "te") { HTTPWriter.append("TE: trailers\r\n", into: &out) }
-        HTTPWriter.append("X-Forwarded-For: ", into: &out)
-        if !xff.isEmpty { out.append(contentsOf: xff); HTTPWriter.append(", ", into: &out) }
-        peer.appendIP(to: &out)
-        HTTPWriter.append("\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ", into: &out)
+        if h.hasToken("trailers", in: "te") { w.put("TE: trailers\r\n") }
+        // all incoming X-Forwarded-For values, comma-joined (nginx $http_x_forwarded_for), then the client
+        w.put("X-Forwarded-For: ")
+        if sawXFF {
+            var any = false
+            for i in 0..<h.count where h.fields[i].nameLength == 15 && h.nameEquals(at: i, "x-forwarded-for") {
+                let f = h.fields[i]
+                if f.valueLength == 0 { continue }
+                if any { w.put(", ") }
+                any = true
+                w.put(st.baseAddress! + Int(f.valueStart), Int(f.valueLength))
+            }
+            if any { w.put(", ") }
+        }
+        let peer = self.peer
+        w.putRaw(maxBytes: SocketAddress.maxIPLength) { peer.writeIP(to: $0) }
+        w.put("\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ")
         if let hi = head.hostIndex {
-            let v = h.valueBytes(at: hi)
             // Host without port, lowercased (nginx $host).
-            var end = v.endIndex
+            let f = h.fields[hi]
+            let v = UnsafeBufferPointer(rebasing: st[Int(f.valueStart) ..< Int(f.valueStart + f.valueLength)])
+            var end = v.count
             if v.first != 0x5B, let colon = v.lastIndex(of: 0x3A) { end = colon }
-            for b in v[v.startIndex..<end] { out.append((b &- 0x41) < 26 ? b | 0x20 : b) }
+            w.putRaw(maxBytes: end) { p in
+                for k in 0 ..< end { p[k] = (v[k] &- 0x41) < 26 ? v[k] | 0x20 : v[k] }
+                return end
+            }
         }
-        HTTPWriter.append("\r\nX-Forwarded-Port: ", into: &out)
-        HTTPWriter.appendDecimal(listenPort, into: &out)
-        HTTPWriter.append("\r\nX-Forwarded-Path: ", into: &out)
-        if head.pathBytes.isEmpty { out.append(0x2F) } else { out.append(contentsOf: head.pathBytes) }
-        if let p = d.strippedPrefix, p != "/" {
-            HTTPWriter.append("\r\nX-Forwarded-Prefix: ", into: &out)
-            HTTPWriter.append(p, into: &out)
-        }
-        HTTPWriter.append("\r\nX-Real-IP: ", into: &out)
-        peer.appendIP(to: &out)
-        HTTPWriter.append("\r\nX-Kong-Request-Id: ", into: &out)
-        out.append(contentsOf: requestID)
-        if upgrade {
-            HTTPWriter.append("\r\nConnection: Upgrade\r\n\r\n", into: &out)
+        w.put("\r\nX-Forwarded-Port: ")
+        w.putDecimal(listenPort)
+        w.put("\r\nX-Forwarded-Path: ")
+        if head.pathStart == head.queryStart {
+            w.put(0x2F)
         } else {
-            HTTPWriter.append("\r\nConnection: keep-alive\r\n\r\n", into: &out)
+            w.put(target.baseAddress! + head.pathStart, head.queryStart - head.pathStart)
         }
-        requestHead = out
+        if let p = d.strippedPrefix, p != "/" {
+            w.put("\r\nX-Forwarded-Prefix: ")
+            w.put(p)
+        }
+        w.put("\r\nX-Real-IP: ")
+        w.putRaw(maxBytes: SocketAddress.maxIPLength) { peer.writeIP(to: $0) }
+        w.put("\r\nX-Kong-Request-Id: ")
+        w.put(requestID)
+        w.put(upgrade ? "\r\nConnection: Upgrade\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n")
     }
 }
 
@@ -177,66 +197,89 @@ extension ProxyServer {
     /// The response head for the client: the upstream's status and headers minus hop-by-hop ones,
     /// plus Via / latency headers / request id and our own Connection header.
     func buildClientResponseHead(_ c: ClientConnection, _ rh: HTTPResponseHead, into out: inout [UInt8]) {
-        let upgrade = rh.status == 101
-        HTTPWriter.append("HTTP/1.1 ", into: &out)
-        HTTPWriter.appendDecimal(rh.status, into: &out)
-        out.append(0x20)
-        if rh.reason.isEmpty { HTTPWriter.append(HTTPWriter.reasonPhrase(rh.status), into: &out) } else { out.append(contentsOf: rh.reason) }
-        HTTPWriter.append("\r\n", into: &out)
         let h = rh.headers
-        var hasServer = false
-        var hasDate = false
         let connectionListed = connectionNamesHeaders(h)
         let clientWantsTrailers = c.parser?.head.headers.hasToken("trailers", in: "te") ?? false
-        var viaFirst = true
-        var via: [UInt8] = []
+        headScratch.write(appendingTo: &out) { w in
+            h.storage.withUnsafeBufferPointer { st in
+                writeClientResponseHead(&w, c, rh, h, st, connectionListed, clientWantsTrailers)
+            }
+        }
+    }
+
+    @inline(__always)
+    private func writeClientResponseHead(_ w: inout HeadWriter, _ c: ClientConnection, _ rh: HTTPResponseHead,
+                                         _ h: HTTPHeaders, _ st: UnsafeBufferPointer<UInt8>, _ connectionListed: Bool,
+                                         _ clientWantsTrailers: Bool) {
+        let upgrade = rh.status == 101
+        w.put("HTTP/1.1 ")
+        w.putDecimal(rh.status)
+        w.put(0x20)
+        if rh.reason.isEmpty { w.put(HTTPWriter.reasonPhrase(rh.status)) } else { w.put(rh.reason) }
+        w.put("\r\n")
+        var hasServer = false
+        var hasDate = false
+        var sawVia = false
         for i in 0..<h.count {
+            let f = h.fields[i]
             if skipResponseHeader(h, i, upgrade: upgrade) {
-                if h.fields[i].nameLength == 3 { appendVia(h, i, into: &via, first: &viaFirst) }
+                if f.nameLength == 3 { sawVia = true }
                 continue
             }
             if connectionListed && namedByConnection(h, i) { continue }
-            if c.dechunk && h.fields[i].nameLength == 17 && h.nameEquals(at: i, "transfer-encoding") { continue }
-            if !clientWantsTrailers && h.fields[i].nameLength == 7 && h.nameEquals(at: i, "trailer") { continue }
-            if h.fields[i].nameLength == 6 && h.nameEquals(at: i, "server") { hasServer = true }
-            if h.fields[i].nameLength == 4 && h.nameEquals(at: i, "date") { hasDate = true }
-            HTTPWriter.appendHeader(h, at: i, into: &out)
+            switch f.nameLength {
+            case 17: if c.dechunk && h.nameEquals(at: i, "transfer-encoding") { continue }
+            case 7: if !clientWantsTrailers && h.nameEquals(at: i, "trailer") { continue }
+            case 6: if h.nameEquals(at: i, "server") { hasServer = true }
+            case 4: if h.nameEquals(at: i, "date") { hasDate = true }
+            default: break
+            }
+            w.putHeader(st, f)
         }
         if !hasDate {
-            HTTPWriter.append("Date: ", into: &out)
-            out.append(contentsOf: httpDate())
-            HTTPWriter.append("\r\n", into: &out)
+            w.put("Date: ")
+            w.put(httpDate())
+            w.put("\r\n")
+        }
+        if settings.serverTokens && !hasServer { w.put("Server: kong/3.10.0\r\n") }
+        // Via: the upstream's value(s), then ours
+        var viaFirst = true
+        if sawVia {
+            for i in 0..<h.count where h.fields[i].nameLength == 3 && h.nameEquals(at: i, "via") {
+                let f = h.fields[i]
+                if f.valueLength == 0 { continue }
+                w.put(viaFirst ? "Via: " : ", ")
+                viaFirst = false
+                w.put(st.baseAddress! + Int(f.valueStart), Int(f.valueLength))
+            }
         }
         if settings.serverTokens {
-            if !hasServer { HTTPWriter.append("Server: kong/3.10.0\r\n", into: &out) }
-            // Via: the upstream's value(s), then ours
-            if viaFirst { HTTPWriter.append("Via: ", into: &out) } else { out.append(contentsOf: via); HTTPWriter.append(", ", into: &out) }
-            HTTPWriter.append("1.1 kong/3.10.0\r\n", into: &out)
+            w.put(viaFirst ? "Via: " : ", ")
+            w.put("1.1 kong/3.10.0\r\n")
         } else if !viaFirst {
-            out.append(contentsOf: via)
-            HTTPWriter.append("\r\n", into: &out)
+            w.put("\r\n")
         }
         if settings.latencyTokens {
-            HTTPWriter.append("X-Kong-Upstream-Latency: ", into: &out)
-            HTTPWriter.appendDecimal(Int((c.upstreamHeadUs &- c.upstreamStartUs) / 1000), into: &out)
-            HTTPWriter.append("\r\nX-Kong-Proxy-Latency: ", into: &out)
-            HTTPWriter.appendDecimal(Int((c.upstreamStartUs &- c.requestStartUs) / 1000), into: &out)
-            HTTPWriter.append("\r\n", into: &out)
+            w.put("X-Kong-Upstream-Latency: ")
+            w.putDecimal(Int((c.upstreamHeadUs &- c.upstreamStartUs) / 1000))
+            w.put("\r\nX-Kong-Proxy-Latency: ")
+            w.putDecimal(Int((c.upstreamStartUs &- c.requestStartUs) / 1000))
+            w.put("\r\n")
         }
         if let cookie = c.choice?.setCookie {
             // consistent-hashing on a cookie the client did not send (Kong sets it).
-            HTTPWriter.append("Set-Cookie: ", into: &out)
-            HTTPWriter.append(cookie, into: &out)
-            HTTPWriter.append("\r\n", into: &out)
+            w.put("Set-Cookie: ")
+            w.put(cookie)
+            w.put("\r\n")
         }
-        HTTPWriter.append("X-Kong-Request-Id: ", into: &out)
-        out.append(contentsOf: c.requestID)
+        w.put("X-Kong-Request-Id: ")
+        w.put(c.requestID)
         if upgrade {
-            HTTPWriter.append("\r\nConnection: Upgrade\r\n\r\n", into: &out)
+            w.put("\r\nConnection: Upgrade\r\n\r\n")
         } else if c.closeAfterResponse || draining {
-            HTTPWriter.append("\r\nConnection: close\r\n\r\n", into: &out)
+            w.put("\r\nConnection: close\r\n\r\n")
         } else {
-            HTTPWriter.append("\r\nConnection: keep-alive\r\n\r\n", into: &out)
+            w.put("\r\nConnection: keep-alive\r\n\r\n")
         }
     }
 }

@@ -53,6 +53,8 @@ public final class ProxyServer {
     let log: ErrorLog
     let snapshotPath: String
     let bufferPool = BufferPool(bufferSize: 16 * 1024)
+    /// Where request and response heads are assembled before one copy into the output buffer.
+    let headScratch = HeadScratch(capacity: 128 * 1024)
     let pool: UpstreamPool
     let serverToken = "kong/3.10.0"
     let viaValue: String
