@@ -17,7 +17,14 @@ final class HTTPParserCore {
     let parser: UnsafeMutablePointer<llhttp_t>
     let settings: UnsafeMutablePointer<llhttp_settings_t>
     var limits: HTTPParserLimits
-    @usableFromInline var head = HTTPMessageHead()
+    /// The head lives at a fixed address (allocated once per parser): readers borrow it through
+    /// `unsafeAddress`, so passing `parser.head` to a function does not copy it (a stored property read
+    /// through a `_read` coroutine was copied at every call boundary: four buffer retains and releases).
+    @usableFromInline let headStorage: UnsafeMutablePointer<HTTPMessageHead>
+    @usableFromInline var head: HTTPMessageHead {
+        unsafeAddress { UnsafePointer(headStorage) }
+        unsafeMutableAddress { headStorage }
+    }
 
     // per-call / per-message state
     var event: Event = .none
@@ -48,6 +55,8 @@ final class HTTPParserCore {
     init(request: Bool, limits: HTTPParserLimits) {
         isRequest = request
         self.limits = limits
+        headStorage = .allocate(capacity: 1)
+        headStorage.initialize(to: HTTPMessageHead())
         parser = .allocate(capacity: 1)
         settings = .allocate(capacity: 1)
         llhttp_settings_init(settings)
@@ -67,6 +76,8 @@ final class HTTPParserCore {
     }
 
     deinit {
+        headStorage.deinitialize(count: 1)
+        headStorage.deallocate()
         parser.deallocate()
         settings.deallocate()
     }

@@ -17,9 +17,9 @@ public final class HTTPRequestParser {
         core = HTTPParserCore(request: true, limits: limits)
     }
 
-    /// The current request head (valid after `.head`). Inlinable: a cross-module `_read` coroutine that is
-    /// not inlined allocates its frame with malloc on every access.
-    @inlinable public var head: HTTPRequestHead { _read { yield core.head } }
+    /// The current request head (valid after `.head`), borrowed in place: no copy, no coroutine (a
+    /// cross-module `_read` coroutine that is not inlined allocates its frame with malloc on every access).
+    @inlinable public var head: HTTPRequestHead { unsafeAddress { UnsafePointer(core.headStorage) } }
     public var limits: HTTPParserLimits {
         get { core.limits }
         set { core.limits = newValue }
@@ -57,7 +57,7 @@ public final class HTTPResponseParser {
         core = HTTPParserCore(request: false, limits: limits)
     }
 
-    @inlinable public var head: HTTPResponseHead { _read { yield core.head } }
+    @inlinable public var head: HTTPResponseHead { unsafeAddress { UnsafePointer(core.headStorage) } }
 
     /// Declare the method of the request this response answers (HEAD → no body whatever the headers say).
     public func expectResponse(to method: HTTPMethod) { core.responseToHEAD = (method == .head) }

@@ -354,7 +354,7 @@ final class ClientConnection {
             sendError(status: 503, message: "no configuration loaded yet", close: false, errorPage: false)
             return
         }
-        guard let d = server.routeCache(for: cfg).route(rp.head, listenPort: listenPort, upstreamPath: &upstreamPath) else {
+        guard let d = server.routeCache(for: cfg).route(rp, listenPort: listenPort, upstreamPath: &upstreamPath) else {
             sendError(status: 404, message: "no Route matched with those values", close: false, errorPage: false)
             return
         }
@@ -389,7 +389,7 @@ final class ClientConnection {
     private func connectToPeer() {
         guard let d = decision, let plan = d.plan, let rp = parser else { return }
         tries += 1
-        guard let c = plan.pick(head: rp.head, client: peer, tried: &tried, routeCaptures: d.captures) else {
+        guard let c = plan.pick(request: rp, client: peer, tried: &tried, routeCaptures: d.captures) else {
             if let failure = plan.pickFailureMessage {
                 sendError(status: 503, message: failure, close: false, errorPage: false)
             } else {
@@ -399,7 +399,7 @@ final class ClientConnection {
         }
         choice = c
         picked = true
-        buildUpstreamRequest(head: rp.head, decision: d, plan: plan, choice: c)
+        buildUpstreamRequest(request: rp, decision: d, choice: c)
         if let pooled = server.pool.take(c.key) {
             attach(pooled)
             sendRequestHead(pooled)
@@ -608,7 +608,7 @@ final class ClientConnection {
             dechunk = true
             closeAfterResponse = true
         }
-        server.buildClientResponseHead(self, up.head, into: &out)
+        server.buildClientResponseHead(self, up, into: &out)
         respPhase = .body
         flushClient()
         guard upstream === u else { return }   // the client went away
@@ -720,7 +720,7 @@ final class ClientConnection {
             retryOrFail(failure); return
         }
         tries += 1
-        buildUpstreamRequest(head: rp.head, decision: d, plan: plan, choice: c)
+        buildUpstreamRequest(request: rp, decision: d, choice: c)
         switch Socket.connect(to: c.address) {
         case .connected(let ufd):
             let u = UpstreamConnection(server: server, fd: ufd, peer: c.address, poolKey: c.key, connecting: false)
@@ -777,7 +777,7 @@ final class ClientConnection {
         status = rh.status
         upstreamHeadUs = Clock.monotonicMicros()
         outcome = .passive(status: rh.status)
-        server.buildClientResponseHead(self, rh, into: &out)
+        server.buildClientResponseHead(self, u.parser, into: &out)
         tunnel = true
         respPhase = .body
         timer.stop()

@@ -85,53 +85,62 @@ private func namedByConnection(_ h: HTTPHeaders, _ i: Int) -> Bool {
 
 extension ClientConnection {
     /// `requestHead` = the upstream request line and headers for this try.
-    func buildUpstreamRequest(head: HTTPRequestHead, decision d: RouteDecision, plan: ServicePlan, choice c: PeerChoice) {
+    /// (The parser is passed rather than its head: passing `parser.head` to a non-inlined function
+    /// copies the head, four buffer retains and releases.)
+    func buildUpstreamRequest(request rp: HTTPRequestParser, decision d: RouteDecision, choice c: PeerChoice) {
         requestHead.removeAll(keepingCapacity: true)
-        let h = head.headers
-        let connectionListed = connectionNamesHeaders(h)
         let serverTokens = server.settings.serverTokens
         server.headScratch.write(appendingTo: &requestHead) { w in
-            h.storage.withUnsafeBufferPointer { st in
-                head.target.withUnsafeBufferPointer { target in
-                    writeUpstreamRequest(&w, head, h, st, target, d, c, connectionListed, serverTokens)
-                }
+            writeUpstreamRequest(&w, rp, d, c, serverTokens)
+        }
+    }
+
+    @inline(__always)
+    private func writeUpstreamRequest(_ w: inout HeadWriter, _ rp: HTTPRequestParser, _ d: RouteDecision, _ c: PeerChoice,
+                                      _ serverTokens: Bool) {
+        // The head is always read as `rp.head` (borrowed in place); binding it, or capturing it in a
+        // closure, would copy it.
+        let connectionListed = connectionNamesHeaders(rp.head.headers)
+        rp.head.headers.storage.withUnsafeBufferPointer { st in
+            rp.head.target.withUnsafeBufferPointer { target in
+                writeUpstreamRequest(&w, rp, st, target, d, c, connectionListed, serverTokens)
             }
         }
     }
 
     @inline(__always)
-    private func writeUpstreamRequest(_ w: inout HeadWriter, _ head: HTTPRequestHead, _ h: HTTPHeaders,
+    private func writeUpstreamRequest(_ w: inout HeadWriter, _ rp: HTTPRequestParser,
                                       _ st: UnsafeBufferPointer<UInt8>, _ target: UnsafeBufferPointer<UInt8>,
                                       _ d: RouteDecision, _ c: PeerChoice, _ connectionListed: Bool, _ serverTokens: Bool) {
-        if case .other = head.method { w.put(head.methodName) } else { w.put(head.method.name) }
+        if case .other = rp.head.method { w.put(rp.head.methodName) } else { w.put(rp.head.method.name) }
         w.put(0x20)
         w.put(upstreamPath)
         w.put(" HTTP/1.1\r\nHost: ")
-        if d.preserveHost, let hi = head.hostIndex {
-            let f = h.fields[hi]
+        if d.preserveHost, let hi = rp.head.hostIndex {
+            let f = rp.head.headers.fields[hi]
             w.put(st.baseAddress! + Int(f.valueStart), Int(f.valueLength))
         } else {
             w.put(c.hostHeader)
         }
         w.put("\r\n")
-        let upgrade = head.isUpgrade
+        let upgrade = rp.head.isUpgrade
         var sawVia = false, sawXFF = false
-        for i in 0..<h.count {
-            let f = h.fields[i]
-            if skipRequestHeader(h, i, upgrade: upgrade) {
+        for i in 0..<rp.head.headers.count {
+            let f = rp.head.headers.fields[i]
+            if skipRequestHeader(rp.head.headers, i, upgrade: upgrade) {
                 // X-Forwarded-For and Via values are merged into our own headers below.
-                if f.nameLength == 15 && h.nameEquals(at: i, "x-forwarded-for") { sawXFF = true }
+                if f.nameLength == 15 && rp.head.headers.nameEquals(at: i, "x-forwarded-for") { sawXFF = true }
                 if f.nameLength == 3 { sawVia = true }
                 continue
             }
-            if connectionListed && namedByConnection(h, i) { continue }
+            if connectionListed && namedByConnection(rp.head.headers, i) { continue }
             w.putHeader(st, f)
         }
         // Via: the incoming value(s), then ours (KONG.md §3.5)
         var viaFirst = true
         if sawVia {
-            for i in 0..<h.count where h.fields[i].nameLength == 3 && h.nameEquals(at: i, "via") {
-                let f = h.fields[i]
+            for i in 0..<rp.head.headers.count where rp.head.headers.fields[i].nameLength == 3 && rp.head.headers.nameEquals(at: i, "via") {
+                let f = rp.head.headers.fields[i]
                 if f.valueLength == 0 { continue }
                 w.put(viaFirst ? "Via: " : ", ")
                 viaFirst = false
@@ -140,18 +149,18 @@ extension ClientConnection {
         }
         if serverTokens {
             w.put(viaFirst ? "Via: " : ", ")
-            w.put(head.versionMinor == 0 ? "1.0 kong/3.10.0\r\n" : "1.1 kong/3.10.0\r\n")
+            w.put(rp.head.versionMinor == 0 ? "1.0 kong/3.10.0\r\n" : "1.1 kong/3.10.0\r\n")
         } else if !viaFirst {
             w.put("\r\n")
         }
         // TE is hop-by-hop; Kong forwards only "trailers" when the client asked for it
-        if h.hasToken("trailers", in: "te") { w.put("TE: trailers\r\n") }
+        if rp.head.headers.hasToken("trailers", in: "te") { w.put("TE: trailers\r\n") }
         // all incoming X-Forwarded-For values, comma-joined (nginx $http_x_forwarded_for), then the client
         w.put("X-Forwarded-For: ")
         if sawXFF {
             var any = false
-            for i in 0..<h.count where h.fields[i].nameLength == 15 && h.nameEquals(at: i, "x-forwarded-for") {
-                let f = h.fields[i]
+            for i in 0..<rp.head.headers.count where rp.head.headers.fields[i].nameLength == 15 && rp.head.headers.nameEquals(at: i, "x-forwarded-for") {
+                let f = rp.head.headers.fields[i]
                 if f.valueLength == 0 { continue }
                 if any { w.put(", ") }
                 any = true
@@ -162,9 +171,9 @@ extension ClientConnection {
         let peer = self.peer
         w.putRaw(maxBytes: SocketAddress.maxIPLength) { peer.writeIP(to: $0) }
         w.put("\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ")
-        if let hi = head.hostIndex {
+        if let hi = rp.head.hostIndex {
             // Host without port, lowercased (nginx $host).
-            let f = h.fields[hi]
+            let f = rp.head.headers.fields[hi]
             let v = UnsafeBufferPointer(rebasing: st[Int(f.valueStart) ..< Int(f.valueStart + f.valueLength)])
             var end = v.count
             if v.first != 0x5B, let colon = v.lastIndex(of: 0x3A) { end = colon }
@@ -176,10 +185,10 @@ extension ClientConnection {
         w.put("\r\nX-Forwarded-Port: ")
         w.putDecimal(listenPort)
         w.put("\r\nX-Forwarded-Path: ")
-        if head.pathStart == head.queryStart {
+        if rp.head.pathStart == rp.head.queryStart {
             w.put(0x2F)
         } else {
-            w.put(target.baseAddress! + head.pathStart, head.queryStart - head.pathStart)
+            w.put(target.baseAddress! + rp.head.pathStart, rp.head.queryStart - rp.head.pathStart)
         }
         if let p = d.strippedPrefix, p != "/" {
             w.put("\r\nX-Forwarded-Prefix: ")
@@ -196,42 +205,43 @@ extension ClientConnection {
 extension ProxyServer {
     /// The response head for the client: the upstream's status and headers minus hop-by-hop ones,
     /// plus Via / latency headers / request id and our own Connection header.
-    func buildClientResponseHead(_ c: ClientConnection, _ rh: HTTPResponseHead, into out: inout [UInt8]) {
-        let h = rh.headers
-        let connectionListed = connectionNamesHeaders(h)
+    /// (The response parser is passed rather than its head, which would be copied.)
+    func buildClientResponseHead(_ c: ClientConnection, _ response: HTTPResponseParser, into out: inout [UInt8]) {
         let clientWantsTrailers = c.parser?.head.headers.hasToken("trailers", in: "te") ?? false
+        let connectionListed = connectionNamesHeaders(response.head.headers)
         headScratch.write(appendingTo: &out) { w in
-            h.storage.withUnsafeBufferPointer { st in
-                writeClientResponseHead(&w, c, rh, h, st, connectionListed, clientWantsTrailers)
+            // `response.head` is read in place throughout (binding or capturing it would copy it).
+            response.head.headers.storage.withUnsafeBufferPointer { st in
+                writeClientResponseHead(&w, c, response, st, connectionListed, clientWantsTrailers)
             }
         }
     }
 
     @inline(__always)
-    private func writeClientResponseHead(_ w: inout HeadWriter, _ c: ClientConnection, _ rh: HTTPResponseHead,
-                                         _ h: HTTPHeaders, _ st: UnsafeBufferPointer<UInt8>, _ connectionListed: Bool,
+    private func writeClientResponseHead(_ w: inout HeadWriter, _ c: ClientConnection, _ response: HTTPResponseParser,
+                                         _ st: UnsafeBufferPointer<UInt8>, _ connectionListed: Bool,
                                          _ clientWantsTrailers: Bool) {
-        let upgrade = rh.status == 101
+        let upgrade = response.head.status == 101
         w.put("HTTP/1.1 ")
-        w.putDecimal(rh.status)
+        w.putDecimal(response.head.status)
         w.put(0x20)
-        if rh.reason.isEmpty { w.put(HTTPWriter.reasonPhrase(rh.status)) } else { w.put(rh.reason) }
+        if response.head.reason.isEmpty { w.put(HTTPWriter.reasonPhrase(response.head.status)) } else { w.put(response.head.reason) }
         w.put("\r\n")
         var hasServer = false
         var hasDate = false
         var sawVia = false
-        for i in 0..<h.count {
-            let f = h.fields[i]
-            if skipResponseHeader(h, i, upgrade: upgrade) {
+        for i in 0..<response.head.headers.count {
+            let f = response.head.headers.fields[i]
+            if skipResponseHeader(response.head.headers, i, upgrade: upgrade) {
                 if f.nameLength == 3 { sawVia = true }
                 continue
             }
-            if connectionListed && namedByConnection(h, i) { continue }
+            if connectionListed && namedByConnection(response.head.headers, i) { continue }
             switch f.nameLength {
-            case 17: if c.dechunk && h.nameEquals(at: i, "transfer-encoding") { continue }
-            case 7: if !clientWantsTrailers && h.nameEquals(at: i, "trailer") { continue }
-            case 6: if h.nameEquals(at: i, "server") { hasServer = true }
-            case 4: if h.nameEquals(at: i, "date") { hasDate = true }
+            case 17: if c.dechunk && response.head.headers.nameEquals(at: i, "transfer-encoding") { continue }
+            case 7: if !clientWantsTrailers && response.head.headers.nameEquals(at: i, "trailer") { continue }
+            case 6: if response.head.headers.nameEquals(at: i, "server") { hasServer = true }
+            case 4: if response.head.headers.nameEquals(at: i, "date") { hasDate = true }
             default: break
             }
             w.putHeader(st, f)
@@ -245,8 +255,8 @@ extension ProxyServer {
         // Via: the upstream's value(s), then ours
         var viaFirst = true
         if sawVia {
-            for i in 0..<h.count where h.fields[i].nameLength == 3 && h.nameEquals(at: i, "via") {
-                let f = h.fields[i]
+            for i in 0..<response.head.headers.count where response.head.headers.fields[i].nameLength == 3 && response.head.headers.nameEquals(at: i, "via") {
+                let f = response.head.headers.fields[i]
                 if f.valueLength == 0 { continue }
                 w.put(viaFirst ? "Via: " : ", ")
                 viaFirst = false

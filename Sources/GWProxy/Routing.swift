@@ -62,12 +62,15 @@ final class RouteCache {
         return d
     }
 
-    /// Routes `head`; on a match the upstream path (+ `?query`) replaces the content of `upstreamPath`.
-    func route(_ head: HTTPRequestHead, listenPort: Int, upstreamPath: inout [UInt8]) -> RouteDecision? {
+    /// Routes the request whose head `request` holds; on a match the upstream path (+ `?query`) replaces
+    /// the content of `upstreamPath`. (The parser is passed, not its head, which would be copied.)
+    func route(_ request: HTTPRequestParser, listenPort: Int, upstreamPath: inout [UInt8]) -> RouteDecision? {
+        // The head is read as `request.head` (borrowed in place) everywhere: capturing it in the closures
+        // below would copy it.
         let hostASCII: Bool
-        if let hi = head.hostIndex {
-            let f = head.headers.fields[hi]
-            hostASCII = head.headers.storage.withUnsafeBytes { st in
+        if let hi = request.head.hostIndex {
+            let f = request.head.headers.fields[hi]
+            hostASCII = request.head.headers.storage.withUnsafeBytes { st in
                 var ok = true
                 for b in st[Int(f.valueStart) ..< Int(f.valueStart + f.valueLength)] where b >= 0x80 { ok = false; break }
                 return ok
@@ -75,15 +78,15 @@ final class RouteCache {
         } else {
             hostASCII = true
         }
-        let fast: RouteDecision?? = head.target.withUnsafeBytes { t -> RouteDecision?? in
-            let path = UnsafeRawBufferPointer(rebasing: t[head.pathStart ..< head.queryStart])
+        let fast: RouteDecision?? = request.head.target.withUnsafeBytes { t -> RouteDecision?? in
+            let path = UnsafeRawBufferPointer(rebasing: t[request.head.pathStart ..< request.head.queryStart])
             guard hostASCII, KongPath.isNormalizedASCII(path) else { return nil }   // → String path
-            guard let rank = config.router.matchRank(head: head, path: path, listenPort: listenPort) else {
+            guard let rank = config.router.matchRank(head: request.head, path: path, listenPort: listenPort) else {
                 return .some(nil)
             }
             let d = decision(rank: rank)
             if d.isRegex { return nil }   // captures and matched text: String path
-            let query = head.queryStart < t.count ? UnsafeRawBufferPointer(rebasing: t[(head.queryStart + 1)...]) : nil
+            let query = request.head.queryStart < t.count ? UnsafeRawBufferPointer(rebasing: t[(request.head.queryStart + 1)...]) : nil
             upstreamPath.removeAll(keepingCapacity: true)
             d.stripPrefix.withUnsafeBytes { pre in
                 d.servicePath.withUnsafeBytes { base in
@@ -94,7 +97,7 @@ final class RouteCache {
             return .some(d)
         }
         if let r = fast { return r }
-        return routeSlow(head, listenPort: listenPort, upstreamPath: &upstreamPath)
+        return routeSlow(request.head, listenPort: listenPort, upstreamPath: &upstreamPath)
     }
 
     /// The reference path: String normalization, RouteMatch, String upstream URI.

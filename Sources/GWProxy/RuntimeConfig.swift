@@ -76,11 +76,13 @@ final class ServicePlan {
     /// Kong's 503 text when no peer can be had for a direct service.
     var pickFailureMessage: String? { balancer == nil ? "name resolution failed" : nil }
 
-    func pick(head: HTTPRequestHead, client: SocketAddress, tried: inout TriedPeers, routeCaptures: [String: String]) -> PeerChoice? {
+    /// `request`: the parser holding the request head (read only for consistent-hashing; passing the
+    /// parser rather than the head avoids copying the head on every pick).
+    func pick(request: HTTPRequestParser, client: SocketAddress, tried: inout TriedPeers, routeCaptures: [String: String]) -> PeerChoice? {
         if let b = balancer, let u = upstream {
             var setCookie: String? = nil
             let hash = hashing
-                ? hashValue(u, head: head, client: client, captures: routeCaptures, setCookie: &setCookie) : nil
+                ? hashValue(u, head: request.head, client: client, captures: routeCaptures, setCookie: &setCookie) : nil
             guard let p = b.pick(hash: hash, excluding: tried), p.index < peers.count else { return nil }
             let peer = peers[p.index]
             return PeerChoice(address: peer.address, key: peer.key, pick: p, hostHeader: peer.host, setCookie: setCookie)

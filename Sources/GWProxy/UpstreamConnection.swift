@@ -40,7 +40,7 @@ final class UpstreamConnection {
         self.poolKey = poolKey
         self.state = connecting ? .connecting : .active
         self.parser = HTTPResponseParser()
-        self.inBuf = server.bufferPool.take()
+        self.inBuf = server.upstreamBufferPool.take()
         self.timer = TimerWatcher(loop: server.loop) {}
         out.reserveCapacity(4096)
         io = IOWatcher(loop: server.loop, fd: fd, events: connecting ? .write : .read) { [unowned self] ev in
@@ -134,7 +134,7 @@ final class UpstreamConnection {
         io.stop()
         timer.stop()
         Socket.close(fd)
-        server.bufferPool.give(inBuf)
+        server.upstreamBufferPool.give(inBuf)
         client = nil
     }
 
@@ -168,6 +168,20 @@ final class UpstreamPool {
         var conns: [UpstreamConnection] = []
     }
     private var idle: [PeerKey: PeerList] = [:]
+    /// The list used last: with one upstream peer (or a few), take/put skip hashing the key.
+    private var lastKey: PeerKey?
+    private var lastList: PeerList?
+
+    @inline(__always) private func list(_ key: PeerKey, create: Bool) -> PeerList? {
+        if let l = lastList, lastKey == key { return l }
+        var l = idle[key]
+        if l == nil && create {
+            l = PeerList()
+            idle[key] = l
+        }
+        if let l { lastKey = key; lastList = l }
+        return l
+    }
     let maxPerPeer: Int
     let maxRequests: Int
     let idleTimeoutMillis: UInt64
@@ -181,7 +195,7 @@ final class UpstreamPool {
 
     /// Takes the most recently used idle connection to `key`, if any.
     func take(_ key: PeerKey) -> UpstreamConnection? {
-        guard let list = idle[key], !list.conns.isEmpty else { return nil }
+        guard let list = list(key, create: false), !list.conns.isEmpty else { return nil }
         let now = Clock.monotonicMillis()
         while let c = list.conns.popLast() {
             idleCount -= 1
@@ -199,8 +213,7 @@ final class UpstreamPool {
     /// Offers a connection whose exchange completed cleanly. Closes it when the pool is full.
     func put(_ c: UpstreamConnection) {
         guard maxPerPeer > 0, maxRequests == 0 || c.requestsServed < maxRequests else { c.close(); return }
-        let list: PeerList
-        if let l = idle[c.poolKey] { list = l } else { list = PeerList(); idle[c.poolKey] = list }
+        let list = self.list(c.poolKey, create: true)!
         if list.conns.count >= maxPerPeer {
             c.close()
             return
@@ -241,6 +254,8 @@ final class UpstreamPool {
     func closeAll() {
         for (_, list) in idle { for c in list.conns { c.close() } }
         idle = [:]
+        lastKey = nil
+        lastList = nil
         idleCount = 0
     }
 }
