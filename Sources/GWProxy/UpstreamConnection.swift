@@ -122,10 +122,27 @@ final class UpstreamConnection {
     }
 
     private func timedOut() {
+        // Re-armed lazily (see armTimer): the deadline may have moved since the timer was started.
+        let remaining = timerBase + timerSeconds - server.loop.now
+        if remaining > 0 {
+            timer.start(after: remaining)
+            return
+        }
         client?.upstreamTimedOut(self)
     }
 
-    func armTimer(_ seconds: Double) { timer.start(after: seconds) }
+    /// Deadline = `timerBase + timerSeconds` (loop time). Re-arming with the duration already running
+    /// only moves the base (libev's recommended pattern for activity timeouts): the write, read and
+    /// per-read re-arms of an exchange cost one ev_timer_start instead of four stop/start pairs.
+    private var timerSeconds: Double = 0
+    private var timerBase: Double = 0
+
+    func armTimer(_ seconds: Double) {
+        timerBase = server.loop.now
+        if seconds == timerSeconds && timer.isActive { return }
+        timerSeconds = seconds
+        timer.start(after: seconds)
+    }
     func cancelTimer() { timer.stop() }
 
     func close() {
