@@ -104,6 +104,14 @@ final class ServicePlan {
     /// The value hashed for consistent-hashing (KONG.md §4.3), with `hash_fallback`.
     private func hashValue(_ u: Upstream, head: HTTPRequestHead, client: SocketAddress, captures: [String: String],
                            setCookie: inout String?) -> UInt32 {
+        if u.hashOn == "ip" {
+            // The common case without a String (client.ip = inet_ntop + a heap String per request): the
+            // same text, written on the stack and hashed in place (hashKey(String) hashes its UTF-8 bytes).
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: SocketAddress.maxIPLength) { buf in
+                let n = client.writeIP(to: buf.baseAddress!)
+                return UpstreamBalancer.hashKey(UnsafeRawBufferPointer(start: buf.baseAddress!, count: n))
+            }
+        }
         func value(_ on: String, header: String?, cookie: String?, query: String?, capture: String?) -> String? {
             switch on {
             case "ip": return client.ip

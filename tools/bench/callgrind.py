@@ -14,7 +14,8 @@ client (C connections, one request in flight per connection, wrk's request: meth
     requests are sent: syscalls per request.
 
 Usage: python3 tools/bench/callgrind.py --gateway .build/release/gateway [--mode callgrind|strace]
-       [--requests 20000] [--connections 8] [--path /small] [--out tools/bench/results/profile]
+       [--requests 20000] [--connections 8] [--path /small] [--algorithm consistent-hashing]
+       [--out tools/bench/results/profile]
 """
 import argparse
 import os
@@ -95,6 +96,9 @@ def main():
     ap.add_argument("--path", default="/small")
     ap.add_argument("--out", default=os.path.join(bench.HERE, "results", "profile"))
     ap.add_argument("--top", type=int, default=35)
+    ap.add_argument("--algorithm", default=None,
+                    help="route through an upstream with this algorithm (one target, the bench upstream; "
+                         "consistent-hashing hashes on ip) instead of a service URL")
     args = ap.parse_args()
     args.gateway = os.path.abspath(args.gateway)
     os.makedirs(args.out, exist_ok=True)
@@ -133,7 +137,15 @@ def main():
             except OSError:
                 return False
         bench.wait_until(admin_up, timeout=120, what="admin")
-        admin("POST", "/services", {"name": "s", "url": f"http://127.0.0.1:{up.port}"})
+        if args.algorithm:
+            body = {"name": "u", "algorithm": args.algorithm}
+            if args.algorithm == "consistent-hashing":
+                body["hash_on"] = "ip"
+            admin("POST", "/upstreams", body)
+            admin("POST", "/upstreams/u/targets", {"target": f"127.0.0.1:{up.port}"})
+            admin("POST", "/services", {"name": "s", "url": "http://u"})
+        else:
+            admin("POST", "/services", {"name": "s", "url": f"http://127.0.0.1:{up.port}"})
         admin("POST", "/services/s/routes", {"name": "r", "paths": ["/"]})
         bench.wait_until(lambda: bench.http_get(port, args.path, timeout=10)[0] == 200, timeout=120,
                          what="proxy")
