@@ -17,7 +17,14 @@ final class HTTPParserCore {
     let parser: UnsafeMutablePointer<llhttp_t>
     let settings: UnsafeMutablePointer<llhttp_settings_t>
     var limits: HTTPParserLimits
-    var head = HTTPMessageHead()
+    /// The head lives at a fixed address (allocated once per parser): readers borrow it through
+    /// `unsafeAddress`, so passing `parser.head` to a function does not copy it (a stored property read
+    /// through a `_read` coroutine was copied at every call boundary: four buffer retains and releases).
+    @usableFromInline let headStorage: UnsafeMutablePointer<HTTPMessageHead>
+    @usableFromInline var head: HTTPMessageHead {
+        unsafeAddress { UnsafePointer(headStorage) }
+        unsafeMutableAddress { headStorage }
+    }
 
     // per-call / per-message state
     var event: Event = .none
@@ -36,7 +43,6 @@ final class HTTPParserCore {
     var fieldCount = 0
     var storageLen = 0
     var curNameStart = 0, curNameLen = 0, curValueStart = 0, curValueLen = 0, curTrimmedLen = 0
-    var nameKey: (UInt64, UInt64, UInt64) = (0, 0, 0)
     var lastNameByte: UInt8 = 0
     var curKind: UInt8 = 0
     // raw head scanner
@@ -49,6 +55,8 @@ final class HTTPParserCore {
     init(request: Bool, limits: HTTPParserLimits) {
         isRequest = request
         self.limits = limits
+        headStorage = .allocate(capacity: 1)
+        headStorage.initialize(to: HTTPMessageHead())
         parser = .allocate(capacity: 1)
         settings = .allocate(capacity: 1)
         llhttp_settings_init(settings)
@@ -68,6 +76,8 @@ final class HTTPParserCore {
     }
 
     deinit {
+        headStorage.deinitialize(count: 1)
+        headStorage.deallocate()
         parser.deallocate()
         settings.deallocate()
     }
@@ -266,28 +276,9 @@ final class HTTPParserCore {
         return 0
     }
 
-    // Header accumulation works on scalars (current field offsets, a packed lowercase key of the name's first
-    // 24 bytes) and only appends to the head's arrays, so the callbacks do no ARC traffic.
-    static func packKey(_ s: StaticString) -> (UInt64, UInt64, UInt64) {
-        var k: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        for (j, b) in UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount).enumerated() {
-            addToKey(&k, j, b)
-        }
-        return k
-    }
-    @inline(__always) static func addToKey(_ k: inout (UInt64, UInt64, UInt64), _ j: Int, _ b: UInt8) {
-        let v = UInt64(asciiLower(b)) << UInt64((j & 7) * 8)
-        switch j >> 3 {
-        case 0: k.0 |= v
-        case 1: k.1 |= v
-        case 2: k.2 |= v
-        default: break
-        }
-    }
-    static let keyHost = packKey("host")
-    static let keyContentLength = packKey("content-length")
-    static let keyTransferEncoding = packKey("transfer-encoding")
-    static let keyExpect = packKey("expect")
+    // Header accumulation works on scalars (current field offsets) and only appends to the head's arrays,
+    // so the callbacks do no ARC traffic. Known names (Host, Content-Length, Transfer-Encoding, Expect) are
+    // recognised once the name is complete, from its bytes in storage.
 
     func onHeaderField(_ at: UnsafePointer<CChar>?, _ n: Int) -> Int32 {
         if headDone { return 0 }   // trailer fields: dropped
@@ -298,39 +289,42 @@ final class HTTPParserCore {
             }
             curNameStart = storageLen
             curNameLen = 0
-            nameKey = (0, 0, 0)
             headerState = 1
         }
         guard let at, n > 0 else { return 0 }
         let raw = UnsafeRawPointer(at).assumingMemoryBound(to: UInt8.self)
         // RFC 9110 token characters only (llhttp 8.1 non-strict lets e.g. "X A" through): 400, see README
         var k = 0
-        while k < n {
-            if !HTTPParserCore.isTokenByte(raw[k]) {
-                pendingError = HTTPParseError(.badRequest, "invalid character in header name")
-                return HTTPParserCore.user
-            }
-            k += 1
+        var bad = false
+        while k < n { bad = bad || !HTTPParserCore.isTokenByte(raw[k]); k += 1 }
+        if bad {
+            pendingError = HTTPParseError(.badRequest, "invalid character in header name")
+            return HTTPParserCore.user
         }
         head.headers.storage.append(contentsOf: UnsafeBufferPointer(start: raw, count: n))
-        if curNameLen < 24 {
-            var k = nameKey
-            var j = 0
-            let start = curNameLen
-            while j < n && start + j < 24 { HTTPParserCore.addToKey(&k, start + j, raw[j]); j += 1 }
-            nameKey = k
-        }
         lastNameByte = raw[n - 1]
         curNameLen += n
         storageLen += n
         return 0
     }
 
+    /// tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA,
+    /// as two 64-bit masks over ASCII (ParserTests.headerNameTokenBytes checks every byte).
     @inline(__always) static func isTokenByte(_ c: UInt8) -> Bool {
-        switch c {
-        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
-        case 0x21, 0x23, 0x24, 0x25, 0x26, 0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E, 0x5F, 0x60, 0x7C, 0x7E: return true
-        default: return false
+        let low: UInt64 = 0x03FF_6CFA_0000_0000, high: UInt64 = 0x57FF_FFFF_C7FF_FFFE
+        return c < 64 ? (low >> UInt64(c)) & 1 != 0 : (c < 128 && (high >> UInt64(c &- 64)) & 1 != 0)
+    }
+
+    /// The current name (in storage) equals `lower` (lowercase ASCII) case-insensitively; lengths already equal.
+    @inline(__always) func curNameIs(_ lower: StaticString) -> Bool {
+        let t = lower.utf8Start
+        return head.headers.storage.withUnsafeBufferPointer { st in
+            var j = 0
+            while j < curNameLen {
+                if asciiLower(st[curNameStart + j]) != t[j] { return false }
+                j += 1
+            }
+            return true
         }
     }
 
@@ -346,13 +340,11 @@ final class HTTPParserCore {
         curValueStart = storageLen
         curValueLen = 0
         curTrimmedLen = 0
-        let k = nameKey
-        func eq(_ a: (UInt64, UInt64, UInt64)) -> Bool { k.0 == a.0 && k.1 == a.1 && k.2 == a.2 }
         switch curNameLen {
-        case 4 where eq(HTTPParserCore.keyHost): curKind = 1
-        case 14 where eq(HTTPParserCore.keyContentLength): curKind = 2
-        case 17 where eq(HTTPParserCore.keyTransferEncoding): curKind = 3
-        case 6 where eq(HTTPParserCore.keyExpect): curKind = 4
+        case 4 where curNameIs("host"): curKind = 1
+        case 14 where curNameIs("content-length"): curKind = 2
+        case 17 where curNameIs("transfer-encoding"): curKind = 3
+        case 6 where curNameIs("expect"): curKind = 4
         default: curKind = 0
         }
         if isRequest {

@@ -11,14 +11,15 @@
 ///   `.upgrade` → CONNECT/Upgrade: bytes after `consumed` are tunnel data; the parser stays finished.
 ///   `.error(e)` → answer `e.status` and close (the error is sticky).
 public final class HTTPRequestParser {
-    let core: HTTPParserCore
+    @usableFromInline let core: HTTPParserCore
 
     public init(limits: HTTPParserLimits = HTTPParserLimits()) {
         core = HTTPParserCore(request: true, limits: limits)
     }
 
-    /// The current request head (valid after `.head`).
-    public var head: HTTPRequestHead { _read { yield core.head } }
+    /// The current request head (valid after `.head`), borrowed in place: no copy, no coroutine (a
+    /// cross-module `_read` coroutine that is not inlined allocates its frame with malloc on every access).
+    @inlinable public var head: HTTPRequestHead { unsafeAddress { UnsafePointer(core.headStorage) } }
     public var limits: HTTPParserLimits {
         get { core.limits }
         set { core.limits = newValue }
@@ -49,14 +50,14 @@ public final class HTTPRequestParser {
 /// (except 101) heads which are followed by the final response's steps. On upstream EOF call `finish()`:
 /// `.messageComplete` ends a read-until-close body; `.truncated` is a premature close (→ 502).
 public final class HTTPResponseParser {
-    let core: HTTPParserCore
+    @usableFromInline let core: HTTPParserCore
 
     public init(limits: HTTPParserLimits = HTTPParserLimits(maxRequestLineLength: 8192,
                                                             maxHeaderLineLength: 8192, maxHeadBytes: 65536)) {
         core = HTTPParserCore(request: false, limits: limits)
     }
 
-    public var head: HTTPResponseHead { _read { yield core.head } }
+    @inlinable public var head: HTTPResponseHead { unsafeAddress { UnsafePointer(core.headStorage) } }
 
     /// Declare the method of the request this response answers (HEAD → no body whatever the headers say).
     public func expectResponse(to method: HTTPMethod) { core.responseToHEAD = (method == .head) }

@@ -66,8 +66,9 @@ public struct HTTPHeaders: Sendable {
     public var isEmpty: Bool { fields.isEmpty }
 
     public mutating func removeAll() {
-        storage.removeAll(keepingCapacity: true)
-        fields.removeAll(keepingCapacity: true)
+        // Guarded: removeAll(keepingCapacity:) on a buffer that is not uniquely referenced allocates a new one.
+        if !storage.isEmpty { storage.removeAll(keepingCapacity: true) }
+        if !fields.isEmpty { fields.removeAll(keepingCapacity: true) }
     }
 
     /// Appends a header (used when building messages and in tests; the parsers append in place).
@@ -90,14 +91,24 @@ public struct HTTPHeaders: Sendable {
     public func value(at i: Int) -> String { String(decoding: valueBytes(at: i), as: UTF8.self) }
 
     /// Case-insensitive comparison of header `i`'s name with an ASCII name. No allocation.
+    @_disfavoredOverload
     @inlinable public func nameEquals(at i: Int, _ name: String) -> Bool {
-        let f = fields[i]
         var n = name
-        return n.withUTF8 { u in
-            guard u.count == Int(f.nameLength) else { return false }
+        return n.withUTF8 { nameEquals(at: i, $0) }
+    }
+
+    /// The same for a literal name (literals pick this overload: no String is involved at all).
+    @inlinable public func nameEquals(at i: Int, _ name: StaticString) -> Bool {
+        nameEquals(at: i, UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+    }
+
+    @inlinable public func nameEquals(at i: Int, _ u: UnsafeBufferPointer<UInt8>) -> Bool {
+        let f = fields[i]
+        guard u.count == Int(f.nameLength) else { return false }
+        return storage.withUnsafeBufferPointer { st in
             var j = Int(f.nameStart)
             for b in u {
-                if asciiLower(storage[j]) != asciiLower(b) { return false }
+                if asciiLower(st[j]) != asciiLower(b) { return false }
                 j += 1
             }
             return true
@@ -105,10 +116,20 @@ public struct HTTPHeaders: Sendable {
     }
 
     /// Index of the first header named `name` (case-insensitive), if any.
+    @_disfavoredOverload
     @inlinable public func firstIndex(of name: String, from start: Int = 0) -> Int? {
+        var n = name
+        return n.withUTF8 { firstIndex(of: $0, from: start) }
+    }
+
+    @inlinable public func firstIndex(of name: StaticString, from start: Int = 0) -> Int? {
+        firstIndex(of: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), from: start)
+    }
+
+    @inlinable public func firstIndex(of name: UnsafeBufferPointer<UInt8>, from start: Int = 0) -> Int? {
         var i = start
         while i < fields.count {
-            if nameEquals(at: i, name) { return i }
+            if Int(fields[i].nameLength) == name.count && nameEquals(at: i, name) { return i }
             i += 1
         }
         return nil
@@ -124,9 +145,20 @@ public struct HTTPHeaders: Sendable {
     }
 
     /// Whether any `name` header contains `token` in its comma-separated list (case-insensitive, OWS trimmed).
+    @_disfavoredOverload
     public func hasToken(_ token: String, in name: String) -> Bool {
-        var t = token
-        return t.withUTF8 { tok in
+        var t = token, n = name
+        return t.withUTF8 { tok in n.withUTF8 { hasToken(tok, in: $0) } }
+    }
+
+    /// The same for literals (no String involved).
+    public func hasToken(_ token: StaticString, in name: StaticString) -> Bool {
+        hasToken(UnsafeBufferPointer(start: token.utf8Start, count: token.utf8CodeUnitCount),
+                 in: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+    }
+
+    public func hasToken(_ tok: UnsafeBufferPointer<UInt8>, in name: UnsafeBufferPointer<UInt8>) -> Bool {
+        do {
             var i = 0
             while let j = firstIndex(of: name, from: i) {
                 let f = fields[j]
@@ -205,8 +237,10 @@ public struct HTTPMessageHead: Sendable {
 
     mutating func reset() {
         method = .get; methodCode = 1
-        target.removeAll(keepingCapacity: true); queryStart = 0; pathStart = 0
-        status = 0; reason.removeAll(keepingCapacity: true)
+        if !target.isEmpty { target.removeAll(keepingCapacity: true) }
+        queryStart = 0; pathStart = 0
+        status = 0
+        if !reason.isEmpty { reason.removeAll(keepingCapacity: true) }
         versionMajor = 1; versionMinor = 1
         headers.removeAll()
         keepAlive = true; contentLength = nil; isChunked = false; expectsContinue = false; isUpgrade = false

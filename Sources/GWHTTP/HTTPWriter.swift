@@ -45,6 +45,9 @@ public enum HTTPWriter {
         out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
+    /// Disfavoured so that a string literal picks the StaticString overload (a plain memcpy) instead of
+    /// going through String.UTF8View (bridge-object retain/release and a generic copy per call).
+    @_disfavoredOverload
     @inlinable public static func append(_ s: String, into out: inout [UInt8]) {
         out.append(contentsOf: s.utf8)
     }
@@ -72,6 +75,7 @@ public enum HTTPWriter {
     @inlinable public static func appendHeader(_ name: StaticString, _ value: String, into out: inout [UInt8]) {
         append(name, into: &out); append(": ", into: &out); append(value, into: &out); append("\r\n", into: &out)
     }
+    @_disfavoredOverload
     @inlinable public static func appendHeader(_ name: String, _ value: String, into out: inout [UInt8]) {
         append(name, into: &out); append(": ", into: &out); append(value, into: &out); append("\r\n", into: &out)
     }
@@ -149,4 +153,127 @@ public struct ChunkedEncoder {
 
     /// The last chunk with no trailers: `0\r\n\r\n`.
     @inlinable public func appendLastChunk(into out: inout [UInt8]) { HTTPWriter.append("0\r\n\r\n", into: &out) }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes a message head into caller-owned raw memory (a per-worker scratch area): every piece is one
+/// bounds check and a copy, without the uniqueness and capacity checks of `[UInt8].append` (which cost
+/// ~50 instructions per piece; a proxied head is 60–80 pieces). A write that does not fit sets `overflow`
+/// and is dropped; the caller then writes the head again into a larger area.
+public struct HeadWriter {
+    @usableFromInline let base: UnsafeMutablePointer<UInt8>
+    @usableFromInline let limit: Int
+    @usableFromInline var used = 0
+    @usableFromInline var over = false
+
+    @inlinable public init(base: UnsafeMutablePointer<UInt8>, capacity: Int) {
+        self.base = base
+        limit = capacity
+    }
+
+    /// Bytes written so far.
+    @inlinable public var count: Int { used }
+    /// A write did not fit: the head is incomplete and must be written again into a larger area.
+    @inlinable public var overflow: Bool { over }
+    /// The bytes written so far.
+    @inlinable public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: used) }
+
+    @inlinable public mutating func put(_ p: UnsafeRawPointer?, _ k: Int) {
+        guard k > 0 else { return }
+        guard k <= limit &- used else { over = true; return }
+        memcpy(base + used, p!, k)
+        used &+= k
+    }
+
+    @inlinable public mutating func put(_ s: StaticString) { put(UnsafeRawPointer(s.utf8Start), s.utf8CodeUnitCount) }
+    @inlinable public mutating func put(_ p: UnsafeRawBufferPointer) { put(p.baseAddress, p.count) }
+    @inlinable public mutating func put(_ p: UnsafeBufferPointer<UInt8>) { put(UnsafeRawPointer(p.baseAddress), p.count) }
+    @inlinable public mutating func put(_ a: [UInt8]) { a.withUnsafeBytes { put($0) } }
+    /// Disfavoured: a string literal must pick put(StaticString) (a memcpy), not this.
+    @_disfavoredOverload
+    @inlinable public mutating func put(_ s: String) {
+        var s = s
+        s.withUTF8 { put($0) }
+    }
+
+    @inlinable public mutating func put(_ b: UInt8) {
+        guard used < limit else { over = true; return }
+        base[used] = b
+        used &+= 1
+    }
+
+    /// Up to `maxBytes` written by `body` straight into the area; `body` returns how many it wrote.
+    @inlinable public mutating func putRaw(maxBytes: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) {
+        guard maxBytes <= limit &- used else { over = true; return }
+        used &+= body(base + used)
+    }
+
+    /// `v` in decimal ASCII.
+    @inlinable public mutating func putDecimal(_ v: Int) {
+        guard 21 <= limit &- used else { over = true; return }
+        if v < 0 { base[used] = 0x2D; used &+= 1 }
+        var x = v.magnitude
+        var digits = 1
+        var t = x
+        while t >= 10 { t /= 10; digits &+= 1 }
+        var i = used &+ digits &- 1
+        while true {
+            base[i] = 0x30 &+ UInt8(truncatingIfNeeded: x % 10)
+            x /= 10
+            if x == 0 { break }
+            i &-= 1
+        }
+        used &+= digits
+    }
+
+    /// A header as received, `name: value\r\n`, from the bytes of its `HTTPHeaders.storage`.
+    @inlinable public mutating func putHeader(_ storage: UnsafeBufferPointer<UInt8>, _ f: HTTPHeaders.Field) {
+        let nl = Int(f.nameLength), vl = Int(f.valueLength)
+        guard nl &+ vl &+ 4 <= limit &- used else { over = true; return }
+        let st = storage.baseAddress!
+        memcpy(base + used, st + Int(f.nameStart), nl)
+        used &+= nl
+        base[used] = 0x3A; base[used &+ 1] = 0x20
+        used &+= 2
+        if vl > 0 { memcpy(base + used, st + Int(f.valueStart), vl) }
+        used &+= vl
+        base[used] = 0x0D; base[used &+ 1] = 0x0A
+        used &+= 2
+    }
+}
+
+/// A reusable raw area for HeadWriter (one per worker), grown for the rare head that does not fit.
+public final class HeadScratch {
+    public private(set) var base: UnsafeMutablePointer<UInt8>
+    public private(set) var capacity: Int
+
+    public init(capacity: Int) {
+        self.capacity = capacity
+        base = .allocate(capacity: capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    /// Runs `body` with a writer over the area, growing the area and running it again until the head fits,
+    /// then appends the head to `out` (one copy).
+    @inlinable public func write(appendingTo out: inout [UInt8], _ body: (inout HeadWriter) -> Void) {
+        while true {
+            var w = HeadWriter(base: base, capacity: capacity)
+            body(&w)
+            if !w.overflow {
+                out.append(contentsOf: w.bytes)
+                return
+            }
+            grow()
+        }
+    }
+
+    @usableFromInline func grow() {
+        base.deallocate()
+        capacity *= 2
+        base = .allocate(capacity: capacity)
+    }
 }

@@ -51,6 +51,7 @@ final class ClientConnection {
     var tries = 0
     var tried = TriedPeers()
     var requestHead: [UInt8] = []   // upstream request head (rebuilt per try)
+    var upstreamPath: [UInt8] = []  // upstream path + query of the current request (set by routing)
     var bodyForwarded = 0
     var hasBody = false
     var requestKeepAlive = true
@@ -309,7 +310,9 @@ final class ClientConnection {
         timer.stop()
         timerKind = .none
         server.countRequest()
-        let head = parser!.head
+        // The head is read in place through `rp.head` (an inlined read accessor), never copied: a copy
+        // retains and releases its four buffers.
+        let rp = parser!
         status = 0
         bytesToClient = 0
         bodyForwarded = 0
@@ -322,9 +325,9 @@ final class ClientConnection {
         dechunk = false
         continueSent = false
         choice = nil
-        hasBody = head.isChunked || (head.contentLength ?? 0) > 0
+        hasBody = rp.head.isChunked || (rp.head.contentLength ?? 0) > 0
         reqPhase = hasBody ? .body : .done
-        requestKeepAlive = head.keepAlive && requestsOnConnection < server.settings.keepaliveRequests && !server.draining
+        requestKeepAlive = rp.head.keepAlive && requestsOnConnection < server.settings.keepaliveRequests && !server.draining
         closeAfterResponse = !requestKeepAlive
         if !hasBody {
             // llhttp reports the end of a body-less message on the next execute; run it now so that
@@ -334,12 +337,12 @@ final class ClientConnection {
             }
             parserPaused = false
         }
-        if head.method == .connect {
+        if rp.head.method == .connect {
             // nginx: "client sent CONNECT method" → 405, connection closed
             sendError(status: 405, message: "Method not allowed", close: true, errorPage: true)
             return
         }
-        if !requestPathIsValid(head.pathBytes) {
+        if !requestPathIsValid(rp.head) {
             // nginx ngx_http_parse_complex_uri: bad %-escape or ".." above the root → 400
             sendError(status: 400, message: "Bad request", close: true, errorPage: true)
             return
@@ -351,7 +354,7 @@ final class ClientConnection {
             sendError(status: 503, message: "no configuration loaded yet", close: false, errorPage: false)
             return
         }
-        guard let d = cfg.route(head, listenPort: listenPort) else {
+        guard let d = server.routeCache(for: cfg).route(rp, listenPort: listenPort, upstreamPath: &upstreamPath) else {
             sendError(status: 404, message: "no Route matched with those values", close: false, errorPage: false)
             return
         }
@@ -366,11 +369,11 @@ final class ClientConnection {
             sendError(status: 503, message: "no Service found with those values", close: false, errorPage: false)
             return
         }
-        if server.settings.clientMaxBodySize > 0, let cl = head.contentLength, cl > server.settings.clientMaxBodySize {
+        if server.settings.clientMaxBodySize > 0, let cl = rp.head.contentLength, cl > server.settings.clientMaxBodySize {
             sendError(status: 413, message: "Payload too large", close: true, errorPage: true)
             return
         }
-        if head.expectsContinue && hasBody && head.versionMinor >= 1 {   // nginx ignores Expect on HTTP/1.0
+        if rp.head.expectsContinue && hasBody && rp.head.versionMinor >= 1 {   // nginx ignores Expect on HTTP/1.0
             HTTPWriter.append("HTTP/1.1 100 Continue\r\n\r\n", into: &out)
             continueSent = true
             flushClient()
@@ -384,9 +387,9 @@ final class ClientConnection {
 
     /// Picks a peer (balancer or direct address) and connects, reusing a pooled connection.
     private func connectToPeer() {
-        guard let d = decision, let plan = d.plan, let head = parser?.head else { return }
+        guard let d = decision, let plan = d.plan, let rp = parser else { return }
         tries += 1
-        guard let c = plan.pick(head: head, client: peer, tried: &tried, routeCaptures: d.captures) else {
+        guard let c = plan.pick(request: rp, client: peer, tried: &tried, routeCaptures: d.captures) else {
             if let failure = plan.pickFailureMessage {
                 sendError(status: 503, message: failure, close: false, errorPage: false)
             } else {
@@ -396,7 +399,7 @@ final class ClientConnection {
         }
         choice = c
         picked = true
-        buildUpstreamRequest(head: head, decision: d, plan: plan, choice: c)
+        buildUpstreamRequest(request: rp, decision: d, choice: c)
         if let pooled = server.pool.take(c.key) {
             attach(pooled)
             sendRequestHead(pooled)
@@ -590,22 +593,22 @@ final class ClientConnection {
 
     /// Status line and headers arrived: report passive health and send our response head.
     private func responseHead(_ u: UpstreamConnection) {
-        let rh = u.parser.head
+        let up = u.parser   // head read in place (no copy of its buffers)
         upstreamHeadUs = Clock.monotonicMicros()
-        status = rh.status
-        outcome = .passive(status: rh.status)
+        status = up.head.status
+        outcome = .passive(status: up.head.status)
         let isHead = parser?.head.method == .head
-        responseNoBody = isHead || rh.status == 204 || rh.status == 304 || (rh.status >= 100 && rh.status < 200)
-            || (rh.contentLength == 0 && !rh.isChunked)
-        closeDelimited = !responseNoBody && rh.contentLength == nil && !rh.isChunked && rh.status != 101
-        if closeDelimited || !rh.keepAlive { closeAfterResponse = closeAfterResponse || closeDelimited }
+        responseNoBody = isHead || up.head.status == 204 || up.head.status == 304 || (up.head.status >= 100 && up.head.status < 200)
+            || (up.head.contentLength == 0 && !up.head.isChunked)
+        closeDelimited = !responseNoBody && up.head.contentLength == nil && !up.head.isChunked && up.head.status != 101
+        if closeDelimited || !up.head.keepAlive { closeAfterResponse = closeAfterResponse || closeDelimited }
         if reqPhase != .done { closeAfterResponse = true }   // upstream answered before the body ended
         // An HTTP/1.0 client cannot take chunked framing: decode and delimit by close.
-        if rh.isChunked && !responseNoBody && parser?.head.versionMinor == 0 {
+        if up.head.isChunked && !responseNoBody && parser?.head.versionMinor == 0 {
             dechunk = true
             closeAfterResponse = true
         }
-        server.buildClientResponseHead(self, rh, into: &out)
+        server.buildClientResponseHead(self, up, into: &out)
         respPhase = .body
         flushClient()
         guard upstream === u else { return }   // the client went away
@@ -620,8 +623,7 @@ final class ClientConnection {
         respPhase = .done
         respParserPaused = false
         u.cancelTimer()
-        let rh = u.parser.head
-        let reusable = rh.keepAlive && !closeDelimited && reqPhase == .done && u.inBuf.isEmpty && !u.hasPendingOutput
+        let reusable = u.parser.head.keepAlive && !closeDelimited && reqPhase == .done && u.inBuf.isEmpty && !u.hasPendingOutput
             && u.state == .active
         upstream = nil
         if reusable { server.pool.put(u) } else { u.close() }
@@ -714,11 +716,11 @@ final class ClientConnection {
     }
 
     private func connectToPeerAgain(countFailure: Bool, failure: UpstreamFailure) {
-        guard let c = choice, let plan = decision?.plan, let head = parser?.head, let d = decision else {
+        guard let c = choice, let plan = decision?.plan, let rp = parser, let d = decision else {
             retryOrFail(failure); return
         }
         tries += 1
-        buildUpstreamRequest(head: head, decision: d, plan: plan, choice: c)
+        buildUpstreamRequest(request: rp, decision: d, choice: c)
         switch Socket.connect(to: c.address) {
         case .connected(let ufd):
             let u = UpstreamConnection(server: server, fd: ufd, peer: c.address, poolKey: c.key, connecting: false)
@@ -775,7 +777,7 @@ final class ClientConnection {
         status = rh.status
         upstreamHeadUs = Clock.monotonicMicros()
         outcome = .passive(status: rh.status)
-        server.buildClientResponseHead(self, rh, into: &out)
+        server.buildClientResponseHead(self, u.parser, into: &out)
         tunnel = true
         respPhase = .body
         timer.stop()
@@ -975,7 +977,13 @@ final class ClientConnection {
 
 /// nginx's URI checks (ngx_http_parse_complex_uri): every `%` starts a two-hex-digit escape, and
 /// dot-segments (after decoding escapes, `/` and `.` included) never climb above the root.
-func requestPathIsValid(_ path: ArraySlice<UInt8>) -> Bool {
+func requestPathIsValid(_ head: borrowing HTTPRequestHead) -> Bool {
+    head.target.withUnsafeBufferPointer { t in
+        requestPathIsValid(UnsafeBufferPointer(rebasing: t[head.pathStart ..< head.queryStart]))
+    }
+}
+
+func requestPathIsValid(_ path: UnsafeBufferPointer<UInt8>) -> Bool {
     guard path.first == 0x2F else { return true }     // "*", or absolute-form without a path
     var i = path.startIndex
     var depth = 0

@@ -45,19 +45,35 @@ private func skipResponseHeader(_ h: HTTPHeaders, _ i: Int, upgrade: Bool) -> Bo
 private func connectionNamesHeaders(_ h: HTTPHeaders) -> Bool {
     var i = 0
     while let j = h.firstIndex(of: "connection", from: i) {
-        for tok in h.valueBytes(at: j).split(separator: 0x2C) {
-            var a = tok.startIndex, b = tok.endIndex
-            while a < b, tok[a] == 0x20 || tok[a] == 0x09 { a += 1 }
-            while b > a, tok[b - 1] == 0x20 || tok[b - 1] == 0x09 { b -= 1 }
-            let t = tok[a..<b]
-            if t.isEmpty { continue }
-            let lower = t.map { ($0 &- 0x41) < 26 ? $0 | 0x20 : $0 }
-            if !lower.elementsEqual("keep-alive".utf8) && !lower.elementsEqual("close".utf8)
-                && !lower.elementsEqual("upgrade".utf8) { return true }
+        // Comma-separated tokens, OWS trimmed, compared case-insensitively in place (no allocation).
+        let v = h.valueBytes(at: j)
+        var p = v.startIndex
+        while p < v.endIndex {
+            var e = p
+            while e < v.endIndex, v[e] != 0x2C { e += 1 }
+            var a = p, b = e
+            while a < b, v[a] == 0x20 || v[a] == 0x09 { a += 1 }
+            while b > a, v[b - 1] == 0x20 || v[b - 1] == 0x09 { b -= 1 }
+            if a < b && !tokenIs(v, a, b, "keep-alive") && !tokenIs(v, a, b, "close") && !tokenIs(v, a, b, "upgrade") {
+                return true
+            }
+            p = e + 1
         }
         i = j + 1
     }
     return false
+}
+
+@inline(__always)
+private func tokenIs(_ v: ArraySlice<UInt8>, _ a: Int, _ b: Int, _ lower: StaticString) -> Bool {
+    guard b - a == lower.utf8CodeUnitCount else { return false }
+    let t = lower.utf8Start
+    var k = 0
+    while k < b - a {
+        if (v[a + k] &- 0x41 < 26 ? v[a + k] | 0x20 : v[a + k]) != t[k] { return false }
+        k += 1
+    }
+    return true
 }
 
 /// Header `i` is named by a Connection token (and is not one of keep-alive/close/upgrade handled elsewhere).
@@ -67,157 +83,213 @@ private func namedByConnection(_ h: HTTPHeaders, _ i: Int) -> Bool {
     return h.isListedInConnection(at: i)
 }
 
-@inline(__always)
-private func appendVia(_ h: HTTPHeaders, _ i: Int, into out: inout [UInt8], first: inout Bool) {
-    let v = h.valueBytes(at: i)
-    if v.isEmpty { return }
-    if first { HTTPWriter.append("Via: ", into: &out); first = false } else { HTTPWriter.append(", ", into: &out) }
-    out.append(contentsOf: v)
-}
-
 extension ClientConnection {
     /// `requestHead` = the upstream request line and headers for this try.
-    func buildUpstreamRequest(head: HTTPRequestHead, decision d: RouteDecision, plan: ServicePlan, choice c: PeerChoice) {
-        var out = requestHead
-        out.removeAll(keepingCapacity: true)
-        if case .other = head.method { HTTPWriter.append(head.methodName, into: &out) } else { HTTPWriter.append(head.method.name, into: &out) }
-        out.append(0x20)
-        out.append(contentsOf: d.upstreamPath)
-        HTTPWriter.append(" HTTP/1.1\r\nHost: ", into: &out)
-        if d.route.preserveHost, let hi = head.hostIndex {
-            out.append(contentsOf: head.headers.valueBytes(at: hi))
-        } else {
-            HTTPWriter.append(c.hostHeader, into: &out)
+    /// (The parser is passed rather than its head: passing `parser.head` to a non-inlined function
+    /// copies the head, four buffer retains and releases.)
+    func buildUpstreamRequest(request rp: HTTPRequestParser, decision d: RouteDecision, choice c: PeerChoice) {
+        requestHead.removeAll(keepingCapacity: true)
+        let serverTokens = server.settings.serverTokens
+        server.headScratch.write(appendingTo: &requestHead) { w in
+            writeUpstreamRequest(&w, rp, d, c, serverTokens)
         }
-        HTTPWriter.append("\r\n", into: &out)
-        let upgrade = head.isUpgrade
-        let h = head.headers
-        var xff: [UInt8] = []          // all incoming X-Forwarded-For values, comma-joined (nginx $http_x_forwarded_for)
-        let connectionListed = connectionNamesHeaders(h)
-        var viaFirst = true
-        var via: [UInt8] = []
-        for i in 0..<h.count {
-            if skipRequestHeader(h, i, upgrade: upgrade) {
-                let n = h.fields[i].nameLength
-                if n == 15 && h.nameEquals(at: i, "x-forwarded-for") {
-                    let v = h.valueBytes(at: i)
-                    if !v.isEmpty {
-                        if !xff.isEmpty { HTTPWriter.append(", ", into: &xff) }
-                        xff.append(contentsOf: v)
-                    }
-                }
-                if n == 3 { appendVia(h, i, into: &via, first: &viaFirst) }
+    }
+
+    @inline(__always)
+    private func writeUpstreamRequest(_ w: inout HeadWriter, _ rp: HTTPRequestParser, _ d: RouteDecision, _ c: PeerChoice,
+                                      _ serverTokens: Bool) {
+        // The head is always read as `rp.head` (borrowed in place); binding it, or capturing it in a
+        // closure, would copy it.
+        let connectionListed = connectionNamesHeaders(rp.head.headers)
+        rp.head.headers.storage.withUnsafeBufferPointer { st in
+            rp.head.target.withUnsafeBufferPointer { target in
+                writeUpstreamRequest(&w, rp, st, target, d, c, connectionListed, serverTokens)
+            }
+        }
+    }
+
+    @inline(__always)
+    private func writeUpstreamRequest(_ w: inout HeadWriter, _ rp: HTTPRequestParser,
+                                      _ st: UnsafeBufferPointer<UInt8>, _ target: UnsafeBufferPointer<UInt8>,
+                                      _ d: RouteDecision, _ c: PeerChoice, _ connectionListed: Bool, _ serverTokens: Bool) {
+        if case .other = rp.head.method { w.put(rp.head.methodName) } else { w.put(rp.head.method.name) }
+        w.put(0x20)
+        w.put(upstreamPath)
+        w.put(" HTTP/1.1\r\nHost: ")
+        if d.preserveHost, let hi = rp.head.hostIndex {
+            let f = rp.head.headers.fields[hi]
+            w.put(st.baseAddress! + Int(f.valueStart), Int(f.valueLength))
+        } else {
+            w.put(c.hostHeader)
+        }
+        w.put("\r\n")
+        let upgrade = rp.head.isUpgrade
+        var sawVia = false, sawXFF = false
+        for i in 0..<rp.head.headers.count {
+            let f = rp.head.headers.fields[i]
+            if skipRequestHeader(rp.head.headers, i, upgrade: upgrade) {
+                // X-Forwarded-For and Via values are merged into our own headers below.
+                if f.nameLength == 15 && rp.head.headers.nameEquals(at: i, "x-forwarded-for") { sawXFF = true }
+                if f.nameLength == 3 { sawVia = true }
                 continue
             }
-            if connectionListed && namedByConnection(h, i) { continue }
-            HTTPWriter.appendHeader(h, at: i, into: &out)
+            if connectionListed && namedByConnection(rp.head.headers, i) { continue }
+            w.putHeader(st, f)
         }
-        if server.settings.serverTokens {
-            // Via: the incoming value(s), then ours (KONG.md §3.5)
-            if viaFirst { HTTPWriter.append("Via: ", into: &out) } else { out.append(contentsOf: via); HTTPWriter.append(", ", into: &out) }
-            HTTPWriter.append(head.versionMinor == 0 ? "1.0 kong/3.10.0\r\n" : "1.1 kong/3.10.0\r\n", into: &out)
+        // Via: the incoming value(s), then ours (KONG.md §3.5)
+        var viaFirst = true
+        if sawVia {
+            for i in 0..<rp.head.headers.count where rp.head.headers.fields[i].nameLength == 3 && rp.head.headers.nameEquals(at: i, "via") {
+                let f = rp.head.headers.fields[i]
+                if f.valueLength == 0 { continue }
+                w.put(viaFirst ? "Via: " : ", ")
+                viaFirst = false
+                w.put(st.baseAddress! + Int(f.valueStart), Int(f.valueLength))
+            }
+        }
+        if serverTokens {
+            w.put(viaFirst ? "Via: " : ", ")
+            w.put(rp.head.versionMinor == 0 ? "1.0 kong/3.10.0\r\n" : "1.1 kong/3.10.0\r\n")
         } else if !viaFirst {
-            out.append(contentsOf: via)
-            HTTPWriter.append("\r\n", into: &out)
+            w.put("\r\n")
         }
         // TE is hop-by-hop; Kong forwards only "trailers" when the client asked for it
-        if h.hasToken("trailers", in: "te") { HTTPWriter.append("TE: trailers\r\n", into: &out) }
-        HTTPWriter.append("X-Forwarded-For: ", into: &out)
-        if !xff.isEmpty { out.append(contentsOf: xff); HTTPWriter.append(", ", into: &out) }
-        peer.appendIP(to: &out)
-        HTTPWriter.append("\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ", into: &out)
-        if let hi = head.hostIndex {
-            let v = h.valueBytes(at: hi)
+        if rp.head.headers.hasToken("trailers", in: "te") { w.put("TE: trailers\r\n") }
+        // all incoming X-Forwarded-For values, comma-joined (nginx $http_x_forwarded_for), then the client
+        w.put("X-Forwarded-For: ")
+        if sawXFF {
+            var any = false
+            for i in 0..<rp.head.headers.count where rp.head.headers.fields[i].nameLength == 15 && rp.head.headers.nameEquals(at: i, "x-forwarded-for") {
+                let f = rp.head.headers.fields[i]
+                if f.valueLength == 0 { continue }
+                if any { w.put(", ") }
+                any = true
+                w.put(st.baseAddress! + Int(f.valueStart), Int(f.valueLength))
+            }
+            if any { w.put(", ") }
+        }
+        let peer = self.peer
+        w.putRaw(maxBytes: SocketAddress.maxIPLength) { peer.writeIP(to: $0) }
+        w.put("\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ")
+        if let hi = rp.head.hostIndex {
             // Host without port, lowercased (nginx $host).
-            var end = v.endIndex
+            let f = rp.head.headers.fields[hi]
+            let v = UnsafeBufferPointer(rebasing: st[Int(f.valueStart) ..< Int(f.valueStart + f.valueLength)])
+            var end = v.count
             if v.first != 0x5B, let colon = v.lastIndex(of: 0x3A) { end = colon }
-            for b in v[v.startIndex..<end] { out.append((b &- 0x41) < 26 ? b | 0x20 : b) }
+            w.putRaw(maxBytes: end) { p in
+                for k in 0 ..< end { p[k] = (v[k] &- 0x41) < 26 ? v[k] | 0x20 : v[k] }
+                return end
+            }
         }
-        HTTPWriter.append("\r\nX-Forwarded-Port: ", into: &out)
-        HTTPWriter.appendDecimal(listenPort, into: &out)
-        HTTPWriter.append("\r\nX-Forwarded-Path: ", into: &out)
-        if head.pathBytes.isEmpty { out.append(0x2F) } else { out.append(contentsOf: head.pathBytes) }
-        if let p = d.strippedPrefix, p != "/" {
-            HTTPWriter.append("\r\nX-Forwarded-Prefix: ", into: &out)
-            HTTPWriter.append(p, into: &out)
-        }
-        HTTPWriter.append("\r\nX-Real-IP: ", into: &out)
-        peer.appendIP(to: &out)
-        HTTPWriter.append("\r\nX-Kong-Request-Id: ", into: &out)
-        out.append(contentsOf: requestID)
-        if upgrade {
-            HTTPWriter.append("\r\nConnection: Upgrade\r\n\r\n", into: &out)
+        w.put("\r\nX-Forwarded-Port: ")
+        w.putDecimal(listenPort)
+        w.put("\r\nX-Forwarded-Path: ")
+        if rp.head.pathStart == rp.head.queryStart {
+            w.put(0x2F)
         } else {
-            HTTPWriter.append("\r\nConnection: keep-alive\r\n\r\n", into: &out)
+            w.put(target.baseAddress! + rp.head.pathStart, rp.head.queryStart - rp.head.pathStart)
         }
-        requestHead = out
+        if let p = d.strippedPrefix, p != "/" {
+            w.put("\r\nX-Forwarded-Prefix: ")
+            w.put(p)
+        }
+        w.put("\r\nX-Real-IP: ")
+        w.putRaw(maxBytes: SocketAddress.maxIPLength) { peer.writeIP(to: $0) }
+        w.put("\r\nX-Kong-Request-Id: ")
+        w.put(requestID)
+        w.put(upgrade ? "\r\nConnection: Upgrade\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n")
     }
 }
 
 extension ProxyServer {
     /// The response head for the client: the upstream's status and headers minus hop-by-hop ones,
     /// plus Via / latency headers / request id and our own Connection header.
-    func buildClientResponseHead(_ c: ClientConnection, _ rh: HTTPResponseHead, into out: inout [UInt8]) {
-        let upgrade = rh.status == 101
-        HTTPWriter.append("HTTP/1.1 ", into: &out)
-        HTTPWriter.appendDecimal(rh.status, into: &out)
-        out.append(0x20)
-        if rh.reason.isEmpty { HTTPWriter.append(HTTPWriter.reasonPhrase(rh.status), into: &out) } else { out.append(contentsOf: rh.reason) }
-        HTTPWriter.append("\r\n", into: &out)
-        let h = rh.headers
+    /// (The response parser is passed rather than its head, which would be copied.)
+    func buildClientResponseHead(_ c: ClientConnection, _ response: HTTPResponseParser, into out: inout [UInt8]) {
+        let clientWantsTrailers = c.parser?.head.headers.hasToken("trailers", in: "te") ?? false
+        let connectionListed = connectionNamesHeaders(response.head.headers)
+        headScratch.write(appendingTo: &out) { w in
+            // `response.head` is read in place throughout (binding or capturing it would copy it).
+            response.head.headers.storage.withUnsafeBufferPointer { st in
+                writeClientResponseHead(&w, c, response, st, connectionListed, clientWantsTrailers)
+            }
+        }
+    }
+
+    @inline(__always)
+    private func writeClientResponseHead(_ w: inout HeadWriter, _ c: ClientConnection, _ response: HTTPResponseParser,
+                                         _ st: UnsafeBufferPointer<UInt8>, _ connectionListed: Bool,
+                                         _ clientWantsTrailers: Bool) {
+        let upgrade = response.head.status == 101
+        w.put("HTTP/1.1 ")
+        w.putDecimal(response.head.status)
+        w.put(0x20)
+        if response.head.reason.isEmpty { w.put(HTTPWriter.reasonPhrase(response.head.status)) } else { w.put(response.head.reason) }
+        w.put("\r\n")
         var hasServer = false
         var hasDate = false
-        let connectionListed = connectionNamesHeaders(h)
-        let clientWantsTrailers = c.parser?.head.headers.hasToken("trailers", in: "te") ?? false
-        var viaFirst = true
-        var via: [UInt8] = []
-        for i in 0..<h.count {
-            if skipResponseHeader(h, i, upgrade: upgrade) {
-                if h.fields[i].nameLength == 3 { appendVia(h, i, into: &via, first: &viaFirst) }
+        var sawVia = false
+        for i in 0..<response.head.headers.count {
+            let f = response.head.headers.fields[i]
+            if skipResponseHeader(response.head.headers, i, upgrade: upgrade) {
+                if f.nameLength == 3 { sawVia = true }
                 continue
             }
-            if connectionListed && namedByConnection(h, i) { continue }
-            if c.dechunk && h.fields[i].nameLength == 17 && h.nameEquals(at: i, "transfer-encoding") { continue }
-            if !clientWantsTrailers && h.fields[i].nameLength == 7 && h.nameEquals(at: i, "trailer") { continue }
-            if h.fields[i].nameLength == 6 && h.nameEquals(at: i, "server") { hasServer = true }
-            if h.fields[i].nameLength == 4 && h.nameEquals(at: i, "date") { hasDate = true }
-            HTTPWriter.appendHeader(h, at: i, into: &out)
+            if connectionListed && namedByConnection(response.head.headers, i) { continue }
+            switch f.nameLength {
+            case 17: if c.dechunk && response.head.headers.nameEquals(at: i, "transfer-encoding") { continue }
+            case 7: if !clientWantsTrailers && response.head.headers.nameEquals(at: i, "trailer") { continue }
+            case 6: if response.head.headers.nameEquals(at: i, "server") { hasServer = true }
+            case 4: if response.head.headers.nameEquals(at: i, "date") { hasDate = true }
+            default: break
+            }
+            w.putHeader(st, f)
         }
         if !hasDate {
-            HTTPWriter.append("Date: ", into: &out)
-            out.append(contentsOf: httpDate())
-            HTTPWriter.append("\r\n", into: &out)
+            w.put("Date: ")
+            w.put(httpDate())
+            w.put("\r\n")
+        }
+        if settings.serverTokens && !hasServer { w.put("Server: kong/3.10.0\r\n") }
+        // Via: the upstream's value(s), then ours
+        var viaFirst = true
+        if sawVia {
+            for i in 0..<response.head.headers.count where response.head.headers.fields[i].nameLength == 3 && response.head.headers.nameEquals(at: i, "via") {
+                let f = response.head.headers.fields[i]
+                if f.valueLength == 0 { continue }
+                w.put(viaFirst ? "Via: " : ", ")
+                viaFirst = false
+                w.put(st.baseAddress! + Int(f.valueStart), Int(f.valueLength))
+            }
         }
         if settings.serverTokens {
-            if !hasServer { HTTPWriter.append("Server: kong/3.10.0\r\n", into: &out) }
-            // Via: the upstream's value(s), then ours
-            if viaFirst { HTTPWriter.append("Via: ", into: &out) } else { out.append(contentsOf: via); HTTPWriter.append(", ", into: &out) }
-            HTTPWriter.append("1.1 kong/3.10.0\r\n", into: &out)
+            w.put(viaFirst ? "Via: " : ", ")
+            w.put("1.1 kong/3.10.0\r\n")
         } else if !viaFirst {
-            out.append(contentsOf: via)
-            HTTPWriter.append("\r\n", into: &out)
+            w.put("\r\n")
         }
         if settings.latencyTokens {
-            HTTPWriter.append("X-Kong-Upstream-Latency: ", into: &out)
-            HTTPWriter.appendDecimal(Int((c.upstreamHeadUs &- c.upstreamStartUs) / 1000), into: &out)
-            HTTPWriter.append("\r\nX-Kong-Proxy-Latency: ", into: &out)
-            HTTPWriter.appendDecimal(Int((c.upstreamStartUs &- c.requestStartUs) / 1000), into: &out)
-            HTTPWriter.append("\r\n", into: &out)
+            w.put("X-Kong-Upstream-Latency: ")
+            w.putDecimal(Int((c.upstreamHeadUs &- c.upstreamStartUs) / 1000))
+            w.put("\r\nX-Kong-Proxy-Latency: ")
+            w.putDecimal(Int((c.upstreamStartUs &- c.requestStartUs) / 1000))
+            w.put("\r\n")
         }
         if let cookie = c.choice?.setCookie {
             // consistent-hashing on a cookie the client did not send (Kong sets it).
-            HTTPWriter.append("Set-Cookie: ", into: &out)
-            HTTPWriter.append(cookie, into: &out)
-            HTTPWriter.append("\r\n", into: &out)
+            w.put("Set-Cookie: ")
+            w.put(cookie)
+            w.put("\r\n")
         }
-        HTTPWriter.append("X-Kong-Request-Id: ", into: &out)
-        out.append(contentsOf: c.requestID)
+        w.put("X-Kong-Request-Id: ")
+        w.put(c.requestID)
         if upgrade {
-            HTTPWriter.append("\r\nConnection: Upgrade\r\n\r\n", into: &out)
+            w.put("\r\nConnection: Upgrade\r\n\r\n")
         } else if c.closeAfterResponse || draining {
-            HTTPWriter.append("\r\nConnection: close\r\n\r\n", into: &out)
+            w.put("\r\nConnection: close\r\n\r\n")
         } else {
-            HTTPWriter.append("\r\nConnection: keep-alive\r\n\r\n", into: &out)
+            w.put("\r\nConnection: keep-alive\r\n\r\n")
         }
     }
 }

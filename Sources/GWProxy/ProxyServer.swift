@@ -53,6 +53,11 @@ public final class ProxyServer {
     let log: ErrorLog
     let snapshotPath: String
     let bufferPool = BufferPool(bufferSize: 16 * 1024)
+    /// Upstream read buffers: 32 KiB, so that a response head plus a 16 KiB body arrives in one read
+    /// (with 16 KiB it took two). Held by upstream connections only (fewer than clients).
+    let upstreamBufferPool = BufferPool(bufferSize: 32 * 1024, maxFree: 256)
+    /// Where request and response heads are assembled before one copy into the output buffer.
+    let headScratch = HeadScratch(capacity: 128 * 1024)
     let pool: UpstreamPool
     let serverToken = "kong/3.10.0"
     let viaValue: String
@@ -109,6 +114,17 @@ public final class ProxyServer {
     private var attemptedGeneration: UInt64 = 0
     /// The published configuration as of the last generation applied (deltas are applied to it).
     private var follower: ConfigFollower
+
+    /// Fast-path route decisions of the current configuration (rebuilt lazily after a swap).
+    private var routeCacheStorage: RouteCache?
+
+    @inline(__always)
+    func routeCache(for cfg: RuntimeConfig) -> RouteCache {
+        if let c = routeCacheStorage, c.config === cfg { return c }
+        let c = RouteCache(config: cfg)
+        routeCacheStorage = c
+        return c
+    }
 
     public func loadConfiguration() {
         let generation = shm.configGeneration
@@ -240,8 +256,12 @@ public final class ProxyServer {
         @inline(__always) func hex(_ v: UInt64) -> UInt8 { v < 10 ? 0x30 &+ UInt8(v) : 0x57 &+ UInt8(v) }
         var a = requestIDSeed
         var b = requestCounter &* 0x9E37_79B9_7F4A_7C15 ^ requestIDSeed.byteSwapped
-        for _ in 0..<16 { out.append(hex(a & 15)); a >>= 4 }
-        for _ in 0..<16 { out.append(hex(b & 15)); b >>= 4 }
+        // Formatted on the stack, appended once (32 single-byte appends cost ~700 instructions).
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { buf in
+            for i in 0..<16 { buf[i] = hex(a & 15); a >>= 4 }
+            for i in 16..<32 { buf[i] = hex(b & 15); b >>= 4 }
+            out.append(contentsOf: UnsafeBufferPointer(buf))
+        }
     }
 
     // MARK: access log

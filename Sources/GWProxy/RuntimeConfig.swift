@@ -25,16 +25,6 @@ struct PeerChoice {
     var setCookie: String? = nil
 }
 
-/// Where a matched request goes.
-struct RouteDecision {
-    let route: Route
-    let plan: ServicePlan?
-    let upstreamPath: [UInt8]        // path + query to send upstream
-    let strippedPrefix: String?      // for X-Forwarded-Prefix
-    let captures: [String: String]
-    let requiresHTTPS: Bool          // the route's protocols lack "http": 426 on the plain listener
-}
-
 final class ServicePlan {
     let service: Service
     let upstream: Upstream?
@@ -86,11 +76,13 @@ final class ServicePlan {
     /// Kong's 503 text when no peer can be had for a direct service.
     var pickFailureMessage: String? { balancer == nil ? "name resolution failed" : nil }
 
-    func pick(head: HTTPRequestHead, client: SocketAddress, tried: inout TriedPeers, routeCaptures: [String: String]) -> PeerChoice? {
+    /// `request`: the parser holding the request head (read only for consistent-hashing; passing the
+    /// parser rather than the head avoids copying the head on every pick).
+    func pick(request: HTTPRequestParser, client: SocketAddress, tried: inout TriedPeers, routeCaptures: [String: String]) -> PeerChoice? {
         if let b = balancer, let u = upstream {
             var setCookie: String? = nil
             let hash = hashing
-                ? hashValue(u, head: head, client: client, captures: routeCaptures, setCookie: &setCookie) : nil
+                ? hashValue(u, head: request.head, client: client, captures: routeCaptures, setCookie: &setCookie) : nil
             guard let p = b.pick(hash: hash, excluding: tried), p.index < peers.count else { return nil }
             let peer = peers[p.index]
             return PeerChoice(address: peer.address, key: peer.key, pick: p, hostHeader: peer.host, setCookie: setCookie)
@@ -112,6 +104,14 @@ final class ServicePlan {
     /// The value hashed for consistent-hashing (KONG.md §4.3), with `hash_fallback`.
     private func hashValue(_ u: Upstream, head: HTTPRequestHead, client: SocketAddress, captures: [String: String],
                            setCookie: inout String?) -> UInt32 {
+        if u.hashOn == "ip" {
+            // The common case without a String (client.ip = inet_ntop + a heap String per request): the
+            // same text, written on the stack and hashed in place (hashKey(String) hashes its UTF-8 bytes).
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: SocketAddress.maxIPLength) { buf in
+                let n = client.writeIP(to: buf.baseAddress!)
+                return UpstreamBalancer.hashKey(UnsafeRawBufferPointer(start: buf.baseAddress!, count: n))
+            }
+        }
         func value(_ on: String, header: String?, cookie: String?, query: String?, capture: String?) -> String? {
             switch on {
             case "ip": return client.ip

@@ -229,3 +229,16 @@ func requestParsing(_ c: RequestCase) {
     }
     #expect(log == ["head /ws", "upgrade", "head /next", "end"])
 }
+
+/// Header names accept exactly RFC 9110 tchar bytes (the parser checks them with bit masks).
+@Test func headerNameTokenBytes() {
+    let tchar = Set(Array("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8))
+    for b in 0 ... 255 where b != 0x3A {   // ':' ends the name
+        let p = HTTPRequestParser()
+        let raw = Array("GET / HTTP/1.1\r\nHost: h\r\nX".utf8) + [UInt8(b)] + Array("Y: v\r\n\r\n".utf8)
+        let step = raw.withUnsafeBytes { p.execute($0) }
+        var ok = false
+        if case .head = step { ok = true }
+        #expect(ok == tchar.contains(UInt8(b)), "byte \(b)")
+    }
+}

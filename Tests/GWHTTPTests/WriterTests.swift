@@ -108,3 +108,28 @@ func acceptNegotiation(_ accept: String?, _ mime: String) {
     #expect(l.maxRequestLineLength == 8192 && l.maxHeaderLineLength == 8192 && l.maxHeadBytes == 32768)
     #expect(l.maxBodySize == 1 << 20)
 }
+
+/// HeadWriter: pieces land in order; a head that does not fit the scratch area is written again after it grows.
+@Test func headWriterGrowsAndAppends() {
+    let scratch = HeadScratch(capacity: 8)
+    var h = HTTPHeaders()
+    h.append(name: "Content-Type", value: "text/plain")
+    var out: [UInt8] = Array("pre:".utf8)
+    var runs = 0
+    h.storage.withUnsafeBufferPointer { st in
+        scratch.write(appendingTo: &out) { w in
+            runs += 1
+            w.put("HTTP/1.1 ")
+            w.putDecimal(200)
+            w.put(0x20)
+            w.put(String("OK"))
+            w.put("\r\n")
+            w.putHeader(st, h.fields[0])
+            w.putDecimal(-42)
+            w.putRaw(maxBytes: 3) { p in p[0] = 0x41; p[1] = 0x42; return 2 }
+            w.put(Array("\r\n".utf8))
+        }
+    }
+    #expect(String(decoding: out, as: UTF8.self) == "pre:HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n-42AB\r\n")
+    #expect(runs > 1 && scratch.capacity >= 64)
+}

@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""Instructions, allocations and syscalls per request of one gateway worker (repeatable figures).
+
+Starts the bench upstream (Debian nginx) and the gateway with one worker (access log off, one
+service + route "/" as in bench.py), then sends an exact number of keep-alive requests from a small
+client (C connections, one request in flight per connection, wrk's request: method, path, Host):
+
+  * --mode callgrind (default): the gateway runs under `valgrind --tool=callgrind`; after a warm-up
+    the worker's counters are zeroed (callgrind_control -z), N requests are sent, the counters are
+    dumped. Reported: instructions (Ir) per request, calls per request of malloc / free /
+    swift_allocObject / swift_retain / swift_release, top functions by self Ir (callgrind_annotate).
+    Instruction counts do not depend on the machine's load.
+  * --mode strace: the gateway runs normally; `strace -c -f` is attached to the worker while N
+    requests are sent: syscalls per request.
+
+Usage: python3 tools/bench/callgrind.py --gateway .build/release/gateway [--mode callgrind|strace]
+       [--requests 20000] [--connections 8] [--path /small] [--algorithm consistent-hashing]
+       [--out tools/bench/results/profile]
+"""
+import argparse
+import os
+import re
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402
+
+
+def drive(port, path, total, conns):
+    """Sends `total` GET requests over `conns` keep-alive connections; returns the 2xx count."""
+    req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    sel = selectors.DefaultSelector()
+    left = total
+    ok = 0
+    done = 0
+    state = {}
+    for _ in range(min(conns, total)):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.setblocking(False)
+        state[s] = bytearray()
+        s.send(req)
+        left -= 1
+        sel.register(s, selectors.EVENT_READ)
+    while done < total:
+        for key, _ in sel.select(timeout=30):
+            s = key.fileobj
+            data = s.recv(65536)
+            if not data:
+                raise RuntimeError("connection closed by the gateway")
+            buf = state[s]
+            buf += data
+            while True:
+                end = buf.find(b"\r\n\r\n")
+                if end < 0:
+                    break
+                head = bytes(buf[:end])
+                m = re.search(rb"\r\ncontent-length:\s*(\d+)", head, re.I)
+                n = int(m.group(1)) if m else 0
+                if len(buf) < end + 4 + n:
+                    break
+                del buf[:end + 4 + n]
+                done += 1
+                if head.startswith(b"HTTP/1.1 2"):
+                    ok += 1
+                if left > 0:
+                    s.send(req)
+                    left -= 1
+    for s in list(state):
+        sel.unregister(s)
+        s.close()
+    return ok
+
+
+def write_conf(d, port, admin_port, upstream_port):
+    conf = os.path.join(d, "gateway.conf")
+    with open(conf, "w") as f:
+        f.write(f"prefix = {d}/prefix\nproxy_listen = 127.0.0.1:{port} reuseport backlog=16384\n"
+                f"admin_listen = 127.0.0.1:{admin_port}\nworker_processes = 1\nproxy_access_log = off\n"
+                f"log_level = error\n")
+    return conf
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gateway", default=os.path.join(bench.HERE, "../../.build/release/gateway"))
+    ap.add_argument("--mode", choices=("callgrind", "strace"), default="callgrind")
+    ap.add_argument("--requests", type=int, default=20000)
+    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--path", default="/small")
+    ap.add_argument("--out", default=os.path.join(bench.HERE, "results", "profile"))
+    ap.add_argument("--top", type=int, default=35)
+    ap.add_argument("--algorithm", default=None,
+                    help="route through an upstream with this algorithm (one target, the bench upstream; "
+                         "consistent-hashing hashes on ip) instead of a service URL")
+    args = ap.parse_args()
+    args.gateway = os.path.abspath(args.gateway)
+    os.makedirs(args.out, exist_ok=True)
+    root = tempfile.mkdtemp(prefix="gwcg-")
+    os.chmod(root, 0o755)
+    up = bench.Upstream(root, 1)
+    port, admin_port = bench.free_ports(2)
+    gw = None
+    report = []
+    try:
+        up.wait_ready()
+        conf = write_conf(root, port, admin_port, up.port)
+        cmd = [args.gateway, "start", "--foreground", "-c", conf, "-p", f"{root}/prefix"]
+        if args.mode == "callgrind":
+            # valgrind 3.19 cannot read the DWARF 5 that swiftc emits: profile a copy without debug
+            # info (the symbol table stays, so functions are still named).
+            nodebug = os.path.join(root, "gateway-nodebug")
+            subprocess.run(["strip", "--strip-debug", "-o", nodebug, args.gateway], check=True)
+            cmd[0] = nodebug
+            cmd = ["valgrind", "--tool=callgrind", "--trace-children=yes", "--compress-strings=no", "--compress-pos=no",
+                   f"--callgrind-out-file={root}/callgrind.%p"] + cmd
+        gw = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(f"{root}/gw.stderr", "w"),
+                              start_new_session=True)
+
+        def admin(method, p, body):
+            import json
+            import urllib.request
+            r = urllib.request.Request(f"http://127.0.0.1:{admin_port}{p}", data=json.dumps(body).encode(),
+                                       method=method, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(r, timeout=60) as resp:
+                return resp.status
+
+        def admin_up():
+            try:
+                return bench.http_get(admin_port, "/", timeout=10)[0] == 200
+            except OSError:
+                return False
+        bench.wait_until(admin_up, timeout=120, what="admin")
+        if args.algorithm:
+            body = {"name": "u", "algorithm": args.algorithm}
+            if args.algorithm == "consistent-hashing":
+                body["hash_on"] = "ip"
+            admin("POST", "/upstreams", body)
+            admin("POST", "/upstreams/u/targets", {"target": f"127.0.0.1:{up.port}"})
+            admin("POST", "/services", {"name": "s", "url": "http://u"})
+        else:
+            admin("POST", "/services", {"name": "s", "url": f"http://127.0.0.1:{up.port}"})
+        admin("POST", "/services/s/routes", {"name": "r", "paths": ["/"]})
+        bench.wait_until(lambda: bench.http_get(port, args.path, timeout=10)[0] == 200, timeout=120,
+                         what="proxy")
+        workers = [p for p in bench.process_tree(gw.pid) if p != gw.pid]
+        # the worker: the process that holds the proxy port's connections; with one worker, the
+        # youngest descendant that is not a valgrind helper
+        worker = max(workers)
+        drive(port, args.path, 2000, args.connections)   # warm-up (pools, buffers, caches)
+        n = args.requests
+        if args.mode == "callgrind":
+            subprocess.run(["callgrind_control", "-z", str(worker)], check=True, capture_output=True)
+            ok = drive(port, args.path, n, args.connections)
+            subprocess.run(["callgrind_control", "-d", str(worker)], check=True, capture_output=True)
+            time.sleep(1)
+            dumps = sorted(f for f in os.listdir(root) if f.startswith(f"callgrind.{worker}."))
+            if not dumps:
+                raise RuntimeError(f"no dump for worker {worker}: {os.listdir(root)}")
+            dump = os.path.join(root, dumps[-1])
+            shutil.copy(dump, os.path.join(args.out, "callgrind.out"))
+            total_ir, calls, self_ir = parse_dump(dump)
+            report.append(f"{n} requests ({ok} 2xx) over {args.connections} keep-alive connections, "
+                          f"path {args.path}, 1 worker")
+            report.append(f"instructions per request: {total_ir / n:,.0f}")
+            for fn in ("malloc", "free", "realloc", "calloc", "swift_allocObject", "swift_retain",
+                       "swift_release", "swift_bridgeObjectRetain", "swift_bridgeObjectRelease"):
+                c = sum(v for k, v in calls.items() if k == fn or k.startswith(fn + "'"))
+                report.append(f"  {fn:20s} calls/request {c / n:8.2f}")
+            report.append("")
+            report.append("top functions by self instructions (Ir per request, % of total):")
+            top = sorted(self_ir.items(), key=lambda kv: -kv[1])[:args.top]
+            for (name, ir), dn in zip(top, demangle([k for k, _ in top])):
+                report.append(f"  {ir / n:9,.0f}  {100 * ir / total_ir:5.1f}%  {dn[:140]}")
+        else:
+            st = subprocess.Popen(["strace", "-c", "-f", "-p", str(worker)], stderr=subprocess.PIPE, text=True)
+            time.sleep(1)
+            ok = drive(port, args.path, n, args.connections)
+            st.send_signal(signal.SIGINT)
+            out = st.communicate(timeout=30)[1]
+            report.append(f"{n} requests ({ok} 2xx) over {args.connections} keep-alive connections, path {args.path}")
+            report.append("syscalls per request:")
+            total = 0
+            for ln in out.splitlines():
+                m = re.match(r"\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$", ln)
+                if m and m.group(2) != "total":
+                    report.append(f"  {m.group(2):16s} {int(m.group(1)) / n:6.2f}")
+                    total += int(m.group(1))
+            report.append(f"  {'total':16s} {total / n:6.2f}")
+    finally:
+        if gw and gw.poll() is None:
+            try:
+                os.killpg(gw.pid, signal.SIGTERM)
+                gw.wait(30)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                try:
+                    os.killpg(gw.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        up.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    text = "\n".join(report) + "\n"
+    with open(os.path.join(args.out, f"{args.mode}-summary.txt"), "w") as f:
+        f.write(text)
+    print(text)
+
+
+def parse_dump(path):
+    """Total Ir, call counts per callee and self Ir per function from an uncompressed callgrind dump."""
+    calls = {}
+    self_ir = {}
+    total = 0
+    fn = cfn = None
+    after_calls = False
+    with open(path, errors="replace") as f:
+        for line in f:
+            c = line[:1]
+            if c.isdigit() or c in "+-*":
+                if after_calls:
+                    after_calls = False     # the inclusive cost of the call: not self cost
+                    continue
+                parts = line.split()
+                if len(parts) >= 2 and fn is not None:
+                    self_ir[fn] = self_ir.get(fn, 0) + int(parts[1])
+            elif line.startswith("fn="):
+                fn = line[3:].strip()
+            elif line.startswith("cfn="):
+                cfn = line[4:].strip()
+            elif line.startswith("calls="):
+                calls[cfn] = calls.get(cfn, 0) + int(line[6:].split()[0])
+                after_calls = True
+            elif line.startswith("summary:") or line.startswith("totals:"):
+                total = int(line.split()[1])
+    return total, calls, self_ir
+
+
+def demangle(names):
+    try:
+        out = subprocess.run(["swift", "demangle", "--simplified", "--compact"], input="\n".join(names),
+                             capture_output=True, text=True, timeout=60).stdout.splitlines()
+        if len(out) == len(names):
+            return out
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return names
+
+
+if __name__ == "__main__":
+    main()
