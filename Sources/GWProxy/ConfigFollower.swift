@@ -48,6 +48,7 @@ struct ConfigFollower {
             let json: JSON
             do { json = try JSON.parse(bytes) } catch { throw SnapshotError("\(fullPath): invalid JSON: \(error)") }
             var c = try PublishedConfig.decode(json: json)
+            c.buildIndexes()
             if c.generation < target { _ = followDeltas(&c, to: target, step: &step) }
             step.routeChanges = nil
             // Short of the target only if a delta vanished; progress is still taken (the caller logs it).

@@ -82,6 +82,7 @@ final class ConfigPublisher {
         }
         let tDecode = Clock.monotonicMicros()
         var next = PublishedConfig(snapshot: snap)
+        next.buildIndexes()
         resolveAddresses(&next)
         let tResolve = Clock.monotonicMicros()
         let bytes = api.publishedBytes(generation: generation, extra: [

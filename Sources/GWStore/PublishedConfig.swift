@@ -96,6 +96,23 @@ public struct PublishedConfig: Sendable {
         return .object(o)
     }
 
+    /// Builds the id indexes now (after a full document), so that the first delta does not pay for them.
+    public mutating func buildIndexes() {
+        func index<E: PublishedEntity>(_ list: [E]) -> [String: Int] {
+            var m: [String: Int] = [:]
+            m.reserveCapacity(list.count)
+            for i in list.indices { m[list[i].id] = i }
+            return m
+        }
+        positions["services"] = index(snapshot.services)
+        positions["routes"] = index(snapshot.routes)
+        positions["upstreams"] = index(snapshot.upstreams)
+        positions["targets"] = index(snapshot.targets)
+        positions["consumers"] = index(snapshot.consumers)
+        positions["plugins"] = index(snapshot.plugins)
+        positions["keyauth_credentials"] = index(snapshot.keyauthCredentials)
+    }
+
     /// Applies the delta that leads from this generation to `delta.generation`. Returns which route
     /// positions it touched when that is all a router needs to know (see `RouteChanges`), else nil.
     @discardableResult
