@@ -136,7 +136,9 @@ extension ClientConnection {
             if connectionListed && namedByConnection(rp.head.headers, i) { continue }
             w.putHeader(st, f)
         }
-        // Via: the incoming value(s), then ours (KONG.md §3.5)
+        // Via: the incoming value(s), then ours (KONG.md §3.5). Same block in writeClientResponseHead: kept
+        // inline in both, since one function taking the borrowed HTTPHeaders measured 2 more retains and
+        // ~80 more instructions per request (tools/bench/callgrind.py: 31,632 → 31,715).
         var viaFirst = true
         if sawVia {
             for i in 0..<rp.head.headers.count where rp.head.headers.fields[i].nameLength == 3 && rp.head.headers.nameEquals(at: i, "via") {
@@ -252,7 +254,7 @@ extension ProxyServer {
             w.put("\r\n")
         }
         if settings.serverTokens && !hasServer { w.put("Server: kong/3.10.0\r\n") }
-        // Via: the upstream's value(s), then ours
+        // Via: the upstream's value(s), then ours (the twin of writeUpstreamRequest's block)
         var viaFirst = true
         if sawVia {
             for i in 0..<response.head.headers.count where response.head.headers.fields[i].nameLength == 3 && response.head.headers.nameEquals(at: i, "via") {
