@@ -200,7 +200,7 @@ public final class AdminStore {
                 guard let doc = try? JSON.parse(bytes) else {
                     throw AdminStoreError("database '\(path)': corrupt document for \(kind.rawValue) '\(id)'")
                 }
-                t.put(id, doc, seq: seq, raw: Array(bytes))
+                t.put(id, doc, seq: seq, raw: bytes)
                 maxSeq = max(maxSeq, seq)
             }
             tables[kind] = t

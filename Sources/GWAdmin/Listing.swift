@@ -379,11 +379,8 @@ extension AdminAPI {
         var out: [UInt8] = []
         out.reserveCapacity(1 << 16)
         out.append(contentsOf: Array("{\"generation\":\(generation)".utf8))
-        let kinds: [(String, EntityKind)] = [("services", .services), ("routes", .routes), ("upstreams", .upstreams),
-                                             ("targets", .targets), ("consumers", .consumers), ("plugins", .plugins),
-                                             ("keyauth_credentials", .keyauthCredentials)]
-        for (key, kind) in kinds {
-            out.append(contentsOf: Array(",\"\(key)\":".utf8))
+        for kind in EntityKind.allCases {       // raw values are the document's keys
+            out.append(contentsOf: Array(",\"\(kind.rawValue)\":".utf8))
             store.appendSerializedArray(kind, into: &out)
         }
         for (key, value) in extra {

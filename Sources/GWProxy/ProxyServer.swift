@@ -51,7 +51,6 @@ public final class ProxyServer {
     let slot: UnsafeMutablePointer<gw_worker_slot>
     let slotIndex: Int
     let log: ErrorLog
-    let snapshotPath: String
     let bufferPool = BufferPool(bufferSize: 16 * 1024)
     /// Upstream read buffers: 32 KiB, so that a response head plus a 16 KiB body arrives in one read
     /// (with 16 KiB it took two). Held by upstream connections only (fewer than clients).
@@ -83,7 +82,6 @@ public final class ProxyServer {
         self.slot = shm.workerSlot(slotIndex)
         self.log = log
         self.listenSockets = listenSockets
-        self.snapshotPath = snapshotPath
         self.follower = ConfigFollower(fullPath: snapshotPath)
         self.pool = UpstreamPool(maxPerPeer: config.upstreamKeepalivePoolSize,
                                  maxRequests: config.upstreamKeepaliveMaxRequests,

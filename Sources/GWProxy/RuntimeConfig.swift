@@ -9,10 +9,6 @@ import GWRouter
 import GWStore
 import GWSystem
 
-struct RuntimeConfigError: Error, CustomStringConvertible {
-    var description: String
-}
-
 /// The peer chosen for one try.
 struct PeerChoice {
     var address: SocketAddress
@@ -198,7 +194,7 @@ final class RuntimeConfig {
         let t0 = Clock.monotonicMicros()
         let snap = config.snapshot
         generation = snap.generation
-        router = Router(snapshot: snap, reusing: previous?.router, changes: previous == nil ? nil : routeChanges)
+        router = Router(snapshot: snap, reusing: previous?.router, changes: routeChanges)
         let tRouter = Clock.monotonicMicros()
         for e in router.buildErrors { log.log(.warn, "route \(e.routeID) left out of the router: \(e.message)") }
         // Per-worker rows let the master give back this worker's in-flight counts if it crashes.

@@ -23,8 +23,6 @@ struct PathIndex {
     /// True when no entry is indexed at all.
     var isEmpty: Bool { ranks.isEmpty && regexRanks.isEmpty && pathlessRanks.isEmpty }
 
-    init() { self = Builder().build() }
-
     private init(edgeStart: [Int32], edgeKeys: [UInt8], edgeTargets: [Int32], rankStart: [Int32], ranks: [Int32],
                  regexRanks: [Int32], pathlessRanks: [Int32]) {
         self.edgeStart = edgeStart; self.edgeKeys = edgeKeys; self.edgeTargets = edgeTargets

@@ -86,7 +86,8 @@ public final class Router: @unchecked Sendable {
     /// The services of the snapshot built from (routes are in `compiled`: the router keeps no reference to
     /// the snapshot's route array, so the worker can append to it without copying 10 000 routes).
     let services: [Service]
-    public let buildErrors: [RouterBuildError]
+    /// Routes left out for an invalid regex, in route order.
+    public var buildErrors: [RouterBuildError] { routeErrors.map(\.error) }
     /// Entries in priority order (index = rank).
     let entries: UnsafeMutableBufferPointer<EntryRef>
     let exactHosts: [Substring: PathIndex]
@@ -298,7 +299,6 @@ public final class Router: @unchecked Sendable {
         anyHost = any.build()
         errors.sort { $0.route < $1.route }
         routeErrors = errors
-        buildErrors = errors.map(\.error)
         self.compiled = compiled
         self.routeService = routeService
         self.routeFirst = routeFirst

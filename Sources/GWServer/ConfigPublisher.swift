@@ -85,20 +85,26 @@ final class ConfigPublisher {
         next.buildIndexes()
         resolveAddresses(&next)
         let tResolve = Clock.monotonicMicros()
+        guard let size = writeFullDocument(next) else { return }
+        commit(next)
+        let t1 = Clock.monotonicMicros()
+        master.log.log(.info, "published configuration generation \(generation) (\(size) bytes, \((t1 - t0) / 1000) ms: full document; store \((tDoc - t0) / 1000), decode \((tDecode - tDoc) / 1000), resolve \((tResolve - tDecode) / 1000), write+notify \((t1 - tResolve) / 1000) ms)")
+    }
+
+    /// Writes run/config.json for `c` at the current generation (the store's entities, `c`'s addresses) and
+    /// drops the deltas no longer needed; the size written, nil (logged) when it could not be written.
+    private func writeFullDocument(_ c: PublishedConfig) -> Int? {
         let bytes = api.publishedBytes(generation: generation, extra: [
-            ("resolved", PublishedConfig.addressJSON(next.resolved, weighted: true)),
-            ("service_addresses", PublishedConfig.addressJSON(next.serviceAddresses, weighted: false))])
-        let tSerialize = Clock.monotonicMicros()
+            ("resolved", PublishedConfig.addressJSON(c.resolved, weighted: true)),
+            ("service_addresses", PublishedConfig.addressJSON(c.serviceAddresses, weighted: false))])
         do {
             try ProcessControl.writeFileAtomically(master.snapshotPath, bytes)
         } catch {
             master.log.log(.alert, "cannot write \(master.snapshotPath): \(error)")
-            return
+            return nil
         }
         noteFullDocument(generation)
-        commit(next)
-        let t1 = Clock.monotonicMicros()
-        master.log.log(.info, "published configuration generation \(generation) (\(bytes.count) bytes, \((t1 - t0) / 1000) ms: full document; store \((tDoc - t0) / 1000), decode \((tDecode - tDoc) / 1000), resolve \((tResolve - tDecode) / 1000), serialize \((tSerialize - tResolve) / 1000), write+notify \((t1 - tSerialize) / 1000) ms)")
+        return bytes.count
     }
 
     /// Bookkeeping after run/config.json holds generation `g`: deltas the previous full document needed are
@@ -180,17 +186,8 @@ final class ConfigPublisher {
     private func compact() {
         guard let cur = published, fullGeneration < generation else { return }
         let t0 = Clock.monotonicMicros()
-        let bytes = api.publishedBytes(generation: generation, extra: [
-            ("resolved", PublishedConfig.addressJSON(cur.resolved, weighted: true)),
-            ("service_addresses", PublishedConfig.addressJSON(cur.serviceAddresses, weighted: false))])
-        do {
-            try ProcessControl.writeFileAtomically(master.snapshotPath, bytes)
-        } catch {
-            master.log.log(.alert, "cannot write \(master.snapshotPath): \(error)")
-            return
-        }
-        noteFullDocument(generation)
-        master.log.log(.info, "wrote full configuration document for generation \(generation) (\(bytes.count) bytes, \((Clock.monotonicMicros() - t0) / 1000) ms)")
+        guard let size = writeFullDocument(cur) else { return }
+        master.log.log(.info, "wrote full configuration document for generation \(generation) (\(size) bytes, \((Clock.monotonicMicros() - t0) / 1000) ms)")
     }
 
     /// Makes `next` the published generation: the master's own users, then the workers.

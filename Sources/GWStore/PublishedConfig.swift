@@ -98,19 +98,21 @@ public struct PublishedConfig: Sendable {
 
     /// Builds the id indexes now (after a full document), so that the first delta does not pay for them.
     public mutating func buildIndexes() {
-        func index<E: PublishedEntity>(_ list: [E]) -> [String: Int] {
-            var m: [String: Int] = [:]
-            m.reserveCapacity(list.count)
-            for i in list.indices { m[list[i].id] = i }
-            return m
-        }
-        positions["services"] = index(snapshot.services)
-        positions["routes"] = index(snapshot.routes)
-        positions["upstreams"] = index(snapshot.upstreams)
-        positions["targets"] = index(snapshot.targets)
-        positions["consumers"] = index(snapshot.consumers)
-        positions["plugins"] = index(snapshot.plugins)
-        positions["keyauth_credentials"] = index(snapshot.keyauthCredentials)
+        positions["services"] = PublishedConfig.index(snapshot.services)
+        positions["routes"] = PublishedConfig.index(snapshot.routes)
+        positions["upstreams"] = PublishedConfig.index(snapshot.upstreams)
+        positions["targets"] = PublishedConfig.index(snapshot.targets)
+        positions["consumers"] = PublishedConfig.index(snapshot.consumers)
+        positions["plugins"] = PublishedConfig.index(snapshot.plugins)
+        positions["keyauth_credentials"] = PublishedConfig.index(snapshot.keyauthCredentials)
+    }
+
+    /// Position by id (indices, not enumerated(): that copies every entity).
+    static func index<E: PublishedEntity>(_ list: [E], reserve extra: Int = 0) -> [String: Int] {
+        var m: [String: Int] = [:]
+        m.reserveCapacity(list.count + extra)
+        for i in list.indices { m[list[i].id] = i }
+        return m
     }
 
     /// Applies the delta that leads from this generation to `delta.generation`. Returns which route
@@ -199,12 +201,7 @@ public struct PublishedConfig: Sendable {
         var decoded: [E] = []
         decoded.reserveCapacity(puts.count)
         for p in puts { decoded.append(try decode(p)) }
-        if index == nil {
-            var m: [String: Int] = [:]
-            m.reserveCapacity(list.count + decoded.count)
-            for i in list.indices { m[list[i].id] = i }      // (not enumerated(): it copies every entity)
-            index = m
-        }
+        if index == nil { index = PublishedConfig.index(list, reserve: decoded.count) }
         var at: [Int] = []
         for e in decoded {
             if let i = index![e.id] { list[i] = e; at.append(i) } else {
