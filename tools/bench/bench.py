@@ -123,8 +123,9 @@ def process_tree(root):
     return out
 
 
-def cpu_ticks(pids):
-    total = 0
+def cpu_split(pids):
+    """(utime, stime) in clock ticks, summed over pids."""
+    ut = st = 0
     for p in pids:
         try:
             with open(f"/proc/{p}/stat") as f:
@@ -132,8 +133,21 @@ def cpu_ticks(pids):
         except OSError:
             continue
         fields = s[s.rfind(")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-    return total
+        ut += int(fields[11])  # utime (field 14)
+        st += int(fields[12])  # stime (field 15)
+    return ut, st
+
+
+def cpu_ticks(pids):
+    return sum(cpu_split(pids))
+
+
+def machine_ticks():
+    """(all, idle) clock ticks of the whole machine from /proc/stat (idle includes iowait; guest time is
+    already inside user)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v[:8]), v[3] + v[4]
 
 
 def status_kb(pids, key):
@@ -147,6 +161,31 @@ def status_kb(pids, key):
         except OSError:
             continue
     return total
+
+
+def private_kb(pids):
+    """Private_Clean + Private_Dirty (smaps_rollup) summed over pids: the memory only these processes use
+    (no shared libraries, no copy-on-write pages still shared with a parent)."""
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                        total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def largest_process_kb(pids):
+    """(pid, VmRSS, private) of the process with the largest RSS (a worker, for nginx and the gateway)."""
+    best = (None, 0, 0)
+    for p in pids:
+        rss = status_kb([p], "VmRSS")
+        if rss > best[1]:
+            best = (p, rss, private_kb([p]))
+    return best
 
 
 # ---- servers --------------------------------------------------------------------------------
@@ -466,10 +505,27 @@ def run_wrk(port, path, duration, conns, threads, extra=(), script=None):
     if script:
         cmd += ["-s", script]
     cmd.append(f"http://127.0.0.1:{port}{path}")
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
-    out = r.stdout
+    # Popen + wait4 rather than subprocess.run: the rusage gives wrk's own CPU time (its share of the
+    # machine, reported in the CPU breakdown).
+    with tempfile.TemporaryFile("w+") as fo, tempfile.TemporaryFile("w+") as fe:
+        proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, text=True)
+        deadline = time.monotonic() + duration + 60
+        while True:
+            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                pid, status, ru = os.wait4(proc.pid, 0)
+                proc.returncode = -9
+                break
+            time.sleep(0.02)
+        fo.seek(0)
+        fe.seek(0)
+        out, err = fo.read(), fe.read()
     res = {"rps": 0.0, "requests": 0, "p50_ms": None, "p99_ms": None, "non2xx": 0, "socket_errors": 0,
-           "raw": out[-2000:] + r.stderr[-500:]}
+           "wrk_cpu_s": ru.ru_utime + ru.ru_stime, "raw": out[-2000:] + err[-500:]}
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if m:
         res["rps"] = float(m.group(1))
@@ -629,11 +685,13 @@ def run_scenario(name, args, root, upstream):
             for kind in PROXIES:
                 s = servers[kind]
                 pids = s.pids()
-                c0 = cpu_ticks(pids)
+                up_pids = upstream.pids()
+                c0, u0, m0 = cpu_split(pids), cpu_ticks(up_pids), machine_ticks()
                 w = run_wrk(s.port, path, args.duration, conns, args.threads, extra, script)
-                c1 = cpu_ticks(s.pids())
-                w["cpu_s"] = (c1 - c0) / CLK_TCK
+                c1, u1, m1 = cpu_split(s.pids()), cpu_ticks(upstream.pids()), machine_ticks()
+                w["cpu_s"] = (sum(c1) - sum(c0)) / CLK_TCK
                 w["cpu_s_per_100k"] = w["cpu_s"] / w["requests"] * 1e5 if w["requests"] else None
+                w["breakdown_us"] = breakdown(w, c0, c1, u1 - u0, m0, m1)
                 res["proxies"][kind]["runs"].append(w)
                 log(f"  {name} round {rnd + 1} {kind}: {w['rps']:.0f} req/s p50 {w['p50_ms']} ms "
                     f"p99 {w['p99_ms']} ms cpu/100k {w['cpu_s_per_100k'] and round(w['cpu_s_per_100k'], 2)} "
@@ -646,10 +704,13 @@ def run_scenario(name, args, root, upstream):
                 vals = [r[key] for r in runs if r.get(key) is not None]
                 return statistics.median(vals) if vals else None
             p.update({"rps": med("rps"), "p50_ms": med("p50_ms"), "p99_ms": med("p99_ms"),
-                      "cpu_s_per_100k": med("cpu_s_per_100k"),
+                      "cpu_s_per_100k": med("cpu_s_per_100k"), "breakdown_us": median_breakdown(runs),
                       "peak_rss_kb": status_kb(servers[kind].pids(), "VmHWM"),
                       # shared memory pages counted in RSS (the gateway's mem_cache_size area)
                       "rss_shmem_kb": status_kb(servers[kind].pids(), "RssShmem"),
+                      "private_kb": private_kb(servers[kind].pids()),
+                      "largest_rss_kb": largest_process_kb(servers[kind].pids())[1],
+                      "largest_private_kb": largest_process_kb(servers[kind].pids())[2],
                       "non2xx": sum(r["non2xx"] for r in runs),
                       "socket_errors": sum(r["socket_errors"] for r in runs),
                       "processes": len(servers[kind].pids())})
@@ -664,6 +725,29 @@ def run_scenario(name, args, root, upstream):
                 s.stop()
             except Exception as e:  # noqa: BLE001
                 log(f"  stopping {s.name}: {e}")
+
+
+def breakdown(w, c0, c1, up_ticks, m0, m1):
+    """Where the machine's time went during one wrk run, in microseconds per request: the proxy's user and
+    kernel time, the upstream's and wrk's CPU time, idle time, and the rest (softirq work charged to no
+    process, the benchmark itself). `total` is the machine's CPU time (all cores) per request, so
+    req/s = cores * 1e6 / total while the run is CPU-bound."""
+    n = w["requests"]
+    if not n:
+        return None
+    us = lambda ticks: round(ticks / CLK_TCK / n * 1e6, 2)  # noqa: E731
+    total, idle = m1[0] - m0[0], m1[1] - m0[1]
+    b = {"proxy_user": us(c1[0] - c0[0]), "proxy_sys": us(c1[1] - c0[1]), "upstream": us(up_ticks),
+         "wrk": round(w["wrk_cpu_s"] / n * 1e6, 2), "idle": us(idle), "total": us(total)}
+    b["other"] = round(b["total"] - sum(b[k] for k in ("proxy_user", "proxy_sys", "upstream", "wrk", "idle")), 2)
+    return b
+
+
+def median_breakdown(runs):
+    rows = [r["breakdown_us"] for r in runs if r.get("breakdown_us")]
+    if not rows:
+        return None
+    return {k: round(statistics.median(r[k] for r in rows), 2) for k in rows[0]}
 
 
 def ratios(res):
@@ -692,10 +776,13 @@ def markdown(results, meta):
              f"wrk {meta['threads']} thread(s), {meta['duration']}s x {meta['rounds']} interleaved rounds, medians; "
              "access logs off for all proxies; ratios are proxy / nginx in the same run. "
              "CPU = utime+stime of all the proxy's processes (master included); peak RSS = sum of VmHWM "
-             "of those processes (shared pages counted once per process that touched them).", "",
+             "of those processes (shared pages counted once per process that touched them); largest process: "
+             "the VmRSS of the proxy's largest process (a worker) and its private part (smaps_rollup "
+             "Private_*: without shared libraries and pages still shared copy-on-write with the master).", "",
              "| scenario | proxy | req/s | p50 ms | p99 ms | CPU s/100k req | peak RSS MiB | non-2xx | sock err "
-             "| req/s vs nginx | p99 vs nginx | CPU vs nginx | RSS vs nginx | of RSS: shm MiB |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| req/s vs nginx | p99 vs nginx | CPU vs nginx | RSS vs nginx | of RSS: shm MiB "
+             "| largest process RSS / private MiB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     idle, crashes = [], []
     for res in results:
         if res.get("error"):
@@ -715,11 +802,13 @@ def markdown(results, meta):
                 f"| {fmt(p.get('p50_ms'))} | {fmt(p.get('p99_ms'))} | {fmt(p.get('cpu_s_per_100k'))} "
                 f"| {fmt(rss / 1024 if rss else None, 1)} | {p.get('non2xx')} | {p.get('socket_errors')} "
                 f"| {fmt(v.get('rps'))} | {fmt(v.get('p99_ms'))} | {fmt(v.get('cpu_s_per_100k'))} "
-                f"| {fmt(v.get('peak_rss_kb'))} | {fmt((p.get('rss_shmem_kb') or 0) / 1024, 1)} |")
+                f"| {fmt(v.get('peak_rss_kb'))} | {fmt((p.get('rss_shmem_kb') or 0) / 1024, 1)} "
+                f"| {fmt((p.get('largest_rss_kb') or 0) / 1024, 1)} / {fmt((p.get('largest_private_kb') or 0) / 1024, 1)} |")
             if p.get("worker_crashes"):
                 crashes.append(f"{res['scenario']}: {p['worker_crashes']} gateway worker crash(es) (error.log)")
     if crashes:
         lines += ["", "Worker crashes: " + "; ".join(crashes)]
+    lines += breakdown_markdown(results)
     for res in idle:
         lines += ["", f"Idle keep-alive connections ({res['workers']} worker(s)):", "",
                   "| proxy | connections | answered 200 | RSS before MiB | RSS after MiB | KiB per connection "
@@ -732,6 +821,30 @@ def markdown(results, meta):
                          f"| {fmt(p['rss_after_kb'] / 1024, 1)} | {fmt(p.get('kb_per_conn'))} "
                          f"| {fmt(p.get('vs_nginx', {}).get('kb_per_conn'))} |")
     return "\n".join(lines) + "\n"
+
+
+def breakdown_markdown(results):
+    """The CPU breakdown table and, per scenario, the req/s ceiling over nginx that no user-space work can
+    pass: the ratio a proxy would reach if it did nginx's kernel work and no user-space work at all, with
+    wrk, the upstream and the idle time as in nginx's run."""
+    lines = ["", "Where the machine's time goes, in µs per request (medians; all cores; `other` is mostly "
+             "softirq work charged to no process). `ceiling` = total / (total − proxy user) of nginx's run: "
+             "the req/s ratio to nginx of a proxy with nginx's kernel work and no user-space work at all.", "",
+             "| scenario | proxy | proxy user | proxy kernel | upstream | wrk | idle | other | total | ceiling |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for res in results:
+        if res.get("error") or res["scenario"] == "idle-10k":
+            continue
+        nb = res["proxies"].get("nginx", {}).get("breakdown_us")
+        ceiling = round(nb["total"] / (nb["total"] - nb["proxy_user"]), 2) if nb and nb["total"] > nb["proxy_user"] else None
+        for kind in PROXIES:
+            b = res["proxies"].get(kind, {}).get("breakdown_us")
+            if not b:
+                continue
+            lines.append(f"| {res['scenario']} | {kind} | {fmt(b['proxy_user'])} | {fmt(b['proxy_sys'])} "
+                         f"| {fmt(b['upstream'])} | {fmt(b['wrk'])} | {fmt(b['idle'])} | {fmt(b['other'])} "
+                         f"| {fmt(b['total'])} | {fmt(ceiling) if kind == 'nginx' else ''} |")
+    return lines
 
 
 def main():
