@@ -1,6 +1,10 @@
 #define _GNU_SOURCE
 #include "CGWShims.h"
 #include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/prctl.h>
@@ -8,6 +12,18 @@
 
 int gw_accept4(int fd, struct sockaddr *addr, unsigned int *len, int flags) { return accept4(fd, addr, (socklen_t *)len, flags); }
 int gw_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+int gw_malloc_trim(void) { return malloc_trim(0); }
+int gw_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+int gw_clear_cloexec(int fd) {
+    int flags = fcntl(fd, F_GETFD);
+    if (flags < 0) return -1;
+    return fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+}
+void gw_unblock_all_signals(void) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
 
 static volatile sig_atomic_t gw_wake_fd = -1;
 static uint64_t gw_pending;   // bit per signal; updated with __atomic ops only

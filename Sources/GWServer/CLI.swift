@@ -86,6 +86,9 @@ public enum CLI {
     }
 
     public static func main(arguments: [String], argc: Int32, argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
+        if arguments.first == WorkerLaunch.command {
+            WorkerLaunch.run(arguments: arguments, argc: argc, argv: argv)
+        }
         let o: Options
         do { o = try parse(arguments) } catch { return fail("\(error)") }
         if o.command.isEmpty {

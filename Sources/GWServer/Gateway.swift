@@ -32,7 +32,6 @@ extension Master {
 public enum Gateway {
     public static func hooks(argc: Int32, argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> MasterHooks {
         MasterHooks(
-            runWorker: { ctx in WorkerProcess.run(ctx, argc: argc, argv: argv) },
             masterStarted: { master in try startMaster(master) },
             configReloaded: { master in
                 do { try masterParts.admin?.listen(master.config.adminListen) } catch {

@@ -2,6 +2,9 @@
 // segment, the Admin API and the configuration store; forks and respawns workers; turns signals
 // into actions. Its libev loop runs the Admin API, the worker channels, the signal self-pipe and
 // the active health checker. Confined to the master process; never runs in a worker.
+#if canImport(Glibc)
+import Glibc
+#endif
 import CGWShims
 import GWConfig
 import GWBalancer
@@ -27,10 +30,9 @@ final class WorkerHandle {
     }
 }
 
-/// Hooks the master calls into the rest of the program (Admin API, publisher, worker body).
+/// Hooks the master calls into the rest of the program (Admin API, publisher).
+/// Workers are not among them: they are exec'd (WorkerLaunch.swift).
 public struct MasterHooks {
-    /// Runs in the forked child: becomes the worker and never returns.
-    public var runWorker: (_ context: WorkerContext) -> Never
     /// Called once in the master after the loop exists (start the Admin API and health checker).
     public var masterStarted: (_ master: Master) throws -> Void
     /// Called after a reload re-read the configuration (the Admin API may have to rebind).
@@ -38,22 +40,11 @@ public struct MasterHooks {
     /// Called before the master exits.
     public var masterStopping: (_ master: Master) -> Void
 
-    public init(runWorker: @escaping (WorkerContext) -> Never, masterStarted: @escaping (Master) throws -> Void,
+    public init(masterStarted: @escaping (Master) throws -> Void,
                 configReloaded: @escaping (Master) -> Void, masterStopping: @escaping (Master) -> Void) {
-        self.runWorker = runWorker; self.masterStarted = masterStarted
+        self.masterStarted = masterStarted
         self.configReloaded = configReloaded; self.masterStopping = masterStopping
     }
-}
-
-/// Everything a worker starts with (inherited through fork).
-public struct WorkerContext {
-    public let config: GatewayConfig
-    public let shm: SharedMemory
-    public let index: Int
-    public let slot: Int
-    public let listenSockets: [(fd: Int32, port: Int)]
-    public let channelFD: Int32
-    public let snapshotPath: String
 }
 
 public final class Master {
@@ -65,6 +56,8 @@ public final class Master {
     public let log: ErrorLog
     let hooks: MasterHooks
     let listeners = ListenerSet()
+    /// The binary workers are exec'd from (WorkerLaunch.swift).
+    let executable = WorkerLaunch.Executable()
     var retiredGroups: [ListenerSet.Group] = []
     var workers: [WorkerHandle] = []
     var generation = 0
@@ -156,26 +149,37 @@ public final class Master {
             return false
         }
         let sockets = listeners.sockets(forWorker: index, of: count)
+        let specFD: Int32
+        do {
+            specFD = try WorkerLaunch.specPipe(WorkerLaunch.encode(
+                config: config, index: index, slot: slot, snapshotPath: snapshotPath, shmFD: shm.fd,
+                channelFD: pair.1, listen: sockets))
+        } catch {
+            log.log(.alert, "\(error)")
+            Socket.close(pair.0); Socket.close(pair.1)
+            return false
+        }
+        // Everything the child needs is made before fork: between fork and exec it only closes
+        // descriptors, resets signals and calls execv.
+        var keep = Set(sockets.map(\.fd))
+        keep.insert(pair.1); keep.insert(shm.fd); keep.insert(specFD)
+        let argv = WorkerLaunch.makeArgv(specFD: specFD)
+        let path = strdup(executable.execPath)!
+        defer { WorkerLaunch.freeArgv(argv); free(path) }
         let sp = shm.workerSlot(slot)
         sp.pointee = gw_worker_slot()
         let forked: ProcessControl.ForkResult
         do { forked = try ProcessControl.fork() } catch {
             log.log(.alert, "\(error)")
-            Socket.close(pair.0); Socket.close(pair.1)
+            Socket.close(pair.0); Socket.close(pair.1); Socket.close(specFD)
             return false
         }
         switch forked {
         case .child:
-            gw_signals_reset_to_default()
-            var keep = Set(sockets.map(\.fd))
-            keep.insert(pair.1)
-            ProcessControl.closeAllDescriptors(except: keep)
-            loop.destroyInChild()
-            let ctx = WorkerContext(config: config, shm: shm, index: index, slot: slot, listenSockets: sockets,
-                                    channelFD: pair.1, snapshotPath: snapshotPath)
-            hooks.runWorker(ctx)
+            WorkerLaunch.exec(path: path, keep: keep, argv: argv)
         case .parent(let pid):
             Socket.close(pair.1)
+            Socket.close(specFD)
             sp.pointee.pid = Int64(pid)
             let h = WorkerHandle(pid: pid, index: index, count: count, slot: slot, generation: generation,
                                  channelFD: pair.0)

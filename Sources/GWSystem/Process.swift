@@ -7,6 +7,14 @@ import CGWShims
 public enum ProcessControl {
     public enum ForkResult { case child, parent(pid_t) }
 
+    /// The target of a symbolic link (e.g. /proc/self/exe), or nil.
+    public static func readLink(_ path: String) -> String? {
+        var buf = [CChar](repeating: 0, count: 4097)
+        let n = readlink(path, &buf, 4096)
+        guard n > 0 else { return nil }
+        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     public static func fork() throws -> ForkResult {
         let pid = Glibc.fork()
         if pid == -1 { throw SystemError.last("fork()") }
@@ -48,6 +56,10 @@ public enum ProcessControl {
         if fd == -1 { return nil }
         defer { close(fd) }
         var out: [UInt8] = []
+        // Sized from fstat (one more byte to see EOF), so a 5 MB configuration document is read
+        // into one 5 MB buffer rather than grown by doubling to 8 MB (the worker's peak memory).
+        var st = stat()
+        if fstat(fd, &st) == 0, st.st_size > 0 { out.reserveCapacity(Int(st.st_size) + 1) }
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, 65536) }

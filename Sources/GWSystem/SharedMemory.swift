@@ -3,27 +3,40 @@ import Glibc
 #endif
 import CGWShims
 
-/// The node-wide shared segment: one MAP_SHARED|MAP_ANONYMOUS mapping made by the master before
-/// any fork, so every worker (and every worker of a later reload) sees the same bytes.
+/// The node-wide shared segment: one MAP_SHARED mapping of a memfd made by the master before any
+/// worker starts. Workers are exec'd (Master.spawnWorker), so they inherit the memfd, not the
+/// mapping, and map it again (`init(attaching:)`): every worker, and every worker of a later
+/// reload, sees the same bytes.
 /// Layout (C structs in CGWShims.h): header, GW_MAX_WORKERS worker slots, then the peer area
 /// (balancer + health records, laid out by GWBalancer.PeerStateTable).
 /// Invariant: lives until the master exits; never unmapped while workers run.
 public final class SharedMemory: @unchecked Sendable {
     public let base: UnsafeMutableRawPointer
     public let size: Int
+    /// The memfd behind the mapping (close-on-exec; a worker is handed it explicitly).
+    public let fd: Int32
 
     public init(peerAreaSize: Int) throws {
         let headerSize = MemoryLayout<gw_shm_header>.stride
         let slotsSize = MemoryLayout<gw_worker_slot>.stride * Int(GW_MAX_WORKERS)
         let peerOffset = (headerSize + slotsSize + 4095) & ~4095
         let total = (peerOffset + peerAreaSize + 4095) & ~4095
-        guard let p = mmap(nil, total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0),
-              p != MAP_FAILED else {
-            throw SystemError.last("mmap(MAP_SHARED|MAP_ANONYMOUS, \(total))")
+        let fd = gw_memfd_create("gateway-shm")
+        guard fd >= 0 else { throw SystemError.last("memfd_create") }
+        guard ftruncate(fd, off_t(total)) == 0 else {
+            let e = SystemError.last("ftruncate(memfd, \(total))")
+            Glibc.close(fd)
+            throw e
         }
+        guard let p = mmap(nil, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
+            let e = SystemError.last("mmap(MAP_SHARED, memfd, \(total))")
+            Glibc.close(fd)
+            throw e
+        }
+        self.fd = fd
         base = p
         size = total
-        // Anonymous mappings are zero-filled; untouched pages cost no memory.
+        // A new memfd reads as zeros; untouched pages cost no memory.
         let h = header
         h.pointee.magic = GW_SHM_MAGIC
         h.pointee.layout_version = UInt32(GW_SHM_LAYOUT_VERSION)
@@ -33,6 +46,27 @@ public final class SharedMemory: @unchecked Sendable {
         h.pointee.peer_area_size = UInt64(total - peerOffset)
         h.pointee.master_pid = Int64(getpid())
         h.pointee.started_at = UInt64(Clock.wallSeconds())
+    }
+
+    /// Maps the segment the master made, from its memfd (in an exec'd worker). Checks the magic,
+    /// layout version and size, so a worker never reads a segment laid out differently.
+    public init(attaching fd: Int32) throws {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw SystemError.last("fstat(shared memory fd \(fd))") }
+        let total = Int(st.st_size)
+        guard total >= MemoryLayout<gw_shm_header>.stride,
+              let p = mmap(nil, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
+            throw SystemError.last("mmap(MAP_SHARED, shared memory fd \(fd), \(total))")
+        }
+        let h = p.assumingMemoryBound(to: gw_shm_header.self)
+        guard h.pointee.magic == GW_SHM_MAGIC, h.pointee.layout_version == UInt32(GW_SHM_LAYOUT_VERSION),
+              h.pointee.size == UInt64(total) else {
+            munmap(p, total)
+            throw SystemError(errno: EINVAL, call: "shared memory fd \(fd): not a gateway segment of this layout")
+        }
+        self.fd = fd
+        base = p
+        size = total
     }
 
     public var header: UnsafeMutablePointer<gw_shm_header> { base.assumingMemoryBound(to: gw_shm_header.self) }
