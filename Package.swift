@@ -1,12 +1,12 @@
 // swift-tools-version:6.0
 // Gateway: a Kong-compatible API gateway built like nginx (master + forked workers, libev loops,
 // shared-memory balancer state). Module layering, lowest first (a module imports only lower ones):
-//   CGWShims, CLLHTTP, CSQLite, CAres  (C: libev/libc macros, Debian's llhttp, sqlite3, c-ares)
+//   CGWShims, CLLHTTP, CSQLite, CAres, CYAML  (C: libev/libc macros, Debian's llhttp, sqlite3, c-ares, libyaml)
 //   GWSystem                    (syscalls, sockets, shared memory, clock, logging)
 //   GWEvent  GWJSON             (libev loop wrappers; JSON without Foundation)
 //   GWStore  GWConfig GWHTTP    (Kong entities + snapshot; gateway.conf; HTTP/1.1 on llhttp)
 //   GWRouter GWBalancer         (Kong router; balancer + health state in shared memory)
-//   GWProxy  GWAdmin            (worker data path; Admin API + SQLite store in the master)
+//   GWProxy  GWAdmin            (worker data path; Admin API + SQLite store + YAML in the master)
 //   GWServer                    (master/worker processes, wiring)
 //   gateway                     (the CLI)
 import PackageDescription
@@ -19,12 +19,12 @@ let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
 let package = Package(
     name: "gateway",
     products: [.executable(name: "gateway", targets: ["gateway"])],
-    dependencies: [.package(url: "https://github.com/jpsim/Yams", exact: "5.0.1")],
     targets: [
         .target(name: "CGWShims", linkerSettings: [.linkedLibrary("ev")]),
         .target(name: "CLLHTTP", cSettings: [.unsafeFlags(["-I/usr/share/include/llhttp", "-O3"])]),
         .target(name: "CSQLite", linkerSettings: [.linkedLibrary("sqlite3")]),
         .target(name: "CAres", linkerSettings: [.linkedLibrary("cares")]),
+        .target(name: "CYAML", linkerSettings: [.linkedLibrary("yaml")]),
         .target(name: "GWSystem", dependencies: ["CGWShims"]),
         .target(name: "GWEvent", dependencies: ["GWSystem", "CGWShims"], swiftSettings: hotPath),
         .target(name: "GWJSON"),
@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "GWBalancer", dependencies: ["GWStore", "GWSystem", "CGWShims"]),
         .target(name: "GWProxy", dependencies: ["GWJSON", "GWSystem", "GWEvent", "GWHTTP", "GWRouter", "GWBalancer", "GWStore", "GWConfig"],
                 swiftSettings: hotPath),
-        .target(name: "GWAdmin", dependencies: ["GWJSON", "GWStore", "GWHTTP", "GWBalancer", "CSQLite", "GWSystem", .product(name: "Yams", package: "Yams")]),
+        .target(name: "GWAdmin", dependencies: ["GWJSON", "GWStore", "GWHTTP", "GWBalancer", "CSQLite", "CYAML", "GWSystem"]),
         .target(name: "GWServer", dependencies: ["CGWShims", "CAres", "GWJSON", "GWSystem", "GWEvent", "GWConfig", "GWProxy", "GWAdmin", "GWStore", "GWBalancer", "GWHTTP"]),
         .executableTarget(name: "gateway", dependencies: ["GWServer", "GWConfig", "GWSystem"]),
         .testTarget(name: "GWJSONTests", dependencies: ["GWJSON"]),

@@ -1,7 +1,6 @@
-// Kong declarative configuration (KONG.md §6.4): parse (YAML via Yams, or JSON), validate through the same
+// Kong declarative configuration (KONG.md §6.4): parse (YAML via libyaml, YAML.swift, or JSON), validate through the same
 // entity pipeline as the Admin API (in a scratch in-memory store), import (upsert) / load (replace) / export.
 import GWJSON
-import Yams
 
 /// An invalid declarative configuration; `fields` mirrors the document structure (code 14 body).
 public struct DeclarativeError: Error, Sendable, CustomStringConvertible {
@@ -33,49 +32,15 @@ extension AdminAPI {
                 throw DeclarativeError("failed parsing declarative configuration: \(error)")
             }
         }
-        let text = String(decoding: bytes, as: UTF8.self)
-        let node: Node?
-        do { node = try Yams.compose(yaml: text) } catch {
+        let doc: JSON?
+        do { doc = try YAML.parse(bytes) } catch {
             throw DeclarativeError("failed parsing declarative configuration: \(error)")
         }
-        guard let node else { throw DeclarativeError("expected a declarative configuration") }
-        return yamlToJSON(node)
+        guard let doc else { throw DeclarativeError("expected a declarative configuration") }
+        return doc
     }
 
-    static func yamlToJSON(_ n: Node) -> JSON {
-        switch n {
-        case .scalar(let s):
-            let tag = n.tag
-            if tag == Tag(.null) { return .null }
-            if tag == Tag(.bool) { return n.bool.map(JSON.bool) ?? .string(s.string) }
-            if tag == Tag(.int) {
-                if let i = Int64(s.string) { return .int(i) }
-                return n.int.map { .int(Int64($0)) } ?? .string(s.string)
-            }
-            if tag == Tag(.float) { return n.float.map(JSON.double) ?? .string(s.string) }
-            return .string(s.string)
-        case .sequence(let seq): return .array(seq.map(yamlToJSON))
-        case .mapping(let m):
-            var o = JSONObject()
-            for (k, v) in m { o[k.string ?? (k.scalar?.string ?? "")] = yamlToJSON(v) }
-            return .object(o)
-        }
-    }
-
-    static func jsonToYAML(_ v: JSON) -> Node {
-        switch v {
-        case .null: return Node("null", Tag(.null))
-        case .bool(let b): return Node(b ? "true" : "false", Tag(.bool))
-        case .int, .double: return Node(v.serializedString, Tag(.float))
-        case .string(let s): return Node(s, Tag(.str), .doubleQuoted)
-        case .array(let a): return Node(a.map(jsonToYAML))
-        case .object(let o): return Node(o.pairs.map { (Node($0.key), jsonToYAML($0.value)) })
-        }
-    }
-
-    public static func yamlString(_ v: JSON) -> String {
-        (try? Yams.serialize(node: jsonToYAML(v), sortKeys: false)) ?? v.serializedString
-    }
+    public static func yamlString(_ v: JSON) -> String { YAML.emit(v) }
 
     // MARK: validation into ops
 
