@@ -232,6 +232,23 @@ extension JSON {
     }
 }
 
+extension JSON {
+    /// Parses a document whose top level is an object and hands each element of the arrays under the
+    /// `streamed` keys to `element` as soon as it is parsed, without ever holding the whole array:
+    /// a large document (a worker's 10 000-route configuration) is decoded with the memory of one
+    /// element's tree at a time, and the trees freed along the way are reused by the next ones instead
+    /// of leaving the heap fragmented. Every other member is parsed as usual and returned (a streamed
+    /// key is returned as an empty array). A duplicate top-level key is an error here. Errors thrown
+    /// by `element` are passed through.
+    public static func parseStreamingArrays(_ bytes: [UInt8], streamed: Set<String>,
+                                            element: (String, JSON) throws -> Void) throws -> JSONObject {
+        try bytes.withUnsafeBytes { buf in
+            var p = JSONParser(buf)
+            return try p.parseTopLevelStreaming(streamed: streamed, element: element)
+        }
+    }
+}
+
 struct JSONParser {
     let base: UnsafePointer<UInt8>?
     let end: Int
@@ -345,6 +362,63 @@ struct JSONParser {
             }
         }
         return false
+    }
+
+    mutating func parseTopLevelStreaming(streamed: Set<String>, element: (String, JSON) throws -> Void) throws -> JSONObject {
+        skipWS()
+        guard pos < end, byte(pos) == UInt8(ascii: "{") else { throw err("expected an object at the top level") }
+        pos += 1
+        skipWS()
+        var pairs: [(key: String, value: JSON)] = []
+        var seen = Set<String>()
+        if pos < end && byte(pos) == UInt8(ascii: "}") {
+            pos += 1
+        } else {
+            while true {
+                skipWS()
+                guard pos < end, byte(pos) == UInt8(ascii: "\"") else { throw err("expected string key in object") }
+                let key = try parseString()
+                guard seen.insert(key).inserted else { throw err("duplicate top-level key '\(key)'") }
+                skipWS()
+                guard pos < end, byte(pos) == UInt8(ascii: ":") else { throw err("expected ':' after object key") }
+                pos += 1
+                skipWS()
+                if streamed.contains(key), pos < end, byte(pos) == UInt8(ascii: "[") {
+                    pos += 1
+                    skipWS()
+                    if pos < end && byte(pos) == UInt8(ascii: "]") {
+                        pos += 1
+                    } else {
+                        while true {
+                            skipWS()
+                            try element(key, try parseValue(depth: 1))
+                            skipWS()
+                            guard pos < end else { throw err("unexpected end of input in array") }
+                            let c = byte(pos)
+                            pos += 1
+                            if c == UInt8(ascii: ",") { continue }
+                            if c == UInt8(ascii: "]") { break }
+                            pos -= 1
+                            throw err("expected ',' or ']' in array")
+                        }
+                    }
+                    pairs.append((key, .array([])))
+                } else {
+                    pairs.append((key, try parseValue(depth: 1)))
+                }
+                skipWS()
+                guard pos < end else { throw err("unexpected end of input in object") }
+                let c = byte(pos)
+                pos += 1
+                if c == UInt8(ascii: ",") { continue }
+                if c == UInt8(ascii: "}") { break }
+                pos -= 1
+                throw err("expected ',' or '}' in object")
+            }
+        }
+        skipWS()
+        if pos != end { throw err("unexpected trailing characters") }
+        return JSONObject(uniquePairs: pairs)
     }
 
     mutating func parseArray(depth: Int) throws(JSONError) -> JSON {

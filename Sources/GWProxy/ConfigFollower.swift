@@ -45,9 +45,8 @@ struct ConfigFollower {
                 continue
             }
             step.fullBytes = bytes.count
-            let json: JSON
-            do { json = try JSON.parse(bytes) } catch { throw SnapshotError("\(fullPath): invalid JSON: \(error)") }
-            var c = try PublishedConfig.decode(json: json)
+            var c: PublishedConfig
+            do { c = try PublishedConfig.decode(bytes: bytes) } catch { throw SnapshotError("\(fullPath): \(error)") }
             c.buildIndexes()
             if c.generation < target { _ = followDeltas(&c, to: target, step: &step) }
             step.routeChanges = nil

@@ -65,6 +65,29 @@ public struct PublishedConfig: Sendable {
                                                                 weighted: false))
     }
 
+    /// Decodes the full document from its bytes, one entity at a time (JSON.parseStreamingArrays):
+    /// the same result as `decode(json: JSON.parse(bytes))` without the document's whole JSON tree.
+    public static func decode(bytes: [UInt8]) throws(SnapshotError) -> PublishedConfig {
+        var snap = ConfigSnapshot()
+        let rest: JSONObject
+        do {
+            rest = try JSON.parseStreamingArrays(bytes, streamed: Set(ConfigSnapshot.entityKeys)) { key, e in
+                try snap.append(key, e)
+            }
+        } catch let e as SnapshotError {
+            throw e
+        } catch {
+            throw SnapshotError("invalid JSON: \(error)")
+        }
+        // What was not streamed (generation, address maps, and an entity key whose value is not an
+        // array, which decode(json:) reports) goes through the tree decoder; streamed keys are empty there.
+        let head = try ConfigSnapshot.decode(json: .object(rest))
+        snap.generation = head.generation
+        return PublishedConfig(snapshot: snap, resolved: try addressMap(rest["resolved"], "resolved", weighted: true),
+                               serviceAddresses: try addressMap(rest["service_addresses"], "service_addresses",
+                                                                weighted: false))
+    }
+
     static func addressMap(_ v: JSON?, _ key: String, weighted: Bool) throws(SnapshotError) -> [String: [PublishedAddress]] {
         guard let v, !v.isNull else { return [:] }
         guard let o = v.objectValue else { throw SnapshotError("\(key): expected a map") }

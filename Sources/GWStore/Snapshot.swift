@@ -290,19 +290,30 @@ extension ConfigSnapshot {
             guard let n = g.int64Value, n >= 0 else { throw SnapshotError("generation: expected a non-negative integer") }
             s.generation = UInt64(n)
         }
-        func list(_ key: String) throws(SnapshotError) -> [JSON] {
-            guard let v = o[key], !v.isNull else { return [] }
+        for key in ConfigSnapshot.entityKeys {
+            guard let v = o[key], !v.isNull else { continue }
             guard let a = v.arrayValue else { throw SnapshotError("\(key): expected an array") }
-            return a
+            for e in a { try s.append(key, e) }
         }
-        for e in try list("services") { s.services.append(try Service.decode(json: e)) }
-        for e in try list("routes") { s.routes.append(try Route.decode(json: e)) }
-        for e in try list("upstreams") { s.upstreams.append(try Upstream.decode(json: e)) }
-        for e in try list("targets") { s.targets.append(try Target.decode(json: e)) }
-        for e in try list("consumers") { s.consumers.append(try Consumer.decode(json: e)) }
-        for e in try list("plugins") { s.plugins.append(try Plugin.decode(json: e)) }
-        for e in try list("keyauth_credentials") { s.keyauthCredentials.append(try KeyAuthCredential.decode(json: e)) }
         return s
+    }
+
+    /// The document's entity arrays, in the order they are decoded.
+    public static let entityKeys = ["services", "routes", "upstreams", "targets", "consumers", "plugins",
+                                    "keyauth_credentials"]
+
+    /// Decodes one element of the entity array `key` and appends it.
+    public mutating func append(_ key: String, _ e: JSON) throws(SnapshotError) {
+        switch key {
+        case "services": services.append(try Service.decode(json: e))
+        case "routes": routes.append(try Route.decode(json: e))
+        case "upstreams": upstreams.append(try Upstream.decode(json: e))
+        case "targets": targets.append(try Target.decode(json: e))
+        case "consumers": consumers.append(try Consumer.decode(json: e))
+        case "plugins": plugins.append(try Plugin.decode(json: e))
+        case "keyauth_credentials": keyauthCredentials.append(try KeyAuthCredential.decode(json: e))
+        default: throw SnapshotError("\(key): not an entity array")
+        }
     }
 
     /// Parses and decodes the worker document from bytes.

@@ -18,6 +18,26 @@ import GWJSON
         "service_addresses": ["s2": .array([.array(["10.1.1.1", 80])])],
     ]
 
+    /// The worker's streaming decoder gives what the tree decoder gives, and reports the same errors.
+    @Test func decodeFromBytesMatchesTheTreeDecoder() throws {
+        let bytes = Array(Self.full.serialized())
+        let tree = try PublishedConfig.decode(json: try JSON.parse(bytes))
+        let streamed = try PublishedConfig.decode(bytes: bytes)
+        #expect(streamed.generation == tree.generation)
+        #expect(streamed.snapshot.routes == tree.snapshot.routes && streamed.snapshot.services == tree.snapshot.services)
+        #expect(streamed.snapshot.targets == tree.snapshot.targets && streamed.snapshot.upstreams == tree.snapshot.upstreams)
+        #expect(streamed.resolved == tree.resolved && streamed.serviceAddresses == tree.serviceAddresses)
+        // empty arrays, null and absent keys
+        let small = try PublishedConfig.decode(bytes: Array(#"{"generation":7,"routes":[],"services":null}"#.utf8))
+        #expect(small.generation == 7 && small.snapshot.routes.isEmpty && small.snapshot.services.isEmpty)
+        // errors: bad entity, non-array entity key, bad JSON inside and after an array, duplicate key
+        let bad = [#"{"routes":[{"paths":["/a"]}]}"#, #"{"routes":1}"#, #"{"routes":[{"id":"r1",]}"#,
+                   #"{"routes":[]} x"#, #"{"routes":[],"routes":[]}"#, #"[1]"#]
+        for text in bad {
+            #expect(throws: SnapshotError.self) { try PublishedConfig.decode(bytes: Array(text.utf8)) }
+        }
+    }
+
     @Test func deltasReproduceTheNextState() throws {
         var c = try PublishedConfig.decode(json: Self.full)
         #expect(c.generation == 4)
