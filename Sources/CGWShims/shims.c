@@ -2,7 +2,6 @@
 #include "CGWShims.h"
 #include <errno.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <string.h>
@@ -12,7 +11,6 @@
 
 int gw_accept4(int fd, struct sockaddr *addr, unsigned int *len, int flags) { return accept4(fd, addr, (socklen_t *)len, flags); }
 int gw_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
-int gw_malloc_trim(void) { return malloc_trim(0); }
 int gw_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 int gw_clear_cloexec(int fd) {
     int flags = fcntl(fd, F_GETFD);

@@ -139,9 +139,6 @@ public final class ProxyServer {
                                    workerSlot: slotIndex, log: log)
             config = rc
             slot.pointee.config_generation = rc.generation
-            // A full document was parsed into a JSON tree (3-4x its size) that is garbage now: give
-            // those pages back, or the worker's RSS keeps the peak of every full reload.
-            if step.fullBytes > 0 { _ = gw_malloc_trim() }
             let how = step.fullBytes > 0 ? "full document (\(step.fullBytes) bytes) + \(step.deltas) deltas" : "\(step.deltas) deltas"
             log.log(.info, "configuration generation \(rc.generation) applied in \((Clock.monotonicMicros() - t0) / 1000) ms, \((Clock.processCPUMicros() - c0) / 1000) ms of CPU (read \(how) in \((tRead - t0) / 1000) ms)")
             if rc.generation < generation {

@@ -455,3 +455,68 @@ def test_reload_to_busy_port_is_refused(gateway, upstream):
     g.wait_route("/r")
     with urllib.request.urlopen(f"http://127.0.0.1:{busy_port}/r", timeout=TIMEOUT) as r:
         assert r.status == 200
+
+
+def fd_targets(pid):
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            pass
+    return out
+
+
+def test_workers_are_execd_with_only_their_descriptors(gateway, upstream):
+    # A worker is the gateway binary exec'd again (not the forked master's memory image): it holds
+    # its listeners, its channel, its logs and the shared segment's mapping, nothing of the master.
+    up = upstream("u")
+    g = gateway(workers=2)
+    add_route(g, up, "/r")
+    master = g.master_pid()
+    master_fds = fd_targets(master)
+    assert any("gateway.db" in t for t in master_fds), master_fds
+    for w in current_workers(g, 2):
+        assert os.path.realpath(f"/proc/{w}/exe") == os.path.realpath(os.path.realpath(f"/proc/{master}/exe"))
+        targets = fd_targets(w)
+        print(f"\nworker {w} descriptors: {sorted(targets)}")
+        assert not any("gateway.db" in t or "memfd:" in t for t in targets), targets
+        files = [t for t in targets if t.startswith("/") and t != "/dev/null"]
+        assert all(t.startswith(os.path.join(g.prefix, "logs")) for t in files), files
+        with open(f"/proc/{w}/maps") as f:
+            assert "memfd:gateway-shm" in f.read()
+    st, body, _ = g.get("/r")
+    assert st == 200 and json.loads(body)["upstream"] == "u"
+
+
+def test_binary_replaced_on_disk_workers_still_run_the_masters_code(gateway, upstream, tmp_path):
+    # A package upgrade replaces the binary under a running master: a worker respawned (or started by
+    # a reload) afterwards must run the master's own code, not whatever the path names now.
+    import shutil
+    import subprocess
+    from conftest import GATEWAY_BIN
+    up = upstream("u")
+    g = gateway(workers=1, start=False)
+    copy = str(tmp_path / "bin" / "gateway")
+    os.makedirs(os.path.dirname(copy))
+    shutil.copy(GATEWAY_BIN, copy)
+    r = subprocess.run([copy, "start", "-c", g.conf, "-p", g.prefix], capture_output=True, text=True,
+                       timeout=TIMEOUT * 3)
+    assert r.returncode == 0, r.stdout + r.stderr
+    add_route(g, up, "/r")
+    old = current_workers(g, 1)
+    # The "upgrade": a different file renamed over the path (as dpkg does).
+    with open(copy + ".new", "w") as f:
+        f.write("#!/bin/sh\nexit 3\n")
+    os.chmod(copy + ".new", 0o755)
+    os.rename(copy + ".new", copy)
+    os.kill(old[0], signal.SIGKILL)
+    new = current_workers(g, 1, replacing=old)
+    st, body, _ = g.get("/r")
+    assert st == 200 and json.loads(body)["upstream"] == "u"
+    assert cmdline(new[0]).startswith("gateway: worker process"), cmdline(new[0])
+    assert "exited with code 3" not in g.log()
+    assert g.cli("reload", "-c", g.conf, "-p", g.prefix).returncode == 0
+    current_workers(g, 1, replacing=new)
+    st, _, _ = g.get("/r")
+    assert st == 200

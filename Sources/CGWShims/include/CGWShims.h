@@ -48,7 +48,6 @@ void gw_set_process_title(int argc, char **argv, const char *title);
 struct sockaddr;
 int gw_accept4(int fd, struct sockaddr *addr, unsigned int *len, int flags);
 int gw_pipe2(int fds[2], int flags);
-int gw_malloc_trim(void);                         // malloc_trim(0): the heap's free pages back to the kernel
 int gw_memfd_create(const char *name);            // memfd_create(name, MFD_CLOEXEC)
 int gw_clear_cloexec(int fd);                     // fcntl: clear FD_CLOEXEC (an fd handed to an exec'd worker)
 void gw_unblock_all_signals(void);                // sigprocmask(SIG_SETMASK, empty): before exec
