@@ -328,14 +328,7 @@ struct JSONParser {
             let v = try parseValue(depth: depth)
             pairStack.append((key, v))
             keyStack.append(range)
-            skipWS()
-            guard pos < end else { throw err("unexpected end of input in object") }
-            let c = byte(pos)
-            pos += 1
-            if c == UInt8(ascii: ",") { continue }
-            if c == UInt8(ascii: "}") { break }
-            pos -= 1
-            throw err("expected ',' or '}' in object")
+            if try !nextItem(closer: UInt8(ascii: "}"), in: "object") { break }
         }
         var pairs = Array(pairStack[base0...])
         if hasDup {
@@ -362,6 +355,18 @@ struct JSONParser {
             }
         }
         return false
+    }
+
+    /// After an object member or array element: true at ',' (another follows), false at `closer`.
+    @inline(__always) mutating func nextItem(closer: UInt8, in what: StaticString) throws(JSONError) -> Bool {
+        skipWS()
+        guard pos < end else { throw err("unexpected end of input in \(what)") }
+        let c = byte(pos)
+        pos += 1
+        if c == UInt8(ascii: ",") { return true }
+        if c == closer { return false }
+        pos -= 1
+        throw err("expected ',' or '\(Character(Unicode.Scalar(closer)))' in \(what)")
     }
 
     mutating func parseTopLevelStreaming(streamed: Set<String>, element: (String, JSON) throws -> Void) throws -> JSONObject {
@@ -392,28 +397,14 @@ struct JSONParser {
                         while true {
                             skipWS()
                             try element(key, try parseValue(depth: 1))
-                            skipWS()
-                            guard pos < end else { throw err("unexpected end of input in array") }
-                            let c = byte(pos)
-                            pos += 1
-                            if c == UInt8(ascii: ",") { continue }
-                            if c == UInt8(ascii: "]") { break }
-                            pos -= 1
-                            throw err("expected ',' or ']' in array")
+                            if try !nextItem(closer: UInt8(ascii: "]"), in: "array") { break }
                         }
                     }
                     pairs.append((key, .array([])))
                 } else {
                     pairs.append((key, try parseValue(depth: 1)))
                 }
-                skipWS()
-                guard pos < end else { throw err("unexpected end of input in object") }
-                let c = byte(pos)
-                pos += 1
-                if c == UInt8(ascii: ",") { continue }
-                if c == UInt8(ascii: "}") { break }
-                pos -= 1
-                throw err("expected ',' or '}' in object")
+                if try !nextItem(closer: UInt8(ascii: "}"), in: "object") { break }
             }
         }
         skipWS()
@@ -432,14 +423,7 @@ struct JSONParser {
             skipWS()
             let v = try parseValue(depth: depth)
             valueStack.append(v)
-            skipWS()
-            guard pos < end else { throw err("unexpected end of input in array") }
-            let c = byte(pos)
-            pos += 1
-            if c == UInt8(ascii: ",") { continue }
-            if c == UInt8(ascii: "]") { break }
-            pos -= 1
-            throw err("expected ',' or ']' in array")
+            if try !nextItem(closer: UInt8(ascii: "]"), in: "array") { break }
         }
         return .array(Array(valueStack[base0...]))
     }
