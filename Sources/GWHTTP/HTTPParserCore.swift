@@ -1,11 +1,16 @@
 // The llhttp driver shared by HTTPRequestParser and HTTPResponseParser.
 // llhttp calls C callbacks (@convention(c) closures below) that find this object through `llhttp_t.data`.
 // Events that the caller must act on (head, body piece, message end) pause llhttp with HPE_PAUSED; the
-// pause position (`llhttp_get_error_pos`) tells how many bytes were consumed. Header bytes are copied into
-// the head's single storage array; body pieces are not copied.
+// pause position (`llhttp_get_error_pos`) tells how many bytes were consumed. The head's raw bytes are
+// copied once into the head's single storage array, and the header fields are read from there once
+// llhttp has validated the head (`scanFields`): llhttp gets no per-header callbacks (four calls per
+// header cost more than the parse itself); body pieces are not copied.
 // Extra checks on top of llhttp 8.1 (which is lenient here): a raw-byte scan of the head rejects obs-fold,
-// bare CR and over-long lines; on_headers_complete applies nginx's request rules (Host, duplicate
+// bare CR and over-long lines; the field scan rejects non-token header names, empty names and
+// whitespace before the colon; the head checks apply nginx's request rules (Host, duplicate
 // CL/TE/Host, Transfer-Encoding other than exactly "chunked", HTTP version).
+// Error order: whichever violation comes first in the byte stream wins, however the input was split
+// (the field scan covers the complete lines before an llhttp error position).
 import CLLHTTP
 import Glibc
 
@@ -34,17 +39,14 @@ final class HTTPParserCore {
     var pendingError: HTTPParseError? = nil
     var headDone = false
     var bodyBytes = 0
-    var headerState = 0          // 0 none, 1 in name, 2 in value
     var upgraded = false
     var responseToHEAD = false
     var sawContentLength = false
     var sawTransferEncoding = false
     var sawHost = false
-    var fieldCount = 0
-    var storageLen = 0
-    var curNameStart = 0, curNameLen = 0, curValueStart = 0, curValueLen = 0, curTrimmedLen = 0
-    var lastNameByte: UInt8 = 0
-    var curKind: UInt8 = 0
+    // field scanner over the raw head in storage
+    var fieldScanPos = 0         // next line to read
+    var fieldScanStarted = false // the start line was passed
     // raw head scanner
     var scanLine = 0             // line index within the head (0 = start line)
     var scanLineLen = 0
@@ -63,10 +65,6 @@ final class HTTPParserCore {
         settings.pointee.on_message_begin = { p in HTTPParserCore.with(p) { $0.onMessageBegin() } }
         settings.pointee.on_url = { p, at, n in HTTPParserCore.with(p) { $0.onURL(at, n) } }
         settings.pointee.on_status = { p, at, n in HTTPParserCore.with(p) { $0.onStatus(at, n) } }
-        settings.pointee.on_header_field = { p, at, n in HTTPParserCore.with(p) { $0.onHeaderField(at, n) } }
-        settings.pointee.on_header_field_complete = { p in HTTPParserCore.with(p) { $0.onHeaderFieldComplete() } }
-        settings.pointee.on_header_value = { p, at, n in HTTPParserCore.with(p) { $0.onHeaderValue(at, n) } }
-        settings.pointee.on_header_value_complete = { p in HTTPParserCore.with(p) { $0.onHeaderValueComplete() } }
         settings.pointee.on_headers_complete = { p in HTTPParserCore.with(p) { $0.onHeadersComplete() } }
         settings.pointee.on_chunk_header = { p in HTTPParserCore.with(p) { $0.onChunkHeader() } }
         settings.pointee.on_body = { p, at, n in HTTPParserCore.with(p) { $0.onBody(at, n) } }
@@ -101,8 +99,8 @@ final class HTTPParserCore {
 
     func resetMessage() {
         head.reset()
-        headDone = false; bodyBytes = 0; headerState = 0
-        fieldCount = 0; storageLen = 0
+        headDone = false; bodyBytes = 0
+        fieldScanPos = 0; fieldScanStarted = false
         sawContentLength = false; sawTransferEncoding = false; sawHost = false
         scanLine = 0; scanLineLen = 0; scanSawCR = false; scanHeadBytes = 0; scanDone = false
     }
@@ -140,6 +138,13 @@ final class HTTPParserCore {
                 pendingError = nil
                 return fail(e)
             }
+            // The header fields of the lines complete so far: all of them once the head is done; before an
+            // llhttp error, the ones ahead of it (a violation there comes first in the stream).
+            if needScan && (event == .head || event == .informational || (rc != HPE_OK && rc != HPE_PAUSED)),
+               let e = scanFields(partialLine: rc != HPE_PAUSED) {
+                pendingError = nil
+                return fail(e)
+            }
             if rc == HPE_OK {
                 if let e = pendingError { pendingError = nil; return fail(e) }
                 return .needMore
@@ -147,7 +152,9 @@ final class HTTPParserCore {
             if count == 0 && rc == HPE_PAUSED && event == .none { return .needMore }
             if rc == HPE_PAUSED {
                 switch event {
-                case .head: return .head(consumed: pos)
+                case .head:
+                    if let e = isRequest ? checkRequestHead() : checkResponseHead() { return fail(e) }
+                    return .head(consumed: pos)
                 case .informational: return .informational(consumed: pos)
                 case .body:
                     return .body(UnsafeRawBufferPointer(start: bodyStart, count: bodyCount), consumed: pos)
@@ -253,6 +260,7 @@ final class HTTPParserCore {
             lineLen = 0
         }
         scanLine = line; scanLineLen = lineLen; scanSawCR = sawCR; scanHeadBytes += i
+        if err == nil && i > 0 { head.headers.storage.append(contentsOf: UnsafeBufferPointer(start: p, count: i)) }
         return err
     }
 
@@ -276,36 +284,93 @@ final class HTTPParserCore {
         return 0
     }
 
-    // Header accumulation works on scalars (current field offsets) and only appends to the head's arrays,
-    // so the callbacks do no ARC traffic. Known names (Host, Content-Length, Transfer-Encoding, Expect) are
-    // recognised once the name is complete, from its bytes in storage.
+    // MARK: header fields
 
-    func onHeaderField(_ at: UnsafePointer<CChar>?, _ n: Int) -> Int32 {
-        if headDone { return 0 }   // trailer fields: dropped
-        if headerState != 1 {
-            if fieldCount >= limits.maxHeaderCount {
-                pendingError = HTTPParseError(.headerTooLarge, "too many header fields")
-                return HTTPParserCore.user
+    /// Reads the header lines that are complete in storage (the raw head, start line first) into
+    /// `head.headers.fields`, recognising Host, Content-Length, Transfer-Encoding and Expect, and applies
+    /// the field-level checks. Resumable: it continues from the last complete line it read.
+    /// `partialLine` (llhttp stopped with an error inside the head): the name of an unfinished last line
+    /// is checked too, when its colon was reached, since llhttp may reject that line's value (a second
+    /// Transfer-Encoding) while the name already broke a rule of ours. (The parse fails either way: the
+    /// state this leaves is never read.)
+    func scanFields(partialLine: Bool = false) -> HTTPParseError? {
+        let maxCount = limits.maxHeaderCount
+        return head.headers.storage.withUnsafeBufferPointer { st -> HTTPParseError? in
+            guard let b = st.baseAddress else { return nil }
+            let n = st.count
+            var cur = fieldScanPos
+            defer { fieldScanPos = cur }
+            while cur < n {
+                guard let lfPtr = memchr(b + cur, 0x0A, n - cur) else {                 // line not complete yet
+                    if partialLine && fieldScanStarted, memchr(b + cur, 0x3A, n - cur) != nil {
+                        let saved = head.headers.fields.count
+                        let e = readField(b, cur, n, maxCount: maxCount)
+                        if head.headers.fields.count > saved { head.headers.fields.removeLast() }
+                        return e
+                    }
+                    return nil
+                }
+                let lf = UnsafeRawPointer(lfPtr) - UnsafeRawPointer(b)
+                var contentEnd = lf
+                if contentEnd > cur && b[contentEnd - 1] == 0x0D { contentEnd -= 1 }
+                let lineStart = cur
+                cur = lf + 1
+                if contentEnd == lineStart {
+                    if fieldScanStarted { cur = n; return nil }   // the empty line ending the head
+                    continue                                     // empty lines before the start line
+                }
+                if !fieldScanStarted { fieldScanStarted = true; continue }
+                if let e = readField(b, lineStart, contentEnd, maxCount: maxCount) { return e }
             }
-            curNameStart = storageLen
-            curNameLen = 0
-            headerState = 1
+            return nil
         }
-        guard let at, n > 0 else { return 0 }
-        let raw = UnsafeRawPointer(at).assumingMemoryBound(to: UInt8.self)
-        // RFC 9110 token characters only (llhttp 8.1 non-strict lets e.g. "X A" through): 400, see README
-        var k = 0
-        var bad = false
-        while k < n { bad = bad || !HTTPParserCore.isTokenByte(raw[k]); k += 1 }
-        if bad {
-            pendingError = HTTPParseError(.badRequest, "invalid character in header name")
-            return HTTPParserCore.user
+    }
+
+    /// One header line `name: value` at [start, end) of storage.
+    @inline(__always)
+    func readField(_ b: UnsafePointer<UInt8>, _ start: Int, _ end: Int, maxCount: Int) -> HTTPParseError? {
+        if head.headers.fields.count >= maxCount { return HTTPParseError(.headerTooLarge, "too many header fields") }
+        // The name runs over token characters up to the colon (RFC 9110; llhttp 8.1 non-strict lets
+        // e.g. "X A" through): anything else is a 400, see README.
+        var colon = start
+        while colon < end && HTTPParserCore.isTokenByte(b[colon]) { colon += 1 }
+        if colon == end || b[colon] != 0x3A {
+            guard let c = memchr(b + colon, 0x3A, end - colon) else { return HTTPParseError(.badRequest, "invalid header line") }
+            let last = b[UnsafeRawPointer(c) - UnsafeRawPointer(b) - 1]
+            if last == 0x20 || last == 0x09 { return HTTPParseError(.badRequest, "whitespace between header name and colon") }
+            return HTTPParseError(.badRequest, "invalid character in header name")
         }
-        head.headers.storage.append(contentsOf: UnsafeBufferPointer(start: raw, count: n))
-        lastNameByte = raw[n - 1]
-        curNameLen += n
-        storageLen += n
-        return 0
+        if colon == start { return HTTPParseError(.badRequest, "empty header name") }
+        var vs = colon + 1, ve = end
+        while vs < ve && (b[vs] == 0x20 || b[vs] == 0x09) { vs += 1 }
+        while ve > vs && (b[ve - 1] == 0x20 || b[ve - 1] == 0x09) { ve -= 1 }
+        let nameLen = colon - start
+        let kind: UInt8
+        switch nameLen {
+        case 4 where HTTPParserCore.nameIs(b + start, "host"): kind = 1
+        case 14 where HTTPParserCore.nameIs(b + start, "content-length"): kind = 2
+        case 17 where HTTPParserCore.nameIs(b + start, "transfer-encoding"): kind = 3
+        case 6 where HTTPParserCore.nameIs(b + start, "expect"): kind = 4
+        default: kind = 0
+        }
+        // nginx treats these as unique header lines ("client sent duplicate header line" → 400).
+        if isRequest && ((kind == 1 && sawHost) || (kind == 2 && sawContentLength) || (kind == 3 && sawTransferEncoding)) {
+            return HTTPParseError(.badRequest, "client sent duplicate header line")
+        }
+        let i = head.headers.fields.count
+        head.headers.fields.append(HTTPHeaders.Field(nameStart: Int32(start), nameLength: Int32(nameLen),
+                                                     valueStart: Int32(vs), valueLength: Int32(ve - vs)))
+        switch kind {
+        case 1:
+            if head.hostIndex == nil { head.hostIndex = i }
+            sawHost = true
+        case 2: sawContentLength = true
+        case 3: sawTransferEncoding = true
+        case 4:
+            if ve - vs == 12 && HTTPParserCore.nameIs(b + vs, "100-continue") { head.expectsContinue = true }
+        default: break
+        }
+        return nil
     }
 
     /// tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA,
@@ -315,80 +380,11 @@ final class HTTPParserCore {
         return c < 64 ? (low >> UInt64(c)) & 1 != 0 : (c < 128 && (high >> UInt64(c &- 64)) & 1 != 0)
     }
 
-    /// The current name (in storage) equals `lower` (lowercase ASCII) case-insensitively; lengths already equal.
-    @inline(__always) func curNameIs(_ lower: StaticString) -> Bool {
+    /// The bytes at `p` equal `lower` (lowercase ASCII) case-insensitively; the length is the caller's.
+    @inline(__always) static func nameIs(_ p: UnsafePointer<UInt8>, _ lower: StaticString) -> Bool {
         let t = lower.utf8Start
-        return head.headers.storage.withUnsafeBufferPointer { st in
-            var j = 0
-            while j < curNameLen {
-                if asciiLower(st[curNameStart + j]) != t[j] { return false }
-                j += 1
-            }
-            return true
-        }
-    }
-
-    func onHeaderFieldComplete() -> Int32 {
-        if headDone { return 0 }
-        if curNameLen == 0 {
-            pendingError = HTTPParseError(.badRequest, "empty header name"); return HTTPParserCore.user
-        }
-        if lastNameByte == 0x20 || lastNameByte == 0x09 {
-            pendingError = HTTPParseError(.badRequest, "whitespace between header name and colon")
-            return HTTPParserCore.user
-        }
-        curValueStart = storageLen
-        curValueLen = 0
-        curTrimmedLen = 0
-        switch curNameLen {
-        case 4 where curNameIs("host"): curKind = 1
-        case 14 where curNameIs("content-length"): curKind = 2
-        case 17 where curNameIs("transfer-encoding"): curKind = 3
-        case 6 where curNameIs("expect"): curKind = 4
-        default: curKind = 0
-        }
-        if isRequest {
-            // nginx treats these as unique header lines ("client sent duplicate header line" → 400).
-            if (curKind == 1 && sawHost) || (curKind == 2 && sawContentLength) || (curKind == 3 && sawTransferEncoding) {
-                pendingError = HTTPParseError(.badRequest, "client sent duplicate header line")
-                return HTTPParserCore.user
-            }
-        }
-        return 0
-    }
-
-    func onHeaderValue(_ at: UnsafePointer<CChar>?, _ n: Int) -> Int32 {
-        if headDone { return 0 }
-        headerState = 2
-        guard let at, n > 0 else { return 0 }
-        let raw = UnsafeRawPointer(at).assumingMemoryBound(to: UInt8.self)
-        head.headers.storage.append(contentsOf: UnsafeBufferPointer(start: raw, count: n))
-        var j = n - 1
-        while j >= 0 && (raw[j] == 0x20 || raw[j] == 0x09) { j -= 1 }
-        if j >= 0 { curTrimmedLen = curValueLen + j + 1 }
-        curValueLen += n
-        storageLen += n
-        return 0
-    }
-
-    func onHeaderValueComplete() -> Int32 {
-        if headDone { return 0 }
-        headerState = 0
-        let f = HTTPHeaders.Field(nameStart: Int32(curNameStart), nameLength: Int32(curNameLen),
-                                  valueStart: Int32(curValueStart), valueLength: Int32(curTrimmedLen))
-        head.headers.fields.append(f)
-        let i = fieldCount
-        fieldCount += 1
-        switch curKind {
-        case 1:
-            if head.hostIndex == nil { head.hostIndex = i }
-            sawHost = true
-        case 2: sawContentLength = true
-        case 3: sawTransferEncoding = true
-        case 4: if valueEqualsIgnoringCase(f, "100-continue") { head.expectsContinue = true }
-        default: break
-        }
-        return 0
+        for j in 0..<lower.utf8CodeUnitCount where asciiLower(p[j]) != t[j] { return false }
+        return true
     }
 
     func valueEqualsIgnoringCase(_ f: HTTPHeaders.Field, _ s: String) -> Bool {
@@ -431,7 +427,7 @@ final class HTTPParserCore {
                 }
             }
             head.isUpgrade = p.upgrade != 0
-            if let e = checkRequestHead() { pendingError = e; return HTTPParserCore.user }
+            // checkRequestHead runs in execute, once the fields are read (scanFields).
             head.keepAlive = llhttp_should_keep_alive(parser) != 0
             event = .head
             return HTTPParserCore.paused
@@ -444,11 +440,6 @@ final class HTTPParserCore {
         if head.status < 100 || head.status > 999 {
             pendingError = HTTPParseError(.invalidResponse, "invalid status code"); return HTTPParserCore.user
         }
-        if sawTransferEncoding && !head.isChunked {
-            // nginx: upstream sent unknown "Transfer-Encoding" → 502
-            pendingError = HTTPParseError(.invalidResponse, "unsupported Transfer-Encoding in response")
-            return HTTPParserCore.user
-        }
         let informational = head.status < 200 && head.status != 101
         if informational || head.status == 204 || head.status == 304 || responseToHEAD {
             parser.pointee.flags |= UInt16(F_SKIPBODY.rawValue)
@@ -460,6 +451,15 @@ final class HTTPParserCore {
         head.keepAlive = llhttp_should_keep_alive(parser) != 0
         event = informational ? .informational : .head
         return HTTPParserCore.paused
+    }
+
+    /// A final response's head, once its fields are read.
+    func checkResponseHead() -> HTTPParseError? {
+        if sawTransferEncoding && !head.isChunked {
+            // nginx: upstream sent unknown "Transfer-Encoding" → 502
+            return HTTPParseError(.invalidResponse, "unsupported Transfer-Encoding in response")
+        }
+        return nil
     }
 
     /// nginx's request-header rules (ngx_http_process_request_header) that llhttp does not enforce.
