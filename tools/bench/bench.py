@@ -178,10 +178,11 @@ def private_kb(pids):
     return total
 
 
-def largest_process_kb(pids):
-    """(pid, VmRSS, private) of the process with the largest RSS (a worker, for nginx and the gateway)."""
+def largest_worker_kb(pids):
+    """(pid, VmRSS, private) of the largest worker: the process with the largest RSS other than the
+    first pid (the master), or the only process (HAProxy's threads share one)."""
     best = (None, 0, 0)
-    for p in pids:
+    for p in (pids[1:] if len(pids) > 1 else pids):
         rss = status_kb([p], "VmRSS")
         if rss > best[1]:
             best = (p, rss, private_kb([p]))
@@ -709,8 +710,8 @@ def run_scenario(name, args, root, upstream):
                       # shared memory pages counted in RSS (the gateway's mem_cache_size area)
                       "rss_shmem_kb": status_kb(servers[kind].pids(), "RssShmem"),
                       "private_kb": private_kb(servers[kind].pids()),
-                      "largest_rss_kb": largest_process_kb(servers[kind].pids())[1],
-                      "largest_private_kb": largest_process_kb(servers[kind].pids())[2],
+                      "worker_rss_kb": largest_worker_kb(servers[kind].pids())[1],
+                      "worker_private_kb": largest_worker_kb(servers[kind].pids())[2],
                       "non2xx": sum(r["non2xx"] for r in runs),
                       "socket_errors": sum(r["socket_errors"] for r in runs),
                       "processes": len(servers[kind].pids())})
@@ -776,12 +777,13 @@ def markdown(results, meta):
              f"wrk {meta['threads']} thread(s), {meta['duration']}s x {meta['rounds']} interleaved rounds, medians; "
              "access logs off for all proxies; ratios are proxy / nginx in the same run. "
              "CPU = utime+stime of all the proxy's processes (master included); peak RSS = sum of VmHWM "
-             "of those processes (shared pages counted once per process that touched them); largest process: "
-             "the VmRSS of the proxy's largest process (a worker) and its private part (smaps_rollup "
-             "Private_*: without shared libraries and pages still shared copy-on-write with the master).", "",
+             "of those processes (shared pages counted once per process that touched them); worker: "
+             "the VmRSS of the proxy's largest worker process (HAProxy: its one process) and its private "
+             "part (smaps_rollup Private_*: without shared libraries and pages still shared copy-on-write "
+             "with the master).", "",
              "| scenario | proxy | req/s | p50 ms | p99 ms | CPU s/100k req | peak RSS MiB | non-2xx | sock err "
              "| req/s vs nginx | p99 vs nginx | CPU vs nginx | RSS vs nginx | of RSS: shm MiB "
-             "| largest process RSS / private MiB |",
+             "| worker RSS / private MiB |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     idle, crashes = [], []
     for res in results:
@@ -803,7 +805,7 @@ def markdown(results, meta):
                 f"| {fmt(rss / 1024 if rss else None, 1)} | {p.get('non2xx')} | {p.get('socket_errors')} "
                 f"| {fmt(v.get('rps'))} | {fmt(v.get('p99_ms'))} | {fmt(v.get('cpu_s_per_100k'))} "
                 f"| {fmt(v.get('peak_rss_kb'))} | {fmt((p.get('rss_shmem_kb') or 0) / 1024, 1)} "
-                f"| {fmt((p.get('largest_rss_kb') or 0) / 1024, 1)} / {fmt((p.get('largest_private_kb') or 0) / 1024, 1)} |")
+                f"| {fmt((p.get('worker_rss_kb') or 0) / 1024, 1)} / {fmt((p.get('worker_private_kb') or 0) / 1024, 1)} |")
             if p.get("worker_crashes"):
                 crashes.append(f"{res['scenario']}: {p['worker_crashes']} gateway worker crash(es) (error.log)")
     if crashes:
