@@ -1,5 +1,5 @@
 // swift-tools-version:6.0
-// Gateway: a Kong-compatible API gateway built like nginx (master + forked workers, libev loops,
+// Gateway: a Kong-compatible API gateway built like nginx (master + forked, exec'd workers, libev loops,
 // shared-memory balancer state). Module layering, lowest first (a module imports only lower ones):
 //   CGWShims, CLLHTTP, CSQLite, CAres, CYAML  (C: libev/libc macros, Debian's llhttp, sqlite3, c-ares, libyaml)
 //   GWSystem                    (syscalls, sockets, shared memory, clock, logging)
