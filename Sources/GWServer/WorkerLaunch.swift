@@ -158,7 +158,11 @@ enum WorkerLaunch {
 
     /// The exec'd worker's entry (`gateway __worker FD`): reads the spec and becomes the worker.
     static func run(arguments: [String], argc: Int32, argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Never {
-        guard arguments.count == 2, let fd = Int32(arguments[1]) else {
+        // Only the master starts this, with a pipe it filled and closed; anything else (a person typing
+        // the command, a descriptor that is a terminal) is refused rather than read from.
+        var st = stat()
+        guard arguments.count == 2, let fd = Int32(arguments[1]), fd > 2, fstat(fd, &st) == 0,
+              st.st_mode & S_IFMT == S_IFIFO else {
             _ = CLI.fail("\(command) is started by the master process only")
             ProcessControl.immediateExit(2)
         }

@@ -520,3 +520,13 @@ def test_binary_replaced_on_disk_workers_still_run_the_masters_code(gateway, ups
     current_workers(g, 1, replacing=new)
     st, _, _ = g.get("/r")
     assert st == 200
+
+
+def test_worker_command_refuses_to_run_by_hand(gateway):
+    # `gateway __worker FD` is how the master starts a worker; run by hand it must not read a
+    # terminal or hang: it exits 2 at once.
+    g = gateway(workers=1, start=False)
+    for args in (["__worker"], ["__worker", "0"], ["__worker", "x"], ["__worker", "99"]):
+        r = g.cli(*args, timeout=TIMEOUT)
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+        assert "started by the master process only" in r.stderr
