@@ -175,7 +175,7 @@ public enum CLI {
         let master: Master
         do {
             master = try Master(config: config, configPath: configPath(o), overrides: o.prefix.map { ["prefix": $0] } ?? [:],
-                                log: log, hooks: Gateway.hooks(argc: argc, argv: argv))
+                                log: log, hooks: Gateway.hooks())
         } catch {
             return fail("\(error)")
         }

@@ -30,7 +30,7 @@ extension Master {
 }
 
 public enum Gateway {
-    public static func hooks(argc: Int32, argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> MasterHooks {
+    public static func hooks() -> MasterHooks {
         MasterHooks(
             masterStarted: { master in try startMaster(master) },
             configReloaded: { master in
