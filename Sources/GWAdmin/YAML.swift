@@ -26,12 +26,8 @@ enum YAML {
         do {
             return try bytes.withUnsafeBufferPointer { buf in
                 // libyaml reads from the pointer until `count`; an empty array may have no storage.
-                let empty: [UInt8] = [0]
-                return try empty.withUnsafeBufferPointer { e in
-                    let p = buf.baseAddress ?? e.baseAddress!
-                    yaml_parser_set_input_string(&reader.parser, p, buf.count)
-                    return try reader.stream()
-                }
+                yaml_parser_set_input_string(&reader.parser, buf.baseAddress ?? UnsafePointer(YAML.emptyByte), buf.count)
+                return try reader.stream()
             }
         } catch let e as ParseError {
             throw e

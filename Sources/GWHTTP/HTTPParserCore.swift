@@ -347,10 +347,10 @@ final class HTTPParserCore {
         let nameLen = colon - start
         let kind: UInt8
         switch nameLen {
-        case 4 where HTTPParserCore.nameIs(b + start, "host"): kind = 1
-        case 14 where HTTPParserCore.nameIs(b + start, "content-length"): kind = 2
-        case 17 where HTTPParserCore.nameIs(b + start, "transfer-encoding"): kind = 3
-        case 6 where HTTPParserCore.nameIs(b + start, "expect"): kind = 4
+        case 4 where HTTPParserCore.asciiEqualsLower(b + start, "host"): kind = 1
+        case 14 where HTTPParserCore.asciiEqualsLower(b + start, "content-length"): kind = 2
+        case 17 where HTTPParserCore.asciiEqualsLower(b + start, "transfer-encoding"): kind = 3
+        case 6 where HTTPParserCore.asciiEqualsLower(b + start, "expect"): kind = 4
         default: kind = 0
         }
         // nginx treats these as unique header lines ("client sent duplicate header line" → 400).
@@ -367,7 +367,7 @@ final class HTTPParserCore {
         case 2: sawContentLength = true
         case 3: sawTransferEncoding = true
         case 4:
-            if ve - vs == 12 && HTTPParserCore.nameIs(b + vs, "100-continue") { head.expectsContinue = true }
+            if ve - vs == 12 && HTTPParserCore.asciiEqualsLower(b + vs, "100-continue") { head.expectsContinue = true }
         default: break
         }
         return nil
@@ -380,8 +380,9 @@ final class HTTPParserCore {
         return c < 64 ? (low >> UInt64(c)) & 1 != 0 : (c < 128 && (high >> UInt64(c &- 64)) & 1 != 0)
     }
 
-    /// The bytes at `p` equal `lower` (lowercase ASCII) case-insensitively; the length is the caller's.
-    @inline(__always) static func nameIs(_ p: UnsafePointer<UInt8>, _ lower: StaticString) -> Bool {
+    /// The bytes at `p` (a name or a value) equal `lower` (lowercase ASCII) case-insensitively; the
+    /// length is the caller's.
+    @inline(__always) static func asciiEqualsLower(_ p: UnsafePointer<UInt8>, _ lower: StaticString) -> Bool {
         let t = lower.utf8Start
         for j in 0..<lower.utf8CodeUnitCount where asciiLower(p[j]) != t[j] { return false }
         return true

@@ -90,7 +90,6 @@ enum WorkerLaunch {
         // The master's effective settings, exactly: no file, no environment.
         let config = try ConfigLoader.load(path: nil, overrides: entries, environment: [:])
         let shm = try SharedMemory(attaching: shmFD)
-        Socket.close(shmFD)   // the mapping stays
         return WorkerContext(config: config, shm: shm, index: index, slot: slot, listenSockets: listen,
                              channelFD: channelFD, snapshotPath: snapshot)
     }

@@ -80,12 +80,11 @@ public struct PublishedConfig: Sendable {
             throw SnapshotError("invalid JSON: \(error)")
         }
         // What was not streamed (generation, address maps, and an entity key whose value is not an
-        // array, which decode(json:) reports) goes through the tree decoder; streamed keys are empty there.
-        let head = try ConfigSnapshot.decode(json: .object(rest))
-        snap.generation = head.generation
-        return PublishedConfig(snapshot: snap, resolved: try addressMap(rest["resolved"], "resolved", weighted: true),
-                               serviceAddresses: try addressMap(rest["service_addresses"], "service_addresses",
-                                                                weighted: false))
+        // array, which it reports) goes through the tree decoder; streamed keys are empty there.
+        var c = try decode(json: .object(rest))
+        snap.generation = c.snapshot.generation
+        c.snapshot = snap
+        return c
     }
 
     static func addressMap(_ v: JSON?, _ key: String, weighted: Bool) throws(SnapshotError) -> [String: [PublishedAddress]] {

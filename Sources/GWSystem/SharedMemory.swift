@@ -13,7 +13,8 @@ import CGWShims
 public final class SharedMemory: @unchecked Sendable {
     public let base: UnsafeMutableRawPointer
     public let size: Int
-    /// The memfd behind the mapping (close-on-exec; a worker is handed it explicitly).
+    /// The memfd behind the mapping (close-on-exec; a worker is handed it explicitly). -1 in a
+    /// worker: `init(attaching:)` closes it once mapped.
     public let fd: Int32
 
     public init(peerAreaSize: Int) throws {
@@ -48,9 +49,11 @@ public final class SharedMemory: @unchecked Sendable {
         h.pointee.started_at = UInt64(Clock.wallSeconds())
     }
 
-    /// Maps the segment the master made, from its memfd (in an exec'd worker). Checks the magic,
-    /// layout version and size, so a worker never reads a segment laid out differently.
+    /// Maps the segment the master made, from its memfd (in an exec'd worker), and closes the
+    /// descriptor (the mapping stays). Checks the magic, layout version and size, so a worker never
+    /// reads a segment laid out differently.
     public init(attaching fd: Int32) throws {
+        defer { Glibc.close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw SystemError.last("fstat(shared memory fd \(fd))") }
         let total = Int(st.st_size)
@@ -64,7 +67,7 @@ public final class SharedMemory: @unchecked Sendable {
             munmap(p, total)
             throw SystemError(errno: EINVAL, call: "shared memory fd \(fd): not a gateway segment of this layout")
         }
-        self.fd = fd
+        self.fd = -1
         base = p
         size = total
     }

@@ -704,14 +704,14 @@ def run_scenario(name, args, root, upstream):
             def med(key):
                 vals = [r[key] for r in runs if r.get(key) is not None]
                 return statistics.median(vals) if vals else None
+            _, worker_rss, worker_private = largest_worker_kb(servers[kind].pids())
             p.update({"rps": med("rps"), "p50_ms": med("p50_ms"), "p99_ms": med("p99_ms"),
                       "cpu_s_per_100k": med("cpu_s_per_100k"), "breakdown_us": median_breakdown(runs),
                       "peak_rss_kb": status_kb(servers[kind].pids(), "VmHWM"),
                       # shared memory pages counted in RSS (the gateway's mem_cache_size area)
                       "rss_shmem_kb": status_kb(servers[kind].pids(), "RssShmem"),
                       "private_kb": private_kb(servers[kind].pids()),
-                      "worker_rss_kb": largest_worker_kb(servers[kind].pids())[1],
-                      "worker_private_kb": largest_worker_kb(servers[kind].pids())[2],
+                      "worker_rss_kb": worker_rss, "worker_private_kb": worker_private,
                       "non2xx": sum(r["non2xx"] for r in runs),
                       "socket_errors": sum(r["socket_errors"] for r in runs),
                       "processes": len(servers[kind].pids())})
