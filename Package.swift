@@ -6,6 +6,7 @@
 //   GWEvent  GWJSON             (libev loop wrappers; JSON without Foundation)
 //   GWStore  GWConfig GWHTTP    (Kong entities + snapshot; gateway.conf; HTTP/1.1 on llhttp)
 //   GWRouter GWBalancer         (Kong router; balancer + health state in shared memory)
+//   GWPlugins                   (plugin registry and runtime: what the data path runs)
 //   GWProxy  GWAdmin            (worker data path; Admin API + SQLite store + YAML in the master)
 //   GWServer                    (master/worker processes, wiring)
 //   gateway                     (the CLI)
@@ -36,7 +37,8 @@ let package = Package(
         .target(name: "GWBalancer", dependencies: ["GWStore", "GWSystem", "CGWShims"]),
         .target(name: "GWProxy", dependencies: ["GWJSON", "GWSystem", "GWEvent", "GWHTTP", "GWRouter", "GWBalancer", "GWStore", "GWConfig"],
                 swiftSettings: hotPath),
-        .target(name: "GWAdmin", dependencies: ["GWJSON", "GWStore", "GWHTTP", "GWBalancer", "CSQLite", "CYAML", "GWSystem"]),
+        .target(name: "GWPlugins"),
+        .target(name: "GWAdmin", dependencies: ["GWJSON", "GWStore", "GWHTTP", "GWBalancer", "CSQLite", "CYAML", "GWSystem", "GWPlugins"]),
         .target(name: "GWServer", dependencies: ["CGWShims", "CAres", "GWJSON", "GWSystem", "GWEvent", "GWConfig", "GWProxy", "GWAdmin", "GWStore", "GWBalancer", "GWHTTP"]),
         .executableTarget(name: "gateway", dependencies: ["GWServer", "GWConfig", "GWSystem"]),
         .testTarget(name: "GWJSONTests", dependencies: ["GWJSON"]),

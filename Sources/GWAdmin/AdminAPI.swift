@@ -199,7 +199,7 @@ public final class AdminAPI {
             ])
         }
         if kind == .plugins && s[1] == "enabled" && s.count == 2 {
-            return try methods(req, &extra, [("GET", { (200, ["enabled_plugins": JSON(Schemas.enabledPlugins)]) })])
+            return try methods(req, &extra, [("GET", { (200, ["enabled_plugins": JSON(self.enabledPlugins)]) })])
         }
         let key = s[1]
         if s.count == 2 {

@@ -66,7 +66,9 @@ extension AdminAPI {
         let scratchStore: AdminStore
         do { scratchStore = try AdminStore(path: ":memory:") } catch { throw DeclarativeError(error.message) }
         scratchStore.mirrorOnly = true
-        let scratch = AdminAPI(store: scratchStore, context: AdminContext())
+        var scratchContext = AdminContext()
+        scratchContext.availablePlugins = context.availablePlugins
+        let scratch = AdminAPI(store: scratchStore, context: scratchContext)
         if onto {
             var seed: [StoreOp] = []
             for kind in EntityKind.allCases { for d in store.all(kind) { seed.append(.put(kind, d)) } }

@@ -10,6 +10,14 @@ struct OpFailure: Error { let status: Int; let body: JSON
 }
 
 extension AdminAPI {
+    /// The config schema of plugin `name` if the data path runs it (`AdminContext.availablePlugins`), else nil.
+    func pluginDef(_ name: String) -> Schemas.PluginDef? {
+        context.availablePlugins.contains(name) ? Schemas.plugins[name] : nil
+    }
+
+    /// Plugins accepted by this Admin API, sorted.
+    var enabledPlugins: [String] { Schemas.plugins.keys.filter { context.availablePlugins.contains($0) }.sorted() }
+
     func schemaFields(_ kind: EntityKind, pluginName: String?) -> [Field] {
         kind == .plugins ? Schemas.pluginFields(pluginName) : Schemas.of(kind).fields
     }
@@ -23,7 +31,7 @@ extension AdminAPI {
         var pluginName: String? = nil
         if kind == .plugins {
             pluginName = input["name"]?.stringValue ?? (mode == .update ? existing?["name"]?.stringValue : nil)
-            if let n = pluginName, Schemas.plugins[n] == nil {
+            if let n = pluginName, pluginDef(n) == nil {
                 throw OpFailure(Kong.schemaViolation(field: "name",
                     "plugin '\(n)' not enabled; add it to the 'plugins' configuration property"))
             }

@@ -523,8 +523,6 @@ enum Schemas {
         ]),
     ]
 
-    static var enabledPlugins: [String] { plugins.keys.sorted() }
-
     /// The plugin schema with the `config` record of `name` (or an empty record for unknown names).
     static func pluginFields(_ name: String?) -> [Field] {
         let cfg = name.flatMap { plugins[$0]?.config } ?? []

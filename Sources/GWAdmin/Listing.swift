@@ -155,7 +155,7 @@ extension AdminAPI {
 
     func root() -> Result {
         var plugins = JSONObject()
-        for name in Schemas.enabledPlugins {
+        for name in enabledPlugins {
             plugins[name] = ["version": .string(AdminAPI.kongVersion), "priority": JSON(Schemas.plugins[name]!.priority)]
         }
         var enabledInCluster = Set<String>()
@@ -331,7 +331,7 @@ extension AdminAPI {
             })])
         }
         if s.count == 3 && s[1] == "plugins" {
-            guard let def = Schemas.plugins[s[2]] else {
+            guard let def = pluginDef(s[2]) else {
                 return (404, ["message": .string("No plugin named '\(s[2])'")])
             }
             return try methods(req, &extra, [("GET", {

@@ -1,5 +1,6 @@
 // Public request/response/context types of the Admin API engine (no sockets: the master's HTTP server calls it).
 import GWJSON
+import GWPlugins
 import GWStore
 
 public struct AdminRequest: Sendable {
@@ -96,6 +97,9 @@ public struct AdminContext {
     public var setLogLevel: ((String) -> Void)?
     /// `GET /status/ready`: nil when ready, else the reason (→ 503), e.g. "draining" or workers not up yet.
     public var readiness: (() -> String?)?
+    /// Plugin names the Admin API accepts: the plugins the data path runs (`PluginRegistry`). Any other
+    /// name is refused with Kong's "not enabled" 400. Tests of the admin schemas may widen it.
+    public var availablePlugins: Set<String> = Set(PluginRegistry.names)
 
     public init(nodeInfo: @escaping () -> JSON = { .object(JSONObject()) },
                 serverStatus: @escaping () -> JSON = { .object(JSONObject()) },

@@ -2,7 +2,26 @@ import Testing
 import Glibc
 import GWJSON
 import GWStore
+import GWPlugins
 @testable import GWAdmin
+
+extension String {
+    /// `sampleYAML` without its rate-limiting sections (service-level and top-level `plugins:` blocks).
+    func replacingPluginSections() -> String {
+        var out: [Substring] = []
+        var skipping = false
+        for line in split(separator: "\n", omittingEmptySubsequences: false) {
+            if line == "  plugins:" || line == "plugins:" { skipping = true; continue }
+            if skipping {
+                if line.hasPrefix("  - name: rate-limiting") || line.hasPrefix("    config:") || line.hasPrefix("- name: rate-limiting")
+                    || line.hasPrefix("  consumer:") || line.hasPrefix("  service:") || line.hasPrefix("  config:") { continue }
+                skipping = false
+            }
+            out.append(line)
+        }
+        return out.joined(separator: "\n")
+    }
+}
 
 let sampleYAML = """
 _format_version: "3.0"
@@ -153,7 +172,16 @@ plugins:
     @Test func fileRoundTrip() throws {
         let h = try Harness()
         let src = h.dir + "/kong.yml"
+        // The file commands use the production plugin registry: a sample whose plugins do not all run
+        // is refused; without them it round-trips.
+        let runs = Set(PluginRegistry.names).isSuperset(of: ["key-auth", "rate-limiting"])
         try Declarative.writeFile(path: src, sampleYAML)
+        if !runs {
+            #expect(throws: DeclarativeError.self) { try Declarative.parseFile(path: src) }
+            try Declarative.writeFile(path: src, sampleYAML.split(separator: "\n", omittingEmptySubsequences: false)
+                .filter { !$0.contains("plugins: [{name: key-auth}]") }.joined(separator: "\n")
+                .replacingPluginSections())
+        }
         #expect(try Declarative.parseFile(path: src)[.routes] == 2)
         #expect(try Declarative.importFile(path: src, into: h.store)[.services] == 1)
         let out = h.dir + "/export.json"
@@ -162,7 +190,7 @@ plugins:
         #expect(exported["_format_version"] == "3.0" && exported["routes"]?.arrayValue?.count == 2)
         let h2 = try Harness(databaseOff: true)
         try h2.api.loadDeclarative(path: out)
-        #expect(h2.store.count(.plugins) == 3)
+        #expect(h2.store.count(.plugins) == (runs ? 3 : 0))
         #expect(throws: DeclarativeError.self) { try Declarative.parseFile(path: h.dir + "/missing.yml") }
         for f in [src, out] { unlink(f) }
     }

@@ -1,0 +1,15 @@
+// The plugins this build runs on the data path. The Admin API accepts a plugin name only if it is
+// listed here (every mode: Admin API writes, DB-less `POST /config`, `declarative_config`, `db_import`),
+// so an operator who adds a plugin gets either its behaviour or a 400, never a stored instance that
+// the workers skip. A name joins the list in the commit that makes its handler run.
+//
+// Invariant: every name here has a handler registered in the runtime and a config schema in
+// GWAdmin's plugin schemas; priorities are Kong 3.10's (KONG-PLUGINS.md §1.2).
+
+public enum PluginRegistry {
+    /// Kong name → PRIORITY, for every plugin whose handler runs in the worker.
+    public static let priorities: [String: Int] = [:]
+
+    /// The names the Admin API accepts, sorted.
+    public static var names: [String] { priorities.keys.sorted() }
+}
