@@ -81,6 +81,27 @@ public struct HTTPHeaders: Sendable {
                             valueLength: Int32(storage.count - vs)))
     }
 
+    /// Appends a header from bytes (no String involved).
+    public mutating func append<N: Collection, V: Collection>(nameBytes name: N, valueBytes value: V)
+        where N.Element == UInt8, V.Element == UInt8 {
+        let ns = storage.count
+        storage.append(contentsOf: name)
+        let vs = storage.count
+        storage.append(contentsOf: value)
+        fields.append(Field(nameStart: Int32(ns), nameLength: Int32(vs - ns), valueStart: Int32(vs),
+                            valueLength: Int32(storage.count - vs)))
+    }
+
+    /// Appends a header whose value is bytes.
+    public mutating func append(name: String, valueBytes value: UnsafeRawBufferPointer) {
+        let ns = storage.count
+        storage.append(contentsOf: name.utf8)
+        let vs = storage.count
+        storage.append(contentsOf: value)
+        fields.append(Field(nameStart: Int32(ns), nameLength: Int32(vs - ns), valueStart: Int32(vs),
+                            valueLength: Int32(storage.count - vs)))
+    }
+
     @inlinable public func nameBytes(at i: Int) -> ArraySlice<UInt8> {
         let f = fields[i]; return storage[Int(f.nameStart) ..< Int(f.nameStart + f.nameLength)]
     }

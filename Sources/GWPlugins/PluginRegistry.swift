@@ -10,6 +10,9 @@ public enum PluginRegistry {
     /// Kong name → PRIORITY, for every plugin whose handler runs in the worker.
     public static let priorities: [String: Int] = [:]
 
+    /// Kong name → the function compiling an instance of it (same keys as `priorities`).
+    public static let factories: [String: PluginFactory] = [:]
+
     /// The names the Admin API accepts, sorted.
     public static var names: [String] { priorities.keys.sorted() }
 }

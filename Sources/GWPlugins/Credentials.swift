@@ -1,0 +1,125 @@
+// Consumers and their credentials as the worker looks them up on the request path: built once per
+// configuration generation from the worker's snapshot (no database, no master round trip). Key
+// lookups hash the request's bytes directly (ByteKeyIndex), so authenticating allocates nothing.
+import GWStore
+
+/// A consumer as plugins see it. Immutable; shared by every instance of one generation.
+public final class ConsumerRecord: Sendable {
+    public let id: String
+    public let username: String?
+    public let customID: String?
+    /// The consumer's ACL groups (`acls` rows), in creation order.
+    public let groups: [String]
+
+    public init(id: String, username: String?, customID: String?, groups: [String] = []) {
+        self.id = id; self.username = username; self.customID = customID; self.groups = groups
+    }
+}
+
+/// A credential that authenticated a consumer.
+public final class CredentialRecord: Sendable {
+    public let id: String
+    /// What `X-Credential-Identifier` carries (key-auth: the credential id; basic-auth: the username).
+    public let identifier: String
+    public let consumer: ConsumerRecord
+    /// Epoch seconds after which the credential no longer authenticates (key-auth `ttl`); nil: never.
+    public let expiresAt: Int64?
+    /// basic-auth: Kong's stored `sha1_hex(password .. consumer_id)`; empty for other kinds.
+    public let secretHash: [UInt8]
+
+    public init(id: String, identifier: String, consumer: ConsumerRecord, expiresAt: Int64? = nil, secretHash: [UInt8] = []) {
+        self.id = id; self.identifier = identifier; self.consumer = consumer; self.expiresAt = expiresAt
+        self.secretHash = secretHash
+    }
+
+    public func isExpired(now: Int64) -> Bool { expiresAt.map { now >= $0 } ?? false }
+}
+
+/// Open-addressing hash index from byte strings to values. Built once, read per request without
+/// allocating: the probe compares the request's bytes with the stored key bytes.
+public struct ByteKeyIndex<Value>: @unchecked Sendable {
+    private var keys: [[UInt8]] = []
+    private var values: [Value] = []
+    private var slots: [Int32]          // -1 empty, else index into keys/values
+    private let mask: Int
+
+    public init(_ entries: [([UInt8], Value)]) {
+        var cap = 16
+        while cap < entries.count * 2 { cap <<= 1 }
+        mask = cap - 1
+        slots = [Int32](repeating: -1, count: cap)
+        for (k, v) in entries {
+            var i = Int(truncatingIfNeeded: ByteKeyIndex.hash(k)) & mask
+            var dup = false
+            while slots[i] >= 0 {
+                if keys[Int(slots[i])] == k { dup = true; break }
+                i = (i + 1) & mask
+            }
+            if dup { continue }   // first one wins (unique keys are enforced by the store)
+            slots[i] = Int32(keys.count)
+            keys.append(k)
+            values.append(v)
+        }
+    }
+
+    public var count: Int { keys.count }
+
+    @inline(__always) static func hash<C: Collection>(_ bytes: C) -> UInt64 where C.Element == UInt8 {
+        var h: UInt64 = 0xcbf29ce484222325
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100000001b3 }
+        return h
+    }
+
+    public func lookup(_ bytes: UnsafeRawBufferPointer) -> Value? {
+        var i = Int(truncatingIfNeeded: ByteKeyIndex.hash(bytes)) & mask
+        while true {
+            let s = slots[i]
+            if s < 0 { return nil }
+            let k = keys[Int(s)]
+            if k.count == bytes.count && k.withUnsafeBytes({ memcmpEqual($0, bytes) }) { return values[Int(s)] }
+            i = (i + 1) & mask
+        }
+    }
+
+    public func lookup<C: Collection>(_ bytes: C) -> Value? where C.Element == UInt8 {
+        if let v = bytes.withContiguousStorageIfAvailable({ lookup(UnsafeRawBufferPointer($0)) }) { return v }
+        return Array(bytes).withUnsafeBytes { lookup($0) }
+    }
+}
+
+@inline(__always) func memcmpEqual(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+    guard a.count == b.count else { return false }
+    var i = 0
+    while i < a.count { if a[i] != b[i] { return false }; i += 1 }
+    return true
+}
+
+/// Every consumer and credential of one configuration generation.
+public final class Credentials: @unchecked Sendable {
+    public let consumersByID: [String: ConsumerRecord]
+    public let consumersByUsername: [String: ConsumerRecord]
+    /// key-auth: key bytes → credential.
+    public let keys: ByteKeyIndex<CredentialRecord>
+
+    public init(snapshot: ConfigSnapshot) {
+        var byID: [String: ConsumerRecord] = [:], byName: [String: ConsumerRecord] = [:]
+        for c in snapshot.consumers {
+            let r = ConsumerRecord(id: c.id, username: c.username, customID: c.customID)
+            byID[c.id] = r
+            if let u = c.username { byName[u] = r }
+        }
+        consumersByID = byID
+        consumersByUsername = byName
+        var keyEntries: [([UInt8], CredentialRecord)] = []
+        for k in snapshot.keyauthCredentials {
+            guard let c = byID[k.consumerID] else { continue }
+            keyEntries.append((Array(k.key.utf8), CredentialRecord(id: k.id, identifier: k.id, consumer: c)))
+        }
+        keys = ByteKeyIndex(keyEntries)
+    }
+
+    /// Kong's `anonymous` reference: a consumer id (when it is a UUID), else a username.
+    public func consumer(reference: String) -> ConsumerRecord? {
+        consumersByID[reference] ?? consumersByUsername[reference]
+    }
+}

@@ -1,0 +1,108 @@
+// One request's plugin state, owned by a client connection and reused for every request on it
+// (`reset()` between requests keeps the buffers' capacity: no allocation per request once warm).
+// Worker-loop confined. The data path fills the inputs before the access phase and reads the outputs
+// when it writes heads; plugins read the inputs and write the outputs.
+import GWHTTP
+
+public final class PluginContext {
+    // MARK: inputs (set by the data path)
+
+    /// The client's address as text (set once per connection).
+    public var clientIP: String
+    /// Ids of the matched route and its service (nil: no route matched, or a route without service).
+    public var routeID: String? = nil
+    public var serviceID: String? = nil
+    /// Wall-clock time of the request, in seconds since the epoch (set before access).
+    public var now: Int64 = 0
+
+    // MARK: authentication (written by auth plugins, read by later ones)
+
+    /// The consumer authenticated so far (Kong's `ctx.authenticated_consumer`).
+    public var consumer: ConsumerRecord? = nil
+    /// The credential that authenticated it (nil for the anonymous consumer).
+    public var credential: CredentialRecord? = nil
+
+    // MARK: outputs
+
+    /// Changes to the request head sent upstream.
+    public var upstreamHeaders = HeaderEdits()
+    /// Changes to the response head sent to the client (proxied and generated responses alike).
+    public var responseHeaders = HeaderEdits()
+    /// When `replacesQuery`, the query string sent upstream (without '?'; empty: no query).
+    public var upstreamQuery: [UInt8] = []
+    public var replacesQuery = false
+
+    /// Short-circuit (Kong's `kong.response.exit` / `error`): 0 when none. The first exit wins.
+    public private(set) var exitStatus = 0
+    /// Kong-format JSON error message (`{"message": …}`), for `error`-style exits.
+    public private(set) var exitMessage: String? = nil
+    /// A raw body (with `exitContentType`), for `exit`-style answers; empty with no message: no body.
+    public private(set) var exitBody: [UInt8] = []
+    public private(set) var exitContentType: String? = nil
+    /// Set when a handler failed; the message is for the error log.
+    public private(set) var failure: String? = nil
+
+    /// The instances collected during access, in execution order; their header_filter, body_filter
+    /// and log handlers run on the response, whichever produced it.
+    public internal(set) var collected: [PluginHandler] = []
+    /// Union of the collected instances' phases (the data path skips a phase nobody needs).
+    public internal(set) var phases: PluginPhases = []
+
+    public init(clientIP: String) {
+        self.clientIP = clientIP
+        collected.reserveCapacity(8)
+        upstreamQuery.reserveCapacity(128)
+    }
+
+    /// Forgets the previous request.
+    public func reset() {
+        routeID = nil; serviceID = nil
+        consumer = nil; credential = nil
+        if !upstreamHeaders.isEmpty { upstreamHeaders.removeAll() }
+        if !responseHeaders.isEmpty { responseHeaders.removeAll() }
+        if replacesQuery { upstreamQuery.removeAll(keepingCapacity: true); replacesQuery = false }
+        exitStatus = 0; exitMessage = nil; exitContentType = nil; failure = nil
+        if !exitBody.isEmpty { exitBody.removeAll(keepingCapacity: true) }
+        if !collected.isEmpty { collected.removeAll(keepingCapacity: true) }
+        phases = []
+    }
+
+    /// `kong.response.error(status, message)`: a Kong-format JSON error. Ignored after a first exit.
+    public func error(_ status: Int, _ message: String) {
+        guard exitStatus == 0 else { return }
+        exitStatus = status
+        exitMessage = message
+    }
+
+    /// `kong.response.exit(status, body)`: a raw body (possibly empty). Ignored after a first exit.
+    public func exit<B: Collection>(_ status: Int, body: B, contentType: String?) where B.Element == UInt8 {
+        guard exitStatus == 0 else { return }
+        exitStatus = status
+        exitBody.append(contentsOf: body)
+        exitContentType = contentType
+    }
+
+    /// A handler failed: 500 "An unexpected error occurred" (unless an exit was already chosen).
+    func fail(_ message: String) {
+        if failure == nil { failure = message }
+        error(500, "An unexpected error occurred")
+    }
+
+    /// Authenticates `consumer` with `credential` (Kong's `kong.client.authenticate`) and sets the
+    /// upstream headers Kong's auth plugins set; a header whose value is missing is cleared, so a client
+    /// cannot send its own.
+    public func authenticate(_ consumer: ConsumerRecord, credential: CredentialRecord?) {
+        self.consumer = consumer
+        self.credential = credential
+        upstreamHeaders.set("X-Consumer-ID", consumer.id)
+        if let c = consumer.customID { upstreamHeaders.set("X-Consumer-Custom-ID", c) } else { upstreamHeaders.remove("X-Consumer-Custom-ID") }
+        if let u = consumer.username { upstreamHeaders.set("X-Consumer-Username", u) } else { upstreamHeaders.remove("X-Consumer-Username") }
+        if let cr = credential {
+            upstreamHeaders.set("X-Credential-Identifier", cr.identifier)
+            upstreamHeaders.remove("X-Anonymous-Consumer")
+        } else {
+            upstreamHeaders.remove("X-Credential-Identifier")
+            upstreamHeaders.set("X-Anonymous-Consumer", "true")
+        }
+    }
+}

@@ -1,0 +1,54 @@
+// What a plugin is to the runtime: one compiled instance per plugin entity and configuration
+// generation (its config JSON is read once, in `init`, never per request), with handlers for
+// Kong's phases. Handlers run on a worker's loop: they never block, and they keep per-request
+// state in the PluginContext, not in the instance (an instance serves every connection).
+import GWHTTP
+import GWStore
+
+/// Kong's HTTP phases a handler implements (KONG-PLUGINS.md §1.1, §1.6).
+public struct PluginPhases: OptionSet, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let access = PluginPhases(rawValue: 1)
+    public static let headerFilter = PluginPhases(rawValue: 2)
+    public static let bodyFilter = PluginPhases(rawValue: 4)
+    public static let log = PluginPhases(rawValue: 8)
+}
+
+/// A failure inside a handler: Kong answers 500 "An unexpected error occurred" and skips the remaining
+/// access handlers; the worker goes on serving.
+public struct PluginError: Error, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+}
+
+/// One compiled plugin instance. Subclasses override the phases they implement and say so in `phases`.
+open class PluginHandler {
+    /// The plugin entity (id, name, scope) this instance was compiled from.
+    public let entity: Plugin
+    /// Kong's PRIORITY for the plugin (descending order; ties by name descending).
+    public let priority: Int
+
+    public init(entity: Plugin, priority: Int) {
+        self.entity = entity
+        self.priority = priority
+    }
+
+    open var phases: PluginPhases { [] }
+
+    /// access: after routing. Set `ctx.exit…` to short-circuit (the first exit wins); throw for a 500.
+    open func access(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead) throws(PluginError) {}
+
+    /// header_filter: the response head is about to be written; `headers` is the upstream's (empty for a
+    /// response the gateway generated). Edit `ctx.responseHeaders`.
+    open func headerFilter(_ ctx: PluginContext, status: Int, headers: borrowing HTTPHeaders) {}
+
+    /// body_filter: a piece of the response body as it is relayed (observe only).
+    open func bodyFilter(_ ctx: PluginContext, _ piece: UnsafeRawBufferPointer, last: Bool) {}
+
+    /// log: after the response was sent (or the connection ended).
+    open func log(_ ctx: PluginContext, status: Int) {}
+}
+
+/// Compiles a plugin entity into a handler. `PluginRegistry.factories` holds one per runnable plugin.
+public typealias PluginFactory = @Sendable (_ entity: Plugin, _ env: PluginEnvironment) throws(PluginError) -> PluginHandler

@@ -1,0 +1,53 @@
+// Kong's phase loop for HTTP (KONG-PLUGINS.md §1.1, §1.4), called by the data path:
+//   access(plan)        after routing: every plugin of the plan in execution order; each one's config
+//                       resolved with the consumer authenticated so far; the first exit wins and the
+//                       later access handlers are skipped, but every resolved instance is collected;
+//   collectGlobal(plan) for a request no route matched (or refused before access): the global instances;
+//   headerFilter / bodyFilter / log  on the collected instances, whatever produced the response.
+// Rewrite (global configs, before routing) has no handler among the plugins this build runs.
+import GWHTTP
+
+public enum PluginRuntime {
+    /// Runs the access phase. Returns true when the request was answered by a plugin (`ctx.exitStatus`).
+    @discardableResult
+    public static func access(_ plan: PluginPlan, _ ctx: PluginContext, _ request: borrowing HTTPRequestHead) -> Bool {
+        for step in plan.steps {
+            var h = step.handler
+            if let c = ctx.consumer, !step.byConsumer.isEmpty, let hc = step.byConsumer[c.id] { h = hc }
+            guard let h else { continue }
+            ctx.collected.append(h)
+            ctx.phases.formUnion(h.phases)
+            if ctx.exitStatus != 0 || !h.phases.contains(.access) { continue }
+            do { try h.access(ctx, request) } catch { ctx.fail("\(h.entity.name) (\(h.entity.id)): \(error.message)") }
+        }
+        return ctx.exitStatus != 0
+    }
+
+    /// Collects the global instances (router miss, request refused before routing).
+    public static func collectGlobal(_ plan: PluginPlan, _ ctx: PluginContext) {
+        for step in plan.steps {
+            guard let h = step.handler else { continue }
+            ctx.collected.append(h)
+            ctx.phases.formUnion(h.phases)
+        }
+    }
+
+    /// header_filter on the collected instances. `headers` are the upstream response's (empty for a
+    /// generated response).
+    public static func headerFilter(_ ctx: PluginContext, status: Int, headers: borrowing HTTPHeaders) {
+        guard ctx.phases.contains(.headerFilter) else { return }
+        for h in ctx.collected where h.phases.contains(.headerFilter) { h.headerFilter(ctx, status: status, headers: headers) }
+    }
+
+    /// body_filter on the collected instances (observe only).
+    public static func bodyFilter(_ ctx: PluginContext, _ piece: UnsafeRawBufferPointer, last: Bool) {
+        guard ctx.phases.contains(.bodyFilter) else { return }
+        for h in ctx.collected where h.phases.contains(.bodyFilter) { h.bodyFilter(ctx, piece, last: last) }
+    }
+
+    /// log on the collected instances.
+    public static func log(_ ctx: PluginContext, status: Int) {
+        guard ctx.phases.contains(.log) else { return }
+        for h in ctx.collected where h.phases.contains(.log) { h.log(ctx, status: status) }
+    }
+}
