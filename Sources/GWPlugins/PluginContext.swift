@@ -48,6 +48,11 @@ public final class PluginContext {
     /// Union of the collected instances' phases (the data path skips a phase nobody needs).
     public internal(set) var phases: PluginPhases = []
 
+    /// Scratch buffers for handlers (decoded keys, rebuilt query strings); valid only during one call.
+    public var scratch: [UInt8] = []
+    public var scratch2: [UInt8] = []
+    public var scratch3: [UInt8] = []
+
     public init(clientIP: String) {
         self.clientIP = clientIP
         collected.reserveCapacity(8)

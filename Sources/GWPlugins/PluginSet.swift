@@ -50,12 +50,22 @@ public final class PluginSet {
     /// Compiled handlers by plugin id (reused by the next generation when the entity is unchanged).
     public private(set) var handlers: [String: PluginHandler] = [:]
 
-    public init(snapshot: ConfigSnapshot, previous: PluginSet? = nil, shared: AnyObject? = nil) {
+    public convenience init(snapshot: ConfigSnapshot, previous: PluginSet? = nil, shared: AnyObject? = nil) {
+        self.init(snapshot: snapshot, previous: previous, shared: shared,
+                  registry: PluginRegistry.priorities.keys.map { ($0, PluginRegistry.priorities[$0]!, PluginRegistry.factories[$0]!) })
+    }
+
+    /// `registry`: (name, priority, factory) of the plugins to compile (the production registry, or
+    /// handlers under test).
+    init(snapshot: ConfigSnapshot, previous: PluginSet?, shared: AnyObject?,
+         registry: [(String, Int, PluginFactory)]) {
+        var priorities: [String: Int] = [:], factories: [String: PluginFactory] = [:]
+        for (n, p, f) in registry { priorities[n] = p; factories[n] = f }
         let creds = Credentials(snapshot: snapshot)
         environment = PluginEnvironment(credentials: creds, shared: shared)
         var names = Set<String>()
         for p in snapshot.plugins where p.enabled {
-            guard let make = PluginRegistry.factories[p.name], let prio = PluginRegistry.priorities[p.name] else {
+            guard let make = factories[p.name], let prio = priorities[p.name] else {
                 errors.append("\(p.id) (\(p.name)): plugin not available in this build")
                 continue
             }
@@ -72,7 +82,7 @@ public final class PluginSet {
             names.insert(p.name)
         }
         order = names.sorted { a, b in
-            let pa = PluginRegistry.priorities[a] ?? 0, pb = PluginRegistry.priorities[b] ?? 0
+            let pa = priorities[a] ?? 0, pb = priorities[b] ?? 0
             return pa != pb ? pa > pb : a > b
         }
         var global: [PlanStep] = []

@@ -1,0 +1,102 @@
+// key-auth (Kong 3.10 `kong/plugins/key-auth/handler.lua`, KONG-PLUGINS.md §2), priority 1250.
+// The key is looked up per name in `key_names` order: header (case-insensitive, '_' ≡ '-'), then the
+// query string; the first name with a value wins. A repeated header or argument is refused
+// ("Duplicate API key found"). Credentials come from the worker's own per-generation index.
+// Not yet: `key_in_body` (the Admin API refuses `key_in_body: true` until the request body can be read
+// before access).
+import GWHTTP
+import GWJSON
+import GWStore
+
+final class KeyAuth: PluginHandler {
+    static let name = "key-auth"
+    static let priority = 1250
+
+    let keyNames: [[UInt8]]
+    let keyNameStrings: [String]
+    let hideCredentials: Bool
+    let anonymous: String?
+    let inHeader: Bool
+    let inQuery: Bool
+    let runOnPreflight: Bool
+    let wwwAuthenticate: String
+    let credentials: Credentials
+
+    init(entity: Plugin, env: PluginEnvironment) throws(PluginError) {
+        let c = PluginConfig(entity.config, plugin: KeyAuth.name)
+        keyNameStrings = try c.strings("key_names") ?? ["apikey"]
+        keyNames = keyNameStrings.map { Array($0.utf8) }
+        hideCredentials = try c.bool("hide_credentials", false)
+        anonymous = try c.string("anonymous")
+        inHeader = try c.bool("key_in_header", true)
+        inQuery = try c.bool("key_in_query", true)
+        if try c.bool("key_in_body", false) { throw PluginError("key-auth: key_in_body is not supported") }
+        runOnPreflight = try c.bool("run_on_preflight", true)
+        wwwAuthenticate = (try c.string("realm")).map { "Key realm=\"\($0)\"" } ?? "Key"
+        credentials = env.credentials
+        super.init(entity: entity, priority: KeyAuth.priority)
+    }
+
+    override var phases: PluginPhases { .access }
+
+    override func access(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead) throws(PluginError) {
+        if !runOnPreflight && request.method == .options { return }
+        if anonymous != nil && ctx.credential != nil { return }   // logical OR: already authenticated
+        switch authenticate(ctx, request) {
+        case nil: return
+        case let (status, message)?:
+            if let anon = anonymous {
+                guard let consumer = credentials.consumer(reference: anon) else {
+                    ctx.error(500, "anonymous consumer \(anon) is configured but doesn't exist")
+                    return
+                }
+                ctx.authenticate(consumer, credential: nil)
+                return
+            }
+            ctx.responseHeaders.set("WWW-Authenticate", wwwAuthenticate)
+            ctx.error(status, message)
+        }
+    }
+
+    /// nil on success, else Kong's status and message. The key's bytes stay in `ctx.scratch`.
+    private func authenticate(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead) -> (Int, String)? {
+        var foundName = -1
+        for (n, name) in keyNames.enumerated() {
+            if inHeader {
+                switch lookupHeader(request.headers, name, into: &ctx.scratch) {
+                case .many: return (401, "Duplicate API key found")
+                case .one where !ctx.scratch.isEmpty: foundName = n
+                default: break
+                }
+            }
+            if foundName < 0 && inQuery {
+                switch lookupQueryArg(request.queryBytes, name, into: &ctx.scratch, scratch: &ctx.scratch2) {
+                case .many: return (401, "Duplicate API key found")
+                case .one where !ctx.scratch.isEmpty: foundName = n
+                default: break
+                }
+            }
+            if foundName >= 0 { break }
+        }
+        if hideCredentials {
+            // Kong clears the key's name from the upstream headers and query, wherever it was found
+            // (every name when none carried a key).
+            for (n, name) in keyNames.enumerated() where n == foundName || foundName < 0 {
+                ctx.upstreamHeaders.remove(keyNameStrings[n])
+                if let q = request.queryBytes {
+                    let removed = ctx.replacesQuery
+                        ? queryRemoving(ctx.upstreamQuery[...], name, into: &ctx.scratch2, scratch: &ctx.scratch3)
+                        : queryRemoving(q, name, into: &ctx.scratch2, scratch: &ctx.scratch3)
+                    if removed {
+                        swap(&ctx.upstreamQuery, &ctx.scratch2)
+                        ctx.replacesQuery = true
+                    }
+                }
+            }
+        }
+        guard foundName >= 0 else { return (401, "No API key found in request") }
+        guard let cred = credentials.keys.lookup(ctx.scratch), !cred.isExpired(now: ctx.now) else { return (401, "Unauthorized") }
+        ctx.authenticate(cred.consumer, credential: cred)
+        return nil
+    }
+}
