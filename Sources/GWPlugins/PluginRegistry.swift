@@ -17,6 +17,7 @@ public enum PluginRegistry {
     /// Admin API) once the data path runs its phases; unit tests compile the others through this.
     static let implemented: [String: (priority: Int, factory: PluginFactory)] = [
         KeyAuth.name: (KeyAuth.priority, { e, env throws(PluginError) in try KeyAuth(entity: e, env: env) }),
+        RateLimiting.name: (RateLimiting.priority, { e, env throws(PluginError) in try RateLimiting(entity: e, env: env) }),
     ]
 
     /// The names the Admin API accepts, sorted.

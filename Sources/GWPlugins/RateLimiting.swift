@@ -1,0 +1,257 @@
+// rate-limiting, policy `local` (Kong 3.10 `kong/plugins/rate-limiting/handler.lua`, KONG-PLUGINS.md §4),
+// priority 910 — but exact: the counters live in the node's shared memory and one atomic step checks
+// every window and counts the request in all of them (Kong's local policy reads, then increments in a
+// timer, and overshoots under concurrency: #2629, #5790). A rejected request is not counted (as Kong).
+// Policies `cluster` and `redis` are refused by the Admin API until the multi-node work brings them.
+import GWHTTP
+import GWJSON
+import GWStore
+
+/// 128-bit counter key (the caller hashes instance, identifier, period and window start).
+public struct RateLimitKey: Equatable, Sendable {
+    public var hi: UInt64
+    public var lo: UInt64
+    public init(hi: UInt64, lo: UInt64) { self.hi = hi; self.lo = lo }
+}
+
+public enum RateLimitOutcome: Equatable, Sendable {
+    /// Every window had room; the request was counted in all of them.
+    case allowed
+    /// Window `index` (in the order given) was at its limit; nothing was counted.
+    case limited(Int)
+    /// No room in the counter table for a new window: nothing was counted.
+    case full
+}
+
+/// The node's counter table (shared memory; GWPluginState implements it).
+public protocol RateLimitCounterStore: AnyObject {
+    /// Atomically: reads the usage of every key into `usages`; if each is below its limit, counts one
+    /// request in all of them. `windowEnds`: when each key's window is over (epoch seconds), after
+    /// which its slot may be reused.
+    func consume(keys: UnsafeBufferPointer<RateLimitKey>, limits: UnsafeBufferPointer<Int64>,
+                 windowEnds: UnsafeBufferPointer<Int64>, now: Int64,
+                 usages: UnsafeMutableBufferPointer<Int64>) -> RateLimitOutcome
+}
+
+/// What a PluginEnvironment's `shared` object offers to plugins.
+public protocol PluginSharedStore: AnyObject {
+    var rateLimitCounters: RateLimitCounterStore { get }
+}
+
+/// Kong's windows: name, header suffix and length in seconds.
+enum RateLimitPeriod: Int, CaseIterable {
+    case second, minute, hour, day, month, year
+    var name: String { ["second", "minute", "hour", "day", "month", "year"][rawValue] }
+    var title: String { ["Second", "Minute", "Hour", "Day", "Month", "Year"][rawValue] }
+    /// Kong's `expiration` table (a month is 30 days, a year 365, for Reset and TTLs).
+    var length: Int64 { [1, 60, 3600, 86400, 2_592_000, 31_536_000][rawValue] }
+
+    /// Start of the window containing `now`, aligned to UTC calendar boundaries (kong/tools/timestamp.lua).
+    func windowStart(_ now: Int64) -> Int64 {
+        switch self {
+        case .second: return now
+        case .minute: return now - now % 60
+        case .hour: return now - now % 3600
+        case .day: return now - now % 86400
+        case .month:
+            let (y, m, _) = civil(now / 86400)
+            return daysFromCivil(y, m, 1) * 86400
+        case .year:
+            let (y, _, _) = civil(now / 86400)
+            return daysFromCivil(y, 1, 1) * 86400
+        }
+    }
+
+    /// When the window starting at `start` is over: the next calendar boundary.
+    func windowEnd(_ start: Int64) -> Int64 {
+        switch self {
+        case .month:
+            let (y, m, _) = civil(start / 86400)
+            return (m == 12 ? daysFromCivil(y + 1, 1, 1) : daysFromCivil(y, m + 1, 1)) * 86400
+        case .year:
+            let (y, _, _) = civil(start / 86400)
+            return daysFromCivil(y + 1, 1, 1) * 86400
+        default: return start + length
+        }
+    }
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+func civil(_ days: Int64) -> (Int64, Int64, Int64) {
+    let z = days + 719_468
+    let era = (z >= 0 ? z : z - 146_096) / 146_097
+    let doe = z - era * 146_097
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+    let mp = (5 * doy + 2) / 153
+    let d = doy - (153 * mp + 2) / 5 + 1
+    let m = mp < 10 ? mp + 3 : mp - 9
+    return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+}
+
+func daysFromCivil(_ y0: Int64, _ m: Int64, _ d: Int64) -> Int64 {
+    let y = m <= 2 ? y0 - 1 : y0
+    let era = (y >= 0 ? y : y - 399) / 400
+    let yoe = y - era * 400
+    let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+    return era * 146_097 + doe - 719_468
+}
+
+final class RateLimiting: PluginHandler {
+    static let name = "rate-limiting"
+    static let priority = 910
+
+    enum LimitBy { case consumer, credential, ip, service, header([UInt8]), path([UInt8]) }
+
+    /// Configured windows, shortest first.
+    let periods: [RateLimitPeriod]
+    let limits: [Int64]
+    let limitBy: LimitBy
+    let faultTolerant: Bool
+    let hideClientHeaders: Bool
+    let errorCode: Int
+    let errorMessage: String
+    let limitHeaders: [String]
+    let remainingHeaders: [String]
+    /// Hash seed of this instance's scope (Kong's key: route id and service id of the instance's own
+    /// scope, so a global instance counts across routes) and its plugin id.
+    let seed: (UInt64, UInt64)
+    let store: RateLimitCounterStore?
+
+    init(entity: Plugin, env: PluginEnvironment) throws(PluginError) {
+        let c = PluginConfig(entity.config, plugin: RateLimiting.name)
+        var ps: [RateLimitPeriod] = [], ls: [Int64] = []
+        for p in RateLimitPeriod.allCases {
+            if let v = try c.double(p.name) { ps.append(p); ls.append(Int64(v)) }
+        }
+        guard !ps.isEmpty else { throw PluginError("rate-limiting: no limit configured") }
+        periods = ps; limits = ls
+        let policy = try c.string("policy", "local")
+        guard policy == "local" else { throw PluginError("rate-limiting: policy '\(policy)' is not supported") }
+        switch try c.string("limit_by", "consumer") {
+        case "consumer": limitBy = .consumer
+        case "credential": limitBy = .credential
+        case "ip": limitBy = .ip
+        case "service": limitBy = .service
+        case "header": limitBy = .header(Array((try c.string("header_name") ?? "").utf8))
+        case "path": limitBy = .path(Array((try c.string("path") ?? "").utf8))
+        case let other: throw PluginError("rate-limiting: limit_by '\(other)' is not supported")
+        }
+        faultTolerant = try c.bool("fault_tolerant", true)
+        hideClientHeaders = try c.bool("hide_client_headers", false)
+        errorCode = try c.int("error_code", 429)
+        errorMessage = try c.string("error_message", "API rate limit exceeded")
+        limitHeaders = ps.map { "X-RateLimit-Limit-\($0.title)" }
+        remainingHeaders = ps.map { "X-RateLimit-Remaining-\($0.title)" }
+        let scope = "\(entity.id)|\(entity.routeID ?? "00000000-0000-0000-0000-000000000000")|\(entity.serviceID ?? "00000000-0000-0000-0000-000000000000")"
+        seed = (fnv(scope.utf8, 0xcbf29ce484222325), fnv(scope.utf8, 0x84222325cbf29ce4))
+        store = (env.shared as? PluginSharedStore)?.rateLimitCounters
+        super.init(entity: entity, priority: RateLimiting.priority)
+    }
+
+    override var phases: PluginPhases { .access }
+
+    /// Hashes the identifier (Kong's fallback: the client IP).
+    private func identifierHash(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead, _ h: UInt64) -> UInt64 {
+        func ip() -> UInt64 { fnv(ctx.clientIP.utf8, h) }
+        switch limitBy {
+        case .consumer:
+            if let c = ctx.consumer { return fnv(c.id.utf8, h) }
+            if let cr = ctx.credential { return fnv(cr.id.utf8, h) }
+            return ip()
+        case .credential: return ctx.credential.map { fnv($0.id.utf8, h) } ?? ip()
+        case .ip: return ip()
+        case .service: return ctx.serviceID.map { fnv($0.utf8, h) } ?? ip()
+        case .header(let name):
+            for i in 0 ..< request.headers.count where headerNameMatches(request.headers.nameBytes(at: i), name) {
+                return fnv(request.headers.valueBytes(at: i), h)
+            }
+            return ip()
+        case .path(let p):
+            return request.pathBytes.elementsEqual(p) ? fnv(p, h) : ip()
+        }
+    }
+
+    override func access(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead) throws(PluginError) {
+        guard let store else {
+            if faultTolerant { return }
+            throw PluginError("rate-limiting: no counter store")
+        }
+        let n = periods.count
+        let hi = identifierHash(ctx, request, seed.0), lo = identifierHash(ctx, request, seed.1)
+        let now = ctx.now
+        // Fixed-size stack storage: at most six windows.
+        var keys = (RateLimitKey(hi: 0, lo: 0), RateLimitKey(hi: 0, lo: 0), RateLimitKey(hi: 0, lo: 0),
+                    RateLimitKey(hi: 0, lo: 0), RateLimitKey(hi: 0, lo: 0), RateLimitKey(hi: 0, lo: 0))
+        var ends: (Int64, Int64, Int64, Int64, Int64, Int64) = (0, 0, 0, 0, 0, 0)
+        var starts: (Int64, Int64, Int64, Int64, Int64, Int64) = (0, 0, 0, 0, 0, 0)
+        var lims: (Int64, Int64, Int64, Int64, Int64, Int64) = (0, 0, 0, 0, 0, 0)
+        var usages: (Int64, Int64, Int64, Int64, Int64, Int64) = (0, 0, 0, 0, 0, 0)
+        let outcome: RateLimitOutcome = withUnsafeMutableBytes(of: &keys) { kr in
+            withUnsafeMutableBytes(of: &ends) { er in
+                withUnsafeMutableBytes(of: &starts) { sr in
+                    withUnsafeMutableBytes(of: &lims) { lr in
+                        withUnsafeMutableBytes(of: &usages) { ur in
+                            let k = kr.bindMemory(to: RateLimitKey.self), e = er.bindMemory(to: Int64.self)
+                            let s = sr.bindMemory(to: Int64.self), l = lr.bindMemory(to: Int64.self)
+                            let u = ur.bindMemory(to: Int64.self)
+                            for i in 0 ..< n {
+                                let p = periods[i]
+                                s[i] = p.windowStart(now)
+                                e[i] = p.windowEnd(s[i])
+                                l[i] = limits[i]
+                                let mix = UInt64(bitPattern: s[i]) &* 0x9E3779B97F4A7C15 ^ UInt64(p.rawValue + 1)
+                                k[i] = RateLimitKey(hi: hi ^ mix, lo: (lo ^ mix) &* 0xff51afd7ed558ccd)
+                            }
+                            return store.consume(keys: UnsafeBufferPointer(rebasing: k[0 ..< n]),
+                                                 limits: UnsafeBufferPointer(rebasing: l[0 ..< n]),
+                                                 windowEnds: UnsafeBufferPointer(rebasing: e[0 ..< n]), now: now,
+                                                 usages: UnsafeMutableBufferPointer(rebasing: u[0 ..< n]))
+                        }
+                    }
+                }
+            }
+        }
+        var stop = -1
+        switch outcome {
+        case .full:
+            // Kong: a store error with fault_tolerant proxies without headers; without it, 500.
+            if faultTolerant { return }
+            throw PluginError("rate-limiting: counter table full")
+        case .limited(let i): stop = i
+        case .allowed: break
+        }
+        if !hideClientHeaders {
+            var bestRemaining = Int64.max, bestLimit: Int64 = 0, bestReset: Int64 = 0, bestLength: Int64 = 0
+            withUnsafeBytes(of: &usages) { ur in
+                withUnsafeBytes(of: &starts) { sr in
+                    let u = ur.bindMemory(to: Int64.self), s = sr.bindMemory(to: Int64.self)
+                    for i in 0 ..< n {
+                        var remaining = limits[i] - u[i]
+                        if stop < 0 || stop == i { remaining -= 1 }
+                        remaining = max(0, remaining)
+                        ctx.responseHeaders.set(limitHeaders[i], Int(limits[i]))
+                        ctx.responseHeaders.set(remainingHeaders[i], Int(remaining))
+                        let len = periods[i].length
+                        if remaining < bestRemaining || (remaining == bestRemaining && len > bestLength) {
+                            bestRemaining = remaining; bestLimit = limits[i]; bestLength = len
+                            bestReset = max(1, len - (now - s[i]))
+                        }
+                    }
+                }
+            }
+            ctx.responseHeaders.set("RateLimit-Limit", Int(bestLimit))
+            ctx.responseHeaders.set("RateLimit-Remaining", Int(bestRemaining))
+            ctx.responseHeaders.set("RateLimit-Reset", Int(bestReset))
+            if stop >= 0 { ctx.responseHeaders.set("Retry-After", Int(bestReset)) }
+        }
+        if stop >= 0 { ctx.error(errorCode, errorMessage) }
+    }
+}
+
+@inline(__always) func fnv<C: Sequence>(_ bytes: C, _ seed: UInt64) -> UInt64 where C.Element == UInt8 {
+    var h = seed
+    for b in bytes { h = (h ^ UInt64(b)) &* 0x100000001b3 }
+    return h
+}
