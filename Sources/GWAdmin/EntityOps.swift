@@ -348,6 +348,16 @@ extension AdminAPI {
                     e.set(["config", "path"], .string("required field missing"))
                     e.addEntity("failed conditional validation given value of field 'config.limit_by'")
                 }
+                // Refused rather than stored and skipped: the data path runs the local policy only.
+                if let policy = cfg["policy"]?.stringValue, policy != "local" {
+                    e.set(["config", "policy"], .string("policy '\(policy)' is not supported by this gateway yet; use 'local' (shared by every worker of the node)"))
+                }
+                if let rate = cfg["sync_rate"]?.doubleValue, rate != -1 {
+                    e.set(["config", "sync_rate"], .string("sync_rate can only be used with the redis policy"))
+                }
+            }
+            if name == "key-auth", cfg["key_in_body"]?.boolValue == true {
+                e.set(["config", "key_in_body"], .string("key_in_body is not supported by this gateway yet (keys are read from headers and the query string)"))
             }
         case .targets, .keyauthCredentials:
             break

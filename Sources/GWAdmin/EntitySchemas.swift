@@ -473,7 +473,7 @@ enum Schemas {
             Field("realm", .string),
         ]),
         "rate-limiting": PluginDef(priority: 910, config: periods.map { Field($0, .number, greaterThan: 0) } + [
-            Field("limit_by", .string, default: "consumer", oneOf: ["consumer", "credential", "ip", "service", "header", "path", "consumer-group"]),
+            Field("limit_by", .string, default: "consumer", oneOf: ["consumer", "credential", "ip", "service", "header", "path"]),
             Field("header_name", .string),
             Field("path", .string, custom: Validators.path),
             Field("policy", .string, default: "local", oneOf: ["local", "cluster", "redis"]),

@@ -11,8 +11,12 @@ public final class ConsumerRecord: Sendable {
     /// The consumer's ACL groups (`acls` rows), in creation order.
     public let groups: [String]
 
+    /// `X-Consumer-Groups`: the groups joined with ", " (built once).
+    public let groupsHeader: String
+
     public init(id: String, username: String?, customID: String?, groups: [String] = []) {
         self.id = id; self.username = username; self.customID = customID; self.groups = groups
+        groupsHeader = groups.joined(separator: ", ")
     }
 }
 
@@ -100,6 +104,8 @@ public final class Credentials: @unchecked Sendable {
     public let consumersByUsername: [String: ConsumerRecord]
     /// key-auth: key bytes → credential.
     public let keys: ByteKeyIndex<CredentialRecord>
+    /// basic-auth: username bytes → credential (secretHash = Kong's stored sha1 hex).
+    public let basicAuth: ByteKeyIndex<CredentialRecord>
 
     public init(snapshot: ConfigSnapshot) {
         var byID: [String: ConsumerRecord] = [:], byName: [String: ConsumerRecord] = [:]
@@ -116,6 +122,7 @@ public final class Credentials: @unchecked Sendable {
             keyEntries.append((Array(k.key.utf8), CredentialRecord(id: k.id, identifier: k.id, consumer: c)))
         }
         keys = ByteKeyIndex(keyEntries)
+        basicAuth = ByteKeyIndex([])   // filled once the snapshot carries basicauth_credentials
     }
 
     /// Kong's `anonymous` reference: a consumer id (when it is a UUID), else a username.

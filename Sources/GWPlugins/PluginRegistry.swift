@@ -18,6 +18,8 @@ public enum PluginRegistry {
     static let implemented: [String: (priority: Int, factory: PluginFactory)] = [
         KeyAuth.name: (KeyAuth.priority, { e, env throws(PluginError) in try KeyAuth(entity: e, env: env) }),
         RateLimiting.name: (RateLimiting.priority, { e, env throws(PluginError) in try RateLimiting(entity: e, env: env) }),
+        BasicAuth.name: (BasicAuth.priority, { e, env throws(PluginError) in try BasicAuth(entity: e, env: env) }),
+        ACL.name: (ACL.priority, { e, env throws(PluginError) in try ACL(entity: e, env: env) }),
     ]
 
     /// The names the Admin API accepts, sorted.
