@@ -1,8 +1,8 @@
 // swift-tools-version:6.0
 // Gateway: a Kong-compatible API gateway built like nginx (master + forked, exec'd workers, libev loops,
 // shared-memory balancer state). Module layering, lowest first (a module imports only lower ones):
-//   CGWShims, CLLHTTP, CSQLite, CAres, CYAML, CCrypto
-//                               (C: libev/libc macros, Debian's llhttp, sqlite3, c-ares, libyaml, libcrypto)
+//   CGWShims, CLLHTTP, CSQLite, CAres, CYAML, CCrypto, CPCRE2
+//                               (C: libev/libc macros, Debian's llhttp, sqlite3, c-ares, libyaml, libcrypto, pcre2)
 //   GWSystem                    (syscalls, sockets, shared memory, clock, logging)
 //   GWEvent  GWJSON             (libev loop wrappers; JSON without Foundation)
 //   GWStore  GWConfig GWHTTP    (Kong entities + snapshot; gateway.conf; HTTP/1.1 on llhttp)
@@ -28,6 +28,7 @@ let package = Package(
         .target(name: "CAres", linkerSettings: [.linkedLibrary("cares")]),
         .target(name: "CYAML", linkerSettings: [.linkedLibrary("yaml")]),
         .target(name: "CCrypto", linkerSettings: [.linkedLibrary("crypto")]),
+        .target(name: "CPCRE2", linkerSettings: [.linkedLibrary("pcre2-8")]),
         .target(name: "GWSystem", dependencies: ["CGWShims"]),
         .target(name: "GWEvent", dependencies: ["GWSystem", "CGWShims"], swiftSettings: hotPath),
         .target(name: "GWJSON"),
@@ -39,7 +40,7 @@ let package = Package(
         .target(name: "GWBalancer", dependencies: ["GWStore", "GWSystem", "CGWShims"]),
         .target(name: "GWProxy", dependencies: ["GWJSON", "GWSystem", "GWEvent", "GWHTTP", "GWRouter", "GWBalancer", "GWStore", "GWConfig"],
                 swiftSettings: hotPath),
-        .target(name: "GWPlugins", dependencies: ["CCrypto", "GWJSON", "GWStore", "GWHTTP"], swiftSettings: hotPath),
+        .target(name: "GWPlugins", dependencies: ["CCrypto", "CPCRE2", "GWJSON", "GWStore", "GWHTTP"], swiftSettings: hotPath),
         .target(name: "GWAdmin", dependencies: ["GWJSON", "GWStore", "GWHTTP", "GWBalancer", "CSQLite", "CYAML", "GWSystem", "GWPlugins"]),
         .target(name: "GWServer", dependencies: ["CGWShims", "CAres", "GWJSON", "GWSystem", "GWEvent", "GWConfig", "GWProxy", "GWAdmin", "GWStore", "GWBalancer", "GWHTTP"]),
         .executableTarget(name: "gateway", dependencies: ["GWServer", "GWConfig", "GWSystem"]),

@@ -1,6 +1,7 @@
 // Entity write pipeline: form coercion, shorthands, defaults / PATCH merge, auto fields, schema validation,
 // entity checks, foreign-key resolution and uniqueness (KONG.md §1, §2.6).
 import GWJSON
+import GWPlugins
 
 enum WriteMode { case insert, upsert, update }
 
@@ -354,6 +355,15 @@ extension AdminAPI {
                 }
                 if let rate = cfg["sync_rate"]?.doubleValue, rate != -1 {
                     e.set(["config", "sync_rate"], .string("sync_rate can only be used with the redis policy"))
+                }
+            }
+            if name == "cors", case .array(let origins)? = cfg["origins"] {
+                // Kong's validate_asterisk_or_regex: "*" or a regex PCRE compiles.
+                for (i, o) in origins.enumerated() {
+                    guard let v = o.stringValue, v != "*" else { continue }
+                    if Regex.compile(v).0 == nil {
+                        e.set(["config", "origins", String(i + 1)], .string("'\(v)' is not a valid regex"))
+                    }
                 }
             }
             if name == "key-auth", cfg["key_in_body"]?.boolValue == true {

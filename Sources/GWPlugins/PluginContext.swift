@@ -47,6 +47,14 @@ public final class PluginContext {
     public internal(set) var collected: [PluginHandler] = []
     /// Union of the collected instances' phases (the data path skips a phase nobody needs).
     public internal(set) var phases: PluginPhases = []
+    /// Per collected instance, 32 bits of per-request state (Kong's `kong.ctx.plugin` for the flags
+    /// plugins keep between phases); `current` is the index of the instance being called.
+    var flags: [UInt32] = []
+    var current = 0
+
+    /// The calling instance's per-request flag bits.
+    public func flag(_ bit: UInt32) -> Bool { current < flags.count && flags[current] & bit != 0 }
+    public func setFlag(_ bit: UInt32) { if current < flags.count { flags[current] |= bit } }
 
     /// Scratch buffers for handlers (decoded keys, rebuilt query strings); valid only during one call.
     public var scratch: [UInt8] = []
@@ -56,6 +64,7 @@ public final class PluginContext {
     public init(clientIP: String) {
         self.clientIP = clientIP
         collected.reserveCapacity(8)
+        flags.reserveCapacity(8)
         upstreamQuery.reserveCapacity(128)
     }
 
@@ -68,7 +77,7 @@ public final class PluginContext {
         if replacesQuery { upstreamQuery.removeAll(keepingCapacity: true); replacesQuery = false }
         exitStatus = 0; exitMessage = nil; exitContentType = nil; failure = nil
         if !exitBody.isEmpty { exitBody.removeAll(keepingCapacity: true) }
-        if !collected.isEmpty { collected.removeAll(keepingCapacity: true) }
+        if !collected.isEmpty { collected.removeAll(keepingCapacity: true); flags.removeAll(keepingCapacity: true) }
         phases = []
     }
 

@@ -40,8 +40,9 @@ open class PluginHandler {
     open func access(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead) throws(PluginError) {}
 
     /// header_filter: the response head is about to be written; `headers` is the upstream's (empty for a
-    /// response the gateway generated). Edit `ctx.responseHeaders`.
-    open func headerFilter(_ ctx: PluginContext, status: Int, headers: borrowing HTTPHeaders) {}
+    /// response the gateway generated); `request` is the client's request head (empty when the request
+    /// could not be parsed). Edit `ctx.responseHeaders`.
+    open func headerFilter(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead, status: Int, headers: borrowing HTTPHeaders) {}
 
     /// body_filter: a piece of the response body as it is relayed (observe only).
     open func bodyFilter(_ ctx: PluginContext, _ piece: UnsafeRawBufferPointer, last: Bool) {}

@@ -16,8 +16,10 @@ public enum PluginRuntime {
             if let c = ctx.consumer, !step.byConsumer.isEmpty, let hc = step.byConsumer[c.id] { h = hc }
             guard let h else { continue }
             ctx.collected.append(h)
+            ctx.flags.append(0)
             ctx.phases.formUnion(h.phases)
             if ctx.exitStatus != 0 || !h.phases.contains(.access) { continue }
+            ctx.current = ctx.collected.count - 1
             do { try h.access(ctx, request) } catch { ctx.fail("\(h.entity.name) (\(h.entity.id)): \(error.message)") }
         }
         return ctx.exitStatus != 0
@@ -28,26 +30,40 @@ public enum PluginRuntime {
         for step in plan.steps {
             guard let h = step.handler else { continue }
             ctx.collected.append(h)
+            ctx.flags.append(0)
             ctx.phases.formUnion(h.phases)
         }
     }
 
     /// header_filter on the collected instances. `headers` are the upstream response's (empty for a
     /// generated response).
-    public static func headerFilter(_ ctx: PluginContext, status: Int, headers: borrowing HTTPHeaders) {
+    public static func headerFilter(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead, status: Int,
+                                    headers: borrowing HTTPHeaders) {
         guard ctx.phases.contains(.headerFilter) else { return }
-        for h in ctx.collected where h.phases.contains(.headerFilter) { h.headerFilter(ctx, status: status, headers: headers) }
+        for (i, h) in ctx.collected.enumerated() where h.phases.contains(.headerFilter) {
+            ctx.current = i
+            h.headerFilter(ctx, request, status: status, headers: headers)
+        }
     }
+
+    /// An empty request head, for responses to requests that could not be parsed.
+    nonisolated(unsafe) public static let noRequest = HTTPRequestHead()
 
     /// body_filter on the collected instances (observe only).
     public static func bodyFilter(_ ctx: PluginContext, _ piece: UnsafeRawBufferPointer, last: Bool) {
         guard ctx.phases.contains(.bodyFilter) else { return }
-        for h in ctx.collected where h.phases.contains(.bodyFilter) { h.bodyFilter(ctx, piece, last: last) }
+        for (i, h) in ctx.collected.enumerated() where h.phases.contains(.bodyFilter) {
+            ctx.current = i
+            h.bodyFilter(ctx, piece, last: last)
+        }
     }
 
     /// log on the collected instances.
     public static func log(_ ctx: PluginContext, status: Int) {
         guard ctx.phases.contains(.log) else { return }
-        for h in ctx.collected where h.phases.contains(.log) { h.log(ctx, status: status) }
+        for (i, h) in ctx.collected.enumerated() where h.phases.contains(.log) {
+            ctx.current = i
+            h.log(ctx, status: status)
+        }
     }
 }

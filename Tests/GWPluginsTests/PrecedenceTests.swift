@@ -14,7 +14,7 @@ final class Tagger: PluginHandler {
         if tag == "boom" { throw PluginError("boom") }
         ctx.upstreamHeaders.set("X-Tag", tag)
     }
-    override func headerFilter(_ ctx: PluginContext, status: Int, headers: borrowing HTTPHeaders) {
+    override func headerFilter(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead, status: Int, headers: borrowing HTTPHeaders) {
         ctx.responseHeaders.add("X-Filtered", tag)
     }
 }
@@ -87,7 +87,7 @@ let testHandlers: [(String, Int, PluginFactory)] = [
         let ctx = run(set, get("/"))
         #expect(ctx.exitStatus == 401 && ctx.upstreamHeaders.value(of: "X-Tag") == nil)
         #expect(ctx.collected.count == 2 && ctx.phases.contains(.headerFilter))
-        PluginRuntime.headerFilter(ctx, status: 401, headers: HTTPHeaders())
+        PluginRuntime.headerFilter(ctx, PluginRuntime.noRequest, status: 401, headers: HTTPHeaders())
         #expect(ctx.responseHeaders.value(of: "X-Filtered") == "6")
     }
 
@@ -101,7 +101,7 @@ let testHandlers: [(String, Int, PluginFactory)] = [
         let set = compile(ConfigSnapshot(plugins: [tagger("8"), tagger("6", route: "r1")]), extra: testHandlers)
         let ctx = PluginContext(clientIP: "127.0.0.1")
         PluginRuntime.collectGlobal(set.globalPlan, ctx)
-        PluginRuntime.headerFilter(ctx, status: 404, headers: HTTPHeaders())
+        PluginRuntime.headerFilter(ctx, PluginRuntime.noRequest, status: 404, headers: HTTPHeaders())
         #expect(ctx.responseHeaders.value(of: "X-Filtered") == "8")
     }
 
