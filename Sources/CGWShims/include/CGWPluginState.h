@@ -77,8 +77,9 @@ typedef struct gw_cache_header {
     uint32_t free_head;            // chunk index + 1 of the free list (0 = empty)
     uint32_t lru_head;             // most recently used entry (head chunk index + 1)
     uint32_t lru_tail;             // least recently used entry
-    uint32_t _r0;
-    uint64_t free_chunks;
+    uint32_t fresh;                // chunks [fresh, chunk_count) were never used (not on the free list,
+                                   // never touched: their pages cost no memory until needed)
+    uint64_t free_chunks;          // free-list chunks + never-used chunks
     uint64_t entries;
     uint64_t bytes;                // blob bytes stored
     uint64_t hits;
