@@ -7,6 +7,7 @@
 //   GWEvent  GWJSON             (libev loop wrappers; JSON without Foundation)
 //   GWStore  GWConfig GWHTTP    (Kong entities + snapshot; gateway.conf; HTTP/1.1 on llhttp)
 //   GWRouter GWBalancer         (Kong router; balancer + health state in shared memory)
+//   GWPluginState               (rate-limit counters + proxy-cache store in shared memory)
 //   GWPlugins                   (plugin registry and runtime: what the data path runs)
 //   GWProxy  GWAdmin            (worker data path; Admin API + SQLite store + YAML in the master)
 //   GWServer                    (master/worker processes, wiring)
@@ -40,9 +41,10 @@ let package = Package(
         .target(name: "GWBalancer", dependencies: ["GWStore", "GWSystem", "CGWShims"]),
         .target(name: "GWProxy", dependencies: ["GWJSON", "GWSystem", "GWEvent", "GWHTTP", "GWRouter", "GWBalancer", "GWStore", "GWConfig"],
                 swiftSettings: hotPath),
+        .target(name: "GWPluginState", dependencies: ["GWSystem", "CGWShims"], swiftSettings: hotPath),
         .target(name: "GWPlugins", dependencies: ["CCrypto", "CPCRE2", "GWJSON", "GWStore", "GWHTTP"], swiftSettings: hotPath),
         .target(name: "GWAdmin", dependencies: ["GWJSON", "GWStore", "GWHTTP", "GWBalancer", "CSQLite", "CYAML", "GWSystem", "GWPlugins"]),
-        .target(name: "GWServer", dependencies: ["CGWShims", "CAres", "GWJSON", "GWSystem", "GWEvent", "GWConfig", "GWProxy", "GWAdmin", "GWStore", "GWBalancer", "GWHTTP"]),
+        .target(name: "GWServer", dependencies: ["CGWShims", "CAres", "GWJSON", "GWSystem", "GWEvent", "GWConfig", "GWProxy", "GWAdmin", "GWStore", "GWBalancer", "GWHTTP", "GWPluginState"]),
         .executableTarget(name: "gateway", dependencies: ["GWServer", "GWConfig", "GWSystem"]),
         .testTarget(name: "GWJSONTests", dependencies: ["GWJSON"]),
         .testTarget(name: "GWStoreTests", dependencies: ["GWStore", "GWJSON"]),
@@ -52,5 +54,10 @@ let package = Package(
         .testTarget(name: "GWAdminTests", dependencies: ["GWAdmin", "GWJSON", "GWStore"]),
         .testTarget(name: "GWConfigTests", dependencies: ["GWConfig"]),
         .testTarget(name: "GWPluginsTests", dependencies: ["GWPlugins", "GWHTTP", "GWJSON", "GWStore", "CCrypto"]),
+        // A helper the GWPluginState tests spawn (posix_spawn, not fork: the test process has threads)
+        // to hammer the shared tables from other processes.
+        .executableTarget(name: "GWPluginStateProbe", dependencies: ["GWPluginState", "GWSystem", "CGWShims"],
+                          path: "Tests/GWPluginStateProbe"),
+        .testTarget(name: "GWPluginStateTests", dependencies: ["GWPluginState", "GWSystem", "CGWShims", "GWPluginStateProbe"]),
     ]
 )

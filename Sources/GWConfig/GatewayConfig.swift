@@ -45,6 +45,9 @@ public struct GatewayConfig: Sendable {
     public var database: String                       // sqlite | off
     public var declarativeConfig: String?
     public var memCacheSize: Int                      // shared-memory size, bytes
+    public var rateLimitingCountersSize: Int          // bytes of the shared rate-limiting counters
+    public var proxyCacheSize: Int                    // bytes of the shared proxy-cache store
+    public var proxyCacheMaxEntrySize: Int            // largest cached response (serialised), bytes
     public var serverTokens: Bool                     // headers: server_tokens (Via, Server)
     public var latencyTokens: Bool                    // headers: latency_tokens (X-Kong-*-Latency)
     public var adminToken: String?
@@ -91,6 +94,9 @@ public let configKeys: [(key: String, defaultValue: String)] = [
     ("database", "sqlite"),
     ("declarative_config", ""),
     ("mem_cache_size", "128m"),
+    ("rate_limiting_counters_size", "12m"),
+    ("proxy_cache_size", "128m"),
+    ("proxy_cache_max_entry_size", "1m"),
     ("headers", "server_tokens, latency_tokens"),
     ("admin_token", ""),
     ("error_default_type", "text/plain"),
@@ -255,6 +261,16 @@ public enum ConfigLoader {
         }
         let mem = try size("mem_cache_size")
         guard mem >= 1 << 20 else { throw bad("mem_cache_size", "must be at least 1m") }
+        let rlSize = try size("rate_limiting_counters_size")
+        guard rlSize >= 64 << 10, rlSize <= 64 << 30 else {
+            throw bad("rate_limiting_counters_size", "must be between 64k and 64g")
+        }
+        let pcSize = try size("proxy_cache_size")
+        guard pcSize >= 1 << 20, pcSize <= 1 << 40 else { throw bad("proxy_cache_size", "must be between 1m and 1024g") }
+        let pcMax = try size("proxy_cache_max_entry_size")
+        guard pcMax >= 1 << 10, pcMax <= pcSize / 2, pcMax <= Int(Int32.max) else {
+            throw bad("proxy_cache_max_entry_size", "must be at least 1k and at most half of proxy_cache_size")
+        }
         let proxy = try listen("proxy_listen")
         let admin = try listen("admin_listen")
         let token = v("admin_token").trimmingWhitespace()
@@ -278,6 +294,7 @@ public enum ConfigLoader {
             keepaliveTimeout: try seconds("keepalive_timeout"),
             keepaliveRequests: try int("keepalive_requests", 1...Int(Int32.max)),
             database: db, declarativeConfig: decl.isEmpty ? nil : decl, memCacheSize: mem,
+            rateLimitingCountersSize: rlSize, proxyCacheSize: pcSize, proxyCacheMaxEntrySize: pcMax,
             serverTokens: serverTokens, latencyTokens: latencyTokens,
             adminToken: token.isEmpty ? nil : token, errorDefaultType: edt,
             quitTimeout: try seconds("quit_timeout"), entries: entries)

@@ -9,6 +9,7 @@ import CGWShims
 import GWConfig
 import GWBalancer
 import GWEvent
+import GWPluginState
 import GWSystem
 
 /// What the master knows about one worker process.
@@ -52,6 +53,8 @@ public final class Master {
     let configPath: String?
     let overrides: [String: String]
     public let shm: SharedMemory
+    /// The plugins' shared tables (rate-limit counters, proxy cache), laid out in `shm` at start.
+    public let pluginState: PluginState
     public let loop: EventLoop
     public let log: ErrorLog
     let hooks: MasterHooks
@@ -90,7 +93,11 @@ public final class Master {
         self.overrides = overrides
         self.log = log
         self.hooks = hooks
-        self.shm = try SharedMemory(peerAreaSize: config.memCacheSize)
+        self.shm = try SharedMemory(peerAreaSize: config.memCacheSize,
+                                    pluginAreaSize: PluginState.areaSize(countersSize: config.rateLimitingCountersSize,
+                                                                         cacheSize: config.proxyCacheSize))
+        self.pluginState = try PluginState(formatting: shm, countersSize: config.rateLimitingCountersSize,
+                                           cacheSize: config.proxyCacheSize, maxEntrySize: config.proxyCacheMaxEntrySize)
         self.loop = EventLoop()
         _ = try listeners.ensure(specs: config.proxyListen, count: config.workerProcesses)
     }
@@ -335,6 +342,13 @@ public final class Master {
         }
         var nc = newConfig
         nc.prefix = config.prefix
+        // The shared segment outlives reloads (counters and cached responses survive); its sizes are
+        // fixed at start. Workers read the sizes from the segment, so the running ones stay in force.
+        if nc.rateLimitingCountersSize != pluginState.countersSize || nc.proxyCacheSize != pluginState.cacheSize ||
+            nc.proxyCacheMaxEntrySize != pluginState.maxEntrySize || nc.memCacheSize != config.memCacheSize {
+            log.log(.warn, "mem_cache_size, rate_limiting_counters_size, proxy_cache_size and proxy_cache_max_entry_size " +
+                    "cannot change on reload (shared memory); keeping the running sizes until a restart")
+        }
         // The new generation needs its own shared-memory slots while the old one drains; refuse
         // rather than start half a generation that never becomes ready.
         let busy = Set(workers.map(\.slot))

@@ -17,12 +17,15 @@ import Glibc
 #endif
 import CGWShims
 import GWConfig
+import GWPluginState
 import GWSystem
 
 /// Everything a worker starts with.
 public struct WorkerContext {
     public let config: GatewayConfig
     public let shm: SharedMemory
+    /// The plugins' shared tables (rate-limit counters, proxy cache) in `shm`, attached at start.
+    public let pluginState: PluginState
     public let index: Int
     public let slot: Int
     public let listenSockets: [(fd: Int32, port: Int)]
@@ -90,7 +93,8 @@ enum WorkerLaunch {
         // The master's effective settings, exactly: no file, no environment.
         let config = try ConfigLoader.load(path: nil, overrides: entries, environment: [:])
         let shm = try SharedMemory(attaching: shmFD)
-        return WorkerContext(config: config, shm: shm, index: index, slot: slot, listenSockets: listen,
+        let pluginState = try PluginState(attaching: shm)
+        return WorkerContext(config: config, shm: shm, pluginState: pluginState, index: index, slot: slot, listenSockets: listen,
                              channelFD: channelFD, snapshotPath: snapshot)
     }
 

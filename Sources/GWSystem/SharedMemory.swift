@@ -8,7 +8,8 @@ import CGWShims
 /// mapping, and map it again (`init(attaching:)`): every worker, and every worker of a later
 /// reload, sees the same bytes.
 /// Layout (C structs in CGWShims.h): header, GW_MAX_WORKERS worker slots, then the peer area
-/// (balancer + health records, laid out by GWBalancer.PeerStateTable).
+/// (balancer + health records, laid out by GWBalancer.PeerStateTable), then the plugin area
+/// (rate-limit counters + proxy cache, laid out by GWPluginState.PluginState; page-aligned).
 /// Invariant: lives until the master exits; never unmapped while workers run.
 public final class SharedMemory: @unchecked Sendable {
     public let base: UnsafeMutableRawPointer
@@ -17,11 +18,12 @@ public final class SharedMemory: @unchecked Sendable {
     /// worker: `init(attaching:)` closes it once mapped.
     public let fd: Int32
 
-    public init(peerAreaSize: Int) throws {
+    public init(peerAreaSize: Int, pluginAreaSize: Int = 0) throws {
         let headerSize = MemoryLayout<gw_shm_header>.stride
         let slotsSize = MemoryLayout<gw_worker_slot>.stride * Int(GW_MAX_WORKERS)
         let peerOffset = (headerSize + slotsSize + 4095) & ~4095
-        let total = (peerOffset + peerAreaSize + 4095) & ~4095
+        let pluginOffset = (peerOffset + peerAreaSize + 4095) & ~4095
+        let total = (pluginOffset + pluginAreaSize + 4095) & ~4095
         let fd = gw_memfd_create("gateway-shm")
         guard fd >= 0 else { throw SystemError.last("memfd_create") }
         guard ftruncate(fd, off_t(total)) == 0 else {
@@ -44,7 +46,9 @@ public final class SharedMemory: @unchecked Sendable {
         h.pointee.max_workers = UInt32(GW_MAX_WORKERS)
         h.pointee.size = UInt64(total)
         h.pointee.peer_area_offset = UInt64(peerOffset)
-        h.pointee.peer_area_size = UInt64(total - peerOffset)
+        h.pointee.peer_area_size = UInt64(pluginOffset - peerOffset)
+        h.pointee.plugin_area_offset = UInt64(pluginOffset)
+        h.pointee.plugin_area_size = UInt64(total - pluginOffset)
         h.pointee.master_pid = Int64(getpid())
         h.pointee.started_at = UInt64(Clock.wallSeconds())
     }
@@ -81,6 +85,8 @@ public final class SharedMemory: @unchecked Sendable {
 
     public var peerArea: UnsafeMutableRawPointer { base + Int(header.pointee.peer_area_offset) }
     public var peerAreaSize: Int { Int(header.pointee.peer_area_size) }
+    public var pluginArea: UnsafeMutableRawPointer { base + Int(header.pointee.plugin_area_offset) }
+    public var pluginAreaSize: Int { Int(header.pointee.plugin_area_size) }
 
     public var configGeneration: UInt64 {
         get { withUnsafeMutablePointer(to: &header.pointee.config_generation) { gw_atomic_load_u64($0) } }

@@ -76,8 +76,9 @@ static inline int64_t gw_atomic_add_i64(int64_t *p, int64_t v) { return __atomic
 
 // MARK: shared-memory segment layout (documented in ARCHITECTURE.md)
 // [gw_shm_header][gw_worker_slot x GW_MAX_WORKERS][peer area: peer_area_size bytes at peer_area_offset]
+// [plugin area: plugin_area_size bytes at plugin_area_offset (CGWPluginState.h); size 0 = none]
 #define GW_SHM_MAGIC 0x3157474154455741ULL  /* "AWETAGW1" little-endian */
-#define GW_SHM_LAYOUT_VERSION 1
+#define GW_SHM_LAYOUT_VERSION 2
 #define GW_MAX_WORKERS 64
 
 typedef struct gw_shm_header {
@@ -90,7 +91,9 @@ typedef struct gw_shm_header {
     uint64_t peer_area_size;
     int64_t master_pid;
     uint64_t started_at;           // unix seconds
-    uint8_t _pad[128 - 64];
+    uint64_t plugin_area_offset;   // from the segment start (page-aligned)
+    uint64_t plugin_area_size;
+    uint8_t _pad[128 - 80];
 } gw_shm_header;
 
 // One per worker slot; padded to 128 bytes so that workers never share a cache line.
@@ -107,5 +110,9 @@ typedef struct gw_worker_slot {
     uint8_t _pad[128 - 72];
 } gw_worker_slot;
 
+_Static_assert(sizeof(gw_shm_header) == 128, "gw_shm_header layout");
+_Static_assert(sizeof(gw_worker_slot) == 128, "gw_worker_slot layout");
+
 #endif
 #include "CGWPeers.h"
+#include "CGWPluginState.h"

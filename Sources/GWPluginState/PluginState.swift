@@ -1,0 +1,89 @@
+// GWPluginState: state the plugins of all workers must agree on, in the node's shared segment
+// (GWSystem.SharedMemory's plugin area): the rate-limiting counters (RateLimitTable) and the
+// proxy-cache store (CacheStore). Depends only on GWSystem and CGWShims.
+//
+// Invariants:
+//  - The master lays the area out once, when it creates the segment (before any worker starts), and
+//    initialises the tables' locks; workers (and later generations of workers after a reload) only
+//    attach: they read the offsets from gw_plugin_area_header and check magic, version and sizes.
+//  - The area lives as long as the master, so counters and cached responses survive reloads. Its
+//    sizes are fixed when the master starts: a changed rate_limiting_counters_size,
+//    proxy_cache_size or proxy_cache_max_entry_size needs a restart (a reload logs that it keeps
+//    the running sizes).
+//  - Layout: [gw_plugin_area_header (128 B)][counters (page-aligned)][cache store (page-aligned)];
+//    only touched pages cost memory (a fresh memfd reads as zeros).
+#if canImport(Glibc)
+import Glibc
+#endif
+import CGWShims
+import GWSystem
+
+public struct PluginStateError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+}
+
+public final class PluginState: @unchecked Sendable {
+    public let segment: SharedMemory
+    public let counters: RateLimitTable
+    public let cache: CacheStore
+
+    @inline(__always) static func pageAlign(_ n: Int) -> Int { (n + 4095) & ~4095 }
+
+    /// Bytes of the plugin area for these sizes (what the master passes to SharedMemory).
+    public static func areaSize(countersSize: Int, cacheSize: Int) -> Int {
+        pageAlign(MemoryLayout<gw_plugin_area_header>.stride) + pageAlign(countersSize) + pageAlign(cacheSize)
+    }
+
+    /// The master: lays out the plugin area of a fresh segment made with
+    /// `pluginAreaSize: areaSize(countersSize:cacheSize:)`.
+    public init(formatting segment: SharedMemory, countersSize: Int, cacheSize: Int, maxEntrySize: Int) throws {
+        let area = segment.pluginArea
+        guard segment.pluginAreaSize >= PluginState.areaSize(countersSize: countersSize, cacheSize: cacheSize) else {
+            throw PluginStateError(description: "plugin area of \(segment.pluginAreaSize) bytes is too small")
+        }
+        let h = area.assumingMemoryBound(to: gw_plugin_area_header.self)
+        let countersOffset = PluginState.pageAlign(MemoryLayout<gw_plugin_area_header>.stride)
+        let cacheOffset = countersOffset + PluginState.pageAlign(countersSize)
+        guard let counters = RateLimitTable.format(at: area + countersOffset, size: countersSize) else {
+            throw PluginStateError(description: "rate_limiting_counters_size \(countersSize) is too small")
+        }
+        guard let cache = CacheStore.format(at: area + cacheOffset, size: cacheSize, maxEntrySize: maxEntrySize) else {
+            throw PluginStateError(description: "proxy_cache_size \(cacheSize) is too small")
+        }
+        h.pointee.layout_version = UInt32(GW_PLUGIN_LAYOUT_VERSION)
+        h.pointee.counters_offset = UInt64(countersOffset)
+        h.pointee.counters_size = UInt64(countersSize)
+        h.pointee.cache_offset = UInt64(cacheOffset)
+        h.pointee.cache_size = UInt64(cacheSize)
+        gw_atomic_store_u64(&h.pointee.magic, GW_PLUGIN_MAGIC)
+        self.segment = segment
+        self.counters = counters
+        self.cache = cache
+    }
+
+    /// A worker (or a test's child process): attaches the area the master laid out.
+    public init(attaching segment: SharedMemory) throws {
+        let area = segment.pluginArea
+        let size = segment.pluginAreaSize
+        let h = area.assumingMemoryBound(to: gw_plugin_area_header.self)
+        guard size >= MemoryLayout<gw_plugin_area_header>.stride, h.pointee.magic == GW_PLUGIN_MAGIC,
+              h.pointee.layout_version == UInt32(GW_PLUGIN_LAYOUT_VERSION) else {
+            throw PluginStateError(description: "shared segment has no plugin area of this layout")
+        }
+        let co = Int(h.pointee.counters_offset), cs = Int(h.pointee.counters_size)
+        let xo = Int(h.pointee.cache_offset), xs = Int(h.pointee.cache_size)
+        guard co + cs <= size, xo + xs <= size,
+              let counters = RateLimitTable(attaching: area + co, size: cs),
+              let cache = CacheStore(attaching: area + xo, size: xs) else {
+            throw PluginStateError(description: "shared segment's plugin tables do not match this layout")
+        }
+        self.segment = segment
+        self.counters = counters
+        self.cache = cache
+    }
+
+    /// The sizes the running area was laid out with (a reload compares them with its configuration).
+    public var countersSize: Int { Int(segment.pluginArea.assumingMemoryBound(to: gw_plugin_area_header.self).pointee.counters_size) }
+    public var cacheSize: Int { Int(segment.pluginArea.assumingMemoryBound(to: gw_plugin_area_header.self).pointee.cache_size) }
+    public var maxEntrySize: Int { cache.maxEntrySize }
+}
