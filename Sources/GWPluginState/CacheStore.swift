@@ -20,9 +20,10 @@
 //  - A process killed inside the section may leave the lists half-updated, so the next locker
 //    (EOWNERDEAD) empties the store: a cache may forget, it must not lie (`recoveries` counts it).
 //
-// Locking: like RateLimitTable, one robust mutex; lookup() copies the blob out under it (1 MiB, the
-// default max entry, is ~50–100 µs of memcpy; typical responses of a few KiB take well under 1 µs),
-// so readers of other keys wait at most one copy. Growing the caller's buffer happens outside it.
+// Locking: like RateLimitTable, one robust mutex; lookup() copies the blob out under it. Measured
+// (release, `GWPluginStateProbe bench`): a miss ~14 ns, a 1 KiB hit ~36 ns, 8 KiB ~125 ns, 1 MiB (the
+// default max entry) ~25 µs, so readers of other keys wait at most one copy. Growing the caller's
+// buffer happens outside the lock; a buffer already big enough means no allocation at all.
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -17,9 +17,10 @@
 //    section leaves each slot either as it was or complete: the robust mutex is made consistent and
 //    the table is used as is (at worst one window of one request counted and the others not).
 //
-// Locking: ONE process-shared robust pthread mutex for the table. Measured (release, this machine):
-// an uncontended lock+unlock is ~15–20 ns and a whole consume() of one to six windows ~40–90 ns, far
-// below a request's cost; the section holds no syscalls and no allocation. Per-bucket spinlocks were
+// Locking: ONE process-shared robust pthread mutex for the table. Measured (release, 2-core dev VM,
+// `GWPluginStateProbe bench`): a whole uncontended consume() is ~16 ns for one window, ~19 ns for two,
+// ~28 ns for six (lock + probe + increment + unlock), far below a request's cost; the section holds
+// no syscalls and no allocation, so contention only shows when a holder is preempted (futex wait). Per-bucket spinlocks were
 // not chosen: a multi-window consume would need several of them (ordering, deadlock avoidance), and
 // a spinlock held by a killed worker wedges the node, which the robust mutex rules out by design.
 #if canImport(Glibc)

@@ -24,6 +24,18 @@ private func withFile(_ text: String, _ body: (String) throws -> Void) rethrows 
         #expect(c.clientMaxBodySize == 0)
         #expect(c.database == "sqlite")
         #expect(c.serverTokens && c.latencyTokens)
+        #expect(c.rateLimitingCountersSize == 12 << 20)
+        #expect(c.proxyCacheSize == 128 << 20)
+        #expect(c.proxyCacheMaxEntrySize == 1 << 20)
+    }
+
+    @Test func pluginStateSizesFromEnvironment() throws {
+        let c = try ConfigLoader.load(path: nil, environment: ["GATEWAY_PROXY_CACHE_SIZE": "256m",
+                                                               "GATEWAY_RATE_LIMITING_COUNTERS_SIZE": "128k",
+                                                               "GATEWAY_PROXY_CACHE_MAX_ENTRY_SIZE": "512k"])
+        #expect(c.proxyCacheSize == 256 << 20)
+        #expect(c.rateLimitingCountersSize == 128 << 10)
+        #expect(c.proxyCacheMaxEntrySize == 512 << 10)
     }
 
     @Test func fileValuesCommentsAndLists() throws {
@@ -85,6 +97,9 @@ private func withFile(_ text: String, _ body: (String) throws -> Void) rethrows 
         ("client_max_body_size = 10q", "client_max_body_size"),
         ("daemon = maybe", "daemon"),
         ("database = postgres", "database"),
+        ("rate_limiting_counters_size = 1k", "rate_limiting_counters_size"),
+        ("proxy_cache_size = 12x", "proxy_cache_size"),
+        ("proxy_cache_max_entry_size = 200m", "proxy_cache_max_entry_size"),
     ])
     func badValuesAreRejected(line: String, key: String) throws {
         try withFile(line + "\n") { path in
