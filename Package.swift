@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "GWProxy", dependencies: ["GWJSON", "GWSystem", "GWEvent", "GWHTTP", "GWRouter", "GWBalancer", "GWStore", "GWConfig"],
                 swiftSettings: hotPath),
         .target(name: "GWPluginState", dependencies: ["GWSystem", "CGWShims"], swiftSettings: hotPath),
-        .target(name: "GWPlugins", dependencies: ["CCrypto", "CPCRE2", "GWJSON", "GWStore", "GWHTTP"], swiftSettings: hotPath),
+        .target(name: "GWPlugins", dependencies: ["CCrypto", "CPCRE2", "GWJSON", "GWStore", "GWHTTP", "GWPluginState"], swiftSettings: hotPath),
         .target(name: "GWAdmin", dependencies: ["GWJSON", "GWStore", "GWHTTP", "GWBalancer", "CSQLite", "CYAML", "GWSystem", "GWPlugins"]),
         .target(name: "GWServer", dependencies: ["CGWShims", "CAres", "GWJSON", "GWSystem", "GWEvent", "GWConfig", "GWProxy", "GWAdmin", "GWStore", "GWBalancer", "GWHTTP", "GWPluginState"]),
         .executableTarget(name: "gateway", dependencies: ["GWServer", "GWConfig", "GWSystem"]),
@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(name: "GWBalancerTests", dependencies: ["GWBalancer", "GWStore", "GWSystem"], exclude: ["alloc_counter.c"]),
         .testTarget(name: "GWAdminTests", dependencies: ["GWAdmin", "GWJSON", "GWStore"]),
         .testTarget(name: "GWConfigTests", dependencies: ["GWConfig"]),
-        .testTarget(name: "GWPluginsTests", dependencies: ["GWPlugins", "GWHTTP", "GWJSON", "GWStore", "CCrypto"]),
+        .testTarget(name: "GWPluginsTests", dependencies: ["GWPlugins", "GWHTTP", "GWJSON", "GWStore", "CCrypto", "GWPluginState", "GWSystem"]),
         // A helper the GWPluginState tests spawn (posix_spawn, not fork: the test process has threads)
         // to hammer the shared tables from other processes.
         .executableTarget(name: "GWPluginStateProbe", dependencies: ["GWPluginState", "GWSystem", "CGWShims"],

@@ -3,6 +3,7 @@
 // Worker-loop confined. The data path fills the inputs before the access phase and reads the outputs
 // when it writes heads; plugins read the inputs and write the outputs.
 import GWHTTP
+import GWPluginState
 
 public final class PluginContext {
     // MARK: inputs (set by the data path)
@@ -61,6 +62,17 @@ public final class PluginContext {
     public var scratch2: [UInt8] = []
     public var scratch3: [UInt8] = []
 
+    // MARK: proxy-cache per-request state (one instance can store per request: the collected one)
+    var cacheKey = CacheKey(0, 0, 0, 0)
+    var cacheKeyHex: [UInt8] = []
+    var cacheTTL: Int64 = 0
+    /// The blob being captured for the store (bounded by the store's maximum entry size).
+    var cacheCapture: [UInt8] = []
+    /// Reused lookup buffer (grown once to the largest entry read).
+    let cacheBuffer = CacheBuffer(capacity: 16384)
+    /// The response is a cache Hit produced in access (the data path may say so in its logs).
+    public var servedFromCache = false
+
     public init(clientIP: String) {
         self.clientIP = clientIP
         collected.reserveCapacity(8)
@@ -75,7 +87,7 @@ public final class PluginContext {
         if !upstreamHeaders.isEmpty { upstreamHeaders.removeAll() }
         if !responseHeaders.isEmpty { responseHeaders.removeAll() }
         if replacesQuery { upstreamQuery.removeAll(keepingCapacity: true); replacesQuery = false }
-        exitStatus = 0; exitMessage = nil; exitContentType = nil; failure = nil
+        exitStatus = 0; exitMessage = nil; exitContentType = nil; failure = nil; servedFromCache = false
         if !exitBody.isEmpty { exitBody.removeAll(keepingCapacity: true) }
         if !collected.isEmpty { collected.removeAll(keepingCapacity: true); flags.removeAll(keepingCapacity: true) }
         phases = []

@@ -21,6 +21,7 @@ public enum PluginRegistry {
         BasicAuth.name: (BasicAuth.priority, { e, env throws(PluginError) in try BasicAuth(entity: e, env: env) }),
         ACL.name: (ACL.priority, { e, env throws(PluginError) in try ACL(entity: e, env: env) }),
         Cors.name: (Cors.priority, { e, env throws(PluginError) in try Cors(entity: e, env: env) }),
+        ProxyCache.name: (ProxyCache.priority, { e, env throws(PluginError) in try ProxyCache(entity: e, env: env) }),
     ]
 
     /// The names the Admin API accepts, sorted.

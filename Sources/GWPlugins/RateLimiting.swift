@@ -5,37 +5,23 @@
 // Policies `cluster` and `redis` are refused by the Admin API until the multi-node work brings them.
 import GWHTTP
 import GWJSON
+import GWPluginState
 import GWStore
 
-/// 128-bit counter key (the caller hashes instance, identifier, period and window start).
-public struct RateLimitKey: Equatable, Sendable {
-    public var hi: UInt64
-    public var lo: UInt64
-    public init(hi: UInt64, lo: UInt64) { self.hi = hi; self.lo = lo }
-}
-
-public enum RateLimitOutcome: Equatable, Sendable {
-    /// Every window had room; the request was counted in all of them.
-    case allowed
-    /// Window `index` (in the order given) was at its limit; nothing was counted.
-    case limited(Int)
-    /// No room in the counter table for a new window: nothing was counted.
-    case full
-}
-
-/// The node's counter table (shared memory; GWPluginState implements it).
+/// The node's counter table: GWPluginState.RateLimitTable (shared memory) in production, an
+/// in-process table in unit tests. `consume` reads every window's usage and, if each is below its
+/// limit, counts one request in all of them, in one atomic step.
 public protocol RateLimitCounterStore: AnyObject {
-    /// Atomically: reads the usage of every key into `usages`; if each is below its limit, counts one
-    /// request in all of them. `windowEnds`: when each key's window is over (epoch seconds), after
-    /// which its slot may be reused.
     func consume(keys: UnsafeBufferPointer<RateLimitKey>, limits: UnsafeBufferPointer<Int64>,
                  windowEnds: UnsafeBufferPointer<Int64>, now: Int64,
-                 usages: UnsafeMutableBufferPointer<Int64>) -> RateLimitOutcome
+                 usagesOut: UnsafeMutableBufferPointer<Int64>) -> RateLimitResult
 }
 
 /// What a PluginEnvironment's `shared` object offers to plugins.
 public protocol PluginSharedStore: AnyObject {
-    var rateLimitCounters: RateLimitCounterStore { get }
+    var rateLimitCounters: RateLimitCounterStore? { get }
+    /// The node's proxy-cache store; nil where none is attached.
+    var cacheStore: CacheStore? { get }
 }
 
 /// Kong's windows: name, header suffix and length in seconds.
@@ -146,7 +132,7 @@ final class RateLimiting: PluginHandler {
         remainingHeaders = ps.map { "X-RateLimit-Remaining-\($0.title)" }
         let scope = "\(entity.id)|\(entity.routeID ?? "00000000-0000-0000-0000-000000000000")|\(entity.serviceID ?? "00000000-0000-0000-0000-000000000000")"
         seed = (fnv(scope.utf8, 0xcbf29ce484222325), fnv(scope.utf8, 0x84222325cbf29ce4))
-        store = (env.shared as? PluginSharedStore)?.rateLimitCounters
+        store = (env.shared as? PluginSharedStore)?.rateLimitCounters ?? nil
         super.init(entity: entity, priority: RateLimiting.priority)
     }
 
@@ -188,7 +174,7 @@ final class RateLimiting: PluginHandler {
         var starts: (Int64, Int64, Int64, Int64, Int64, Int64) = (0, 0, 0, 0, 0, 0)
         var lims: (Int64, Int64, Int64, Int64, Int64, Int64) = (0, 0, 0, 0, 0, 0)
         var usages: (Int64, Int64, Int64, Int64, Int64, Int64) = (0, 0, 0, 0, 0, 0)
-        let outcome: RateLimitOutcome = withUnsafeMutableBytes(of: &keys) { kr in
+        let outcome: RateLimitResult = withUnsafeMutableBytes(of: &keys) { kr in
             withUnsafeMutableBytes(of: &ends) { er in
                 withUnsafeMutableBytes(of: &starts) { sr in
                     withUnsafeMutableBytes(of: &lims) { lr in
@@ -207,7 +193,7 @@ final class RateLimiting: PluginHandler {
                             return store.consume(keys: UnsafeBufferPointer(rebasing: k[0 ..< n]),
                                                  limits: UnsafeBufferPointer(rebasing: l[0 ..< n]),
                                                  windowEnds: UnsafeBufferPointer(rebasing: e[0 ..< n]), now: now,
-                                                 usages: UnsafeMutableBufferPointer(rebasing: u[0 ..< n]))
+                                                 usagesOut: UnsafeMutableBufferPointer(rebasing: u[0 ..< n]))
                         }
                     }
                 }

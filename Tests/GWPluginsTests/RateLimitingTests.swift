@@ -2,15 +2,17 @@ import Testing
 import GWHTTP
 import GWJSON
 import GWStore
+import GWPluginState
 @testable import GWPlugins
 
 /// An in-process counter store with the shared table's semantics (check all, then count in all).
 final class MemoryCounters: RateLimitCounterStore, PluginSharedStore {
     var counts: [RateLimitKey: Int64] = [:]
     var capacity = Int.max
-    var rateLimitCounters: RateLimitCounterStore { self }
+    var rateLimitCounters: RateLimitCounterStore? { self }
+    var cacheStore: CacheStore? { nil }
     func consume(keys: UnsafeBufferPointer<RateLimitKey>, limits: UnsafeBufferPointer<Int64>, windowEnds: UnsafeBufferPointer<Int64>,
-                 now: Int64, usages: UnsafeMutableBufferPointer<Int64>) -> RateLimitOutcome {
+                 now: Int64, usagesOut usages: UnsafeMutableBufferPointer<Int64>) -> RateLimitResult {
         for i in 0 ..< keys.count { usages[i] = counts[keys[i]] ?? 0 }
         if keys.contains(where: { counts[$0] == nil }) && counts.count + keys.count > capacity { return .full }
         for i in 0 ..< keys.count where usages[i] >= limits[i] { return .limited(i) }
@@ -19,9 +21,6 @@ final class MemoryCounters: RateLimitCounterStore, PluginSharedStore {
     }
 }
 
-extension RateLimitKey: Hashable {
-    public func hash(into h: inout Hasher) { h.combine(hi); h.combine(lo) }
-}
 
 /// Scenarios of Kong's spec/03-plugins/23-rate-limiting/04-access_spec.lua, without sockets.
 @Suite struct RateLimitingTests {

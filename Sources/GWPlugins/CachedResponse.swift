@@ -1,0 +1,124 @@
+// The blob proxy-cache stores per entry (one copy in the shared CacheStore):
+//   u8 version(1) | u16 status | u16 header count | per header: u16 name length, u32 value length, name, value
+//   | u16 vary count | per Vary name: u16 name length, u32 value length (0xFFFFFFFF: absent), name, the
+//   request's value(s) joined by ", " | u32 body length | body
+// Integers are little-endian. Decoding checks every length against the blob (a torn or foreign blob is
+// a miss, never a crash).
+import GWHTTP
+
+struct CachedResponse {
+    let status: Int
+    let headers: [(name: ArraySlice<UInt8>, value: ArraySlice<UInt8>)]
+    let vary: [(name: ArraySlice<UInt8>, value: ArraySlice<UInt8>?)]
+    let body: ArraySlice<UInt8>
+
+    static let hopByHop: [String] = ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+                                     "trailers", "transfer-encoding", "upgrade", "content-length"]
+
+    // MARK: encoding
+
+    static func put16(_ v: Int, _ out: inout [UInt8]) { out.append(UInt8(v & 0xFF)); out.append(UInt8((v >> 8) & 0xFF)) }
+    static func put32(_ v: UInt32, _ out: inout [UInt8]) { for s in stride(from: 0, to: 32, by: 8) { out.append(UInt8((v >> UInt32(s)) & 0xFF)) } }
+
+    /// Writes everything but the body; `bodyLength` is the response's Content-Length.
+    static func beginEncoding(into out: inout [UInt8], status: Int, headers: borrowing HTTPHeaders, vary: [[UInt8]],
+                              request: borrowing HTTPHeaders, bodyLength: Int) {
+        out.removeAll(keepingCapacity: true)
+        out.append(1)
+        put16(status, &out)
+        var kept: [Int] = []
+        for i in 0 ..< headers.count {
+            let skip = hopByHop.contains { headers.nameEquals(at: i, $0) }
+            if !skip { kept.append(i) }
+        }
+        put16(kept.count, &out)
+        for i in kept {
+            let n = headers.nameBytes(at: i), v = headers.valueBytes(at: i)
+            put16(n.count, &out); put32(UInt32(v.count), &out)
+            out.append(contentsOf: n); out.append(contentsOf: v)
+        }
+        put16(vary.count, &out)
+        for name in vary {
+            put16(name.count, &out)
+            var value: [UInt8] = [], present = false
+            for i in 0 ..< request.count where request.nameBytes(at: i).map({ ($0 &- 0x41) < 26 ? $0 | 0x20 : $0 }) == name {
+                if present { value.append(contentsOf: ", ".utf8) }
+                value.append(contentsOf: request.valueBytes(at: i))
+                present = true
+            }
+            put32(present ? UInt32(value.count) : 0xFFFF_FFFF, &out)
+            out.append(contentsOf: name)
+            out.append(contentsOf: value)
+        }
+        put32(UInt32(bodyLength), &out)
+    }
+
+    /// Checks that the body appended after `beginEncoding` has the announced length.
+    static func finishEncoding(_ blob: inout [UInt8]) -> Bool {
+        guard let r = CachedResponse(blob.withUnsafeBytes { Array($0) }[...]) else { return false }
+        _ = r
+        return true
+    }
+
+    // MARK: decoding
+
+    init?(_ raw: UnsafeRawBufferPointer) { self.init(Array(raw)[...]) }
+
+    init?(_ b: ArraySlice<UInt8>) {
+        var p = b.startIndex
+        func u16() -> Int? { guard p + 2 <= b.endIndex else { return nil }; defer { p += 2 }; return Int(b[p]) | Int(b[p + 1]) << 8 }
+        func u32() -> UInt32? {
+            guard p + 4 <= b.endIndex else { return nil }
+            defer { p += 4 }
+            return UInt32(b[p]) | UInt32(b[p + 1]) << 8 | UInt32(b[p + 2]) << 16 | UInt32(b[p + 3]) << 24
+        }
+        func take(_ n: Int) -> ArraySlice<UInt8>? { guard n >= 0, p + n <= b.endIndex else { return nil }; defer { p += n }; return b[p ..< p + n] }
+        guard p < b.endIndex, b[p] == 1 else { return nil }
+        p += 1
+        guard let st = u16(), let hc = u16() else { return nil }
+        var hs: [(ArraySlice<UInt8>, ArraySlice<UInt8>)] = []
+        for _ in 0 ..< hc {
+            guard let nl = u16(), let vl = u32(), let n = take(nl), let v = take(Int(vl)) else { return nil }
+            hs.append((n, v))
+        }
+        guard let vc = u16() else { return nil }
+        var vs: [(ArraySlice<UInt8>, ArraySlice<UInt8>?)] = []
+        for _ in 0 ..< vc {
+            guard let nl = u16(), let vl = u32(), let n = take(nl) else { return nil }
+            if vl == 0xFFFF_FFFF { vs.append((n, nil)) } else {
+                guard let v = take(Int(vl)) else { return nil }
+                vs.append((n, v))
+            }
+        }
+        guard let bl = u32(), Int(bl) == b.endIndex - p else { return nil }
+        status = st
+        headers = hs.map { (name: $0.0, value: $0.1) }
+        vary = vs.map { (name: $0.0, value: $0.1) }
+        body = b[p...]
+    }
+
+    /// The request carries the same values for the Vary headers as the one whose response was stored.
+    func varyMatches(_ request: borrowing HTTPHeaders) -> Bool {
+        for (name, stored) in vary {
+            var value: [UInt8] = [], present = false
+            for i in 0 ..< request.count where request.nameBytes(at: i).map({ ($0 &- 0x41) < 26 ? $0 | 0x20 : $0 }).elementsEqual(name) {
+                if present { value.append(contentsOf: ", ".utf8) }
+                value.append(contentsOf: request.valueBytes(at: i))
+                present = true
+            }
+            if present != (stored != nil) { return false }
+            if let stored, !stored.elementsEqual(value) { return false }
+        }
+        return true
+    }
+
+    /// Adds the stored headers to a Hit's response (Kong drops hop-by-hop headers and the stored
+    /// rate-limit state: this request's own rate-limit headers are set by that plugin).
+    func addHeaders(to edits: inout HeaderEdits) {
+        for (n, v) in headers {
+            let lname = String(decoding: n, as: UTF8.self).lowercased()
+            if lname.hasPrefix("x-ratelimit-") || lname.hasPrefix("ratelimit-") || lname == "retry-after" { continue }
+            edits.add(lname == "content-type" ? "Content-Type" : String(decoding: n, as: UTF8.self), String(decoding: v, as: UTF8.self))
+        }
+    }
+}
