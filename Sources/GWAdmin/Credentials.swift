@@ -179,3 +179,26 @@ extension AdminAPI {
         }
     }
 }
+
+extension AdminAPI {
+    /// Kong's transformation check for basic-auth's `password` (input) hashed with `consumer.id` (needs)
+    /// (`run_transformation_checks`, kong/db/schema/init.lua): when the password is given, or on an update whose
+    /// body does not repeat the stored consumer id, the body must give both or neither. So PATCH
+    /// `/basic-auths/{u}` with only a consumer (the stored hash would no longer match) or only a password is
+    /// refused; under `/consumers/{c}/basic-auth/{u}` the consumer comes from the path.
+    static func passwordTransformationCheck(_ input: JSONObject, existing: JSON?, mode: WriteMode, _ e: inout Errors) {
+        func nonEmpty(_ v: JSON?) -> Bool {
+            guard let v, !v.isNull else { return false }
+            if let s = v.stringValue { return !s.isEmpty }
+            return true
+        }
+        let password = nonEmpty(input["password"])
+        let consumerID = input["consumer"]?["id"]
+        let needsChanged = mode == .update && existing != nil && consumerID != existing?["consumer"]?["id"]
+        guard password || needsChanged else { return }
+        // A consumer given by another key (declarative `consumer: username`) counts as given.
+        if password != nonEmpty(input["consumer"]) {
+            e.addEntity("all or none of these fields must be set: 'password', 'consumer.id'")
+        }
+    }
+}

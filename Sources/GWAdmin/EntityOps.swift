@@ -95,6 +95,7 @@ extension AdminAPI {
         check["updated_at"] = nil
         Schema.validateRecord(check, vfields, into: &errs)
         entityChecks(kind, doc, &errs)
+        if kind == .basicauthCredentials { AdminAPI.passwordTransformationCheck(input, existing: existing, mode: mode, &errs) }
         if !errs.isEmpty { throw OpFailure(Kong.schemaViolation(errs)) }
         // Foreign keys.
         for (f, parent) in schema.foreign {
