@@ -133,8 +133,9 @@ extension AdminAPI {
             start = n
         }
         var rows: [JSON] = []
+        let now = Int(Clock.seconds())
         for kind in EntityKind.allCases {
-            for d in store.all(kind) {
+            for d in store.all(kind) where !Credentials.isExpired(kind, d, now: now) {
                 for t in d["tags"]?.stringArrayValue ?? [] where tag == nil || tag == t {
                     rows.append(["entity_name": .string(kind.rawValue), "entity_id": d["id"] ?? .null, "tag": .string(t)])
                 }

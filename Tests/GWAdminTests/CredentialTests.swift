@@ -53,7 +53,7 @@ import GWStore
     @Test func keyAuthTTLCountsDownAndExpires() throws {
         let h = try Harness()
         _ = consumer(h, "bob")
-        var r = h.req("POST", "/consumers/bob/key-auth", ["key": "short", "ttl": 100])
+        var r = h.req("POST", "/consumers/bob/key-auth", ["key": "short", "ttl": 100, "tags": ["t"]])
         #expect(r.0 == 201 && r.1["ttl"]?.intValue.map { $0 >= 99 && $0 <= 100 } == true)
         let id = r.1["id"]!.stringValue!
         // The stored (and published) document carries the absolute expiry.
@@ -69,6 +69,7 @@ import GWStore
         #expect(h.req("GET", "/key-auths/\(id)").0 == 404)
         #expect(h.req("GET", "/consumers/bob/key-auth/short").0 == 404)
         #expect(h.req("GET", "/key-auths").1["data"] == [])
+        #expect(h.req("GET", "/tags").1["data"] == [])
         #expect(h.api.exportDocument()["keyauth_credentials"] == nil)
         r = h.req("POST", "/consumers/bob/key-auth", ["key": "short"])
         #expect(r.0 == 201 && r.1["ttl"] == .null)
