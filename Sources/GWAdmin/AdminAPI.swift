@@ -22,6 +22,9 @@ public final class AdminAPI {
     public var context: AdminContext
     /// Hash of the last declarative configuration loaded (DB-less `configuration_hash`, `check_hash`).
     public internal(set) var configHash: String?
+    /// Hash basic-auth passwords on write (Kong's schema transformations); a declarative document with
+    /// `_transform: false` (what db_export writes) carries hashes already.
+    var transformPasswords = true
 
     public init(store: AdminStore, context: AdminContext) {
         self.store = store
@@ -138,6 +141,10 @@ public final class AdminAPI {
             return try entityRoutes(EntityKind(rawValue: first)!, req, &extra)
         case "key-auths":
             return try entityRoutes(.keyauthCredentials, req, &extra)
+        case "basic-auths":
+            return try entityRoutes(.basicauthCredentials, req, &extra)
+        case "acls":
+            return try entityRoutes(.acls, req, &extra)
         case "tags":
             if s.count == 1 { return try methods(req, &extra, [("GET", { try self.tags(req, nil) })]) }
             if s.count == 2 { return try methods(req, &extra, [("GET", { try self.tags(req, s[1]) })]) }
@@ -179,15 +186,23 @@ public final class AdminAPI {
     }
 
     static let nested: [EntityKind: [EntityKind]] = [
-        .services: [.routes, .plugins], .routes: [.plugins], .consumers: [.plugins, .keyauthCredentials],
+        .services: [.routes, .plugins], .routes: [.plugins], .consumers: [.plugins, .keyauthCredentials, .basicauthCredentials, .acls],
         .upstreams: [.targets],
     ]
     /// URL segment of a nested collection.
-    static func urlName(_ k: EntityKind) -> String { k == .keyauthCredentials ? "key-auth" : k.rawValue }
+    static func urlName(_ k: EntityKind) -> String {
+        switch k {
+        case .keyauthCredentials: "key-auth"
+        case .basicauthCredentials: "basic-auth"
+        default: k.rawValue
+        }
+    }
     static let foreignFields: [EntityKind: [(String, EntityKind)]] = [
         .routes: [("service", .services)],
         .plugins: [("route", .routes), ("service", .services), ("consumer", .consumers)],
         .keyauthCredentials: [("consumer", .consumers)],
+        .basicauthCredentials: [("consumer", .consumers)],
+        .acls: [("consumer", .consumers)],
     ]
 
     func entityRoutes(_ kind: EntityKind, _ req: Req, _ extra: inout [(String, String)]) throws(OpFailure) -> Result {
@@ -265,10 +280,18 @@ public final class AdminAPI {
 
     /// `/E/{x}`: by id when `x` is a UUID, else by endpoint key.
     func lookup(_ kind: EntityKind, _ key: String) -> JSON? {
-        if UUID4.isValid(key) { return store.get(kind, id: key.lowercased()) ?? store.get(kind, id: key) }
-        if kind == .targets { return nil }
-        guard let ek = Schemas.of(kind).endpointKey else { return nil }
-        return store.find(kind, field: ek, value: key)
+        let found: JSON?
+        if UUID4.isValid(key) {
+            found = store.get(kind, id: key.lowercased()) ?? store.get(kind, id: key)
+        } else if kind == .targets {
+            return nil
+        } else if let ek = Schemas.of(kind).endpointKey {
+            found = store.find(kind, field: ek, value: key)
+        } else {
+            return nil
+        }
+        if let found, Credentials.isExpired(kind, found, now: Int(Clock.seconds())) { return nil }
+        return found
     }
 
     typealias ParentRef = (kind: EntityKind, key: String)
@@ -298,6 +321,7 @@ public final class AdminAPI {
                 .filter { $0["target"]?.stringValue == norm }
                 .max { ($0["created_at"]?.doubleValue ?? 0) < ($1["created_at"]?.doubleValue ?? 0) }
         }
+        if kind == .acls, !UUID4.isValid(key) { return aclByGroup(key, consumer: parent) }
         guard let d = lookup(kind, key) else { return nil }
         return belongs(d, to: parent, pkind) ? d : nil
     }
@@ -355,6 +379,10 @@ public final class AdminAPI {
     }
 
     func commit(_ ops: [StoreOp]) throws(OpFailure) {
+        var ops = ops
+        var keyauthPuts = Set<String>()
+        for case .put(.keyauthCredentials, let d) in ops { if let id = d["id"]?.stringValue { keyauthPuts.insert(id) } }
+        if !keyauthPuts.isEmpty { ops = purgeExpiredOps(keep: keyauthPuts) + ops }
         do { try store.write(ops) } catch { throw OpFailure(Kong.databaseError()) }
         context.onChange()
     }
@@ -364,7 +392,7 @@ public final class AdminAPI {
     func getOne(_ kind: EntityKind, _ key: String, parent: ParentRef?) throws(OpFailure) -> Result {
         let p = try resolveParent(parent)
         guard let d = lookupChild(kind, key, parent: p, pkind: parent?.kind) else { return AdminAPI.notFound }
-        return (200, d)
+        return (200, present(kind, d))
     }
 
     func inject(_ input: inout JSONObject, parent: JSON?, pkind: EntityKind?) {
@@ -382,7 +410,7 @@ public final class AdminAPI {
         }
         let doc = try prepare(kind, input: input, existing: nil, mode: .insert, form: form)
         try commit([.put(kind, doc)])
-        return (201, doc)
+        return (201, present(kind, doc))
     }
 
     func upsert(_ kind: EntityKind, _ key: String, _ req: Req, parent: ParentRef?) throws(OpFailure) -> Result {
@@ -401,7 +429,13 @@ public final class AdminAPI {
         var existing = lookup(kind, key)
         inject(&input, parent: p, pkind: parent?.kind)
         var forcedID: String? = nil
-        if UUID4.isValid(key) {
+        if kind == .acls, !UUID4.isValid(key) {
+            // `/consumers/{c}/acls/{group}` (kong/plugins/acl/api.lua): the consumer's row of that group, else a new one.
+            guard p != nil else { return AdminAPI.notFound }
+            existing = aclByGroup(key, consumer: p)
+            forcedID = existing?["id"]?.stringValue ?? UUID4.generate()
+            if input["group"] == nil { input["group"] = .string(key) }
+        } else if UUID4.isValid(key) {
             forcedID = key.lowercased()
         } else if let ek = Schemas.of(kind).endpointKey {
             input[ek] = .string(key)
@@ -409,7 +443,7 @@ public final class AdminAPI {
         if existing == nil, let fid = forcedID { existing = store.get(kind, id: fid) }
         let doc = try prepare(kind, input: input, existing: existing, mode: .upsert, form: form, forcedID: forcedID)
         try commit([.put(kind, doc)])
-        return (200, doc)
+        return (200, present(kind, doc))
     }
 
     func update(_ kind: EntityKind, _ key: String, _ req: Req, parent: ParentRef?) throws(OpFailure) -> Result {
@@ -426,7 +460,7 @@ public final class AdminAPI {
         if let p, let pk = parent?.kind, patch[AdminAPI.parentField(pk)] == nil { inject(&patch, parent: p, pkind: pk) }
         let doc = try prepare(kind, input: patch, existing: existing, mode: .update, form: form)
         try commit([.put(kind, doc)])
-        return (200, doc)
+        return (200, present(kind, doc))
     }
 
     /// Ops deleting `doc` with cascades; throws on restrict.
@@ -443,12 +477,12 @@ public final class AdminAPI {
             for pl in store.referencing(.plugins, field: "route", id: id) { ops.append(.delete(.plugins, pl["id"]!.stringValue!)) }
         case .consumers:
             for pl in store.referencing(.plugins, field: "consumer", id: id) { ops.append(.delete(.plugins, pl["id"]!.stringValue!)) }
-            for c in store.referencing(.keyauthCredentials, field: "consumer", id: id) {
-                ops.append(.delete(.keyauthCredentials, c["id"]!.stringValue!))
+            for k in [EntityKind.keyauthCredentials, .basicauthCredentials, .acls] {
+                for c in store.referencing(k, field: "consumer", id: id) { ops.append(.delete(k, c["id"]!.stringValue!)) }
             }
         case .upstreams:
             for t in store.referencing(.targets, field: "upstream", id: id) { ops.append(.delete(.targets, t["id"]!.stringValue!)) }
-        case .targets, .plugins, .keyauthCredentials: break
+        case .targets, .plugins, .keyauthCredentials, .basicauthCredentials, .acls: break
         }
         ops.append(.delete(kind, id))
         return ops

@@ -8,6 +8,8 @@ import GWJSON
 public enum EntityKind: String, CaseIterable, Sendable {
     case services, routes, upstreams, targets, consumers, plugins
     case keyauthCredentials = "keyauth_credentials"
+    case basicauthCredentials = "basicauth_credentials"
+    case acls
 
     /// Kinds created by schema migration 1 (later kinds come with their own migrations).
     static let initialKinds: [EntityKind] = [.services, .routes, .upstreams, .targets, .consumers, .plugins]
@@ -22,6 +24,8 @@ public enum EntityKind: String, CaseIterable, Sendable {
         case .consumers: "consumer"
         case .plugins: "plugin"
         case .keyauthCredentials: "keyauth_credential"
+        case .basicauthCredentials: "basicauth_credential"
+        case .acls: "acl"
         }
     }
 
@@ -36,6 +40,8 @@ public enum EntityKind: String, CaseIterable, Sendable {
         case .plugins: [("instance_name", true), ("cache_key", true), ("service_id", false), ("route_id", false),
                         ("consumer_id", false)]
         case .keyauthCredentials: [("key", true), ("consumer_id", false)]
+        case .basicauthCredentials: [("username", true), ("consumer_id", false)]
+        case .acls: [("cache_key", true), ("consumer_id", false)]
         }
     }
 
@@ -52,6 +58,8 @@ public enum EntityKind: String, CaseIterable, Sendable {
             return [doc["instance_name"]?.stringValue, AdminStore.pluginCacheKey(doc), fk("service"), fk("route"),
                     fk("consumer")]
         case .keyauthCredentials: return [doc["key"]?.stringValue, fk("consumer")]
+        case .basicauthCredentials: return [doc["username"]?.stringValue, fk("consumer")]
+        case .acls: return [MemTable.cacheKey(doc), fk("consumer")]
         }
     }
 }
@@ -82,6 +90,9 @@ struct MemTable {
             return AdminStore.targetCacheKey(upstreamID: up, target: t)
         }
         if doc["config"] != nil, doc["name"] != nil { return AdminStore.pluginCacheKey(doc) }
+        if let g = doc["group"]?.stringValue, let c = doc["consumer"]?["id"]?.stringValue {
+            return AdminStore.aclCacheKey(consumerID: c, group: g)
+        }
         return nil
     }
 
@@ -143,6 +154,8 @@ public final class AdminStore {
         EntityKind.initialKinds.map(tableSQL).joined() + "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);",
         // 2: key-auth credentials
         tableSQL(.keyauthCredentials),
+        // 3: basic-auth credentials and ACL groups
+        tableSQL(.basicauthCredentials) + tableSQL(.acls),
     ]
 
     let db: SQLiteDB
@@ -374,6 +387,9 @@ public final class AdminStore {
     // MARK: Keys
 
     static func targetCacheKey(upstreamID: String, target: String) -> String { "\(upstreamID)|\(target)" }
+
+    /// ACL cache key (Kong's `cache_key = {consumer, group}`).
+    static func aclCacheKey(consumerID: String, group: String) -> String { "acls|\(consumerID)|\(group)" }
 
     static func pluginCacheKey(_ doc: JSON) -> String {
         func fk(_ f: String) -> String { doc[f]?["id"]?.stringValue ?? "" }

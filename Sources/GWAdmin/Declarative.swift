@@ -46,7 +46,7 @@ extension AdminAPI {
 
     static let topLevelKeys: Set<String> = ["_format_version", "_transform", "_comment", "_ignore", "_workspace",
                                             "services", "routes", "upstreams", "targets", "consumers", "plugins",
-                                            "keyauth_credentials"]
+                                            "keyauth_credentials", "basicauth_credentials", "acls"]
 
     /// Validates a declarative document. With `onto` = true the current store content is the starting point
     /// (db_import upsert semantics); otherwise the document describes the whole configuration.
@@ -69,6 +69,8 @@ extension AdminAPI {
         var scratchContext = AdminContext()
         scratchContext.availablePlugins = context.availablePlugins
         let scratch = AdminAPI(store: scratchStore, context: scratchContext)
+        // `_transform: false` (db_export's documents): passwords are already hashed (kong/db/declarative/import.lua).
+        scratch.transformPasswords = top["_transform"]?.boolValue ?? true
         if onto {
             var seed: [StoreOp] = []
             for kind in EntityKind.allCases { for d in store.all(kind) { seed.append(.put(kind, d)) } }
@@ -127,6 +129,7 @@ extension AdminAPI {
 
     /// `gateway config db_export`: the store as a declarative document (flat lists, foreign keys as ids, no nulls).
     public func exportDocument() -> JSON {
+        let now = Int(Clock.seconds())
         func clean(_ v: JSON) -> JSON {
             switch v {
             case .object(let o):
@@ -145,8 +148,10 @@ extension AdminAPI {
             }
         }
         var o: JSONObject = ["_format_version": "3.0", "_transform": false]
-        for kind in [EntityKind.services, .routes, .consumers, .keyauthCredentials, .plugins, .upstreams, .targets] {
-            let all = store.all(kind)
+        for kind in [EntityKind.services, .routes, .consumers, .keyauthCredentials, .basicauthCredentials, .acls,
+                     .plugins, .upstreams, .targets] {
+            let all = store.all(kind).filter { !Credentials.isExpired(kind, $0, now: now) }
+                .map { Credentials.present(kind, $0, now: now) }
             if !all.isEmpty { o[kind.rawValue] = .array(all.map(clean)) }
         }
         return .object(o)
@@ -210,7 +215,7 @@ extension AdminAPI {
             var out = JSONObject()
             for kind in EntityKind.allCases {
                 var m = JSONObject()
-                for d in store.all(kind) { if let id = d["id"]?.stringValue { m[id] = d } }
+                for d in store.all(kind) { if let id = d["id"]?.stringValue { m[id] = present(kind, d) } }
                 out[kind.rawValue] = .object(m)
             }
             return (201, .object(out))
@@ -304,7 +309,7 @@ struct DeclarativeBuilder {
                 })
             }
         case .targets: if let r = DeclarativeBuilder.ref(o["upstream"], keyField: "name") { o["upstream"] = r }
-        case .keyauthCredentials:
+        case .keyauthCredentials, .basicauthCredentials, .acls:
             if let r = DeclarativeBuilder.ref(o["consumer"], keyField: "username") { o["consumer"] = r }
         case .plugins:
             for (f, key) in [("service", "name"), ("route", "name"), ("consumer", "username")] {
@@ -384,10 +389,12 @@ struct DeclarativeBuilder {
             let path = ["consumers", String(i + 1)]
             let seed = c["username"]?.stringValue ?? c["custom_id"]?.stringValue ?? "#\(i)"
             guard let cid = add(.consumers, c, path: path, inject: [], seed: seed,
-                                strip: ["plugins", "keyauth_credentials"]) else { continue }
-            for (j, k) in (c["keyauth_credentials"]?.arrayValue ?? []).enumerated() {
-                _ = add(.keyauthCredentials, k, path: path + ["keyauth_credentials", String(j + 1)],
-                        inject: [("consumer", ["id": .string(cid)])], seed: "\(cid):\(k["key"]?.stringValue ?? "#\(j)")", strip: [])
+                                strip: ["plugins", "keyauth_credentials", "basicauth_credentials", "acls"]) else { continue }
+            for (kind, field) in [(EntityKind.keyauthCredentials, "key"), (.basicauthCredentials, "username"), (.acls, "group")] {
+                for (j, k) in (c[kind.rawValue]?.arrayValue ?? []).enumerated() {
+                    _ = add(kind, k, path: path + [kind.rawValue, String(j + 1)], inject: [("consumer", ["id": .string(cid)])],
+                            seed: "\(cid):\(k[field]?.stringValue ?? "#\(j)")", strip: [])
+                }
             }
             for (j, p) in (c["plugins"]?.arrayValue ?? []).enumerated() {
                 pendingPlugins.append((p, path + ["plugins", String(j + 1)], [("consumer", ["id": .string(cid)])], cid))
@@ -411,9 +418,13 @@ struct DeclarativeBuilder {
         for (t, path, inj, seed) in pendingTargets {
             _ = add(.targets, t, path: path, inject: inj, seed: seed, strip: [])
         }
-        for (i, k) in list(top, "keyauth_credentials").enumerated() {
-            _ = add(.keyauthCredentials, k, path: ["keyauth_credentials", String(i + 1)], inject: [],
-                    seed: k["key"]?.stringValue ?? "#\(i)", strip: [])
+        for (kind, field) in [(EntityKind.keyauthCredentials, "key"), (.basicauthCredentials, "username"), (.acls, "group")] {
+            for (i, k) in list(top, kind.rawValue).enumerated() {
+                let c = k["consumer"].map { $0.stringValue ?? $0.serializedString } ?? ""
+                _ = add(kind, k, path: [kind.rawValue, String(i + 1)], inject: [],
+                        seed: kind == .acls ? "\(c):\(k[field]?.stringValue ?? "#\(i)")" : k[field]?.stringValue ?? "#\(i)",
+                        strip: [])
+            }
         }
         for (i, p) in list(top, "plugins").enumerated() {
             pendingPlugins.append((p, ["plugins", String(i + 1)], [], "global#\(i)"))

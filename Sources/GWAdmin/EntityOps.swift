@@ -38,6 +38,7 @@ extension AdminAPI {
             }
         }
         let fields = schemaFields(kind, pluginName: pluginName)
+        let ttl = try credentialInput(kind, &input, mode: mode)
         if form {
             input = Schema.coerceRecord(input, fields)
             if kind == .services, case .string(let s)? = rawInput["url"], s.isEmpty { input["url"] = nil }
@@ -50,14 +51,6 @@ extension AdminAPI {
             for (k, v) in AdminAPI.parseServiceURL(s) { input[k] = v }
         }
         if kind == .upstreams { AdminAPI.applyUpstreamShorthands(&input) }
-        if kind == .keyauthCredentials {
-            input["ttl"] = nil  // accepted, not enforced
-            if mode != .update, input["key"] == nil || input["key"]!.isNull {
-                input["key"] = .string(UUID4.randomBytes(16).map { b in
-                    let h = String(b, radix: 16); return h.count == 1 ? "0" + h : h
-                }.joined())
-            }
-        }
         if kind == .targets, let t = input["target"], case .string(let s) = t {
             guard let n = Validators.normalizeTarget(s) else {
                 throw OpFailure(Kong.schemaViolation(field: "target", "Invalid target ('\(s)'); not a valid hostname or ip address"))
@@ -91,7 +84,8 @@ extension AdminAPI {
         } else {
             doc["created_at"] = existing?["created_at"] ?? now
         }
-        if kind != .keyauthCredentials { doc["updated_at"] = now }
+        if !Credentials.isCredential(kind) { doc["updated_at"] = now }
+        doc["expires_at"] = nil
         // Validate.
         var errs = Errors()
         var vfields = fields
@@ -102,6 +96,7 @@ extension AdminAPI {
         check["updated_at"] = nil
         Schema.validateRecord(check, vfields, into: &errs)
         entityChecks(kind, doc, &errs)
+        if kind == .basicauthCredentials { AdminAPI.passwordTransformationCheck(input, existing: existing, mode: mode, &errs) }
         if !errs.isEmpty { throw OpFailure(Kong.schemaViolation(errs)) }
         // Foreign keys.
         for (f, parent) in schema.foreign {
@@ -120,6 +115,7 @@ extension AdminAPI {
             }
             doc[f] = ["id": fid]
         }
+        credentialFinish(kind, &doc, input: input, ttl: ttl)
         let result = JSON.object(doc)
         try checkUnique(kind, result)
         return result
@@ -127,9 +123,11 @@ extension AdminAPI {
 
     func checkUnique(_ kind: EntityKind, _ doc: JSON) throws(OpFailure) {
         let id = doc["id"]?.stringValue ?? ""
+        let now = Int(Clock.seconds())
         func clash(_ field: String) throws(OpFailure) {
             guard let v = doc[field]?.stringValue else { return }
-            if let other = store.find(kind, field: field, value: v), other["id"]?.stringValue != id {
+            if let other = store.find(kind, field: field, value: v), other["id"]?.stringValue != id,
+               !Credentials.isExpired(kind, other, now: now) {
                 throw OpFailure(Kong.unique(.object(JSONObject([(field, .string(v))]))))
             }
         }
@@ -137,6 +135,13 @@ extension AdminAPI {
         case .services, .routes, .upstreams: try clash("name")
         case .consumers: try clash("username"); try clash("custom_id")
         case .keyauthCredentials: try clash("key")
+        case .basicauthCredentials: try clash("username")
+        case .acls:
+            let c = doc["consumer"]?["id"]?.stringValue ?? "", g = doc["group"]?.stringValue ?? ""
+            if let other = store.findByCacheKey(.acls, AdminStore.aclCacheKey(consumerID: c, group: g)),
+               other["id"]?.stringValue != id {
+                throw OpFailure(Kong.unique(["consumer": ["id": .string(c)], "group": .string(g)]))
+            }
         case .targets:
             let up = doc["upstream"]?["id"]?.stringValue ?? ""
             let t = doc["target"]?.stringValue ?? ""
@@ -319,6 +324,11 @@ extension AdminAPI {
             }
         case .plugins:
             guard let name = str("name"), case .object(let cfg)? = d["config"] else { return }
+            // typedefs.no_consumer (KONG-PLUGINS.md §1.3).
+            if ["key-auth", "basic-auth", "acl", "cors"].contains(name), isSet("consumer") {
+                e.field("consumer", "value must be null")
+            }
+            if name == "acl" { AdminAPI.aclConfigChecks(cfg, &e) }
             if name == "rate-limiting" {
                 let vals = Schemas.periods.map { (p: $0, v: cfg[$0]?.doubleValue) }
                 if vals.allSatisfy({ $0.v == nil }) {
@@ -369,7 +379,7 @@ extension AdminAPI {
             if name == "key-auth", cfg["key_in_body"]?.boolValue == true {
                 e.set(["config", "key_in_body"], .string("key_in_body is not supported by this gateway yet (keys are read from headers and the query string)"))
             }
-        case .targets, .keyauthCredentials:
+        case .targets, .keyauthCredentials, .basicauthCredentials, .acls:
             break
         }
     }

@@ -432,17 +432,11 @@ enum Schemas {
     ], endpointKey: "instance_name",
        foreign: [("route", .routes), ("service", .services), ("consumer", .consumers)], msTimestamps: false)
 
-    /// Key-auth credentials (`kong/plugins/key-auth/daos.lua`): key auto-generated when absent.
-    static let keyauthCredential = EntitySchema(kind: .keyauthCredentials, fields: [
-        idField, Field("created_at", .integer, auto: true),
-        Field("consumer", .foreign(.consumers), required: true),
-        Field("key", .string, required: true),
-        tags,
-    ], endpointKey: "key", foreign: [("consumer", .consumers)], msTimestamps: false)
-
     static func of(_ kind: EntityKind) -> EntitySchema {
         switch kind {
         case .keyauthCredentials: keyauthCredential
+        case .basicauthCredentials: basicauthCredential
+        case .acls: acl
         case .services: service
         case .routes: route
         case .upstreams: upstream
@@ -471,6 +465,17 @@ enum Schemas {
             Field("key_in_body", .boolean, required: true, default: false),
             Field("run_on_preflight", .boolean, required: true, default: true),
             Field("realm", .string),
+        ]),
+        "basic-auth": PluginDef(priority: 1100, config: [
+            Field("anonymous", .string),
+            Field("hide_credentials", .boolean, required: true, default: false),
+            Field("realm", .string, required: true, default: "service"),
+        ]),
+        "acl": PluginDef(priority: 950, config: [
+            Field("allow", .array(.element(.string))),
+            Field("deny", .array(.element(.string))),
+            Field("hide_groups_header", .boolean, required: true, default: false),
+            Field("always_use_authenticated_groups", .boolean, required: true, default: false),
         ]),
         "rate-limiting": PluginDef(priority: 910, config: periods.map { Field($0, .number, greaterThan: 0) } + [
             Field("limit_by", .string, default: "consumer", oneOf: ["consumer", "credential", "ip", "service", "header", "path"]),

@@ -62,11 +62,12 @@ extension AdminAPI {
         }
         var page: [JSON] = []
         var nextSeq: Int64? = nil
+        let now = Int(Clock.seconds())
         for d in items {
             guard let id = d["id"]?.stringValue, let seq = store.seq(kind, id: id), seq >= startSeq else { continue }
-            guard AdminAPI.matches(d, filter) else { continue }
+            guard AdminAPI.matches(d, filter), !Credentials.isExpired(kind, d, now: now) else { continue }
             if page.count == size { nextSeq = seq; break }
-            page.append(d)
+            page.append(kind == .keyauthCredentials ? Credentials.present(kind, d, now: now) : d)
         }
         var out: JSONObject = ["data": .array(page)]
         if let nextSeq {
@@ -132,8 +133,9 @@ extension AdminAPI {
             start = n
         }
         var rows: [JSON] = []
+        let now = Int(Clock.seconds())
         for kind in EntityKind.allCases {
-            for d in store.all(kind) {
+            for d in store.all(kind) where !Credentials.isExpired(kind, d, now: now) {
                 for t in d["tags"]?.stringArrayValue ?? [] where tag == nil || tag == t {
                     rows.append(["entity_name": .string(kind.rawValue), "entity_id": d["id"] ?? .null, "tag": .string(t)])
                 }
@@ -222,6 +224,10 @@ extension AdminAPI {
              "/upstreams/{upstreams}/targets/{targets}/{address}/unhealthy",
              "/consumers/{consumers}/key-auth", "/consumers/{consumers}/key-auth/{keyauth_credentials}",
              "/key-auths", "/key-auths/{keyauth_credentials}", "/key-auths/{keyauth_credentials}/consumer",
+             "/consumers/{consumers}/basic-auth", "/consumers/{consumers}/basic-auth/{basicauth_credentials}",
+             "/basic-auths", "/basic-auths/{basicauth_credentials}", "/basic-auths/{basicauth_credentials}/consumer",
+             "/consumers/{consumers}/acls", "/consumers/{consumers}/acls/{acls}", "/acls", "/acls/{acls}",
+             "/acls/{acls}/consumer",
              "/timers", "/debug/node/log-level", "/debug/node/log-level/{log_level}"]
         return (200, ["data": JSON(list.sorted())])
     }
@@ -398,7 +404,8 @@ extension AdminAPI {
         ConfigSnapshot.document(generation: generation, services: store.all(.services), routes: store.all(.routes),
                                 upstreams: store.all(.upstreams), targets: store.all(.targets),
                                 consumers: store.all(.consumers), plugins: store.all(.plugins),
-                                keyauthCredentials: store.all(.keyauthCredentials))
+                                keyauthCredentials: store.all(.keyauthCredentials),
+                                basicauthCredentials: store.all(.basicauthCredentials), acls: store.all(.acls))
     }
 }
 

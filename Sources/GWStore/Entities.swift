@@ -154,16 +154,20 @@ public struct ConfigSnapshot: Sendable {
     public var routes: [Route]
     public var upstreams: [Upstream]
     public var targets: [Target]
-    /// Consumers, plugins and key-auth credentials (for plugin execution in workers; may be empty).
+    /// Consumers, plugins, credentials and ACL groups (for plugin execution in workers; may be empty).
     public var consumers: [Consumer]
     public var plugins: [Plugin]
     public var keyauthCredentials: [KeyAuthCredential]
+    public var basicauthCredentials: [BasicAuthCredential]
+    public var acls: [ACLGroup]
 
     public init(generation: UInt64 = 0, services: [Service] = [], routes: [Route] = [], upstreams: [Upstream] = [],
                 targets: [Target] = [], consumers: [Consumer] = [], plugins: [Plugin] = [],
-                keyauthCredentials: [KeyAuthCredential] = []) {
+                keyauthCredentials: [KeyAuthCredential] = [], basicauthCredentials: [BasicAuthCredential] = [],
+                acls: [ACLGroup] = []) {
         self.generation = generation; self.services = services; self.routes = routes
         self.upstreams = upstreams; self.targets = targets
         self.consumers = consumers; self.plugins = plugins; self.keyauthCredentials = keyauthCredentials
+        self.basicauthCredentials = basicauthCredentials; self.acls = acls
     }
 }

@@ -1,5 +1,5 @@
-// Consumers, plugins and key-auth credentials as the data path sees them (Kong JSON shape in the worker
-// document under "consumers", "plugins", "keyauth_credentials"). Plugin `config` stays JSON: each plugin
+// Consumers and plugins as the data path sees them (Kong JSON shape in the worker document under
+// "consumers", "plugins"; credentials are in Credentials.swift). Plugin `config` stays JSON: each plugin
 // implementation reads its own fields (defaults already filled in by the Admin API).
 import GWJSON
 
@@ -54,19 +54,4 @@ public struct Plugin: Sendable, Equatable {
                 "service": ref(serviceID), "consumer": ref(consumerID), "config": config, "protocols": JSON(protocols),
                 "enabled": .bool(enabled)]
     }
-}
-
-/// A key-auth credential (`keyauth_credentials`).
-public struct KeyAuthCredential: Sendable, Equatable {
-    public var id: String
-    public var consumerID: String
-    public var key: String
-    public init(id: String, consumerID: String, key: String) { self.id = id; self.consumerID = consumerID; self.key = key }
-
-    public static func decode(json v: JSON) throws(SnapshotError) -> KeyAuthCredential {
-        let f = try Fields(v, entity: "keyauth_credential")
-        guard let c = try f.foreignID("consumer") else { throw SnapshotError("keyauth_credential.consumer: required field missing") }
-        return KeyAuthCredential(id: try f.string("id"), consumerID: c, key: try f.string("key"))
-    }
-    public var json: JSON { ["id": .string(id), "consumer": ["id": .string(consumerID)], "key": .string(key)] }
 }

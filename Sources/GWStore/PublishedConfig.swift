@@ -127,6 +127,8 @@ public struct PublishedConfig: Sendable {
         positions["consumers"] = PublishedConfig.index(snapshot.consumers)
         positions["plugins"] = PublishedConfig.index(snapshot.plugins)
         positions["keyauth_credentials"] = PublishedConfig.index(snapshot.keyauthCredentials)
+        positions["basicauth_credentials"] = PublishedConfig.index(snapshot.basicauthCredentials)
+        positions["acls"] = PublishedConfig.index(snapshot.acls)
     }
 
     /// Position by id (indices, not enumerated(): that copies every entity).
@@ -166,6 +168,9 @@ public struct PublishedConfig: Sendable {
             case "plugins": try PublishedConfig.merge(&snapshot.plugins, &index, puts, dels, Plugin.decode)
             case "keyauth_credentials":
                 try PublishedConfig.merge(&snapshot.keyauthCredentials, &index, puts, dels, KeyAuthCredential.decode)
+            case "basicauth_credentials":
+                try PublishedConfig.merge(&snapshot.basicauthCredentials, &index, puts, dels, BasicAuthCredential.decode)
+            case "acls": try PublishedConfig.merge(&snapshot.acls, &index, puts, dels, ACLGroup.decode)
             default: throw SnapshotError("delta: unknown entity kind '\(kind)'")
             }
         }
@@ -258,11 +263,13 @@ extension Target: PublishedEntity {}
 extension Consumer: PublishedEntity {}
 extension Plugin: PublishedEntity {}
 extension KeyAuthCredential: PublishedEntity {}
+extension BasicAuthCredential: PublishedEntity {}
+extension ACLGroup: PublishedEntity {}
 
 /// The changes from generation `base` to `generation`. Entity documents stay JSON until applied.
 public struct ConfigDelta: Sendable {
     public static let entityKinds = ["services", "routes", "upstreams", "targets", "consumers", "plugins",
-                                     "keyauth_credentials"]
+                                     "keyauth_credentials", "basicauth_credentials", "acls"]
     public var generation: UInt64
     public var base: UInt64
     public var puts: [String: [JSON]] = [:]

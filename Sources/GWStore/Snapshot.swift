@@ -300,7 +300,7 @@ extension ConfigSnapshot {
 
     /// The document's entity arrays, in the order they are decoded.
     public static let entityKeys = ["services", "routes", "upstreams", "targets", "consumers", "plugins",
-                                    "keyauth_credentials"]
+                                    "keyauth_credentials", "basicauth_credentials", "acls"]
 
     /// Decodes one element of the entity array `key` and appends it.
     public mutating func append(_ key: String, _ e: JSON) throws(SnapshotError) {
@@ -312,6 +312,8 @@ extension ConfigSnapshot {
         case "consumers": consumers.append(try Consumer.decode(json: e))
         case "plugins": plugins.append(try Plugin.decode(json: e))
         case "keyauth_credentials": keyauthCredentials.append(try KeyAuthCredential.decode(json: e))
+        case "basicauth_credentials": basicauthCredentials.append(try BasicAuthCredential.decode(json: e))
+        case "acls": acls.append(try ACLGroup.decode(json: e))
         default: throw SnapshotError("\(key): not an entity array")
         }
     }
@@ -328,15 +330,18 @@ extension ConfigSnapshot {
         ConfigSnapshot.document(generation: generation, services: services.map(\.json), routes: routes.map(\.json),
                                 upstreams: upstreams.map(\.json), targets: targets.map(\.json),
                                 consumers: consumers.map(\.json), plugins: plugins.map(\.json),
-                                keyauthCredentials: keyauthCredentials.map(\.json))
+                                keyauthCredentials: keyauthCredentials.map(\.json),
+                                basicauthCredentials: basicauthCredentials.map(\.json), acls: acls.map(\.json))
     }
 
     /// Builds the worker document from entities in Admin API JSON shape (what the master's store holds).
     public static func document(generation: UInt64, services: [JSON], routes: [JSON], upstreams: [JSON],
                                 targets: [JSON], consumers: [JSON] = [], plugins: [JSON] = [],
-                                keyauthCredentials: [JSON] = []) -> JSON {
+                                keyauthCredentials: [JSON] = [], basicauthCredentials: [JSON] = [],
+                                acls: [JSON] = []) -> JSON {
         ["generation": .int(Int64(clamping: generation)), "services": .array(services), "routes": .array(routes),
          "upstreams": .array(upstreams), "targets": .array(targets), "consumers": .array(consumers),
-         "plugins": .array(plugins), "keyauth_credentials": .array(keyauthCredentials)]
+         "plugins": .array(plugins), "keyauth_credentials": .array(keyauthCredentials),
+         "basicauth_credentials": .array(basicauthCredentials), "acls": .array(acls)]
     }
 }

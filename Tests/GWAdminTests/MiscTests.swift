@@ -51,7 +51,7 @@ import GWStore
         #expect(p.0 == 201 && p.1["config"]?["credentials"] == false)
         #expect(h.req("GET", "/plugins").1["data"]?.arrayValue?.count == 4)
         #expect(h.req("GET", "/services/svc/plugins").1["data"]?.arrayValue?.count == 1)
-        #expect(h.req("GET", "/plugins/enabled").1 == ["enabled_plugins": ["cors", "key-auth", "proxy-cache", "rate-limiting"]])
+        #expect(h.req("GET", "/plugins/enabled").1 == ["enabled_plugins": ["acl", "basic-auth", "cors", "key-auth", "proxy-cache", "rate-limiting"]])
         let pid = h.req("GET", "/services/svc/plugins").1["data"]![0]!["id"]!.stringValue!
         #expect(h.req("GET", "/plugins/\(pid)/service").1["name"] == "svc")
         #expect(h.req("PATCH", "/plugins/\(pid)", ["config": ["hide_credentials": true]]).1["config"]?["key_names"] == ["apikey"])
@@ -319,7 +319,7 @@ import GWStore
         let h = try Harness()
         try h.api.dbImport(Array(sampleYAML.utf8))
         #expect(h.req("GET", "/key-auths/my-key").1["consumer"]?["id"] == h.req("GET", "/consumers/example-user").1["id"])
-        #expect(h.store.schemaVersion == 2)
+        #expect(h.store.schemaVersion == 3)
         try h.reopen()
         #expect(h.req("GET", "/key-auths/my-key").0 == 200)
     }
@@ -330,7 +330,7 @@ import GWStore
         // Make the file look like it was written by a build that only knew migration 1.
         try h.store.db.exec("DROP TABLE keyauth_credentials; PRAGMA user_version=1;")
         try h.reopen()
-        #expect(h.store.schemaVersion == 2)
+        #expect(h.store.schemaVersion == 3)
         #expect(h.req("GET", "/services/svc").0 == 200)
         h.req("POST", "/consumers", ["username": "u"])
         #expect(h.req("POST", "/consumers/u/key-auth", ["key": "k"]).0 == 201)
