@@ -108,9 +108,11 @@ public final class Credentials: @unchecked Sendable {
     public let basicAuth: ByteKeyIndex<CredentialRecord>
 
     public init(snapshot: ConfigSnapshot) {
+        var groups: [String: [String]] = [:]
+        for a in snapshot.acls { groups[a.consumerID, default: []].append(a.group) }
         var byID: [String: ConsumerRecord] = [:], byName: [String: ConsumerRecord] = [:]
         for c in snapshot.consumers {
-            let r = ConsumerRecord(id: c.id, username: c.username, customID: c.customID)
+            let r = ConsumerRecord(id: c.id, username: c.username, customID: c.customID, groups: groups[c.id] ?? [])
             byID[c.id] = r
             if let u = c.username { byName[u] = r }
         }
@@ -119,10 +121,17 @@ public final class Credentials: @unchecked Sendable {
         var keyEntries: [([UInt8], CredentialRecord)] = []
         for k in snapshot.keyauthCredentials {
             guard let c = byID[k.consumerID] else { continue }
-            keyEntries.append((Array(k.key.utf8), CredentialRecord(id: k.id, identifier: k.id, consumer: c)))
+            keyEntries.append((Array(k.key.utf8), CredentialRecord(id: k.id, identifier: k.id, consumer: c,
+                                                                    expiresAt: k.expiresAt.map(Int64.init))))
         }
         keys = ByteKeyIndex(keyEntries)
-        basicAuth = ByteKeyIndex([])   // filled once the snapshot carries basicauth_credentials
+        var basicEntries: [([UInt8], CredentialRecord)] = []
+        for b in snapshot.basicauthCredentials {
+            guard let c = byID[b.consumerID] else { continue }
+            basicEntries.append((Array(b.username.utf8), CredentialRecord(id: b.id, identifier: b.username, consumer: c,
+                                                                          secretHash: Array(b.passwordHash.lowercased().utf8))))
+        }
+        basicAuth = ByteKeyIndex(basicEntries)
     }
 
     /// Kong's `anonymous` reference: a consumer id (when it is a UUID), else a username.
