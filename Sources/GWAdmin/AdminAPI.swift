@@ -177,6 +177,8 @@ public final class AdminAPI {
                     return (200, ["message": "log level changed"])
                 })])
             }
+        case "proxy-cache":
+            return try proxyCache(req, &extra)
         case "endpoints" where s.count == 1:
             return try methods(req, &extra, [("GET", { self.endpoints() })])
         default:

@@ -1,6 +1,7 @@
 // Public request/response/context types of the Admin API engine (no sockets: the master's HTTP server calls it).
 import GWJSON
 import GWPlugins
+import GWPluginState
 import GWStore
 
 public struct AdminRequest: Sendable {
@@ -100,6 +101,8 @@ public struct AdminContext {
     /// Plugin names the Admin API accepts: the plugins the data path runs (`PluginRegistry`). Any other
     /// name is refused with Kong's "not enabled" 400. Tests of the admin schemas may widen it.
     public var availablePlugins: Set<String> = Set(PluginRegistry.names)
+    /// The node's shared proxy-cache store (the master's mapping of the segment), for /proxy-cache.
+    public var proxyCache: CacheStore? = nil
 
     public init(nodeInfo: @escaping () -> JSON = { .object(JSONObject()) },
                 serverStatus: @escaping () -> JSON = { .object(JSONObject()) },

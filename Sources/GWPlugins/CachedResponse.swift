@@ -5,6 +5,8 @@
 // Integers are little-endian. Decoding checks every length against the blob (a torn or foreign blob is
 // a miss, never a crash).
 import GWHTTP
+import GWJSON
+import GWPluginState
 
 struct CachedResponse {
     let status: Int
@@ -120,5 +122,36 @@ struct CachedResponse {
             if lname.hasPrefix("x-ratelimit-") || lname.hasPrefix("ratelimit-") || lname == "retry-after" { continue }
             edits.add(lname == "content-type" ? "Content-Type" : String(decoding: n, as: UTF8.self), String(decoding: v, as: UTF8.self))
         }
+    }
+}
+
+/// The Admin API's view of the proxy-cache store (Kong's `kong/plugins/proxy-cache/api.lua`): keys as
+/// the 64 hex characters of X-Cache-Key, entries as Kong's stored object.
+public enum ProxyCacheAdmin {
+    /// The store's owner tag of a proxy-cache instance (as ProxyCache computes it).
+    public static func pluginHash(id: String) -> Hash128 {
+        Hash128(hi: fnv(id.utf8, 0xcbf29ce484222325), lo: fnv(id.utf8, 0x84222325cbf29ce4))
+    }
+
+    /// The store key for a 64-hex-character cache key; nil for anything else.
+    public static func key(hex: String) -> CacheKey? {
+        let u = Array(hex.utf8)
+        guard u.count == 64 else { return nil }
+        var bytes = [UInt8](repeating: 0, count: 32)
+        for i in 0 ..< 32 {
+            guard let h = hexNibble(u[2 * i]), let l = hexNibble(u[2 * i + 1]) else { return nil }
+            bytes[i] = h << 4 | l
+        }
+        return bytes.withUnsafeBytes { CacheKey(bytes: $0) }
+    }
+
+    /// The entry as Kong returns it (`{status, headers, body, body_len, timestamp, ttl, version}`), or nil.
+    public static func entry(_ store: CacheStore, key: CacheKey, now: Int64) -> JSON? {
+        let buf = CacheBuffer(capacity: 4096)
+        guard let meta = store.lookup(key, now: now, into: buf), let r = CachedResponse(buf.bytes) else { return nil }
+        var headers = JSONObject()
+        for (n, v) in r.headers { headers[String(decoding: n, as: UTF8.self)] = .string(String(decoding: v, as: UTF8.self)) }
+        return ["status": JSON(r.status), "headers": .object(headers), "body": .string(String(decoding: r.body, as: UTF8.self)),
+                "body_len": JSON(r.body.count), "timestamp": JSON(Int(meta.storedAt)), "ttl": JSON(Int(meta.ttl)), "version": 1]
     }
 }
