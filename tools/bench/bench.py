@@ -42,7 +42,12 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROXIES = ("nginx", "haproxy", "gateway")
 ALGOS = ("round-robin", "least-connections", "consistent-hashing", "latency")
 ALL_SCENARIOS = ["small-1w", "small-2w", "16k", "upload-1m", "conn-close", "routes-10k"] + \
-    [f"targets-100-{a}" for a in ALGOS] + ["idle-10k"]
+    [f"targets-100-{a}" for a in ALGOS] + ["idle-10k", "plugins-auth-rl", "cache-hit"]
+# plugins-auth-rl: the gateway runs global key-auth + rate-limiting (nginx and HAProxy proxy plainly:
+#   compare the gateway with its own small-1w figure of the same run).
+# cache-hit: every proxy caches /small (gateway proxy-cache, nginx proxy_cache, HAProxy's cache):
+#   after the warm-up every request is a hit; compare with small-1w (the proxied, Miss path).
+BENCH_KEY = "bench-key-0123456789abcdef"
 N_ROUTES = 10000
 N_TARGETS = 100
 N_IDLE = 10000
@@ -229,7 +234,8 @@ class Server:
                 self.proc.wait(5)
 
     def wait_ready(self, path="/small"):
-        wait_until(lambda: http_get(self.port, path)[0] == 200, what=f"{self.name} on {self.port}{path}")
+        # 401: the plugins-auth-rl gateway wants its key; the route is in place all the same.
+        wait_until(lambda: http_get(self.port, path)[0] in (200, 401), what=f"{self.name} on {self.port}{path}")
 
 
 class NginxBase(Server):
@@ -317,8 +323,14 @@ class NginxProxy(NginxBase):
         proxy_set_header Connection "";
         proxy_request_buffering off;"""
         else:
-            locations = f"        location / {{\n            {proxy}\n        }}"
+            cache = ""
+            if scenario == "cache-hit":
+                cache = """
+            proxy_cache c;
+            proxy_cache_valid 200 5m;"""
+            locations = f"        location / {{\n            {proxy}{cache}\n        }}"
             common = ""
+        cache_path = f"proxy_cache_path {self.dir}/cache keys_zone=c:10m;" if scenario == "cache-hit" else ""
         self.start_with(f"""
 worker_processes {workers};
 worker_rlimit_nofile {NOFILE};
@@ -331,6 +343,7 @@ http {{
     keepalive_requests 10000;
     keepalive_timeout 75s;
     client_max_body_size 0;
+    {cache_path}
     upstream up {{
         {balance}
         {servers}
@@ -362,6 +375,11 @@ class HAProxy(Server):
             balance = {"round-robin": "roundrobin", "least-connections": "leastconn", "latency": "leastconn",
                        "consistent-hashing": "source\n    hash-type consistent"}[alg]
         routing = "    default_backend be\n"
+        cache_section = ""
+        if scenario == "cache-hit":
+            routing = ("    http-request cache-use c\n    http-response cache-store c\n"
+                       "    default_backend be\n")
+            cache_section = "cache c\n    total-max-size 64\n    max-age 300\n"
         if scenario == "routes-10k":
             # 10 000 prefixes in one path_beg ACL loaded from a file (HAProxy scans that list per
             # request), then the prefix is stripped, like a Kong route with strip_path = true.
@@ -389,7 +407,7 @@ frontend fe
     bind 127.0.0.1:{self.port}
 {routing}backend be
     balance {balance}
-{servers}"""
+{servers}{cache_section}"""
         path = f"{self.dir}/haproxy.cfg"
         with open(path, "w") as f:
             f.write(conf)
@@ -446,6 +464,14 @@ class Gateway(Server):
             url = f"http://127.0.0.1:{up.port}"
         self.admin_ok("POST", "/services", {"name": "s", "url": url})
         self.admin_ok("POST", "/services/s/routes", {"name": "r", "paths": ["/"]})
+        if scenario == "plugins-auth-rl":
+            self.admin_ok("POST", "/plugins", {"name": "key-auth"})
+            self.admin_ok("POST", "/consumers", {"username": "bench"})
+            self.admin_ok("POST", "/consumers/bench/key-auth", {"key": BENCH_KEY})
+            self.admin_ok("POST", "/plugins", {"name": "rate-limiting", "config": {"hour": 1000000000}})
+        if scenario == "cache-hit":
+            self.admin_ok("POST", "/plugins", {"name": "proxy-cache", "config": {
+                "strategy": "memory", "content_type": ["text/plain"], "cache_ttl": 3600}})
 
     def admin(self, method, path, body=None):
         data = json.dumps(body).encode() if body is not None else None
@@ -566,6 +592,8 @@ def scenario_request(name, root):
         return "/small", ["-H", "Connection: close"], None
     if name == "routes-10k":
         return f"/r{N_ROUTES:05d}/small", [], None
+    if name == "plugins-auth-rl":
+        return "/small", ["-H", f"apikey: {BENCH_KEY}"], None
     return "/small", [], None
 
 

@@ -33,9 +33,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 
 
-def drive(port, path, total, conns):
+def drive(port, path, total, conns, headers=""):
     """Sends `total` GET requests over `conns` keep-alive connections; returns the 2xx count."""
-    req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}\r\n".encode()
     sel = selectors.DefaultSelector()
     left = total
     ok = 0
@@ -96,6 +96,9 @@ def main():
     ap.add_argument("--path", default="/small")
     ap.add_argument("--out", default=os.path.join(bench.HERE, "results", "profile"))
     ap.add_argument("--top", type=int, default=35)
+    ap.add_argument("--plugins", default="",
+                    help="comma-separated global plugins: key-auth (a consumer, its key sent in apikey), "
+                         "rate-limiting (hour = 10^9), proxy-cache (text/plain cached: requests are hits)")
     ap.add_argument("--algorithm", default=None,
                     help="route through an upstream with this algorithm (one target, the bench upstream; "
                          "consistent-hashing hashes on ip) instead of a service URL")
@@ -147,17 +150,31 @@ def main():
         else:
             admin("POST", "/services", {"name": "s", "url": f"http://127.0.0.1:{up.port}"})
         admin("POST", "/services/s/routes", {"name": "r", "paths": ["/"]})
-        bench.wait_until(lambda: bench.http_get(port, args.path, timeout=10)[0] == 200, timeout=120,
+        headers = ""
+        for plugin in [p for p in args.plugins.split(",") if p]:
+            if plugin == "key-auth":
+                admin("POST", "/plugins", {"name": "key-auth"})
+                admin("POST", "/consumers", {"username": "bench"})
+                admin("POST", "/consumers/bench/key-auth", {"key": bench.BENCH_KEY})
+                headers += f"apikey: {bench.BENCH_KEY}\r\n"
+            elif plugin == "rate-limiting":
+                admin("POST", "/plugins", {"name": "rate-limiting", "config": {"hour": 1000000000}})
+            elif plugin == "proxy-cache":
+                admin("POST", "/plugins", {"name": "proxy-cache", "config": {
+                    "strategy": "memory", "content_type": ["text/plain"], "cache_ttl": 3600}})
+            else:
+                ap.error(f"unknown plugin {plugin}")
+        bench.wait_until(lambda: bench.http_get(port, args.path, timeout=10)[0] in (200, 401), timeout=120,
                          what="proxy")
         workers = [p for p in bench.process_tree(gw.pid) if p != gw.pid]
         # the worker: the process that holds the proxy port's connections; with one worker, the
         # youngest descendant that is not a valgrind helper
         worker = max(workers)
-        drive(port, args.path, 2000, args.connections)   # warm-up (pools, buffers, caches)
+        drive(port, args.path, 2000, args.connections, headers)   # warm-up (pools, buffers, caches)
         n = args.requests
         if args.mode == "callgrind":
             subprocess.run(["callgrind_control", "-z", str(worker)], check=True, capture_output=True)
-            ok = drive(port, args.path, n, args.connections)
+            ok = drive(port, args.path, n, args.connections, headers)
             subprocess.run(["callgrind_control", "-d", str(worker)], check=True, capture_output=True)
             time.sleep(1)
             dumps = sorted(f for f in os.listdir(root) if f.startswith(f"callgrind.{worker}."))
@@ -181,7 +198,7 @@ def main():
         else:
             st = subprocess.Popen(["strace", "-c", "-f", "-p", str(worker)], stderr=subprocess.PIPE, text=True)
             time.sleep(1)
-            ok = drive(port, args.path, n, args.connections)
+            ok = drive(port, args.path, n, args.connections, headers)
             st.send_signal(signal.SIGINT)
             out = st.communicate(timeout=30)[1]
             report.append(f"{n} requests ({ok} 2xx) over {args.connections} keep-alive connections, path {args.path}")
