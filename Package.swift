@@ -50,5 +50,6 @@ let package = Package(
         .testTarget(name: "GWBalancerTests", dependencies: ["GWBalancer", "GWStore", "GWSystem"], exclude: ["alloc_counter.c"]),
         .testTarget(name: "GWAdminTests", dependencies: ["GWAdmin", "GWJSON", "GWStore"]),
         .testTarget(name: "GWConfigTests", dependencies: ["GWConfig"]),
+        .testTarget(name: "GWProxyTests", dependencies: ["GWProxy", "GWSystem", "GWHTTP"]),
     ]
 )

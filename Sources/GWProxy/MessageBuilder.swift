@@ -240,7 +240,7 @@ extension ProxyServer {
             }
             if connectionListed && namedByConnection(response.head.headers, i) { continue }
             switch f.nameLength {
-            case 17: if c.dechunk && response.head.headers.nameEquals(at: i, "transfer-encoding") { continue }
+            case 17: if c.respBody == .dechunked && response.head.headers.nameEquals(at: i, "transfer-encoding") { continue }
             case 7: if !clientWantsTrailers && response.head.headers.nameEquals(at: i, "trailer") { continue }
             case 6: if response.head.headers.nameEquals(at: i, "server") { hasServer = true }
             case 4: if response.head.headers.nameEquals(at: i, "date") { hasDate = true }
@@ -273,12 +273,12 @@ extension ProxyServer {
         }
         if settings.latencyTokens {
             w.put("X-Kong-Upstream-Latency: ")
-            w.putDecimal(Int((c.upstreamHeadUs &- c.upstreamStartUs) / 1000))
+            w.putDecimal(c.times.upstreamMillis)
             w.put("\r\nX-Kong-Proxy-Latency: ")
-            w.putDecimal(Int((c.upstreamStartUs &- c.requestStartUs) / 1000))
+            w.putDecimal(c.times.proxyMillis)
             w.put("\r\n")
         }
-        if let cookie = c.choice?.setCookie {
+        if let cookie = c.attempt.choice?.setCookie {
             // consistent-hashing on a cookie the client did not send (Kong sets it).
             w.put("Set-Cookie: ")
             w.put(cookie)
@@ -288,7 +288,7 @@ extension ProxyServer {
         w.put(c.requestID)
         if upgrade {
             w.put("\r\nConnection: Upgrade\r\n\r\n")
-        } else if c.closeAfterResponse || draining {
+        } else if !c.persistence.isKeepAlive || draining {
             w.put("\r\nConnection: close\r\n\r\n")
         } else {
             w.put("\r\nConnection: keep-alive\r\n\r\n")

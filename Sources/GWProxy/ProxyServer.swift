@@ -261,43 +261,4 @@ public final class ProxyServer {
             out.append(contentsOf: UnsafeBufferPointer(buf))
         }
     }
-
-    // MARK: access log
-
-    /// nginx "combined" plus the upstream address and latencies:
-    /// `ip - - [time] "METHOD target HTTP/x.y" status bytes "referer" "user-agent" upstream latency_ms proxy_ms`
-    func accessLog(_ c: ClientConnection, status: Int) {
-        guard let f = accessLogFile else { return }
-        cachedTime.update()
-        let now = Clock.monotonicMicros()
-        f.append { out in
-            c.peer.appendIP(to: &out)
-            HTTPWriter.append(" - - [", into: &out)
-            out.append(contentsOf: cachedTime.accessLogTime)
-            HTTPWriter.append("] \"", into: &out)
-            if let p = c.parser, c.inRequest || status != 0 {
-                let h = p.head
-                if case .other = h.method { HTTPWriter.append(h.methodName, into: &out) } else { HTTPWriter.append(h.method.name, into: &out) }
-                out.append(0x20)
-                out.append(contentsOf: h.target.prefix(2048))
-                HTTPWriter.append(h.versionMinor == 0 ? " HTTP/1.0" : " HTTP/1.1", into: &out)
-            }
-            HTTPWriter.append("\" ", into: &out)
-            HTTPWriter.appendDecimal(status, into: &out)
-            out.append(0x20)
-            HTTPWriter.appendDecimal(c.bytesToClient, into: &out)
-            HTTPWriter.append(" \"", into: &out)
-            if let p = c.parser, let i = p.head.headers.firstIndex(of: "referer") { out.append(contentsOf: p.head.headers.valueBytes(at: i).prefix(512)) } else { out.append(0x2D) }
-            HTTPWriter.append("\" \"", into: &out)
-            if let p = c.parser, let i = p.head.headers.firstIndex(of: "user-agent") { out.append(contentsOf: p.head.headers.valueBytes(at: i).prefix(512)) } else { out.append(0x2D) }
-            HTTPWriter.append("\" ", into: &out)
-            if let ch = c.choice { HTTPWriter.append(ch.address.description, into: &out) } else { out.append(0x2D) }
-            out.append(0x20)
-            if c.upstreamHeadUs > c.upstreamStartUs { HTTPWriter.appendDecimal(Int((c.upstreamHeadUs - c.upstreamStartUs) / 1000), into: &out) } else { out.append(0x2D) }
-            out.append(0x20)
-            let proxyMs = c.upstreamStartUs > c.requestStartUs ? Int((c.upstreamStartUs - c.requestStartUs) / 1000) : Int((now - c.requestStartUs) / 1000)
-            HTTPWriter.appendDecimal(proxyMs, into: &out)
-            out.append(0x0A)
-        }
-    }
 }
