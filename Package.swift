@@ -37,7 +37,7 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
         .target(name: "GWRouter", dependencies: ["GWStore", "GWHTTP"], swiftSettings: hotPath),
         .target(name: "GWBalancer", dependencies: ["GWStore", "GWSystem", "CGWShims"]),
-        .target(name: "GWProxy", dependencies: ["GWJSON", "GWSystem", "GWEvent", "GWHTTP", "GWRouter", "GWBalancer", "GWStore", "GWConfig"],
+        .target(name: "GWProxy", dependencies: ["GWJSON", "GWSystem", "GWEvent", "GWHTTP", "GWRouter", "GWBalancer", "GWStore", "GWConfig", "GWPlugins"],
                 swiftSettings: hotPath),
         .target(name: "GWPlugins", dependencies: ["GWStore", "GWHTTP"], swiftSettings: hotPath),
         .target(name: "GWAdmin", dependencies: ["GWJSON", "GWStore", "GWHTTP", "GWBalancer", "CSQLite", "CYAML", "GWSystem", "GWPlugins"]),
@@ -50,6 +50,6 @@ let package = Package(
         .testTarget(name: "GWBalancerTests", dependencies: ["GWBalancer", "GWStore", "GWSystem"], exclude: ["alloc_counter.c"]),
         .testTarget(name: "GWAdminTests", dependencies: ["GWAdmin", "GWJSON", "GWStore"]),
         .testTarget(name: "GWConfigTests", dependencies: ["GWConfig"]),
-        .testTarget(name: "GWProxyTests", dependencies: ["GWProxy", "GWSystem", "GWHTTP"]),
+        .testTarget(name: "GWProxyTests", dependencies: ["GWProxy", "GWSystem", "GWHTTP", "GWPlugins", "GWStore"]),
     ]
 )

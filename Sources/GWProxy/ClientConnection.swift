@@ -1,8 +1,8 @@
 // One client connection: the socket, the read loop feeding llhttp, the start of each exchange
 // (routing, early refusals), keep-alive and pipelining, the client timers and teardown.
 // The exchange with the upstream is in ProxyExchange.swift, peer choice and retries in
-// PeerAttempt.swift, generated error pages in ClientConnection+Errors.swift, the states in
-// ExchangeState.swift, the output queue in OutputQueue.swift.
+// PeerAttempt.swift, generated responses in ClientConnection+Errors.swift, the plugin phases in
+// ClientConnection+Plugins.swift, the states in ExchangeState.swift, the output queue in OutputQueue.swift.
 //
 // Invariants: at most one exchange per connection (reqPhase.isActive); pipelined bytes wait in
 // `inBuf` until the response to the previous request is complete. `fd < 0` once closed: every path
@@ -11,6 +11,7 @@
 import GWBalancer
 import GWEvent
 import GWHTTP
+import GWPlugins
 import GWStore
 import GWSystem
 
@@ -56,6 +57,12 @@ final class ClientConnection {
     var respParserPaused = false
     var batchingOutput = false     // queue client output while parsing one batch of upstream bytes
     var upstreamGuard = LoopGuard.idle
+    /// The connection's plugin context, created on its first exchange that has plugins, then reused.
+    var pluginContext: PluginContext?
+    /// `pluginContext` while the current exchange runs plugins; nil otherwise (no plugin configured).
+    var plugins: PluginContext?
+    /// The configuration's global plugins, for a response given before the access phase.
+    var pluginGlobalPlan: PluginPlan?
 
     /// nginx send_timeout (default 60 s, not overridden by Kong): a client that accepts no response
     /// bytes for this long is disconnected (otherwise it would pin the upstream connection forever).
@@ -256,10 +263,12 @@ final class ClientConnection {
         times.requestStartUs = Clock.monotonicMicros()
         server.newRequestID(into: &requestID)
         if reqPhase == .idle { reqPhase = .unparsed }
+        beginPlugins(server.config)
     }
 
     /// Routes the request whose head was just parsed and starts the upstream exchange.
     private func beginRequest() {
+        server.refreshConfigurationIfStale()
         startRequestClock()
         requestsOnConnection += 1
         timer.stop()
@@ -298,7 +307,6 @@ final class ClientConnection {
             sendError(status: 400, message: "Bad request", close: true, errorPage: true)
             return
         }
-        server.refreshConfigurationIfStale()
         let cfg = server.config
         config = cfg
         guard let cfg else {
@@ -310,18 +318,23 @@ final class ClientConnection {
             return
         }
         decision = d
+        pluginsRouted(d)
         if d.requiresHTTPS {
-            // KONG.md §3.1: an https-only route hit over http (https_redirect_status_code default 426)
+            // KONG.md §3.1: an https-only route hit over http (https_redirect_status_code default 426),
+            // in Kong's access "before" step: before the plugins.
             sendError(status: 426, message: "Please use HTTPS protocol", close: false, errorPage: false,
                       connection: "Upgrade", extraHeaders: [("Upgrade", "TLS/1.2, HTTP/1.1")])
             return
         }
-        guard d.plan != nil else {
-            sendError(status: 503, message: "no Service found with those values", close: false, errorPage: false)
+        if server.settings.clientMaxBodySize > 0, let cl = rp.head.contentLength, cl > server.settings.clientMaxBodySize {
+            // nginx checks client_max_body_size when it finds the location, before Kong's access phase.
+            sendError(status: 413, message: "Payload too large", close: true, errorPage: true)
             return
         }
-        if server.settings.clientMaxBodySize > 0, let cl = rp.head.contentLength, cl > server.settings.clientMaxBodySize {
-            sendError(status: 413, message: "Payload too large", close: true, errorPage: true)
+        if runAccess(d, rp) { return }   // a plugin answered
+        guard d.plan != nil else {
+            // Kong: after the access plugins.
+            sendError(status: 503, message: "no Service found with those values", close: false, errorPage: false)
             return
         }
         if rp.head.expectsContinue && hasBody && rp.head.versionMinor >= 1 {   // nginx ignores Expect on HTTP/1.0
@@ -338,6 +351,7 @@ final class ClientConnection {
 
     /// One access-log line for the exchange (nothing formatted when the log is off).
     func logExchange(status: Int) {
+        pluginsLog(status: status)
         guard server.accessLogFile != nil else { return }
         server.accessLog(client: peer, request: parser, requestLine: reqPhase.isActive || status != 0, status: status,
                          bytesSent: bytesToClient, upstream: attempt.choice?.address, times: times)
@@ -432,6 +446,7 @@ final class ClientConnection {
 
     func close() {
         guard fd >= 0 else { return }
+        pluginsLog(status: status == 0 ? 499 : status)   // an exchange cut short: its log phase still runs
         io.stop()
         timer.stop()
         upstream?.abort()

@@ -156,6 +156,7 @@ extension ClientConnection {
                 let p = UnsafeRawPointer(b.base + b.start)
                 b.start += consumed
                 respParserPaused = true
+                if plugins != nil && respPhase == .body { pluginsBodyFilter(piece, last: false) }
                 if respBody == .dechunked {
                     if let pb = piece.baseAddress { relayRaw(pb, piece.count) }
                 } else {
@@ -199,6 +200,7 @@ extension ClientConnection {
                                          clientHTTP10: parser?.head.versionMinor == 0)
         persistence.closeAfterResponse(if: respBody.endsConnection)
         persistence.closeAfterResponse(if: reqPhase != .done)   // upstream answered before the body ended
+        if plugins != nil { pluginsHeaderFilter(up) }
         server.buildClientResponseHead(self, up, into: &out.bytes)
         respPhase = .body
         flushClient()
@@ -241,6 +243,7 @@ extension ClientConnection {
     }
 
     private func finishExchange() {
+        if plugins != nil { pluginsBodyFilter(UnsafeRawBufferPointer(start: nil, count: 0), last: true) }
         attempt.release(decision?.plan, latencyMicros: Int(times.upstreamHeadUs > times.upstreamStartUs
                                                             ? times.upstreamHeadUs - times.upstreamStartUs : 0),
                         outcome: outcome)
@@ -255,6 +258,7 @@ extension ClientConnection {
         status = rh.status
         times.upstreamHeadUs = Clock.monotonicMicros()
         outcome = .passive(status: rh.status)
+        if plugins != nil { pluginsHeaderFilter(u.parser) }
         server.buildClientResponseHead(self, u.parser, into: &out.bytes)
         respPhase = .tunnel
         timer.stop()

@@ -61,6 +61,10 @@ public final class ProxyServer {
     let serverToken = "kong/3.10.0"
     let viaValue: String
     private(set) var config: RuntimeConfig?
+    /// PLUGIN SHARED STATE: what `PluginSet(snapshot:previous:shared:)` receives for every generation
+    /// (`PluginEnvironment.shared`: shared-memory plugin state such as rate-limit counters). Nil until the
+    /// worker wiring (GWServer/WorkerProcess) sets it, before the first configuration is loaded.
+    public var pluginShared: AnyObject? = nil
     private var parsers: [HTTPRequestParser] = []
     private var acceptWatchers: [IOWatcher] = []
     private var listenSockets: [(fd: Int32, port: Int)]
@@ -136,7 +140,7 @@ public final class ProxyServer {
             let tRead = Clock.monotonicMicros()
             let changes = config?.generation == step.fromGeneration ? step.routeChanges : nil
             let rc = RuntimeConfig(config: published, previous: config, routeChanges: changes, shm: shm,
-                                   workerSlot: slotIndex, log: log)
+                                   workerSlot: slotIndex, log: log, pluginShared: pluginShared)
             config = rc
             slot.pointee.config_generation = rc.generation
             let how = step.fullBytes > 0 ? "full document (\(step.fullBytes) bytes) + \(step.deltas) deltas" : "\(step.deltas) deltas"
