@@ -119,6 +119,8 @@ extension ClientConnection {
         w.put(0x20)
         let edits = requestEdits
         if let e = edits, e.replacesQuery { putPath(&w, query: e.upstreamQuery) } else { w.put(upstreamPath) }
+        // Copied out once: reading the context's property per header would copy (retain) its buffers each time.
+        let headerEdits = edits.flatMap { $0.upstreamHeaders.isEmpty ? nil : $0.upstreamHeaders }
         w.put(" HTTP/1.1\r\nHost: ")
         if d.preserveHost, let hi = rp.head.hostIndex {
             let f = rp.head.headers.fields[hi]
@@ -138,7 +140,7 @@ extension ClientConnection {
                 continue
             }
             if connectionListed && namedByConnection(rp.head.headers, i) { continue }
-            if let e = edits, !e.upstreamHeaders.isEmpty, e.upstreamHeaders.drops(rp.head.headers, i) { continue }
+            if let e = headerEdits, e.drops(rp.head.headers, i) { continue }
             w.putHeader(st, f)
         }
         // Via: the incoming value(s), then ours (KONG.md §3.5). Same block in writeClientResponseHead: kept
@@ -205,9 +207,9 @@ extension ClientConnection {
         w.putRaw(maxBytes: SocketAddress.maxIPLength) { peer.writeIP(to: $0) }
         w.put("\r\nX-Kong-Request-Id: ")
         w.put(requestID)
-        if let e = edits, !e.upstreamHeaders.isEmpty {
+        if let e = headerEdits {
             w.put("\r\n")
-            putEdits(&w, e.upstreamHeaders)
+            putEdits(&w, e)
             w.put(upgrade ? "Connection: Upgrade\r\n\r\n" : "Connection: keep-alive\r\n\r\n")
             return
         }
@@ -231,7 +233,7 @@ extension ProxyServer {
     /// (The response parser is passed rather than its head, which would be copied.)
     func buildClientResponseHead(_ c: ClientConnection, _ response: HTTPResponseParser, into out: inout [UInt8]) {
         let clientWantsTrailers = c.parser?.head.headers.hasToken("trailers", in: "te") ?? false
-        let edits = c.responseEdits
+        let edits = c.responseEdits?.responseHeaders   // copied out once (see writeUpstreamRequest)
         let connectionListed = connectionNamesHeaders(response.head.headers)
         headScratch.write(appendingTo: &out) { w in
             // `response.head` is read in place throughout (binding or capturing it would copy it).
@@ -244,7 +246,7 @@ extension ProxyServer {
     @inline(__always)
     private func writeClientResponseHead(_ w: inout HeadWriter, _ c: ClientConnection, _ response: HTTPResponseParser,
                                          _ st: UnsafeBufferPointer<UInt8>, _ connectionListed: Bool,
-                                         _ clientWantsTrailers: Bool, _ edits: PluginContext?) {
+                                         _ clientWantsTrailers: Bool, _ edits: HeaderEdits?) {
         let upgrade = response.head.status == 101
         w.put("HTTP/1.1 ")
         w.putDecimal(response.head.status)
@@ -261,7 +263,7 @@ extension ProxyServer {
                 continue
             }
             if connectionListed && namedByConnection(response.head.headers, i) { continue }
-            if let e = edits, e.responseHeaders.drops(response.head.headers, i) { continue }
+            if let e = edits, e.drops(response.head.headers, i) { continue }
             switch f.nameLength {
             case 17: if c.respBody == .dechunked && response.head.headers.nameEquals(at: i, "transfer-encoding") { continue }
             case 7: if !clientWantsTrailers && response.head.headers.nameEquals(at: i, "trailer") { continue }
@@ -307,7 +309,7 @@ extension ProxyServer {
             w.put(cookie)
             w.put("\r\n")
         }
-        if let e = edits { putEdits(&w, e.responseHeaders) }
+        if let e = edits { putEdits(&w, e) }
         w.put("X-Kong-Request-Id: ")
         w.put(c.requestID)
         if upgrade {
