@@ -1,7 +1,10 @@
 // Builds the request head sent upstream and the response head sent to the client (KONG.md §3.4,
 // §3.5): hop-by-hop headers dropped, X-Forwarded-*, X-Real-IP, Via, latency headers, Host per
-// preserve_host. Bodies are never touched here (they are relayed raw with their framing).
+// preserve_host; then the plugins' header edits (PluginContext.upstreamHeaders / responseHeaders:
+// headers a set or remove entry names are left out, the set/add entries are written after ours) and
+// query replacement. Bodies are never touched here (they are relayed raw with their framing).
 import GWHTTP
+import GWPlugins
 import GWSystem
 
 /// Hop-by-hop and proxy-owned request headers (lowercase) that are not copied upstream.
@@ -114,7 +117,10 @@ extension ClientConnection {
                                       _ d: RouteDecision, _ c: PeerChoice, _ connectionListed: Bool, _ serverTokens: Bool) {
         if case .other = rp.head.method { w.put(rp.head.methodName) } else { w.put(rp.head.method.name) }
         w.put(0x20)
-        w.put(upstreamPath)
+        let edits = requestEdits
+        if let e = edits, e.replacesQuery { putPath(&w, query: e.upstreamQuery) } else { w.put(upstreamPath) }
+        // Copied out once: reading the context's property per header would copy (retain) its buffers each time.
+        let headerEdits = edits.flatMap { $0.upstreamHeaders.isEmpty ? nil : $0.upstreamHeaders }
         w.put(" HTTP/1.1\r\nHost: ")
         if d.preserveHost, let hi = rp.head.hostIndex {
             let f = rp.head.headers.fields[hi]
@@ -134,6 +140,7 @@ extension ClientConnection {
                 continue
             }
             if connectionListed && namedByConnection(rp.head.headers, i) { continue }
+            if let e = headerEdits, e.drops(rp.head.headers, i) { continue }
             w.putHeader(st, f)
         }
         // Via: the incoming value(s), then ours (KONG.md §3.5). Same block in writeClientResponseHead: kept
@@ -200,7 +207,23 @@ extension ClientConnection {
         w.putRaw(maxBytes: SocketAddress.maxIPLength) { peer.writeIP(to: $0) }
         w.put("\r\nX-Kong-Request-Id: ")
         w.put(requestID)
+        if let e = headerEdits {
+            w.put("\r\n")
+            putEdits(&w, e)
+            w.put(upgrade ? "Connection: Upgrade\r\n\r\n" : "Connection: keep-alive\r\n\r\n")
+            return
+        }
         w.put(upgrade ? "\r\nConnection: Upgrade\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n")
+    }
+
+    /// The upstream path with a plugin's query instead of the request's (`upstreamPath` = path[?query]).
+    private func putPath(_ w: inout HeadWriter, query: [UInt8]) {
+        let end = upstreamPath.firstIndex(of: 0x3F) ?? upstreamPath.count
+        upstreamPath.withUnsafeBytes { w.put(UnsafeRawBufferPointer(rebasing: $0[0 ..< end])) }
+        if !query.isEmpty {
+            w.put(0x3F)
+            w.put(query)
+        }
     }
 }
 
@@ -210,11 +233,12 @@ extension ProxyServer {
     /// (The response parser is passed rather than its head, which would be copied.)
     func buildClientResponseHead(_ c: ClientConnection, _ response: HTTPResponseParser, into out: inout [UInt8]) {
         let clientWantsTrailers = c.parser?.head.headers.hasToken("trailers", in: "te") ?? false
+        let edits = c.responseEdits?.responseHeaders   // copied out once (see writeUpstreamRequest)
         let connectionListed = connectionNamesHeaders(response.head.headers)
         headScratch.write(appendingTo: &out) { w in
             // `response.head` is read in place throughout (binding or capturing it would copy it).
             response.head.headers.storage.withUnsafeBufferPointer { st in
-                writeClientResponseHead(&w, c, response, st, connectionListed, clientWantsTrailers)
+                writeClientResponseHead(&w, c, response, st, connectionListed, clientWantsTrailers, edits)
             }
         }
     }
@@ -222,7 +246,7 @@ extension ProxyServer {
     @inline(__always)
     private func writeClientResponseHead(_ w: inout HeadWriter, _ c: ClientConnection, _ response: HTTPResponseParser,
                                          _ st: UnsafeBufferPointer<UInt8>, _ connectionListed: Bool,
-                                         _ clientWantsTrailers: Bool) {
+                                         _ clientWantsTrailers: Bool, _ edits: HeaderEdits?) {
         let upgrade = response.head.status == 101
         w.put("HTTP/1.1 ")
         w.putDecimal(response.head.status)
@@ -239,8 +263,9 @@ extension ProxyServer {
                 continue
             }
             if connectionListed && namedByConnection(response.head.headers, i) { continue }
+            if let e = edits, e.drops(response.head.headers, i) { continue }
             switch f.nameLength {
-            case 17: if c.dechunk && response.head.headers.nameEquals(at: i, "transfer-encoding") { continue }
+            case 17: if c.respBody == .dechunked && response.head.headers.nameEquals(at: i, "transfer-encoding") { continue }
             case 7: if !clientWantsTrailers && response.head.headers.nameEquals(at: i, "trailer") { continue }
             case 6: if response.head.headers.nameEquals(at: i, "server") { hasServer = true }
             case 4: if response.head.headers.nameEquals(at: i, "date") { hasDate = true }
@@ -273,25 +298,33 @@ extension ProxyServer {
         }
         if settings.latencyTokens {
             w.put("X-Kong-Upstream-Latency: ")
-            w.putDecimal(Int((c.upstreamHeadUs &- c.upstreamStartUs) / 1000))
+            w.putDecimal(c.times.upstreamMillis)
             w.put("\r\nX-Kong-Proxy-Latency: ")
-            w.putDecimal(Int((c.upstreamStartUs &- c.requestStartUs) / 1000))
+            w.putDecimal(c.times.proxyMillis)
             w.put("\r\n")
         }
-        if let cookie = c.choice?.setCookie {
+        if let cookie = c.attempt.choice?.setCookie {
             // consistent-hashing on a cookie the client did not send (Kong sets it).
             w.put("Set-Cookie: ")
             w.put(cookie)
             w.put("\r\n")
         }
+        if let e = edits { putEdits(&w, e) }
         w.put("X-Kong-Request-Id: ")
         w.put(c.requestID)
         if upgrade {
             w.put("\r\nConnection: Upgrade\r\n\r\n")
-        } else if c.closeAfterResponse || draining {
+        } else if !c.persistence.isKeepAlive || draining {
             w.put("\r\nConnection: close\r\n\r\n")
         } else {
             w.put("\r\nConnection: keep-alive\r\n\r\n")
         }
+    }
+}
+
+/// Writes the set/add entries of plugin header edits (`Name: value\r\n` each).
+private func putEdits(_ w: inout HeadWriter, _ e: HeaderEdits) {
+    e.list.storage.withUnsafeBufferPointer { st in
+        for k in 0 ..< e.count where e.ops[k] != .remove { w.putHeader(st, e.list.fields[k]) }
     }
 }

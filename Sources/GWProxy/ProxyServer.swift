@@ -61,6 +61,10 @@ public final class ProxyServer {
     let serverToken = "kong/3.10.0"
     let viaValue: String
     private(set) var config: RuntimeConfig?
+    /// PLUGIN SHARED STATE: what `PluginSet(snapshot:previous:shared:)` receives for every generation
+    /// (`PluginEnvironment.shared`: shared-memory plugin state such as rate-limit counters). Nil until the
+    /// worker wiring (GWServer/WorkerProcess) sets it, before the first configuration is loaded.
+    public var pluginShared: AnyObject? = nil
     private var parsers: [HTTPRequestParser] = []
     private var acceptWatchers: [IOWatcher] = []
     private var listenSockets: [(fd: Int32, port: Int)]
@@ -136,7 +140,7 @@ public final class ProxyServer {
             let tRead = Clock.monotonicMicros()
             let changes = config?.generation == step.fromGeneration ? step.routeChanges : nil
             let rc = RuntimeConfig(config: published, previous: config, routeChanges: changes, shm: shm,
-                                   workerSlot: slotIndex, log: log)
+                                   workerSlot: slotIndex, log: log, pluginShared: pluginShared)
             config = rc
             slot.pointee.config_generation = rc.generation
             let how = step.fullBytes > 0 ? "full document (\(step.fullBytes) bytes) + \(step.deltas) deltas" : "\(step.deltas) deltas"
@@ -259,45 +263,6 @@ public final class ProxyServer {
             for i in 0..<16 { buf[i] = hex(a & 15); a >>= 4 }
             for i in 16..<32 { buf[i] = hex(b & 15); b >>= 4 }
             out.append(contentsOf: UnsafeBufferPointer(buf))
-        }
-    }
-
-    // MARK: access log
-
-    /// nginx "combined" plus the upstream address and latencies:
-    /// `ip - - [time] "METHOD target HTTP/x.y" status bytes "referer" "user-agent" upstream latency_ms proxy_ms`
-    func accessLog(_ c: ClientConnection, status: Int) {
-        guard let f = accessLogFile else { return }
-        cachedTime.update()
-        let now = Clock.monotonicMicros()
-        f.append { out in
-            c.peer.appendIP(to: &out)
-            HTTPWriter.append(" - - [", into: &out)
-            out.append(contentsOf: cachedTime.accessLogTime)
-            HTTPWriter.append("] \"", into: &out)
-            if let p = c.parser, c.inRequest || status != 0 {
-                let h = p.head
-                if case .other = h.method { HTTPWriter.append(h.methodName, into: &out) } else { HTTPWriter.append(h.method.name, into: &out) }
-                out.append(0x20)
-                out.append(contentsOf: h.target.prefix(2048))
-                HTTPWriter.append(h.versionMinor == 0 ? " HTTP/1.0" : " HTTP/1.1", into: &out)
-            }
-            HTTPWriter.append("\" ", into: &out)
-            HTTPWriter.appendDecimal(status, into: &out)
-            out.append(0x20)
-            HTTPWriter.appendDecimal(c.bytesToClient, into: &out)
-            HTTPWriter.append(" \"", into: &out)
-            if let p = c.parser, let i = p.head.headers.firstIndex(of: "referer") { out.append(contentsOf: p.head.headers.valueBytes(at: i).prefix(512)) } else { out.append(0x2D) }
-            HTTPWriter.append("\" \"", into: &out)
-            if let p = c.parser, let i = p.head.headers.firstIndex(of: "user-agent") { out.append(contentsOf: p.head.headers.valueBytes(at: i).prefix(512)) } else { out.append(0x2D) }
-            HTTPWriter.append("\" ", into: &out)
-            if let ch = c.choice { HTTPWriter.append(ch.address.description, into: &out) } else { out.append(0x2D) }
-            out.append(0x20)
-            if c.upstreamHeadUs > c.upstreamStartUs { HTTPWriter.appendDecimal(Int((c.upstreamHeadUs - c.upstreamStartUs) / 1000), into: &out) } else { out.append(0x2D) }
-            out.append(0x20)
-            let proxyMs = c.upstreamStartUs > c.requestStartUs ? Int((c.upstreamStartUs - c.requestStartUs) / 1000) : Int((now - c.requestStartUs) / 1000)
-            HTTPWriter.appendDecimal(proxyMs, into: &out)
-            out.append(0x0A)
         }
     }
 }

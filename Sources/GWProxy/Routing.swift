@@ -7,12 +7,17 @@
 // no RouteMatch, no allocation. Everything else (paths to normalize, non-ASCII bytes, regex routes
 // with their captures) takes the String path, which is the reference behaviour.
 import GWHTTP
+import GWPlugins
 import GWRouter
 import GWStore
 
 /// Where a matched request goes. Shared (one per router entry and configuration) on the fast path.
 final class RouteDecision {
     let plan: ServicePlan?
+    /// The plugins that may run for this route and its service (PluginSet.plan, resolved once).
+    let pluginPlan: PluginPlan
+    let routeID: String
+    let serviceID: String?
     let preserveHost: Bool
     let requiresHTTPS: Bool          // the route's protocols lack "http": 426 on the plain listener
     let strippedPrefix: String?      // for X-Forwarded-Prefix
@@ -23,9 +28,12 @@ final class RouteDecision {
     let stripPrefix: [UInt8]         // what strip_path removes: the matched prefix, or "/"
     let servicePath: [UInt8]         // service.path, or "/"
 
-    init(plan: ServicePlan?, route: Route, service: Service?, matchedPrefix: String?, forwardedPrefix: String?,
-         captures: [String: String], isRegex: Bool, requiresHTTPS: Bool) {
+    init(plan: ServicePlan?, plugins: PluginSet, route: Route, service: Service?, matchedPrefix: String?,
+         forwardedPrefix: String?, captures: [String: String], isRegex: Bool, requiresHTTPS: Bool) {
         self.plan = plan
+        routeID = route.id
+        serviceID = service?.id
+        pluginPlan = plugins.isEmpty ? PluginPlan.empty : plugins.plan(routeID: route.id, serviceID: service?.id)
         preserveHost = route.preserveHost
         self.requiresHTTPS = requiresHTTPS
         strippedPrefix = forwardedPrefix
@@ -55,7 +63,7 @@ final class RouteCache {
         let service = info.service
         var forwarded: String? = nil
         if route.stripPath, let p = info.prefix, p != "/" { forwarded = p }
-        let d = RouteDecision(plan: service.flatMap { config.plans[$0.id] }, route: route, service: service,
+        let d = RouteDecision(plan: service.flatMap { config.plans[$0.id] }, plugins: config.pluginSet, route: route, service: service,
                               matchedPrefix: info.prefix, forwardedPrefix: forwarded, captures: [:],
                               isRegex: info.isRegex, requiresHTTPS: !route.protocols.contains("http"))
         decisions[rank] = d
@@ -112,7 +120,7 @@ final class RouteCache {
         }
         upstreamPath.removeAll(keepingCapacity: true)
         upstreamPath.append(contentsOf: uri.utf8)
-        return RouteDecision(plan: m.service.flatMap { config.plans[$0.id] }, route: m.route, service: m.service,
+        return RouteDecision(plan: m.service.flatMap { config.plans[$0.id] }, plugins: config.pluginSet, route: m.route, service: m.service,
                              matchedPrefix: m.matchedPathText, forwardedPrefix: m.forwardedPrefix, captures: captures,
                              isRegex: true, requiresHTTPS: m.requiresHTTPS)
     }

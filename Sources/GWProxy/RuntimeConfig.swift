@@ -5,6 +5,7 @@
 import GWBalancer
 import GWHTTP
 import GWJSON
+import GWPlugins
 import GWRouter
 import GWStore
 import GWSystem
@@ -182,6 +183,8 @@ final class RuntimeConfig {
     let generation: UInt64
     let router: Router
     let plans: [String: ServicePlan]
+    /// The plugins of this generation, compiled (GWPlugins). Empty: the request path runs no plugin code.
+    let pluginSet: PluginSet
     /// Per upstream name: what its balancer was built from, so the next generation reuses it when
     /// neither the upstream nor its addresses changed (its round-robin position is kept too).
     private let balancerInputs: [String: (upstream: Upstream, addresses: [ResolvedAddress], balancer: UpstreamBalancer)]
@@ -190,7 +193,7 @@ final class RuntimeConfig {
     /// routes (see `Router.init(snapshot:reusing:)`), balancers and service plans, so that one more route on
     /// top of 10 000 costs a re-sort and re-index of the router, not a recompilation of everything.
     init(config: PublishedConfig, previous: RuntimeConfig?, routeChanges: RouteChanges? = nil, shm: SharedMemory,
-         workerSlot: Int, log: ErrorLog) {
+         workerSlot: Int, log: ErrorLog, pluginShared: AnyObject? = nil) {
         let t0 = Clock.monotonicMicros()
         let snap = config.snapshot
         generation = snap.generation
@@ -258,7 +261,9 @@ final class RuntimeConfig {
             }
         }
         self.plans = plans
+        pluginSet = PluginSet(snapshot: snap, previous: previous?.pluginSet, shared: pluginShared)
+        for e in pluginSet.errors { log.log(.error, "plugin \(e) left out of the configuration") }
         let t1 = Clock.monotonicMicros()
-        log.log(.info, "configuration generation \(generation) built: router \((tRouter - t0) / 1000) ms (\(router.reusedRoutes) of \(snap.routes.count) routes reused), balancers+plans \((t1 - tRouter) / 1000) ms (\(reusedBalancers) of \(snap.upstreams.count) balancers, \(reusedPlans) of \(snap.services.count) plans reused)")
+        log.log(.info, "configuration generation \(generation) built: router \((tRouter - t0) / 1000) ms (\(router.reusedRoutes) of \(snap.routes.count) routes reused), balancers+plans+plugins \((t1 - tRouter) / 1000) ms (\(reusedBalancers) of \(snap.upstreams.count) balancers, \(reusedPlans) of \(snap.services.count) plans reused)")
     }
 }

@@ -21,9 +21,8 @@ final class UpstreamConnection {
     let timer: TimerWatcher
     let parser: HTTPResponseParser
     var inBuf: IOBuffer
-    /// Bytes waiting to be written to the upstream, from `outSent`.
-    var out: [UInt8] = []
-    var outSent = 0
+    /// Bytes waiting to be written to the upstream (request head and body).
+    var out = OutputQueue()
     weak var client: ClientConnection?
     var requestsServed = 0
     var idleSince: UInt64 = 0
@@ -42,7 +41,7 @@ final class UpstreamConnection {
         self.parser = HTTPResponseParser()
         self.inBuf = server.upstreamBufferPool.take()
         self.timer = TimerWatcher(loop: server.loop) {}
-        out.reserveCapacity(4096)
+        out.bytes.reserveCapacity(4096)
         io = IOWatcher(loop: server.loop, fd: fd, events: connecting ? .write : .read) { [unowned self] ev in
             self.handle(ev)
         }
@@ -75,33 +74,25 @@ final class UpstreamConnection {
     /// Writes pending bytes. Returns false when the connection failed (the client was told).
     @discardableResult
     func flush() -> Bool {
-        while outSent < out.count {
-            let r = out.withUnsafeBytes { Socket.write(fd, from: $0.baseAddress! + outSent, count: out.count - outSent) }
-            switch r {
-            case .bytes(let n):
-                outSent += n
-            case .wouldBlock:
-                updateInterest()
-                return true
-            case .eof, .error:
-                client?.upstreamFailed(self, .writeFailed)
-                return false
-            }
+        switch out.write(to: fd) {
+        case .wouldBlock:
+            updateInterest()
+            return true
+        case .failed:
+            client?.upstreamFailed(self, .writeFailed)
+            return false
+        case .drained:
+            updateInterest()
+            client?.upstreamDrained(self)
+            return true
         }
-        out.removeAll(keepingCapacity: true)
-        outSent = 0
-        updateInterest()
-        client?.upstreamDrained(self)
-        return true
     }
-
-    var hasPendingOutput: Bool { outSent < out.count }
 
     func updateInterest() {
         guard state == .active || state == .idle else { return }
         var ev: IOEvents = []
         if !readPaused || state == .idle { ev.insert(.read) }
-        if hasPendingOutput { ev.insert(.write) }
+        if out.hasPending { ev.insert(.write) }
         io.set(events: ev)
         if ev.isEmpty { io.stop() } else { io.start() }
     }
@@ -241,8 +232,7 @@ final class UpstreamPool {
         c.readPaused = false
         c.cancelTimer()
         c.inBuf.reset()
-        c.out.removeAll(keepingCapacity: true)
-        c.outSent = 0
+        c.out.removeAll()
         c.updateInterest()
         list.conns.append(c)
         idleCount += 1

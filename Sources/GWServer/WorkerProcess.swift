@@ -35,6 +35,8 @@ public enum WorkerProcess {
             log.log(.emerg, "worker init failed: \(error)")
             ProcessControl.immediateExit(2)
         }
+        // PLUGIN SHARED STATE (issue #12): set `server.pluginShared` here, before the first
+        // configuration is loaded, once the shared-memory PluginState exists; nil until then.
         server.loadConfiguration()
 
         var exiting = false

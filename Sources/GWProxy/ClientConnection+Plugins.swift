@@ -1,0 +1,203 @@
+// Kong's plugin phases on the proxy path (KONG-PLUGINS.md §1), run through GWPlugins.PluginRuntime:
+//   beginPlugins    an exchange starts: the connection's PluginContext is reset (only when the
+//                   configuration has plugins; otherwise `plugins` stays nil and nothing below runs)
+//   runAccess       after routing, the 426 https check and nginx's 413 (both before access in Kong);
+//                   an exit is answered here (sendExit), a route without service gets its 503 after it
+//   header_filter   before the client response head is written: proxied (ProxyExchange.responseHead,
+//                   startTunnel, with the upstream's headers) and generated (finishGenerated, empty headers)
+//   body_filter     each decoded body piece as relayed (ProxyExchange.parseResponse), then once with
+//                   last=true (finishExchange, finishGenerated); not on a 101 tunnel
+//   log             once per exchange, when it ends (logExchange, or close() for an abort)
+// A response produced before the access phase ran (router miss, refusals before routing, 426, 413,
+// invalid requests) runs the global plugins' header_filter/body_filter/log (collectGlobalIfNeeded).
+//
+// Invariants: `plugins` is non-nil exactly from beginPlugins to the exchange's log phase; the context
+// is the connection's one PluginContext, reset per exchange (its buffers keep their capacity: no
+// allocation per request once warm). Worker-loop confined.
+import GWHTTP
+import GWPlugins
+import GWSystem
+
+/// The headers handed to header_filter for a response the gateway generated.
+private let noUpstreamHeaders = HTTPHeaders()
+
+extension ClientConnection {
+    /// Starts the plugin side of an exchange on configuration `cfg` (nil: none loaded).
+    @inline(__always) func beginPlugins(_ cfg: RuntimeConfig?) {
+        guard let cfg, !cfg.pluginSet.isEmpty else {
+            if plugins != nil { plugins = nil }
+            return
+        }
+        beginPlugins(set: cfg.pluginSet)
+    }
+
+    private func beginPlugins(set: PluginSet) {
+        let ctx: PluginContext
+        if let c = pluginContext {
+            ctx = c
+            ctx.reset()
+        } else {
+            ctx = PluginContext(clientIP: peer.ip)
+            pluginContext = ctx
+        }
+        ctx.now = Int64(Clock.wallSeconds())
+        plugins = ctx
+        pluginGlobalPlan = set.globalPlan
+    }
+
+    /// The route matched: plugins see its ids (also when the answer comes before access, e.g. 426).
+    @inline(__always) func pluginsRouted(_ d: RouteDecision) {
+        guard let ctx = plugins else { return }
+        ctx.routeID = d.routeID
+        ctx.serviceID = d.serviceID
+    }
+
+    /// Kong's access phase for the route's plan. True when a plugin answered (the answer is sent).
+    @inline(__always) func runAccess(_ d: RouteDecision, _ rp: HTTPRequestParser) -> Bool {
+        guard let ctx = plugins else { return false }
+        return runAccess(ctx, d, rp)
+    }
+
+    private func runAccess(_ ctx: PluginContext, _ d: RouteDecision, _ rp: HTTPRequestParser) -> Bool {
+        let exited = PluginRuntime.access(d.pluginPlan, ctx, rp.head)
+        if let f = ctx.failure { server.log.log(.error, "plugin failed in access: \(f)") }
+        if exited { sendExit(ctx) }
+        return exited
+    }
+
+    /// Access never ran for this exchange: the global instances take part in the later phases.
+    private func collectGlobalIfNeeded(_ ctx: PluginContext) {
+        // A plan always includes the global instances (precedence level 8), so an empty `collected`
+        // after access means the global plan is empty too: collecting again adds nothing.
+        if ctx.collected.isEmpty, let g = pluginGlobalPlan { PluginRuntime.collectGlobal(g, ctx) }
+    }
+
+    /// header_filter for a proxied response (the upstream's status and headers).
+    @inline(__always) func pluginsHeaderFilter(_ response: HTTPResponseParser) {
+        guard let ctx = plugins, ctx.phases.contains(.headerFilter) else { return }
+        if let rp = parser {
+            PluginRuntime.headerFilter(ctx, rp.head, status: response.head.status, headers: response.head.headers)
+        } else {
+            PluginRuntime.headerFilter(ctx, PluginRuntime.noRequest, status: response.head.status, headers: response.head.headers)
+        }
+    }
+
+    /// body_filter for one relayed piece of the response body (decoded: no chunk framing).
+    @inline(__always) func pluginsBodyFilter(_ piece: UnsafeRawBufferPointer, last: Bool) {
+        guard let ctx = plugins, ctx.phases.contains(.bodyFilter) else { return }
+        PluginRuntime.bodyFilter(ctx, piece, last: last)
+    }
+
+    /// The log phase, once: the exchange ended with `status` (response sent, or aborted).
+    @inline(__always) func pluginsLog(status: Int) {
+        guard let ctx = plugins else { return }
+        plugins = nil
+        collectGlobalIfNeeded(ctx)
+        PluginRuntime.log(ctx, status: status)
+    }
+
+    /// Response edits to apply to a proxied head (nil: none).
+    @inline(__always) var responseEdits: PluginContext? {
+        guard let ctx = plugins, !ctx.responseHeaders.isEmpty else { return nil }
+        return ctx
+    }
+
+    /// Upstream request edits (headers or query) to apply to the request head (nil: none).
+    @inline(__always) var requestEdits: PluginContext? {
+        guard let ctx = plugins, !ctx.upstreamHeaders.isEmpty || ctx.replacesQuery else { return nil }
+        return ctx
+    }
+
+    /// The plugins' part of a response the gateway generated, whose head starts at `out.bytes[start]`:
+    /// header_filter (no upstream headers), the response edits, body_filter on the body.
+    func pluginsOnGenerated(status: Int, headStart start: Int) {
+        guard let ctx = plugins else { return }
+        collectGlobalIfNeeded(ctx)
+        // The request head as parsed (for an invalid request, whatever the parser holds: plugins read
+        // only named headers from it).
+        if let rp = parser {
+            PluginRuntime.headerFilter(ctx, rp.head, status: status, headers: noUpstreamHeaders)
+        } else {
+            PluginRuntime.headerFilter(ctx, PluginRuntime.noRequest, status: status, headers: noUpstreamHeaders)
+        }
+        if !ctx.responseHeaders.isEmpty { out.bytes.rewriteHead(from: start, ctx.responseHeaders) }
+        if ctx.phases.contains(.bodyFilter) {
+            let bodyStart = out.bytes.endOfHead(from: start)
+            out.bytes.withUnsafeBytes { b in
+                PluginRuntime.bodyFilter(ctx, UnsafeRawBufferPointer(rebasing: b[bodyStart...]), last: true)
+            }
+        }
+    }
+
+    /// Answers a plugin's exit (Kong's delayed response): a Kong error for `error`, else the raw body.
+    private func sendExit(_ ctx: PluginContext) {
+        if let m = ctx.exitMessage {
+            sendError(status: ctx.exitStatus, message: m, close: false, errorPage: false)
+            return
+        }
+        sendGenerated(status: ctx.exitStatus, logStatus: nil, close: false) { c, keep, out in
+            let isHEAD = c.parser?.head.method == .head
+            HTTPWriter.appendStatusLine(status: ctx.exitStatus, into: &out)
+            HTTPWriter.appendHeader("Date", String(decoding: c.server.httpDate(), as: UTF8.self), into: &out)
+            if let t = ctx.exitContentType { HTTPWriter.appendHeader("Content-Type", t, into: &out) }
+            HTTPWriter.appendHeader("Connection", keep ? "keep-alive" : "close", into: &out)
+            HTTPWriter.appendHeader("Content-Length", ctx.exitBody.count, into: &out)
+            if c.server.settings.latencyTokens {
+                HTTPWriter.appendHeader("X-Kong-Response-Latency", c.responseLatencyMillis, into: &out)
+            }
+            if c.server.settings.serverTokens { HTTPWriter.appendHeader("Server", c.server.serverToken, into: &out) }
+            HTTPWriter.appendHeader("X-Kong-Request-Id", String(decoding: c.requestID, as: UTF8.self), into: &out)
+            HTTPWriter.appendEndOfHead(into: &out)
+            if !isHEAD { out.append(contentsOf: ctx.exitBody) }
+        }
+    }
+}
+
+extension [UInt8] {
+    /// The offset of the first body byte of the head starting at `start` (after its blank line).
+    func endOfHead(from start: Int) -> Int {
+        var i = start
+        while i + 3 < count {
+            if self[i] == 0x0D && self[i + 1] == 0x0A && self[i + 2] == 0x0D && self[i + 3] == 0x0A { return i + 4 }
+            i += 1
+        }
+        return count
+    }
+
+    /// Applies header edits to the head written from `start` (a generated response): headers a set or
+    /// remove entry names are dropped, then the set/add entries are written before the blank line.
+    mutating func rewriteHead(from start: Int, _ edits: HeaderEdits) {
+        let end = endOfHead(from: start)
+        guard end >= start + 2 else { return }
+        var lines = HTTPHeaders()
+        var ranges: [Range<Int>] = []
+        // The status line, then `Name: value\r\n` lines up to the blank line.
+        var i = start
+        while i < end - 2, self[i] != 0x0A { i += 1 }
+        let statusEnd = i + 1
+        i = statusEnd
+        while i < end - 2 {
+            var e = i
+            while e < end, self[e] != 0x0A { e += 1 }
+            let line = i ..< Swift.min(e + 1, end)
+            if let colon = self[i ..< e].firstIndex(of: 0x3A) {
+                var v = colon + 1
+                while v < e, self[v] == 0x20 { v += 1 }
+                let ve = e > v && self[e - 1] == 0x0D ? e - 1 : e
+                lines.append(nameBytes: self[i ..< colon], valueBytes: self[v ..< Swift.max(v, ve)])
+                ranges.append(line)
+            }
+            i = e + 1
+        }
+        var head = Array(self[start ..< statusEnd])
+        for k in 0 ..< ranges.count where !edits.drops(lines, k) { head.append(contentsOf: self[ranges[k]]) }
+        for k in 0 ..< edits.count where edits.ops[k] != .remove {
+            head.append(contentsOf: edits.list.nameBytes(at: k))
+            head.append(0x3A); head.append(0x20)
+            head.append(contentsOf: edits.list.valueBytes(at: k))
+            head.append(0x0D); head.append(0x0A)
+        }
+        head.append(0x0D); head.append(0x0A)
+        replaceSubrange(start ..< end, with: head)
+    }
+}

@@ -1,0 +1,55 @@
+// Bytes waiting to be written to one socket and the write loop that drains them (≈ NIO's
+// PendingWritesManager, one flat byte array instead of a list of buffers). Used by both sides of an
+// exchange: ClientConnection (response towards the client) and UpstreamConnection (request towards
+// the upstream).
+//
+// Invariant: 0 <= sent <= bytes.count; bytes[sent...] is what is still to be written. Once drained,
+// the array is emptied keeping its capacity, so a warm connection appends without allocating.
+// Worker-loop confined; a value stored in its connection (no reference of its own).
+import GWSystem
+
+struct OutputQueue {
+    var bytes: [UInt8] = []
+    var sent = 0
+
+    /// What one `write(to:)` call did.
+    enum WriteResult: Equatable {
+        /// Everything queued was written (the queue is empty); `wrote` bytes moved by this call.
+        case drained(wrote: Int)
+        /// The socket is full; `wrote` bytes moved by this call, the rest waits for writability.
+        case wouldBlock(wrote: Int)
+        /// The peer is gone; nothing more can be delivered.
+        case failed
+    }
+
+    @inline(__always) var pending: Int { bytes.count - sent }
+    @inline(__always) var hasPending: Bool { sent < bytes.count }
+
+    @inline(__always) mutating func append(_ p: UnsafeRawBufferPointer) { bytes.append(contentsOf: p) }
+    @inline(__always) mutating func append(_ a: [UInt8]) { bytes.append(contentsOf: a) }
+
+    /// Forgets everything queued (keeps the capacity).
+    @inline(__always) mutating func removeAll() {
+        bytes.removeAll(keepingCapacity: true)
+        sent = 0
+    }
+
+    /// Writes as much as the socket takes.
+    @inline(__always) mutating func write(to fd: Int32) -> WriteResult {
+        var wrote = 0
+        while sent < bytes.count {
+            let r = bytes.withUnsafeBytes { Socket.write(fd, from: $0.baseAddress! + sent, count: $0.count - sent) }
+            switch r {
+            case .bytes(let n):
+                sent += n
+                wrote += n
+            case .wouldBlock:
+                return .wouldBlock(wrote: wrote)
+            case .eof, .error:
+                return .failed
+            }
+        }
+        removeAll()
+        return .drained(wrote: wrote)
+    }
+}
