@@ -117,10 +117,17 @@ struct CachedResponse {
     /// Adds the stored headers to a Hit's response (Kong drops hop-by-hop headers and the stored
     /// rate-limit state: this request's own rate-limit headers are set by that plugin).
     func addHeaders(to edits: inout HeaderEdits) {
+        var seen: [String] = []
         for (n, v) in headers {
             let lname = String(decoding: n, as: UTF8.self).lowercased()
             if lname.hasPrefix("x-ratelimit-") || lname.hasPrefix("ratelimit-") || lname == "retry-after" { continue }
-            edits.add(lname == "content-type" ? "Content-Type" : String(decoding: n, as: UTF8.self), String(decoding: v, as: UTF8.self))
+            let name = lname == "content-type" ? "Content-Type" : String(decoding: n, as: UTF8.self)
+            // Kong sets each stored header (replacing the gateway's own Date, Server, ...); a repeated name
+            // (Set-Cookie) keeps every value.
+            if seen.contains(lname) { edits.add(name, String(decoding: v, as: UTF8.self)) } else {
+                seen.append(lname)
+                edits.set(name, String(decoding: v, as: UTF8.self))
+            }
         }
     }
 }

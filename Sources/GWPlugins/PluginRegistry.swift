@@ -3,18 +3,21 @@
 // so an operator who adds a plugin gets either its behaviour or a 400, never a stored instance that
 // the workers skip. A name joins the list in the commit that makes its handler run.
 //
-// Invariant: every name here has a handler registered in the runtime and a config schema in
-// GWAdmin's plugin schemas; priorities are Kong 3.10's (KONG-PLUGINS.md §1.2).
+// Invariant: every name in `running` has a handler in `implemented` and a config schema in GWAdmin's
+// plugin schemas; priorities are Kong 3.10's (KONG-PLUGINS.md §1.2).
 
 public enum PluginRegistry {
+    /// The plugins the data path runs: each one's phases are wired (GWProxy/ClientConnection+Plugins)
+    /// and its black-box tests pass (Tests/integration/test_plugins_*.py).
+    static let running: [String] = [KeyAuth.name, BasicAuth.name, ACL.name, RateLimiting.name, Cors.name, ProxyCache.name]
+
     /// Kong name → PRIORITY, for every plugin whose handler runs in the worker.
-    public static let priorities: [String: Int] = [:]
+    public static let priorities: [String: Int] = Dictionary(uniqueKeysWithValues: running.map { ($0, implemented[$0]!.priority) })
 
     /// Kong name → the function compiling an instance of it (same keys as `priorities`).
-    public static let factories: [String: PluginFactory] = [:]
+    public static let factories: [String: PluginFactory] = Dictionary(uniqueKeysWithValues: running.map { ($0, implemented[$0]!.factory) })
 
-    /// Every handler written, registered or not: a handler joins `priorities`/`factories` (and so the
-    /// Admin API) once the data path runs its phases; unit tests compile the others through this.
+    /// Every handler written: `running` lists those the Admin API accepts; unit tests compile any of them.
     static let implemented: [String: (priority: Int, factory: PluginFactory)] = [
         KeyAuth.name: (KeyAuth.priority, { e, env throws(PluginError) in try KeyAuth(entity: e, env: env) }),
         RateLimiting.name: (RateLimiting.priority, { e, env throws(PluginError) in try RateLimiting(entity: e, env: env) }),

@@ -59,7 +59,7 @@ public enum Gateway {
         final class Box { var publisher: ConfigPublisher? }
         let box = Box()
         let started = Clock.wallSeconds()
-        let context = AdminContext(
+        var context = AdminContext(
             nodeInfo: {
                 var o = JSONObject()
                 o["hostname"] = .string(ProcessControl.hostname())
@@ -112,6 +112,7 @@ public enum Gateway {
             adminToken: config.adminToken,
             databaseOff: config.database == "off",
             onChange: { box.publisher?.publish() })
+        context.proxyCache = master.pluginState.cache   // /proxy-cache purges what every worker reads
         let api = AdminAPI(store: store, context: context)
         if config.database == "off", let file = config.declarativeConfig {
             let path = file.hasPrefix("/") ? file : config.resolve(file)

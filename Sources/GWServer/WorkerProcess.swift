@@ -4,6 +4,7 @@
 import CGWShims
 import GWConfig
 import GWEvent
+import GWPlugins
 import GWProxy
 import GWSystem
 
@@ -35,8 +36,9 @@ public enum WorkerProcess {
             log.log(.emerg, "worker init failed: \(error)")
             ProcessControl.immediateExit(2)
         }
-        // PLUGIN SHARED STATE (issue #12): set `server.pluginShared` here, before the first
-        // configuration is loaded, once the shared-memory PluginState exists; nil until then.
+        // The node's shared plugin state (exact rate-limit counters, proxy-cache store), before the
+        // first configuration is compiled: every PluginSet of this worker uses it.
+        server.pluginShared = SharedPluginStore(state: ctx.pluginState)
         server.loadConfiguration()
 
         var exiting = false

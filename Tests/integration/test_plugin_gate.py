@@ -5,8 +5,9 @@ import os
 
 from conftest import TIMEOUT
 
-# Plugins with a Kong schema but no handler in this build yet; shrinks as plugins land.
-NOT_RUNNING = ["cors", "key-auth", "proxy-cache", "rate-limiting"]
+# Kong plugins this build does not run (some have a schema and a handler the data path cannot fully
+# serve yet, some nothing at all); shrinks as plugins land.
+NOT_RUNNING = ["request-transformer", "response-transformer", "jwt", "prometheus", "ip-restriction"]
 
 
 def enabled(g):
