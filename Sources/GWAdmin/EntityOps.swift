@@ -379,6 +379,7 @@ extension AdminAPI {
             if name == "key-auth", cfg["key_in_body"]?.boolValue == true {
                 e.set(["config", "key_in_body"], .string("key_in_body is not supported by this gateway yet (keys are read from headers and the query string)"))
             }
+            TransformerSchemas.check(name, cfg, &e)
         case .targets, .keyauthCredentials, .basicauthCredentials, .acls:
             break
         }

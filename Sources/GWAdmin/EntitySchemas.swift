@@ -526,6 +526,8 @@ enum Schemas {
             Field("preflight_continue", .boolean, required: true, default: false),
             Field("allow_origin_absent", .boolean, required: true, default: true),
         ]),
+        "request-transformer": PluginDef(priority: 801, config: TransformerSchemas.requestTransformer),
+        "response-transformer": PluginDef(priority: 800, config: TransformerSchemas.responseTransformer),
     ]
 
     /// The plugin schema with the `config` record of `name` (or an empty record for unknown names).

@@ -31,6 +31,13 @@ public struct HeaderEdits {
     public mutating func set(_ name: String, _ value: String) { dropEdits(name); append(.set, name, value) }
     public mutating func add(_ name: String, _ value: String) { append(.add, name, value) }
     public mutating func remove(_ name: String) { dropEdits(name); append(.remove, name, "") }
+    /// `set` / `add` with a value given as bytes (no String made per request).
+    public mutating func set<V: Collection>(_ name: String, bytes value: V) where V.Element == UInt8 {
+        dropEdits(name); list.append(nameBytes: name.utf8, valueBytes: value); ops.append(.set)
+    }
+    public mutating func add<V: Collection>(_ name: String, bytes value: V) where V.Element == UInt8 {
+        list.append(nameBytes: name.utf8, valueBytes: value); ops.append(.add)
+    }
 
     public mutating func set(_ name: String, _ value: Int) {
         var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
@@ -94,5 +101,32 @@ public struct HeaderEdits {
     public func removes(_ name: String) -> Bool {
         for i in 0 ..< ops.count where list.nameEquals(at: i, name) { return ops[i] == .remove }
         return false
+    }
+
+    /// The values the written head will carry for `name` (names compared as nginx does: case-insensitive,
+    /// '_' ≡ '-'): those of `original` unless an edit set or removed the name, with the edits applied in
+    /// order (set: only this value, remove: none, add: one more). Calls `body` per value, in order, until
+    /// it returns false; returns how many values were visited. No allocation.
+    @discardableResult
+    public func forEachValue<N: Collection>(of name: N, original: borrowing HTTPHeaders,
+                                            _ body: (ArraySlice<UInt8>) -> Bool) -> Int where N.Element == UInt8 {
+        var last = -1
+        for k in 0 ..< ops.count where ops[k] != .add && headerNameMatches(list.nameBytes(at: k), name) { last = k }
+        var n = 0
+        if last < 0 {
+            for i in 0 ..< original.count where headerNameMatches(original.nameBytes(at: i), name) {
+                n += 1
+                if !body(original.valueBytes(at: i)) { return n }
+            }
+        }
+        var k = max(last, 0)
+        while k < ops.count {
+            if ops[k] != .remove && headerNameMatches(list.nameBytes(at: k), name) {
+                n += 1
+                if !body(list.valueBytes(at: k)) { return n }
+            }
+            k += 1
+        }
+        return n
     }
 }

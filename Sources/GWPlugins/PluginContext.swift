@@ -15,6 +15,10 @@ public final class PluginContext {
     public var serviceID: String? = nil
     /// Wall-clock time of the request, in seconds since the epoch (set before access).
     public var now: Int64 = 0
+    /// The matched route's path regex captures (Kong's `uri_captures`): named groups by name, every group by
+    /// its number as text ("0" is the whole match, "1" the first group…). Empty when the route matched
+    /// without a regex. Read by request-transformer templates.
+    public var uriCaptures: [String: String] = [:]
 
     // MARK: authentication (written by auth plugins, read by later ones)
 
@@ -32,6 +36,12 @@ public final class PluginContext {
     /// When `replacesQuery`, the query string sent upstream (without '?'; empty: no query).
     public var upstreamQuery: [UInt8] = []
     public var replacesQuery = false
+    /// When `replacesPath`, the whole path sent upstream (Kong's `kong.service.request.set_path`): starts
+    /// with '/', already escaped; it replaces the service-path/route-path join; the query is still appended.
+    public var upstreamPath: [UInt8] = []
+    public var replacesPath = false
+    /// When set, the method sent upstream (upper-case token, Kong's `kong.service.request.set_method`).
+    public var upstreamMethod: String? = nil
 
     /// Short-circuit (Kong's `kong.response.exit` / `error`): 0 when none. The first exit wins.
     public private(set) var exitStatus = 0
@@ -70,6 +80,12 @@ public final class PluginContext {
     var cacheCapture: [UInt8] = []
     /// Reused lookup buffer (grown once to the largest entry read).
     let cacheBuffer = CacheBuffer(capacity: 16384)
+    // MARK: request-transformer per-request scratch (rendered values, query arguments)
+    var xformValues: [UInt8] = []
+    var xformEnds: [Int] = []
+    var xformArgs: [XformArg] = []
+    var xformKeys: [Range<Int>] = []
+
     /// The response is a cache Hit produced in access (the data path may say so in its logs).
     public var servedFromCache = false
 
@@ -87,6 +103,9 @@ public final class PluginContext {
         if !upstreamHeaders.isEmpty { upstreamHeaders.removeAll() }
         if !responseHeaders.isEmpty { responseHeaders.removeAll() }
         if replacesQuery { upstreamQuery.removeAll(keepingCapacity: true); replacesQuery = false }
+        if replacesPath { upstreamPath.removeAll(keepingCapacity: true); replacesPath = false }
+        upstreamMethod = nil
+        if !uriCaptures.isEmpty { uriCaptures.removeAll(keepingCapacity: true) }
         exitStatus = 0; exitMessage = nil; exitContentType = nil; failure = nil; servedFromCache = false
         if !exitBody.isEmpty { exitBody.removeAll(keepingCapacity: true) }
         if !collected.isEmpty { collected.removeAll(keepingCapacity: true); flags.removeAll(keepingCapacity: true) }

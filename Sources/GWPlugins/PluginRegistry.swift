@@ -25,6 +25,8 @@ public enum PluginRegistry {
         ACL.name: (ACL.priority, { e, env throws(PluginError) in try ACL(entity: e, env: env) }),
         Cors.name: (Cors.priority, { e, env throws(PluginError) in try Cors(entity: e, env: env) }),
         ProxyCache.name: (ProxyCache.priority, { e, env throws(PluginError) in try ProxyCache(entity: e, env: env) }),
+        RequestTransformer.name: (RequestTransformer.priority, { e, env throws(PluginError) in try RequestTransformer(entity: e, env: env) }),
+        ResponseTransformer.name: (ResponseTransformer.priority, { e, env throws(PluginError) in try ResponseTransformer(entity: e, env: env) }),
     ]
 
     /// The names the Admin API accepts, sorted.
