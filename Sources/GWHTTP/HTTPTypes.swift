@@ -92,6 +92,16 @@ public struct HTTPHeaders: Sendable {
                             valueLength: Int32(storage.count - vs)))
     }
 
+    /// Appends a header from raw bytes (no String, no generic code).
+    public mutating func append(rawName name: UnsafeRawBufferPointer, rawValue value: UnsafeRawBufferPointer) {
+        let ns = storage.count
+        storage.append(contentsOf: name)
+        let vs = storage.count
+        storage.append(contentsOf: value)
+        fields.append(Field(nameStart: Int32(ns), nameLength: Int32(vs - ns), valueStart: Int32(vs),
+                            valueLength: Int32(storage.count - vs)))
+    }
+
     /// Appends a header whose value is bytes.
     public mutating func append(name: String, valueBytes value: UnsafeRawBufferPointer) {
         let ns = storage.count

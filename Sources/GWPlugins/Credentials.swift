@@ -13,10 +13,16 @@ public final class ConsumerRecord: Sendable {
 
     /// `X-Consumer-Groups`: the groups joined with ", " (built once).
     public let groupsHeader: String
+    /// The values of the upstream headers authentication sets, as bytes (built once per generation).
+    let idBytes: [UInt8], usernameBytes: [UInt8]?, customIDBytes: [UInt8]?
+    /// Two independent hashes of the id (rate-limiting's `consumer` identifier), computed once.
+    let idHash: (UInt64, UInt64)
 
     public init(id: String, username: String?, customID: String?, groups: [String] = []) {
         self.id = id; self.username = username; self.customID = customID; self.groups = groups
         groupsHeader = groups.joined(separator: ", ")
+        idBytes = Array(id.utf8); usernameBytes = username.map { Array($0.utf8) }; customIDBytes = customID.map { Array($0.utf8) }
+        idHash = identifierHashes(id.utf8)
     }
 }
 
@@ -31,9 +37,15 @@ public final class CredentialRecord: Sendable {
     /// basic-auth: Kong's stored `sha1_hex(password .. consumer_id)`; empty for other kinds.
     public let secretHash: [UInt8]
 
+    /// `X-Credential-Identifier` as bytes, and two hashes of the id (rate-limiting's `credential`).
+    let identifierBytes: [UInt8]
+    let idHash: (UInt64, UInt64)
+
     public init(id: String, identifier: String, consumer: ConsumerRecord, expiresAt: Int64? = nil, secretHash: [UInt8] = []) {
         self.id = id; self.identifier = identifier; self.consumer = consumer; self.expiresAt = expiresAt
         self.secretHash = secretHash
+        identifierBytes = Array(identifier.utf8)
+        idHash = identifierHashes(id.utf8)
     }
 
     public func isExpired(now: Int64) -> Bool { expiresAt.map { now >= $0 } ?? false }
@@ -89,6 +101,21 @@ public struct ByteKeyIndex<Value>: @unchecked Sendable {
         if let v = bytes.withContiguousStorageIfAvailable({ lookup(UnsafeRawBufferPointer($0)) }) { return v }
         return Array(bytes).withUnsafeBytes { lookup($0) }
     }
+}
+
+/// Two independent 64-bit hashes of an identifier (FNV-1a with two offsets, each finished by a
+/// splitmix64 round), combined with an instance's seed into a counter key by rate-limiting.
+func identifierHashes<C: Sequence>(_ bytes: C) -> (UInt64, UInt64) where C.Element == UInt8 {
+    var a: UInt64 = 0xcbf29ce484222325, b: UInt64 = 0x84222325cbf29ce4
+    for x in bytes { a = (a ^ UInt64(x)) &* 0x100000001b3; b = (b ^ UInt64(x)) &* 0x1000193_01b3 }
+    return (mix64(a), mix64(b))
+}
+
+@inline(__always) func mix64(_ v: UInt64) -> UInt64 {
+    var z = v &+ 0x9E3779B97F4A7C15
+    z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
+    z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
+    return z ^ (z >> 31)
 }
 
 @inline(__always) func memcmpEqual(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {

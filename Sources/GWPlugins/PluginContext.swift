@@ -9,7 +9,7 @@ public final class PluginContext {
     // MARK: inputs (set by the data path)
 
     /// The client's address as text (set once per connection).
-    public var clientIP: String
+    public let clientIP: String
     /// Ids of the matched route and its service (nil: no route matched, or a route without service).
     public var routeID: String? = nil
     public var serviceID: String? = nil
@@ -89,6 +89,9 @@ public final class PluginContext {
     /// The response is a cache Hit produced in access (the data path may say so in its logs).
     public var servedFromCache = false
 
+    /// Hashes of the client address (rate-limiting's `ip` identifier), computed once per connection.
+    lazy var clientIPHash: (UInt64, UInt64) = identifierHashes(clientIP.utf8)
+
     public init(clientIP: String) {
         self.clientIP = clientIP
         collected.reserveCapacity(8)
@@ -105,7 +108,7 @@ public final class PluginContext {
         if replacesQuery { upstreamQuery.removeAll(keepingCapacity: true); replacesQuery = false }
         if replacesPath { upstreamPath.removeAll(keepingCapacity: true); replacesPath = false }
         upstreamMethod = nil
-        if !uriCaptures.isEmpty { uriCaptures.removeAll(keepingCapacity: true) }
+        if !uriCaptures.isEmpty { uriCaptures = [:] }   // usually the route decision's dictionary: drop the reference
         exitStatus = 0; exitMessage = nil; exitContentType = nil; failure = nil; servedFromCache = false
         if !exitBody.isEmpty { exitBody.removeAll(keepingCapacity: true) }
         if !collected.isEmpty { collected.removeAll(keepingCapacity: true); flags.removeAll(keepingCapacity: true) }
@@ -139,11 +142,11 @@ public final class PluginContext {
     public func authenticate(_ consumer: ConsumerRecord, credential: CredentialRecord?) {
         self.consumer = consumer
         self.credential = credential
-        upstreamHeaders.set("X-Consumer-ID", consumer.id)
-        if let c = consumer.customID { upstreamHeaders.set("X-Consumer-Custom-ID", c) } else { upstreamHeaders.remove("X-Consumer-Custom-ID") }
-        if let u = consumer.username { upstreamHeaders.set("X-Consumer-Username", u) } else { upstreamHeaders.remove("X-Consumer-Username") }
+        upstreamHeaders.set("X-Consumer-ID", bytes: consumer.idBytes)
+        if let c = consumer.customIDBytes { upstreamHeaders.set("X-Consumer-Custom-ID", bytes: c) } else { upstreamHeaders.remove("X-Consumer-Custom-ID") }
+        if let u = consumer.usernameBytes { upstreamHeaders.set("X-Consumer-Username", bytes: u) } else { upstreamHeaders.remove("X-Consumer-Username") }
         if let cr = credential {
-            upstreamHeaders.set("X-Credential-Identifier", cr.identifier)
+            upstreamHeaders.set("X-Credential-Identifier", bytes: cr.identifierBytes)
             upstreamHeaders.remove("X-Anonymous-Consumer")
         } else {
             upstreamHeaders.remove("X-Credential-Identifier")

@@ -9,7 +9,8 @@
 public enum PluginRegistry {
     /// The plugins the data path runs: each one's phases are wired (GWProxy/ClientConnection+Plugins)
     /// and its black-box tests pass (Tests/integration/test_plugins_*.py).
-    static let running: [String] = [KeyAuth.name, BasicAuth.name, ACL.name, RateLimiting.name, Cors.name, ProxyCache.name]
+    static let running: [String] = [KeyAuth.name, BasicAuth.name, ACL.name, RateLimiting.name, Cors.name, ProxyCache.name,
+                                    RequestTransformer.name, ResponseTransformer.name]
 
     /// Kong name → PRIORITY, for every plugin whose handler runs in the worker.
     public static let priorities: [String: Int] = Dictionary(uniqueKeysWithValues: running.map { ($0, implemented[$0]!.priority) })

@@ -98,8 +98,8 @@ final class RateLimiting: PluginHandler {
     let hideClientHeaders: Bool
     let errorCode: Int
     let errorMessage: String
-    let limitHeaders: [String]
-    let remainingHeaders: [String]
+    let limitHeaders: [[UInt8]]
+    let remainingHeaders: [[UInt8]]
     /// Hash seed of this instance's scope (Kong's key: route id and service id of the instance's own
     /// scope, so a global instance counts across routes) and its plugin id.
     let seed: (UInt64, UInt64)
@@ -128,8 +128,8 @@ final class RateLimiting: PluginHandler {
         hideClientHeaders = try c.bool("hide_client_headers", false)
         errorCode = try c.int("error_code", 429)
         errorMessage = try c.string("error_message", "API rate limit exceeded")
-        limitHeaders = ps.map { "X-RateLimit-Limit-\($0.title)" }
-        remainingHeaders = ps.map { "X-RateLimit-Remaining-\($0.title)" }
+        limitHeaders = ps.map { Array("X-RateLimit-Limit-\($0.title)".utf8) }
+        remainingHeaders = ps.map { Array("X-RateLimit-Remaining-\($0.title)".utf8) }
         let scope = "\(entity.id)|\(entity.routeID ?? "00000000-0000-0000-0000-000000000000")|\(entity.serviceID ?? "00000000-0000-0000-0000-000000000000")"
         seed = (fnv(scope.utf8, 0xcbf29ce484222325), fnv(scope.utf8, 0x84222325cbf29ce4))
         store = (env.shared as? PluginSharedStore)?.rateLimitCounters ?? nil
@@ -138,24 +138,24 @@ final class RateLimiting: PluginHandler {
 
     override var phases: PluginPhases { .access }
 
-    /// Hashes the identifier (Kong's fallback: the client IP).
-    private func identifierHash(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead, _ h: UInt64) -> UInt64 {
-        func ip() -> UInt64 { fnv(ctx.clientIP.utf8, h) }
+    /// Two hashes of the identifier (Kong's fallback: the client IP); consumer, credential and IP hashes
+    /// are computed once (per generation, per connection), not per request.
+    private func identifierHash(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead) -> (UInt64, UInt64) {
         switch limitBy {
         case .consumer:
-            if let c = ctx.consumer { return fnv(c.id.utf8, h) }
-            if let cr = ctx.credential { return fnv(cr.id.utf8, h) }
-            return ip()
-        case .credential: return ctx.credential.map { fnv($0.id.utf8, h) } ?? ip()
-        case .ip: return ip()
-        case .service: return ctx.serviceID.map { fnv($0.utf8, h) } ?? ip()
+            if let c = ctx.consumer { return c.idHash }
+            if let cr = ctx.credential { return cr.idHash }
+            return ctx.clientIPHash
+        case .credential: return ctx.credential?.idHash ?? ctx.clientIPHash
+        case .ip: return ctx.clientIPHash
+        case .service: return ctx.serviceID.map { identifierHashes($0.utf8) } ?? ctx.clientIPHash
         case .header(let name):
             for i in 0 ..< request.headers.count where headerNameMatches(request.headers.nameBytes(at: i), name) {
-                return fnv(request.headers.valueBytes(at: i), h)
+                return identifierHashes(request.headers.valueBytes(at: i))
             }
-            return ip()
+            return ctx.clientIPHash
         case .path(let p):
-            return request.pathBytes.elementsEqual(p) ? fnv(p, h) : ip()
+            return request.pathBytes.elementsEqual(p) ? identifierHashes(p) : ctx.clientIPHash
         }
     }
 
@@ -165,7 +165,8 @@ final class RateLimiting: PluginHandler {
             throw PluginError("rate-limiting: no counter store")
         }
         let n = periods.count
-        let hi = identifierHash(ctx, request, seed.0), lo = identifierHash(ctx, request, seed.1)
+        let (ha, hb) = identifierHash(ctx, request)
+        let hi = ha ^ seed.0, lo = hb ^ seed.1
         let now = ctx.now
         // Fixed-size stack storage: at most six windows.
         var keys = (RateLimitKey(hi: 0, lo: 0), RateLimitKey(hi: 0, lo: 0), RateLimitKey(hi: 0, lo: 0),
@@ -188,7 +189,7 @@ final class RateLimiting: PluginHandler {
                                 e[i] = p.windowEnd(s[i])
                                 l[i] = limits[i]
                                 let mix = UInt64(bitPattern: s[i]) &* 0x9E3779B97F4A7C15 ^ UInt64(p.rawValue + 1)
-                                k[i] = RateLimitKey(hi: hi ^ mix, lo: (lo ^ mix) &* 0xff51afd7ed558ccd)
+                                k[i] = RateLimitKey(hi: mix64(hi ^ mix), lo: mix64(lo &+ mix))
                             }
                             return store.consume(keys: UnsafeBufferPointer(rebasing: k[0 ..< n]),
                                                  limits: UnsafeBufferPointer(rebasing: l[0 ..< n]),
@@ -217,8 +218,8 @@ final class RateLimiting: PluginHandler {
                         var remaining = limits[i] - u[i]
                         if stop < 0 || stop == i { remaining -= 1 }
                         remaining = max(0, remaining)
-                        ctx.responseHeaders.set(limitHeaders[i], Int(limits[i]))
-                        ctx.responseHeaders.set(remainingHeaders[i], Int(remaining))
+                        ctx.responseHeaders.set(nameBytes: limitHeaders[i], Int(limits[i]))
+                        ctx.responseHeaders.set(nameBytes: remainingHeaders[i], Int(remaining))
                         let len = periods[i].length
                         if remaining < bestRemaining || (remaining == bestRemaining && len > bestLength) {
                             bestRemaining = remaining; bestLimit = limits[i]; bestLength = len

@@ -50,6 +50,7 @@ extension ClientConnection {
         guard let ctx = plugins else { return }
         ctx.routeID = d.routeID
         ctx.serviceID = d.serviceID
+        if !d.captures.isEmpty { ctx.uriCaptures = d.captures }
     }
 
     /// Kong's access phase for the route's plan. True when a plugin answered (the answer is sent).
@@ -102,9 +103,10 @@ extension ClientConnection {
         return ctx
     }
 
-    /// Upstream request edits (headers or query) to apply to the request head (nil: none).
+    /// Upstream request edits (headers, query, path, method) to apply to the request head (nil: none).
     @inline(__always) var requestEdits: PluginContext? {
-        guard let ctx = plugins, !ctx.upstreamHeaders.isEmpty || ctx.replacesQuery else { return nil }
+        guard let ctx = plugins,
+              !ctx.upstreamHeaders.isEmpty || ctx.replacesQuery || ctx.replacesPath || ctx.upstreamMethod != nil else { return nil }
         return ctx
     }
 
@@ -191,7 +193,7 @@ extension [UInt8] {
         }
         var head = Array(self[start ..< statusEnd])
         for k in 0 ..< ranges.count where !edits.drops(lines, k) { head.append(contentsOf: self[ranges[k]]) }
-        for k in 0 ..< edits.count where edits.ops[k] != .remove {
+        for k in 0 ..< edits.count where edits.ops[k].writes {
             head.append(contentsOf: edits.list.nameBytes(at: k))
             head.append(0x3A); head.append(0x20)
             head.append(contentsOf: edits.list.valueBytes(at: k))

@@ -115,14 +115,17 @@ extension ClientConnection {
     private func writeUpstreamRequest(_ w: inout HeadWriter, _ rp: HTTPRequestParser,
                                       _ st: UnsafeBufferPointer<UInt8>, _ target: UnsafeBufferPointer<UInt8>,
                                       _ d: RouteDecision, _ c: PeerChoice, _ connectionListed: Bool, _ serverTokens: Bool) {
-        if case .other = rp.head.method { w.put(rp.head.methodName) } else { w.put(rp.head.method.name) }
-        w.put(0x20)
         let edits = requestEdits
-        if let e = edits, e.replacesQuery { putPath(&w, query: e.upstreamQuery) } else { w.put(upstreamPath) }
+        if let m = edits?.upstreamMethod { w.put(m) }   // request-transformer http_method
+        else if case .other = rp.head.method { w.put(rp.head.methodName) } else { w.put(rp.head.method.name) }
+        w.put(0x20)
+        if let e = edits, e.replacesPath || e.replacesQuery { putPath(&w, e) } else { w.put(upstreamPath) }
         // Copied out once: reading the context's property per header would copy (retain) its buffers each time.
         let headerEdits = edits.flatMap { $0.upstreamHeaders.isEmpty ? nil : $0.upstreamHeaders }
         w.put(" HTTP/1.1\r\nHost: ")
-        if d.preserveHost, let hi = rp.head.hostIndex {
+        if let e = headerEdits, e.hiddenNames & HeaderEdits.hostBit != 0, let host = e.value(of: "host") {
+            w.put(host)   // a plugin set the upstream Host (request-transformer replace.headers host:…)
+        } else if d.preserveHost, let hi = rp.head.hostIndex {
             let f = rp.head.headers.fields[hi]
             w.put(st.baseAddress! + Int(f.valueStart), Int(f.valueLength))
         } else {
@@ -217,12 +220,20 @@ extension ClientConnection {
     }
 
     /// The upstream path with a plugin's query instead of the request's (`upstreamPath` = path[?query]).
-    private func putPath(_ w: inout HeadWriter, query: [UInt8]) {
-        let end = upstreamPath.firstIndex(of: 0x3F) ?? upstreamPath.count
-        upstreamPath.withUnsafeBytes { w.put(UnsafeRawBufferPointer(rebasing: $0[0 ..< end])) }
-        if !query.isEmpty {
-            w.put(0x3F)
-            w.put(query)
+    /// The upstream path and query with the plugins' replacements: `upstreamPath` (the whole path) when
+    /// `replacesPath`, `upstreamQuery` (empty: none) when `replacesQuery`, else the routed ones.
+    private func putPath(_ w: inout HeadWriter, _ e: PluginContext) {
+        let q = upstreamPath.firstIndex(of: 0x3F) ?? upstreamPath.count
+        if e.replacesPath { w.put(e.upstreamPath) } else {
+            upstreamPath.withUnsafeBytes { w.put(UnsafeRawBufferPointer(rebasing: $0[0 ..< q])) }
+        }
+        if e.replacesQuery {
+            if !e.upstreamQuery.isEmpty {
+                w.put(0x3F)
+                w.put(e.upstreamQuery)
+            }
+        } else if q < upstreamPath.count {
+            upstreamPath.withUnsafeBytes { w.put(UnsafeRawBufferPointer(rebasing: $0[q...])) }
         }
     }
 }
@@ -323,8 +334,13 @@ extension ProxyServer {
 }
 
 /// Writes the set/add entries of plugin header edits (`Name: value\r\n` each).
+/// Writes the set/add entries of `e`; a Host entry is left out (the request writer puts it in the Host
+/// line it always writes first).
 private func putEdits(_ w: inout HeadWriter, _ e: HeaderEdits) {
     e.list.storage.withUnsafeBufferPointer { st in
-        for k in 0 ..< e.count where e.ops[k] != .remove { w.putHeader(st, e.list.fields[k]) }
+        for k in 0 ..< e.count where e.ops[k].writes {
+            if e.list.fields[k].nameLength == 4 && e.list.nameEquals(at: k, "host") { continue }
+            w.putHeader(st, e.list.fields[k])
+        }
     }
 }
