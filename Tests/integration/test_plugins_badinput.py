@@ -39,8 +39,8 @@ def test_invalid_configs_get_field_errors_and_store_nothing(gateway):
         b = refused(g, {"name": "key-auth", "config": {"key_names": [bad]}})
         assert "key_names" in b["fields"]["config"], (bad, b)
     b = refused(g, {"name": "key-auth", "config": {"key_names": ["bad name"]}})
-    assert b["fields"]["config"]["key_names"] == ("bad header name 'bad name', allowed characters are A-Z, a-z, "
-                                                  "0-9, '_', and '-'")
+    assert ("bad header name 'bad name', allowed characters are A-Z, a-z, 0-9, '_', and '-'"
+            in json.dumps(b["fields"]["config"]["key_names"]))
     b = refused(g, {"name": "acl", "config": {"allow": ["a"], "deny": ["b"]}})
     assert b["fields"]["@entity"] == ["exactly one of these fields must be non-empty: 'config.allow', 'config.deny'"]
     for cfg in ({}, {"allow": []}, {"deny": []}):
@@ -72,14 +72,23 @@ def test_invalid_configs_get_field_errors_and_store_nothing(gateway):
     assert g.admin("GET", f"/plugins/{p['id']}")[1]["config"] == p["config"]
 
 
-@pytest.mark.xfail(strict=True, reason="array element errors are a plain string, Kong returns an array "
-                                       "(spec/03-plugins/31-proxy-cache/02-access_spec.lua)")
-def test_array_element_errors_are_arrays_as_in_kong(gateway):
+@pytest.mark.xfail(strict=True, reason="an array element's error is a plain string (key_names, response_code) or an "
+                                       "object keyed \"1\" (cors origins); Kong's Admin API answers a JSON array "
+                                       "(spec/03-plugins/09-key-auth/02-access_spec.lua: fields.config.key_names[1]; "
+                                       "31-proxy-cache/02-access_spec.lua: fields.config.response_code == {msg})")
+@pytest.mark.parametrize("name,field,value,message", [
+    ("key-auth", "key_names", ["bad name"],
+     "bad header name 'bad name', allowed characters are A-Z, a-z, 0-9, '_', and '-'"),
+    ("proxy-cache", "response_code", [99], "value should be between 100 and 900"),
+    ("cors", "origins", ["(unclosed"], "'(unclosed' is not a valid regex"),
+])
+def test_array_element_errors_are_arrays_as_in_kong(gateway, name, field, value, message):
     g = gateway(workers=1)
-    b = refused(g, {"name": "proxy-cache", "config": {"strategy": "memory", "response_code": [99]}})
-    assert b["fields"]["config"]["response_code"] == ["value should be between 100 and 900"]
-    b = refused(g, {"name": "proxy-cache", "config": {"strategy": "memory", "request_method": ["GET", "DELETE"]}})
-    assert b["fields"]["config"]["request_method"] == [None, "expected one of: HEAD, GET, POST, PATCH, PUT"]
+    cfg = {field: value}
+    if name == "proxy-cache":
+        cfg["strategy"] = "memory"
+    b = refused(g, {"name": name, "config": cfg})
+    assert b["fields"]["config"][field] == [message], b
 
 
 @pytest.mark.xfail(strict=True, reason="proxy-cache accepts response_code = [] (Kong: len_min = 1, "
