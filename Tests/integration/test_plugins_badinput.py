@@ -237,7 +237,8 @@ def test_tiny_proxy_cache_evicts_lru_and_bypasses_oversized(gateway, raw_upstrea
         if "n=" in req["target"]:
             n = int(req["target"].split("n=")[1].split("&")[0])
         body = (req["target"].encode() + b"|") * (n // (len(req["target"]) + 1) + 1)
-        c.sendall(http_response(200, body[:n], {"Content-Type": "application/json"}))
+        c.sendall(http_response(200, body[:n], {"Content-Type": "application/json"}, chunked="chunked" in req["target"],
+                                chunk_size=4096))
         return True
 
     up = raw_upstream(handler)
@@ -274,5 +275,14 @@ def test_tiny_proxy_cache_evicts_lru_and_bypasses_oversized(gateway, raw_upstrea
         target = up.requests[-1]["target"].encode() + b"|"
         assert body == (target * (100000 // len(target) + 1))[:100000], body[:50]
     assert up.hits == hits + 2
+    # Streamed without Content-Length (chunked): relayed whole, never cached (documented in ProxyCache.swift;
+    # Kong would buffer and store it), so never a truncated Hit.
+    for n in (100000, 3000):
+        for _ in range(2):
+            st, body, h = get(f"/c?k=chunked&n={n}")
+            target = up.requests[-1]["target"].encode() + b"|"
+            assert st == 200 and h["x-cache-status"] == "Bypass", (st, h)
+            assert body == (target * (n // len(target) + 1))[:n], (n, len(body))
+    assert up.hits == hits + 6
     conn.close()
     assert "killed by signal" not in g.log()
