@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from conftest import TIMEOUT, add_route, http_response, wait_until
+from conftest import TIMEOUT, add_route, http_response
 
 
 def refused(g, body):

@@ -6,7 +6,6 @@ Each worker is reached deterministically: a keep-alive connection is pinned to e
 accepted socket is found in /proc/net/tcp and in the worker's descriptors), and new connections
 (SO_REUSEPORT spreads them) are checked as well."""
 import http.client
-import json
 import os
 
 from conftest import TIMEOUT, add_route, alive, children, wait_until
@@ -253,3 +252,38 @@ def test_reload_keeps_counters_and_cache(gateway, upstream):
     s, _, h = g.get("/rl")
     assert int(h["X-RateLimit-Remaining-Day"]) == 45
     assert g.get("/pc/x")[2]["X-Cache-Status"] == "Hit"
+
+
+def test_scope_changes_reach_every_worker(gateway, upstream):
+    """A plugin moved between scopes by PATCH / PUT, and a service deleted with its plugins."""
+    g = gateway(workers=2)
+    up = upstream("u")
+    add_route(g, up, "/a")
+    add_route(g, up, "/b")
+    routes = {r["paths"][0]: r["id"] for r in g.admin("GET", "/routes")[1]["data"]}
+    pa, pb = Pinned(g, "/a"), Pinned(g, "/b")
+    try:
+        def limits(a, b):
+            everywhere(g, pa, lambda s, body, h: h.get("x-ratelimit-limit-hour") == a, fresh=4)
+            everywhere(g, pb, lambda s, body, h: h.get("x-ratelimit-limit-hour") == b, fresh=4)
+
+        s, p, _ = g.admin("POST", f"/routes/{routes['/a']}/plugins", {"name": "rate-limiting", "config": {"hour": 500}})
+        assert s == 201, p
+        limits("500", None)
+        assert g.admin("PATCH", f"/plugins/{p['id']}", {"route": None})[0] == 200
+        limits("500", "500")
+        assert g.admin("PATCH", f"/plugins/{p['id']}", {"route": {"id": routes["/b"]}})[0] == 200
+        limits(None, "500")
+        assert g.admin("PUT", f"/plugins/{p['id']}", {"name": "rate-limiting", "config": {"hour": 600}})[0] == 200
+        limits("600", "600")
+        s, sp, _ = g.admin("POST", "/services/svcb/plugins", {"name": "rate-limiting", "config": {"hour": 700}})
+        assert s == 201, sp
+        limits("600", "700")
+        assert g.admin("DELETE", f"/routes/{routes['/b']}")[0] == 204
+        assert g.admin("DELETE", "/services/svcb")[0] == 204
+        assert g.admin("GET", f"/plugins/{sp['id']}")[0] == 404
+        everywhere(g, pb, lambda s, body, h: s == 404, fresh=4)
+        everywhere(g, pa, lambda s, body, h: h.get("x-ratelimit-limit-hour") == "600", fresh=4)
+    finally:
+        pa.close()
+        pb.close()
