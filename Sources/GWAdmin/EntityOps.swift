@@ -369,12 +369,15 @@ extension AdminAPI {
             }
             if name == "cors", case .array(let origins)? = cfg["origins"] {
                 // Kong's validate_asterisk_or_regex: "*" or a regex PCRE compiles.
+                var errs: [JSON] = []
                 for (i, o) in origins.enumerated() {
                     guard let v = o.stringValue, v != "*" else { continue }
                     if Regex.compile(v).0 == nil {
-                        e.set(["config", "origins", String(i + 1)], .string("'\(v)' is not a valid regex"))
+                        while errs.count < i { errs.append(.null) }
+                        errs.append(.string("'\(v)' is not a valid regex"))
                     }
                 }
+                if !errs.isEmpty { e.set(["config", "origins"], .array(errs)) }
             }
             if name == "key-auth", cfg["key_in_body"]?.boolValue == true {
                 e.set(["config", "key_in_body"], .string("key_in_body is not supported by this gateway yet (keys are read from headers and the query string)"))

@@ -495,7 +495,8 @@ enum Schemas {
             ])),
         ]),
         "proxy-cache": PluginDef(priority: 100, config: [
-            Field("response_code", .array(.element(.integer, between: (100, 900))), required: true, default: [200, 301, 404]),
+            Field("response_code", .array(.element(.integer, between: (100, 900))), required: true, default: [200, 301, 404],
+                  lenMin: 1),
             Field("request_method", .array(.element(.string, oneOf: ["HEAD", "GET", "POST", "PATCH", "PUT"])),
                   required: true, default: ["GET", "HEAD"]),
             Field("content_type", .array(.element(.string)), required: true, default: ["text/plain", "application/json"]),

@@ -130,11 +130,18 @@ enum Schema {
             guard v.boolValue != nil else { return .string(typeError(f.type)) }
         case .array(let el), .set(let el):
             guard let a = v.arrayValue else { return .string(typeError(f.type)) }
-            // Kong reports the first failing element's error for the whole field.
-            for e in a {
-                if e.isNull { return .string("required field missing") }
-                if let err = validate(e, el) { return err }
+            if let m = f.lenMin, a.count < m { return .string("length must be at least \(m)") }
+            // Kong indexes element errors: `fields.<name>` is an array holding each failing element's
+            // error at its position (null for valid ones before it), e.g. ["expected one of: …"].
+            var errs: [JSON] = []
+            for (i, e) in a.enumerated() {
+                let err: JSON? = e.isNull ? .string("required field missing") : validate(e, el)
+                if let err {
+                    while errs.count < i { errs.append(.null) }
+                    errs.append(err)
+                }
             }
+            if !errs.isEmpty { return .array(errs) }
         case .map(let valField):
             guard let o = v.objectValue else { return .string(typeError(f.type)) }
             for (_, e) in o { if let err = validate(e, valField) { return err } }

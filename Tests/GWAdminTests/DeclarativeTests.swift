@@ -114,7 +114,7 @@ plugins:
             _ = try h.api.parseDeclarative(Array("_format_version: \"3.0\"\nroutes:\n- name: r\n  paths: [x]\n".utf8))
             Issue.record("no error")
         } catch {
-            #expect(error.fields["routes"]?["1"]?["paths"] == "should start with: / (fixed path) or ~/ (regex path)")
+            #expect(error.fields["routes"]?["1"]?["paths"] == ["should start with: / (fixed path) or ~/ (regex path)"])
         }
         let counts = try h.api.parseDeclarative(Array(#"{"_format_version":"3.0","services":[{"name":"a","host":"a.test"}]}"#.utf8))
         #expect(counts[.services] == 1)

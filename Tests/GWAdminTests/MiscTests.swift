@@ -165,7 +165,7 @@ import GWStore
         #expect(r.1["next"]?.stringValue?.contains("&tags=x") == true)
         #expect(h.req("GET", "/tags").1["data"]?.arrayValue?.count == 4)
         #expect(h.req("GET", "/tags/x").1["data"]?.arrayValue?.count == 2)
-        #expect(h.req("POST", "/services", ["host": "a.test", "tags": ["bad,tag"]]).1["fields"]?["tags"] == "invalid tag 'bad,tag': expected printable ascii (except `,` and `/`) or valid utf-8 sequences")
+        #expect(h.req("POST", "/services", ["host": "a.test", "tags": ["bad,tag"]]).1["fields"]?["tags"] == ["invalid tag 'bad,tag': expected printable ascii (except `,` and `/`) or valid utf-8 sequences"])
     }
 }
 

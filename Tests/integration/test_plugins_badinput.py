@@ -72,10 +72,8 @@ def test_invalid_configs_get_field_errors_and_store_nothing(gateway):
     assert g.admin("GET", f"/plugins/{p['id']}")[1]["config"] == p["config"]
 
 
-@pytest.mark.xfail(strict=True, reason="an array element's error is a plain string (key_names, response_code) or an "
-                                       "object keyed \"1\" (cors origins); Kong's Admin API answers a JSON array "
-                                       "(spec/03-plugins/09-key-auth/02-access_spec.lua: fields.config.key_names[1]; "
-                                       "31-proxy-cache/02-access_spec.lua: fields.config.response_code == {msg})")
+# Kong's Admin API answers element errors as a JSON array (spec/03-plugins/09-key-auth/02-access_spec.lua:
+# fields.config.key_names[1]; 31-proxy-cache/02-access_spec.lua: fields.config.response_code == {msg}).
 @pytest.mark.parametrize("name,field,value,message", [
     ("key-auth", "key_names", ["bad name"],
      "bad header name 'bad name', allowed characters are A-Z, a-z, 0-9, '_', and '-'"),
@@ -91,8 +89,7 @@ def test_array_element_errors_are_arrays_as_in_kong(gateway, name, field, value,
     assert b["fields"]["config"][field] == [message], b
 
 
-@pytest.mark.xfail(strict=True, reason="proxy-cache accepts response_code = [] (Kong: len_min = 1, "
-                                       "'length must be at least 1', spec/03-plugins/31-proxy-cache/01-schema_spec.lua)")
+# Kong: len_min = 1, 'length must be at least 1' (spec/03-plugins/31-proxy-cache/01-schema_spec.lua).
 def test_proxy_cache_empty_response_code_refused(gateway):
     g = gateway(workers=1)
     b = refused(g, {"name": "proxy-cache", "config": {"strategy": "memory", "response_code": []}})
