@@ -1,6 +1,7 @@
 // Consumers and their credentials as the worker looks them up on the request path: built once per
 // configuration generation from the worker's snapshot (no database, no master round trip). Key
 // lookups hash the request's bytes directly (ByteKeyIndex), so authenticating allocates nothing.
+import Glibc
 import GWStore
 
 /// A consumer as plugins see it. Immutable; shared by every instance of one generation.
@@ -81,9 +82,24 @@ public struct ByteKeyIndex<Value>: @unchecked Sendable {
     public var count: Int { keys.count }
 
     @inline(__always) static func hash<C: Collection>(_ bytes: C) -> UInt64 where C.Element == UInt8 {
+        if let h = bytes.withContiguousStorageIfAvailable({ hash(UnsafeRawBufferPointer($0)) }) { return h }
         var h: UInt64 = 0xcbf29ce484222325
         for b in bytes { h = (h ^ UInt64(b)) &* 0x100000001b3 }
         return h
+    }
+
+    /// Eight bytes at a time (a multiply-xorshift step per word), then the tail: ~4× fewer steps than
+    /// FNV-1a over a 32-byte key. Only the index's own probe uses it (built and read in one process).
+    @inline(__always) static func hash(_ b: UnsafeRawBufferPointer) -> UInt64 {
+        var h: UInt64 = 0x9E3779B97F4A7C15 ^ UInt64(b.count)
+        var i = 0
+        while i + 8 <= b.count {
+            h = (h ^ b.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xff51afd7ed558ccd
+            h ^= h >> 32
+            i += 8
+        }
+        while i < b.count { h = (h ^ UInt64(b[i])) &* 0x100000001b3; i += 1 }
+        return h ^ (h >> 29)
     }
 
     public func lookup(_ bytes: UnsafeRawBufferPointer) -> Value? {
@@ -120,9 +136,8 @@ func identifierHashes<C: Sequence>(_ bytes: C) -> (UInt64, UInt64) where C.Eleme
 
 @inline(__always) func memcmpEqual(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
     guard a.count == b.count else { return false }
-    var i = 0
-    while i < a.count { if a[i] != b[i] { return false }; i += 1 }
-    return true
+    guard let pa = a.baseAddress, let pb = b.baseAddress else { return a.count == 0 }
+    return memcmp(pa, pb, a.count) == 0
 }
 
 /// Every consumer and credential of one configuration generation.

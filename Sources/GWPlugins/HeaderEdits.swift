@@ -50,6 +50,15 @@ public struct HeaderEdits {
     /// The bit of "host" (a plugin setting the upstream Host: the request writer puts it in its Host line).
     public static let hostBit: UInt64 = { var h: StaticString = "host"; return withBytes(h) { bit($0) } }()
 
+    /// True when a set or remove entry names `name` (case-insensitive).
+    public func hides(_ name: UnsafeRawBufferPointer) -> Bool {
+        let nb = UnsafeBufferPointer(start: name.baseAddress?.assumingMemoryBound(to: UInt8.self), count: name.count)
+        for k in 0 ..< ops.count where ops[k].hides && Int(list.fields[k].nameLength) == nb.count && list.nameEquals(at: k, nb) {
+            return true
+        }
+        return false
+    }
+
     @inline(__always) public func mayHide(_ name: UnsafeRawBufferPointer) -> Bool { hiddenNames & HeaderEdits.bit(name) != 0 }
 
     // MARK: the one core every entry point goes through (raw bytes: no String, no generics)
@@ -134,6 +143,10 @@ public struct HeaderEdits {
     }
     public mutating func remove(_ name: StaticString) {
         HeaderEdits.withBytes(name) { nb in HeaderEdits.withBytes(HeaderEdits.empty) { edit(.remove, nb, $0) } }
+    }
+    /// A raw name with a decimal value.
+    public mutating func set(rawName name: UnsafeRawBufferPointer, _ value: Int) {
+        HeaderEdits.withDecimal(value) { edit(.set, name, $0) }
     }
     /// A name given as bytes (precomputed by a plugin) with a decimal value.
     public mutating func set(nameBytes name: [UInt8], _ value: Int) {

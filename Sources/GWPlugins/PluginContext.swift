@@ -33,6 +33,16 @@ public final class PluginContext {
     public var upstreamHeaders = HeaderEdits()
     /// Changes to the response head sent to the client (proxied and generated responses alike).
     public var responseHeaders = HeaderEdits()
+    /// rate-limiting's headers as numbers (written by the data path; see RateLimitHeaders).
+    public internal(set) var rateLimit = RateLimitHeaders()
+
+    /// Turns typed header outputs into ordinary edits of `responseHeaders` (for generated responses and
+    /// before header_filter plugins). Idempotent.
+    public func materializeTypedHeaders() {
+        guard !rateLimit.isEmpty else { return }
+        rateLimit.forEach { name, value in responseHeaders.set(rawName: name, Int(value)) }
+        rateLimit.removeAll()
+    }
     /// When `replacesQuery`, the query string sent upstream (without '?'; empty: no query).
     public var upstreamQuery: [UInt8] = []
     public var replacesQuery = false
@@ -53,9 +63,29 @@ public final class PluginContext {
     /// Set when a handler failed; the message is for the error log.
     public private(set) var failure: String? = nil
 
-    /// The instances collected during access, in execution order; their header_filter, body_filter
-    /// and log handlers run on the response, whichever produced it.
-    public internal(set) var collected: [PluginHandler] = []
+    /// The instances collected during access, in execution order (`collectedCount` of them); their
+    /// header_filter, body_filter and log handlers run on the response, whichever produced it. Slots
+    /// past the count are stale and reused by the next request (a reset is one store, not an array
+    /// removal).
+    public private(set) var collectedCount = 0
+    var collectedSlots: [PluginHandler] = []
+    /// The collected instances as an array (tests and diagnostics; allocates).
+    public var collected: [PluginHandler] { Array(collectedSlots[0 ..< collectedCount]) }
+
+    @inline(__always) func collect(_ h: PluginHandler) {
+        if collectedCount < collectedSlots.count {
+            collectedSlots[collectedCount] = h
+            flags[collectedCount] = 0
+        } else {
+            collectedSlots.append(h)
+            flags.append(0)
+        }
+        collectedCount += 1
+        phases.formUnion(h.phases)
+    }
+
+    @inline(__always) func collected(_ i: Int) -> PluginHandler { collectedSlots[i] }
+
     /// Union of the collected instances' phases (the data path skips a phase nobody needs).
     public internal(set) var phases: PluginPhases = []
     /// Per collected instance, 32 bits of per-request state (Kong's `kong.ctx.plugin` for the flags
@@ -64,8 +94,8 @@ public final class PluginContext {
     var current = 0
 
     /// The calling instance's per-request flag bits.
-    public func flag(_ bit: UInt32) -> Bool { current < flags.count && flags[current] & bit != 0 }
-    public func setFlag(_ bit: UInt32) { if current < flags.count { flags[current] |= bit } }
+    public func flag(_ bit: UInt32) -> Bool { current < collectedCount && flags[current] & bit != 0 }
+    public func setFlag(_ bit: UInt32) { if current < collectedCount { flags[current] |= bit } }
 
     /// Scratch buffers for handlers (decoded keys, rebuilt query strings); valid only during one call.
     public var scratch: [UInt8] = []
@@ -94,7 +124,7 @@ public final class PluginContext {
 
     public init(clientIP: String) {
         self.clientIP = clientIP
-        collected.reserveCapacity(8)
+        collectedSlots.reserveCapacity(8)
         flags.reserveCapacity(8)
         upstreamQuery.reserveCapacity(128)
     }
@@ -102,16 +132,19 @@ public final class PluginContext {
     /// Forgets the previous request.
     public func reset() {
         routeID = nil; serviceID = nil
-        consumer = nil; credential = nil
+        if authenticated || consumer != nil { consumer = nil; credential = nil; authenticated = false }
         if !upstreamHeaders.isEmpty { upstreamHeaders.removeAll() }
         if !responseHeaders.isEmpty { responseHeaders.removeAll() }
+        rateLimit.removeAll()
         if replacesQuery { upstreamQuery.removeAll(keepingCapacity: true); replacesQuery = false }
         if replacesPath { upstreamPath.removeAll(keepingCapacity: true); replacesPath = false }
-        upstreamMethod = nil
+        if upstreamMethod != nil { upstreamMethod = nil }
         if !uriCaptures.isEmpty { uriCaptures = [:] }   // usually the route decision's dictionary: drop the reference
-        exitStatus = 0; exitMessage = nil; exitContentType = nil; failure = nil; servedFromCache = false
-        if !exitBody.isEmpty { exitBody.removeAll(keepingCapacity: true) }
-        if !collected.isEmpty { collected.removeAll(keepingCapacity: true); flags.removeAll(keepingCapacity: true) }
+        if exitStatus != 0 || failure != nil || servedFromCache {
+            exitStatus = 0; exitMessage = nil; exitContentType = nil; failure = nil; servedFromCache = false
+            if !exitBody.isEmpty { exitBody.removeAll(keepingCapacity: true) }
+        }
+        collectedCount = 0
         phases = []
     }
 
@@ -136,21 +169,104 @@ public final class PluginContext {
         error(500, "An unexpected error occurred")
     }
 
-    /// Authenticates `consumer` with `credential` (Kong's `kong.client.authenticate`) and sets the
-    /// upstream headers Kong's auth plugins set; a header whose value is missing is cleared, so a client
-    /// cannot send its own.
+    /// Authenticates `consumer` with `credential` (Kong's `kong.client.authenticate`). The upstream
+    /// headers Kong's auth plugins set (X-Consumer-ID, -Custom-ID, -Username, X-Credential-Identifier,
+    /// X-Anonymous-Consumer; a missing value clears the header, so a client cannot send its own) are
+    /// not five header edits: the data path writes them from `consumer` / `credential` when
+    /// `authenticated` (`forEachAuthHeader`) and drops the client's copies (`isAuthHeader`).
     public func authenticate(_ consumer: ConsumerRecord, credential: CredentialRecord?) {
         self.consumer = consumer
         self.credential = credential
-        upstreamHeaders.set("X-Consumer-ID", bytes: consumer.idBytes)
-        if let c = consumer.customIDBytes { upstreamHeaders.set("X-Consumer-Custom-ID", bytes: c) } else { upstreamHeaders.remove("X-Consumer-Custom-ID") }
-        if let u = consumer.usernameBytes { upstreamHeaders.set("X-Consumer-Username", bytes: u) } else { upstreamHeaders.remove("X-Consumer-Username") }
-        if let cr = credential {
-            upstreamHeaders.set("X-Credential-Identifier", bytes: cr.identifierBytes)
-            upstreamHeaders.remove("X-Anonymous-Consumer")
-        } else {
-            upstreamHeaders.remove("X-Credential-Identifier")
-            upstreamHeaders.set("X-Anonymous-Consumer", "true")
+        authenticated = true
+    }
+
+    /// A consumer was authenticated in this request: the auth headers are written upstream.
+    public private(set) var authenticated = false
+
+    /// Kong's auth header names, in the order they are written.
+    public static let authHeaderNames: [StaticString] = ["X-Consumer-ID", "X-Consumer-Custom-ID", "X-Consumer-Username",
+                                                         "X-Credential-Identifier", "X-Anonymous-Consumer"]
+    private static let anonymousTrue: StaticString = "true"
+
+    /// Calls `body(name, value)` for each auth header, nil value = cleared (not written).
+    public func forEachAuthHeader(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer?) -> Void) {
+        guard authenticated, let c = consumer else { return }
+        func name(_ i: Int) -> UnsafeRawBufferPointer {
+            let s = PluginContext.authHeaderNames[i]
+            return UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount)
         }
+        c.idBytes.withUnsafeBytes { body(name(0), $0) }
+        if let v = c.customIDBytes { v.withUnsafeBytes { body(name(1), $0) } } else { body(name(1), nil) }
+        if let v = c.usernameBytes { v.withUnsafeBytes { body(name(2), $0) } } else { body(name(2), nil) }
+        if let cr = credential {
+            cr.identifierBytes.withUnsafeBytes { body(name(3), $0) }
+            body(name(4), nil)
+        } else {
+            body(name(3), nil)
+            let t = PluginContext.anonymousTrue
+            body(name(4), UnsafeRawBufferPointer(start: t.utf8Start, count: t.utf8CodeUnitCount))
+        }
+    }
+
+    /// The value of auth header `k` (index in `authHeaderNames`), nil when it is cleared.
+    @inline(__always) public func authHeaderValue(_ k: Int) -> [UInt8]? {
+        guard authenticated, let c = consumer else { return nil }
+        switch k {
+        case 0: return c.idBytes
+        case 1: return c.customIDBytes
+        case 2: return c.usernameBytes
+        case 3: return credential?.identifierBytes
+        default: return credential == nil ? PluginContext.trueBytes : nil
+        }
+    }
+    private static let trueBytes: [UInt8] = Array("true".utf8)
+
+    /// Calls `body` with the value of auth header `k` (index in `authHeaderNames`) when it has one.
+    @inline(__always) public func withAuthHeaderValue(_ k: Int, _ body: (UnsafeRawBufferPointer) -> Void) {
+        guard authenticated, let c = consumer else { return }
+        switch k {
+        case 0: c.idBytes.withUnsafeBytes(body)
+        case 1: c.customIDBytes?.withUnsafeBytes(body)
+        case 2: c.usernameBytes?.withUnsafeBytes(body)
+        case 3: credential?.identifierBytes.withUnsafeBytes(body)
+        default:
+            if credential == nil {
+                let t = PluginContext.anonymousTrue
+                body(UnsafeRawBufferPointer(start: t.utf8Start, count: t.utf8CodeUnitCount))
+            }
+        }
+    }
+
+    /// True when a request header with this name is one of the auth headers (case-insensitive).
+    @inline(__always) public static func isAuthHeader(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        let n = name.count
+        guard n == 13 || n == 19 || n == 20 || n == 23 else { return false }
+        for s in authHeaderNames where s.utf8CodeUnitCount == n {
+            var equal = true
+            for i in 0 ..< n where (name[i] | 0x20) != (s.utf8Start[i] | 0x20) { equal = false; break }
+            if equal { return true }
+        }
+        return false
+    }
+
+    /// The value the upstream request will carry for `name` from the plugins (edits, then the auth
+    /// headers); nil when none. For tests and plugins reading what earlier ones did.
+    public func upstreamValue(of name: String) -> String? {
+        if let v = upstreamHeaders.value(of: name) { return v }
+        var r: String? = nil
+        let lname = name.lowercased()
+        forEachAuthHeader { n, v in
+            if String(decoding: n, as: UTF8.self).lowercased() == lname, let v { r = String(decoding: v, as: UTF8.self) }
+        }
+        return r
+    }
+
+    /// True when the upstream request will not carry `name` because a plugin cleared it.
+    public func upstreamClears(_ name: String) -> Bool {
+        if upstreamHeaders.removes(name) { return true }
+        var cleared = false
+        let lname = name.lowercased()
+        forEachAuthHeader { n, v in if String(decoding: n, as: UTF8.self).lowercased() == lname && v == nil { cleared = true } }
+        return cleared
     }
 }

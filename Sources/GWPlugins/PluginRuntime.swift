@@ -11,15 +11,14 @@ public enum PluginRuntime {
     /// Runs the access phase. Returns true when the request was answered by a plugin (`ctx.exitStatus`).
     @discardableResult
     public static func access(_ plan: PluginPlan, _ ctx: PluginContext, _ request: borrowing HTTPRequestHead) -> Bool {
-        for step in plan.steps {
-            var h = step.handler
-            if let c = ctx.consumer, !step.byConsumer.isEmpty, let hc = step.byConsumer[c.id] { h = hc }
+        let steps = plan.steps
+        for i in 0 ..< steps.count {
+            var h = steps[i].handler
+            if let c = ctx.consumer, !steps[i].byConsumer.isEmpty, let hc = steps[i].byConsumer[c.id] { h = hc }
             guard let h else { continue }
-            ctx.collected.append(h)
-            ctx.flags.append(0)
-            ctx.phases.formUnion(h.phases)
+            ctx.collect(h)
             if ctx.exitStatus != 0 || !h.phases.contains(.access) { continue }
-            ctx.current = ctx.collected.count - 1
+            ctx.current = ctx.collectedCount - 1
             do { try h.access(ctx, request) } catch { ctx.fail("\(h.entity.name) (\(h.entity.id)): \(error.message)") }
         }
         return ctx.exitStatus != 0
@@ -29,9 +28,7 @@ public enum PluginRuntime {
     public static func collectGlobal(_ plan: PluginPlan, _ ctx: PluginContext) {
         for step in plan.steps {
             guard let h = step.handler else { continue }
-            ctx.collected.append(h)
-            ctx.flags.append(0)
-            ctx.phases.formUnion(h.phases)
+            ctx.collect(h)
         }
     }
 
@@ -40,7 +37,9 @@ public enum PluginRuntime {
     public static func headerFilter(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead, status: Int,
                                     headers: borrowing HTTPHeaders) {
         guard ctx.phases.contains(.headerFilter) else { return }
-        for (i, h) in ctx.collected.enumerated() where h.phases.contains(.headerFilter) {
+        for i in 0 ..< ctx.collectedCount {
+            let h = ctx.collected(i)
+            guard h.phases.contains(.headerFilter) else { continue }
             ctx.current = i
             h.headerFilter(ctx, request, status: status, headers: headers)
         }
@@ -52,7 +51,9 @@ public enum PluginRuntime {
     /// body_filter on the collected instances (observe only).
     public static func bodyFilter(_ ctx: PluginContext, _ piece: UnsafeRawBufferPointer, last: Bool) {
         guard ctx.phases.contains(.bodyFilter) else { return }
-        for (i, h) in ctx.collected.enumerated() where h.phases.contains(.bodyFilter) {
+        for i in 0 ..< ctx.collectedCount {
+            let h = ctx.collected(i)
+            guard h.phases.contains(.bodyFilter) else { continue }
             ctx.current = i
             h.bodyFilter(ctx, piece, last: last)
         }
@@ -61,7 +62,9 @@ public enum PluginRuntime {
     /// log on the collected instances.
     public static func log(_ ctx: PluginContext, status: Int) {
         guard ctx.phases.contains(.log) else { return }
-        for (i, h) in ctx.collected.enumerated() where h.phases.contains(.log) {
+        for i in 0 ..< ctx.collectedCount {
+            let h = ctx.collected(i)
+            guard h.phases.contains(.log) else { continue }
             ctx.current = i
             h.log(ctx, status: status)
         }

@@ -98,8 +98,6 @@ final class RateLimiting: PluginHandler {
     let hideClientHeaders: Bool
     let errorCode: Int
     let errorMessage: String
-    let limitHeaders: [[UInt8]]
-    let remainingHeaders: [[UInt8]]
     /// Hash seed of this instance's scope (Kong's key: route id and service id of the instance's own
     /// scope, so a global instance counts across routes) and its plugin id.
     let seed: (UInt64, UInt64)
@@ -128,8 +126,6 @@ final class RateLimiting: PluginHandler {
         hideClientHeaders = try c.bool("hide_client_headers", false)
         errorCode = try c.int("error_code", 429)
         errorMessage = try c.string("error_message", "API rate limit exceeded")
-        limitHeaders = ps.map { Array("X-RateLimit-Limit-\($0.title)".utf8) }
-        remainingHeaders = ps.map { Array("X-RateLimit-Remaining-\($0.title)".utf8) }
         let scope = "\(entity.id)|\(entity.routeID ?? "00000000-0000-0000-0000-000000000000")|\(entity.serviceID ?? "00000000-0000-0000-0000-000000000000")"
         seed = (fnv(scope.utf8, 0xcbf29ce484222325), fnv(scope.utf8, 0x84222325cbf29ce4))
         store = (env.shared as? PluginSharedStore)?.rateLimitCounters ?? nil
@@ -218,8 +214,7 @@ final class RateLimiting: PluginHandler {
                         var remaining = limits[i] - u[i]
                         if stop < 0 || stop == i { remaining -= 1 }
                         remaining = max(0, remaining)
-                        ctx.responseHeaders.set(nameBytes: limitHeaders[i], Int(limits[i]))
-                        ctx.responseHeaders.set(nameBytes: remainingHeaders[i], Int(remaining))
+                        ctx.rateLimit.add(period: periods[i].rawValue, limit: limits[i], remaining: remaining)
                         let len = periods[i].length
                         if remaining < bestRemaining || (remaining == bestRemaining && len > bestLength) {
                             bestRemaining = remaining; bestLimit = limits[i]; bestLength = len
@@ -228,10 +223,8 @@ final class RateLimiting: PluginHandler {
                     }
                 }
             }
-            ctx.responseHeaders.set("RateLimit-Limit", Int(bestLimit))
-            ctx.responseHeaders.set("RateLimit-Remaining", Int(bestRemaining))
-            ctx.responseHeaders.set("RateLimit-Reset", Int(bestReset))
-            if stop >= 0 { ctx.responseHeaders.set("Retry-After", Int(bestReset)) }
+            ctx.rateLimit.setAggregate(limit: bestLimit, remaining: bestRemaining, reset: bestReset,
+                                       retryAfter: stop >= 0 ? bestReset : -1)
         }
         if stop >= 0 { ctx.error(errorCode, errorMessage) }
     }

@@ -33,13 +33,29 @@ enum FieldLookup: Equatable {
 /// Looks `name` up among the request headers; copies the value into `out` when found once.
 func lookupHeader(_ headers: borrowing HTTPHeaders, _ name: [UInt8], into out: inout [UInt8]) -> FieldLookup {
     var found = -1
-    for i in 0 ..< headers.count where headerNameMatches(headers.nameBytes(at: i), name) {
-        if found >= 0 { return .many }
-        found = i
+    let n = Int32(name.count)
+    let many: Bool = headers.storage.withUnsafeBufferPointer { st in
+        name.withUnsafeBufferPointer { nb in
+            for i in 0 ..< headers.fields.count {
+                let f = headers.fields[i]
+                guard f.nameLength == n else { continue }
+                var eq = true
+                var j = Int(f.nameStart)
+                for b in nb { if headerNameByte(st[j]) != headerNameByte(b) { eq = false; break }; j += 1 }
+                if !eq { continue }
+                if found >= 0 { return true }
+                found = i
+            }
+            return false
+        }
     }
+    if many { return .many }
     guard found >= 0 else { return .absent }
     out.removeAll(keepingCapacity: true)
-    out.append(contentsOf: headers.valueBytes(at: found))
+    let f = headers.fields[found]
+    headers.storage.withUnsafeBufferPointer { st in
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: st[Int(f.valueStart) ..< Int(f.valueStart + f.valueLength)]))
+    }
     return .one
 }
 

@@ -70,12 +70,13 @@ extension ClientConnection {
     private func collectGlobalIfNeeded(_ ctx: PluginContext) {
         // A plan always includes the global instances (precedence level 8), so an empty `collected`
         // after access means the global plan is empty too: collecting again adds nothing.
-        if ctx.collected.isEmpty, let g = pluginGlobalPlan { PluginRuntime.collectGlobal(g, ctx) }
+        if ctx.collectedCount == 0, let g = pluginGlobalPlan { PluginRuntime.collectGlobal(g, ctx) }
     }
 
     /// header_filter for a proxied response (the upstream's status and headers).
     @inline(__always) func pluginsHeaderFilter(_ response: HTTPResponseParser) {
         guard let ctx = plugins, ctx.phases.contains(.headerFilter) else { return }
+        ctx.materializeTypedHeaders()   // header_filter plugins see (and may change) every header edit
         if let rp = parser {
             PluginRuntime.headerFilter(ctx, rp.head, status: response.head.status, headers: response.head.headers)
         } else {
@@ -105,8 +106,8 @@ extension ClientConnection {
 
     /// Upstream request edits (headers, query, path, method) to apply to the request head (nil: none).
     @inline(__always) var requestEdits: PluginContext? {
-        guard let ctx = plugins,
-              !ctx.upstreamHeaders.isEmpty || ctx.replacesQuery || ctx.replacesPath || ctx.upstreamMethod != nil else { return nil }
+        guard let ctx = plugins, ctx.authenticated || !ctx.upstreamHeaders.isEmpty || ctx.replacesQuery || ctx.replacesPath
+                || ctx.upstreamMethod != nil else { return nil }
         return ctx
     }
 
@@ -115,6 +116,7 @@ extension ClientConnection {
     func pluginsOnGenerated(status: Int, headStart start: Int) {
         guard let ctx = plugins else { return }
         collectGlobalIfNeeded(ctx)
+        ctx.materializeTypedHeaders()   // a generated head is rewritten from edits only
         // The request head as parsed (for an invalid request, whatever the parser holds: plugins read
         // only named headers from it).
         if let rp = parser {

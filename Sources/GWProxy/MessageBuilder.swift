@@ -122,6 +122,7 @@ extension ClientConnection {
         if let e = edits, e.replacesPath || e.replacesQuery { putPath(&w, e) } else { w.put(upstreamPath) }
         // Copied out once: reading the context's property per header would copy (retain) its buffers each time.
         let headerEdits = edits.flatMap { $0.upstreamHeaders.isEmpty ? nil : $0.upstreamHeaders }
+        let authenticated = edits?.authenticated ?? false
         w.put(" HTTP/1.1\r\nHost: ")
         if let e = headerEdits, e.hiddenNames & HeaderEdits.hostBit != 0, let host = e.value(of: "host") {
             w.put(host)   // a plugin set the upstream Host (request-transformer replace.headers host:…)
@@ -144,6 +145,9 @@ extension ClientConnection {
             }
             if connectionListed && namedByConnection(rp.head.headers, i) { continue }
             if let e = headerEdits, e.drops(rp.head.headers, i) { continue }
+            // The client's own X-Consumer-* / X-Credential-Identifier / X-Anonymous-Consumer never pass
+            // once a consumer is authenticated (ours are written below).
+            if authenticated && PluginContext.isAuthHeader(UnsafeBufferPointer(rebasing: st[Int(f.nameStart) ..< Int(f.nameStart + f.nameLength)])) { continue }
             w.putHeader(st, f)
         }
         // Via: the incoming value(s), then ours (KONG.md §3.5). Same block in writeClientResponseHead: kept
@@ -210,6 +214,22 @@ extension ClientConnection {
         w.putRaw(maxBytes: SocketAddress.maxIPLength) { peer.writeIP(to: $0) }
         w.put("\r\nX-Kong-Request-Id: ")
         w.put(requestID)
+        if authenticated, let ctx = edits {
+            w.put("\r\n")
+            for k in 0 ..< PluginContext.authHeaderNames.count {
+                let name = PluginContext.authHeaderNames[k]
+                if let e = headerEdits {
+                    let raw = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
+                    if e.mayHide(raw), e.hides(raw) { continue }   // a later edit of that header wins
+                }
+                if let value = ctx.authHeaderValue(k) {
+                    w.put(name); w.put(": "); w.put(value); w.put("\r\n")
+                }
+            }
+            if let e = headerEdits { putEdits(&w, e) }
+            w.put(upgrade ? "Connection: Upgrade\r\n\r\n" : "Connection: keep-alive\r\n\r\n")
+            return
+        }
         if let e = headerEdits {
             w.put("\r\n")
             putEdits(&w, e)
@@ -245,11 +265,12 @@ extension ProxyServer {
     func buildClientResponseHead(_ c: ClientConnection, _ response: HTTPResponseParser, into out: inout [UInt8]) {
         let clientWantsTrailers = c.parser?.head.headers.hasToken("trailers", in: "te") ?? false
         let edits = c.responseEdits?.responseHeaders   // copied out once (see writeUpstreamRequest)
+        let rateLimit = c.plugins.flatMap { $0.rateLimit.isEmpty ? nil : $0.rateLimit }
         let connectionListed = connectionNamesHeaders(response.head.headers)
         headScratch.write(appendingTo: &out) { w in
             // `response.head` is read in place throughout (binding or capturing it would copy it).
             response.head.headers.storage.withUnsafeBufferPointer { st in
-                writeClientResponseHead(&w, c, response, st, connectionListed, clientWantsTrailers, edits)
+                writeClientResponseHead(&w, c, response, st, connectionListed, clientWantsTrailers, edits, rateLimit)
             }
         }
     }
@@ -257,7 +278,8 @@ extension ProxyServer {
     @inline(__always)
     private func writeClientResponseHead(_ w: inout HeadWriter, _ c: ClientConnection, _ response: HTTPResponseParser,
                                          _ st: UnsafeBufferPointer<UInt8>, _ connectionListed: Bool,
-                                         _ clientWantsTrailers: Bool, _ edits: HeaderEdits?) {
+                                         _ clientWantsTrailers: Bool, _ edits: HeaderEdits?,
+                                         _ rateLimit: RateLimitHeaders?) {
         let upgrade = response.head.status == 101
         w.put("HTTP/1.1 ")
         w.putDecimal(response.head.status)
@@ -275,6 +297,7 @@ extension ProxyServer {
             }
             if connectionListed && namedByConnection(response.head.headers, i) { continue }
             if let e = edits, e.drops(response.head.headers, i) { continue }
+            if let r = rateLimit, r.writes(UnsafeBufferPointer(rebasing: st[Int(f.nameStart) ..< Int(f.nameStart + f.nameLength)])) { continue }
             switch f.nameLength {
             case 17: if c.respBody == .dechunked && response.head.headers.nameEquals(at: i, "transfer-encoding") { continue }
             case 7: if !clientWantsTrailers && response.head.headers.nameEquals(at: i, "trailer") { continue }
@@ -321,6 +344,12 @@ extension ProxyServer {
             w.put("\r\n")
         }
         if let e = edits { putEdits(&w, e) }
+        if let r = rateLimit {
+            for k in 0 ..< r.headerCount {
+                let (name, value) = r.header(k)
+                w.put(name); w.put(": "); w.putDecimal(Int(value)); w.put("\r\n")
+            }
+        }
         w.put("X-Kong-Request-Id: ")
         w.put(c.requestID)
         if upgrade {

@@ -42,5 +42,6 @@ func run(_ set: PluginSet, _ req: HTTPRequestParser, route: String? = "r1", serv
     ctx.reset()
     ctx.routeID = route; ctx.serviceID = service; ctx.now = now
     PluginRuntime.access(set.plan(routeID: route, serviceID: service), ctx, req.head)
+    ctx.materializeTypedHeaders()   // typed outputs as the edits a header_filter would see
     return ctx
 }

@@ -99,6 +99,10 @@ def main():
     ap.add_argument("--plugins", default="",
                     help="comma-separated global plugins: key-auth (a consumer, its key sent in apikey), "
                          "rate-limiting (hour = 10^9), proxy-cache (text/plain cached: requests are hits)")
+    ap.add_argument("--request-header", action="append", default=[],
+                    help="extra request header 'Name: value' (repeatable); --plugins key-auth adds its apikey "
+                         "header itself, so a plugin-free baseline of the same request needs "
+                         "--request-header 'apikey: bench-key-0123456789abcdef'")
     ap.add_argument("--algorithm", default=None,
                     help="route through an upstream with this algorithm (one target, the bench upstream; "
                          "consistent-hashing hashes on ip) instead of a service URL")
@@ -150,13 +154,14 @@ def main():
         else:
             admin("POST", "/services", {"name": "s", "url": f"http://127.0.0.1:{up.port}"})
         admin("POST", "/services/s/routes", {"name": "r", "paths": ["/"]})
-        headers = ""
+        headers = "".join(f"{h}\r\n" for h in args.request_header)
         for plugin in [p for p in args.plugins.split(",") if p]:
             if plugin == "key-auth":
                 admin("POST", "/plugins", {"name": "key-auth"})
                 admin("POST", "/consumers", {"username": "bench"})
                 admin("POST", "/consumers/bench/key-auth", {"key": bench.BENCH_KEY})
-                headers += f"apikey: {bench.BENCH_KEY}\r\n"
+                if f"apikey: {bench.BENCH_KEY}" not in args.request_header:
+                    headers += f"apikey: {bench.BENCH_KEY}\r\n"
             elif plugin == "rate-limiting":
                 admin("POST", "/plugins", {"name": "rate-limiting", "config": {"hour": 1000000000}})
             elif plugin == "proxy-cache":
