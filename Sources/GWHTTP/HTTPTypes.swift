@@ -82,14 +82,8 @@ public struct HTTPHeaders: Sendable {
     }
 
     /// Appends a header from bytes (no String involved).
-    public mutating func append<N: Collection, V: Collection>(nameBytes name: N, valueBytes value: V)
-        where N.Element == UInt8, V.Element == UInt8 {
-        let ns = storage.count
-        storage.append(contentsOf: name)
-        let vs = storage.count
-        storage.append(contentsOf: value)
-        fields.append(Field(nameStart: Int32(ns), nameLength: Int32(vs - ns), valueStart: Int32(vs),
-                            valueLength: Int32(storage.count - vs)))
+    public mutating func append(nameBytes name: ArraySlice<UInt8>, valueBytes value: ArraySlice<UInt8>) {
+        name.withUnsafeBytes { n in value.withUnsafeBytes { v in append(rawName: n, rawValue: v) } }
     }
 
     /// Appends a header from raw bytes (no String, no generic code).
@@ -104,12 +98,8 @@ public struct HTTPHeaders: Sendable {
 
     /// Appends a header whose value is bytes.
     public mutating func append(name: String, valueBytes value: UnsafeRawBufferPointer) {
-        let ns = storage.count
-        storage.append(contentsOf: name.utf8)
-        let vs = storage.count
-        storage.append(contentsOf: value)
-        fields.append(Field(nameStart: Int32(ns), nameLength: Int32(vs - ns), valueStart: Int32(vs),
-                            valueLength: Int32(storage.count - vs)))
+        var n = name
+        n.withUTF8 { append(rawName: UnsafeRawBufferPointer($0), rawValue: value) }
     }
 
     @inlinable public func nameBytes(at i: Int) -> ArraySlice<UInt8> {

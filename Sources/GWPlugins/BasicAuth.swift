@@ -36,14 +36,7 @@ final class BasicAuth: PluginHandler {
             ctx.authenticate(cred.consumer, credential: cred)
             return
         }
-        if let anon = anonymous {
-            guard let consumer = credentials.consumer(reference: anon) else {
-                ctx.error(500, "anonymous consumer \(anon) is configured but doesn't exist")
-                return
-            }
-            ctx.authenticate(consumer, credential: nil)
-            return
-        }
+        if let anon = anonymous { ctx.authenticateAnonymous(anon, credentials); return }
         ctx.responseHeaders.set("WWW-Authenticate", wwwAuthenticate)
         ctx.error(401, "Unauthorized")
     }

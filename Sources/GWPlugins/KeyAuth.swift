@@ -45,14 +45,7 @@ final class KeyAuth: PluginHandler {
         switch authenticate(ctx, request) {
         case nil: return
         case let (status, message)?:
-            if let anon = anonymous {
-                guard let consumer = credentials.consumer(reference: anon) else {
-                    ctx.error(500, "anonymous consumer \(anon) is configured but doesn't exist")
-                    return
-                }
-                ctx.authenticate(consumer, credential: nil)
-                return
-            }
+            if let anon = anonymous { ctx.authenticateAnonymous(anon, credentials); return }
             ctx.responseHeaders.set("WWW-Authenticate", wwwAuthenticate)
             ctx.error(status, message)
         }

@@ -180,6 +180,16 @@ public final class PluginContext {
         authenticated = true
     }
 
+    /// Kong's `anonymous` fallback of the auth plugins: the consumer named by id or username, without a
+    /// credential (X-Anonymous-Consumer: true), or 500 when it does not exist.
+    public func authenticateAnonymous(_ reference: String, _ credentials: Credentials) {
+        guard let c = credentials.consumer(reference: reference) else {
+            error(500, "anonymous consumer \(reference) is configured but doesn't exist")
+            return
+        }
+        authenticate(c, credential: nil)
+    }
+
     /// A consumer was authenticated in this request: the auth headers are written upstream.
     public private(set) var authenticated = false
 
