@@ -39,11 +39,12 @@ extension PluginContext {
     }
 
     /// True when the cached answer can be written as it is: no other plugin edits the response head
-    /// (no response header edits, no rate-limit headers, no header_filter / body_filter handler other
+    /// (no response header edits, no header_filter / body_filter handler other
     /// than proxy-cache's, which do nothing on a Hit) and the stored lines clash with no header the
-    /// Hit writes.
+    /// Hit writes. Rate-limit headers (typed) are written after X-Cache-Status, where the generic path
+    /// put them (their stored copies are never served, so no name clashes).
     public var cachedAnswerIsDirect: Bool {
-        guard let a = cachedAnswer, a.clashFree, responseHeaders.isEmpty, rateLimit.isEmpty else { return false }
+        guard let a = cachedAnswer, a.clashFree, responseHeaders.isEmpty else { return false }
         for i in 0 ..< collectedCount {
             let h = collected(i)
             if h is ProxyCache { continue }

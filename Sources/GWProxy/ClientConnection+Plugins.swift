@@ -165,7 +165,7 @@ extension ClientConnection {
     /// A proxy-cache Hit nothing else edits (`cachedAnswerIsDirect`), written as a generated exit would
     /// be after its edits, in one pass: status line, Date (unless stored), Connection, Content-Length,
     /// X-Kong-Response-Latency, Server (unless stored), X-Kong-Request-Id, X-Cache-Key, the stored lines,
-    /// Age, X-Cache-Status, then the body (one copy from the context's CacheBuffer). The plugins'
+    /// Age, X-Cache-Status, rate-limiting's typed headers, then the body (one copy from the context's CacheBuffer). The plugins'
     /// header_filter / body_filter are skipped: only proxy-cache's are collected, and they do nothing on
     /// a Hit.
     private func sendCachedAnswer(_ ctx: PluginContext) {
@@ -193,7 +193,15 @@ extension ClientConnection {
                 if a.writesKey { w.put("X-Cache-Key: "); w.put(ctx.cacheKeyHex); w.put("\r\n") }
                 w.put(a.headerLines)
                 if a.age >= 0 { w.put("Age: "); w.putDecimal(a.age); w.put("\r\n") }
-                w.put(a.writesStatus ? "X-Cache-Status: Hit\r\n\r\n" : "\r\n")
+                if a.writesStatus { w.put("X-Cache-Status: Hit\r\n") }
+                if !ctx.rateLimit.isEmpty {
+                    let r = ctx.rateLimit
+                    for k in 0 ..< r.headerCount {
+                        let (name, value) = r.header(k)
+                        w.put(name); w.put(": "); w.putDecimal(Int(value)); w.put("\r\n")
+                    }
+                }
+                w.put("\r\n")
             }
             if !isHEAD { out.append(contentsOf: a.body) }
         }

@@ -193,6 +193,8 @@ import CCrypto
         #expect(a.age == 3 && a.writesStatus && a.writesKey && a.storedDate && !a.storedServer)
         #expect(String(decoding: ctx.cacheKeyHex, as: UTF8.self) == key)
         #expect(ctx.cachedAnswerIsDirect)
+        ctx.rateLimit.add(period: 1, limit: 10, remaining: 9)
+        #expect(ctx.cachedAnswerIsDirect, "rate-limit headers are written by the direct path too")
         // Another plugin's response edit: the generic path, with the edits the Hit always produced.
         ctx.responseHeaders.set("X-Other", "1")
         #expect(!ctx.cachedAnswerIsDirect)
