@@ -148,6 +148,9 @@ public struct HeaderEdits {
     public mutating func set(rawName name: UnsafeRawBufferPointer, _ value: Int) {
         HeaderEdits.withDecimal(value) { edit(.set, name, $0) }
     }
+    /// Raw name and value (stored headers replayed as edits).
+    public mutating func set(rawName name: UnsafeRawBufferPointer, rawValue value: UnsafeRawBufferPointer) { edit(.set, name, value) }
+    public mutating func add(rawName name: UnsafeRawBufferPointer, rawValue value: UnsafeRawBufferPointer) { edit(.add, name, value) }
     /// A name given as bytes (precomputed by a plugin) with a decimal value.
     public mutating func set(nameBytes name: [UInt8], _ value: Int) {
         name.withUnsafeBytes { nb in HeaderEdits.withDecimal(value) { edit(.set, nb, $0) } }

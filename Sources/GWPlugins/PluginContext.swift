@@ -60,6 +60,8 @@ public final class PluginContext {
     /// A raw body (with `exitContentType`), for `exit`-style answers; empty with no message: no body.
     public private(set) var exitBody: [UInt8] = []
     public private(set) var exitContentType: String? = nil
+    /// proxy-cache's Hit, written by the data path (CachedAnswer.swift); nil otherwise.
+    public internal(set) var cachedAnswer: CachedAnswer? = nil
     /// Set when a handler failed; the message is for the error log.
     public private(set) var failure: String? = nil
 
@@ -104,7 +106,8 @@ public final class PluginContext {
 
     // MARK: proxy-cache per-request state (one instance can store per request: the collected one)
     var cacheKey = CacheKey(0, 0, 0, 0)
-    var cacheKeyHex: [UInt8] = []
+    /// The key as 64 lower-case hex digits (X-Cache-Key).
+    public internal(set) var cacheKeyHex: [UInt8] = []
     var cacheTTL: Int64 = 0
     /// The blob being captured for the store (bounded by the store's maximum entry size).
     var cacheCapture: [UInt8] = []
@@ -142,6 +145,7 @@ public final class PluginContext {
         if !uriCaptures.isEmpty { uriCaptures = [:] }   // usually the route decision's dictionary: drop the reference
         if exitStatus != 0 || failure != nil || servedFromCache {
             exitStatus = 0; exitMessage = nil; exitContentType = nil; failure = nil; servedFromCache = false
+            cachedAnswer = nil
             if !exitBody.isEmpty { exitBody.removeAll(keepingCapacity: true) }
         }
         collectedCount = 0
@@ -162,6 +166,9 @@ public final class PluginContext {
         exitBody.append(contentsOf: body)
         exitContentType = contentType
     }
+
+    func setExitStatus(_ status: Int) { exitStatus = status }
+    func setExitBody(_ body: UnsafeRawBufferPointer) { exitBody.append(contentsOf: body) }
 
     /// A handler failed: 500 "An unexpected error occurred" (unless an exit was already chosen).
     func fail(_ message: String) {

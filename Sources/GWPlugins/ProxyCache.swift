@@ -2,8 +2,9 @@
 // KONG-PLUGINS.md §5), priority 100. The cache is the node's shared-memory CacheStore: every worker
 // serves what any worker stored; it is bounded (proxy_cache_size) with LRU eviction.
 //   access        cacheable request? → key = sha256_hex("<prefix>|<METHOD>|<uri>|<params>|<headers>")
-//                 (Kong's cache_key.lua, including its request-line quirk) → Hit (exit with the stored
-//                 response), Miss / Refresh (proxy and store), Bypass.
+//                 (Kong's cache_key.lua, including its request-line quirk) → Hit (a typed exit, CachedAnswer:
+//                 the stored response as stored, written by the data path), Miss / Refresh (proxy and
+//                 store), Bypass.
 //   header_filter cacheable response? (status, Content-Type, Cache-Control, a Content-Length that fits
 //                 proxy_cache_max_entry_size) → capture; else Bypass.
 //   body_filter   copies the relayed body into the request's capture buffer; stores it at the end.
@@ -96,8 +97,9 @@ final class ProxyCache: PluginHandler {
         guard let store else { setStatus(ctx, "Bypass"); return }
         buildKey(ctx, request, methodName)
         let key = ctx.cacheKey
-        if showKey || ctx.flag(ProxyCache.debug) { ctx.responseHeaders.set("X-Cache-Key", String(decoding: ctx.cacheKeyHex, as: UTF8.self)) }
+        let debug = ctx.flag(ProxyCache.debug)
         guard let meta = store.lookup(key, now: ctx.now, into: ctx.cacheBuffer) else {
+            setKey(ctx, debug)
             if cacheControl && cc.onlyIfCached {
                 ctx.exit(504, body: EmptyCollection<UInt8>(), contentType: nil)
                 return
@@ -117,15 +119,23 @@ final class ProxyCache: PluginHandler {
         } else if age > cacheTTL {
             refresh = true
         }
-        guard let entry = CachedResponse(ctx.cacheBuffer.bytes) else { mark(ctx, ttl: 0, status: "Bypass"); return }
+        let blob = ctx.cacheBuffer.bytes
+        guard let entry = CachedResponse(blob) else { setKey(ctx, debug); mark(ctx, ttl: 0, status: "Bypass"); return }
         // Vary (fixed Kong gap): the stored variant must match this request's values.
-        if !entry.varyMatches(request.headers) { refresh = false; mark(ctx, ttl: 0, status: "Miss"); return }
-        if refresh { mark(ctx, ttl: 0, status: "Refresh"); return }
-        entry.addHeaders(to: &ctx.responseHeaders)
-        if showAge || ctx.flag(ProxyCache.debug) { ctx.responseHeaders.set("Age", Int(max(0, age))) }
-        setStatus(ctx, "Hit")
-        ctx.exit(entry.status, body: entry.body, contentType: nil)
-        ctx.servedFromCache = true
+        if !entry.varyMatches(blob, request.headers) { setKey(ctx, debug); mark(ctx, ttl: 0, status: "Miss"); return }
+        if refresh { setKey(ctx, debug); mark(ctx, ttl: 0, status: "Refresh"); return }
+        // Hit: a typed exit the data path writes as it is (X-Cache-Key, Age and X-Cache-Status included).
+        ctx.exitCached(CachedAnswer(status: entry.status, headerLines: UnsafeRawBufferPointer(rebasing: blob[entry.headers]),
+                                    body: UnsafeRawBufferPointer(rebasing: blob[entry.body]),
+                                    age: showAge || debug ? Int(max(0, age)) : -1, writesStatus: showStatus || debug,
+                                    writesKey: showKey || debug, storedDate: entry.flags & CachedResponse.hasDate != 0,
+                                    storedServer: entry.flags & CachedResponse.hasServer != 0,
+                                    clashFree: entry.flags & CachedResponse.clashes == 0))
+    }
+
+    /// X-Cache-Key on a response that is not a Hit (a Hit's answer carries it).
+    private func setKey(_ ctx: PluginContext, _ debug: Bool) {
+        if showKey || debug { ctx.responseHeaders.set("X-Cache-Key", bytes: ctx.cacheKeyHex) }
     }
 
     private func mark(_ ctx: PluginContext, ttl: Int64, status: String) {
@@ -133,9 +143,12 @@ final class ProxyCache: PluginHandler {
         setStatus(ctx, status)
     }
 
-    /// Kong's cache_key.lua: sha256_hex("<prefix>|<METHOD>|<uri>|<params>|<headers>").
+    /// Kong's cache_key.lua: sha256_hex("<prefix>|<METHOD>|<uri>|<params>|<headers>"). Built in the
+    /// context's scratch buffer, digest on the stack, hex into `cacheKeyHex`: no allocation once warm
+    /// (a query string or vary_headers still build small arrays).
     private func buildKey(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead, _ method: UnsafeBufferPointer<UInt8>) {
-        var s = ctx.scratch3
+        var s: [UInt8] = []
+        swap(&s, &ctx.scratch3)   // owned for the build: appends do not copy a shared buffer
         s.removeAll(keepingCapacity: true)
         if let c = ctx.consumer, let r = ctx.routeID { s.append(contentsOf: c.id.utf8); s.append(0x3A); s.append(contentsOf: r.utf8) }
         else if let r = ctx.routeID { s.append(contentsOf: r.utf8) } else { s.append(contentsOf: "default".utf8) }
@@ -144,23 +157,30 @@ final class ProxyCache: PluginHandler {
         let uriStart = s.count
         s.append(contentsOf: method); s.append(0x20)
         s.append(contentsOf: request.target[request.target.startIndex ..< request.target.startIndex + request.queryStart])
-        if request.queryBytes == nil { s.append(contentsOf: " HTTP/1.\(request.versionMinor)".utf8) }
+        if request.queryBytes == nil {
+            let v: StaticString = " HTTP/1."
+            s.append(contentsOf: UnsafeBufferPointer(start: v.utf8Start, count: v.utf8CodeUnitCount))
+            s.append(0x30 &+ UInt8(truncatingIfNeeded: request.versionMinor))
+        }
         if ignoreURICase { for i in uriStart ..< s.count { s[i] = (s[i] &- 0x41) < 26 ? s[i] | 0x20 : s[i] } }
         s.append(0x7C)
         appendArgs(&s, request.queryBytes)
         s.append(0x7C)
         appendHeaders(&s, request.headers)
-        var digest = [UInt8](repeating: 0, count: 32)
-        s.withUnsafeBytes { src in
-            digest.withUnsafeMutableBufferPointer { d in
-                _ = SHA256(src.baseAddress?.assumingMemoryBound(to: UInt8.self), src.count, d.baseAddress)
+        var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &digest) { d in
+            s.withUnsafeBytes { src in
+                gw_sha256(src.baseAddress?.assumingMemoryBound(to: UInt8.self), src.count, d.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            }
+            ctx.cacheKey = CacheKey(bytes: UnsafeRawBufferPointer(d))
+            ctx.cacheKeyHex.removeAll(keepingCapacity: true)
+            for b in d {
+                let h = b >> 4, l = b & 15
+                ctx.cacheKeyHex.append(h < 10 ? 0x30 &+ h : 0x57 &+ h)
+                ctx.cacheKeyHex.append(l < 10 ? 0x30 &+ l : 0x57 &+ l)
             }
         }
-        ctx.scratch3 = s
-        ctx.cacheKey = digest.withUnsafeBytes { CacheKey(bytes: $0) }
-        ctx.cacheKeyHex.removeAll(keepingCapacity: true)
-        let hex = Array("0123456789abcdef".utf8)
-        for b in digest { ctx.cacheKeyHex.append(hex[Int(b >> 4)]); ctx.cacheKeyHex.append(hex[Int(b & 15)]) }
+        swap(&s, &ctx.scratch3)
     }
 
     /// Query part of the key: every argument sorted by name (no vary_query_params), else the listed ones

@@ -39,7 +39,8 @@ extension ClientConnection {
     var responseLatencyMillis: Int { Int((Clock.monotonicMicros() - times.requestStartUs) / 1000) }
 
     /// Ends the exchange with a response written by `write(connection, keepAlive, into)`.
-    func sendGenerated(status st: Int, logStatus: Int?, close closeAfter: Bool,
+    /// `runsPlugins` false: the caller wrote the plugins' part itself (a direct proxy-cache Hit).
+    func sendGenerated(status st: Int, logStatus: Int?, close closeAfter: Bool, runsPlugins: Bool = true,
                        _ write: (ClientConnection, Bool, inout [UInt8]) -> Void) {
         guard fd >= 0 else { return }
         if !reqPhase.isActive { startRequestClock() }
@@ -52,7 +53,7 @@ extension ClientConnection {
         let keep = persistence.isKeepAlive
         let start = out.bytes.count
         write(self, keep, &out.bytes)
-        if plugins != nil { pluginsOnGenerated(status: st == 494 ? 400 : st, headStart: start) }
+        if runsPlugins && plugins != nil { pluginsOnGenerated(status: st == 494 ? 400 : st, headStart: start) }
         attempt.release(decision?.plan, latencyMicros: nil, outcome: nil)
         upstream?.abort()
         upstream = nil

@@ -139,6 +139,10 @@ extension ClientConnection {
             sendError(status: ctx.exitStatus, message: m, close: false, errorPage: false)
             return
         }
+        if ctx.cachedAnswer != nil {
+            if ctx.cachedAnswerIsDirect { sendCachedAnswer(ctx); return }
+            ctx.materializeCachedAnswer()   // other plugins edit the head: the generic path below
+        }
         sendGenerated(status: ctx.exitStatus, logStatus: nil, close: false) { c, keep, out in
             let isHEAD = c.parser?.head.method == .head
             HTTPWriter.appendStatusLine(status: ctx.exitStatus, into: &out)
@@ -153,6 +157,53 @@ extension ClientConnection {
             HTTPWriter.appendHeader("X-Kong-Request-Id", String(decoding: c.requestID, as: UTF8.self), into: &out)
             HTTPWriter.appendEndOfHead(into: &out)
             if !isHEAD { out.append(contentsOf: ctx.exitBody) }
+        }
+    }
+}
+
+extension ClientConnection {
+    /// A proxy-cache Hit nothing else edits (`cachedAnswerIsDirect`), written as a generated exit would
+    /// be after its edits, in one pass: status line, Date (unless stored), Connection, Content-Length,
+    /// X-Kong-Response-Latency, Server (unless stored), X-Kong-Request-Id, X-Cache-Key, the stored lines,
+    /// Age, X-Cache-Status, rate-limiting's typed headers, then the body (one copy from the context's CacheBuffer). The plugins'
+    /// header_filter / body_filter are skipped: only proxy-cache's are collected, and they do nothing on
+    /// a Hit.
+    private func sendCachedAnswer(_ ctx: PluginContext) {
+        guard let a = ctx.cachedAnswer else { return }
+        sendGenerated(status: a.status, logStatus: nil, close: false, runsPlugins: false) { c, keep, out in
+            let isHEAD = c.parser?.head.method == .head
+            let server = c.server
+            server.headScratch.write(appendingTo: &out) { w in
+                w.put("HTTP/1.1 ")
+                w.putDecimal(a.status)
+                w.put(0x20)
+                w.put(HTTPWriter.reasonPhrase(a.status))
+                w.put("\r\n")
+                if !a.storedDate { w.put("Date: "); w.put(server.httpDate()); w.put("\r\n") }
+                w.put(keep ? "Connection: keep-alive\r\nContent-Length: " : "Connection: close\r\nContent-Length: ")
+                w.putDecimal(a.body.count)
+                if server.settings.latencyTokens {
+                    w.put("\r\nX-Kong-Response-Latency: ")
+                    w.putDecimal(c.responseLatencyMillis)
+                }
+                if server.settings.serverTokens && !a.storedServer { w.put("\r\nServer: "); w.put(server.serverToken) }
+                w.put("\r\nX-Kong-Request-Id: ")
+                w.put(c.requestID)
+                w.put("\r\n")
+                if a.writesKey { w.put("X-Cache-Key: "); w.put(ctx.cacheKeyHex); w.put("\r\n") }
+                w.put(a.headerLines)
+                if a.age >= 0 { w.put("Age: "); w.putDecimal(a.age); w.put("\r\n") }
+                if a.writesStatus { w.put("X-Cache-Status: Hit\r\n") }
+                if !ctx.rateLimit.isEmpty {
+                    let r = ctx.rateLimit
+                    for k in 0 ..< r.headerCount {
+                        let (name, value) = r.header(k)
+                        w.put(name); w.put(": "); w.putDecimal(Int(value)); w.put("\r\n")
+                    }
+                }
+                w.put("\r\n")
+            }
+            if !isHEAD { out.append(contentsOf: a.body) }
         }
     }
 }

@@ -32,11 +32,15 @@ import CCrypto
         var body = "{\"ok\":true}"
     }
 
-    /// One request through the phases; returns the context (exit = served from cache).
+    /// One request through the phases; returns the context (exit = served from cache). A Hit's typed
+    /// answer is turned into edits and an exit body (what the generic data path does) unless `typed`.
     func exchange(_ set: PluginSet, _ req: HTTPRequestParser, _ resp: Response = Response(), now: Int64 = 1000,
-                  ctx: PluginContext = PluginContext(clientIP: "127.0.0.1")) -> PluginContext {
+                  ctx: PluginContext = PluginContext(clientIP: "127.0.0.1"), typed: Bool = false) -> PluginContext {
         run(set, req, now: now, ctx: ctx)
-        if ctx.exitStatus != 0 { return ctx }
+        if ctx.exitStatus != 0 {
+            if !typed { ctx.materializeCachedAnswer() }
+            return ctx
+        }
         var h = HTTPHeaders()
         for (n, v) in resp.headers { h.append(name: n, value: v) }
         if !resp.headers.contains(where: { $0.0.lowercased() == "content-length" }) { h.append(name: "Content-Length", value: String(resp.body.utf8.count)) }
@@ -152,15 +156,95 @@ import CCrypto
     }
 
     @Test func blobCodecRejectsGarbage() {
-        var h = HTTPHeaders(); h.append(name: "Content-Type", value: "text/plain"); h.append(name: "Connection", value: "close")
+        var h = HTTPHeaders()
+        h.append(name: "content-type", value: "text/plain"); h.append(name: "Connection", value: "close")
+        h.append(name: "Date", value: "d"); h.append(name: "X-RateLimit-Limit-Minute", value: "5")
         var blob: [UInt8] = []
         CachedResponse.beginEncoding(into: &blob, status: 200, headers: h, vary: [], request: HTTPHeaders(), bodyLength: 3)
         blob.append(contentsOf: "abc".utf8)
-        let r = CachedResponse(blob[...])
-        #expect(r?.status == 200 && r?.headers.count == 1 && r.map { Array($0.body) } == Array("abc".utf8))
-        for cut in 0 ..< blob.count { #expect(CachedResponse(blob[0 ..< cut]) == nil) }
+        blob.withUnsafeBytes { b in
+            let r = CachedResponse(b)
+            #expect(r?.status == 200 && r.map { Array(b[$0.body]) } == Array("abc".utf8))
+            #expect(r.map { String(decoding: b[$0.headers], as: UTF8.self) } == "Content-Type: text/plain\r\nDate: d\r\n")
+            #expect(r.map { String(decoding: b[$0.droppedHeaders], as: UTF8.self) } == "Connection: close\r\nX-RateLimit-Limit-Minute: 5\r\n")
+            #expect(r?.flags == CachedResponse.hasDate)
+            for cut in 0 ..< b.count { #expect(CachedResponse(UnsafeRawBufferPointer(rebasing: b[0 ..< cut])) == nil) }
+        }
         var wrong = blob; wrong.append(0)
-        #expect(CachedResponse(wrong[...]) == nil)
+        #expect(wrong.withUnsafeBytes { CachedResponse($0) } == nil)
+        var v1 = blob; v1[0] = 1
+        #expect(v1.withUnsafeBytes { CachedResponse($0) } == nil, "a version-1 entry (before a reload) is a miss")
+    }
+
+    @Test func hitIsATypedAnswer() throws {
+        let node = try Node()
+        let s = node.set([:])
+        let stored = Response(headers: [("Content-Type", "application/json"), ("Date", "Mon, 01 Jan 2024 00:00:00 GMT"),
+                                        ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("Keep-Alive", "timeout=5"),
+                                        ("RateLimit-Remaining", "3"), ("Retry-After", "1")])
+        let miss = exchange(s, get("/typed"), stored)
+        let key = miss.responseHeaders.value(of: "X-Cache-Key")
+        let ctx = exchange(s, get("/typed"), now: 1003, typed: true)
+        let a = try #require(ctx.cachedAnswer)
+        #expect(ctx.exitStatus == 200 && ctx.servedFromCache && ctx.exitBody.isEmpty && ctx.responseHeaders.isEmpty)
+        #expect(a.status == 200 && String(decoding: a.body, as: UTF8.self) == "{\"ok\":true}")
+        #expect(String(decoding: a.headerLines, as: UTF8.self) ==
+                "Content-Type: application/json\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n")
+        #expect(a.age == 3 && a.writesStatus && a.writesKey && a.storedDate && !a.storedServer)
+        #expect(String(decoding: ctx.cacheKeyHex, as: UTF8.self) == key)
+        #expect(ctx.cachedAnswerIsDirect)
+        ctx.rateLimit.add(period: 1, limit: 10, remaining: 9)
+        #expect(ctx.cachedAnswerIsDirect, "rate-limit headers are written by the direct path too")
+        // Another plugin's response edit: the generic path, with the edits the Hit always produced.
+        ctx.responseHeaders.set("X-Other", "1")
+        #expect(!ctx.cachedAnswerIsDirect)
+        ctx.materializeCachedAnswer()
+        #expect(ctx.cachedAnswer == nil && String(decoding: ctx.exitBody, as: UTF8.self) == "{\"ok\":true}")
+        #expect(ctx.responseHeaders.value(of: "X-Cache-Key") == key && ctx.responseHeaders.value(of: "Age") == "3")
+        #expect(ctx.responseHeaders.value(of: "X-Cache-Status") == "Hit" && ctx.responseHeaders.value(of: "Date") == "Mon, 01 Jan 2024 00:00:00 GMT")
+        var cookies: [String] = []
+        ctx.responseHeaders.forEachValue(of: Array("set-cookie".utf8), original: HTTPHeaders()) { cookies.append(String(decoding: $0, as: UTF8.self)); return true }
+        #expect(cookies == ["a=1", "b=2"])
+        for dropped in ["Keep-Alive", "RateLimit-Remaining", "Retry-After", "Content-Length"] {
+            #expect(ctx.responseHeaders.value(of: dropped) == nil, "\(dropped)")
+        }
+        // The next request on the context forgets the answer.
+        ctx.reset()
+        #expect(ctx.cachedAnswer == nil && ctx.exitStatus == 0)
+    }
+
+    @Test func storedHeaderClashingWithOursTakesTheGenericPath() throws {
+        let node = try Node()
+        let s = node.set([:])
+        _ = exchange(s, get("/age"), Response(headers: [("Content-Type", "application/json"), ("Age", "100")]))
+        let ctx = exchange(s, get("/age"), now: 1005, typed: true)
+        #expect(ctx.cachedAnswer != nil && !ctx.cachedAnswerIsDirect)
+        ctx.materializeCachedAnswer()
+        #expect(ctx.responseHeaders.value(of: "Age") == "5", "ours replaces the stored one, as before")
+    }
+
+    @Test func varyWithRepeatedRequestHeaders() throws {
+        let node = try Node()
+        let s = node.set([:])
+        let r = Response(headers: [("Content-Type", "text/plain"), ("Vary", "Accept-Encoding, X-Absent")], body: "v")
+        let two = [("Accept-Encoding", "gzip"), ("accept-encoding", "br")]
+        #expect(exchange(s, get("/vv", two), r).responseHeaders.value(of: "X-Cache-Status") == "Miss")
+        #expect(exchange(s, get("/vv", two), r).responseHeaders.value(of: "X-Cache-Status") == "Hit")
+        #expect(exchange(s, get("/vv", [("Accept-Encoding", "gzip")]), r).responseHeaders.value(of: "X-Cache-Status") == "Miss")
+        #expect(exchange(s, get("/vv", two + [("X-Absent", "1")]), r).responseHeaders.value(of: "X-Cache-Status") == "Miss")
+    }
+
+    @Test func adminEntryKeepsEveryStoredHeader() throws {
+        let node = try Node()
+        let s = node.set([:])
+        let miss = exchange(s, get("/adm"), Response(headers: [("Content-Type", "application/json"), ("X-RateLimit-Limit-Minute", "5")]))
+        let key = try #require(ProxyCacheAdmin.key(hex: miss.responseHeaders.value(of: "X-Cache-Key") ?? ""))
+        let cache = try #require((node.store as PluginSharedStore).cacheStore)
+        let e = try #require(ProxyCacheAdmin.entry(cache, key: key, now: 1001))
+        #expect(e["status"] == JSON(200) && e["body_len"] == JSON(11) && e["body"] == .string("{\"ok\":true}"))
+        let headers = e["headers"]?.objectValue ?? [:]
+        #expect(headers["Content-Type"] == .string("application/json") && headers["X-RateLimit-Limit-Minute"] == .string("5"))
+        #expect(headers["Content-Length"] == .string("11"))
     }
 }
 

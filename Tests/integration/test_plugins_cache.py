@@ -87,3 +87,35 @@ def test_invalid_configs_are_refused(gateway):
                 {"strategy": "memory", "request_method": ["DELETE"]}):
         s, b, _ = g.admin("POST", "/plugins", {"name": "proxy-cache", "config": cfg})
         assert s == 400, (cfg, b)
+
+
+def test_hit_carries_this_requests_rate_limit_headers(gateway, upstream):
+    """A Hit is written directly with rate-limiting's headers of this request (never the stored ones),
+    exactly one of each header, and a body the length of Content-Length."""
+    g = gateway(workers=1)
+    up = upstream("u")
+    add_route(g, up, "/rl")
+    assert g.admin("POST", "/plugins", {"name": "rate-limiting", "config": {"minute": 1000}})[0] == 201
+    assert g.admin("POST", "/plugins", {"name": "proxy-cache", "config": {
+        "content_type": ["application/json"], "strategy": "memory"}})[0] == 201
+    wait_until(lambda: raw_get(g, "/rl/anything")[1].get("x-cache-status") in ("Miss", "Hit"))
+    remaining = []
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", g.proxy_port), timeout=TIMEOUT)
+        s.sendall(b"GET /rl/anything HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+        s.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        names = [line.split(":", 1)[0].lower() for line in head.decode().split("\r\n")[1:]]
+        assert len(names) == len(set(names)) or names.count("set-cookie") > 1, names
+        hs = {line.split(":", 1)[0].lower(): line.split(":", 1)[1].strip() for line in head.decode().split("\r\n")[1:]}
+        assert hs["x-cache-status"] == "Hit" and int(hs["content-length"]) == len(body)
+        assert "date" in hs and hs["connection"] == "close" and "x-kong-request-id" in hs
+        remaining.append(int(hs["x-ratelimit-remaining-minute"]))
+        assert int(hs["ratelimit-remaining"]) == remaining[-1]
+    assert remaining[0] > remaining[1] > remaining[2]
