@@ -112,7 +112,10 @@ public final class PluginContext {
     /// The blob being captured for the store (bounded by the store's maximum entry size).
     var cacheCapture: [UInt8] = []
     /// Reused lookup buffer (grown once to the largest entry read).
-    let cacheBuffer = CacheBuffer(capacity: 16384)
+    private(set) var cacheBuffer = CacheBuffer(capacity: 16384)
+    /// Buffers grown past this by one large cached response are given back at the next reset, so an
+    /// idle keep-alive connection never holds up to `proxy_cache_max_entry_size` twice.
+    static let keptBufferBytes = 64 << 10
     // MARK: request-transformer per-request scratch (rendered values, query arguments)
     var xformValues: [UInt8] = []
     var xformEnds: [Int] = []
@@ -133,7 +136,14 @@ public final class PluginContext {
     }
 
     /// Forgets the previous request.
+    /// Gives back buffers one large response grew (called when an exchange ends).
+    public func releaseLargeBuffers() {
+        if cacheCapture.capacity > PluginContext.keptBufferBytes { cacheCapture = [] }
+        if cacheBuffer.capacity > PluginContext.keptBufferBytes { cacheBuffer = CacheBuffer(capacity: 16384) }
+    }
+
     public func reset() {
+        releaseLargeBuffers()
         routeID = nil; serviceID = nil
         if authenticated || consumer != nil { consumer = nil; credential = nil; authenticated = false }
         if !upstreamHeaders.isEmpty { upstreamHeaders.removeAll() }

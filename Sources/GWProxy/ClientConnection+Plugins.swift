@@ -96,6 +96,7 @@ extension ClientConnection {
         plugins = nil
         collectGlobalIfNeeded(ctx)
         PluginRuntime.log(ctx, status: status)
+        ctx.releaseLargeBuffers()   // an idle keep-alive connection keeps no large cache buffer
     }
 
     /// Response edits to apply to a proxied head (nil: none).
