@@ -116,9 +116,32 @@ extension AdminAPI {
             doc[f] = ["id": fid]
         }
         credentialFinish(kind, &doc, input: input, ttl: ttl)
+        if kind == .plugins { try checkPluginProtocols(doc) }
         let result = JSON.object(doc)
         try checkUnique(kind, result)
         return result
+    }
+
+    /// Kong's `check_protocols_match` (kong/db/dao/plugins.lua): a plugin's protocols must overlap its
+    /// route's, and, scoped to a service, those of at least one route of that service (a service without
+    /// routes accepts any).
+    func checkPluginProtocols(_ doc: JSONObject) throws(OpFailure) {
+        guard let protocols = doc["protocols"]?.arrayValue?.compactMap(\.stringValue) else { return }
+        let mine = Set(protocols)
+        func overlaps(_ route: JSON) -> Bool {
+            let theirs = route["protocols"]?.arrayValue?.compactMap(\.stringValue) ?? ["http", "https"]
+            return theirs.contains { mine.contains($0) }
+        }
+        if let rid = doc["route"]?["id"]?.stringValue, let route = store.get(.routes, id: rid), !overlaps(route) {
+            throw OpFailure(Kong.schemaViolation(field: "protocols", "must match the associated route's protocols"))
+        }
+        if let sid = doc["service"]?["id"]?.stringValue {
+            let routes = store.referencing(.routes, field: "service", id: sid)
+            if !routes.isEmpty && !routes.contains(where: overlaps) {
+                throw OpFailure(Kong.schemaViolation(field: "protocols",
+                                                     "must match the protocols of at least one route pointing to this Plugin's service"))
+            }
+        }
     }
 
     func checkUnique(_ kind: EntityKind, _ doc: JSON) throws(OpFailure) {
