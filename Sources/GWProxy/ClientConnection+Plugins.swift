@@ -195,13 +195,7 @@ extension ClientConnection {
                 w.put(a.headerLines)
                 if a.age >= 0 { w.put("Age: "); w.putDecimal(a.age); w.put("\r\n") }
                 if a.writesStatus { w.put("X-Cache-Status: Hit\r\n") }
-                if !ctx.rateLimit.isEmpty {
-                    let r = ctx.rateLimit
-                    for k in 0 ..< r.headerCount {
-                        let (name, value) = r.header(k)
-                        w.put(name); w.put(": "); w.putDecimal(Int(value)); w.put("\r\n")
-                    }
-                }
+                if !ctx.rateLimit.isEmpty { ctx.rateLimit.write(to: &w) }
                 w.put("\r\n")
             }
             if !isHEAD { out.append(contentsOf: a.body) }

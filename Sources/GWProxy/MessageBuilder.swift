@@ -216,16 +216,8 @@ extension ClientConnection {
         w.put(requestID)
         if authenticated, let ctx = edits {
             w.put("\r\n")
-            for k in 0 ..< PluginContext.authHeaderNames.count {
-                let name = PluginContext.authHeaderNames[k]
-                if let e = headerEdits {
-                    let raw = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
-                    if e.mayHide(raw), e.hides(raw) { continue }   // a later edit of that header wins
-                }
-                if let value = ctx.authHeaderValue(k) {
-                    w.put(name); w.put(": "); w.put(value); w.put("\r\n")
-                }
-            }
+            // One call writing every value in place (PluginContext.writeAuthHeaders).
+            ctx.writeAuthHeaders(to: &w, unless: headerEdits)
             if let e = headerEdits { putEdits(&w, e) }
             w.put(upgrade ? "Connection: Upgrade\r\n\r\n" : "Connection: keep-alive\r\n\r\n")
             return
@@ -297,7 +289,8 @@ extension ProxyServer {
             }
             if connectionListed && namedByConnection(response.head.headers, i) { continue }
             if let e = edits, e.drops(response.head.headers, i) { continue }
-            if let r = rateLimit, r.writes(UnsafeBufferPointer(rebasing: st[Int(f.nameStart) ..< Int(f.nameStart + f.nameLength)])) { continue }
+            if let r = rateLimit, f.nameLength > 0, RateLimitHeaders.mayWrite(st[Int(f.nameStart)], Int(f.nameLength)),
+               r.writes(UnsafeBufferPointer(rebasing: st[Int(f.nameStart) ..< Int(f.nameStart + f.nameLength)])) { continue }
             switch f.nameLength {
             case 17: if c.respBody == .dechunked && response.head.headers.nameEquals(at: i, "transfer-encoding") { continue }
             case 7: if !clientWantsTrailers && response.head.headers.nameEquals(at: i, "trailer") { continue }
@@ -344,12 +337,7 @@ extension ProxyServer {
             w.put("\r\n")
         }
         if let e = edits { putEdits(&w, e) }
-        if let r = rateLimit {
-            for k in 0 ..< r.headerCount {
-                let (name, value) = r.header(k)
-                w.put(name); w.put(": "); w.putDecimal(Int(value)); w.put("\r\n")
-            }
-        }
+        if let r = rateLimit { r.write(to: &w) }
         w.put("X-Kong-Request-Id: ")
         w.put(c.requestID)
         if upgrade {
