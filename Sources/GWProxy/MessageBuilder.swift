@@ -256,8 +256,10 @@ extension ProxyServer {
     /// (The response parser is passed rather than its head, which would be copied.)
     func buildClientResponseHead(_ c: ClientConnection, _ response: HTTPResponseParser, into out: inout [UInt8]) {
         let clientWantsTrailers = c.parser?.head.headers.hasToken("trailers", in: "te") ?? false
-        let edits = c.responseEdits?.responseHeaders   // copied out once (see writeUpstreamRequest)
-        let rateLimit = c.plugins.flatMap { $0.rateLimit.isEmpty ? nil : $0.rateLimit }
+        // The context is read once for both outputs; the edits are copied out once (see writeUpstreamRequest).
+        let ctx = c.plugins
+        let edits = ctx.flatMap { $0.responseHeaders.isEmpty ? nil : $0.responseHeaders }
+        let rateLimit = ctx.flatMap { $0.rateLimit.isEmpty ? nil : $0.rateLimit }
         let connectionListed = connectionNamesHeaders(response.head.headers)
         headScratch.write(appendingTo: &out) { w in
             // `response.head` is read in place throughout (binding or capturing it would copy it).
