@@ -212,15 +212,13 @@ public final class PluginContext {
     /// A consumer was authenticated in this request: the auth headers are written upstream.
     public private(set) var authenticated = false
 
-    /// Kong's auth header names, in the order they are written.
-    public static let authHeaderNames: [StaticString] = ["X-Consumer-ID", "X-Consumer-Custom-ID", "X-Consumer-Username",
-                                                         "X-Credential-Identifier", "X-Anonymous-Consumer"]
     private static let anonymousTrue: StaticString = "true"
     /// Number of auth headers (`authHeaderName(0 ..< authHeaderCount)`).
     public static let authHeaderCount = 5
 
-    /// Auth header name `k` (the order of `authHeaderNames`). A switch returning StaticString constants:
-    /// the hot path reads no static array (lazy-initialisation check, bounds check, retain) per header.
+    /// Kong's auth header names, in the order they are written (k = 0 ..< authHeaderCount). A switch
+    /// returning StaticString constants: the hot path reads no static array (lazy-initialisation check,
+    /// bounds check, retain) per header.
     @inline(__always) public static func authHeaderName(_ k: Int) -> StaticString {
         switch k {
         case 0: return "X-Consumer-ID"
@@ -251,19 +249,6 @@ public final class PluginContext {
         }
     }
 
-    /// The value of auth header `k` (index in `authHeaderNames`), nil when it is cleared.
-    @inline(__always) public func authHeaderValue(_ k: Int) -> [UInt8]? {
-        guard authenticated, let c = consumer else { return nil }
-        switch k {
-        case 0: return c.idBytes
-        case 1: return c.customIDBytes
-        case 2: return c.usernameBytes
-        case 3: return credential?.identifierBytes
-        default: return credential == nil ? PluginContext.trueBytes : nil
-        }
-    }
-    private static let trueBytes: [UInt8] = Array("true".utf8)
-
     /// Writes the auth headers (`Name: value\r\n` each, cleared ones left out) but those a set/remove
     /// entry of `edits` names (a later edit wins). One call from the request writer, values read in
     /// place: ~5 Optional array copies (retain + release each) less than `authHeaderValue` per header.
@@ -287,22 +272,6 @@ public final class PluginContext {
 
     @inline(__always) private static func putLine(_ w: inout HeadWriter, _ name: StaticString, _ value: borrowing [UInt8]) {
         w.put(name); w.put(": "); w.put(value); w.put("\r\n")
-    }
-
-    /// Calls `body` with the value of auth header `k` (index in `authHeaderNames`) when it has one.
-    @inline(__always) public func withAuthHeaderValue(_ k: Int, _ body: (UnsafeRawBufferPointer) -> Void) {
-        guard authenticated, let c = consumer else { return }
-        switch k {
-        case 0: c.idBytes.withUnsafeBytes(body)
-        case 1: c.customIDBytes?.withUnsafeBytes(body)
-        case 2: c.usernameBytes?.withUnsafeBytes(body)
-        case 3: credential?.identifierBytes.withUnsafeBytes(body)
-        default:
-            if credential == nil {
-                let t = PluginContext.anonymousTrue
-                body(UnsafeRawBufferPointer(start: t.utf8Start, count: t.utf8CodeUnitCount))
-            }
-        }
     }
 
     /// True when a request header with this name is one of the auth headers (case-insensitive).

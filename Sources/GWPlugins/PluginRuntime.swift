@@ -12,7 +12,8 @@ public enum PluginRuntime {
     @discardableResult
     public static func access(_ plan: PluginPlan, _ ctx: PluginContext, _ request: borrowing HTTPRequestHead) -> Bool {
         // The steps are read in place through a buffer pointer: copying a PlanStep out of the array
-        // retains and releases its name, handler and dictionary (measured with callgrind.py).
+        // retains and releases its name, handler and dictionary (callgrind.py --plugins key-auth,rate-limiting:
+        // this function's own instructions 230 -> 195 per request).
         plan.steps.withUnsafeBufferPointer { steps in
             for i in 0 ..< steps.count {
                 var h = steps[i].handler

@@ -30,19 +30,6 @@ enum FieldLookup: Equatable {
     case bare
 }
 
-/// Looks `name` up among the request headers; copies the value into `out` when found once.
-func lookupHeader(_ headers: borrowing HTTPHeaders, _ name: [UInt8], into out: inout [UInt8]) -> FieldLookup {
-    let found = findHeader(headers, name)
-    if found == -2 { return .many }
-    guard found >= 0 else { return .absent }
-    out.removeAll(keepingCapacity: true)
-    let f = headers.fields[found]
-    headers.storage.withUnsafeBufferPointer { st in
-        out.append(contentsOf: UnsafeBufferPointer(rebasing: st[Int(f.valueStart) ..< Int(f.valueStart + f.valueLength)]))
-    }
-    return .one
-}
-
 /// The index of the one request header named `name` (nginx's rules); -1 when absent, -2 when repeated.
 func findHeader(_ headers: borrowing HTTPHeaders, _ name: [UInt8]) -> Int {
     var found = -1
