@@ -11,15 +11,19 @@ public enum PluginRuntime {
     /// Runs the access phase. Returns true when the request was answered by a plugin (`ctx.exitStatus`).
     @discardableResult
     public static func access(_ plan: PluginPlan, _ ctx: PluginContext, _ request: borrowing HTTPRequestHead) -> Bool {
-        let steps = plan.steps
-        for i in 0 ..< steps.count {
-            var h = steps[i].handler
-            if let c = ctx.consumer, !steps[i].byConsumer.isEmpty, let hc = steps[i].byConsumer[c.id] { h = hc }
-            guard let h else { continue }
-            ctx.collect(h)
-            if ctx.exitStatus != 0 || !h.phases.contains(.access) { continue }
-            ctx.current = ctx.collectedCount - 1
-            do { try h.access(ctx, request) } catch { ctx.fail("\(h.entity.name) (\(h.entity.id)): \(error.message)") }
+        // The steps are read in place through a buffer pointer: copying a PlanStep out of the array
+        // retains and releases its name, handler and dictionary (callgrind.py --plugins key-auth,rate-limiting:
+        // this function's own instructions 230 -> 195 per request).
+        plan.steps.withUnsafeBufferPointer { steps in
+            for i in 0 ..< steps.count {
+                var h = steps[i].handler
+                if !steps[i].byConsumer.isEmpty, let c = ctx.consumer, let hc = steps[i].byConsumer[c.id] { h = hc }
+                guard let h else { continue }
+                ctx.collect(h)
+                if ctx.exitStatus != 0 || !h.phases.contains(.access) { continue }
+                ctx.current = ctx.collectedCount - 1
+                do throws(PluginError) { try h.access(ctx, request) } catch { ctx.fail("\(h.entity.name) (\(h.entity.id)): \(error.message)") }
+            }
         }
         return ctx.exitStatus != 0
     }

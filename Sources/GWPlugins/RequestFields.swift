@@ -30,8 +30,8 @@ enum FieldLookup: Equatable {
     case bare
 }
 
-/// Looks `name` up among the request headers; copies the value into `out` when found once.
-func lookupHeader(_ headers: borrowing HTTPHeaders, _ name: [UInt8], into out: inout [UInt8]) -> FieldLookup {
+/// The index of the one request header named `name` (nginx's rules); -1 when absent, -2 when repeated.
+func findHeader(_ headers: borrowing HTTPHeaders, _ name: [UInt8]) -> Int {
     var found = -1
     let n = Int32(name.count)
     let many: Bool = headers.storage.withUnsafeBufferPointer { st in
@@ -49,14 +49,7 @@ func lookupHeader(_ headers: borrowing HTTPHeaders, _ name: [UInt8], into out: i
             return false
         }
     }
-    if many { return .many }
-    guard found >= 0 else { return .absent }
-    out.removeAll(keepingCapacity: true)
-    let f = headers.fields[found]
-    headers.storage.withUnsafeBufferPointer { st in
-        out.append(contentsOf: UnsafeBufferPointer(rebasing: st[Int(f.valueStart) ..< Int(f.valueStart + f.valueLength)]))
-    }
-    return .one
+    return many ? -2 : found
 }
 
 @inline(__always) func hexNibble(_ c: UInt8) -> UInt8? {

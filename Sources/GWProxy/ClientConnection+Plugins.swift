@@ -42,7 +42,8 @@ extension ClientConnection {
         }
         ctx.now = Int64(Clock.wallSeconds())
         plugins = ctx
-        pluginGlobalPlan = set.globalPlan
+        // Usually the same plan as the previous exchange's: skip the release and retain.
+        if pluginGlobalPlan !== set.globalPlan { pluginGlobalPlan = set.globalPlan }
     }
 
     /// The route matched: plugins see its ids (also when the answer comes before access, e.g. 426).
@@ -75,7 +76,9 @@ extension ClientConnection {
 
     /// header_filter for a proxied response (the upstream's status and headers).
     @inline(__always) func pluginsHeaderFilter(_ response: HTTPResponseParser) {
-        guard let ctx = plugins, ctx.phases.contains(.headerFilter) else { return }
+        // The phase test reads through the optional without binding it (binding retains and releases
+        // the context on every response).
+        guard plugins?.phases.contains(.headerFilter) == true, let ctx = plugins else { return }
         ctx.materializeTypedHeaders()   // header_filter plugins see (and may change) every header edit
         if let rp = parser {
             PluginRuntime.headerFilter(ctx, rp.head, status: response.head.status, headers: response.head.headers)
@@ -86,7 +89,7 @@ extension ClientConnection {
 
     /// body_filter for one relayed piece of the response body (decoded: no chunk framing).
     @inline(__always) func pluginsBodyFilter(_ piece: UnsafeRawBufferPointer, last: Bool) {
-        guard let ctx = plugins, ctx.phases.contains(.bodyFilter) else { return }
+        guard plugins?.phases.contains(.bodyFilter) == true, let ctx = plugins else { return }
         PluginRuntime.bodyFilter(ctx, piece, last: last)
     }
 
@@ -97,12 +100,6 @@ extension ClientConnection {
         collectGlobalIfNeeded(ctx)
         PluginRuntime.log(ctx, status: status)
         ctx.releaseLargeBuffers()   // an idle keep-alive connection keeps no large cache buffer
-    }
-
-    /// Response edits to apply to a proxied head (nil: none).
-    @inline(__always) var responseEdits: PluginContext? {
-        guard let ctx = plugins, !ctx.responseHeaders.isEmpty else { return nil }
-        return ctx
     }
 
     /// Upstream request edits (headers, query, path, method) to apply to the request head (nil: none).
@@ -195,13 +192,7 @@ extension ClientConnection {
                 w.put(a.headerLines)
                 if a.age >= 0 { w.put("Age: "); w.putDecimal(a.age); w.put("\r\n") }
                 if a.writesStatus { w.put("X-Cache-Status: Hit\r\n") }
-                if !ctx.rateLimit.isEmpty {
-                    let r = ctx.rateLimit
-                    for k in 0 ..< r.headerCount {
-                        let (name, value) = r.header(k)
-                        w.put(name); w.put(": "); w.putDecimal(Int(value)); w.put("\r\n")
-                    }
-                }
+                if !ctx.rateLimit.isEmpty { ctx.rateLimit.write(to: &w) }
                 w.put("\r\n")
             }
             if !isHEAD { out.append(contentsOf: a.body) }

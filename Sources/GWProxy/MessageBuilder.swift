@@ -216,16 +216,8 @@ extension ClientConnection {
         w.put(requestID)
         if authenticated, let ctx = edits {
             w.put("\r\n")
-            for k in 0 ..< PluginContext.authHeaderNames.count {
-                let name = PluginContext.authHeaderNames[k]
-                if let e = headerEdits {
-                    let raw = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
-                    if e.mayHide(raw), e.hides(raw) { continue }   // a later edit of that header wins
-                }
-                if let value = ctx.authHeaderValue(k) {
-                    w.put(name); w.put(": "); w.put(value); w.put("\r\n")
-                }
-            }
+            // One call writing every value in place (PluginContext.writeAuthHeaders).
+            ctx.writeAuthHeaders(to: &w, unless: headerEdits)
             if let e = headerEdits { putEdits(&w, e) }
             w.put(upgrade ? "Connection: Upgrade\r\n\r\n" : "Connection: keep-alive\r\n\r\n")
             return
@@ -264,8 +256,10 @@ extension ProxyServer {
     /// (The response parser is passed rather than its head, which would be copied.)
     func buildClientResponseHead(_ c: ClientConnection, _ response: HTTPResponseParser, into out: inout [UInt8]) {
         let clientWantsTrailers = c.parser?.head.headers.hasToken("trailers", in: "te") ?? false
-        let edits = c.responseEdits?.responseHeaders   // copied out once (see writeUpstreamRequest)
-        let rateLimit = c.plugins.flatMap { $0.rateLimit.isEmpty ? nil : $0.rateLimit }
+        // The context is read once for both outputs; the edits are copied out once (see writeUpstreamRequest).
+        let ctx = c.plugins
+        let edits = ctx.flatMap { $0.responseHeaders.isEmpty ? nil : $0.responseHeaders }
+        let rateLimit = ctx.flatMap { $0.rateLimit.isEmpty ? nil : $0.rateLimit }
         let connectionListed = connectionNamesHeaders(response.head.headers)
         headScratch.write(appendingTo: &out) { w in
             // `response.head` is read in place throughout (binding or capturing it would copy it).
@@ -297,7 +291,8 @@ extension ProxyServer {
             }
             if connectionListed && namedByConnection(response.head.headers, i) { continue }
             if let e = edits, e.drops(response.head.headers, i) { continue }
-            if let r = rateLimit, r.writes(UnsafeBufferPointer(rebasing: st[Int(f.nameStart) ..< Int(f.nameStart + f.nameLength)])) { continue }
+            if let r = rateLimit, f.nameLength > 0, RateLimitHeaders.mayWrite(st[Int(f.nameStart)], Int(f.nameLength)),
+               r.writes(UnsafeBufferPointer(rebasing: st[Int(f.nameStart) ..< Int(f.nameStart + f.nameLength)])) { continue }
             switch f.nameLength {
             case 17: if c.respBody == .dechunked && response.head.headers.nameEquals(at: i, "transfer-encoding") { continue }
             case 7: if !clientWantsTrailers && response.head.headers.nameEquals(at: i, "trailer") { continue }
@@ -344,12 +339,7 @@ extension ProxyServer {
             w.put("\r\n")
         }
         if let e = edits { putEdits(&w, e) }
-        if let r = rateLimit {
-            for k in 0 ..< r.headerCount {
-                let (name, value) = r.header(k)
-                w.put(name); w.put(": "); w.putDecimal(Int(value)); w.put("\r\n")
-            }
-        }
+        if let r = rateLimit { r.write(to: &w) }
         w.put("X-Kong-Request-Id: ")
         w.put(c.requestID)
         if upgrade {

@@ -106,6 +106,10 @@ def main():
     ap.add_argument("--algorithm", default=None,
                     help="route through an upstream with this algorithm (one target, the bench upstream; "
                          "consistent-hashing hashes on ip) instead of a service URL")
+    ap.add_argument("--keep-debug", action="store_true",
+                    help="profile the binary as given, debug info included (for line-level figures: a build "
+                         "with DWARF 4, which valgrind 3.19 reads, e.g. swift build -c release --scratch-path "
+                         ".build-prof -Xswiftc -g -Xswiftc -dwarf-version=4; then callgrind_annotate --auto=yes)")
     args = ap.parse_args()
     args.gateway = os.path.abspath(args.gateway)
     os.makedirs(args.out, exist_ok=True)
@@ -122,9 +126,11 @@ def main():
         if args.mode == "callgrind":
             # valgrind 3.19 cannot read the DWARF 5 that swiftc emits: profile a copy without debug
             # info (the symbol table stays, so functions are still named).
-            nodebug = os.path.join(root, "gateway-nodebug")
-            subprocess.run(["strip", "--strip-debug", "-o", nodebug, args.gateway], check=True)
-            cmd[0] = nodebug
+            # (--keep-debug: a DWARF 4 build, profiled as is.)
+            if not args.keep_debug:
+                nodebug = os.path.join(root, "gateway-nodebug")
+                subprocess.run(["strip", "--strip-debug", "-o", nodebug, args.gateway], check=True)
+                cmd[0] = nodebug
             cmd = ["valgrind", "--tool=callgrind", "--trace-children=yes", "--compress-strings=no", "--compress-pos=no",
                    f"--callgrind-out-file={root}/callgrind.%p"] + cmd
         gw = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(f"{root}/gw.stderr", "w"),
