@@ -402,6 +402,10 @@ extension AdminAPI {
                 }
                 if !errs.isEmpty { e.set(["config", "origins"], .array(errs)) }
             }
+            if name == "proxy-cache", let dict = cfg["memory"]?["dictionary_name"]?.stringValue, dict != "kong_db_cache" {
+                // One node-wide store (proxy_cache_size); Kong answers an unknown dictionary the same way.
+                e.set(["config", "memory", "dictionary_name"], .string("missing shared dict '\(dict)'"))
+            }
             if name == "key-auth", cfg["key_in_body"]?.boolValue == true {
                 e.set(["config", "key_in_body"], .string("key_in_body is not supported by this gateway yet (keys are read from headers and the query string)"))
             }

@@ -22,4 +22,11 @@ import GWJSON
         #expect(h.req("PATCH", "/plugins/\(pid)", ["protocols": ["http"]]).0 == 400)
         #expect(h.store.count(.plugins) == 2)
     }
+
+    @Test func proxyCacheHasOneDictionary() throws {
+        let h = try Harness()
+        let r = h.req("POST", "/plugins", ["name": "proxy-cache", "config": ["strategy": "memory", "memory": ["dictionary_name": "other"]]])
+        #expect(r.0 == 400 && r.1["fields"]?["config"]?["memory"]?["dictionary_name"] == "missing shared dict 'other'")
+        #expect(h.req("POST", "/plugins", ["name": "proxy-cache", "config": ["strategy": "memory"]]).0 == 201)
+    }
 }
