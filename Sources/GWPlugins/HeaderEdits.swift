@@ -151,10 +151,6 @@ public struct HeaderEdits {
     /// Raw name and value (stored headers replayed as edits).
     public mutating func set(rawName name: UnsafeRawBufferPointer, rawValue value: UnsafeRawBufferPointer) { edit(.set, name, value) }
     public mutating func add(rawName name: UnsafeRawBufferPointer, rawValue value: UnsafeRawBufferPointer) { edit(.add, name, value) }
-    /// A name given as bytes (precomputed by a plugin) with a decimal value.
-    public mutating func set(nameBytes name: [UInt8], _ value: Int) {
-        name.withUnsafeBytes { nb in HeaderEdits.withDecimal(value) { edit(.set, nb, $0) } }
-    }
 
     private func withContiguous<V: Collection, R>(_ value: V, _ body: (UnsafeRawBufferPointer) -> R) -> R where V.Element == UInt8 {
         if let r = value.withContiguousStorageIfAvailable({ body(UnsafeRawBufferPointer($0)) }) { return r }

@@ -60,7 +60,7 @@ final class ProxyCache: PluginHandler {
         showKey = try rh?.bool("X-Cache-Key", true) ?? true
         let strategy = try c.string("strategy", "memory")
         guard strategy == "memory" else { throw PluginError("proxy-cache: strategy '\(strategy)' is not supported") }
-        pluginHash = Hash128(hi: fnv(entity.id.utf8, 0xcbf29ce484222325), lo: fnv(entity.id.utf8, 0x84222325cbf29ce4))
+        pluginHash = ProxyCacheAdmin.pluginHash(id: entity.id)
         store = (env.shared as? PluginSharedStore)?.cacheStore
         super.init(entity: entity, priority: ProxyCache.priority)
     }

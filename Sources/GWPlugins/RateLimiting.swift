@@ -24,11 +24,10 @@ public protocol PluginSharedStore: AnyObject {
     var cacheStore: CacheStore? { get }
 }
 
-/// Kong's windows: name, header suffix and length in seconds.
+/// Kong's windows: config name and length in seconds (header names: RateLimitHeaders).
 enum RateLimitPeriod: Int, CaseIterable {
     case second, minute, hour, day, month, year
     var name: String { ["second", "minute", "hour", "day", "month", "year"][rawValue] }
-    var title: String { ["Second", "Minute", "Hour", "Day", "Month", "Year"][rawValue] }
     /// Kong's `expiration` table (a month is 30 days, a year 365, for Reset and TTLs).
     var length: Int64 { [1, 60, 3600, 86400, 2_592_000, 31_536_000][rawValue] }
 

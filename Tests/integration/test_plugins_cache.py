@@ -8,8 +8,8 @@ import time
 from conftest import TIMEOUT, add_route, wait_until
 
 
-def raw_get(g, path, headers=None):
-    """One request on its own connection: (status, headers dict (lower-case names), body)."""
+def raw_exchange(g, path, headers=None):
+    """One request on its own connection (Connection: close): the whole response's bytes."""
     s = socket.create_connection(("127.0.0.1", g.proxy_port), timeout=TIMEOUT)
     h = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     s.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{h}\r\n".encode())
@@ -20,7 +20,12 @@ def raw_get(g, path, headers=None):
             break
         data += d
     s.close()
-    head, _, body = data.partition(b"\r\n\r\n")
+    return data
+
+
+def raw_get(g, path, headers=None):
+    """One request on its own connection: (status, headers dict (lower-case names), body)."""
+    head, _, body = raw_exchange(g, path, headers).partition(b"\r\n\r\n")
     lines = head.decode().split("\r\n")
     hs = {}
     for line in lines[1:]:
@@ -101,16 +106,7 @@ def test_hit_carries_this_requests_rate_limit_headers(gateway, upstream):
     wait_until(lambda: raw_get(g, "/rl/anything")[1].get("x-cache-status") in ("Miss", "Hit"))
     remaining = []
     for _ in range(3):
-        s = socket.create_connection(("127.0.0.1", g.proxy_port), timeout=TIMEOUT)
-        s.sendall(b"GET /rl/anything HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            data += d
-        s.close()
-        head, _, body = data.partition(b"\r\n\r\n")
+        head, _, body = raw_exchange(g, "/rl/anything").partition(b"\r\n\r\n")
         names = [line.split(":", 1)[0].lower() for line in head.decode().split("\r\n")[1:]]
         assert len(names) == len(set(names)) or names.count("set-cookie") > 1, names
         hs = {line.split(":", 1)[0].lower(): line.split(":", 1)[1].strip() for line in head.decode().split("\r\n")[1:]}
