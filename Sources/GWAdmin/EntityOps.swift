@@ -406,9 +406,6 @@ extension AdminAPI {
                 // One node-wide store (proxy_cache_size); Kong answers an unknown dictionary the same way.
                 e.set(["config", "memory", "dictionary_name"], .string("missing shared dict '\(dict)'"))
             }
-            if name == "key-auth", cfg["key_in_body"]?.boolValue == true {
-                e.set(["config", "key_in_body"], .string("key_in_body is not supported by this gateway yet (keys are read from headers and the query string)"))
-            }
             TransformerSchemas.check(name, cfg, &e)
         case .targets, .keyauthCredentials, .basicauthCredentials, .acls:
             break

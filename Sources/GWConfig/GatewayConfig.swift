@@ -40,6 +40,12 @@ public struct GatewayConfig: Sendable {
     public var largeClientHeaderBuffers: (count: Int, size: Int)
     public var clientHeaderTimeout: Int               // seconds
     public var clientBodyTimeout: Int                 // seconds
+    /// nginx client_body_buffer_size: a buffered request body is kept in memory up to this size, then
+    /// written to a temp file in <prefix>/client_body_temp; plugins read bodies that fit here.
+    public var clientBodyBufferSize: Int = 8192
+    /// The largest response body a plugin may hold to rewrite it (response-transformer JSON); larger
+    /// bodies are relayed untouched.
+    public var responseTransformerMaxBodySize: Int = 1 << 20
     public var keepaliveTimeout: Int                  // seconds
     public var keepaliveRequests: Int
     public var database: String                       // sqlite | off
@@ -89,6 +95,8 @@ public let configKeys: [(key: String, defaultValue: String)] = [
     ("large_client_header_buffers", "4 8k"),
     ("client_header_timeout", "60s"),
     ("client_body_timeout", "60s"),
+    ("client_body_buffer_size", "8k"),
+    ("response_transformer_max_body_size", "1m"),
     ("keepalive_timeout", "75s"),
     ("keepalive_requests", "10000"),
     ("database", "sqlite"),
@@ -112,6 +120,8 @@ private let aliases: [String: String] = [
     "nginx_main_daemon": "daemon",
     "nginx_http_client_max_body_size": "client_max_body_size",
     "nginx_proxy_client_max_body_size": "client_max_body_size",
+    "nginx_http_client_body_buffer_size": "client_body_buffer_size",
+    "nginx_proxy_client_body_buffer_size": "client_body_buffer_size",
     "nginx_http_client_header_buffer_size": "client_header_buffer_size",
     "nginx_http_large_client_header_buffers": "large_client_header_buffers",
     "nginx_http_keepalive_timeout": "keepalive_timeout",
@@ -298,6 +308,12 @@ public enum ConfigLoader {
             serverTokens: serverTokens, latencyTokens: latencyTokens,
             adminToken: token.isEmpty ? nil : token, errorDefaultType: edt,
             quitTimeout: try seconds("quit_timeout"), entries: entries)
+        let cbb = try size("client_body_buffer_size")
+        guard cbb >= 1 << 10, cbb <= 64 << 20 else { throw bad("client_body_buffer_size", "must be between 1k and 64m") }
+        cfg.clientBodyBufferSize = cbb
+        let rtMax = try size("response_transformer_max_body_size")
+        guard rtMax >= 1 << 10, rtMax <= 256 << 20 else { throw bad("response_transformer_max_body_size", "must be between 1k and 256m") }
+        cfg.responseTransformerMaxBodySize = rtMax
         let servers = v("dns_resolver").split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
         for e in servers {
             // ip, ip:port, [ipv6]:port or a bare IPv6 address (what c-ares' ares_set_servers_ports_csv takes).

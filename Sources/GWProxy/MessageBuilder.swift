@@ -2,7 +2,8 @@
 // §3.5): hop-by-hop headers dropped, X-Forwarded-*, X-Real-IP, Via, latency headers, Host per
 // preserve_host; then the plugins' header edits (PluginContext.upstreamHeaders / responseHeaders:
 // headers a set or remove entry names are left out, the set/add entries are written after ours) and
-// query replacement. Bodies are never touched here (they are relayed raw with their framing).
+// query replacement. Bodies are never touched here; a body sent with our own Content-Length
+// (ClientConnection+RequestBody) replaces the client's Content-Length / Transfer-Encoding.
 import GWHTTP
 import GWPlugins
 import GWSystem
@@ -123,6 +124,8 @@ extension ClientConnection {
         // Copied out once: reading the context's property per header would copy (retain) its buffers each time.
         let headerEdits = edits.flatMap { $0.upstreamHeaders.isEmpty ? nil : $0.upstreamHeaders }
         let authenticated = edits?.authenticated ?? false
+        // Our own Content-Length replaces the client's framing headers (ClientConnection+RequestBody).
+        let ownLength = ownBodyLength
         w.put(" HTTP/1.1\r\nHost: ")
         if let e = headerEdits, e.hiddenNames & HeaderEdits.hostBit != 0, let host = e.value(of: "host") {
             w.put(host)   // a plugin set the upstream Host (request-transformer replace.headers host:…)
@@ -133,6 +136,11 @@ extension ClientConnection {
             w.put(c.hostHeader)
         }
         w.put("\r\n")
+        if let n = ownLength {
+            w.put("Content-Length: ")
+            w.putDecimal(n)
+            w.put("\r\n")
+        }
         let upgrade = rp.head.isUpgrade
         var sawVia = false, sawXFF = false
         for i in 0..<rp.head.headers.count {
@@ -144,6 +152,8 @@ extension ClientConnection {
                 continue
             }
             if connectionListed && namedByConnection(rp.head.headers, i) { continue }
+            if ownLength != nil && ((f.nameLength == 14 && rp.head.headers.nameEquals(at: i, "content-length"))
+                || (f.nameLength == 17 && rp.head.headers.nameEquals(at: i, "transfer-encoding"))) { continue }
             if let e = headerEdits, e.drops(rp.head.headers, i) { continue }
             // The client's own X-Consumer-* / X-Credential-Identifier / X-Anonymous-Consumer never pass
             // once a consumer is authenticated (ours are written below).
@@ -294,13 +304,19 @@ extension ProxyServer {
             if let r = rateLimit, f.nameLength > 0, RateLimitHeaders.mayWrite(st[Int(f.nameStart)], Int(f.nameLength)),
                r.writes(UnsafeBufferPointer(rebasing: st[Int(f.nameStart) ..< Int(f.nameStart + f.nameLength)])) { continue }
             switch f.nameLength {
-            case 17: if c.respBody == .dechunked && response.head.headers.nameEquals(at: i, "transfer-encoding") { continue }
+            case 17: if (c.respBody == .dechunked || c.ownResponseLength != nil) && response.head.headers.nameEquals(at: i, "transfer-encoding") { continue }
+            case 14: if c.ownResponseLength != nil && response.head.headers.nameEquals(at: i, "content-length") { continue }
             case 7: if !clientWantsTrailers && response.head.headers.nameEquals(at: i, "trailer") { continue }
             case 6: if response.head.headers.nameEquals(at: i, "server") { hasServer = true }
             case 4: if response.head.headers.nameEquals(at: i, "date") { hasDate = true }
             default: break
             }
             w.putHeader(st, f)
+        }
+        if let n = c.ownResponseLength {
+            w.put("Content-Length: ")
+            w.putDecimal(n)
+            w.put("\r\n")
         }
         if !hasDate {
             w.put("Date: ")

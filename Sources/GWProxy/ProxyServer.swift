@@ -22,6 +22,12 @@ public struct ProxySettings: Sendable {
     public var clientHeaderTimeout: Int
     public var clientBodyTimeout: Int
     public var clientMaxBodySize: Int
+    /// client_body_buffer_size: a buffered request body stays in memory up to this size.
+    public var clientBodyBufferSize: Int
+    /// Where larger buffered bodies go (<prefix>/client_body_temp).
+    public var bodyTempDirectory: String
+    /// response_transformer_max_body_size: the bound of a held response body.
+    public var responseHoldLimit: Int
     public var errorDefaultType: String
     public var serverTokens: Bool
     public var latencyTokens: Bool
@@ -33,6 +39,9 @@ public struct ProxySettings: Sendable {
         clientHeaderTimeout = c.clientHeaderTimeout
         clientBodyTimeout = c.clientBodyTimeout
         clientMaxBodySize = c.clientMaxBodySize
+        clientBodyBufferSize = c.clientBodyBufferSize
+        bodyTempDirectory = c.resolve("client_body_temp")
+        responseHoldLimit = c.responseTransformerMaxBodySize
         errorDefaultType = c.errorDefaultType
         serverTokens = c.serverTokens
         latencyTokens = c.latencyTokens
@@ -58,6 +67,8 @@ public final class ProxyServer {
     /// Where request and response heads are assembled before one copy into the output buffer.
     let headScratch = HeadScratch(capacity: 128 * 1024)
     let pool: UpstreamPool
+    /// Buffers of request bodies read whole (RequestBodyBuffer.swift).
+    let bodyBufferPool: RequestBodyBufferPool
     let serverToken = "kong/3.10.0"
     let viaValue: String
     private(set) var config: RuntimeConfig?
@@ -91,6 +102,9 @@ public final class ProxyServer {
                                  maxRequests: config.upstreamKeepaliveMaxRequests,
                                  idleTimeoutSeconds: config.upstreamKeepaliveIdleTimeout)
         self.viaValue = "1.1 kong/3.10.0"
+        bodyBufferPool = RequestBodyBufferPool(memoryLimit: settings.clientBodyBufferSize,
+                                               tempDirectory: settings.bodyTempDirectory)
+        _ = mkdir(settings.bodyTempDirectory, 0o700)   // EEXIST is fine; a failure shows when a body needs it
         let path = config.resolve(config.proxyAccessLog)
         accessLogFile = path == "off" ? nil : try LogFile(path: path, bufferSize: 32 * 1024)
         var seed: UInt64 = 0
