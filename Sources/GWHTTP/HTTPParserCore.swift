@@ -11,6 +11,11 @@
 // CL/TE/Host, Transfer-Encoding other than exactly "chunked", HTTP version).
 // Error order: whichever violation comes first in the byte stream wins, however the input was split
 // (the field scan covers the complete lines before an llhttp error position).
+// Methods: llhttp 8.1 knows a fixed list; any other method token of nginx's alphabet ([A-Z_-]+, e.g.
+// QUERY) is read here (`readMethod`) and llhttp is restarted on a neutral "GET " in its place, so the rest
+// of the request line and the head are still llhttp's; the token is kept as `head.methodToken`.
+// The request-target may hold no control character, space or DEL (nginx since 1.21.1; llhttp 8.1 lets
+// HTAB and FF through).
 import CLLHTTP
 import Glibc
 
@@ -53,6 +58,9 @@ final class HTTPParserCore {
     var scanSawCR = false
     var scanHeadBytes = 0
     var scanDone = false
+    // a method token llhttp does not know, being read by readMethod (across execute calls)
+    var methodPending = false
+    var synthetic = false        // llhttp is fed the neutral "GET ": no message reset
 
     init(request: Bool, limits: HTTPParserLimits) {
         isRequest = request
@@ -93,7 +101,7 @@ final class HTTPParserCore {
     func reset() {
         llhttp_init(parser, isRequest ? HTTP_REQUEST : HTTP_RESPONSE, settings)
         parser.pointee.data = Unmanaged.passUnretained(self).toOpaque()
-        failure = nil; pendingError = nil; upgraded = false; responseToHEAD = false
+        failure = nil; pendingError = nil; upgraded = false; responseToHEAD = false; methodPending = false
         resetMessage()
     }
 
@@ -122,6 +130,13 @@ final class HTTPParserCore {
         if bytes.count == 0 && !wasPaused { return .needMore }
         let base0 = bytes.baseAddress ?? UnsafeRawPointer(HTTPParserCore.emptyByte)
         var offset = 0
+        if methodPending {
+            switch readMethod(base0, 0, bytes.count) {
+            case .more: return .needMore
+            case .fail(let e): return fail(e)
+            case .done(let next): offset = next
+            }
+        }
         while true {
             if wasPaused || llhttp_get_errno(parser) == HPE_PAUSED { llhttp_resume(parser) }
             wasPaused = false
@@ -144,6 +159,14 @@ final class HTTPParserCore {
                let e = scanFields(partialLine: rc != HPE_PAUSED) {
                 pendingError = nil
                 return fail(e)
+            }
+            if rc == HPE_INVALID_METHOD && isRequest && pendingError == nil {
+                methodPending = true
+                switch readMethod(base0, pos, bytes.count) {
+                case .more: return .needMore
+                case .fail(let e): return fail(e)
+                case .done(let next): offset = next; continue
+                }
             }
             if rc == HPE_OK {
                 if let e = pendingError { pendingError = nil; return fail(e) }
@@ -174,6 +197,46 @@ final class HTTPParserCore {
             return fail(mapError(rc))
         }
     }
+
+    enum MethodRead { case more, done(Int), fail(HTTPParseError) }
+
+    /// Reads a method token llhttp refused, from `from` in the caller's buffer: method bytes up to the
+    /// space ending it (the bytes llhttp saw are already in storage). Once complete, llhttp is restarted
+    /// with "GET " standing for it and the caller goes on at `.done(position after the space)`.
+    func readMethod(_ base: UnsafeRawPointer, _ from: Int, _ to: Int) -> MethodRead {
+        let p = base.assumingMemoryBound(to: UInt8.self)
+        var i = from
+        while i < to, HTTPParserCore.isMethodByte(p[i]) { i += 1 }
+        let end = i < to && p[i] == 0x20 ? i + 1 : i
+        if let e = scanHead(p + from, end - from) { return .fail(e) }   // request line length limit
+        if i == to { return .more }
+        if p[i] != 0x20 { return .fail(HTTPParseError(.badRequest, "Invalid method encountered")) }
+        // The token: the stored start line after any empty lines, up to the space just stored.
+        var s = 0
+        let n = head.headers.storage.count - 1
+        while s < n, head.headers.storage[s] == 0x0D || head.headers.storage[s] == 0x0A { s += 1 }
+        var k = s
+        while k < n, HTTPParserCore.isMethodByte(head.headers.storage[k]) { k += 1 }
+        if k == s || k != n { return .fail(HTTPParseError(.badRequest, "Invalid method encountered")) }
+        methodPending = false
+        head.methodToken = s ..< n
+        llhttp_init(parser, HTTP_REQUEST, settings)
+        parser.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        synthetic = true
+        let rc = llhttp_execute(parser, HTTPParserCore.neutralMethod, 4)
+        synthetic = false
+        if rc != HPE_OK { return .fail(HTTPParseError(.badRequest, "Invalid method encountered")) }
+        return .done(end)
+    }
+
+    nonisolated(unsafe) static let neutralMethod: UnsafeMutablePointer<CChar> = {
+        let p = UnsafeMutablePointer<CChar>.allocate(capacity: 4)
+        p[0] = 0x47; p[1] = 0x45; p[2] = 0x54; p[3] = 0x20   // "GET "
+        return p
+    }()
+
+    /// nginx's method alphabet (ngx_http_parse_request_line): A-Z, '_' and '-'.
+    @inline(__always) static func isMethodByte(_ c: UInt8) -> Bool { (c &- 0x41) < 26 || c == 0x5F || c == 0x2D }
 
     func resumeAfterUpgrade() {
         guard upgraded else { return }
@@ -267,6 +330,7 @@ final class HTTPParserCore {
     // MARK: callbacks
 
     func onMessageBegin() -> Int32 {
+        if synthetic { return 0 }   // the message began on the method token readMethod read
         let keepScan = (scanLine, scanLineLen, scanSawCR, scanHeadBytes, scanDone)
         resetMessage()
         // The scanner already ran over this buffer (it is reset when a message completes).
@@ -275,6 +339,13 @@ final class HTTPParserCore {
     }
 
     func onURL(_ at: UnsafePointer<CChar>?, _ n: Int) -> Int32 {
+        if let at {
+            let u = UnsafeRawPointer(at).assumingMemoryBound(to: UInt8.self)
+            for k in 0 ..< n where u[k] <= 0x20 || u[k] == 0x7F {
+                pendingError = HTTPParseError(.badRequest, "invalid character in request-target")
+                return HTTPParserCore.user
+            }
+        }
         head.target.append(contentsOf: UnsafeRawBufferPointer(start: at, count: n))
         return 0
     }
@@ -412,8 +483,13 @@ final class HTTPParserCore {
             head.contentLength = p.content_length > UInt64(Int.max) ? Int.max : Int(p.content_length)
         }
         if isRequest {
-            head.methodCode = p.method
-            head.method = HTTPMethod(llhttpCode: p.method)
+            if head.methodToken != nil {
+                head.methodCode = HTTPMethod.tokenCode
+                head.method = .other(HTTPMethod.tokenCode)
+            } else {
+                head.methodCode = p.method
+                head.method = HTTPMethod(llhttpCode: p.method)
+            }
             var q = 0
             while q < head.target.count, head.target[q] != 0x3F { q += 1 }
             head.queryStart = q

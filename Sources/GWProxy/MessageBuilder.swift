@@ -117,6 +117,7 @@ extension ClientConnection {
                                       _ d: RouteDecision, _ c: PeerChoice, _ connectionListed: Bool, _ serverTokens: Bool) {
         let edits = requestEdits
         if let m = edits?.upstreamMethod { w.put(m) }   // request-transformer http_method
+        else if let r = rp.head.methodToken { w.put(st.baseAddress! + r.lowerBound, r.count) }   // e.g. QUERY
         else if case .other = rp.head.method { w.put(rp.head.methodName) } else { w.put(rp.head.method.name) }
         w.put(0x20)
         if let e = edits, e.replacesPath || e.replacesQuery { putPath(&w, e) } else { w.put(upstreamPath) }
