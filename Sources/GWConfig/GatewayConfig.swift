@@ -66,6 +66,17 @@ public struct GatewayConfig: Sendable {
     }
 
     public var pidFile: String { resolve("pids/gateway.pid") }
+    /// The running node's configuration (Kong's `<prefix>/.kong_env`): written by the master at start and
+    /// after each reload, read by the CLI commands that act on a running node (`health`, `stop`, …).
+    public var runningConfigFile: String { resolve("run/running.conf") }
+
+    /// `key = value` lines of the effective configuration (`entries`: admin_token left out), loadable
+    /// with `ConfigLoader.load(path:environment: [:])`.
+    public var savedText: String {
+        var s = "# the configuration this node runs with (written at start and reload)\n"
+        for (k, v) in entries { s += "\(k) = \(k == "prefix" ? prefix : v)\n" }
+        return s
+    }
     public var databaseFile: String { resolve("gateway.db") }
 }
 
