@@ -339,12 +339,16 @@ final class HTTPParserCore {
     }
 
     func onURL(_ at: UnsafePointer<CChar>?, _ n: Int) -> Int32 {
-        if let at {
-            let u = UnsafeRawPointer(at).assumingMemoryBound(to: UInt8.self)
-            for k in 0 ..< n where u[k] <= 0x20 || u[k] == 0x7F {
-                pendingError = HTTPParseError(.badRequest, "invalid character in request-target")
-                return HTTPParserCore.user
-            }
+        if n > 0, let at {
+            var p = UnsafeRawPointer(at).assumingMemoryBound(to: UInt8.self)
+            let end = p + n
+            repeat {
+                if p.pointee <= 0x20 || p.pointee == 0x7F {
+                    pendingError = HTTPParseError(.badRequest, "invalid character in request-target")
+                    return HTTPParserCore.user
+                }
+                p += 1
+            } while p < end
         }
         head.target.append(contentsOf: UnsafeRawBufferPointer(start: at, count: n))
         return 0
@@ -416,6 +420,7 @@ final class HTTPParserCore {
         while vs < ve && (b[vs] == 0x20 || b[vs] == 0x09) { vs += 1 }
         while ve > vs && (b[ve - 1] == 0x20 || b[ve - 1] == 0x09) { ve -= 1 }
         let nameLen = colon - start
+        if isRequest && limits.dropUnderscoreNames && memchr(b + start, 0x5F, nameLen) != nil { return nil }
         let kind: UInt8
         switch nameLen {
         case 4 where HTTPParserCore.asciiEqualsLower(b + start, "host"): kind = 1

@@ -364,6 +364,9 @@ public struct HTTPParserLimits: Sendable {
     public var maxHeaderCount: Int
     /// client_max_body_size in bytes; 0 = unlimited → 413 when exceeded.
     public var maxBodySize: Int
+    /// nginx `underscores_in_headers off`: request header lines whose name has a `_` are ignored (not in
+    /// `head.headers`: neither the router, the plugins nor the upstream see them).
+    public var dropUnderscoreNames = false
 
     public init(maxRequestLineLength: Int = 8192, maxHeaderLineLength: Int = 8192, maxHeadBytes: Int = 32768,
                 maxHeaderCount: Int = 1000, maxBodySize: Int = 0) {

@@ -52,3 +52,12 @@ func requestLineParsing(_ c: RequestCase) {
     #expect(p.head.methodName == "QUERY")
     #expect(p.head.targetString == "/q")
 }
+
+@Test func underscoreNamesDroppedWhenAsked() {
+    var limits = HTTPParserLimits()
+    let input = "GET / HTTP/1.1\r\nHost: h\r\nX_A: 1\r\nTransfer_Encoding: chunked\r\nX-B: 2\r\n\r\n"
+    #expect(allSplits(input) { transcript(request: $0, limits: limits) }
+            == [["head GET / 1.1 [Host=h] [X_A=1] [Transfer_Encoding=chunked] [X-B=2]", "end"]])
+    limits.dropUnderscoreNames = true
+    #expect(allSplits(input) { transcript(request: $0, limits: limits) } == [["head GET / 1.1 [Host=h] [X-B=2]", "end"]])
+}

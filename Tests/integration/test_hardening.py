@@ -135,3 +135,143 @@ def test_admin_answers_token_methods_with_405(gateway):
     for m in (b"QUERY", b"PURGE", b"PROPFIND"):
         st, body = admin_raw(g, m + b" /services HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
         assert (st, json.loads(body)) == (405, {"message": "Method not allowed"}), m
+
+
+# Defect 9 ------------------------------------------------------------------------------------------
+def key_auth_underscore(g, up):
+    add_route(g, up, "/k")
+    assert g.admin("POST", "/plugins", {"name": "key-auth", "config": {"key_names": ["api_key"]}})[0] == 201
+    assert g.admin("POST", "/consumers", {"username": "bob"})[0] == 201
+    assert g.admin("POST", "/consumers/bob/key-auth", {"key": "kong"})[0] == 201
+    wait_until(lambda: raw_request(g, b"GET /k HTTP/1.1\r\nHost: h\r\n\r\n")[0] == 401, what="key-auth in force")
+
+
+def test_underscore_headers_forwarded_by_default_as_kong(gateway, raw_upstream):
+    # Kong's nginx template sets `underscores_in_headers on` (kong/templates/nginx_kong.lua); its key-auth
+    # spec authenticates with an `api_key` header ("underscores or hyphens in key headers").
+    g = gateway(workers=1)
+    up = echo_upstream(raw_upstream)
+    key_auth_underscore(g, up)
+    st, _, body = raw_request(g, b"GET /k HTTP/1.1\r\nHost: h\r\napi_key: kong\r\nX_Custom_H: 1\r\n\r\n")
+    assert st == 200
+    assert lines(body, "X_Custom_H") == ["1"]
+
+
+def test_underscore_headers_dropped_when_off(gateway, raw_upstream):
+    g = gateway(workers=1, nginx_proxy_underscores_in_headers="off")
+    up = echo_upstream(raw_upstream)
+    key_auth_underscore(g, up)
+    # The plugin does not see the dropped line: no key found.
+    st, _, body = raw_request(g, b"GET /k HTTP/1.1\r\nHost: h\r\napi_key: kong\r\n\r\n")
+    assert st == 401 and json.loads(body)["message"] == "No API key found in request"
+    st, _, body = raw_request(g, b"GET /k?api_key=kong HTTP/1.1\r\nHost: h\r\nX_Custom_H: 1\r\n"
+                                 b"Transfer_Encoding: chunked\r\nX-Ok: 2\r\n\r\n")
+    assert st == 200
+    assert lines(body, "X_Custom_H") == [] and lines(body, "Transfer_Encoding") == [] and lines(body, "X-Ok") == ["2"]
+
+
+# Defect 1 ------------------------------------------------------------------------------------------
+CLIENT_FORWARDED = (b"X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.example\r\n"
+                    b"X-Forwarded-Port: 80\r\nX-Forwarded-Path: /evil\r\nX-Forwarded-Prefix: /evilprefix\r\n"
+                    b"X-Real-IP: 6.6.6.6\r\n")
+FORWARDED = ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Path",
+             "X-Forwarded-Prefix", "X-Real-IP")
+
+
+def forwarded(body):
+    got = {}
+    for n in FORWARDED:
+        v = lines(body, n)
+        assert len(v) <= 1, (n, v)   # never two lines
+        got[n] = v[0] if v else None
+    return got
+
+
+def test_forwarded_headers_of_an_untrusted_client_are_replaced(gateway, raw_upstream):
+    g = gateway(workers=1)
+    up = echo_upstream(raw_upstream)
+    add_route(g, up, "/f")
+    st, _, body = raw_request(g, b"GET /f/x?q=1 HTTP/1.1\r\nHost: Gw.Example:123\r\n" + CLIENT_FORWARDED + b"\r\n")
+    assert st == 200
+    assert forwarded(body) == {
+        "X-Forwarded-For": "10.0.0.1, 127.0.0.1", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "gw.example",
+        "X-Forwarded-Port": str(g.proxy_port), "X-Forwarded-Path": "/f/x", "X-Forwarded-Prefix": "/f",
+        "X-Real-IP": "127.0.0.1"}
+
+
+def test_forwarded_headers_of_a_trusted_client_are_kept(gateway, raw_upstream):
+    g = gateway(workers=1, trusted_ips="10.9.9.9/32, 127.0.0.0/8")
+    up = echo_upstream(raw_upstream)
+    add_route(g, up, "/f")
+    st, _, body = raw_request(g, b"GET /f/x HTTP/1.1\r\nHost: gw.example\r\n" + CLIENT_FORWARDED + b"\r\n")
+    assert st == 200
+    assert forwarded(body) == {
+        "X-Forwarded-For": "10.0.0.1, 127.0.0.1", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-Port": "80", "X-Forwarded-Path": "/evil", "X-Forwarded-Prefix": "/evilprefix",
+        "X-Real-IP": "6.6.6.6"}
+    # Absent headers are the gateway's; without X-Forwarded-For the realip address starts it.
+    st, _, body = raw_request(g, b"GET /f/x HTTP/1.1\r\nHost: gw.example\r\nX-Real-IP: 7.7.7.7\r\n\r\n")
+    assert forwarded(body) == {
+        "X-Forwarded-For": "7.7.7.7", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "gw.example",
+        "X-Forwarded-Port": str(g.proxy_port), "X-Forwarded-Path": "/f/x", "X-Forwarded-Prefix": "/f",
+        "X-Real-IP": "7.7.7.7"}
+    # An unparsable X-Real-IP leaves the peer as the client.
+    st, _, body = raw_request(g, b"GET /f/x HTTP/1.1\r\nHost: gw.example\r\nX-Real-IP: nope\r\n\r\n")
+    assert forwarded(body)["X-Real-IP"] == "127.0.0.1"
+
+
+def test_real_ip_header_x_forwarded_for(gateway, raw_upstream):
+    xff = b"X-Forwarded-For: 1.1.1.1, 10.0.0.5\r\nX-Forwarded-For: 10.0.0.6\r\n"
+    g = gateway(workers=1, trusted_ips="127.0.0.1,10.0.0.0/8", real_ip_header="X-Forwarded-For")
+    up = echo_upstream(raw_upstream)
+    add_route(g, up, "/f")
+    st, _, body = raw_request(g, b"GET /f HTTP/1.1\r\nHost: h\r\n" + xff + b"\r\n")
+    got = forwarded(body)
+    assert got["X-Real-IP"] == "10.0.0.6"          # real_ip_recursive off: the last address
+    assert got["X-Forwarded-For"] == "1.1.1.1, 10.0.0.5, 10.0.0.6, 127.0.0.1"
+    g2 = gateway(workers=1, trusted_ips="127.0.0.1,10.0.0.0/8", real_ip_header="X-Forwarded-For",
+                 real_ip_recursive="on")
+    add_route(g2, up, "/f")
+    st, _, body = raw_request(g2, b"GET /f HTTP/1.1\r\nHost: h\r\n" + xff + b"\r\n")
+    assert forwarded(body)["X-Real-IP"] == "1.1.1.1"   # recursive: the last untrusted address
+
+
+def test_trusted_forwarded_proto_https_passes_an_https_only_route(gateway, raw_upstream):
+    up = echo_upstream(raw_upstream)
+    for trusted, expect in (("", 426), ("127.0.0.1", 200)):
+        g = gateway(workers=1, trusted_ips=trusted)
+        st, b, _ = g.admin("POST", "/services", {"name": "s", "url": f"http://{up.address}"})
+        assert st == 201, b
+        st, b, _ = g.admin("POST", "/services/s/routes", {"paths": ["/tls"], "protocols": ["https"]})
+        assert st == 201, b
+        wait_until(lambda: raw_request(g, b"GET /tls HTTP/1.1\r\nHost: h\r\n\r\n")[0] == 426, what="route live")
+        st, _, _ = raw_request(g, b"GET /tls HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: https\r\n\r\n")
+        assert st == expect, trusted
+
+
+def test_request_transformer_cannot_duplicate_forwarded_headers(gateway, raw_upstream):
+    # Kong writes these with proxy_set_header: one line, the gateway's value (request-transformer's
+    # documented limit); the plugin's other edits apply.
+    g = gateway(workers=1)
+    up = echo_upstream(raw_upstream)
+    add_route(g, up, "/rt")
+    st, b, _ = g.admin("POST", "/plugins", {"name": "request-transformer", "config": {
+        "add": {"headers": ["X-Forwarded-For:1.2.3.4", "X-Real-IP:5.5.5.5", "X-Extra:1"]},
+        "replace": {"headers": ["X-Forwarded-Port:1"]}, "append": {"headers": ["X-Forwarded-Proto:https"]}}})
+    assert st == 201, b
+    wait_until(lambda: lines(raw_request(g, b"GET /rt HTTP/1.1\r\nHost: h\r\n\r\n")[2], "X-Extra") == ["1"],
+               what="plugin in force")
+    st, _, body = raw_request(g, b"GET /rt HTTP/1.1\r\nHost: h\r\nX-Forwarded-Port: 9\r\n\r\n")
+    got = forwarded(body)
+    assert (got["X-Forwarded-For"], got["X-Real-IP"], got["X-Forwarded-Port"], got["X-Forwarded-Proto"]) == \
+        ("127.0.0.1", "127.0.0.1", str(g.proxy_port), "http")
+
+
+def test_bad_trusted_ips_refuses_to_start(gateway):
+    g = gateway(workers=1, start=False, trusted_ips="10.0.0.0/8,not-an-ip")
+    r = g.cli("start", "-c", g.conf, "-p", g.prefix)
+    assert r.returncode != 0
+    assert "trusted_ips must be a comma separated list in the form of IPv4 or IPv6 address or CIDR block " \
+           "or 'unix:', got 'not-an-ip'" in r.stderr
+    g = gateway(workers=1, start=False, real_ip_header="proxy_protocol")
+    assert g.cli("start", "-c", g.conf, "-p", g.prefix).returncode != 0
