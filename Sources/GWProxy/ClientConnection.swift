@@ -273,6 +273,7 @@ final class ClientConnection {
     private func beginRequest() {
         server.refreshConfigurationIfStale()
         startRequestClock()
+        if peerTrusted, let ctx = plugins, let rp = parser { pluginsClientIP(ctx, rp) }
         requestsOnConnection += 1
         timer.stop()
         timerKind = .none

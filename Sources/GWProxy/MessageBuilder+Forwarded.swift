@@ -7,6 +7,7 @@
 // realip finds in `real_ip_header`; X-Forwarded-For appends the connection's own address.
 // Invariant: no allocation; the realip address is a stack SocketAddress written with writeIP.
 import GWHTTP
+import GWPlugins
 import GWSystem
 
 extension ClientConnection {
@@ -39,6 +40,16 @@ extension ClientConnection {
                 return found ?? peer
             }
         }
+    }
+
+    /// Plugins see the realip address as the client's (rate-limiting's `ip` identifier): written on the stack,
+    /// an IPv4 text is a small String (no allocation).
+    func pluginsClientIP(_ ctx: PluginContext, _ rp: HTTPRequestParser) {
+        let a = realRemoteAddress(rp)
+        let ip = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: SocketAddress.maxIPLength) { buf in
+            String(decoding: UnsafeBufferPointer(start: buf.baseAddress!, count: a.writeIP(to: buf.baseAddress!)), as: UTF8.self)
+        }
+        ctx.setClientIP(ip)
     }
 
     /// The client's X-Forwarded-Proto is `https` (trusted peer): an https-only route is served (Kong's

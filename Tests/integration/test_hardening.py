@@ -275,3 +275,20 @@ def test_bad_trusted_ips_refuses_to_start(gateway):
            "or 'unix:', got 'not-an-ip'" in r.stderr
     g = gateway(workers=1, start=False, real_ip_header="proxy_protocol")
     assert g.cli("start", "-c", g.conf, "-p", g.prefix).returncode != 0
+
+
+def test_rate_limiting_by_ip_uses_the_realip_address(gateway, raw_upstream):
+    # kong.client.get_forwarded_ip() is $remote_addr after realip: behind a trusted balancer each client
+    # has its own counter.
+    g = gateway(workers=1, trusted_ips="127.0.0.1")
+    up = echo_upstream(raw_upstream)
+    add_route(g, up, "/rl")
+    st, b, _ = g.admin("POST", "/plugins", {"name": "rate-limiting", "config": {"hour": 1, "limit_by": "ip",
+                                                                                "policy": "local"}})
+    assert st == 201, b
+
+    def get(ip):
+        return raw_request(g, b"GET /rl HTTP/1.1\r\nHost: h\r\nX-Real-IP: " + ip + b"\r\n\r\n")[0]
+    wait_until(lambda: get(b"1.1.1.1") == 429, what="limit of 1.1.1.1 reached")
+    assert get(b"2.2.2.2") == 200
+    assert get(b"2.2.2.2") == 429
