@@ -261,6 +261,13 @@ enum Schema {
             if case .object(let o) = v { return .object(coerceRecord(o, sub)) }
         case .foreign:
             if case .string(let s) = v { return UUID4.isValid(s) ? ["id": .string(s)] : ["name": .string(s)] }
+            if case .object(let o) = v {
+                // `service.name=` in a form is null, as every empty form value (Kong's spec expects
+                // `service.id: missing primary key` for it, as for JSON null).
+                var out = JSONObject()
+                for (k, e) in o { if case .string(let s) = e, s.isEmpty { out[k] = .null } else { out[k] = e } }
+                return .object(out)
+            }
         case .string: break
         }
         return v

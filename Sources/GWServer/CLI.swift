@@ -146,7 +146,9 @@ public enum CLI {
         let base = try loadConfig(o)
         guard let pid = ProcessControl.readPid(base.pidFile), ProcessControl.isAlive(pid),
               ProcessControl.fileExists(base.runningConfigFile) else { return base }
-        return try ConfigLoader.load(path: base.runningConfigFile, overrides: ["prefix": base.prefix], environment: [:])
+        // A file this binary cannot read (written by another version): the configuration found here.
+        return (try? ConfigLoader.load(path: base.runningConfigFile, overrides: ["prefix": base.prefix],
+                                       environment: [:])) ?? base
     }
 
     static func check(_ o: Options) -> Int32 {

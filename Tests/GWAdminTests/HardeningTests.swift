@@ -43,6 +43,8 @@ private let protocolsMsg = "expected one of: grpc, grpcs, http, https, tcp, tls,
         #expect(r.0 == 400 && r.1 == expected)
         r = h.req("POST", "/routes", ["methods": ["GET"], "service": ["name": .null]])
         #expect(r.0 == 400 && r.1 == expected)
+        r = h.form("POST", "/routes", "methods=GET&service.name=")
+        #expect(r.0 == 400 && r.1 == expected)
     }
 
     @Test func invalidValueInsideReference() throws {
