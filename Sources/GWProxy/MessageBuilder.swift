@@ -24,9 +24,8 @@ private func skipRequestHeader(_ h: HTTPHeaders, _ i: Int, upgrade: Bool) -> Boo
     case 10: return h.nameEquals(at: i, "connection") || h.nameEquals(at: i, "keep-alive")
     case 15: return h.nameEquals(at: i, "x-forwarded-for")
     case 16: return h.nameEquals(at: i, "x-forwarded-host") || h.nameEquals(at: i, "x-forwarded-path")
-        || h.nameEquals(at: i, "x-forwarded-port")
-        || h.nameEquals(at: i, "proxy-connection") || h.nameEquals(at: i, "x-kong-request-id")
-    case 17: return h.nameEquals(at: i, "x-forwarded-proto")
+        || h.nameEquals(at: i, "x-forwarded-port") || h.nameEquals(at: i, "proxy-connection")
+    case 17: return h.nameEquals(at: i, "x-forwarded-proto") || h.nameEquals(at: i, "x-kong-request-id")
     case 18: return h.nameEquals(at: i, "x-forwarded-prefix")
     default: return false
     }

@@ -191,8 +191,11 @@ def test_forwarded_headers_of_an_untrusted_client_are_replaced(gateway, raw_upst
     g = gateway(workers=1)
     up = echo_upstream(raw_upstream)
     add_route(g, up, "/f")
-    st, _, body = raw_request(g, b"GET /f/x?q=1 HTTP/1.1\r\nHost: Gw.Example:123\r\n" + CLIENT_FORWARDED + b"\r\n")
+    st, _, body = raw_request(g, b"GET /f/x?q=1 HTTP/1.1\r\nHost: Gw.Example:123\r\n" + CLIENT_FORWARDED +
+                              b"X-Kong-Request-Id: client-chosen\r\n\r\n")
     assert st == 200
+    ids = lines(body, "X-Kong-Request-Id")   # the gateway's id only (the skip list had it under 16 bytes)
+    assert len(ids) == 1 and ids[0] != "client-chosen", ids
     assert forwarded(body) == {
         "X-Forwarded-For": "10.0.0.1, 127.0.0.1", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "gw.example",
         "X-Forwarded-Port": str(g.proxy_port), "X-Forwarded-Path": "/f/x", "X-Forwarded-Prefix": "/f",
