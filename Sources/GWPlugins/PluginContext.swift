@@ -8,8 +8,9 @@ import GWPluginState
 public final class PluginContext {
     // MARK: inputs (set by the data path)
 
-    /// The client's address as text (set once per connection).
-    public let clientIP: String
+    /// The client's address as text: the peer's, set once per connection; for a peer in trusted_ips, the
+    /// address realip finds in real_ip_header, set per request (`setClientIP`).
+    public private(set) var clientIP: String
     /// Ids of the matched route and its service (nil: no route matched, or a route without service).
     public var routeID: String? = nil
     public var serviceID: String? = nil
@@ -176,6 +177,13 @@ public final class PluginContext {
 
     /// Hashes of the client address (rate-limiting's `ip` identifier), computed once per connection.
     lazy var clientIPHash: (UInt64, UInt64) = identifierHashes(clientIP.utf8)
+
+    /// Kong's `kong.client.get_forwarded_ip()` changed (trusted peer): the rate-limiting identifier follows.
+    public func setClientIP(_ ip: String) {
+        if ip == clientIP { return }
+        clientIP = ip
+        clientIPHash = identifierHashes(ip.utf8)
+    }
 
     public init(clientIP: String) {
         self.clientIP = clientIP

@@ -20,6 +20,8 @@ final class ClientConnection {
     unowned(unsafe) let server: ProxyServer
     var fd: Int32
     let peer: SocketAddress
+    /// The peer is in `trusted_ips` (decided once per connection; MessageBuilder+Forwarded.swift).
+    let peerTrusted: Bool
     let listenPort: Int
     var io: IOWatcher!
     let timer: TimerWatcher
@@ -85,6 +87,7 @@ final class ClientConnection {
         self.server = server
         self.fd = fd
         self.peer = peer
+        self.peerTrusted = server.settings.trustedIPs.contains(peer)
         self.listenPort = listenPort
         self.timer = TimerWatcher(loop: server.loop) {}
         io = IOWatcher(loop: server.loop, fd: fd, events: .read) { [unowned self] ev in self.handle(ev) }   // retained for the call: close() may drop the last reference
@@ -281,6 +284,7 @@ final class ClientConnection {
     private func beginRequest() {
         server.refreshConfigurationIfStale()
         startRequestClock()
+        if peerTrusted, let ctx = plugins, let rp = parser { pluginsClientIP(ctx, rp) }
         requestsOnConnection += 1
         timer.stop()
         timerKind = .none
@@ -332,7 +336,7 @@ final class ClientConnection {
         }
         decision = d
         pluginsRouted(d)
-        if d.requiresHTTPS {
+        if d.requiresHTTPS && !forwardedHTTPS(rp) {
             // KONG.md §3.1: an https-only route hit over http (https_redirect_status_code default 426),
             // in Kong's access "before" step: before the plugins.
             sendError(status: 426, message: "Please use HTTPS protocol", close: false, errorPage: false,

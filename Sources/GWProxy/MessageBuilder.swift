@@ -23,10 +23,10 @@ private func skipRequestHeader(_ h: HTTPHeaders, _ i: Int, upgrade: Bool) -> Boo
     case 7: return h.nameEquals(at: i, "trailer") || (!upgrade && h.nameEquals(at: i, "upgrade"))
     case 9: return h.nameEquals(at: i, "x-real-ip")
     case 10: return h.nameEquals(at: i, "connection") || h.nameEquals(at: i, "keep-alive")
-    case 15: return h.nameEquals(at: i, "x-forwarded-for") || h.nameEquals(at: i, "x-forwarded-port")
+    case 15: return h.nameEquals(at: i, "x-forwarded-for")
     case 16: return h.nameEquals(at: i, "x-forwarded-host") || h.nameEquals(at: i, "x-forwarded-path")
-        || h.nameEquals(at: i, "proxy-connection") || h.nameEquals(at: i, "x-kong-request-id")
-    case 17: return h.nameEquals(at: i, "x-forwarded-proto")
+        || h.nameEquals(at: i, "x-forwarded-port") || h.nameEquals(at: i, "proxy-connection")
+    case 17: return h.nameEquals(at: i, "x-forwarded-proto") || h.nameEquals(at: i, "x-kong-request-id")
     case 18: return h.nameEquals(at: i, "x-forwarded-prefix")
     default: return false
     }
@@ -118,6 +118,7 @@ extension ClientConnection {
                                       _ d: RouteDecision, _ c: PeerChoice, _ connectionListed: Bool, _ serverTokens: Bool) {
         let edits = requestEdits
         if let m = edits?.upstreamMethod { w.put(m) }   // request-transformer http_method
+        else if let r = rp.head.methodToken { w.put(st.baseAddress! + r.lowerBound, r.count) }   // e.g. QUERY
         else if case .other = rp.head.method { w.put(rp.head.methodName) } else { w.put(rp.head.method.name) }
         w.put(0x20)
         if let e = edits, e.replacesPath || e.replacesQuery { putPath(&w, e) } else { w.put(upstreamPath) }
@@ -181,6 +182,36 @@ extension ClientConnection {
         }
         // TE is hop-by-hop; Kong forwards only "trailers" when the client asked for it
         if rp.head.headers.hasToken("trailers", in: "te") { w.put("TE: trailers\r\n") }
+        if peerTrusted {
+            writeTrustedForwarded(&w, rp, st, target, d)   // MessageBuilder+Forwarded.swift
+        } else {
+            writeForwarded(&w, rp, st, target, d, sawXFF)
+        }
+        w.put("\r\nX-Kong-Request-Id: ")
+        w.put(requestID)
+        if authenticated, let ctx = edits {
+            w.put("\r\n")
+            // One call writing every value in place (PluginContext.writeAuthHeaders).
+            ctx.writeAuthHeaders(to: &w, unless: headerEdits)
+            if let e = headerEdits { putEdits(&w, e, request: true) }
+            w.put(upgrade ? "Connection: Upgrade\r\n\r\n" : "Connection: keep-alive\r\n\r\n")
+            return
+        }
+        if let e = headerEdits {
+            w.put("\r\n")
+            putEdits(&w, e, request: true)
+            w.put(upgrade ? "Connection: Upgrade\r\n\r\n" : "Connection: keep-alive\r\n\r\n")
+            return
+        }
+        w.put(upgrade ? "\r\nConnection: Upgrade\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n")
+    }
+
+    /// X-Forwarded-* and X-Real-IP for a peer not in trusted_ips: the gateway's values (the client's lines
+    /// were skipped), X-Forwarded-For = the client's values then the peer. From `X-Forwarded-For: ` to the
+    /// X-Real-IP value, no CRLF after it.
+    @inline(__always)
+    private func writeForwarded(_ w: inout HeadWriter, _ rp: HTTPRequestParser, _ st: UnsafeBufferPointer<UInt8>,
+                                _ target: UnsafeBufferPointer<UInt8>, _ d: RouteDecision, _ sawXFF: Bool) {
         // all incoming X-Forwarded-For values, comma-joined (nginx $http_x_forwarded_for), then the client
         w.put("X-Forwarded-For: ")
         if sawXFF {
@@ -222,23 +253,6 @@ extension ClientConnection {
         }
         w.put("\r\nX-Real-IP: ")
         w.putRaw(maxBytes: SocketAddress.maxIPLength) { peer.writeIP(to: $0) }
-        w.put("\r\nX-Kong-Request-Id: ")
-        w.put(requestID)
-        if authenticated, let ctx = edits {
-            w.put("\r\n")
-            // One call writing every value in place (PluginContext.writeAuthHeaders).
-            ctx.writeAuthHeaders(to: &w, unless: headerEdits)
-            if let e = headerEdits { putEdits(&w, e) }
-            w.put(upgrade ? "Connection: Upgrade\r\n\r\n" : "Connection: keep-alive\r\n\r\n")
-            return
-        }
-        if let e = headerEdits {
-            w.put("\r\n")
-            putEdits(&w, e)
-            w.put(upgrade ? "Connection: Upgrade\r\n\r\n" : "Connection: keep-alive\r\n\r\n")
-            return
-        }
-        w.put(upgrade ? "\r\nConnection: Upgrade\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n")
     }
 
     /// The upstream path with a plugin's query instead of the request's (`upstreamPath` = path[?query]).
@@ -354,7 +368,7 @@ extension ProxyServer {
             w.put(cookie)
             w.put("\r\n")
         }
-        if let e = edits { putEdits(&w, e) }
+        if let e = edits { putEdits(&w, e, request: false) }
         if let r = rateLimit { r.write(to: &w) }
         w.put("X-Kong-Request-Id: ")
         w.put(c.requestID)
@@ -368,13 +382,14 @@ extension ProxyServer {
     }
 }
 
-/// Writes the set/add entries of plugin header edits (`Name: value\r\n` each).
-/// Writes the set/add entries of `e`; a Host entry is left out (the request writer puts it in the Host
-/// line it always writes first).
-private func putEdits(_ w: inout HeadWriter, _ e: HeaderEdits) {
+/// Writes the set/add entries of `e` (`Name: value\r\n` each); a Host entry is left out (the request writer
+/// puts it in the Host line it always writes first), and towards the upstream the headers the gateway
+/// writes itself (`isForwardingHeader`: one line, the gateway's, as in Kong).
+private func putEdits(_ w: inout HeadWriter, _ e: HeaderEdits, request: Bool) {
     e.list.storage.withUnsafeBufferPointer { st in
         for k in 0 ..< e.count where e.ops[k].writes {
             if e.list.fields[k].nameLength == 4 && e.list.nameEquals(at: k, "host") { continue }
+            if request && isForwardingHeader(e.list, k) { continue }
             w.putHeader(st, e.list.fields[k])
         }
     }

@@ -32,6 +32,10 @@ public struct ProxySettings: Sendable {
     public var serverTokens: Bool
     public var latencyTokens: Bool
     public var limits: HTTPParserLimits
+    /// trusted_ips / real_ip_header (lowercase) / real_ip_recursive (MessageBuilder+Forwarded.swift).
+    public var trustedIPs: TrustedIPs
+    public var realIPHeader: [UInt8]
+    public var realIPRecursive: Bool
 
     public init(_ c: GatewayConfig) {
         keepaliveTimeout = c.keepaliveTimeout
@@ -47,6 +51,10 @@ public struct ProxySettings: Sendable {
         latencyTokens = c.latencyTokens
         limits = HTTPParserLimits(largeClientHeaderBuffers: c.largeClientHeaderBuffers.count,
                                   size: c.largeClientHeaderBuffers.size, clientMaxBodySize: c.clientMaxBodySize)
+        limits.dropUnderscoreNames = !c.underscoresInHeaders
+        trustedIPs = c.trustedIPs
+        realIPHeader = Array(c.realIPHeader.lowercased().utf8)
+        realIPRecursive = c.realIPRecursive
     }
 }
 
