@@ -3,7 +3,7 @@
 #   make test  unit tests (swift test) and integration tests (pytest, real binary, real upstreams)
 SHELL := /bin/bash
 DEBS := libev-dev node-llhttp libsqlite3-dev libc-ares-dev libyaml-dev libssl-dev libpcre2-dev
-TEST_DEBS := $(DEBS) curl
+TEST_DEBS := $(DEBS) curl openssl
 BENCH_DEBS := nginx haproxy wrk
 SWIFT_FLAGS ?=
 BIN_RELEASE := .build/release/gateway

@@ -9,6 +9,8 @@ public struct ListenSpec: Sendable, Equatable, CustomStringConvertible {
     public var port: Int
     public var backlog: Int32
     public var address: SocketAddress
+    /// `ssl` flag: TLS is terminated on this listener (TLSSettings).
+    public var ssl: Bool = false
 
     public var description: String { address.description }
 }
@@ -46,6 +48,19 @@ public struct GatewayConfig: Sendable {
     /// The largest response body a plugin may hold to rewrite it (response-transformer JSON); larger
     /// bodies are relayed untouched.
     public var responseTransformerMaxBodySize: Int = 1 << 20
+    /// The TLS keys (used when a proxy_listen entry has `ssl`).
+    public var tls = TLSSettings(certificates: [], protocols: [.tls12, .tls13], ciphers: TLSSettings.intermediateCiphers,
+                                 preferServerCiphers: false, securityLevel0: false, sessionTickets: true,
+                                 sessionTimeout: 86400, sessionCacheSize: 10 << 20)
+    /// Some proxy listener terminates TLS.
+    public var proxySSLEnabled: Bool { proxyListen.contains { $0.ssl } }
+    /// The default certificate pairs generated in the prefix when ssl_cert is not set (Kong's names).
+    public var defaultCertificates: [(cert: String, key: String)] {
+        [(resolve("ssl/kong-default.crt"), resolve("ssl/kong-default.key")),
+         (resolve("ssl/kong-default-ecdsa.crt"), resolve("ssl/kong-default-ecdsa.key"))]
+    }
+    /// The pairs the proxy loads: ssl_cert's, or the generated defaults.
+    public var certificatePairs: [(cert: String, key: String)] { tls.certificates.isEmpty ? defaultCertificates : tls.certificates }
     public var keepaliveTimeout: Int                  // seconds
     public var keepaliveRequests: Int
     public var database: String                       // sqlite | off
@@ -98,7 +113,7 @@ public struct GatewayConfig: Sendable {
 /// The known keys, their defaults and a one-line description (also printed by `gateway check -v`).
 public let configKeys: [(key: String, defaultValue: String)] = [
     ("prefix", "/usr/local/gateway"),
-    ("proxy_listen", "0.0.0.0:8000 reuseport backlog=16384"),
+    ("proxy_listen", "0.0.0.0:8000 reuseport backlog=16384, 0.0.0.0:8443 ssl reuseport backlog=16384"),
     ("admin_listen", "127.0.0.1:8001 reuseport backlog=16384"),
     ("worker_processes", "auto"),
     ("daemon", "on"),
@@ -134,6 +149,15 @@ public let configKeys: [(key: String, defaultValue: String)] = [
     ("real_ip_header", "X-Real-IP"),
     ("real_ip_recursive", "off"),
     ("nginx_proxy_underscores_in_headers", "on"),
+    ("ssl_cert", ""),
+    ("ssl_cert_key", ""),
+    ("ssl_cipher_suite", "intermediate"),
+    ("ssl_ciphers", ""),
+    ("ssl_protocols", "TLSv1.2 TLSv1.3"),
+    ("ssl_prefer_server_ciphers", "on"),
+    ("ssl_session_tickets", "on"),
+    ("ssl_session_timeout", "1d"),
+    ("ssl_session_cache_size", "10m"),
 ]
 
 /// Kong spellings accepted as aliases.
@@ -238,14 +262,18 @@ public enum ConfigLoader {
                     throw bad(k, "expected host:port entries such as 0.0.0.0:8000 or [::]:8000")
                 }
                 var backlog: Int32 = 16384
+                var ssl = false
                 for flag in parts.dropFirst() {
                     if flag.hasPrefix("backlog=") {
                         guard let b = Int32(flag.dropFirst(8)), b > 0 else { throw bad(k, "invalid backlog in '\(flag)'") }
                         backlog = b
                     } else if ["reuseport", "deferred", "bind", "ipv6only=on", "so_keepalive=on"].contains(flag) {
                         continue
+                    } else if flag == "ssl" && k == "proxy_listen" {
+                        ssl = true
                     } else if flag == "ssl" || flag == "http2" || flag == "proxy_protocol" {
-                        throw bad(k, "flag '\(flag)' is not supported yet")
+                        throw bad(k, flag == "http2" ? "flag 'http2' is not supported yet (HTTP/2 is not implemented)"
+                                                     : "flag '\(flag)' is not supported yet")
                     } else {
                         throw bad(k, "unknown flag '\(flag)'")
                     }
@@ -254,7 +282,7 @@ public enum ConfigLoader {
                 guard let addr = SocketAddress(ip: ip, port: port) else {
                     throw bad(k, "'\(hp)' is not an IP address and port")
                 }
-                out.append(ListenSpec(host: ip, port: port, backlog: backlog, address: addr))
+                out.append(ListenSpec(host: ip, port: port, backlog: backlog, address: addr, ssl: ssl))
             }
             return out
         }
@@ -341,6 +369,7 @@ public enum ConfigLoader {
         let rtMax = try size("response_transformer_max_body_size")
         guard rtMax >= 1 << 10, rtMax <= 256 << 20 else { throw bad("response_transformer_max_body_size", "must be between 1k and 256m") }
         cfg.responseTransformerMaxBodySize = rtMax
+        cfg.tls = try TLSSettings.parse(v, bad, seconds: seconds, size: size, bool: bool)
         let servers = v("dns_resolver").split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
         for e in servers {
             // ip, ip:port, [ipv6]:port or a bare IPv6 address (what c-ares' ares_set_servers_ports_csv takes).
@@ -402,6 +431,7 @@ public enum ConfigLoader {
         case "s": num = num.dropLast()
         case "m": mult = 60; num = num.dropLast()
         case "h": mult = 3600; num = num.dropLast()
+        case "d": mult = 86400; num = num.dropLast()
         default: break
         }
         guard let n = Int(num), n >= 0 else { return nil }

@@ -14,6 +14,7 @@ import GWHTTP
 import GWPlugins
 import GWStore
 import GWSystem
+import GWTLS
 
 final class ClientConnection {
     // unowned(unsafe): the server outlives every connection of its process; skips ARC checks per access.
@@ -36,6 +37,12 @@ final class ClientConnection {
     var readPaused = false
     var parserPaused = false       // the request parser stopped on an event; resume it even without new bytes
     var processGuard = LoopGuard.idle
+    /// TLS under this connection (ClientConnection+TLS.swift); nil on a plain listener, and on a TLS
+    /// listener until the first byte shows a handshake (`tlsUndecided`).
+    var tls: TLSConnection?
+    var tlsUndecided: Bool
+    /// A plain HTTP request arrived on a TLS listener: answered 400 (nginx's wording), then closed.
+    var plainOnTLSPort = false
 
     // The exchange in progress (reset by beginRequest, cleared by endExchange)
     var reqPhase = RequestPhase.idle
@@ -83,8 +90,9 @@ final class ClientConnection {
     /// bytes for this long is disconnected (otherwise it would pin the upstream connection forever).
     static let sendTimeoutSeconds = 60
 
-    init(server: ProxyServer, fd: Int32, peer: SocketAddress, listenPort: Int) {
+    init(server: ProxyServer, fd: Int32, peer: SocketAddress, listenPort: Int, tlsPort: Bool = false) {
         self.server = server
+        self.tlsUndecided = tlsPort
         self.fd = fd
         self.peer = peer
         self.peerTrusted = server.settings.trustedIPs.contains(peer)
@@ -102,27 +110,41 @@ final class ClientConnection {
         if ev.contains(.write) {
             flushClient()
             if persistence == .closing || fd < 0 { return }
+            // TLS: a read that stopped on WANT_WRITE goes on once the socket is writable.
+            if let t = tls, t.readWantsWrite { readClient(); return }
         }
-        if ev.contains(.read) { readClient() }
+        if ev.contains(.read) {
+            // TLS: a write that stopped on WANT_READ goes on once the socket is readable.
+            if let t = tls, t.writeWantsRead { flushClient(); if fd < 0 { return } }
+            readClient()
+        }
     }
 
-    private func readClient() {
-        if inBuf == nil { inBuf = server.bufferPool.take() }
-        let b = inBuf!
-        if respPhase == .tunnel { tunnelFromClient(); return }
-        b.compact()
-        if b.freeSpace == 0 { setReadPaused(true); return }
-        let r = Socket.read(fd, into: b.base + b.end, count: b.freeSpace)
-        switch r {
-        case .bytes(let n):
-            b.end += n
-            process()
-        case .wouldBlock:
-            releaseIdleBuffers()
-        case .eof, .error:
-            clientEOF = true
-            clientClosed()
-        }
+    func readClient() {
+        if tlsUndecided { guard decideTLS() else { return } }
+        repeat {
+            if inBuf == nil { inBuf = server.bufferPool.take() }
+            let b = inBuf!
+            if respPhase == .tunnel { tunnelFromClient(); return }
+            b.compact()
+            if b.freeSpace == 0 { setReadPaused(true); return }
+            let r = tls == nil ? Socket.read(fd, into: b.base + b.end, count: b.freeSpace)
+                               : tlsRead(into: b.base + b.end, count: b.freeSpace)
+            switch r {
+            case .bytes(let n):
+                b.end += n
+                process()
+            case .wouldBlock:
+                releaseIdleBuffers()
+                if tls?.readWantsWrite == true { updateInterest() }
+                return
+            case .eof, .error:
+                clientEOF = true
+                clientClosed()
+                return
+            }
+            // Decrypted bytes can wait inside OpenSSL with no readiness on the socket: read them now.
+        } while tls?.hasPending == true && fd >= 0 && !readPaused && !clientEOF && persistence != .closing
     }
 
     /// The client went away (EOF or error).
@@ -147,13 +169,14 @@ final class ClientConnection {
         if readPaused == p { return }
         readPaused = p
         updateInterest()
+        if !p, let t = tls, t.hasPending { io.feed(.read) }   // no socket readiness announces these bytes
     }
 
     func updateInterest() {
         guard fd >= 0 else { return }
         var ev: IOEvents = []
-        if !readPaused && persistence != .closing && !clientEOF { ev.insert(.read) }
-        if out.hasPending { ev.insert(.write) }
+        if (!readPaused || tls?.writeWantsRead == true) && persistence != .closing && !clientEOF { ev.insert(.read) }
+        if out.hasPending || tls?.readWantsWrite == true { ev.insert(.write) }
         io.set(events: ev)
         if ev.isEmpty { io.stop() } else { io.start() }
     }
@@ -163,7 +186,7 @@ final class ClientConnection {
         // While a batch of upstream bytes is being parsed, the response head and body pieces are
         // only queued: one send per batch instead of one per piece (see upstreamReadable).
         if batchingOutput { return }
-        switch out.write(to: fd) {
+        switch tls == nil ? out.write(to: fd) : out.write(tls: tls!) {
         case .drained(let n):
             bytesToClient += n
         case .wouldBlock(let n):
@@ -314,6 +337,11 @@ final class ClientConnection {
             }
             parserPaused = false
         }
+        if plainOnTLSPort {
+            // nginx's answer to plain HTTP on an ssl listener (its 497, sent as 400), then close.
+            sendError(status: 400, message: "The plain HTTP request was sent to HTTPS port", close: true, errorPage: true)
+            return
+        }
         if rp.head.method == .connect {
             // nginx: "client sent CONNECT method" → 405, connection closed
             sendError(status: 405, message: "Method not allowed", close: true, errorPage: true)
@@ -336,7 +364,7 @@ final class ClientConnection {
         }
         decision = d
         pluginsRouted(d)
-        if d.requiresHTTPS && !forwardedHTTPS(rp) {
+        if d.requiresHTTPS && tls == nil && !forwardedHTTPS(rp) {
             // KONG.md §3.1: an https-only route hit over http (https_redirect_status_code default 426),
             // in Kong's access "before" step: before the plugins.
             sendError(status: 426, message: "Please use HTTPS protocol", close: false, errorPage: false,
@@ -484,6 +512,7 @@ final class ClientConnection {
         timer.stop()
         upstream?.abort()
         upstream = nil
+        tls = nil   // close_notify (never waiting), then the SSL object is freed: before the fd is closed
         Socket.close(fd)
         fd = -1   // every path that can run after close() checks fd >= 0
         if let b = inBuf { server.bufferPool.give(b); inBuf = nil }

@@ -83,7 +83,7 @@ extension ClientConnection {
             w.putRaw(maxBytes: SocketAddress.maxIPLength) { remote.writeIP(to: $0) }   // $remote_addr
         }
         w.put("\r\nX-Forwarded-Proto: ")
-        if let i = rp.head.headers.firstIndex(of: "x-forwarded-proto") { putValue(i) } else { w.put("http") }
+        if let i = rp.head.headers.firstIndex(of: "x-forwarded-proto") { putValue(i) } else { w.put(tls == nil ? "http" : "https") }
         w.put("\r\nX-Forwarded-Host: ")
         if let i = rp.head.headers.firstIndex(of: "x-forwarded-host") {
             putValue(i)

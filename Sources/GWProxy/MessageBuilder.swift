@@ -227,7 +227,7 @@ extension ClientConnection {
         }
         let peer = self.peer
         w.putRaw(maxBytes: SocketAddress.maxIPLength) { peer.writeIP(to: $0) }
-        w.put("\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ")
+        w.put(tls == nil ? "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: " : "\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: ")
         if let hi = rp.head.hostIndex {
             // Host without port, lowercased (nginx $host).
             let f = rp.head.headers.fields[hi]

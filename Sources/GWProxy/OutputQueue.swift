@@ -7,6 +7,7 @@
 // the array is emptied keeping its capacity, so a warm connection appends without allocating.
 // Worker-loop confined; a value stored in its connection (no reference of its own).
 import GWSystem
+import GWTLS
 
 struct OutputQueue {
     var bytes: [UInt8] = []
@@ -41,6 +42,25 @@ struct OutputQueue {
         bytes.append(0x0D); bytes.append(0x0A)
         bytes.append(contentsOf: piece)
         bytes.append(0x0D); bytes.append(0x0A)
+    }
+
+    /// Writes as much as the TLS connection takes (records of at most 16 KiB).
+    mutating func write(tls: TLSConnection) -> WriteResult {
+        var wrote = 0
+        while sent < bytes.count {
+            let r = bytes.withUnsafeBytes { tls.write(from: $0.baseAddress! + sent, count: $0.count - sent) }
+            switch r {
+            case .bytes(let n):
+                sent += n
+                wrote += n
+            case .wouldBlock:
+                return .wouldBlock(wrote: wrote)
+            case .closed, .failed:
+                return .failed
+            }
+        }
+        removeAll()
+        return .drained(wrote: wrote)
     }
 
     /// Forgets everything queued (keeps the capacity).

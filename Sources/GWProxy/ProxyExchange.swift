@@ -311,7 +311,7 @@ extension ClientConnection {
             setReadPaused(true)   // resumed by upstreamDrained (level-triggered: do not spin)
             return
         }
-        switch Socket.read(fd, into: b.base + b.end, count: b.freeSpace) {
+        switch tls == nil ? Socket.read(fd, into: b.base + b.end, count: b.freeSpace) : tlsRead(into: b.base + b.end, count: b.freeSpace) {
         case .bytes(let n):
             b.end += n
             u.out.append(b.readable)

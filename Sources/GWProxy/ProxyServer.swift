@@ -14,6 +14,7 @@ import GWEvent
 import GWHTTP
 import GWStore
 import GWSystem
+import GWTLS
 
 /// The settings the data path reads per request, copied out of GatewayConfig once.
 public struct ProxySettings: Sendable {
@@ -75,6 +76,10 @@ public final class ProxyServer {
     /// Where request and response heads are assembled before one copy into the output buffer.
     let headScratch = HeadScratch(capacity: 128 * 1024)
     let pool: UpstreamPool
+    /// TLS on the listeners flagged `ssl` (nil when there is none).
+    let tlsContext: TLSServerContext?
+    /// Listener ports flagged `ssl`.
+    let sslPorts: Set<Int>
     /// Buffers of request bodies read whole (RequestBodyBuffer.swift).
     let bodyBufferPool: RequestBodyBufferPool
     let serverToken = "kong/3.10.0"
@@ -97,8 +102,11 @@ public final class ProxyServer {
     private var requestCounter: UInt64 = 0
 
     public init(loop: EventLoop, config: GatewayConfig, shm: SharedMemory, slotIndex: Int,
-                log: ErrorLog, listenSockets: [(fd: Int32, port: Int)], snapshotPath: String) throws {
+                log: ErrorLog, listenSockets: [(fd: Int32, port: Int)], snapshotPath: String,
+                tls: TLSServerContext? = nil) throws {
         self.loop = loop
+        self.tlsContext = tls
+        self.sslPorts = tls == nil ? [] : Set(config.proxyListen.filter(\.ssl).map(\.port))
         self.settings = ProxySettings(config)
         self.shm = shm
         self.slotIndex = slotIndex
@@ -191,7 +199,7 @@ public final class ProxyServer {
         for _ in 0..<64 {
             guard let fd = Socket.accept(lfd, peer: &peer) else { return }
             Socket.setNoDelay(fd)
-            let c = ClientConnection(server: self, fd: fd, peer: peer, listenPort: port)
+            let c = ClientConnection(server: self, fd: fd, peer: peer, listenPort: port, tlsPort: sslPorts.contains(port))
             c.index = connections.count
             connections.append(c)
             slot.pointee.connections_accepted &+= 1
