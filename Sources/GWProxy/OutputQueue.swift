@@ -46,21 +46,13 @@ struct OutputQueue {
 
     /// Writes as much as the TLS connection takes (records of at most 16 KiB).
     mutating func write(tls: TLSConnection) -> WriteResult {
-        var wrote = 0
-        while sent < bytes.count {
-            let r = bytes.withUnsafeBytes { tls.write(from: $0.baseAddress! + sent, count: $0.count - sent) }
-            switch r {
-            case .bytes(let n):
-                sent += n
-                wrote += n
-            case .wouldBlock:
-                return .wouldBlock(wrote: wrote)
-            case .closed, .failed:
-                return .failed
+        drain { p, n in
+            switch tls.write(from: p, count: n) {
+            case .bytes(let k): return .bytes(k)
+            case .wouldBlock: return .wouldBlock
+            case .closed, .failed: return .error(32)   // EPIPE: the peer is gone
             }
         }
-        removeAll()
-        return .drained(wrote: wrote)
     }
 
     /// Forgets everything queued (keeps the capacity).
@@ -71,9 +63,14 @@ struct OutputQueue {
 
     /// Writes as much as the socket takes.
     @inline(__always) mutating func write(to fd: Int32) -> WriteResult {
+        drain { p, n in Socket.write(fd, from: p, count: n) }
+    }
+
+    /// The write loop over one transport's `send`.
+    @inline(__always) private mutating func drain(_ send: (UnsafeRawPointer, Int) -> IOResult) -> WriteResult {
         var wrote = 0
         while sent < bytes.count {
-            let r = bytes.withUnsafeBytes { Socket.write(fd, from: $0.baseAddress! + sent, count: $0.count - sent) }
+            let r = bytes.withUnsafeBytes { send($0.baseAddress! + sent, $0.count - sent) }
             switch r {
             case .bytes(let n):
                 sent += n
