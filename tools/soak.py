@@ -309,8 +309,13 @@ class Soak:
             start = self.sample()
             gen0 = self.generation()
             t0 = time.time()
+            samples, next_sample = [], 0.0
             while time.time() - t0 < self.args.duration:
                 time.sleep(5)
+                if time.time() - t0 >= next_sample:
+                    m = self.proc(self.master_pid())
+                    samples.append([round(time.time() - t0), m and m["rss_kib"], m and m["fds"]])
+                    next_sample += max(30, self.args.duration / 30)
                 if self.args.verbose:
                     print(json.dumps(self.counts), flush=True)
             self.stop.set()
@@ -318,7 +323,7 @@ class Soak:
                 t.join(timeout=15)
             time.sleep(3)   # let the churn settle, then compare memory
             end = self.sample()
-            report = {"duration_s": self.args.duration, "warmup_s": warmup, "counts": self.counts, "unexpected_errors": self.errors,
+            report = {"duration_s": self.args.duration, "warmup_s": warmup, "master_rss_kib_fds_over_time": samples, "counts": self.counts, "unexpected_errors": self.errors,
                       "generations_applied": self.generation() - gen0, "start": start, "end": end}
             report["master_rss_growth_pct"] = round(100.0 * (end["master"]["rss_kib"] - start["master"]["rss_kib"])
                                                     / start["master"]["rss_kib"], 2)

@@ -129,6 +129,33 @@ fail_cfg:
     return NULL;
 }
 
+SSL_CTX *gw_tls_client_ctx(int verify, int depth, char *err, size_t errlen) {
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) { set_err(err, errlen, "SSL_CTX_new failed", NULL); return NULL; }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TICKET);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (verify) {
+        if (SSL_CTX_set_default_verify_paths(ctx) != 1) { set_err(err, errlen, "no system CA store", NULL); SSL_CTX_free(ctx); return NULL; }
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        SSL_CTX_set_verify_depth(ctx, depth);
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    }
+    return ctx;
+}
+
+SSL *gw_tls_new_client(SSL_CTX *ctx, int fd, const char *sni, const char *host, int verify) {
+    SSL *s = SSL_new(ctx);
+    if (!s) return NULL;
+    if (SSL_set_fd(s, fd) != 1) { SSL_free(s); return NULL; }
+    if (sni && sni[0]) SSL_set_tlsext_host_name(s, sni);
+    if (verify && host && host[0]) SSL_set1_host(s, host);
+    SSL_set_connect_state(s);
+    return s;
+}
+
 SSL *gw_tls_new_server(SSL_CTX *ctx, int fd) {
     SSL *s = SSL_new(ctx);
     if (!s) return NULL;

@@ -296,6 +296,15 @@ extension AdminAPI {
                 for f in ["client_certificate", "tls_verify", "tls_verify_depth", "ca_certificates"] where isSet(f) {
                     e.field(f, "value must be null"); e.addEntity(conditional)
                 }
+            } else {
+                // Refused rather than stored and skipped: the certificates and ca_certificates entities
+                // do not exist yet (upstream TLS verifies against the system CA store only).
+                if isSet("client_certificate") {
+                    e.field("client_certificate", "client_certificate is not supported by this gateway yet (no certificates entity)")
+                }
+                if isSet("ca_certificates") {
+                    e.field("ca_certificates", "ca_certificates is not supported by this gateway yet (verification uses the system CA store)")
+                }
             }
         case .routes:
             guard let protos = d["protocols"]?.stringArrayValue, !protos.isEmpty else { return }

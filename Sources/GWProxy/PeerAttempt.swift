@@ -139,11 +139,20 @@ extension ClientConnection {
         case .connected(let ufd):
             let u = UpstreamConnection(server: server, fd: ufd, peer: c.address, poolKey: c.key, connecting: false)
             attach(u)
+            if let t = plan.tls {
+                guard let ctx = server.tlsClientContext(t) else { upstreamFailed(u, .connectFailed(71)); return }
+                u.tlsSetup = (ctx, c.sni, c.hostHeader)
+                guard u.startTLS() else { upstreamFailed(u, .connectFailed(71)); return }
+            }
             u.io.start()
             sendRequestHead(u)
         case .inProgress(let ufd):
             let u = UpstreamConnection(server: server, fd: ufd, peer: c.address, poolKey: c.key, connecting: true)
             attach(u)
+            if let t = plan.tls {
+                guard let ctx = server.tlsClientContext(t) else { upstreamFailed(u, .connectFailed(71)); return }
+                u.tlsSetup = (ctx, c.sni, c.hostHeader)
+            }
             u.io.start()
             u.armTimer(Double(plan.service.connectTimeout) / 1000)
         case .failed(let err):

@@ -80,6 +80,20 @@ public final class ProxyServer {
     let tlsContext: TLSServerContext?
     /// Listener ports flagged `ssl`.
     let sslPorts: Set<Int>
+    /// https upstreams: one client context per trust setting, made on first use.
+    private var tlsClients: [UpstreamTLS: TLSClientContext] = [:]
+
+    func tlsClientContext(_ t: UpstreamTLS) -> TLSClientContext? {
+        if let c = tlsClients[t] { return c }
+        do {
+            let c = try TLSClientContext(verify: t.verify, depth: t.depth)
+            tlsClients[t] = c
+            return c
+        } catch {
+            log.log(.error, "could not make the upstream TLS context: \(error)")
+            return nil
+        }
+    }
     /// Buffers of request bodies read whole (RequestBodyBuffer.swift).
     let bodyBufferPool: RequestBodyBufferPool
     let serverToken = "kong/3.10.0"

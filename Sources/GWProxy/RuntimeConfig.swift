@@ -16,10 +16,37 @@ struct PeerChoice {
     var key: PeerKey
     var pick: PeerPick?        // nil for a service without upstream
     var hostHeader: String     // Host sent upstream unless preserve_host
+    /// https services: the name sent as SNI and checked against the certificate (nil: an IP address).
+    var sni: String? = nil
     /// `hash_on = cookie` and the request had no such cookie: the value of the `Set-Cookie` response header
     /// Kong adds (`<name>=<uuid>; Path=<hash_on_cookie_path>; Same-Site=Lax; HttpOnly`); the request was
     /// hashed on that new uuid, so the client's next requests (with the cookie) reach the same target.
     var setCookie: String? = nil
+}
+
+/// The TLS side of an https service (KONG-TLS-CLUSTER.md A.3): verification against the system CA
+/// store when `verify`, up to `depth`; Kong never resumes upstream sessions (neither do we).
+struct UpstreamTLS: Hashable {
+    let verify: Bool
+    let depth: Int
+
+    /// A host name as SNI: nil for an IP literal (Kong sends none).
+    static func sni(for host: String) -> String? {
+        var h = Substring(host)
+        if h.hasPrefix("["), let close = h.firstIndex(of: "]") { h = h[h.index(after: h.startIndex) ..< close] }
+        if SocketAddress(ip: String(h), port: 0) != nil { return nil }
+        if let colon = h.lastIndex(of: ":"), !h.contains("[") { h = h[..<colon] }
+        return SocketAddress(ip: String(h), port: 0) != nil || h.isEmpty ? nil : String(h)
+    }
+
+    /// The pool-key discriminator: a pooled connection never serves another SNI or trust setting.
+    func keyID(sni: String?) -> Int {
+        var h = Hasher()
+        h.combine(verify)
+        h.combine(depth)
+        h.combine(sni)
+        return h.finalize() | 1
+    }
 }
 
 final class ServicePlan {
@@ -30,6 +57,9 @@ final class ServicePlan {
     private var rr = 0
     let directHost: String
     let log: ErrorLog
+    /// https services: the trust setting of the upstream TLS connections (nil: plain HTTP).
+    let tls: UpstreamTLS?
+    private let directSNI: String?
 
     /// Per balancer address (same index as `balancer.addresses`), computed once per configuration
     /// so that a pick formats nothing: socket address, pool key and the Host header value.
@@ -37,6 +67,7 @@ final class ServicePlan {
         var address: SocketAddress
         var key: PeerKey
         var host: String
+        var sni: String?
     }
     private let peers: [Peer]
     private let directKeys: [PeerKey]
@@ -50,7 +81,16 @@ final class ServicePlan {
         self.log = log
         let defaultPort = service.protocolName == "https" ? 443 : 80
         directHost = service.port == defaultPort ? service.host : "\(service.host):\(service.port)"
-        directKeys = direct.map { PeerKey(ip: $0.ip, port: $0.port) ?? PeerKey(PeerAddress(family: 4, hi: 0, lo: 0, port: 0)) }
+        let tls = service.protocolName == "https"
+            ? UpstreamTLS(verify: service.tlsVerify ?? false, depth: service.tlsVerifyDepth ?? 1) : nil
+        self.tls = tls
+        directSNI = UpstreamTLS.sni(for: service.host)
+        let directTLS = tls?.keyID(sni: directSNI) ?? 0
+        directKeys = direct.map {
+            var k = PeerKey(ip: $0.ip, port: $0.port) ?? PeerKey(PeerAddress(family: 4, hi: 0, lo: 0, port: 0))
+            k.tls = directTLS
+            return k
+        }
         hashing = upstream?.algorithm == "consistent-hashing"
         var peers: [Peer] = []
         if let b = balancer, let u = upstream {
@@ -64,7 +104,11 @@ final class ServicePlan {
                     host = hostName.contains(":") ? "[\(hostName)]:\(port)" : "\(hostName):\(port)"
                 }
                 let sa = SocketAddress(ip: ip, port: port) ?? SocketAddress(ip: "0.0.0.0", port: 0)!
-                peers.append(Peer(address: sa, key: PeerKey(a.address), host: host))
+                // SNI: the Host name sent upstream without its port (none for an IP address).
+                let sni = UpstreamTLS.sni(for: u.hostHeader ?? hostName)
+                var key = PeerKey(a.address)
+                key.tls = tls?.keyID(sni: sni) ?? 0
+                peers.append(Peer(address: sa, key: key, host: host, sni: sni))
             }
         }
         self.peers = peers
@@ -82,12 +126,12 @@ final class ServicePlan {
                 ? hashValue(u, head: request.head, client: client, captures: routeCaptures, setCookie: &setCookie) : nil
             guard let p = b.pick(hash: hash, excluding: tried), p.index < peers.count else { return nil }
             let peer = peers[p.index]
-            return PeerChoice(address: peer.address, key: peer.key, pick: p, hostHeader: peer.host, setCookie: setCookie)
+            return PeerChoice(address: peer.address, key: peer.key, pick: p, hostHeader: peer.host, sni: peer.sni, setCookie: setCookie)
         }
         guard !direct.isEmpty else { return nil }
         rr &+= 1
         let i = rr % direct.count
-        return PeerChoice(address: direct[i], key: directKeys[i], pick: nil, hostHeader: directHost)
+        return PeerChoice(address: direct[i], key: directKeys[i], pick: nil, hostHeader: directHost, sni: directSNI)
     }
 
     /// Ends a try: shared in-flight count, latency EWMA and passive health (GWBalancer).

@@ -7,6 +7,7 @@ import GWBalancer
 import GWEvent
 import GWHTTP
 import GWSystem
+import GWTLS
 
 final class UpstreamConnection {
     enum State { case connecting, active, idle, closed }
@@ -31,6 +32,9 @@ final class UpstreamConnection {
     var receivedAny = false
     var readPaused = false
     var poolIndex = -1
+    /// https: the TLS connection over the socket (made once TCP is connected, from `tlsSetup`).
+    var tls: TLSConnection?
+    var tlsSetup: (context: TLSClientContext, sni: String?, host: String)?
 
     init(server: ProxyServer, fd: Int32, peer: SocketAddress, poolKey: PeerKey, connecting: Bool) {
         self.server = server
@@ -57,13 +61,23 @@ final class UpstreamConnection {
                 return
             }
             state = .active
+            guard startTLS() else { client?.upstreamFailed(self, .connectFailed(71)); return }
             updateInterest()
             client?.upstreamConnected(self)
         case .active:
-            if ev.contains(.write) { flush() }
-            if state == .active, ev.contains(.read) { client?.upstreamReadable(self) }
+            if ev.contains(.write) {
+                flush()
+                // TLS: a read that stopped on WANT_WRITE goes on once the socket is writable.
+                if state == .active, let t = tls, t.readWantsWrite { client?.upstreamReadable(self); return }
+            }
+            if state == .active, ev.contains(.read) {
+                if let t = tls, t.writeWantsRead, out.hasPending { guard flush() else { return } }
+                if state == .active { client?.upstreamReadable(self) }
+            }
         case .idle:
-            // Any event on an idle pooled connection is a close (or garbage): drop it.
+            // TLS 1.3 servers send session tickets after the handshake: records that carry no data keep
+            // the connection; anything else on an idle pooled connection is a close (or garbage).
+            if let t = tls, idleTLSRecordsOnly(t) { return }
             server.pool.remove(self)
             close()
         case .closed:
@@ -74,11 +88,14 @@ final class UpstreamConnection {
     /// Writes pending bytes. Returns false when the connection failed (the client was told).
     @discardableResult
     func flush() -> Bool {
-        switch out.write(to: fd) {
+        switch tls == nil ? out.write(to: fd) : out.write(tls: tls!) {
         case .wouldBlock:
             updateInterest()
             return true
         case .failed:
+            if let t = tls {
+                server.log.log(.error, "upstream \(peer): TLS \(t.handshakeDone ? "write" : "handshake") failed: \(t.lastError)")
+            }
             client?.upstreamFailed(self, .writeFailed)
             return false
         case .drained:
@@ -91,8 +108,8 @@ final class UpstreamConnection {
     func updateInterest() {
         guard state == .active || state == .idle else { return }
         var ev: IOEvents = []
-        if !readPaused || state == .idle { ev.insert(.read) }
-        if out.hasPending { ev.insert(.write) }
+        if !readPaused || state == .idle || tls?.writeWantsRead == true { ev.insert(.read) }
+        if out.hasPending || tls?.readWantsWrite == true { ev.insert(.write) }
         io.set(events: ev)
         if ev.isEmpty { io.stop() } else { io.start() }
     }
@@ -107,7 +124,21 @@ final class UpstreamConnection {
     func readAvailable() -> IOResult {
         inBuf.compact()
         if inBuf.freeSpace == 0 { return .wouldBlock }
-        let r = Socket.read(fd, into: inBuf.base + inBuf.end, count: inBuf.freeSpace)
+        let r: IOResult
+        if let t = tls {
+            switch t.read(into: inBuf.base + inBuf.end, count: inBuf.freeSpace) {
+            case .bytes(let n): r = .bytes(n)
+            case .wouldBlock:
+                if t.readWantsWrite { updateInterest() }
+                r = .wouldBlock
+            case .closed: r = .eof
+            case .failed(let why):
+                server.log.log(.error, "upstream \(peer): TLS \(t.handshakeDone ? "read" : "handshake") failed: \(why)")
+                r = .error(71)
+            }
+        } else {
+            r = Socket.read(fd, into: inBuf.base + inBuf.end, count: inBuf.freeSpace)
+        }
         if case .bytes(let n) = r { inBuf.end += n; receivedAny = true }
         return r
     }
@@ -141,9 +172,29 @@ final class UpstreamConnection {
         state = .closed
         io.stop()
         timer.stop()
+        tls = nil   // close_notify (never waiting) and free, before the fd is closed
         Socket.close(fd)
         server.upstreamBufferPool.give(inBuf)
         client = nil
+    }
+
+    /// https: wraps the connected socket in TLS (the handshake runs inside the first write and read).
+    /// False when OpenSSL could not make the connection object.
+    func startTLS() -> Bool {
+        guard let s = tlsSetup else { return true }
+        tlsSetup = nil
+        guard let t = s.context.connection(fd: fd, sni: s.sni, host: s.sni ?? s.host) else { return false }
+        tls = t
+        return true
+    }
+
+    /// An idle TLS connection became readable: true when only records without application data were
+    /// there (the connection stays pooled).
+    private func idleTLSRecordsOnly(_ t: TLSConnection) -> Bool {
+        inBuf.compact()
+        guard inBuf.freeSpace > 0 else { return false }
+        if case .wouldBlock = t.read(into: inBuf.base + inBuf.end, count: inBuf.freeSpace) { return !t.readWantsWrite }
+        return false
     }
 
     /// Closes with RST (used after errors so that the peer does not keep a half-open socket).
@@ -154,10 +205,12 @@ final class UpstreamConnection {
     }
 }
 
-/// Pool key: the peer address (Kong: ip|port for http).
+/// Pool key: the peer address (Kong: ip|port for http), and for https the TLS parameters' id
+/// (UpstreamTLS.keyID: SNI and trust setting), 0 for plain HTTP.
 struct PeerKey: Hashable {
     /// The peer address as integers (GWBalancer.PeerAddress): hashing it costs no String work.
     var address: PeerAddress
+    var tls = 0
 
     init(_ a: PeerAddress) { address = a }
     init?(ip: String, port: Int) {

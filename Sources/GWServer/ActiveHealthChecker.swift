@@ -7,6 +7,7 @@ import GWBalancer
 import GWEvent
 import GWStore
 import GWSystem
+import GWTLS
 
 final class ActiveHealthChecker {
     let loop: EventLoop
@@ -18,6 +19,20 @@ final class ActiveHealthChecker {
     private var schedule = ActiveCheckSchedule(httpSubsystem: false)
     private var inFlight: [PeerSlot: ProbeConnection] = [:]
     private var timer: TimerWatcher!
+    /// `https` checks: one client context per https_verify_certificate value (system CA store, depth 1).
+    private var tlsContexts: [Bool: TLSClientContext] = [:]
+
+    private func tlsContext(verify: Bool) -> TLSClientContext? {
+        if let c = tlsContexts[verify] { return c }
+        do {
+            let c = try TLSClientContext(verify: verify, depth: 1)
+            tlsContexts[verify] = c
+            return c
+        } catch {
+            log.log(.error, "active health checks: could not make the TLS context: \(error)")
+            return nil
+        }
+    }
 
     init(loop: EventLoop, table: PeerStateTable, log: ErrorLog) {
         self.loop = loop
@@ -58,9 +73,12 @@ final class ActiveHealthChecker {
                 schedule.completed(job)
                 continue
             }
-            // No TLS yet: an `https` check is a TCP connect check (documented in the README).
-            let conn = ProbeConnection(loop: loop, address: addr, request: job.request, tcpOnly: job.kind != .http,
-                                       timeout: max(0.001, job.timeout)) { [unowned self] outcome in
+            // `https`: the same request over TLS (SNI https_sni, or the host name; verification per
+            // https_verify_certificate); a failed handshake counts as a TCP failure, as Kong's checker does.
+            let tls = job.kind == .https ? (tlsContext(verify: job.verifyCertificate), job.sni) : nil
+            if job.kind == .https && tls?.0 == nil { schedule.completed(job); continue }
+            let conn = ProbeConnection(loop: loop, address: addr, request: job.request, tcpOnly: job.kind == .tcp,
+                                       timeout: max(0.001, job.timeout), tls: tls.map { ($0.0!, $0.1) }) { [unowned self] outcome in
                 self.inFlight[job.slot] = nil
                 self.schedule.completed(job)
                 if let t = self.table.report(job.slot, outcome, source: .active, policy: job.policy,
@@ -74,7 +92,7 @@ final class ActiveHealthChecker {
     }
 }
 
-/// One probe: a fresh TCP connection, `GET <path> HTTP/1.0`, read the status line, close.
+/// One probe: a fresh TCP connection (TLS for `https`), `GET <path> HTTP/1.0`, read the status line, close.
 final class ProbeConnection {
     let loop: EventLoop
     let address: SocketAddress
@@ -88,11 +106,25 @@ final class ProbeConnection {
     private var sent = 0
     private var response: [UInt8] = []
     private var connected = false
+    private let tlsSetup: (context: TLSClientContext, sni: String?)?
+    private var tls: TLSConnection?
 
     init(loop: EventLoop, address: SocketAddress, request: [UInt8], tcpOnly: Bool, timeout: Double,
-         done: @escaping (HealthOutcome) -> Void) {
+         tls: (context: TLSClientContext, sni: String?)? = nil, done: @escaping (HealthOutcome) -> Void) {
         self.loop = loop; self.address = address; self.request = request; self.tcpOnly = tcpOnly
-        self.timeout = timeout; self.done = done
+        self.timeout = timeout; self.done = done; self.tlsSetup = tls
+    }
+
+    /// A TLS result as the probe's IOResult; WANT_READ / WANT_WRITE choose the next event to wait for.
+    private func tlsIO(_ r: TLSConnection.Result, _ t: TLSConnection) -> IOResult {
+        switch r {
+        case .bytes(let n): return .bytes(n)
+        case .wouldBlock:
+            io?.set(events: t.readWantsWrite ? .write : (t.writeWantsRead ? .read : (sent < request.count ? .write : .read)))
+            return .wouldBlock
+        case .closed: return .eof
+        case .failed: return .error(71)
+        }
     }
 
     func start() {
@@ -115,9 +147,16 @@ final class ProbeConnection {
             if Socket.pendingError(fd) != 0 { finish(.tcpFailure); return }
             connected = true
             if tcpOnly { finish(.success); return }
+            if let s = tlsSetup {
+                guard let t = s.context.connection(fd: fd, sni: s.sni, host: s.sni ?? address.ip) else { finish(.tcpFailure); return }
+                tls = t
+            }
         }
         if sent < request.count {
-            let r = request.withUnsafeBytes { Socket.write(fd, from: $0.baseAddress! + sent, count: request.count - sent) }
+            let r = request.withUnsafeBytes { p in
+                tls.map { tlsIO($0.write(from: p.baseAddress! + sent, count: request.count - sent), $0) }
+                    ?? Socket.write(fd, from: p.baseAddress! + sent, count: request.count - sent)
+            }
             switch r {
             case .bytes(let n): sent += n
             case .wouldBlock: return
@@ -127,7 +166,9 @@ final class ProbeConnection {
             return
         }
         var buf = [UInt8](repeating: 0, count: 512)
-        let r = buf.withUnsafeMutableBytes { Socket.read(fd, into: $0.baseAddress!, count: 512) }
+        let r = buf.withUnsafeMutableBytes { p in
+            tls.map { tlsIO($0.read(into: p.baseAddress!, count: 512), $0) } ?? Socket.read(fd, into: p.baseAddress!, count: 512)
+        }
         switch r {
         case .bytes(let n):
             response += buf[0..<n]
@@ -137,6 +178,8 @@ final class ProbeConnection {
         case .error: finish(.tcpFailure)
         }
     }
+    // (A TLS write that completes the handshake may leave the request partly sent: the next writable
+    // event sends the rest, as for plain TCP.)
 
     /// The status of the probe response (GWBalancer.parseProbeStatusLine); 0 = unparsable, which
     /// counts as an HTTP failure.
@@ -147,6 +190,7 @@ final class ProbeConnection {
         let d = done
         io?.stop(); io = nil
         timer?.stop(); timer = nil
+        tls = nil
         if fd >= 0 { Socket.close(fd); fd = -1 }
         d(o)
     }
@@ -154,6 +198,7 @@ final class ProbeConnection {
     func cancel() {
         io?.stop(); io = nil
         timer?.stop(); timer = nil
+        tls = nil
         if fd >= 0 { Socket.close(fd); fd = -1 }
     }
 }

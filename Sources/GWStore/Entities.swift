@@ -15,6 +15,10 @@ public struct Service: Sendable, Equatable {
     public var writeTimeout: Int         // ms
     public var readTimeout: Int          // ms
     public var enabled: Bool
+    /// https services: Kong's `tls_verify` (nil: the node's default, off as Kong's
+    /// nginx_proxy_proxy_ssl_verify) and `tls_verify_depth` (nil: 1, nginx's proxy_ssl_verify_depth).
+    public var tlsVerify: Bool? = nil
+    public var tlsVerifyDepth: Int? = nil
 
     public init(id: String, name: String? = nil, protocolName: String = "http", host: String, port: Int = 80,
                 path: String? = nil, retries: Int = 5, connectTimeout: Int = 60000, writeTimeout: Int = 60000,

@@ -95,7 +95,7 @@ struct Fields {
 extension Service {
     public static func decode(json v: JSON) throws(SnapshotError) -> Service {
         let f = try Fields(v, entity: "service")
-        return Service(id: try f.string("id"), name: try f.optString("name"),
+        var s = Service(id: try f.string("id"), name: try f.optString("name"),
                        protocolName: try f.string("protocol", default: "http"), host: try f.string("host"),
                        port: try f.int("port", default: 80), path: try f.optString("path"),
                        retries: try f.int("retries", default: 5),
@@ -103,12 +103,16 @@ extension Service {
                        writeTimeout: try f.int("write_timeout", default: 60000),
                        readTimeout: try f.int("read_timeout", default: 60000),
                        enabled: try f.bool("enabled", default: true))
+        if case .bool(let b)? = v["tls_verify"] { s.tlsVerify = b }
+        s.tlsVerifyDepth = v["tls_verify_depth"]?.intValue
+        return s
     }
 
     public var json: JSON {
         ["id": .string(id), "name": JSON(name), "protocol": .string(protocolName), "host": .string(host),
          "port": JSON(port), "path": JSON(path), "retries": JSON(retries), "connect_timeout": JSON(connectTimeout),
-         "write_timeout": JSON(writeTimeout), "read_timeout": JSON(readTimeout), "enabled": .bool(enabled)]
+         "write_timeout": JSON(writeTimeout), "read_timeout": JSON(readTimeout), "enabled": .bool(enabled),
+         "tls_verify": tlsVerify.map(JSON.bool) ?? .null, "tls_verify_depth": JSON(tlsVerifyDepth)]
     }
 }
 

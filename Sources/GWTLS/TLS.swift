@@ -67,6 +67,32 @@ public final class TLSServerContext: @unchecked Sendable {
     }
 }
 
+/// The client context for https upstreams with one trust setting (one per setting and worker).
+public final class TLSClientContext: @unchecked Sendable {
+    let ctx: OpaquePointer
+    public let verify: Bool
+    public let depth: Int
+
+    public init(verify: Bool, depth: Int) throws(TLSError) {
+        var err = [CChar](repeating: 0, count: 512)
+        guard let c = gw_tls_client_ctx(verify ? 1 : 0, Int32(depth), &err, err.count) else { throw TLSError(String(cString: err)) }
+        ctx = c
+        self.verify = verify
+        self.depth = depth
+    }
+
+    deinit { SSL_CTX_free(ctx) }
+
+    /// A client connection over a connected `fd`; `sni` nil for none (an IP address).
+    public func connection(fd: Int32, sni: String?, host: String) -> TLSConnection? {
+        let s: OpaquePointer? = host.withCString { h in
+            if let sni { return sni.withCString { gw_tls_new_client(ctx, fd, $0, h, verify ? 1 : 0) } }
+            return gw_tls_new_client(ctx, fd, nil, h, verify ? 1 : 0)
+        }
+        return s.map(TLSConnection.init)
+    }
+}
+
 /// One TLS connection: the transport under an HTTP connection.
 public final class TLSConnection {
     let ssl: OpaquePointer
@@ -74,6 +100,8 @@ public final class TLSConnection {
     public private(set) var readWantsWrite = false
     /// The last write stopped on WANT_READ (resume it when the socket is readable).
     public private(set) var writeWantsRead = false
+    /// OpenSSL's reason for the last failed read or write (for the error log).
+    public private(set) var lastError = ""
 
     public enum Result: Equatable {
         case bytes(Int)
@@ -93,7 +121,7 @@ public final class TLSConnection {
         case 0: return .closed
         case Int32(GW_TLS_WANT_READ): return .wouldBlock
         case Int32(GW_TLS_WANT_WRITE): readWantsWrite = true; return .wouldBlock
-        default: return .failed(String(cString: gw_tls_last_error()))
+        default: lastError = String(cString: gw_tls_last_error()); return .failed(lastError)
         }
     }
 
@@ -106,7 +134,7 @@ public final class TLSConnection {
         case 0: return .closed
         case Int32(GW_TLS_WANT_WRITE): return .wouldBlock
         case Int32(GW_TLS_WANT_READ): writeWantsRead = true; return .wouldBlock
-        default: return .failed(String(cString: gw_tls_last_error()))
+        default: lastError = String(cString: gw_tls_last_error()); return .failed(lastError)
         }
     }
 

@@ -237,3 +237,127 @@ def test_http2_flag_is_refused(tmp_path):
     g.write_conf(proxy_listen=f"127.0.0.1:{g.proxy_port} ssl http2")
     r = g.cli("start", "-c", g.conf, "-p", g.prefix)
     assert r.returncode != 0 and "http2" in r.stderr and "not supported" in r.stderr
+
+
+class TLSUpstream:
+    """An HTTPS upstream on 127.0.0.1 with a self-signed certificate: records the SNI of each TLS connection,
+    the connections and the requests; answers 200 with a JSON summary (keep-alive)."""
+
+    def __init__(self, tmp_path):
+        import threading
+        self.crt, self.key = str(tmp_path / "up.crt"), str(tmp_path / "up.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", self.key, "-out", self.crt,
+                        "-days", "2", "-subj", "/CN=upstream.test"], check=True, capture_output=True)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(self.crt, self.key)
+        self.snis, self.connections, self.requests = [], 0, []
+        self.ctx.sni_callback = lambda sock, name, ctx: self.snis.append(name)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.stopped = False
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        import threading
+        while not self.stopped:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        from conftest import read_http_request
+        try:
+            t = self.ctx.wrap_socket(c, server_side=True)
+        except (ssl.SSLError, OSError):
+            c.close()
+            return
+        self.connections += 1
+        f = t.makefile("rb")
+        try:
+            while True:
+                r = read_http_request(f)
+                if r is None:
+                    break
+                self.requests.append(r)
+                body = json.dumps({"len": len(r["body"]), "sha": hashlib.sha256(r["body"]).hexdigest(),
+                                   "host": r["headers"].get("host")}).encode()
+                t.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        except (OSError, ValueError, ssl.SSLError):
+            pass
+        finally:
+            t.close()
+
+    def stop(self):
+        self.stopped = True
+        self.sock.close()
+
+
+def test_https_upstream(gateway, tmp_path):
+    g = gateway(workers=1)
+    up = TLSUpstream(tmp_path)
+    try:
+        # A host name: sent as SNI (Kong sends none for an IP address).
+        s, b, _ = g.admin("POST", "/services", {"name": "tls-up", "url": f"https://localhost:{up.port}/"})
+        assert s == 201, b
+        s, b, _ = g.admin("POST", "/services/tls-up/routes", {"paths": ["/up"]})
+        assert s == 201, b
+        g.wait_route("/up")
+        for _ in range(5):
+            s, body, _ = g.get("/up")
+            assert s == 200 and json.loads(body)["host"] == f"localhost:{up.port}"
+        assert up.connections == 1, "the TLS connection is kept alive and pooled"
+        assert up.snis and set(up.snis) == {"localhost"}
+        big = os.urandom(1 << 20)
+        s, body, _ = g.get("/up", method="POST", body=big)
+        assert s == 200 and json.loads(body)["sha"] == hashlib.sha256(big).hexdigest()
+        # An IP address: no SNI.
+        s, b, _ = g.admin("POST", "/services", {"name": "tls-ip", "url": f"https://127.0.0.1:{up.port}/"})
+        assert s == 201
+        s, b, _ = g.admin("POST", "/services/tls-ip/routes", {"paths": ["/ip"]})
+        assert s == 201
+        g.wait_route("/ip")
+        assert None in up.snis
+        # tls_verify: the self-signed certificate is not trusted by the system store → 502, the worker goes on.
+        s, b, _ = g.admin("PATCH", "/services/tls-up", {"tls_verify": True, "tls_verify_depth": 2})
+        assert s == 200, b
+        wait_until(lambda: g.get("/up")[0] == 502, what="verification failure")
+        assert "TLS handshake failed" in g.log() and "certificate verify failed" in g.log()
+        assert g.get("/ip")[0] == 200
+        # Not run yet, so refused: client certificates and CA certificates.
+        s, b, _ = g.admin("PATCH", "/services/tls-up", {"ca_certificates": ["4e3ad2e4-0bc4-4638-8e34-c84a417ba39b"]})
+        assert s == 400 and "ca_certificates" in b["fields"], b
+    finally:
+        up.stop()
+
+
+def test_https_active_health_checks(gateway, tmp_path):
+    g = gateway(workers=1)
+    up = TLSUpstream(tmp_path)
+    try:
+        checks = {"active": {"type": "https", "https_sni": "probe.test", "https_verify_certificate": False,
+                             "http_path": "/status", "timeout": 2,
+                             "healthy": {"interval": 1, "successes": 1},
+                             "unhealthy": {"interval": 1, "tcp_failures": 1, "http_failures": 1}}}
+        s, b, _ = g.admin("POST", "/upstreams", {"name": "tls-hc", "healthchecks": checks})
+        assert s == 201, b
+        s, b, _ = g.admin("POST", "/upstreams/tls-hc/targets", {"target": f"127.0.0.1:{up.port}"})
+        assert s == 201, b
+
+        def health():
+            return g.admin("GET", "/upstreams/tls-hc/health")[1]["data"][0]["health"]
+
+        wait_until(lambda: any(r["target"] == "/status" for r in up.requests), what="an https probe")
+        assert "probe.test" in up.snis
+        wait_until(lambda: health() == "HEALTHY", what="healthy over TLS")
+        # Verification on: the self-signed certificate fails the handshake → a TCP failure → UNHEALTHY.
+        checks["active"]["https_verify_certificate"] = True
+        s, b, _ = g.admin("PATCH", "/upstreams/tls-hc", {"healthchecks": checks})
+        assert s == 200, b
+        wait_until(lambda: health() == "UNHEALTHY", timeout=15, what="unhealthy after verification fails")
+    finally:
+        up.stop()

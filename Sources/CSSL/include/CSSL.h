@@ -25,6 +25,14 @@ typedef struct gw_tls_config {
 SSL_CTX *gw_tls_server_ctx(const gw_tls_config *cfg, const char *const *certs, const char *const *keys, int npairs,
                            char *err, size_t errlen);
 
+// The client context for https upstreams: verify (SSL_VERIFY_PEER against the system's CA store,
+// Kong's lua_ssl_trusted_certificate = system) up to `depth`; no session reuse (Kong never resumes
+// upstream sessions).
+SSL_CTX *gw_tls_client_ctx(int verify, int depth, char *err, size_t errlen);
+// A client-side TLS connection over fd: SNI `sni` (NULL: none, e.g. an IP), and with verification the
+// certificate must match `host`.
+SSL *gw_tls_new_client(SSL_CTX *ctx, int fd, const char *sni, const char *host, int verify);
+
 // A server-side TLS connection over fd (accept state; the handshake runs inside read/write).
 SSL *gw_tls_new_server(SSL_CTX *ctx, int fd);
 
