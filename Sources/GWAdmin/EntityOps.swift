@@ -348,7 +348,7 @@ extension AdminAPI {
         case .plugins:
             guard let name = str("name"), case .object(let cfg)? = d["config"] else { return }
             // typedefs.no_consumer (KONG-PLUGINS.md §1.3).
-            if ["key-auth", "basic-auth", "acl", "cors"].contains(name), isSet("consumer") {
+            if ["key-auth", "basic-auth", "acl", "cors", "bot-detection"].contains(name), isSet("consumer") {
                 e.field("consumer", "value must be null")
             }
             if name == "acl" { AdminAPI.aclConfigChecks(cfg, &e) }
@@ -410,6 +410,7 @@ extension AdminAPI {
                 e.set(["config", "key_in_body"], .string("key_in_body is not supported by this gateway yet (keys are read from headers and the query string)"))
             }
             TransformerSchemas.check(name, cfg, &e)
+            AccessControlSchemas.check(name, cfg, &e)
         case .targets, .keyauthCredentials, .basicauthCredentials, .acls:
             break
         }

@@ -127,6 +127,8 @@ public final class PluginContext {
     /// The response is a cache Hit produced in access (the data path may say so in its logs).
     public var servedFromCache = false
 
+    /// The client address in binary form (ip-restriction), parsed once per connection.
+    public lazy var clientAddress: IPAddress = IPAddress(clientIP)
     /// Hashes of the client address (rate-limiting's `ip` identifier), computed once per connection.
     lazy var clientIPHash: (UInt64, UInt64) = identifierHashes(clientIP.utf8)
 
