@@ -38,8 +38,12 @@ extension ClientConnection {
             ctx.reset()
         } else {
             ctx = PluginContext(clientIP: peer.ip)
+            ctx.connectionFD = fd
+            ctx.connectionSerial = server.nextConnectionSerial()
+            ctx.serverPort = listenPort
             pluginContext = ctx
         }
+        ctx.connectionRequests = requestsOnConnection + 1   // counted by beginRequest right after
         ctx.now = Int64(Clock.wallSeconds())
         plugins = ctx
         // Usually the same plan as the previous exchange's: skip the release and retain.
