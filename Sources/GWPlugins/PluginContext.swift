@@ -163,6 +163,9 @@ public final class PluginContext {
         guard done else { return [] }
         return buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }
     }()
+    /// The client's bytes received after the request head (the start of its body, or pipelined requests);
+    /// valid during the access phase only (request-termination's echo).
+    public var pendingInput: UnsafeRawBufferPointer? = nil
     /// correlation-id's id of this request (reused buffer).
     public var correlationID: [UInt8] = []
 

@@ -65,7 +65,9 @@ extension ClientConnection {
     }
 
     private func runAccess(_ ctx: PluginContext, _ d: RouteDecision, _ rp: HTTPRequestParser) -> Bool {
+        if let b = inBuf { ctx.pendingInput = UnsafeRawBufferPointer(start: b.base + b.start, count: b.count) }
         let exited = PluginRuntime.access(d.pluginPlan, ctx, rp.head)
+        ctx.pendingInput = nil
         if let f = ctx.failure { server.log.log(.error, "plugin failed in access: \(f)") }
         if exited { sendExit(ctx) }
         return exited
@@ -151,14 +153,16 @@ extension ClientConnection {
             HTTPWriter.appendHeader("Date", String(decoding: c.server.httpDate(), as: UTF8.self), into: &out)
             if let t = ctx.exitContentType { HTTPWriter.appendHeader("Content-Type", t, into: &out) }
             HTTPWriter.appendHeader("Connection", keep ? "keep-alive" : "close", into: &out)
-            HTTPWriter.appendHeader("Content-Length", ctx.exitBody.count, into: &out)
+            // nginx sends no Content-Length (and no body) with 1xx, 204 and 304.
+            let bodyless = ctx.exitStatus < 200 || ctx.exitStatus == 204 || ctx.exitStatus == 304
+            if !bodyless { HTTPWriter.appendHeader("Content-Length", ctx.exitBody.count, into: &out) }
             if c.server.settings.latencyTokens {
                 HTTPWriter.appendHeader("X-Kong-Response-Latency", c.responseLatencyMillis, into: &out)
             }
             if c.server.settings.serverTokens { HTTPWriter.appendHeader("Server", c.server.serverToken, into: &out) }
             HTTPWriter.appendHeader("X-Kong-Request-Id", String(decoding: c.requestID, as: UTF8.self), into: &out)
             HTTPWriter.appendEndOfHead(into: &out)
-            if !isHEAD { out.append(contentsOf: ctx.exitBody) }
+            if !isHEAD && !bodyless { out.append(contentsOf: ctx.exitBody) }
         }
     }
 }
