@@ -2,7 +2,8 @@
 //   beginPlugins    an exchange starts: the connection's PluginContext is reset (only when the
 //                   configuration has plugins; otherwise `plugins` stays nil and nothing below runs)
 //   runAccess       after routing, the 426 https check and nginx's 413 (both before access in Kong);
-//                   an exit is answered here (sendExit), a route without service gets its 503 after it
+//                   an exit is answered here (sendExit), a route without service gets its 503 after it;
+//                   the client bytes already read past the head are visible as ctx.pendingInput
 //   header_filter   before the client response head is written: proxied (ProxyExchange.responseHead,
 //                   startTunnel, with the upstream's headers) and generated (finishGenerated, empty headers)
 //   body_filter     each decoded body piece as relayed (ProxyExchange.parseResponse), then once with
@@ -150,7 +151,10 @@ extension ClientConnection {
         sendGenerated(status: ctx.exitStatus, logStatus: nil, close: false) { c, keep, out in
             let isHEAD = c.parser?.head.method == .head
             HTTPWriter.appendStatusLine(status: ctx.exitStatus, into: &out)
-            HTTPWriter.appendHeader("Date", String(decoding: c.server.httpDate(), as: UTF8.self), into: &out)
+            // Date and the request id as bytes (a String of either would be a heap allocation per answer).
+            HTTPWriter.append("Date: ", into: &out)
+            out.append(contentsOf: c.server.httpDate())
+            HTTPWriter.append("\r\n", into: &out)
             if let t = ctx.exitContentType { HTTPWriter.appendHeader("Content-Type", t, into: &out) }
             HTTPWriter.appendHeader("Connection", keep ? "keep-alive" : "close", into: &out)
             // nginx sends no Content-Length (and no body) with 1xx, 204 and 304.
@@ -160,7 +164,9 @@ extension ClientConnection {
                 HTTPWriter.appendHeader("X-Kong-Response-Latency", c.responseLatencyMillis, into: &out)
             }
             if c.server.settings.serverTokens { HTTPWriter.appendHeader("Server", c.server.serverToken, into: &out) }
-            HTTPWriter.appendHeader("X-Kong-Request-Id", String(decoding: c.requestID, as: UTF8.self), into: &out)
+            HTTPWriter.append("X-Kong-Request-Id: ", into: &out)
+            out.append(contentsOf: c.requestID)
+            HTTPWriter.append("\r\n", into: &out)
             HTTPWriter.appendEndOfHead(into: &out)
             if !isHEAD && !bodyless { out.append(contentsOf: ctx.exitBody) }
         }
