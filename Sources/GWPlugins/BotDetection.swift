@@ -4,7 +4,7 @@
 // No User-Agent → pass; more than one → 400 "Only one User-Agent header allowed".
 // Regexes are PCRE2 in byte mode (ngx.re without "u"), unanchored, compiled once per configuration.
 // Kong caches verdicts per user agent (an LRU of 10^4 per configuration); here a fixed table of
-// `cacheSlots` verdicts indexed by a 128-bit hash of the stripped agent, a new agent overwriting its
+// `cacheSlots` verdicts (64 KiB, made on first use) indexed by a 128-bit hash of the stripped agent, a new agent overwriting its
 // slot (bounded memory; a hash collision could only hand one agent another's verdict, and the client
 // chooses its User-Agent anyway). Worker-loop confined: the table belongs to this instance.
 import GWHTTP
@@ -21,7 +21,8 @@ final class BotDetection: PluginHandler {
     let deny: [Regex]
     let bots: [Regex]
     /// `cacheSlots` entries of two words: (hash₁, hash₂ with the verdict in its low 2 bits); 0 = empty.
-    private var cache: [UInt64]
+    /// Made on the instance's first examined agent (an instance that never sees traffic costs nothing).
+    private var cache: [UInt64] = []
 
     init(entity: Plugin, env: PluginEnvironment) throws(PluginError) {
         let c = PluginConfig(entity.config, plugin: BotDetection.name)
@@ -37,7 +38,6 @@ final class BotDetection: PluginHandler {
         allow = try compile(try c.strings("allow") ?? [], "allow")
         deny = try compile(try c.strings("deny") ?? [], "deny")
         bots = try compile(BotRules.bots, "rules")
-        cache = [UInt64](repeating: 0, count: 2 * BotDetection.cacheSlots)
         super.init(entity: entity, priority: BotDetection.priority)
     }
 
@@ -67,6 +67,7 @@ final class BotDetection: PluginHandler {
         let (h1, h2) = BotDetection.hash(agent)
         let key2 = h2 & ~3
         let slot = Int(h1 & UInt64(BotDetection.cacheSlots - 1)) * 2
+        if cache.isEmpty { cache = [UInt64](repeating: 0, count: 2 * BotDetection.cacheSlots) }
         if cache[slot] == h1, cache[slot + 1] & ~3 == key2, let v = Verdict(rawValue: cache[slot + 1] & 3) { return v }
         let v = examine(agent)
         cache[slot] = h1
