@@ -195,7 +195,8 @@ def main():
                 ap.error(f"unknown plugin {plugin}")
         for doc in args.plugin_json:
             admin("POST", "/plugins", json.loads(doc))
-        bench.wait_until(lambda: bench.http_get(port, args.path, timeout=10)[0] in (200, 401), timeout=120,
+        # (urllib's User-Agent is a bot to bot-detection: 403)
+        bench.wait_until(lambda: bench.http_get(port, args.path, timeout=10)[0] in (200, 401, 403), timeout=120,
                          what="proxy")
         workers = [p for p in bench.process_tree(gw.pid) if p != gw.pid]
         # the worker: the process that holds the proxy port's connections; with one worker, the
