@@ -28,9 +28,13 @@ public enum IPAddress: Equatable, Sendable {
     case v6(IP128)
     case none
 
+    /// A peer address as text; an IPv6 zone ("fe80::1%eth0") is not part of the address.
     public init(_ text: String) {
         var t = text
-        self = t.withUTF8 { IPAddress.parse($0) }
+        self = t.withUTF8 { b in
+            let end = b.firstIndex(of: 0x25) ?? b.count
+            return IPAddress.parse(UnsafeBufferPointer(rebasing: b[0 ..< end]))
+        }
     }
 
     public static func parse(_ s: UnsafeBufferPointer<UInt8>) -> IPAddress {

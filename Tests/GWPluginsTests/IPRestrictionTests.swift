@@ -21,6 +21,7 @@ import GWStore
         #expect(IPAddress("2001:0DB8:0000:0000:0000:FF00:0042:8329") == IPAddress("2001:db8::ff00:42:8329"))
         #expect(IPAddress("::ffff:1.2.3.4") == .v6(IP128(hi: 0, lo: 0x0000_FFFF_0102_0304)))
         #expect(IPAddress("1:2:3:4:5:6:1.2.3.4") == .v6(IP128(hi: 0x0001_0002_0003_0004, lo: 0x0005_0006_0102_0304)))
+        #expect(IPAddress("fe80::1%eth0") == .v6(IP128(hi: 0xFE80_0000_0000_0000, lo: 1)), "a zone is not part of the address")
         #expect(IPAddress("fe80::1:2:3:4") == .v6(IP128(hi: 0xFE80_0000_0000_0000, lo: 0x0001_0002_0003_0004)))
     }
 
