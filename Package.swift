@@ -52,7 +52,7 @@ let package = Package(
         .testTarget(name: "GWRouterTests", dependencies: ["GWRouter", "GWStore", "GWHTTP"]),
         .testTarget(name: "GWBalancerTests", dependencies: ["GWBalancer", "GWStore", "GWSystem"], exclude: ["alloc_counter.c"]),
         .testTarget(name: "GWAdminTests", dependencies: ["GWAdmin", "GWJSON", "GWStore"]),
-        .testTarget(name: "GWConfigTests", dependencies: ["GWConfig"]),
+        .testTarget(name: "GWConfigTests", dependencies: ["GWConfig", "GWSystem"]),
         .testTarget(name: "GWPluginsTests", dependencies: ["GWPlugins", "GWHTTP", "GWJSON", "GWStore", "CCrypto", "GWPluginState", "GWSystem"]),
         // A helper the GWPluginState tests spawn (posix_spawn, not fork: the test process has threads)
         // to hammer the shared tables from other processes.

@@ -40,6 +40,12 @@ public struct GatewayConfig: Sendable {
     public var largeClientHeaderBuffers: (count: Int, size: Int)
     public var clientHeaderTimeout: Int               // seconds
     public var clientBodyTimeout: Int                 // seconds
+    /// nginx client_body_buffer_size: a buffered request body is kept in memory up to this size, then
+    /// written to a temp file in <prefix>/client_body_temp; plugins read bodies that fit here.
+    public var clientBodyBufferSize: Int = 8192
+    /// The largest response body a plugin may hold to rewrite it (response-transformer JSON); larger
+    /// bodies are relayed untouched.
+    public var responseTransformerMaxBodySize: Int = 1 << 20
     public var keepaliveTimeout: Int                  // seconds
     public var keepaliveRequests: Int
     public var database: String                       // sqlite | off
@@ -58,6 +64,15 @@ public struct GatewayConfig: Sendable {
     /// Kong `dns_resolver`: DNS servers as `ip[:port]` (comma-separated) for target host names;
     /// empty = the servers of /etc/resolv.conf.
     public var dnsResolver: String = ""
+    /// Kong `trusted_ips`: peers whose X-Forwarded-* headers are forwarded and whose `real_ip_header`
+    /// names the client (nginx realip).
+    public var trustedIPs = TrustedIPs()
+    /// Kong `real_ip_header` (a header name; `proxy_protocol` is refused) and `real_ip_recursive`.
+    public var realIPHeader = "X-Real-IP"
+    public var realIPRecursive = false
+    /// nginx `underscores_in_headers` (Kong's template sets `on`; `nginx_proxy_underscores_in_headers = off`
+    /// drops header lines whose name has an underscore, as nginx does).
+    public var underscoresInHeaders = true
 
     /// Paths relative to the prefix are resolved against it (as Kong does for log paths).
     public func resolve(_ path: String) -> String {
@@ -66,6 +81,17 @@ public struct GatewayConfig: Sendable {
     }
 
     public var pidFile: String { resolve("pids/gateway.pid") }
+    /// The running node's configuration (Kong's `<prefix>/.kong_env`): written by the master at start and
+    /// after each reload, read by the CLI commands that act on a running node (`health`, `stop`, …).
+    public var runningConfigFile: String { resolve("run/running.conf") }
+
+    /// `key = value` lines of the effective configuration (`entries`: admin_token left out), loadable
+    /// with `ConfigLoader.load(path:environment: [:])`.
+    public var savedText: String {
+        var s = "# the configuration this node runs with (written at start and reload)\n"
+        for (k, v) in entries { s += "\(k) = \(k == "prefix" ? prefix : v)\n" }
+        return s
+    }
     public var databaseFile: String { resolve("gateway.db") }
 }
 
@@ -89,6 +115,8 @@ public let configKeys: [(key: String, defaultValue: String)] = [
     ("large_client_header_buffers", "4 8k"),
     ("client_header_timeout", "60s"),
     ("client_body_timeout", "60s"),
+    ("client_body_buffer_size", "8k"),
+    ("response_transformer_max_body_size", "1m"),
     ("keepalive_timeout", "75s"),
     ("keepalive_requests", "10000"),
     ("database", "sqlite"),
@@ -102,6 +130,10 @@ public let configKeys: [(key: String, defaultValue: String)] = [
     ("error_default_type", "text/plain"),
     ("quit_timeout", "10s"),
     ("dns_resolver", ""),
+    ("trusted_ips", ""),
+    ("real_ip_header", "X-Real-IP"),
+    ("real_ip_recursive", "off"),
+    ("nginx_proxy_underscores_in_headers", "on"),
 ]
 
 /// Kong spellings accepted as aliases.
@@ -112,10 +144,15 @@ private let aliases: [String: String] = [
     "nginx_main_daemon": "daemon",
     "nginx_http_client_max_body_size": "client_max_body_size",
     "nginx_proxy_client_max_body_size": "client_max_body_size",
+    "nginx_http_client_body_buffer_size": "client_body_buffer_size",
+    "nginx_proxy_client_body_buffer_size": "client_body_buffer_size",
     "nginx_http_client_header_buffer_size": "client_header_buffer_size",
     "nginx_http_large_client_header_buffers": "large_client_header_buffers",
     "nginx_http_keepalive_timeout": "keepalive_timeout",
     "nginx_http_keepalive_requests": "keepalive_requests",
+    "nginx_proxy_real_ip_header": "real_ip_header",
+    "nginx_proxy_real_ip_recursive": "real_ip_recursive",
+    "nginx_http_underscores_in_headers": "nginx_proxy_underscores_in_headers",
 ]
 
 /// The largest worker_processes (half of the shared segment's GW_MAX_WORKERS slots).
@@ -298,6 +335,12 @@ public enum ConfigLoader {
             serverTokens: serverTokens, latencyTokens: latencyTokens,
             adminToken: token.isEmpty ? nil : token, errorDefaultType: edt,
             quitTimeout: try seconds("quit_timeout"), entries: entries)
+        let cbb = try size("client_body_buffer_size")
+        guard cbb >= 1 << 10, cbb <= 64 << 20 else { throw bad("client_body_buffer_size", "must be between 1k and 64m") }
+        cfg.clientBodyBufferSize = cbb
+        let rtMax = try size("response_transformer_max_body_size")
+        guard rtMax >= 1 << 10, rtMax <= 256 << 20 else { throw bad("response_transformer_max_body_size", "must be between 1k and 256m") }
+        cfg.responseTransformerMaxBodySize = rtMax
         let servers = v("dns_resolver").split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
         for e in servers {
             // ip, ip:port, [ipv6]:port or a bare IPv6 address (what c-ares' ares_set_servers_ports_csv takes).
@@ -319,6 +362,17 @@ public enum ConfigLoader {
             }
         }
         cfg.dnsResolver = servers.joined(separator: ",")
+        do { cfg.trustedIPs = try TrustedIPs(parsing: v("trusted_ips")) } catch {
+            throw bad("trusted_ips", error.message)
+        }
+        let rih = v("real_ip_header").trimmingWhitespace()
+        if rih == "proxy_protocol" { throw bad("real_ip_header", "proxy_protocol is not supported yet") }
+        guard !rih.isEmpty, rih.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != 0x3A && $0 != 0x2C }) else {
+            throw bad("real_ip_header", "expected a header name")
+        }
+        cfg.realIPHeader = rih
+        cfg.realIPRecursive = try bool("real_ip_recursive")
+        cfg.underscoresInHeaders = try bool("nginx_proxy_underscores_in_headers")
         return cfg
     }
 

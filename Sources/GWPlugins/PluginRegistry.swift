@@ -11,7 +11,7 @@ public enum PluginRegistry {
     /// and its black-box tests pass (Tests/integration/test_plugins_*.py).
     static let running: [String] = [KeyAuth.name, BasicAuth.name, ACL.name, RateLimiting.name, Cors.name, ProxyCache.name,
                                     RequestTransformer.name, ResponseTransformer.name, IPRestriction.name,
-                                    CorrelationID.name, BotDetection.name, RequestTermination.name]
+                                    CorrelationID.name, BotDetection.name, RequestTermination.name, RequestSizeLimiting.name]
 
     /// Kong name → PRIORITY, for every plugin whose handler runs in the worker.
     public static let priorities: [String: Int] = Dictionary(uniqueKeysWithValues: running.map { ($0, implemented[$0]!.priority) })
@@ -33,6 +33,7 @@ public enum PluginRegistry {
         CorrelationID.name: (CorrelationID.priority, { e, env throws(PluginError) in try CorrelationID(entity: e, env: env) }),
         BotDetection.name: (BotDetection.priority, { e, env throws(PluginError) in try BotDetection(entity: e, env: env) }),
         RequestTermination.name: (RequestTermination.priority, { e, env throws(PluginError) in try RequestTermination(entity: e, env: env) }),
+        RequestSizeLimiting.name: (RequestSizeLimiting.priority, { e, env throws(PluginError) in try RequestSizeLimiting(entity: e, env: env) }),
     ]
 
     /// The names the Admin API accepts, sorted.

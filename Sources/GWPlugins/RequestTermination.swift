@@ -8,10 +8,10 @@
 //     hostname}, request{scheme, host, port, headers, query, body, raw_body, method, path,
 //     uri_captures{named, unnamed}}, matched_route, matched_service).
 // The non-echo answers are encoded once per configuration: no allocation per request. echo (a
-// debugging aid) builds its JSON per request. Its `raw_body` is the request body when the whole body
-// arrived with the head (Kong's "not in memory" case otherwise: the field is absent); `body` is parsed
-// for JSON and form-urlencoded types; `kong.node_id` is absent (workers do not know the node id) and
-// the route and service show the fields the worker holds.
+// debugging aid) builds its JSON per request and has the body read before access (needsRequestBody):
+// `raw_body` is absent for a body larger than client_body_buffer_size (Kong: get_raw_body fails),
+// `body` is the JSON, form-urlencoded or multipart body decoded; `kong.node_id` is absent (workers do
+// not know the node id) and the route and service show the fields the worker holds.
 import Glibc
 import GWHTTP
 import GWJSON
@@ -78,6 +78,7 @@ final class RequestTermination: PluginHandler {
     }
 
     override var phases: PluginPhases { .access }
+    override var needsRequestBody: Bool { echo }
 
     override func access(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead) throws(PluginError) {
         if triggerHeader != nil, !triggered(ctx, request) { return }
@@ -129,14 +130,14 @@ final class RequestTermination: PluginHandler {
         return JSON.object(doc).serialized()
     }
 
-    /// The body bytes when the whole body is known: "" without a body; the bytes that came with the head
-    /// when they hold all of a Content-Length body; nil otherwise.
+    /// The body bytes when the whole body was read before access ("" without a body); nil when it
+    /// did not fit in memory.
     private func rawBody(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead) -> ArraySlice<UInt8>? {
-        if request.isChunked { return nil }
-        let n = request.contentLength ?? 0
-        if n == 0 { return [] }
-        guard let pending = ctx.pendingInput, pending.count >= n else { return nil }
-        return ArraySlice(UnsafeRawBufferPointer(rebasing: pending[0 ..< n]))
+        switch ctx.requestBodyState {
+        case .available: return ArraySlice(ctx.requestBody)
+        case .tooLarge: return nil
+        case .none: return request.isChunked || (request.contentLength ?? 0) > 0 ? nil : []
+        }
     }
 
     static let hostname: String = {
@@ -198,13 +199,21 @@ final class RequestTermination: PluginHandler {
         return out
     }
 
-    /// kong.request.get_body(): JSON or form-urlencoded bodies; nil for other types (and bad JSON).
+    /// kong.request.get_body(): JSON, form-urlencoded or multipart bodies decoded; nil for other types
+    /// (and bodies that do not decode).
     static func parsedBody(_ raw: ArraySlice<UInt8>, _ request: borrowing HTTPRequestHead) -> JSON? {
-        guard let i = request.headers.firstIndex(of: "content-type") else { return nil }
-        let ct = request.headers.value(at: i).lowercased()
-        if ct.contains("application/json") { return try? JSON.parse(Array(raw)) }
-        if ct.contains("application/x-www-form-urlencoded") { return .object(args(raw)) }
-        return nil
+        let ct = request.headers.firstIndex(of: "content-type").map { request.headers.valueBytes(at: $0) }
+        switch BodyKind.of(contentType: ct) {
+        case .json: return try? JSON.parse(Array(raw))
+        case .form: return .object(args(raw))
+        case .multipart(let boundary):
+            let bytes = Array(raw)
+            guard let m = bytes.withUnsafeBytes({ MultipartBody($0, boundary: boundary) }) else { return nil }
+            var o = JSONObject()
+            for p in m.parts { if let n = p.name { o[n] = .string(p.value) } }
+            return .object(o)
+        case .other: return nil
+        }
     }
 
     static func json(_ r: Route) -> JSON {

@@ -2,8 +2,7 @@
 //   beginPlugins    an exchange starts: the connection's PluginContext is reset (only when the
 //                   configuration has plugins; otherwise `plugins` stays nil and nothing below runs)
 //   runAccess       after routing, the 426 https check and nginx's 413 (both before access in Kong);
-//                   an exit is answered here (sendExit), a route without service gets its 503 after it;
-//                   the client bytes already read past the head are visible as ctx.pendingInput
+//                   an exit is answered here (sendExit), a route without service gets its 503 after it
 //   header_filter   before the client response head is written: proxied (ProxyExchange.responseHead,
 //                   startTunnel, with the upstream's headers) and generated (finishGenerated, empty headers)
 //   body_filter     each decoded body piece as relayed (ProxyExchange.parseResponse), then once with
@@ -66,10 +65,9 @@ extension ClientConnection {
     }
 
     private func runAccess(_ ctx: PluginContext, _ d: RouteDecision, _ rp: HTTPRequestParser) -> Bool {
-        if let b = inBuf { ctx.pendingInput = UnsafeRawBufferPointer(start: b.base + b.start, count: b.count) }
         let exited = PluginRuntime.access(d.pluginPlan, ctx, rp.head)
-        ctx.pendingInput = nil
         if let f = ctx.failure { server.log.log(.error, "plugin failed in access: \(f)") }
+        if let w = ctx.warning { server.log.log(.warn, w); ctx.warning = nil }
         if exited { sendExit(ctx) }
         return exited
     }

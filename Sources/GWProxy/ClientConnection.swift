@@ -20,6 +20,8 @@ final class ClientConnection {
     unowned(unsafe) let server: ProxyServer
     var fd: Int32
     let peer: SocketAddress
+    /// The peer is in `trusted_ips` (decided once per connection; MessageBuilder+Forwarded.swift).
+    let peerTrusted: Bool
     let listenPort: Int
     var io: IOWatcher!
     let timer: TimerWatcher
@@ -52,6 +54,19 @@ final class ClientConnection {
     var bytesToClient = 0
     var bodyForwarded = 0
     var hasBody = false
+    var bodyMode = RequestBodyMode.none
+    /// The body being read whole (bodyMode .buffer), from the server's pool; returned at the exchange's end.
+    var bodyBuffer: RequestBodyBuffer?
+    /// Bytes of our own body (ownBodyLength) queued to the current try's upstream.
+    var bodySent = 0
+    /// The access phase waits for the whole body (a plugin reads it).
+    var accessAfterBody = false
+    var bodyPump = LoopGuard.idle
+    /// The response body is being held for a plugin (ClientConnection+ResponseBody.swift).
+    var holdingResponse = false
+    var heldBody: [UInt8] = []
+    /// Set while writing the head of a rewritten body: our Content-Length replaces the upstream's framing.
+    var ownResponseLength: Int? = nil
     var continueSent = false
     var discarding = false         // answered before the request body was read: reading and dropping it
     var respParserPaused = false
@@ -72,6 +87,7 @@ final class ClientConnection {
         self.server = server
         self.fd = fd
         self.peer = peer
+        self.peerTrusted = server.settings.trustedIPs.contains(peer)
         self.listenPort = listenPort
         self.timer = TimerWatcher(loop: server.loop) {}
         io = IOWatcher(loop: server.loop, fd: fd, events: .read) { [unowned self] ev in self.handle(ev) }   // retained for the call: close() may drop the last reference
@@ -189,7 +205,7 @@ final class ClientConnection {
         while fd >= 0, persistence != .closing, let b = inBuf {
             if respPhase == .tunnel { return }
             if reqPhase == .done { return }   // pipelined bytes wait for the response
-            if reqPhase == .body {
+            if reqPhase == .body && bodyMode != .buffer {
                 guard let u = upstream, u.state == .active, !u.out.hasPending || u.out.bytes.count < ProxyServer.maxPendingOutput else {
                     // Waiting on the upstream (connecting, or not reading), not on the client: no
                     // client_body_timeout meanwhile (write_timeout / connect_timeout apply).
@@ -207,11 +223,11 @@ final class ClientConnection {
             let step = p.execute(b.readable)
             switch step {
             case .needMore:
-                let p = UnsafeRawPointer(b.base + b.start), n = b.count
+                let n = b.count
                 b.start = b.end
-                if reqPhase == .body {
-                    if n > 0 { forwardBody(p, n) } else if timerKind != .body { armClientTimer(.body) }
-                }
+                // Only framing (chunk sizes, extensions, trailers) is consumed without a body event: it is
+                // never relayed (RequestBodyMode).
+                if reqPhase == .body && (n > 0 || timerKind != .body) { armClientTimer(.body) }
                 if !reqPhase.isActive { armClientTimer(.header) }
                 // readClient pauses reading when inBuf is full (upstream backlog); everything is
                 // consumed now, so read again.
@@ -221,16 +237,14 @@ final class ClientConnection {
                 b.start += consumed
                 parserPaused = true
                 beginRequest()
-            case .body(_, let consumed):
-                let p = UnsafeRawPointer(b.base + b.start)
+            case .body(let piece, let consumed):
                 b.start += consumed
                 parserPaused = true
-                forwardBody(p, consumed)
+                if reqPhase == .body { requestBodyPiece(piece) }
             case .messageComplete(let consumed):
-                let p = UnsafeRawPointer(b.base + b.start)
                 b.start += consumed
                 if reqPhase == .body {
-                    forwardBody(p, consumed)
+                    requestBodyEnd()
                     requestBodyComplete()
                 }
                 if !reqPhase.isActive { discarding = false }
@@ -270,6 +284,7 @@ final class ClientConnection {
     private func beginRequest() {
         server.refreshConfigurationIfStale()
         startRequestClock()
+        if peerTrusted, let ctx = plugins, let rp = parser { pluginsClientIP(ctx, rp) }
         requestsOnConnection += 1
         timer.stop()
         timerKind = .none
@@ -286,6 +301,8 @@ final class ClientConnection {
         respBody = .framed
         continueSent = false
         hasBody = rp.head.isChunked || (rp.head.contentLength ?? 0) > 0
+        bodyMode = .none
+        bodySent = 0
         reqPhase = hasBody ? .body : .done
         let keepAlive = rp.head.keepAlive && requestsOnConnection < server.settings.keepaliveRequests && !server.draining
         persistence = keepAlive ? .keepAlive : .closeAfterResponse
@@ -319,7 +336,7 @@ final class ClientConnection {
         }
         decision = d
         pluginsRouted(d)
-        if d.requiresHTTPS {
+        if d.requiresHTTPS && !forwardedHTTPS(rp) {
             // KONG.md §3.1: an https-only route hit over http (https_redirect_status_code default 426),
             // in Kong's access "before" step: before the plugins.
             sendError(status: 426, message: "Please use HTTPS protocol", close: false, errorPage: false,
@@ -331,10 +348,24 @@ final class ClientConnection {
             sendError(status: 413, message: "Payload too large", close: true, errorPage: true)
             return
         }
+        let pluginsNeedBody = plugins != nil && d.pluginPlan.needsRequestBody
+        bodyMode = RequestBodyMode.choose(hasBody: hasBody, chunked: rp.head.isChunked, upgrade: rp.head.isUpgrade,
+                                          routeBuffers: d.requestBuffering, pluginsNeedBody: pluginsNeedBody)
+        if bodyMode == .buffer && pluginsNeedBody {
+            // A plugin reads the body in access (Kong reads it when the plugin asks): read it first;
+            // requestBodyComplete → bufferedBodyRead runs the access phase.
+            accessAfterBody = true
+            startBuffering(rp)
+            return
+        }
         if runAccess(d, rp) { return }   // a plugin answered
         guard d.plan != nil else {
             // Kong: after the access plugins.
             sendError(status: 503, message: "no Service found with those values", close: false, errorPage: false)
+            return
+        }
+        if bodyMode == .buffer {
+            startBuffering(rp)   // the upstream is contacted once the body is read (bufferedBodyRead)
             return
         }
         if rp.head.expectsContinue && hasBody && rp.head.versionMinor >= 1 {   // nginx ignores Expect on HTTP/1.0
@@ -363,6 +394,8 @@ final class ClientConnection {
         if respPhase != .tunnel { parser?.resumeAfterRefusedUpgrade() }
         reqPhase = .idle
         respPhase = .none
+        releaseBody()
+        if holdingResponse || heldBody.capacity > 64 * 1024 { releaseHeldBody() }
         decision = nil
         attempt.choice = nil
         config = nil
@@ -455,6 +488,7 @@ final class ClientConnection {
         fd = -1   // every path that can run after close() checks fd >= 0
         if let b = inBuf { server.bufferPool.give(b); inBuf = nil }
         if let p = parser { server.giveRequestParser(p); parser = nil }
+        releaseBody()
         server.connectionClosed(self)
     }
 }

@@ -28,6 +28,21 @@ struct OutputQueue {
     @inline(__always) mutating func append(_ p: UnsafeRawBufferPointer) { bytes.append(contentsOf: p) }
     @inline(__always) mutating func append(_ a: [UInt8]) { bytes.append(contentsOf: a) }
 
+    /// `piece` as one HTTP/1.1 chunk of ours: lower-case hex size without leading zeros, CRLF, the
+    /// bytes, CRLF (no extension). The terminal chunk is "0\r\n\r\n", appended by the caller.
+    mutating func appendChunk(_ piece: UnsafeRawBufferPointer) {
+        let hex: StaticString = "0123456789abcdef"
+        var shift = 0
+        while shift < 60 && piece.count >> (shift + 4) > 0 { shift += 4 }
+        while shift >= 0 {
+            bytes.append(hex.utf8Start[(piece.count >> shift) & 15])
+            shift -= 4
+        }
+        bytes.append(0x0D); bytes.append(0x0A)
+        bytes.append(contentsOf: piece)
+        bytes.append(0x0D); bytes.append(0x0A)
+    }
+
     /// Forgets everything queued (keeps the capacity).
     @inline(__always) mutating func removeAll() {
         bytes.removeAll(keepingCapacity: true)

@@ -22,10 +22,20 @@ public struct ProxySettings: Sendable {
     public var clientHeaderTimeout: Int
     public var clientBodyTimeout: Int
     public var clientMaxBodySize: Int
+    /// client_body_buffer_size: a buffered request body stays in memory up to this size.
+    public var clientBodyBufferSize: Int
+    /// Where larger buffered bodies go (<prefix>/client_body_temp).
+    public var bodyTempDirectory: String
+    /// response_transformer_max_body_size: the bound of a held response body.
+    public var responseHoldLimit: Int
     public var errorDefaultType: String
     public var serverTokens: Bool
     public var latencyTokens: Bool
     public var limits: HTTPParserLimits
+    /// trusted_ips / real_ip_header (lowercase) / real_ip_recursive (MessageBuilder+Forwarded.swift).
+    public var trustedIPs: TrustedIPs
+    public var realIPHeader: [UInt8]
+    public var realIPRecursive: Bool
 
     public init(_ c: GatewayConfig) {
         keepaliveTimeout = c.keepaliveTimeout
@@ -33,11 +43,18 @@ public struct ProxySettings: Sendable {
         clientHeaderTimeout = c.clientHeaderTimeout
         clientBodyTimeout = c.clientBodyTimeout
         clientMaxBodySize = c.clientMaxBodySize
+        clientBodyBufferSize = c.clientBodyBufferSize
+        bodyTempDirectory = c.resolve("client_body_temp")
+        responseHoldLimit = c.responseTransformerMaxBodySize
         errorDefaultType = c.errorDefaultType
         serverTokens = c.serverTokens
         latencyTokens = c.latencyTokens
         limits = HTTPParserLimits(largeClientHeaderBuffers: c.largeClientHeaderBuffers.count,
                                   size: c.largeClientHeaderBuffers.size, clientMaxBodySize: c.clientMaxBodySize)
+        limits.dropUnderscoreNames = !c.underscoresInHeaders
+        trustedIPs = c.trustedIPs
+        realIPHeader = Array(c.realIPHeader.lowercased().utf8)
+        realIPRecursive = c.realIPRecursive
     }
 }
 
@@ -58,6 +75,8 @@ public final class ProxyServer {
     /// Where request and response heads are assembled before one copy into the output buffer.
     let headScratch = HeadScratch(capacity: 128 * 1024)
     let pool: UpstreamPool
+    /// Buffers of request bodies read whole (RequestBodyBuffer.swift).
+    let bodyBufferPool: RequestBodyBufferPool
     let serverToken = "kong/3.10.0"
     let viaValue: String
     private(set) var config: RuntimeConfig?
@@ -91,6 +110,9 @@ public final class ProxyServer {
                                  maxRequests: config.upstreamKeepaliveMaxRequests,
                                  idleTimeoutSeconds: config.upstreamKeepaliveIdleTimeout)
         self.viaValue = "1.1 kong/3.10.0"
+        bodyBufferPool = RequestBodyBufferPool(memoryLimit: settings.clientBodyBufferSize,
+                                               tempDirectory: settings.bodyTempDirectory)
+        _ = mkdir(settings.bodyTempDirectory, 0o700)   // EEXIST is fine; a failure shows when a body needs it
         let path = config.resolve(config.proxyAccessLog)
         accessLogFile = path == "off" ? nil : try LogFile(path: path, bufferSize: 32 * 1024)
         var seed: UInt64 = 0

@@ -119,6 +119,7 @@ public final class Master {
             }
             signalWatcher!.start()
             try ProcessControl.makeDirectory(config.resolve("run"))
+            saveRunningConfig()
             try hooks.masterStarted(self)
         } catch {
             failStartup("\(error)")
@@ -365,10 +366,18 @@ public final class Master {
             return
         }
         config = nc
+        saveRunningConfig()
         log.level = nc.logLevel
         hooks.configReloaded(self)
         generation += 1
         for i in 0..<nc.workerProcesses { spawnWorker(index: i, count: nc.workerProcesses) }
+    }
+
+    /// Records the configuration in force for the CLI (`GatewayConfig.runningConfigFile`).
+    private func saveRunningConfig() {
+        do { try ProcessControl.writeFileAtomically(config.runningConfigFile, Array(config.savedText.utf8)) } catch {
+            log.log(.warn, "cannot write \(config.runningConfigFile): \(error)")
+        }
     }
 
     /// The configuration file of this prefix: `reload -c FILE` records a new one in run/conf_path.

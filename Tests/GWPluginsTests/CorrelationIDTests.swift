@@ -45,6 +45,15 @@ import GWStore
         #expect(CorrelationIDTests.isUUID(empty.upstreamValue(of: "Foo-Bar-Id") ?? ""))
     }
 
+    @Test func contextIDIsPerRequest() {
+        let s = set("correlation-id", ["generator": "uuid"])
+        let ctx = PluginContext(clientIP: "127.0.0.1")
+        run(s, get("/"), ctx: ctx)
+        #expect(String(decoding: ctx.correlationID, as: UTF8.self) == ctx.upstreamValue(of: "Kong-Request-ID"))
+        run(s, get("/"), route: "r2", ctx: ctx)   // no instance on r2: no id for the log serializer
+        #expect(ctx.correlationID.isEmpty)
+    }
+
     @Test func trackerFormat() {
         let ctx = PluginContext(clientIP: "127.0.0.1")
         ctx.serverPort = 8000; ctx.connectionSerial = 7; ctx.connectionRequests = 3

@@ -192,3 +192,35 @@ def test_schema_errors(gateway):
         s, b, _ = g.admin("POST", "/plugins", {"name": "ip-restriction", "config": ok})
         assert s == 201, (ok, b)
         assert g.admin("DELETE", f"/plugins/{b['id']}")[0] == 204
+
+
+def test_x_forwarded_for_with_trusted_ips(gateway, upstream):
+    # Kong's "X-Forwarded-For" cases: trusted_ips 0.0.0.0/0, ::/0, real_ip_header X-Forwarded-For,
+    # real_ip_recursive on: the address checked is realip's.
+    g = gateway(workers=2, trusted_ips="0.0.0.0/0, ::/0", real_ip_header="X-Forwarded-For", real_ip_recursive="on")
+    up = upstream("u")
+    add_route(g, up, "/xff6")
+    add_route(g, up, "/xff7")
+    plugin(g, "/xff6", {"allow": ["127.0.0.4"]})
+    plugin(g, "/xff7", {"deny": ["127.0.0.4"]})
+    wait_until(lambda: request(g.proxy_port, "/xff6")[0] == 403, what="plugins active")
+
+    def xff(path, value):
+        return request(g.proxy_port, path, headers={"X-Forwarded-For": value} if value else None)
+
+    assert xff("/xff7", None)[0] == 200
+    assert xff("/xff7", "127.0.0.3")[0] == 200
+    s, body, _ = xff("/xff7", "127.0.0.4")
+    assert s == 403 and json.loads(body)["message"] == "IP address not allowed: 127.0.0.4", body
+    assert xff("/xff6", None)[0] == 403
+    assert xff("/xff6", "127.0.0.3")[0] == 403
+    assert xff("/xff6", "127.0.0.4")[0] == 200
+    assert xff("/xff6", "127.0.0.4, 127.0.0.3")[0] == 200
+    # On one keep-alive connection the address follows each request's header.
+    c = http.client.HTTPConnection("127.0.0.1", g.proxy_port, timeout=TIMEOUT)
+    for value, want in (("127.0.0.4", 200), ("127.0.0.9", 403), (None, 403), ("127.0.0.4", 200)):
+        c.request("GET", "/xff6", headers={"X-Forwarded-For": value} if value else {})
+        r = c.getresponse()
+        r.read()
+        assert r.status == want, (value, r.status)
+    c.close()

@@ -6,6 +6,7 @@ body) and trigger by header or query argument; correlation-id's echo on a termin
 import json
 import re
 import socket
+import time
 
 from conftest import TIMEOUT, add_route, wait_until
 
@@ -150,6 +151,38 @@ def test_echo_and_trigger(gateway, upstream):
     s, h, b = raw(p, "GET", "/status/200?gimme-an-echo", ["Host: api10.request-termination.test"])
     req = json.loads(b)["request"]
     assert req["raw_body"] == "" and "body" not in req
+    # A body sent after the head, in pieces, is read before access; a chunked one too.
+    with socket.create_connection(("127.0.0.1", p), timeout=TIMEOUT) as c:
+        c.sendall(b"POST /status/200?gimme-an-echo HTTP/1.1\r\nHost: api10.request-termination.test\r\n"
+                  b"Content-Length: 11\r\nConnection: close\r\n\r\n")
+        time.sleep(0.2)
+        c.sendall(b"late ")
+        time.sleep(0.2)
+        c.sendall(b"body!")
+        time.sleep(0.1)
+        c.sendall(b"!")
+        data = b""
+        while True:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    assert json.loads(data.partition(b"\r\n\r\n")[2])["request"]["raw_body"] == "late body!!"
+    with socket.create_connection(("127.0.0.1", p), timeout=TIMEOUT) as c:
+        c.sendall(b"POST /status/200?gimme-an-echo HTTP/1.1\r\nHost: api10.request-termination.test\r\n"
+                  b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nabcd\r\n3\r\nefg\r\n0\r\n\r\n")
+        data = b""
+        while True:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    assert json.loads(data.partition(b"\r\n\r\n")[2])["request"]["raw_body"] == "abcdefg"
+    # A body larger than client_body_buffer_size (8k) is not in memory: no raw_body (Kong: get_raw_body fails).
+    s, h, b = raw(p, "POST", "/status/200?gimme-an-echo", ["Host: api10.request-termination.test",
+                                                           "Content-Type: application/json"], b"[" + b"1," * 10000 + b"1]")
+    req = json.loads(b)["request"]
+    assert s == 404 and "raw_body" not in req and "body" not in req, req.keys()
     # A repeated header is an array.
     s, h, b = raw(p, "GET", "/status/200", ["Host: api10.request-termination.test", "gimme-an-echo: 1", "X-A: 1", "x-a: 2"])
     assert json.loads(b)["request"]["headers"]["x-a"] == ["1", "2"]
