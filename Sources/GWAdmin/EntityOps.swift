@@ -396,7 +396,7 @@ extension AdminAPI {
         case .plugins:
             guard let name = str("name"), case .object(let cfg)? = d["config"] else { return }
             // typedefs.no_consumer (KONG-PLUGINS.md §1.3).
-            if ["key-auth", "basic-auth", "acl", "cors"].contains(name), isSet("consumer") {
+            if ["key-auth", "basic-auth", "acl", "cors", "bot-detection"].contains(name), isSet("consumer") {
                 e.field("consumer", "value must be null")
             }
             if name == "acl" { AdminAPI.aclConfigChecks(cfg, &e) }
@@ -455,6 +455,7 @@ extension AdminAPI {
                 e.set(["config", "memory", "dictionary_name"], .string("missing shared dict '\(dict)'"))
             }
             TransformerSchemas.check(name, cfg, &e)
+            AccessControlSchemas.check(name, cfg, &e)
         case .targets, .keyauthCredentials, .basicauthCredentials, .acls:
             break
         }

@@ -534,7 +534,7 @@ enum Schemas {
         ]),
         "request-transformer": PluginDef(priority: 801, config: TransformerSchemas.requestTransformer),
         "response-transformer": PluginDef(priority: 800, config: TransformerSchemas.responseTransformer),
-    ]
+    ].merging(AccessControlSchemas.plugins) { a, _ in a }
 
     /// The plugin schema with the `config` record of `name` (or an empty record for unknown names).
     static func pluginFields(_ name: String?) -> [Field] {

@@ -2,6 +2,7 @@
 // (`reset()` between requests keeps the buffers' capacity: no allocation per request once warm).
 // Worker-loop confined. The data path fills the inputs before the access phase and reads the outputs
 // when it writes heads; plugins read the inputs and write the outputs.
+import Glibc
 import GWHTTP
 import GWPluginState
 
@@ -175,6 +176,48 @@ public final class PluginContext {
     /// The response is a cache Hit produced in access (the data path may say so in its logs).
     public var servedFromCache = false
 
+    // MARK: connection facts (correlation-id's tracker), set by the data path
+
+    /// The connection's socket (its local address is read on first use), its serial number in the
+    /// worker, the local port, and the requests made on it so far, this one included.
+    public var connectionFD: Int32 = -1
+    public var connectionSerial = 0
+    public var serverPort = 0
+    public var connectionRequests = 0
+    /// nginx's $server_addr: the connection's local address as text (getsockname once per connection).
+    public lazy var serverAddress: [UInt8] = {
+        var ss = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let ok = withUnsafeMutablePointer(to: &ss) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(connectionFD, $0, &len) == 0 }
+        }
+        guard ok else { return [] }
+        var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        let family = Int32(ss.ss_family)
+        let done: Bool = withUnsafePointer(to: &ss) { p in
+            if family == AF_INET {
+                return p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { a in
+                    var addr = a.pointee.sin_addr
+                    return inet_ntop(AF_INET, &addr, &buf, socklen_t(buf.count)) != nil
+                }
+            } else if family == AF_INET6 {
+                return p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { a in
+                    var addr = a.pointee.sin6_addr
+                    return inet_ntop(AF_INET6, &addr, &buf, socklen_t(buf.count)) != nil
+                }
+            }
+            return false
+        }
+        guard done else { return [] }
+        return buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }
+    }()
+    /// correlation-id's id of this request (reused buffer; empty when no correlation-id instance ran):
+    /// what Kong's log serializer shows as `correlation_id`.
+    public var correlationID: [UInt8] = []
+
+    /// The client address in binary form (ip-restriction): parsed once per connection, and again when
+    /// realip changes `clientIP` (setClientIP).
+    public lazy var clientAddress: IPAddress = IPAddress(clientIP)
     /// Hashes of the client address (rate-limiting's `ip` identifier), computed once per connection.
     lazy var clientIPHash: (UInt64, UInt64) = identifierHashes(clientIP.utf8)
 
@@ -183,6 +226,7 @@ public final class PluginContext {
         if ip == clientIP { return }
         clientIP = ip
         clientIPHash = identifierHashes(ip.utf8)
+        clientAddress = IPAddress(ip)
     }
 
     public init(clientIP: String) {
@@ -220,6 +264,7 @@ public final class PluginContext {
             cachedAnswer = nil
             if !exitBody.isEmpty { exitBody.removeAll(keepingCapacity: true) }
         }
+        if !correlationID.isEmpty { correlationID.removeAll(keepingCapacity: true) }
         collectedCount = 0
         phases = []
     }

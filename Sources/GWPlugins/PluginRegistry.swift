@@ -10,7 +10,8 @@ public enum PluginRegistry {
     /// The plugins the data path runs: each one's phases are wired (GWProxy/ClientConnection+Plugins)
     /// and its black-box tests pass (Tests/integration/test_plugins_*.py).
     static let running: [String] = [KeyAuth.name, BasicAuth.name, ACL.name, RateLimiting.name, Cors.name, ProxyCache.name,
-                                    RequestTransformer.name, ResponseTransformer.name, RequestSizeLimiting.name]
+                                    RequestTransformer.name, ResponseTransformer.name, IPRestriction.name,
+                                    CorrelationID.name, BotDetection.name, RequestTermination.name, RequestSizeLimiting.name]
 
     /// Kong name → PRIORITY, for every plugin whose handler runs in the worker.
     public static let priorities: [String: Int] = Dictionary(uniqueKeysWithValues: running.map { ($0, implemented[$0]!.priority) })
@@ -28,6 +29,10 @@ public enum PluginRegistry {
         ProxyCache.name: (ProxyCache.priority, { e, env throws(PluginError) in try ProxyCache(entity: e, env: env) }),
         RequestTransformer.name: (RequestTransformer.priority, { e, env throws(PluginError) in try RequestTransformer(entity: e, env: env) }),
         ResponseTransformer.name: (ResponseTransformer.priority, { e, env throws(PluginError) in try ResponseTransformer(entity: e, env: env) }),
+        IPRestriction.name: (IPRestriction.priority, { e, env throws(PluginError) in try IPRestriction(entity: e, env: env) }),
+        CorrelationID.name: (CorrelationID.priority, { e, env throws(PluginError) in try CorrelationID(entity: e, env: env) }),
+        BotDetection.name: (BotDetection.priority, { e, env throws(PluginError) in try BotDetection(entity: e, env: env) }),
+        RequestTermination.name: (RequestTermination.priority, { e, env throws(PluginError) in try RequestTermination(entity: e, env: env) }),
         RequestSizeLimiting.name: (RequestSizeLimiting.priority, { e, env throws(PluginError) in try RequestSizeLimiting(entity: e, env: env) }),
     ]
 

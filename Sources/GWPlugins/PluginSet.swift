@@ -17,7 +17,11 @@ public struct PluginEnvironment: @unchecked Sendable {
     /// Shared-memory state for plugins that need it (rate-limit counters, cache); nil in unit tests
     /// that do not exercise it.
     public let shared: AnyObject?
-    public init(credentials: Credentials, shared: AnyObject? = nil) { self.credentials = credentials; self.shared = shared }
+    /// The configuration being compiled (request-termination's echo shows the matched route and service).
+    public let snapshot: ConfigSnapshot?
+    public init(credentials: Credentials, shared: AnyObject? = nil, snapshot: ConfigSnapshot? = nil) {
+        self.credentials = credentials; self.shared = shared; self.snapshot = snapshot
+    }
 }
 
 /// One plugin name's resolution for a (route, service).
@@ -69,7 +73,7 @@ public final class PluginSet {
         var priorities: [String: Int] = [:], factories: [String: PluginFactory] = [:]
         for (n, p, f) in registry { priorities[n] = p; factories[n] = f }
         let creds = Credentials(snapshot: snapshot)
-        environment = PluginEnvironment(credentials: creds, shared: shared)
+        environment = PluginEnvironment(credentials: creds, shared: shared, snapshot: snapshot)
         var names = Set<String>()
         for p in snapshot.plugins where p.enabled {
             guard let make = factories[p.name], let prio = priorities[p.name] else {

@@ -8,11 +8,12 @@ public final class Regex: @unchecked Sendable {
     private let matchData: OpaquePointer
     public let pattern: String
 
-    /// nil with PCRE2's message when the pattern does not compile.
-    public static func compile(_ pattern: String, anchored: Bool = false) -> (Regex?, String?) {
+    /// nil with PCRE2's message when the pattern does not compile. `utf: false` matches bytes, as
+    /// ngx.re does without the "u" option (a subject that is not UTF-8 still matches).
+    public static func compile(_ pattern: String, anchored: Bool = false, utf: Bool = true) -> (Regex?, String?) {
         var err: Int32 = 0
         var offset = 0
-        let options: UInt32 = (anchored ? PCRE2_ANCHORED : 0) | PCRE2_UTF
+        let options: UInt32 = (anchored ? PCRE2_ANCHORED : 0) | (utf ? PCRE2_UTF : 0)
         let code = pattern.withCString { p in
             pcre2_compile_8(UnsafeRawPointer(p).assumingMemoryBound(to: UInt8.self), pattern.utf8.count, options, &err, &offset, nil)
         }

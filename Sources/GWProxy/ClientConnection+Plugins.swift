@@ -38,8 +38,12 @@ extension ClientConnection {
             ctx.reset()
         } else {
             ctx = PluginContext(clientIP: peer.ip)
+            ctx.connectionFD = fd
+            ctx.connectionSerial = server.nextConnectionSerial()
+            ctx.serverPort = listenPort
             pluginContext = ctx
         }
+        ctx.connectionRequests = requestsOnConnection + 1   // counted by beginRequest right after
         ctx.now = Int64(Clock.wallSeconds())
         plugins = ctx
         // Usually the same plan as the previous exchange's: skip the release and retain.
@@ -145,17 +149,24 @@ extension ClientConnection {
         sendGenerated(status: ctx.exitStatus, logStatus: nil, close: false) { c, keep, out in
             let isHEAD = c.parser?.head.method == .head
             HTTPWriter.appendStatusLine(status: ctx.exitStatus, into: &out)
-            HTTPWriter.appendHeader("Date", String(decoding: c.server.httpDate(), as: UTF8.self), into: &out)
+            // Date and the request id as bytes (a String of either would be a heap allocation per answer).
+            HTTPWriter.append("Date: ", into: &out)
+            out.append(contentsOf: c.server.httpDate())
+            HTTPWriter.append("\r\n", into: &out)
             if let t = ctx.exitContentType { HTTPWriter.appendHeader("Content-Type", t, into: &out) }
             HTTPWriter.appendHeader("Connection", keep ? "keep-alive" : "close", into: &out)
-            HTTPWriter.appendHeader("Content-Length", ctx.exitBody.count, into: &out)
+            // nginx sends no Content-Length (and no body) with 1xx, 204 and 304.
+            let bodyless = ctx.exitStatus < 200 || ctx.exitStatus == 204 || ctx.exitStatus == 304
+            if !bodyless { HTTPWriter.appendHeader("Content-Length", ctx.exitBody.count, into: &out) }
             if c.server.settings.latencyTokens {
                 HTTPWriter.appendHeader("X-Kong-Response-Latency", c.responseLatencyMillis, into: &out)
             }
             if c.server.settings.serverTokens { HTTPWriter.appendHeader("Server", c.server.serverToken, into: &out) }
-            HTTPWriter.appendHeader("X-Kong-Request-Id", String(decoding: c.requestID, as: UTF8.self), into: &out)
+            HTTPWriter.append("X-Kong-Request-Id: ", into: &out)
+            out.append(contentsOf: c.requestID)
+            HTTPWriter.append("\r\n", into: &out)
             HTTPWriter.appendEndOfHead(into: &out)
-            if !isHEAD { out.append(contentsOf: ctx.exitBody) }
+            if !isHEAD && !bodyless { out.append(contentsOf: ctx.exitBody) }
         }
     }
 }

@@ -295,6 +295,13 @@ public final class ProxyServer {
         return cachedTime.httpDate
     }
 
+    /// A serial number for a connection of this worker (nginx's $connection, for correlation-id's tracker).
+    func nextConnectionSerial() -> Int {
+        connectionSerial &+= 1
+        return connectionSerial
+    }
+    private var connectionSerial = 0
+
     /// A 32-hex-digit request id (Kong's X-Kong-Request-Id), from a per-worker random seed and counter.
     func newRequestID(into out: inout [UInt8]) {
         requestCounter &+= 1

@@ -53,8 +53,9 @@ import GWStore
         #expect(h.req("GET", "/services/svc/plugins").1["data"]?.arrayValue?.count == 1)
         let enabled = h.req("GET", "/plugins/enabled").1["enabled_plugins"]?.stringArrayValue ?? []
         #expect(enabled == enabled.sorted())
-        #expect(Set(["acl", "basic-auth", "cors", "key-auth", "proxy-cache", "rate-limiting", "request-size-limiting",
-                     "request-transformer", "response-transformer"]).isSubset(of: Set(enabled)))
+        #expect(Set(["acl", "basic-auth", "bot-detection", "correlation-id", "cors", "ip-restriction", "key-auth", "proxy-cache",
+                     "rate-limiting", "request-size-limiting", "request-termination", "request-transformer",
+                     "response-transformer"]).isSubset(of: Set(enabled)))
         let pid = h.req("GET", "/services/svc/plugins").1["data"]![0]!["id"]!.stringValue!
         #expect(h.req("GET", "/plugins/\(pid)/service").1["name"] == "svc")
         #expect(h.req("PATCH", "/plugins/\(pid)", ["config": ["hide_credentials": true]]).1["config"]?["key_names"] == ["apikey"])

@@ -18,6 +18,7 @@ Usage: python3 tools/bench/callgrind.py --gateway .build/release/gateway [--mode
        [--out tools/bench/results/profile]
 """
 import argparse
+import json
 import os
 import re
 import selectors
@@ -98,7 +99,13 @@ def main():
     ap.add_argument("--top", type=int, default=35)
     ap.add_argument("--plugins", default="",
                     help="comma-separated global plugins: key-auth (a consumer, its key sent in apikey), "
+                         "ip-restriction (deny 2 entries, allow 3: the client matches the last), bot-detection "
+                         "(default rules; send a User-Agent with --request-header), correlation-id (uuid#counter), "
+                         "request-termination (200 {\"message\":\"ok\"}), "
                          "rate-limiting (hour = 10^9), proxy-cache (text/plain cached: requests are hits)")
+    ap.add_argument("--plugin-json", action="append", default=[],
+                    help="a global plugin as the JSON body of POST /plugins, e.g. "
+                         "'{\"name\": \"correlation-id\", \"config\": {\"generator\": \"uuid\"}}' (repeatable)")
     ap.add_argument("--request-header", action="append", default=[],
                     help="extra request header 'Name: value' (repeatable); --plugins key-auth adds its apikey "
                          "header itself, so a plugin-free baseline of the same request needs "
@@ -170,12 +177,26 @@ def main():
                     headers += f"apikey: {bench.BENCH_KEY}\r\n"
             elif plugin == "rate-limiting":
                 admin("POST", "/plugins", {"name": "rate-limiting", "config": {"hour": 1000000000}})
+            elif plugin == "ip-restriction":
+                # The client (127.0.0.1) passes the deny list, then matches the third allow entry.
+                admin("POST", "/plugins", {"name": "ip-restriction", "config": {
+                    "deny": ["127.0.0.2", "10.0.0.0/8"], "allow": ["192.168.0.0/16", "::1", "127.0.0.0/8"]}})
+            elif plugin == "bot-detection":
+                admin("POST", "/plugins", {"name": "bot-detection"})
+            elif plugin == "correlation-id":
+                admin("POST", "/plugins", {"name": "correlation-id"})
+            elif plugin == "request-termination":
+                admin("POST", "/plugins", {"name": "request-termination", "config": {"status_code": 200,
+                                                                                     "message": "ok"}})
             elif plugin == "proxy-cache":
                 admin("POST", "/plugins", {"name": "proxy-cache", "config": {
                     "strategy": "memory", "content_type": ["text/plain"], "cache_ttl": 3600}})
             else:
                 ap.error(f"unknown plugin {plugin}")
-        bench.wait_until(lambda: bench.http_get(port, args.path, timeout=10)[0] in (200, 401), timeout=120,
+        for doc in args.plugin_json:
+            admin("POST", "/plugins", json.loads(doc))
+        # (urllib's User-Agent is a bot to bot-detection: 403)
+        bench.wait_until(lambda: bench.http_get(port, args.path, timeout=10)[0] in (200, 401, 403), timeout=120,
                          what="proxy")
         workers = [p for p in bench.process_tree(gw.pid) if p != gw.pid]
         # the worker: the process that holds the proxy port's connections; with one worker, the
