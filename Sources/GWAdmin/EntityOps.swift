@@ -410,6 +410,7 @@ extension AdminAPI {
                 e.set(["config", "key_in_body"], .string("key_in_body is not supported by this gateway yet (keys are read from headers and the query string)"))
             }
             TransformerSchemas.check(name, cfg, &e)
+            LogSchemas.check(name, cfg, &e)
         case .targets, .keyauthCredentials, .basicauthCredentials, .acls:
             break
         }

@@ -124,6 +124,18 @@ public final class PluginContext {
     var xformArgs: [XformArg] = []
     var xformKeys: [Range<Int>] = []
 
+    // MARK: logging plugins (LogSerializer.swift): filled by the data path only when a collected
+    // instance has a log phase; the buffers keep their capacity across requests.
+    public var logFacts = LogFacts()
+    /// The upstream request target (path and query) as sent; empty when not proxied.
+    public var logUpstreamURI: [UInt8] = []
+    /// The response headers as a JSON object (empty: none recorded).
+    public var logResponseHeaders: [UInt8] = []
+    /// The serialized entry of this exchange (LogSerializer), written once before the log phase.
+    public var logEntry: [UInt8] = []
+    /// Route and service documents of the current generation (nil: no logging plugin configured).
+    public var logDocuments: LogDocuments? = nil
+
     /// The response is a cache Hit produced in access (the data path may say so in its logs).
     public var servedFromCache = false
 
@@ -160,6 +172,7 @@ public final class PluginContext {
             cachedAnswer = nil
             if !exitBody.isEmpty { exitBody.removeAll(keepingCapacity: true) }
         }
+        if phases.contains(.log) && !logResponseHeaders.isEmpty { logResponseHeaders.removeAll(keepingCapacity: true) }
         collectedCount = 0
         phases = []
     }

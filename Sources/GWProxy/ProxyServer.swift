@@ -11,6 +11,7 @@ import Glibc
 import CGWShims
 import GWConfig
 import GWEvent
+import GWPlugins
 import GWHTTP
 import GWStore
 import GWSystem
@@ -96,6 +97,7 @@ public final class ProxyServer {
         var seed: UInt64 = 0
         withUnsafeMutableBytes(of: &seed) { _ = getentropy($0.baseAddress, 8) }
         requestIDSeed = seed ^ UInt64(ProcessControl.pid)
+        LogSinks.worker = LogSinks(loop: loop) { [unowned log] _, message in log.log(.error, message) }
         housekeeping = TimerWatcher(loop: loop) { [unowned self] in self.tick() }
         housekeeping.start(after: 1, repeat: 1)
     }
@@ -210,6 +212,7 @@ public final class ProxyServer {
         drainDone = nil
         pool.closeAll()
         accessLogFile?.flush()
+        LogSinks.worker?.shutdown()
         d()
     }
 
@@ -219,9 +222,13 @@ public final class ProxyServer {
         for c in connections { c.close() }
         pool.closeAll()
         accessLogFile?.flush()
+        LogSinks.worker?.shutdown()
     }
 
-    public func reopenLogs() { accessLogFile?.reopen() }
+    public func reopenLogs() {
+        accessLogFile?.reopen()
+        LogSinks.worker?.reopen()
+    }
 
     private func tick() {
         slot.pointee.heartbeat = Clock.monotonicMillis()

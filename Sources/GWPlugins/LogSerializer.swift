@@ -1,0 +1,288 @@
+// Kong's log serializer (`kong.log.serialize()`, kong/pdk/log.lua; KONG-PLUGINS.md §7): one JSON object
+// per exchange, written byte by byte into a buffer the caller reuses (no allocation once warm). The
+// same code serves the logging plugins (file-log, http-log, tcp-log, udp-log) and the JSON access log.
+//
+// Shape: request{id, uri, url, querystring, method, headers, size}, upstream_uri, upstream_status
+// (a string), response{status, headers, size}, latencies{kong, proxy, request, receive}, tries[],
+// authenticated_entity{id, consumer_id}, route, service, consumer, client_ip, started_at (ms), source,
+// workspace_name. `authorization` and `proxy-authorization` request headers are "REDACTED". Repeated
+// headers and query arguments become arrays; a query argument without '=' is `true` (ngx.req.get_uri_args).
+// Deviations: `tries` holds the last try only (ip, port, balancer_start); `workspace` (Kong's workspace
+// uuid) is left out (this gateway has one workspace, "default").
+import GWHTTP
+import GWSystem
+
+/// The exchange facts the serializer needs besides the request head (filled by the data path just
+/// before the log phase; plain values, no allocation).
+public struct LogFacts {
+    public var status = 0
+    /// The upstream's status (0: no upstream response).
+    public var upstreamStatus = 0
+    /// Bytes sent to the client (head + body) and bytes received from it (head + body).
+    public var bytesSent = 0
+    public var requestSize = 0
+    /// Wall clock of the request start, ms since the epoch.
+    public var startedAtMs: Int64 = 0
+    /// Kong's latencies in ms: kong (time in the gateway), proxy (upstream, -1 when not proxied), request
+    /// (whole exchange), receive (response body relay).
+    public var kongMs = 0
+    public var proxyMs = -1
+    public var requestMs = 0
+    public var receiveMs = 0
+    /// The peer of the last try (nil: none) and the number of tries.
+    public var upstream: SocketAddress? = nil
+    public var tries = 0
+    /// The listening port of the request (for `request.url`).
+    public var listenPort = 0
+    /// True when a plugin or the gateway answered (Kong's `source` "kong"), false for "upstream".
+    public var answeredByKong = true
+    public init() {}
+}
+
+public enum LogSerializer {
+    /// Writes the entry of the exchange in `ctx` (facts in `ctx.logFacts`, upstream URI in
+    /// `ctx.logUpstreamURI`, response headers as a JSON object in `ctx.logResponseHeaders`) into `out`.
+    public static func serialize(_ ctx: PluginContext, request h: borrowing HTTPRequestHead, requestID: [UInt8],
+                                 into out: inout [UInt8]) {
+        let f = ctx.logFacts
+        out.removeAll(keepingCapacity: true)
+        put(&out, "{\"request\":{\"id\":")
+        string(&out, requestID)
+        put(&out, ",\"uri\":")
+        string(&out, h.target)
+        put(&out, ",\"url\":\"http://")
+        if let host = h.hostBytes, !host.isEmpty {
+            escaped(&out, host.contains(0x3A) ? host[host.startIndex ..< host.firstIndex(of: 0x3A)!] : host)
+        } else {
+            put(&out, "localhost")
+        }
+        out.append(0x3A); decimal(&out, Int64(f.listenPort))
+        escaped(&out, h.target[h.pathStart...])
+        put(&out, "\",\"querystring\":")
+        querystring(&out, h)
+        put(&out, ",\"method\":")
+        string(&out, h.methodName)
+        put(&out, ",\"headers\":")
+        headers(&out, h.headers, redact: true)
+        put(&out, ",\"size\":"); decimal(&out, Int64(f.requestSize))
+        put(&out, "},\"upstream_uri\":")
+        string(&out, ctx.logUpstreamURI)
+        if f.upstreamStatus > 0 { put(&out, ",\"upstream_status\":\""); decimal(&out, Int64(f.upstreamStatus)); out.append(0x22) }
+        put(&out, ",\"response\":{\"status\":"); decimal(&out, Int64(f.status))
+        put(&out, ",\"headers\":")
+        if ctx.logResponseHeaders.isEmpty { put(&out, "{}") } else { out.append(contentsOf: ctx.logResponseHeaders) }
+        put(&out, ",\"size\":"); decimal(&out, Int64(f.bytesSent))
+        put(&out, "},\"latencies\":{\"kong\":"); decimal(&out, Int64(f.kongMs))
+        put(&out, ",\"proxy\":"); decimal(&out, Int64(f.proxyMs))
+        put(&out, ",\"request\":"); decimal(&out, Int64(f.requestMs))
+        put(&out, ",\"receive\":"); decimal(&out, Int64(f.receiveMs))
+        put(&out, "},\"tries\":[")
+        if let a = f.upstream {
+            put(&out, "{\"balancer_start\":"); decimal(&out, f.startedAtMs + Int64(f.kongMs))
+            put(&out, ",\"ip\":\""); a.appendIP(to: &out)
+            put(&out, "\",\"port\":"); decimal(&out, Int64(a.port))
+            put(&out, ",\"balancer_latency\":0}")
+        }
+        out.append(0x5D)
+        if let cr = ctx.credential {
+            put(&out, ",\"authenticated_entity\":{\"id\":"); string(&out, cr.id)
+            put(&out, ",\"consumer_id\":"); string(&out, cr.consumer.id); out.append(0x7D)
+        }
+        if let c = ctx.consumer {
+            put(&out, ",\"consumer\":{\"id\":"); string(&out, c.id)
+            if let u = c.username { put(&out, ",\"username\":"); string(&out, u) }
+            if let u = c.customID { put(&out, ",\"custom_id\":"); string(&out, u) }
+            out.append(0x7D)
+        }
+        if let docs = ctx.logDocuments {
+            if let id = ctx.routeID, let r = docs.routes[id] { put(&out, ",\"route\":"); out.append(contentsOf: r) }
+            if let id = ctx.serviceID, let s = docs.services[id] { put(&out, ",\"service\":"); out.append(contentsOf: s) }
+        }
+        put(&out, ",\"client_ip\":"); string(&out, ctx.clientIP)
+        put(&out, ",\"started_at\":"); decimal(&out, f.startedAtMs)
+        put(&out, f.answeredByKong ? ",\"source\":\"kong\"" : ",\"source\":\"upstream\"")
+        put(&out, ",\"workspace_name\":\"default\"}")
+    }
+
+    /// Headers as a JSON object: lower-case names, a repeated name becomes an array of its values (in
+    /// order). `redact`: authorization and proxy-authorization values become "REDACTED".
+    public static func headers(_ out: inout [UInt8], _ hs: borrowing HTTPHeaders, redact: Bool) {
+        out.append(0x7B)
+        var first = true
+        for i in 0 ..< hs.count {
+            // A name seen before was written with all its values.
+            var seen = false
+            for j in 0 ..< i where sameName(hs, i, j) { seen = true; break }
+            if seen { continue }
+            if !first { out.append(0x2C) }
+            first = false
+            out.append(0x22)
+            for c in hs.nameBytes(at: i) { escapedByte(&out, c >= 0x41 && c <= 0x5A ? c | 0x20 : c) }
+            put(&out, "\":")
+            let secret = redact && (hs.nameEquals(at: i, "authorization") || hs.nameEquals(at: i, "proxy-authorization"))
+            var count = 1
+            for j in (i + 1) ..< max(i + 1, hs.count) where sameName(hs, i, j) { count += 1 }
+            if count > 1 { out.append(0x5B) }
+            var k = i, n = 0
+            while k < hs.count {
+                if k == i || sameName(hs, i, k) {
+                    if n > 0 { out.append(0x2C) }
+                    if secret { put(&out, "\"REDACTED\"") } else { string(&out, hs.valueBytes(at: k)) }
+                    n += 1
+                }
+                k += 1
+            }
+            if count > 1 { out.append(0x5D) }
+        }
+        out.append(0x7D)
+    }
+
+    /// The header lines of a response head the gateway wrote (`raw` starts at its status line) as a JSON
+    /// object (lower-case names; a repeated name keeps its last value).
+    public static func headLines(_ out: inout [UInt8], _ raw: UnsafeRawBufferPointer) {
+        out.removeAll(keepingCapacity: true)
+        out.append(0x7B)
+        var i = 0
+        while i < raw.count, raw[i] != 0x0A { i += 1 }
+        i += 1
+        var first = true
+        while i < raw.count {
+            var e = i
+            while e < raw.count, raw[e] != 0x0A { e += 1 }
+            var end = e
+            if end > i, raw[end - 1] == 0x0D { end -= 1 }
+            if end == i { break }   // the blank line
+            var colon = i
+            while colon < end, raw[colon] != 0x3A { colon += 1 }
+            if colon < end {
+                var v = colon + 1
+                while v < end, raw[v] == 0x20 { v += 1 }
+                if !first { out.append(0x2C) }
+                first = false
+                out.append(0x22)
+                for k in i ..< colon { let c = raw[k]; escapedByte(&out, c >= 0x41 && c <= 0x5A ? c | 0x20 : c) }
+                put(&out, "\":")
+                string(&out, UnsafeRawBufferPointer(rebasing: raw[v ..< end]))
+            }
+            i = e + 1
+        }
+        out.append(0x7D)
+    }
+
+    @inline(__always) private static func sameName(_ hs: borrowing HTTPHeaders, _ a: Int, _ b: Int) -> Bool {
+        let x = hs.nameBytes(at: a), y = hs.nameBytes(at: b)
+        guard x.count == y.count else { return false }
+        var i = x.startIndex, j = y.startIndex
+        while i < x.endIndex {
+            if x[i] | 0x20 != y[j] | 0x20 { return false }
+            i += 1; j += 1
+        }
+        return true
+    }
+
+    /// ngx.req.get_uri_args as JSON: `a=1&b&a=2` → {"a":["1","2"],"b":true}; values percent-decoded.
+    static func querystring(_ out: inout [UInt8], _ h: borrowing HTTPRequestHead) {
+        guard let q = h.queryBytes, !q.isEmpty else { put(&out, "{}"); return }
+        // Arguments as (key range, value range or nil), on the stack for the common small query.
+        var args: [(Range<Int>, Range<Int>?)] = []
+        var i = q.startIndex
+        while i < q.endIndex {
+            var e = i
+            while e < q.endIndex, q[e] != 0x26 { e += 1 }
+            if e > i {
+                if let eq = q[i ..< e].firstIndex(of: 0x3D) { args.append((i ..< eq, (eq + 1) ..< e)) } else { args.append((i ..< e, nil)) }
+            }
+            i = e + 1
+        }
+        out.append(0x7B)
+        var first = true
+        for a in 0 ..< args.count {
+            let key = q[args[a].0]
+            if key.isEmpty { continue }
+            var dup = false
+            for b in 0 ..< a where q[args[b].0].elementsEqual(key) { dup = true; break }
+            if dup { continue }
+            if !first { out.append(0x2C) }
+            first = false
+            out.append(0x22); decoded(&out, key); put(&out, "\":")
+            var count = 0
+            for b in a ..< args.count where q[args[b].0].elementsEqual(key) { count += 1 }
+            if count > 1 { out.append(0x5B) }
+            var n = 0
+            for b in a ..< args.count where q[args[b].0].elementsEqual(key) {
+                if n > 0 { out.append(0x2C) }
+                if let v = args[b].1 { out.append(0x22); decoded(&out, q[v]); out.append(0x22) } else { put(&out, "true") }
+                n += 1
+            }
+            if count > 1 { out.append(0x5D) }
+        }
+        out.append(0x7D)
+    }
+
+    /// Percent-decodes ('+' is a space) and JSON-escapes.
+    private static func decoded(_ out: inout [UInt8], _ s: ArraySlice<UInt8>) {
+        var i = s.startIndex
+        @inline(__always) func hex(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 0x30 ... 0x39: return c - 0x30
+            case 0x41 ... 0x46: return c - 0x37
+            case 0x61 ... 0x66: return c - 0x57
+            default: return nil
+            }
+        }
+        while i < s.endIndex {
+            let c = s[i]
+            if c == 0x25, i + 2 < s.endIndex, let a = hex(s[i + 1]), let b = hex(s[i + 2]) {
+                escapedByte(&out, a << 4 | b); i += 3; continue
+            }
+            escapedByte(&out, c == 0x2B ? 0x20 : c)
+            i += 1
+        }
+    }
+
+    // MARK: JSON pieces
+
+    @inline(__always) public static func put(_ out: inout [UInt8], _ s: StaticString) {
+        out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    public static func decimal(_ out: inout [UInt8], _ v: Int64) {
+        if v < 0 { out.append(0x2D); decimal(&out, v == Int64.min ? Int64.max : -v); return }
+        if v < 10 { out.append(0x30 &+ UInt8(v)); return }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = 0
+        var x = v
+        withUnsafeMutableBytes(of: &digits) { d in
+            while x > 0 { d[19 - n] = 0x30 &+ UInt8(x % 10); x /= 10; n += 1 }
+            out.append(contentsOf: d[(20 - n)...])
+        }
+    }
+
+    public static func string<C: Collection>(_ out: inout [UInt8], _ s: C) where C.Element == UInt8 {
+        out.append(0x22); escaped(&out, s); out.append(0x22)
+    }
+    public static func string(_ out: inout [UInt8], _ s: String) {
+        out.append(0x22); escaped(&out, s.utf8); out.append(0x22)
+    }
+
+    static func escaped<C: Collection>(_ out: inout [UInt8], _ s: C) where C.Element == UInt8 {
+        for c in s { escapedByte(&out, c) }
+    }
+
+    @inline(__always) static func escapedByte(_ out: inout [UInt8], _ c: UInt8) {
+        switch c {
+        case 0x22: out.append(0x5C); out.append(0x22)
+        case 0x5C: out.append(0x5C); out.append(0x5C)
+        case 0x0A: out.append(0x5C); out.append(0x6E)
+        case 0x0D: out.append(0x5C); out.append(0x72)
+        case 0x09: out.append(0x5C); out.append(0x74)
+        case 0 ..< 0x20, 0x7F:
+            @inline(__always) func hex(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 &+ v : 0x57 &+ v }
+            out.append(0x5C); out.append(0x75); out.append(0x30); out.append(0x30)
+            out.append(hex(c >> 4)); out.append(hex(c & 15))
+        default: out.append(c)
+        }
+    }
+}

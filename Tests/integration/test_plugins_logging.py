@@ -1,0 +1,225 @@
+"""file-log, tcp-log, udp-log and http-log through the real binary (Kong 3.10
+spec/03-plugins/04-file-log, 01-tcp-log, 02-udp-log, 03-http-log): every entry is Kong's serializer
+shape (kong.log.serialize()), parsed as JSON and checked field by field; collectors are local
+listeners started by the test."""
+import json
+import os
+import socket
+import threading
+import time
+
+from conftest import TIMEOUT, add_route, wait_until
+
+
+def read_lines(path):
+    try:
+        with open(path) as f:
+            return [json.loads(line) for line in f.read().splitlines() if line]
+    except FileNotFoundError:
+        return []
+
+
+def check_entry(e, g, up, path, status=200, method="GET"):
+    """The fields Kong's serializer always writes, with this gateway's values."""
+    r = e["request"]
+    assert r["method"] == method
+    assert r["uri"] == path
+    assert r["url"] == f"http://127.0.0.1:{g.proxy_port}{path}"
+    assert isinstance(r["size"], int) and r["size"] > 0
+    assert isinstance(r["headers"], dict) and r["headers"]["host"] == f"127.0.0.1:{g.proxy_port}"
+    assert len(r["id"]) == 32
+    resp = e["response"]
+    assert resp["status"] == status
+    assert isinstance(resp["size"], int) and resp["size"] > 0
+    assert isinstance(resp["headers"], dict)
+    lat = e["latencies"]
+    assert set(lat) == {"kong", "proxy", "request", "receive"}
+    assert all(isinstance(v, int) for v in lat.values())
+    assert e["client_ip"] == "127.0.0.1"
+    assert isinstance(e["started_at"], int) and abs(e["started_at"] / 1000 - time.time()) < 60
+    assert e["workspace_name"] == "default"
+
+
+def test_file_log_entry_fields(gateway, upstream, tmp_path):
+    g = gateway(workers=1)
+    up = upstream("u")
+    add_route(g, up, "/log")
+    logfile = str(tmp_path / "file.log")
+    s, p, _ = g.admin("POST", "/routes/" + g.admin("GET", "/routes")[1]["data"][0]["id"] + "/plugins",
+                      {"name": "file-log", "config": {"path": logfile}})
+    assert s == 201, p
+    assert p["config"] == {"path": logfile, "reopen": False, "custom_fields_by_lua": None}
+    st, body, _ = g.get("/log/x?a=1&b&a=2&c=%20z", headers={"X-Echo": "hello", "Authorization": "Basic secret",
+                                                             "Proxy-Authorization": "x"})
+    assert st == 200
+    entries = wait_until(lambda: read_lines(logfile), what="file-log line")
+    assert len(entries) == 1
+    e = entries[0]
+    check_entry(e, g, up, "/log/x?a=1&b&a=2&c=%20z")
+    assert e["request"]["querystring"] == {"a": ["1", "2"], "b": True, "c": " z"}
+    assert e["request"]["headers"]["x-echo"] == "hello"
+    assert e["request"]["headers"]["authorization"] == "REDACTED"
+    assert e["request"]["headers"]["proxy-authorization"] == "REDACTED"
+    assert e["upstream_uri"] == "/x?a=1&b&a=2&c=%20z"
+    assert e["upstream_status"] == "200"
+    assert e["source"] == "upstream"
+    assert e["response"]["headers"]["x-upstream"] == "u"
+    assert e["response"]["headers"]["content-type"] == "application/json"
+    assert e["latencies"]["proxy"] >= 0
+    assert e["tries"] == [{"balancer_start": e["tries"][0]["balancer_start"], "ip": "127.0.0.1", "port": up.port,
+                           "balancer_latency": 0}]
+    assert e["route"]["paths"] == ["/log"] and e["service"]["host"] == "127.0.0.1" and e["service"]["port"] == up.port
+    assert "consumer" not in e and "authenticated_entity" not in e
+
+
+def test_file_log_batches_many_requests_and_generated_responses(gateway, upstream, tmp_path):
+    g = gateway(workers=2)
+    up = upstream("u")
+    add_route(g, up, "/many")
+    logfile = str(tmp_path / "many.log")
+    s, p, _ = g.admin("POST", "/plugins", {"name": "file-log", "config": {"path": logfile}})
+    assert s == 201, p
+    for i in range(40):
+        assert g.get(f"/many/{i}")[0] == 200
+    # A router miss runs the global instance: a generated 404 is logged with source "kong".
+    assert g.get("/nowhere")[0] == 404
+    entries = wait_until(lambda: (lambda es: es if len(es) == 41 else None)(read_lines(logfile)), what="41 lines")
+    uris = sorted(e["request"]["uri"] for e in entries)
+    assert uris == sorted([f"/many/{i}" for i in range(40)] + ["/nowhere"])
+    miss = [e for e in entries if e["request"]["uri"] == "/nowhere"][0]
+    assert miss["response"]["status"] == 404 and miss["source"] == "kong"
+    assert miss["latencies"]["proxy"] == -1 and miss["tries"] == [] and "upstream_status" not in miss
+    assert miss["response"]["headers"]["content-type"].startswith("application/json")
+    assert "route" not in miss
+
+
+def test_file_log_with_auth_logs_consumer_and_401(gateway, upstream, tmp_path):
+    # KONG-PLUGINS.md §9, execution model 4: key-auth refuses, the log line is still written.
+    g = gateway(workers=1)
+    up = upstream("u")
+    add_route(g, up, "/auth")
+    logfile = str(tmp_path / "auth.log")
+    assert g.admin("POST", "/plugins", {"name": "key-auth"})[0] == 201
+    assert g.admin("POST", "/plugins", {"name": "file-log", "config": {"path": logfile}})[0] == 201
+    s, c, _ = g.admin("POST", "/consumers", {"username": "bob"})
+    assert s == 201
+    s, k, _ = g.admin("POST", "/consumers/bob/key-auth", {"key": "kong"})
+    assert s == 201
+    wait_until(lambda: g.get("/auth", headers={"apikey": "kong"})[0] == 200, what="key works")
+    assert g.get("/auth")[0] == 401
+    entries = wait_until(lambda: (lambda es: es if len(es) >= 2 else None)(read_lines(logfile)), what="2 lines")
+    ok = [e for e in entries if e["response"]["status"] == 200][-1]
+    assert ok["consumer"]["username"] == "bob" and ok["consumer"]["id"] == c["id"]
+    assert ok["authenticated_entity"] == {"id": k["id"], "consumer_id": c["id"]}
+    denied = entries[-1]
+    assert denied["response"]["status"] == 401 and denied["source"] == "kong" and "consumer" not in denied
+
+
+def test_file_log_reopen_after_rotation(gateway, upstream, tmp_path):
+    g = gateway(workers=1)
+    up = upstream("u")
+    add_route(g, up, "/rot")
+    logfile = str(tmp_path / "rot.log")
+    assert g.admin("POST", "/plugins", {"name": "file-log", "config": {"path": logfile, "reopen": True}})[0] == 201
+    assert g.get("/rot/1")[0] == 200
+    wait_until(lambda: len(read_lines(logfile)) == 1, what="first line")
+    os.rename(logfile, logfile + ".1")
+    assert g.get("/rot/2")[0] == 200
+    wait_until(lambda: len(read_lines(logfile)) == 1, what="line in the new file")
+    assert read_lines(logfile)[0]["request"]["uri"] == "/rot/2"
+
+
+def test_logging_schemas_and_refusals(gateway):
+    g = gateway(workers=1)
+    s, p, _ = g.admin("POST", "/plugins", {"name": "file-log", "config": {"path": "/tmp/a*b"}})
+    assert s == 400 and p["fields"]["config"]["path"] == "not a valid filename", p
+    s, p, _ = g.admin("POST", "/plugins", {"name": "file-log", "config": {}})
+    assert s == 400 and p["fields"]["config"]["path"] == "required field missing", p
+    s, p, _ = g.admin("POST", "/plugins", {"name": "file-log", "config": {
+        "path": "/tmp/x.log", "custom_fields_by_lua": {"a": "return 1"}}})
+    assert s == 400 and "custom_fields_by_lua" in p["fields"]["config"], p
+    s, p, _ = g.admin("POST", "/plugins", {"name": "tcp-log", "config": {"host": "127.0.0.1", "port": 9, "tls": True}})
+    assert s == 400 and "tls" in p["fields"]["config"], p
+    s, p, _ = g.admin("POST", "/plugins", {"name": "tcp-log", "config": {"host": "collector.example", "port": 9}})
+    assert s == 400 and "host" in p["fields"]["config"], p
+    s, p, _ = g.admin("POST", "/plugins", {"name": "udp-log", "config": {"host": "127.0.0.1"}})
+    assert s == 400 and p["fields"]["config"]["port"] == "required field missing", p
+    s, p, _ = g.admin("POST", "/plugins", {"name": "tcp-log", "config": {"host": "127.0.0.1", "port": 70000}})
+    assert s == 400 and "port" in p["fields"]["config"], p
+    s, p, _ = g.admin("POST", "/plugins", {"name": "tcp-log", "config": {"host": "127.0.0.1", "port": 9}})
+    assert s == 201, p
+    assert p["config"] == {"host": "127.0.0.1", "port": 9, "timeout": 10000, "keepalive": 60000, "tls": False,
+                           "tls_sni": None, "custom_fields_by_lua": None}
+    s, p, _ = g.admin("POST", "/plugins", {"name": "udp-log", "config": {"host": "localhost", "port": 9}})
+    assert s == 201, p
+    assert p["config"] == {"host": "localhost", "port": 9, "timeout": 10000, "custom_fields_by_lua": None}
+
+
+def test_tcp_log_to_local_listener(gateway, upstream):
+    g = gateway(workers=2)
+    up = upstream("u")
+    add_route(g, up, "/tcp")
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    port = srv.getsockname()[1]
+    received = []
+    lock = threading.Lock()
+
+    def serve():
+        srv.settimeout(TIMEOUT * 2)
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=reader, args=(c,), daemon=True).start()
+
+    def reader(c):
+        buf = b""
+        while True:
+            try:
+                d = c.recv(65536)
+            except OSError:
+                return
+            if not d:
+                return
+            buf += d
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                with lock:
+                    received.append(json.loads(line))
+
+    threading.Thread(target=serve, daemon=True).start()
+    s, p, _ = g.admin("POST", "/plugins", {"name": "tcp-log", "config": {"host": "127.0.0.1", "port": port}})
+    assert s == 201, p
+    for i in range(20):
+        assert g.get(f"/tcp/{i}", headers={"X-Echo": str(i)})[0] == 200
+    wait_until(lambda: len(received) >= 20, what="20 tcp-log entries")
+    with lock:
+        got = list(received)
+    assert sorted(e["request"]["uri"] for e in got) == sorted(f"/tcp/{i}" for i in range(20))
+    for e in got:
+        check_entry(e, g, up, e["request"]["uri"])
+        assert e["request"]["headers"]["x-echo"] == e["request"]["uri"].rsplit("/", 1)[1]
+    srv.close()
+
+
+def test_udp_log_to_local_listener(gateway, upstream):
+    g = gateway(workers=2)
+    up = upstream("u")
+    add_route(g, up, "/udp")
+    srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.settimeout(TIMEOUT)
+    port = srv.getsockname()[1]
+    s, p, _ = g.admin("POST", "/plugins", {"name": "udp-log", "config": {"host": "127.0.0.1", "port": port}})
+    assert s == 201, p
+    for i in range(10):
+        assert g.get(f"/udp/{i}")[0] == 200
+    got = [json.loads(srv.recvfrom(65536)[0]) for _ in range(10)]   # one datagram = one entry
+    assert sorted(e["request"]["uri"] for e in got) == sorted(f"/udp/{i}" for i in range(10))
+    for e in got:
+        check_entry(e, g, up, e["request"]["uri"])
+    srv.close()
