@@ -532,6 +532,7 @@ enum Schemas {
         "file-log": PluginDef(priority: 9, config: LogSchemas.fileLog),
         "tcp-log": PluginDef(priority: 7, config: LogSchemas.tcpLog),
         "udp-log": PluginDef(priority: 8, config: LogSchemas.udpLog),
+        "http-log": PluginDef(priority: 12, config: LogSchemas.httpLog),
     ]
 
     /// The plugin schema with the `config` record of `name` (or an empty record for unknown names).

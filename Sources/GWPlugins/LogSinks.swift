@@ -22,6 +22,7 @@ public final class LogSinks {
     private var files: [String: FileSink] = [:]
     private var streams: [String: StreamSink] = [:]
     private var datagrams: [String: DatagramSink] = [:]
+    private var queues: [String: HTTPLogSender] = [:]
     private var flushTimer: TimerWatcher!
     /// Sinks with buffered bytes, flushed by the timer.
     private var dirty: [LogSink] = []
@@ -60,6 +61,15 @@ public final class LogSinks {
         return s
     }
 
+    /// The http-log queue named `key` (Kong's queue name); a newer instance's parameters replace the
+    /// queue's for the next batches.
+    func httpQueue(key: String, target: HTTPLogTarget, config: LogQueueConfig) -> HTTPLogSender {
+        if let q = queues[key] { q.update(target: target, config: config); return q }
+        let q = HTTPLogSender(owner: self, key: key, target: target, config: config)
+        queues[key] = q
+        return q
+    }
+
     /// An IP literal, or `localhost` (127.0.0.1): names are refused by the Admin API (no resolver on the
     /// worker).
     static func address(_ host: String, _ port: Int) -> SocketAddress? {
@@ -90,6 +100,7 @@ public final class LogSinks {
     /// Worker exit: last flush (files synchronously; sockets get what a nonblocking send takes).
     public func shutdown() {
         flushAll()
+        for q in queues.values { q.shutdown() }
     }
 }
 

@@ -11,7 +11,7 @@ public enum PluginRegistry {
     /// and its black-box tests pass (Tests/integration/test_plugins_*.py).
     static let running: [String] = [KeyAuth.name, BasicAuth.name, ACL.name, RateLimiting.name, Cors.name, ProxyCache.name,
                                     RequestTransformer.name, ResponseTransformer.name,
-                                    FileLog.name, TCPLog.name, UDPLog.name]
+                                    FileLog.name, TCPLog.name, UDPLog.name, HTTPLog.name]
 
     /// Kong name → PRIORITY, for every plugin whose handler runs in the worker.
     public static let priorities: [String: Int] = Dictionary(uniqueKeysWithValues: running.map { ($0, implemented[$0]!.priority) })
@@ -32,6 +32,7 @@ public enum PluginRegistry {
         FileLog.name: (FileLog.priority, { e, env throws(PluginError) in try FileLog(entity: e, env: env) }),
         TCPLog.name: (TCPLog.priority, { e, env throws(PluginError) in try TCPLog(entity: e, env: env) }),
         UDPLog.name: (UDPLog.priority, { e, env throws(PluginError) in try UDPLog(entity: e, env: env) }),
+        HTTPLog.name: (HTTPLog.priority, { e, env throws(PluginError) in try HTTPLog(entity: e, env: env) }),
     ]
 
     /// The names the Admin API accepts, sorted.

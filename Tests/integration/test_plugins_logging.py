@@ -223,3 +223,167 @@ def test_udp_log_to_local_listener(gateway, upstream):
     for e in got:
         check_entry(e, g, up, e["request"]["uri"])
     srv.close()
+
+
+class Collector:
+    """An HTTP log server on 127.0.0.1: records every request (method, path, headers, parsed JSON body);
+    `hold` makes it wait (a slow collector) until released; stop() / start() take it down and back on
+    the same port."""
+
+    def __init__(self):
+        import http.server
+        self.port = None
+        self.requests = []
+        self.lock = threading.Lock()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.status = 200
+        self.server = None
+        self._http = http.server
+        self.start()
+
+    def start(self):
+        col = self
+
+        class H(self._http.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _serve(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                col.gate.wait(TIMEOUT * 3)
+                with col.lock:
+                    col.requests.append({"method": self.command, "path": self.path,
+                                         "headers": {k.lower(): v for k, v in self.headers.items()},
+                                         "body": json.loads(body)})
+                self.send_response(col.status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            do_POST = do_PUT = do_PATCH = _serve
+
+        self._http.ThreadingHTTPServer.allow_reuse_address = True
+        self.server = self._http.ThreadingHTTPServer(("127.0.0.1", self.port or 0), H)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def entries(self):
+        """Every entry received, in arrival order (arrays flattened)."""
+        with self.lock:
+            out = []
+            for r in self.requests:
+                out.extend(r["body"] if isinstance(r["body"], list) else [r["body"]])
+            return out
+
+
+def test_http_log_single_entries_basic_auth_and_headers(gateway, upstream):
+    g = gateway(workers=2)
+    up = upstream("u")
+    add_route(g, up, "/h")
+    col = Collector()
+    s, p, _ = g.admin("POST", "/plugins", {"name": "http-log", "config": {
+        "http_endpoint": f"http://bob:secret@127.0.0.1:{col.port}/logs?x=1", "method": "PUT",
+        "headers": {"X-Api-Key": "k1"}}})
+    assert s == 201, p
+    q = p["config"]["queue"]
+    assert q == {"max_batch_size": 1, "max_coalescing_delay": 1, "max_entries": 10000, "max_bytes": None,
+                 "max_retry_time": 60, "initial_retry_delay": 0.01, "max_retry_delay": 60, "concurrency_limit": 1}
+    assert p["config"]["content_type"] == "application/json" and p["config"]["timeout"] == 10000
+    for i in range(6):
+        assert g.get(f"/h/{i}")[0] == 200
+    wait_until(lambda: len(col.entries()) == 6, what="6 entries")
+    for r in col.requests:
+        assert r["method"] == "PUT" and r["path"] == "/logs?x=1"
+        assert r["headers"]["authorization"] == "Basic Ym9iOnNlY3JldA=="
+        assert r["headers"]["x-api-key"] == "k1"
+        assert r["headers"]["content-type"] == "application/json"
+        assert isinstance(r["body"], dict)   # max_batch_size 1: one object per request
+    assert sorted(e["request"]["uri"] for e in col.entries()) == sorted(f"/h/{i}" for i in range(6))
+    for e in col.entries():
+        check_entry(e, g, up, e["request"]["uri"])
+    col.stop()
+
+
+def test_http_log_refusals(gateway):
+    g = gateway(workers=1)
+    for endpoint, field_msg in [("https://127.0.0.1:9/x", "https"), ("http://collector.example/x", "host names"),
+                                ("127.0.0.1/x", "missing scheme in url")]:
+        s, p, _ = g.admin("POST", "/plugins", {"name": "http-log", "config": {"http_endpoint": endpoint}})
+        assert s == 400 and field_msg in p["fields"]["config"]["http_endpoint"], p
+    s, p, _ = g.admin("POST", "/plugins", {"name": "http-log", "config": {
+        "http_endpoint": "http://127.0.0.1:9/x", "headers": {"Host": "x"}}})
+    assert s == 400 and p["fields"]["config"]["headers"] == "cannot contain 'Host' header", p
+    s, p, _ = g.admin("POST", "/plugins", {"name": "http-log", "config": {
+        "http_endpoint": "http://a:b@127.0.0.1:9/x", "headers": {"Authorization": "x"}}})
+    assert s == 400 and "user info" in p["fields"]["config"], p
+    s, p, _ = g.admin("POST", "/plugins", {"name": "http-log", "config": {
+        "http_endpoint": "http://127.0.0.1:9/x", "queue": {"concurrency_limit": 2}}})
+    assert s == 400 and "concurrency_limit" in p["fields"]["config"]["queue"], p
+
+
+def test_http_log_slow_then_down_then_back(gateway, upstream):
+    """Batches arrive in order and none is lost while the queue has room; the proxied requests never
+    wait for the collector."""
+    g = gateway(workers=1)
+    up = upstream("u")
+    add_route(g, up, "/b")
+    col = Collector()
+    s, p, _ = g.admin("POST", "/plugins", {"name": "http-log", "config": {
+        "http_endpoint": f"http://127.0.0.1:{col.port}/bulk", "queue": {
+            "max_batch_size": 5, "max_coalescing_delay": 0.1, "initial_retry_delay": 0.05, "max_retry_delay": 0.2}}})
+    assert s == 201, p
+    sent = []
+    # Slow: the collector holds the first batch; requests still complete.
+    col.gate.clear()
+    for i in range(8):
+        assert g.get(f"/b/slow{i}")[0] == 200
+        sent.append(f"/b/slow{i}")
+    col.gate.set()
+    wait_until(lambda: len(col.entries()) == 8, what="slow entries")
+    # Down: connection refused, the batches are retried with back-off.
+    col.stop()
+    for i in range(12):
+        assert g.get(f"/b/down{i}")[0] == 200
+        sent.append(f"/b/down{i}")
+    assert len(col.entries()) == 8
+    # Back: everything queued arrives, in order, once.
+    col.start()
+    wait_until(lambda: len(col.entries()) == 20, what="all entries after the collector is back")
+    time.sleep(0.3)
+    got = [e["request"]["uri"] for e in col.entries()]
+    assert got == sent
+    assert all(isinstance(r["body"], list) and 1 <= len(r["body"]) <= 5 for r in col.requests)
+    assert any(len(r["body"]) > 1 for r in col.requests)   # batched
+    col.stop()
+
+
+def test_http_log_full_queue_drops_oldest_and_counts(gateway, upstream):
+    g = gateway(workers=1)
+    up = upstream("u")
+    add_route(g, up, "/d")
+    col = Collector()
+    col.stop()   # down from the start
+    s, p, _ = g.admin("POST", "/plugins", {"name": "http-log", "config": {
+        "http_endpoint": f"http://127.0.0.1:{col.port}/d", "queue": {
+            "max_entries": 3, "initial_retry_delay": 0.05, "max_retry_delay": 0.1}}})
+    assert s == 201, p
+    for i in range(10):
+        assert g.get(f"/d/{i}")[0] == 200
+    wait_until(lambda: "queue full, dropping old entries" in g.log(), what="drop reported")
+    col.start()
+    wait_until(lambda: len(col.entries()) >= 3, what="surviving entries")
+    time.sleep(0.5)
+    got = [e["request"]["uri"] for e in col.entries()]
+    # At most max_entries survive (the batch being retried, then the newest); the newest is never dropped.
+    assert len(got) == 3 and got[-1] == "/d/9" and got[-2] == "/d/8"
+    assert got == sorted(got, key=lambda u: int(u.rsplit("/", 1)[1]))
+    assert "entries dropped or lost" in g.log() or "queue full" in g.log()
+    col.stop()
