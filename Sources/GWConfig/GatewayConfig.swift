@@ -58,6 +58,9 @@ public struct GatewayConfig: Sendable {
     /// Kong `dns_resolver`: DNS servers as `ip[:port]` (comma-separated) for target host names;
     /// empty = the servers of /etc/resolv.conf.
     public var dnsResolver: String = ""
+    /// `proxy_access_log_format`: `text` (nginx combined + upstream and latencies) or `json` (one
+    /// kong.log.serialize() object per line, the logging plugins' shape).
+    public var proxyAccessLogFormat: String = "text"
 
     /// Paths relative to the prefix are resolved against it (as Kong does for log paths).
     public func resolve(_ path: String) -> String {
@@ -78,6 +81,7 @@ public let configKeys: [(key: String, defaultValue: String)] = [
     ("daemon", "on"),
     ("log_level", "notice"),
     ("proxy_access_log", "logs/access.log"),
+    ("proxy_access_log_format", "text"),
     ("proxy_error_log", "logs/error.log"),
     ("admin_access_log", "logs/admin_access.log"),
     ("admin_error_log", "logs/error.log"),
@@ -298,6 +302,10 @@ public enum ConfigLoader {
             serverTokens: serverTokens, latencyTokens: latencyTokens,
             adminToken: token.isEmpty ? nil : token, errorDefaultType: edt,
             quitTimeout: try seconds("quit_timeout"), entries: entries)
+        switch v("proxy_access_log_format") {
+        case "text", "json": cfg.proxyAccessLogFormat = v("proxy_access_log_format")
+        default: throw bad("proxy_access_log_format", "expected text or json")
+        }
         let servers = v("dns_resolver").split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
         for e in servers {
             // ip, ip:port, [ipv6]:port or a bare IPv6 address (what c-ares' ares_set_servers_ports_csv takes).

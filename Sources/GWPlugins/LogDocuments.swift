@@ -5,6 +5,8 @@ import GWJSON
 import GWStore
 
 public final class LogDocuments {
+    /// Built for every generation, logging plugin or not (the worker's JSON access log needs them).
+    nonisolated(unsafe) public static var always = false
     public let routes: [String: [UInt8]]
     public let services: [String: [UInt8]]
 

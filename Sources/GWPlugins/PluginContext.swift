@@ -135,6 +135,10 @@ public final class PluginContext {
     public var logEntry: [UInt8] = []
     /// Route and service documents of the current generation (nil: no logging plugin configured).
     public var logDocuments: LogDocuments? = nil
+    /// Every exchange is serialized, logging plugin or not (the JSON access log).
+    public var logAlways = false
+    /// The data path records the log facts and serializes the entry of this exchange.
+    @inline(__always) public var wantsLogEntry: Bool { logAlways || phases.contains(.log) }
 
     /// The response is a cache Hit produced in access (the data path may say so in its logs).
     public var servedFromCache = false
@@ -172,7 +176,7 @@ public final class PluginContext {
             cachedAnswer = nil
             if !exitBody.isEmpty { exitBody.removeAll(keepingCapacity: true) }
         }
-        if phases.contains(.log) && !logResponseHeaders.isEmpty { logResponseHeaders.removeAll(keepingCapacity: true) }
+        if !logResponseHeaders.isEmpty { logResponseHeaders.removeAll(keepingCapacity: true) }
         collectedCount = 0
         phases = []
     }

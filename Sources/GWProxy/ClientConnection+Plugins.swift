@@ -24,7 +24,7 @@ private let noUpstreamHeaders = HTTPHeaders()
 extension ClientConnection {
     /// Starts the plugin side of an exchange on configuration `cfg` (nil: none loaded).
     @inline(__always) func beginPlugins(_ cfg: RuntimeConfig?) {
-        guard let cfg, !cfg.pluginSet.isEmpty else {
+        guard let cfg, !cfg.pluginSet.isEmpty || server.settings.jsonAccessLog else {
             if plugins != nil { plugins = nil }
             return
         }
@@ -38,6 +38,7 @@ extension ClientConnection {
             ctx.reset()
         } else {
             ctx = PluginContext(clientIP: peer.ip)
+            ctx.logAlways = server.settings.jsonAccessLog
             pluginContext = ctx
         }
         ctx.now = Int64(Clock.wallSeconds())
@@ -77,7 +78,7 @@ extension ClientConnection {
 
     /// header_filter for a proxied response (the upstream's status and headers).
     @inline(__always) func pluginsHeaderFilter(_ response: HTTPResponseParser) {
-        if plugins?.phases.contains(.log) == true, let ctx = plugins {
+        if plugins?.wantsLogEntry == true, let ctx = plugins {
             ctx.logResponseHeaders.removeAll(keepingCapacity: true)
             LogSerializer.headers(&ctx.logResponseHeaders, response.head.headers, redact: false)
         }
@@ -103,14 +104,14 @@ extension ClientConnection {
         guard let ctx = plugins else { return }
         plugins = nil
         collectGlobalIfNeeded(ctx)
-        if ctx.phases.contains(.log) { serializeLogEntry(ctx, status: status) }
+        if ctx.wantsLogEntry { serializeLogEntry(ctx, status: status) }
         PluginRuntime.log(ctx, status: status)
         ctx.releaseLargeBuffers()   // an idle keep-alive connection keeps no large cache buffer
     }
 
     /// The exchange's facts for the log serializer, and the entry every logging plugin of this exchange
     /// sends (serialized once, into the context's reused buffer).
-    private func serializeLogEntry(_ ctx: PluginContext, status: Int) {
+    func serializeLogEntry(_ ctx: PluginContext, status: Int) {
         let now = Clock.monotonicMicros()
         let t = times
         var f = LogFacts()
@@ -170,7 +171,7 @@ extension ClientConnection {
             PluginRuntime.headerFilter(ctx, PluginRuntime.noRequest, status: status, headers: noUpstreamHeaders)
         }
         if !ctx.responseHeaders.isEmpty { out.bytes.rewriteHead(from: start, ctx.responseHeaders) }
-        if ctx.phases.contains(.log) {
+        if ctx.wantsLogEntry {
             out.bytes.withUnsafeBytes { b in
                 LogSerializer.headLines(&ctx.logResponseHeaders, UnsafeRawBufferPointer(rebasing: b[start...]))
             }

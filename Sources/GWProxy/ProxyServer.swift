@@ -26,6 +26,8 @@ public struct ProxySettings: Sendable {
     public var errorDefaultType: String
     public var serverTokens: Bool
     public var latencyTokens: Bool
+    /// proxy_access_log_format = json: the access log writes the serializer's entry of every exchange.
+    public var jsonAccessLog: Bool
     public var limits: HTTPParserLimits
 
     public init(_ c: GatewayConfig) {
@@ -37,6 +39,7 @@ public struct ProxySettings: Sendable {
         errorDefaultType = c.errorDefaultType
         serverTokens = c.serverTokens
         latencyTokens = c.latencyTokens
+        jsonAccessLog = c.proxyAccessLogFormat == "json" && c.proxyAccessLog != "off"
         limits = HTTPParserLimits(largeClientHeaderBuffers: c.largeClientHeaderBuffers.count,
                                   size: c.largeClientHeaderBuffers.size, clientMaxBodySize: c.clientMaxBodySize)
     }
@@ -97,6 +100,7 @@ public final class ProxyServer {
         var seed: UInt64 = 0
         withUnsafeMutableBytes(of: &seed) { _ = getentropy($0.baseAddress, 8) }
         requestIDSeed = seed ^ UInt64(ProcessControl.pid)
+        LogDocuments.always = settings.jsonAccessLog
         LogSinks.worker = LogSinks(loop: loop) { [unowned log] _, message in log.log(.error, message) }
         housekeeping = TimerWatcher(loop: loop) { [unowned self] in self.tick() }
         housekeeping.start(after: 1, repeat: 1)

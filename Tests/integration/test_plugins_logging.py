@@ -387,3 +387,58 @@ def test_http_log_full_queue_drops_oldest_and_counts(gateway, upstream):
     assert got == sorted(got, key=lambda u: int(u.rsplit("/", 1)[1]))
     assert "entries dropped or lost" in g.log() or "queue full" in g.log()
     col.stop()
+
+
+def test_json_access_log_is_the_serializer_entry(gateway, upstream, tmp_path):
+    """proxy_access_log_format = json: the access log and file-log write the same entry (one code path)."""
+    g = gateway(workers=1, proxy_access_log_format="json")
+    up = upstream("u")
+    add_route(g, up, "/j")
+    logfile = str(tmp_path / "j.log")
+    assert g.admin("POST", "/plugins", {"name": "file-log", "config": {"path": logfile}})[0] == 201
+    wait_until(lambda: g.get("/j/warm")[0] == 200 and read_lines(logfile), what="plugin active")
+    assert g.get("/j/1?q=2", headers={"Authorization": "Bearer t"})[0] == 200
+    assert g.get("/none")[0] == 404
+
+    def access():
+        try:
+            with open(os.path.join(g.prefix, "logs", "access.log")) as f:
+                return [json.loads(line) for line in f.read().splitlines() if line]
+        except FileNotFoundError:
+            return []
+
+    plugin_lines = wait_until(lambda: (lambda es: es if any(e["request"]["uri"] == "/none" for e in es) else None)(read_lines(logfile)),
+                              what="file-log lines")
+    access_lines = wait_until(lambda: (lambda es: es if any(e["request"]["uri"] == "/none" for e in es) else None)(access()),
+                              what="access-log lines (flushed every second)")
+    by_id = {e["request"]["id"]: e for e in access_lines}
+    for e in plugin_lines:
+        assert by_id[e["request"]["id"]] == e
+    one = [e for e in access_lines if e["request"]["uri"] == "/j/1?q=2"][0]
+    check_entry(one, g, up, "/j/1?q=2")
+    assert one["request"]["headers"]["authorization"] == "REDACTED"
+
+
+def test_json_access_log_without_plugins(gateway, upstream):
+    g = gateway(workers=1, proxy_access_log_format="json")
+    up = upstream("u")
+    add_route(g, up, "/k")
+    assert g.get("/k/1")[0] == 200
+
+    def access():
+        try:
+            with open(os.path.join(g.prefix, "logs", "access.log")) as f:
+                return [json.loads(line) for line in f.read().splitlines() if line]
+        except FileNotFoundError:
+            return []
+
+    lines = wait_until(lambda: [e for e in access() if e["request"]["uri"] == "/k/1"], what="access-log line")
+    e = lines[0]
+    check_entry(e, g, up, "/k/1")
+    assert e["upstream_status"] == "200" and e["route"]["paths"] == ["/k"] and e["source"] == "upstream"
+
+
+def test_access_log_format_is_validated(gateway):
+    g = gateway(workers=1, start=False, proxy_access_log_format="xml")
+    r = g.cli("check", g.conf)
+    assert r.returncode != 0 and "proxy_access_log_format" in (r.stdout + r.stderr)
