@@ -105,36 +105,91 @@ public enum LogSerializer {
     }
 
     /// Headers as a JSON object: lower-case names, a repeated name becomes an array of its values (in
-    /// order). `redact`: authorization and proxy-authorization values become "REDACTED".
+    /// order). `redact`: authorization and proxy-authorization values become "REDACTED". Read in place
+    /// (raw pointers into the headers' storage: no slice retains).
     public static func headers(_ out: inout [UInt8], _ hs: borrowing HTTPHeaders, redact: Bool) {
         out.append(0x7B)
-        var first = true
-        for i in 0 ..< hs.count {
-            // A name seen before was written with all its values.
-            var seen = false
-            for j in 0 ..< i where sameName(hs, i, j) { seen = true; break }
-            if seen { continue }
-            if !first { out.append(0x2C) }
-            first = false
-            out.append(0x22)
-            for c in hs.nameBytes(at: i) { escapedByte(&out, c >= 0x41 && c <= 0x5A ? c | 0x20 : c) }
-            put(&out, "\":")
-            let secret = redact && (hs.nameEquals(at: i, "authorization") || hs.nameEquals(at: i, "proxy-authorization"))
-            var count = 1
-            for j in (i + 1) ..< max(i + 1, hs.count) where sameName(hs, i, j) { count += 1 }
-            if count > 1 { out.append(0x5B) }
-            var k = i, n = 0
-            while k < hs.count {
-                if k == i || sameName(hs, i, k) {
-                    if n > 0 { out.append(0x2C) }
-                    if secret { put(&out, "\"REDACTED\"") } else { string(&out, hs.valueBytes(at: k)) }
-                    n += 1
+        hs.storage.withUnsafeBytes { st in
+            hs.fields.withUnsafeBufferPointer { fs in
+                @inline(__always) func name(_ i: Int) -> UnsafeRawBufferPointer {
+                    UnsafeRawBufferPointer(rebasing: st[Int(fs[i].nameStart) ..< Int(fs[i].nameStart + fs[i].nameLength)])
                 }
-                k += 1
+                @inline(__always) func value(_ i: Int) -> UnsafeRawBufferPointer {
+                    UnsafeRawBufferPointer(rebasing: st[Int(fs[i].valueStart) ..< Int(fs[i].valueStart + fs[i].valueLength)])
+                }
+                @inline(__always) func same(_ a: Int, _ b: Int) -> Bool {
+                    guard fs[a].nameLength == fs[b].nameLength else { return false }
+                    return foldedEqual(name(a), name(b))
+                }
+                var first = true
+                for i in 0 ..< fs.count {
+                    var seen = false   // a name seen before was written with all its values
+                    for j in 0 ..< i where same(i, j) { seen = true; break }
+                    if seen { continue }
+                    if !first { out.append(0x2C) }
+                    first = false
+                    out.append(0x22)
+                    let n = name(i)
+                    lowered(&out, n)
+                    out.append(0x22); out.append(0x3A)
+                    let secret = redact && (foldedEquals(n, "authorization") || foldedEquals(n, "proxy-authorization"))
+                    var count = 1
+                    for j in (i + 1) ..< max(i + 1, fs.count) where same(i, j) { count += 1 }
+                    if count > 1 { out.append(0x5B) }
+                    var k = i, m = 0
+                    while k < fs.count {
+                        if k == i || same(i, k) {
+                            if m > 0 { out.append(0x2C) }
+                            if secret { put(&out, "\"REDACTED\"") } else { out.append(0x22); escapedRaw(&out, value(k)); out.append(0x22) }
+                            m += 1
+                        }
+                        k += 1
+                    }
+                    if count > 1 { out.append(0x5D) }
+                }
             }
-            if count > 1 { out.append(0x5D) }
         }
         out.append(0x7D)
+    }
+
+    /// ASCII case-insensitive equality of two names of the same length.
+    @inline(__always) static func foldedEqual(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        for k in 0 ..< a.count where a[k] | 0x20 != b[k] | 0x20 { return false }
+        return true
+    }
+
+    @inline(__always) static func foldedEquals(_ a: UnsafeRawBufferPointer, _ s: StaticString) -> Bool {
+        guard a.count == s.utf8CodeUnitCount else { return false }
+        return foldedEqual(a, UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    /// Appends a header name in lower case, escaped (names are tokens: one copy, then the case is
+    /// folded in place).
+    private static func lowered(_ out: inout [UInt8], _ n: UnsafeRawBufferPointer) {
+        for c in n where c < 0x20 || c == 0x22 || c == 0x5C || c >= 0x7F {
+            for c in n { escapedByte(&out, c >= 0x41 && c <= 0x5A ? c | 0x20 : c) }
+            return
+        }
+        let start = out.count
+        out.append(contentsOf: n)
+        out.withUnsafeMutableBufferPointer { b in
+            for k in start ..< b.count where b[k] &- 0x41 < 26 { b[k] |= 0x20 }
+        }
+    }
+
+    /// Appends bytes JSON-escaped, copying runs that need no escape in one append.
+    static func escapedRaw(_ out: inout [UInt8], _ s: UnsafeRawBufferPointer) {
+        var start = 0, i = 0
+        while i < s.count {
+            let c = s[i]
+            if c < 0x20 || c == 0x22 || c == 0x5C || c == 0x7F {
+                if i > start { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: s[start ..< i])) }
+                escapedByte(&out, c)
+                start = i + 1
+            }
+            i += 1
+        }
+        if s.count > start { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: s[start ..< s.count])) }
     }
 
     /// The header lines of a response head the gateway wrote (`raw` starts at its status line) as a JSON
@@ -167,17 +222,6 @@ public enum LogSerializer {
             i = e + 1
         }
         out.append(0x7D)
-    }
-
-    @inline(__always) private static func sameName(_ hs: borrowing HTTPHeaders, _ a: Int, _ b: Int) -> Bool {
-        let x = hs.nameBytes(at: a), y = hs.nameBytes(at: b)
-        guard x.count == y.count else { return false }
-        var i = x.startIndex, j = y.startIndex
-        while i < x.endIndex {
-            if x[i] | 0x20 != y[j] | 0x20 { return false }
-            i += 1; j += 1
-        }
-        return true
     }
 
     /// ngx.req.get_uri_args as JSON: `a=1&b&a=2` → {"a":["1","2"],"b":true}; values percent-decoded.
@@ -264,10 +308,14 @@ public enum LogSerializer {
         out.append(0x22); escaped(&out, s); out.append(0x22)
     }
     public static func string(_ out: inout [UInt8], _ s: String) {
-        out.append(0x22); escaped(&out, s.utf8); out.append(0x22)
+        var s = s
+        out.append(0x22)
+        s.withUTF8 { escapedRaw(&out, UnsafeRawBufferPointer($0)) }
+        out.append(0x22)
     }
 
     static func escaped<C: Collection>(_ out: inout [UInt8], _ s: C) where C.Element == UInt8 {
+        if let done: Void = s.withContiguousStorageIfAvailable({ escapedRaw(&out, UnsafeRawBufferPointer($0)) }) { return done }
         for c in s { escapedByte(&out, c) }
     }
 
