@@ -191,7 +191,7 @@ final class HTTPLogClient {
         parser.expectResponse(to: .post)
         request.removeAll(keepingCapacity: true)
         request.append(contentsOf: target.headPrefix)
-        let single = sender.queue.config.maxBatchSize == 1 || sender.queue.config.concurrencyLimit == -1
+        let single = sender.queue.config.maxBatchSize == 1   // Kong: one object only then; else an array (even of one)
         var length = 0
         if single { length = b.entries[0].count } else {
             length = 2 + max(0, b.entries.count - 1)

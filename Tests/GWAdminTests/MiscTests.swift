@@ -51,7 +51,7 @@ import GWStore
         #expect(p.0 == 201 && p.1["config"]?["credentials"] == false)
         #expect(h.req("GET", "/plugins").1["data"]?.arrayValue?.count == 4)
         #expect(h.req("GET", "/services/svc/plugins").1["data"]?.arrayValue?.count == 1)
-        #expect(h.req("GET", "/plugins/enabled").1 == ["enabled_plugins": ["acl", "basic-auth", "cors", "key-auth", "proxy-cache", "rate-limiting", "request-transformer", "response-transformer"]])
+        #expect(h.req("GET", "/plugins/enabled").1 == ["enabled_plugins": ["acl", "basic-auth", "cors", "file-log", "http-log", "key-auth", "proxy-cache", "rate-limiting", "request-transformer", "response-transformer", "tcp-log", "udp-log"]])
         let pid = h.req("GET", "/services/svc/plugins").1["data"]![0]!["id"]!.stringValue!
         #expect(h.req("GET", "/plugins/\(pid)/service").1["name"] == "svc")
         #expect(h.req("PATCH", "/plugins/\(pid)", ["config": ["hide_credentials": true]]).1["config"]?["key_names"] == ["apikey"])
