@@ -39,13 +39,62 @@ public struct LogFacts {
     public init() {}
 }
 
+/// Where the serializer writes: the worker's raw scratch area (HeadWriter: one bounds check and a copy
+/// per piece, no `[UInt8].append` uniqueness and capacity checks) or a plain array (tests, rare paths).
+public protocol LogByteSink {
+    mutating func append(_ b: UInt8)
+    mutating func appendRaw(_ p: UnsafeRawBufferPointer)
+}
+
+extension Array: LogByteSink where Element == UInt8 {
+    @inline(__always) public mutating func appendRaw(_ p: UnsafeRawBufferPointer) { append(contentsOf: p) }
+}
+
+extension HeadWriter: LogByteSink {
+    @inline(__always) public mutating func append(_ b: UInt8) { put(b) }
+    @inline(__always) public mutating func appendRaw(_ p: UnsafeRawBufferPointer) { put(p) }
+}
+
 public enum LogSerializer {
     /// Writes the entry of the exchange in `ctx` (facts in `ctx.logFacts`, upstream URI in
     /// `ctx.logUpstreamURI`, response headers as a JSON object in `ctx.logResponseHeaders`) into `out`.
     public static func serialize(_ ctx: PluginContext, request h: borrowing HTTPRequestHead, requestID: [UInt8],
-                                 into out: inout [UInt8]) {
-        let f = ctx.logFacts
+                                 scratch: HeadScratch, into out: inout [UInt8]) {
         out.removeAll(keepingCapacity: true)
+        while true {
+            var w = HeadWriter(base: scratch.base, capacity: scratch.capacity)
+            write(ctx, request: h, requestID: requestID, into: &w)
+            if !w.overflow { out.append(contentsOf: w.bytes); return }
+            let need = scratch.capacity + 1
+            scratch.write(appendingTo: &out) { w in w.putRaw(maxBytes: need) { _ in 0 } }   // grows the area
+            out.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// `headers` as a JSON object replacing the content of `out` (written through `scratch`).
+    public static func headersJSON(_ hs: borrowing HTTPHeaders, scratch: HeadScratch, into out: inout [UInt8]) {
+        out.removeAll(keepingCapacity: true)
+        while true {
+            var w = HeadWriter(base: scratch.base, capacity: scratch.capacity)
+            headers(&w, hs, redact: false)
+            if !w.overflow { out.append(contentsOf: w.bytes); return }
+            let need = scratch.capacity + 1
+            scratch.write(appendingTo: &out) { w in w.putRaw(maxBytes: need) { _ in 0 } }
+            out.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// The request's size as received (request line, header lines, blank line) plus `body` bytes.
+    public static func requestSize(_ h: borrowing HTTPRequestHead, body: Int) -> Int {
+        var size = h.target.count + 12 + 2 + body + h.methodName.utf8.count
+        for f in h.headers.fields { size += Int(f.nameLength) + Int(f.valueLength) + 4 }
+        return size
+    }
+
+    /// The entry, written into any byte sink.
+    public static func write<S: LogByteSink>(_ ctx: PluginContext, request h: borrowing HTTPRequestHead, requestID: [UInt8],
+                                             into out: inout S) {
+        let f = ctx.logFacts
         put(&out, "{\"request\":{\"id\":")
         string(&out, requestID)
         put(&out, ",\"uri\":")
@@ -70,7 +119,7 @@ public enum LogSerializer {
         if f.upstreamStatus > 0 { put(&out, ",\"upstream_status\":\""); decimal(&out, Int64(f.upstreamStatus)); out.append(0x22) }
         put(&out, ",\"response\":{\"status\":"); decimal(&out, Int64(f.status))
         put(&out, ",\"headers\":")
-        if ctx.logResponseHeaders.isEmpty { put(&out, "{}") } else { out.append(contentsOf: ctx.logResponseHeaders) }
+        if ctx.logResponseHeaders.isEmpty { put(&out, "{}") } else { ctx.logResponseHeaders.withUnsafeBytes { out.appendRaw($0) } }
         put(&out, ",\"size\":"); decimal(&out, Int64(f.bytesSent))
         put(&out, "},\"latencies\":{\"kong\":"); decimal(&out, Int64(f.kongMs))
         put(&out, ",\"proxy\":"); decimal(&out, Int64(f.proxyMs))
@@ -79,7 +128,10 @@ public enum LogSerializer {
         put(&out, "},\"tries\":[")
         if let a = f.upstream {
             put(&out, "{\"balancer_start\":"); decimal(&out, f.startedAtMs + Int64(f.kongMs))
-            put(&out, ",\"ip\":\""); a.appendIP(to: &out)
+            put(&out, ",\"ip\":\"")
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: SocketAddress.maxIPLength) { b in
+                out.appendRaw(UnsafeRawBufferPointer(start: b.baseAddress!, count: a.writeIP(to: b.baseAddress!)))
+            }
             put(&out, "\",\"port\":"); decimal(&out, Int64(a.port))
             put(&out, ",\"balancer_latency\":0}")
         }
@@ -95,8 +147,8 @@ public enum LogSerializer {
             out.append(0x7D)
         }
         if let docs = ctx.logDocuments {
-            if let id = ctx.routeID, let r = docs.routes[id] { put(&out, ",\"route\":"); out.append(contentsOf: r) }
-            if let id = ctx.serviceID, let s = docs.services[id] { put(&out, ",\"service\":"); out.append(contentsOf: s) }
+            if let id = ctx.routeID, let r = docs.routes[id] { put(&out, ",\"route\":"); r.withUnsafeBytes { out.appendRaw($0) } }
+            if let id = ctx.serviceID, let s = docs.services[id] { put(&out, ",\"service\":"); s.withUnsafeBytes { out.appendRaw($0) } }
         }
         put(&out, ",\"client_ip\":"); string(&out, ctx.clientIP)
         put(&out, ",\"started_at\":"); decimal(&out, f.startedAtMs)
@@ -107,7 +159,7 @@ public enum LogSerializer {
     /// Headers as a JSON object: lower-case names, a repeated name becomes an array of its values (in
     /// order). `redact`: authorization and proxy-authorization values become "REDACTED". Read in place
     /// (raw pointers into the headers' storage: no slice retains).
-    public static func headers(_ out: inout [UInt8], _ hs: borrowing HTTPHeaders, redact: Bool) {
+    public static func headers<S: LogByteSink>(_ out: inout S, _ hs: borrowing HTTPHeaders, redact: Bool) {
         out.append(0x7B)
         hs.storage.withUnsafeBytes { st in
             hs.fields.withUnsafeBufferPointer { fs in
@@ -163,33 +215,72 @@ public enum LogSerializer {
         return foldedEqual(a, UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
-    /// Appends a header name in lower case, escaped (names are tokens: one copy, then the case is
-    /// folded in place).
-    private static func lowered(_ out: inout [UInt8], _ n: UnsafeRawBufferPointer) {
-        for c in n where c < 0x20 || c == 0x22 || c == 0x5C || c >= 0x7F {
+    /// Appends a header name in lower case, escaped (names are tokens: folded 8 bytes at a time into a
+    /// 64-byte stack chunk, one copy per chunk).
+    private static func lowered<S: LogByteSink>(_ out: inout S, _ n: UnsafeRawBufferPointer) {
+        if anyNeedsEscape(n) {
             for c in n { escapedByte(&out, c >= 0x41 && c <= 0x5A ? c | 0x20 : c) }
             return
         }
-        let start = out.count
-        out.append(contentsOf: n)
-        out.withUnsafeMutableBufferPointer { b in
-            for k in start ..< b.count where b[k] &- 0x41 < 26 { b[k] |= 0x20 }
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 8) { b in
+            let dst = UnsafeMutableRawPointer(b.baseAddress!)
+            var i = 0
+            while i < n.count {
+                let k = min(64, n.count - i)
+                var j = 0
+                while j + 8 <= k {
+                    dst.storeBytes(of: foldCase(n.loadUnaligned(fromByteOffset: i + j, as: UInt64.self)), toByteOffset: j, as: UInt64.self)
+                    j += 8
+                }
+                while j < k { let c = n[i + j]; dst.storeBytes(of: c &- 0x41 < 26 ? c | 0x20 : c, toByteOffset: j, as: UInt8.self); j += 1 }
+                out.appendRaw(UnsafeRawBufferPointer(start: dst, count: k))
+                i += k
+            }
         }
     }
 
-    /// Appends bytes JSON-escaped, copying runs that need no escape in one append.
-    static func escapedRaw(_ out: inout [UInt8], _ s: UnsafeRawBufferPointer) {
+    private static let ones: UInt64 = 0x0101_0101_0101_0101
+    private static let high: UInt64 = 0x8080_8080_8080_8080
+
+    /// ASCII upper-case letters of 8 bytes (all < 0x80) turned lower-case.
+    @inline(__always) static func foldCase(_ x: UInt64) -> UInt64 {
+        let h = x & ~high
+        let geA = h &+ ones &* (0x80 - 0x41), geZ1 = h &+ ones &* (0x80 - 0x5B)
+        return x | (((geA & ~geZ1 & ~x) & high) >> 2)
+    }
+
+    /// True when one of the 8 bytes needs a JSON escape (< 0x20, '"', '\\', 0x7F) or is not ASCII.
+    @inline(__always) static func needsEscape8(_ x: UInt64) -> Bool {
+        @inline(__always) func zero(_ v: UInt64) -> UInt64 { (v &- ones) & ~v & high }
+        let below = (x &- ones &* 0x20) & ~x & high
+        return (below | zero(x ^ (ones &* 0x22)) | zero(x ^ (ones &* 0x5C)) | zero(x ^ (ones &* 0x7F)) | (x & high)) != 0
+    }
+
+    @inline(__always) static func needsEscape(_ c: UInt8) -> Bool { c < 0x20 || c == 0x22 || c == 0x5C || c == 0x7F }
+
+    static func anyNeedsEscape(_ n: UnsafeRawBufferPointer) -> Bool {
+        var i = 0
+        while i + 8 <= n.count { if needsEscape8(n.loadUnaligned(fromByteOffset: i, as: UInt64.self)) { break }; i += 8 }
+        while i < n.count { if needsEscape(n[i]) || n[i] >= 0x80 { return true }; i += 1 }
+        return false
+    }
+
+    /// Appends bytes JSON-escaped, copying runs that need no escape in one append (scanned 8 bytes at a
+    /// time).
+    static func escapedRaw<S: LogByteSink>(_ out: inout S, _ s: UnsafeRawBufferPointer) {
         var start = 0, i = 0
-        while i < s.count {
+        let n = s.count
+        while i < n {
+            if i + 8 <= n, !needsEscape8(s.loadUnaligned(fromByteOffset: i, as: UInt64.self)) { i += 8; continue }
             let c = s[i]
-            if c < 0x20 || c == 0x22 || c == 0x5C || c == 0x7F {
-                if i > start { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: s[start ..< i])) }
+            if needsEscape(c) {
+                if i > start { out.appendRaw(UnsafeRawBufferPointer(rebasing: s[start ..< i])) }
                 escapedByte(&out, c)
                 start = i + 1
             }
             i += 1
         }
-        if s.count > start { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: s[start ..< s.count])) }
+        if n > start { out.appendRaw(UnsafeRawBufferPointer(rebasing: s[start ..< n])) }
     }
 
     /// The header lines of a response head the gateway wrote (`raw` starts at its status line) as a JSON
@@ -225,7 +316,7 @@ public enum LogSerializer {
     }
 
     /// ngx.req.get_uri_args as JSON: `a=1&b&a=2` → {"a":["1","2"],"b":true}; values percent-decoded.
-    static func querystring(_ out: inout [UInt8], _ h: borrowing HTTPRequestHead) {
+    static func querystring<S: LogByteSink>(_ out: inout S, _ h: borrowing HTTPRequestHead) {
         guard let q = h.queryBytes, !q.isEmpty else { put(&out, "{}"); return }
         // Arguments as (key range, value range or nil), on the stack for the common small query.
         var args: [(Range<Int>, Range<Int>?)] = []
@@ -264,7 +355,7 @@ public enum LogSerializer {
     }
 
     /// Percent-decodes ('+' is a space) and JSON-escapes.
-    private static func decoded(_ out: inout [UInt8], _ s: ArraySlice<UInt8>) {
+    private static func decoded<S: LogByteSink>(_ out: inout S, _ s: ArraySlice<UInt8>) {
         var i = s.startIndex
         @inline(__always) func hex(_ c: UInt8) -> UInt8? {
             switch c {
@@ -286,11 +377,11 @@ public enum LogSerializer {
 
     // MARK: JSON pieces
 
-    @inline(__always) public static func put(_ out: inout [UInt8], _ s: StaticString) {
-        out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    @inline(__always) public static func put<S: LogByteSink>(_ out: inout S, _ s: StaticString) {
+        out.appendRaw(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
-    public static func decimal(_ out: inout [UInt8], _ v: Int64) {
+    public static func decimal<S: LogByteSink>(_ out: inout S, _ v: Int64) {
         if v < 0 { out.append(0x2D); decimal(&out, v == Int64.min ? Int64.max : -v); return }
         if v < 10 { out.append(0x30 &+ UInt8(v)); return }
         var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
@@ -300,26 +391,26 @@ public enum LogSerializer {
         var x = v
         withUnsafeMutableBytes(of: &digits) { d in
             while x > 0 { d[19 - n] = 0x30 &+ UInt8(x % 10); x /= 10; n += 1 }
-            out.append(contentsOf: d[(20 - n)...])
+            out.appendRaw(UnsafeRawBufferPointer(rebasing: d[(20 - n)...]))
         }
     }
 
-    public static func string<C: Collection>(_ out: inout [UInt8], _ s: C) where C.Element == UInt8 {
+    public static func string<S: LogByteSink, C: Collection>(_ out: inout S, _ s: C) where C.Element == UInt8 {
         out.append(0x22); escaped(&out, s); out.append(0x22)
     }
-    public static func string(_ out: inout [UInt8], _ s: String) {
+    public static func string<S: LogByteSink>(_ out: inout S, _ s: String) {
         var s = s
         out.append(0x22)
         s.withUTF8 { escapedRaw(&out, UnsafeRawBufferPointer($0)) }
         out.append(0x22)
     }
 
-    static func escaped<C: Collection>(_ out: inout [UInt8], _ s: C) where C.Element == UInt8 {
+    static func escaped<S: LogByteSink, C: Collection>(_ out: inout S, _ s: C) where C.Element == UInt8 {
         if let done: Void = s.withContiguousStorageIfAvailable({ escapedRaw(&out, UnsafeRawBufferPointer($0)) }) { return done }
         for c in s { escapedByte(&out, c) }
     }
 
-    @inline(__always) static func escapedByte(_ out: inout [UInt8], _ c: UInt8) {
+    @inline(__always) static func escapedByte<S: LogByteSink>(_ out: inout S, _ c: UInt8) {
         switch c {
         case 0x22: out.append(0x5C); out.append(0x22)
         case 0x5C: out.append(0x5C); out.append(0x5C)

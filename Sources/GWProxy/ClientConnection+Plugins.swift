@@ -79,8 +79,7 @@ extension ClientConnection {
     /// header_filter for a proxied response (the upstream's status and headers).
     @inline(__always) func pluginsHeaderFilter(_ response: HTTPResponseParser) {
         if plugins?.wantsLogEntry == true, let ctx = plugins {
-            ctx.logResponseHeaders.removeAll(keepingCapacity: true)
-            LogSerializer.headers(&ctx.logResponseHeaders, response.head.headers, redact: false)
+            LogSerializer.headersJSON(response.head.headers, scratch: server.headScratch, into: &ctx.logResponseHeaders)
         }
         // The phase test reads through the optional without binding it (binding retains and releases
         // the context on every response).
@@ -137,16 +136,13 @@ extension ClientConnection {
         ctx.logUpstreamURI.removeAll(keepingCapacity: true)
         if t.upstreamStartUs > 0 { ctx.logUpstreamURI.append(contentsOf: upstreamPath) }
         if let rp = parser {
-            let h = rp.head
-            var size = h.target.count + 12 + 2 + bodyForwarded
-            size += h.methodName.utf8.count
-            for i in 0 ..< h.headers.count { size += h.headers.nameBytes(at: i).count + h.headers.valueBytes(at: i).count + 4 }
-            f.requestSize = size
+            f.requestSize = LogSerializer.requestSize(rp.head, body: bodyForwarded)
             ctx.logFacts = f
-            LogSerializer.serialize(ctx, request: h, requestID: requestID, into: &ctx.logEntry)
+            LogSerializer.serialize(ctx, request: rp.head, requestID: requestID, scratch: server.headScratch, into: &ctx.logEntry)
         } else {
             ctx.logFacts = f
-            LogSerializer.serialize(ctx, request: PluginRuntime.noRequest, requestID: requestID, into: &ctx.logEntry)
+            LogSerializer.serialize(ctx, request: PluginRuntime.noRequest, requestID: requestID, scratch: server.headScratch,
+                                    into: &ctx.logEntry)
         }
     }
 

@@ -11,7 +11,12 @@ import GWSystem
         let ctx = PluginContext(clientIP: "10.0.0.7")
         fill(ctx)
         var out: [UInt8] = []
-        LogSerializer.serialize(ctx, request: req.head, requestID: Array("0123456789abcdef0123456789abcdef".utf8), into: &out)
+        // A small scratch area: the serializer must grow it and write the entry again.
+        LogSerializer.serialize(ctx, request: req.head, requestID: Array("0123456789abcdef0123456789abcdef".utf8),
+                                scratch: HeadScratch(capacity: 64), into: &out)
+        var direct: [UInt8] = []
+        LogSerializer.write(ctx, request: req.head, requestID: Array("0123456789abcdef0123456789abcdef".utf8), into: &direct)
+        #expect(direct == out, "the array sink and the scratch writer produce the same bytes")
         guard let j = try? JSON.parse(out) else {
             Issue.record("not JSON: \(String(decoding: out, as: UTF8.self))")
             return .null
@@ -105,5 +110,34 @@ import GWSystem
         out = []
         LogSerializer.decimal(&out, -1234567890123)
         #expect(String(decoding: out, as: UTF8.self) == "-1234567890123")
+    }
+}
+
+@Suite struct LogSerializerBytesTests {
+    @Test func wordAtATimeMatchesByteAtATime() {
+        // Every byte value at every position of a 19-byte string, through the 8-byte paths.
+        for v in 0 ..< 256 {
+            for pos in 0 ..< 19 {
+                var b = Array("abcdefghijKLMNOPqrs".utf8)
+                b[pos] = UInt8(v)
+                var fast: [UInt8] = []
+                b.withUnsafeBytes { LogSerializer.escapedRaw(&fast, $0) }
+                var slow: [UInt8] = []
+                for c in b { LogSerializer.escapedByte(&slow, c) }
+                #expect(fast == slow)
+            }
+        }
+        var w: UInt64 = 0
+        withUnsafeMutableBytes(of: &w) { $0.copyBytes(from: Array("AZaz@[`{".utf8)) }
+        let f = LogSerializer.foldCase(w)
+        withUnsafeBytes(of: f) { #expect(Array($0) == Array("azaz@[`{".utf8)) }
+    }
+
+    @Test func headerNamesLowerCased() {
+        let p = get("/", [("X-ABCDEFGHIJKLMNOPQRSTUVWXYZ-Long-Header-Name", "v"), ("Content-TYPE", "t")])
+        var out: [UInt8] = []
+        LogSerializer.headers(&out, p.head.headers, redact: false)
+        #expect(String(decoding: out, as: UTF8.self) ==
+                "{\"host\":\"test\",\"x-abcdefghijklmnopqrstuvwxyz-long-header-name\":\"v\",\"content-type\":\"t\"}")
     }
 }
