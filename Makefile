@@ -3,13 +3,13 @@
 #   make test  unit tests (swift test) and integration tests (pytest, real binary, real upstreams)
 SHELL := /bin/bash
 DEBS := libev-dev node-llhttp libsqlite3-dev libc-ares-dev libyaml-dev libssl-dev libpcre2-dev
-TEST_DEBS := $(DEBS) curl
+TEST_DEBS := $(DEBS) curl openssl
 BENCH_DEBS := nginx haproxy wrk
 SWIFT_FLAGS ?=
 BIN_RELEASE := .build/release/gateway
 BIN_DEBUG := .build/debug/gateway
 
-.PHONY: run build release debug test unit integration deps test-deps bench clean stop
+.PHONY: run build release debug test unit integration deps test-deps bench soak clean stop
 
 deps:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -50,6 +50,12 @@ bench: release
 	@missing=""; for p in $(BENCH_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 	python3 tools/bench/bench.py --gateway $(CURDIR)/$(BIN_RELEASE)
+
+# 30 minutes of traffic with admin churn, reloads, worker kills and target restarts (issue #13);
+# not part of `make test`. SOAK_SECONDS shortens it.
+SOAK_SECONDS ?= 1800
+soak: release
+	python3 tools/soak.py --duration $(SOAK_SECONDS) --gateway $(CURDIR)/$(BIN_RELEASE) --report soak-report.json
 
 clean:
 	rm -rf .build servroot

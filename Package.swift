@@ -1,11 +1,12 @@
 // swift-tools-version:6.0
 // Gateway: a Kong-compatible API gateway built like nginx (master + forked, exec'd workers, libev loops,
 // shared-memory balancer state). Module layering, lowest first (a module imports only lower ones):
-//   CGWShims, CLLHTTP, CSQLite, CAres, CYAML, CCrypto, CPCRE2
-//                               (C: libev/libc macros, Debian's llhttp, sqlite3, c-ares, libyaml, libcrypto, pcre2)
+//   CGWShims, CLLHTTP, CSQLite, CAres, CYAML, CCrypto, CSSL, CPCRE2
+//                               (C: libev/libc macros, Debian's llhttp, sqlite3, c-ares, libyaml, libcrypto, libssl, pcre2)
 //   GWSystem                    (syscalls, sockets, shared memory, clock, logging)
 //   GWEvent  GWJSON             (libev loop wrappers; JSON without Foundation)
 //   GWStore  GWConfig GWHTTP    (Kong entities + snapshot; gateway.conf; HTTP/1.1 on llhttp)
+//   GWTLS                       (TLS on OpenSSL: server context, connections, default certificates)
 //   GWRouter GWBalancer         (Kong router; balancer + health state in shared memory)
 //   GWPluginState               (rate-limit counters + proxy-cache store in shared memory)
 //   GWPlugins                   (plugin registry and runtime: what the data path runs)
@@ -29,6 +30,8 @@ let package = Package(
         .target(name: "CAres", linkerSettings: [.linkedLibrary("cares")]),
         .target(name: "CYAML", linkerSettings: [.linkedLibrary("yaml")]),
         .target(name: "CCrypto", linkerSettings: [.linkedLibrary("crypto")]),
+        .target(name: "CSSL", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        .target(name: "GWTLS", dependencies: ["CSSL", "GWConfig"], swiftSettings: hotPath),
         .target(name: "CPCRE2", linkerSettings: [.linkedLibrary("pcre2-8")]),
         .target(name: "GWSystem", dependencies: ["CGWShims"]),
         .target(name: "GWEvent", dependencies: ["GWSystem", "CGWShims"], swiftSettings: hotPath),
@@ -39,12 +42,12 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
         .target(name: "GWRouter", dependencies: ["GWStore", "GWHTTP"], swiftSettings: hotPath),
         .target(name: "GWBalancer", dependencies: ["GWStore", "CGWShims"]),
-        .target(name: "GWProxy", dependencies: ["CGWShims", "GWJSON", "GWSystem", "GWEvent", "GWHTTP", "GWRouter", "GWBalancer", "GWStore", "GWConfig", "GWPlugins"],
+        .target(name: "GWProxy", dependencies: ["CGWShims", "GWJSON", "GWSystem", "GWEvent", "GWHTTP", "GWRouter", "GWBalancer", "GWStore", "GWConfig", "GWPlugins", "GWTLS"],
                 swiftSettings: hotPath),
         .target(name: "GWPluginState", dependencies: ["GWSystem", "CGWShims"], swiftSettings: hotPath),
         .target(name: "GWPlugins", dependencies: ["CCrypto", "CPCRE2", "GWJSON", "GWStore", "GWHTTP", "GWPluginState", "GWEvent", "GWSystem"], swiftSettings: hotPath),
         .target(name: "GWAdmin", dependencies: ["GWJSON", "GWStore", "CSQLite", "CYAML", "GWPlugins", "GWPluginState", "CCrypto"]),
-        .target(name: "GWServer", dependencies: ["CGWShims", "CAres", "GWJSON", "GWSystem", "GWEvent", "GWConfig", "GWProxy", "GWAdmin", "GWStore", "GWBalancer", "GWHTTP", "GWPluginState", "GWPlugins"]),
+        .target(name: "GWServer", dependencies: ["CGWShims", "CAres", "GWJSON", "GWSystem", "GWEvent", "GWConfig", "GWProxy", "GWAdmin", "GWStore", "GWBalancer", "GWHTTP", "GWPluginState", "GWPlugins", "GWTLS"]),
         .executableTarget(name: "gateway", dependencies: ["GWServer", "GWConfig", "GWSystem"]),
         .testTarget(name: "GWJSONTests", dependencies: ["GWJSON"]),
         .testTarget(name: "GWStoreTests", dependencies: ["GWStore", "GWJSON"]),
@@ -52,7 +55,7 @@ let package = Package(
         .testTarget(name: "GWRouterTests", dependencies: ["GWRouter", "GWStore", "GWHTTP"]),
         .testTarget(name: "GWBalancerTests", dependencies: ["GWBalancer", "GWStore", "GWSystem"], exclude: ["alloc_counter.c"]),
         .testTarget(name: "GWAdminTests", dependencies: ["GWAdmin", "GWJSON", "GWStore"]),
-        .testTarget(name: "GWConfigTests", dependencies: ["GWConfig"]),
+        .testTarget(name: "GWConfigTests", dependencies: ["GWConfig", "GWSystem"]),
         .testTarget(name: "GWPluginsTests", dependencies: ["GWPlugins", "GWHTTP", "GWJSON", "GWStore", "CCrypto", "GWPluginState", "GWSystem"]),
         // A helper the GWPluginState tests spawn (posix_spawn, not fork: the test process has threads)
         // to hammer the shared tables from other processes.

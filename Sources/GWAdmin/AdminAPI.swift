@@ -219,6 +219,7 @@ public final class AdminAPI {
             return try methods(req, &extra, [("GET", { (200, ["enabled_plugins": JSON(self.enabledPlugins)]) })])
         }
         let key = s[1]
+        if req.method != "OPTIONS" { try checkEndpointKey(kind, key) }
         if s.count == 2 {
             return try methods(req, &extra, [
                 ("GET", { try self.getOne(kind, key, parent: nil) }),
@@ -297,6 +298,16 @@ public final class AdminAPI {
     }
 
     typealias ParentRef = (kind: EntityKind, key: String)
+
+    /// Kong's validate_unique_row_method (kong/db/dao/init.lua): `/E/{x}` with `x` not a UUID selects by the
+    /// endpoint key, whose value must pass the field's validation, else 400 code 10 `invalid unique <field>`
+    /// with the field's message and no `fields` (`PUT /upstreams/1.2.3.4`).
+    func checkEndpointKey(_ kind: EntityKind, _ key: String) throws(OpFailure) {
+        guard !UUID4.isValid(key), kind != .targets, let ek = Schemas.of(kind).endpointKey,
+              let f = Schemas.of(kind).fields.first(where: { $0.name == ek }),
+              case .string(let msg)? = Schema.validate(.string(key), f) else { return }
+        throw OpFailure((400, ["code": 10, "name": .string("invalid unique \(ek)"), "message": .string(msg)]))
+    }
 
     /// Field of `child` that points to `parent`.
     static func parentField(_ parent: EntityKind) -> String { parent.singular }

@@ -53,7 +53,11 @@ extension AdminAPI {
         if kind == .upstreams { AdminAPI.applyUpstreamShorthands(&input) }
         if kind == .targets, let t = input["target"], case .string(let s) = t {
             guard let n = Validators.normalizeTarget(s) else {
-                throw OpFailure(Kong.schemaViolation(field: "target", "Invalid target ('\(s)'); not a valid hostname or ip address"))
+                // kong/db/dao/targets.lua: insert's format_target has the bare message; PUT/PATCH (update_entity)
+                // fail in the schema's validate_target, which names the value.
+                throw OpFailure(Kong.schemaViolation(field: "target", mode == .insert
+                    ? "Invalid target; not a valid hostname or ip address"
+                    : "Invalid target ('\(s)'); not a valid hostname or ip address"))
             }
             input["target"] = .string(n)
         }
@@ -86,6 +90,7 @@ extension AdminAPI {
         }
         if !Credentials.isCredential(kind) { doc["updated_at"] = now }
         doc["expires_at"] = nil
+        try resolveForeign(kind, &doc)
         // Validate.
         var errs = Errors()
         var vfields = fields
@@ -120,6 +125,40 @@ extension AdminAPI {
         let result = JSON.object(doc)
         try checkUnique(kind, result)
         return result
+    }
+
+    /// Kong's `resolve_foreign` (kong/db/dao/init.lua), before validation: a foreign reference without a valid
+    /// primary key is looked up by each unique field of the parent it gives with a valid value, in schema
+    /// order; found → `{id}`; not found → code 13 `foreign keys unresolved`.
+    func resolveForeign(_ kind: EntityKind, _ doc: inout JSONObject) throws(OpFailure) {
+        var unresolved: [(String, [(String, String)])] = []
+        for (f, parent) in Schemas.of(kind).foreign {
+            guard case .object(let ref)? = doc[f] else { continue }
+            if let id = ref["id"]?.stringValue, UUID4.isValid(id) { continue }
+            let parentFields = Schemas.of(parent).fields
+            var errs: [(String, String)] = []
+            for u in AdminAPI.uniqueFields(parent) {
+                guard let v = ref[u], !v.isNull, let s = v.stringValue,
+                      let uf = parentFields.first(where: { $0.name == u }), Schema.validate(v, uf) == nil else { continue }
+                if let found = store.find(parent, field: u, value: s), let fid = found["id"] {
+                    doc[f] = .object(JSONObject([("id", fid)]))
+                    break
+                }
+                errs.append((u, "the foreign key cannot be resolved with '\(Kong.pretty(.object(JSONObject([(u, v)]))))' "
+                                + "for an existing '\(parent.rawValue)' entity"))
+            }
+            if !errs.isEmpty { unresolved.append((f, errs)) }
+        }
+        if !unresolved.isEmpty { throw OpFailure(Kong.foreignKeysUnresolved(unresolved)) }
+    }
+
+    /// The parent's unique (or endpoint-key) fields, in Kong's schema order.
+    static func uniqueFields(_ kind: EntityKind) -> [String] {
+        switch kind {
+        case .services, .routes, .upstreams: ["name"]
+        case .consumers: ["username", "custom_id"]
+        default: []
+        }
     }
 
     /// Kong's `check_protocols_match` (kong/db/dao/plugins.lua): a plugin's protocols must overlap its
@@ -405,9 +444,6 @@ extension AdminAPI {
             if name == "proxy-cache", let dict = cfg["memory"]?["dictionary_name"]?.stringValue, dict != "kong_db_cache" {
                 // One node-wide store (proxy_cache_size); Kong answers an unknown dictionary the same way.
                 e.set(["config", "memory", "dictionary_name"], .string("missing shared dict '\(dict)'"))
-            }
-            if name == "key-auth", cfg["key_in_body"]?.boolValue == true {
-                e.set(["config", "key_in_body"], .string("key_in_body is not supported by this gateway yet (keys are read from headers and the query string)"))
             }
             TransformerSchemas.check(name, cfg, &e)
             LogSchemas.check(name, cfg, &e)

@@ -527,6 +527,11 @@ enum Schemas {
             Field("preflight_continue", .boolean, required: true, default: false),
             Field("allow_origin_absent", .boolean, required: true, default: true),
         ]),
+        "request-size-limiting": PluginDef(priority: 951, config: [
+            Field("allowed_payload_size", .integer, required: true, default: 128),
+            Field("size_unit", .string, required: true, default: "megabytes", oneOf: ["megabytes", "kilobytes", "bytes"]),
+            Field("require_content_length", .boolean, required: true, default: false),
+        ]),
         "request-transformer": PluginDef(priority: 801, config: TransformerSchemas.requestTransformer),
         "response-transformer": PluginDef(priority: 800, config: TransformerSchemas.responseTransformer),
         "file-log": PluginDef(priority: 9, config: LogSchemas.fileLog),

@@ -56,6 +56,22 @@ enum Kong {
                "message": .string("the foreign key '\(pretty(key))' does not reference an existing '\(parent.rawValue)' entity."),
                "fields": .object(JSONObject([(field, key)]))])
     }
+    /// Code 13 (kong/db/errors.lua foreign_keys_unresolved): per foreign field, its unique fields' messages.
+    static func foreignKeysUnresolved(_ errors: [(String, [(String, String)])]) -> (Int, JSON) {
+        var fields = JSONObject()
+        var parts: [String] = []
+        for (f, subs) in errors.sorted(by: { $0.0 < $1.0 }) {
+            var o = JSONObject()
+            for (k, msg) in subs.sorted(by: { $0.0 < $1.0 }) {
+                o[k] = .string(msg)
+                parts.append("\(f).\(k): \(msg)")
+            }
+            fields[f] = .object(o)
+        }
+        let msg = parts.count == 1 ? "foreign key unresolved (\(parts[0]))"
+                                   : "\(parts.count) foreign keys unresolved (\(parts.joined(separator: "; ")))"
+        return (400, ["code": 13, "name": "foreign keys unresolved", "message": .string(msg), "fields": .object(fields)])
+    }
     static func referencedBy(_ child: EntityKind, _ parent: EntityKind) -> (Int, JSON) {
         (400, ["code": 4, "name": "foreign key violation",
                "message": .string("an existing '\(child.rawValue)' entity references this '\(parent.rawValue)' entity"),

@@ -150,19 +150,26 @@ enum Schema {
             var errs = Errors()
             validateRecord(o, fields, into: &errs)
             if !errs.isEmpty { return errs.json }
-        case .foreign:
+        case .foreign(let parent):
+            // Kong's validate_field for "foreign": validate_primary_key(value, true); when that fails, the
+            // given fields are validated against the parent's schema (its errors win), else the pk errors.
             guard let o = v.objectValue else { return .string(typeError(f.type)) }
+            let pkError: String?
+            switch o["id"] {
+            case nil: pkError = "missing primary key"
+            case .null?: pkError = "required field missing"
+            case .string(let s)?: pkError = UUID4.isValid(s) ? nil : "expected a valid UUID"
+            default: pkError = "expected a string"
+            }
+            guard let pkError else { return nil }
             var errs = Errors()
+            let parentFields = Schemas.of(parent).fields
             for (k, e) in o {
-                if k == "id" {
-                    if let s = e.stringValue { if !UUID4.isValid(s) { errs.field("id", "expected a valid UUID") } } else {
-                        errs.field("id", e.isNull ? "required field missing" : "expected a string")
-                    }
-                } else if k != "name" && k != "username" {
-                    errs.field(k, "unknown field")
-                }
+                guard let pf = parentFields.first(where: { $0.name == k }) else { errs.field(k, "unknown field"); continue }
+                if let err = validate(e, pf) { errs.set([k], err) }
             }
             if !errs.isEmpty { return errs.json }
+            return .object(JSONObject([("id", .string(pkError))]))
         }
         if let one = f.oneOf, let s = v.stringValue, !one.contains(s) {
             return .string("expected one of: " + one.joined(separator: ", "))
@@ -254,6 +261,13 @@ enum Schema {
             if case .object(let o) = v { return .object(coerceRecord(o, sub)) }
         case .foreign:
             if case .string(let s) = v { return UUID4.isValid(s) ? ["id": .string(s)] : ["name": .string(s)] }
+            if case .object(let o) = v {
+                // `service.name=` in a form is null, as every empty form value (Kong's spec expects
+                // `service.id: missing primary key` for it, as for JSON null).
+                var out = JSONObject()
+                for (k, e) in o { if case .string(let s) = e, s.isEmpty { out[k] = .null } else { out[k] = e } }
+                return .object(out)
+            }
         case .string: break
         }
         return v

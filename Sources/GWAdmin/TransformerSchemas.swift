@@ -101,10 +101,7 @@ enum TransformerSchemas {
         if name == "request-transformer" {
             for section in ["remove", "rename", "replace", "add", "append"] {
                 guard let sec = cfg[section]?.objectValue else { continue }
-                if let body = sec["body"]?.arrayValue, !body.isEmpty {
-                    e.set(["config", section, "body"], .string("body transformations are not supported by this gateway yet (request bodies are not buffered)"))
-                }
-                for field in ["headers", "querystring"] {
+                for field in ["headers", "querystring", "body"] {
                     guard let entries = sec[field]?.arrayValue else { continue }
                     for entry in entries {
                         guard let s = entry.stringValue, let (_, value) = split(s), !value.isEmpty,
@@ -116,19 +113,6 @@ enum TransformerSchemas {
             }
             if let uri = cfg["replace"]?["uri"]?.stringValue, let bad = TransformTemplate(uri).unsupported {
                 e.set(["config", "replace", "uri"], .string(unsupported(uri, bad)))
-            }
-            if let m = cfg["http_method"]?.stringValue, m == "GET" || m == "HEAD" || m == "TRACE" {
-                e.set(["config", "http_method"], .string("http_method \(m) is not supported by this gateway yet (it moves form bodies into the query string, and request bodies are not buffered)"))
-            }
-        }
-        if name == "response-transformer" {
-            for section in ["remove", "rename", "replace", "add", "append"] {
-                guard let sec = cfg[section]?.objectValue else { continue }
-                for field in ["json", "json_types"] {
-                    if let l = sec[field]?.arrayValue, !l.isEmpty {
-                        e.set(["config", section, field], .string("JSON body transformations are not supported by this gateway yet (response bodies are not buffered)"))
-                    }
-                }
             }
         }
     }

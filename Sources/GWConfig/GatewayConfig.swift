@@ -9,6 +9,8 @@ public struct ListenSpec: Sendable, Equatable, CustomStringConvertible {
     public var port: Int
     public var backlog: Int32
     public var address: SocketAddress
+    /// `ssl` flag: TLS is terminated on this listener (TLSSettings).
+    public var ssl: Bool = false
 
     public var description: String { address.description }
 }
@@ -40,6 +42,25 @@ public struct GatewayConfig: Sendable {
     public var largeClientHeaderBuffers: (count: Int, size: Int)
     public var clientHeaderTimeout: Int               // seconds
     public var clientBodyTimeout: Int                 // seconds
+    /// nginx client_body_buffer_size: a buffered request body is kept in memory up to this size, then
+    /// written to a temp file in <prefix>/client_body_temp; plugins read bodies that fit here.
+    public var clientBodyBufferSize: Int = 8192
+    /// The largest response body a plugin may hold to rewrite it (response-transformer JSON); larger
+    /// bodies are relayed untouched.
+    public var responseTransformerMaxBodySize: Int = 1 << 20
+    /// The TLS keys (used when a proxy_listen entry has `ssl`).
+    public var tls = TLSSettings(certificates: [], protocols: [.tls12, .tls13], ciphers: TLSSettings.intermediateCiphers,
+                                 preferServerCiphers: false, securityLevel0: false, sessionTickets: true,
+                                 sessionTimeout: 86400, sessionCacheSize: 10 << 20)
+    /// Some proxy listener terminates TLS.
+    public var proxySSLEnabled: Bool { proxyListen.contains { $0.ssl } }
+    /// The default certificate pairs generated in the prefix when ssl_cert is not set (Kong's names).
+    public var defaultCertificates: [(cert: String, key: String)] {
+        [(resolve("ssl/kong-default.crt"), resolve("ssl/kong-default.key")),
+         (resolve("ssl/kong-default-ecdsa.crt"), resolve("ssl/kong-default-ecdsa.key"))]
+    }
+    /// The pairs the proxy loads: ssl_cert's, or the generated defaults.
+    public var certificatePairs: [(cert: String, key: String)] { tls.certificates.isEmpty ? defaultCertificates : tls.certificates }
     public var keepaliveTimeout: Int                  // seconds
     public var keepaliveRequests: Int
     public var database: String                       // sqlite | off
@@ -61,6 +82,15 @@ public struct GatewayConfig: Sendable {
     /// `proxy_access_log_format`: `text` (nginx combined + upstream and latencies) or `json` (one
     /// kong.log.serialize() object per line, the logging plugins' shape).
     public var proxyAccessLogFormat: String = "text"
+    /// Kong `trusted_ips`: peers whose X-Forwarded-* headers are forwarded and whose `real_ip_header`
+    /// names the client (nginx realip).
+    public var trustedIPs = TrustedIPs()
+    /// Kong `real_ip_header` (a header name; `proxy_protocol` is refused) and `real_ip_recursive`.
+    public var realIPHeader = "X-Real-IP"
+    public var realIPRecursive = false
+    /// nginx `underscores_in_headers` (Kong's template sets `on`; `nginx_proxy_underscores_in_headers = off`
+    /// drops header lines whose name has an underscore, as nginx does).
+    public var underscoresInHeaders = true
 
     /// Paths relative to the prefix are resolved against it (as Kong does for log paths).
     public func resolve(_ path: String) -> String {
@@ -69,13 +99,24 @@ public struct GatewayConfig: Sendable {
     }
 
     public var pidFile: String { resolve("pids/gateway.pid") }
+    /// The running node's configuration (Kong's `<prefix>/.kong_env`): written by the master at start and
+    /// after each reload, read by the CLI commands that act on a running node (`health`, `stop`, …).
+    public var runningConfigFile: String { resolve("run/running.conf") }
+
+    /// `key = value` lines of the effective configuration (`entries`: admin_token left out), loadable
+    /// with `ConfigLoader.load(path:environment: [:])`.
+    public var savedText: String {
+        var s = "# the configuration this node runs with (written at start and reload)\n"
+        for (k, v) in entries { s += "\(k) = \(k == "prefix" ? prefix : v)\n" }
+        return s
+    }
     public var databaseFile: String { resolve("gateway.db") }
 }
 
 /// The known keys, their defaults and a one-line description (also printed by `gateway check -v`).
 public let configKeys: [(key: String, defaultValue: String)] = [
     ("prefix", "/usr/local/gateway"),
-    ("proxy_listen", "0.0.0.0:8000 reuseport backlog=16384"),
+    ("proxy_listen", "0.0.0.0:8000 reuseport backlog=16384, 0.0.0.0:8443 ssl reuseport backlog=16384"),
     ("admin_listen", "127.0.0.1:8001 reuseport backlog=16384"),
     ("worker_processes", "auto"),
     ("daemon", "on"),
@@ -93,6 +134,8 @@ public let configKeys: [(key: String, defaultValue: String)] = [
     ("large_client_header_buffers", "4 8k"),
     ("client_header_timeout", "60s"),
     ("client_body_timeout", "60s"),
+    ("client_body_buffer_size", "8k"),
+    ("response_transformer_max_body_size", "1m"),
     ("keepalive_timeout", "75s"),
     ("keepalive_requests", "10000"),
     ("database", "sqlite"),
@@ -106,6 +149,19 @@ public let configKeys: [(key: String, defaultValue: String)] = [
     ("error_default_type", "text/plain"),
     ("quit_timeout", "10s"),
     ("dns_resolver", ""),
+    ("trusted_ips", ""),
+    ("real_ip_header", "X-Real-IP"),
+    ("real_ip_recursive", "off"),
+    ("nginx_proxy_underscores_in_headers", "on"),
+    ("ssl_cert", ""),
+    ("ssl_cert_key", ""),
+    ("ssl_cipher_suite", "intermediate"),
+    ("ssl_ciphers", ""),
+    ("ssl_protocols", "TLSv1.2 TLSv1.3"),
+    ("ssl_prefer_server_ciphers", "on"),
+    ("ssl_session_tickets", "on"),
+    ("ssl_session_timeout", "1d"),
+    ("ssl_session_cache_size", "10m"),
 ]
 
 /// Kong spellings accepted as aliases.
@@ -116,10 +172,15 @@ private let aliases: [String: String] = [
     "nginx_main_daemon": "daemon",
     "nginx_http_client_max_body_size": "client_max_body_size",
     "nginx_proxy_client_max_body_size": "client_max_body_size",
+    "nginx_http_client_body_buffer_size": "client_body_buffer_size",
+    "nginx_proxy_client_body_buffer_size": "client_body_buffer_size",
     "nginx_http_client_header_buffer_size": "client_header_buffer_size",
     "nginx_http_large_client_header_buffers": "large_client_header_buffers",
     "nginx_http_keepalive_timeout": "keepalive_timeout",
     "nginx_http_keepalive_requests": "keepalive_requests",
+    "nginx_proxy_real_ip_header": "real_ip_header",
+    "nginx_proxy_real_ip_recursive": "real_ip_recursive",
+    "nginx_http_underscores_in_headers": "nginx_proxy_underscores_in_headers",
 ]
 
 /// The largest worker_processes (half of the shared segment's GW_MAX_WORKERS slots).
@@ -205,14 +266,18 @@ public enum ConfigLoader {
                     throw bad(k, "expected host:port entries such as 0.0.0.0:8000 or [::]:8000")
                 }
                 var backlog: Int32 = 16384
+                var ssl = false
                 for flag in parts.dropFirst() {
                     if flag.hasPrefix("backlog=") {
                         guard let b = Int32(flag.dropFirst(8)), b > 0 else { throw bad(k, "invalid backlog in '\(flag)'") }
                         backlog = b
                     } else if ["reuseport", "deferred", "bind", "ipv6only=on", "so_keepalive=on"].contains(flag) {
                         continue
+                    } else if flag == "ssl" && k == "proxy_listen" {
+                        ssl = true
                     } else if flag == "ssl" || flag == "http2" || flag == "proxy_protocol" {
-                        throw bad(k, "flag '\(flag)' is not supported yet")
+                        throw bad(k, flag == "http2" ? "flag 'http2' is not supported yet (HTTP/2 is not implemented)"
+                                                     : "flag '\(flag)' is not supported yet")
                     } else {
                         throw bad(k, "unknown flag '\(flag)'")
                     }
@@ -221,7 +286,7 @@ public enum ConfigLoader {
                 guard let addr = SocketAddress(ip: ip, port: port) else {
                     throw bad(k, "'\(hp)' is not an IP address and port")
                 }
-                out.append(ListenSpec(host: ip, port: port, backlog: backlog, address: addr))
+                out.append(ListenSpec(host: ip, port: port, backlog: backlog, address: addr, ssl: ssl))
             }
             return out
         }
@@ -306,6 +371,13 @@ public enum ConfigLoader {
         case "text", "json": cfg.proxyAccessLogFormat = v("proxy_access_log_format")
         default: throw bad("proxy_access_log_format", "expected text or json")
         }
+        let cbb = try size("client_body_buffer_size")
+        guard cbb >= 1 << 10, cbb <= 64 << 20 else { throw bad("client_body_buffer_size", "must be between 1k and 64m") }
+        cfg.clientBodyBufferSize = cbb
+        let rtMax = try size("response_transformer_max_body_size")
+        guard rtMax >= 1 << 10, rtMax <= 256 << 20 else { throw bad("response_transformer_max_body_size", "must be between 1k and 256m") }
+        cfg.responseTransformerMaxBodySize = rtMax
+        cfg.tls = try TLSSettings.parse(v, bad, seconds: seconds, size: size, bool: bool)
         let servers = v("dns_resolver").split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
         for e in servers {
             // ip, ip:port, [ipv6]:port or a bare IPv6 address (what c-ares' ares_set_servers_ports_csv takes).
@@ -327,6 +399,17 @@ public enum ConfigLoader {
             }
         }
         cfg.dnsResolver = servers.joined(separator: ",")
+        do { cfg.trustedIPs = try TrustedIPs(parsing: v("trusted_ips")) } catch {
+            throw bad("trusted_ips", error.message)
+        }
+        let rih = v("real_ip_header").trimmingWhitespace()
+        if rih == "proxy_protocol" { throw bad("real_ip_header", "proxy_protocol is not supported yet") }
+        guard !rih.isEmpty, rih.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != 0x3A && $0 != 0x2C }) else {
+            throw bad("real_ip_header", "expected a header name")
+        }
+        cfg.realIPHeader = rih
+        cfg.realIPRecursive = try bool("real_ip_recursive")
+        cfg.underscoresInHeaders = try bool("nginx_proxy_underscores_in_headers")
         return cfg
     }
 
@@ -356,6 +439,7 @@ public enum ConfigLoader {
         case "s": num = num.dropLast()
         case "m": mult = 60; num = num.dropLast()
         case "h": mult = 3600; num = num.dropLast()
+        case "d": mult = 86400; num = num.dropLast()
         default: break
         }
         guard let n = Int(num), n >= 0 else { return nil }

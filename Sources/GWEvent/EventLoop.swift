@@ -68,6 +68,9 @@ public final class IOWatcher {
 
     public func start() { if !isActive { ev_io_start(loop.raw, w) } }
     public func stop() { if isActive { ev_io_stop(loop.raw, w) } }
+    /// Queues `events` for this watcher as if the fd had reported them (libev ev_feed_event): for data
+    /// a library holds with no readiness on the fd (TLS records OpenSSL already decrypted).
+    public func feed(_ events: IOEvents) { ev_feed_event(loop.raw, UnsafeMutableRawPointer(w), Int32(events.rawValue)) }
 
     /// Changes the fd and/or interest set (stops and restarts if active).
     public func set(fd: Int32? = nil, events: IOEvents) {

@@ -11,6 +11,12 @@
 // CL/TE/Host, Transfer-Encoding other than exactly "chunked", HTTP version).
 // Error order: whichever violation comes first in the byte stream wins, however the input was split
 // (the field scan covers the complete lines before an llhttp error position).
+// Methods: llhttp 8.1 knows a fixed list; any other method token of nginx's alphabet ([A-Z_-]+, e.g.
+// QUERY) is read by `readMethod` (HTTPParserCore+Request.swift) and llhttp is restarted on a neutral
+// "GET " in its place, so the rest
+// of the request line and the head are still llhttp's; the token is kept as `head.methodToken`.
+// The request-target may hold no control character, space or DEL (nginx since 1.21.1; llhttp 8.1 lets
+// HTAB and FF through).
 import CLLHTTP
 import Glibc
 
@@ -53,6 +59,9 @@ final class HTTPParserCore {
     var scanSawCR = false
     var scanHeadBytes = 0
     var scanDone = false
+    // a method token llhttp does not know, being read by readMethod (across execute calls)
+    var methodPending = false
+    var synthetic = false        // llhttp is fed the neutral "GET ": no message reset
 
     init(request: Bool, limits: HTTPParserLimits) {
         isRequest = request
@@ -93,7 +102,7 @@ final class HTTPParserCore {
     func reset() {
         llhttp_init(parser, isRequest ? HTTP_REQUEST : HTTP_RESPONSE, settings)
         parser.pointee.data = Unmanaged.passUnretained(self).toOpaque()
-        failure = nil; pendingError = nil; upgraded = false; responseToHEAD = false
+        failure = nil; pendingError = nil; upgraded = false; responseToHEAD = false; methodPending = false
         resetMessage()
     }
 
@@ -122,6 +131,13 @@ final class HTTPParserCore {
         if bytes.count == 0 && !wasPaused { return .needMore }
         let base0 = bytes.baseAddress ?? UnsafeRawPointer(HTTPParserCore.emptyByte)
         var offset = 0
+        if methodPending {
+            switch readMethod(base0, 0, bytes.count) {
+            case .more: return .needMore
+            case .fail(let e): return fail(e)
+            case .done(let next): offset = next
+            }
+        }
         while true {
             if wasPaused || llhttp_get_errno(parser) == HPE_PAUSED { llhttp_resume(parser) }
             wasPaused = false
@@ -144,6 +160,14 @@ final class HTTPParserCore {
                let e = scanFields(partialLine: rc != HPE_PAUSED) {
                 pendingError = nil
                 return fail(e)
+            }
+            if rc == HPE_INVALID_METHOD && isRequest && pendingError == nil {
+                methodPending = true
+                switch readMethod(base0, pos, bytes.count) {
+                case .more: return .needMore
+                case .fail(let e): return fail(e)
+                case .done(let next): offset = next; continue
+                }
             }
             if rc == HPE_OK {
                 if let e = pendingError { pendingError = nil; return fail(e) }
@@ -267,6 +291,7 @@ final class HTTPParserCore {
     // MARK: callbacks
 
     func onMessageBegin() -> Int32 {
+        if synthetic { return 0 }   // the message began on the method token readMethod read
         let keepScan = (scanLine, scanLineLen, scanSawCR, scanHeadBytes, scanDone)
         resetMessage()
         // The scanner already ran over this buffer (it is reset when a message completes).
@@ -275,6 +300,17 @@ final class HTTPParserCore {
     }
 
     func onURL(_ at: UnsafePointer<CChar>?, _ n: Int) -> Int32 {
+        if n > 0, let at {
+            var p = UnsafeRawPointer(at).assumingMemoryBound(to: UInt8.self)
+            let end = p + n
+            repeat {
+                if p.pointee <= 0x20 || p.pointee == 0x7F {
+                    pendingError = HTTPParseError(.badRequest, "invalid character in request-target")
+                    return HTTPParserCore.user
+                }
+                p += 1
+            } while p < end
+        }
         head.target.append(contentsOf: UnsafeRawBufferPointer(start: at, count: n))
         return 0
     }
@@ -345,6 +381,7 @@ final class HTTPParserCore {
         while vs < ve && (b[vs] == 0x20 || b[vs] == 0x09) { vs += 1 }
         while ve > vs && (b[ve - 1] == 0x20 || b[ve - 1] == 0x09) { ve -= 1 }
         let nameLen = colon - start
+        if isRequest && limits.dropUnderscoreNames && memchr(b + start, 0x5F, nameLen) != nil { return nil }
         let kind: UInt8
         switch nameLen {
         case 4 where HTTPParserCore.asciiEqualsLower(b + start, "host"): kind = 1
@@ -412,8 +449,13 @@ final class HTTPParserCore {
             head.contentLength = p.content_length > UInt64(Int.max) ? Int.max : Int(p.content_length)
         }
         if isRequest {
-            head.methodCode = p.method
-            head.method = HTTPMethod(llhttpCode: p.method)
+            if head.methodToken != nil {
+                head.methodCode = HTTPMethod.tokenCode
+                head.method = .other(HTTPMethod.tokenCode)
+            } else {
+                head.methodCode = p.method
+                head.method = HTTPMethod(llhttpCode: p.method)
+            }
             var q = 0
             while q < head.target.count, head.target[q] != 0x3F { q += 1 }
             head.queryStart = q
@@ -463,38 +505,6 @@ final class HTTPParserCore {
         return nil
     }
 
-    /// nginx's request-header rules (ngx_http_process_request_header) that llhttp does not enforce.
-    func checkRequestHead() -> HTTPParseError? {
-        if head.versionMajor != 1 {
-            return head.versionMajor >= 2 ? HTTPParseError(.versionNotSupported, "HTTP version not supported")
-                                          : HTTPParseError(.badRequest, "HTTP/0.9 not supported")
-        }
-        if head.versionMinor > 1 { return HTTPParseError(.versionNotSupported, "HTTP version not supported") }
-        if head.hostIndex == nil && head.versionMinor >= 1 {
-            return HTTPParseError(.badRequest, "client sent HTTP/1.1 request without \"Host\" header")
-        }
-        if let hi = head.hostIndex, !HTTPParserCore.isValidHost(head.headers.valueBytes(at: hi)) {
-            return HTTPParseError(.badRequest, "client sent invalid host header")
-        }
-        if sawTransferEncoding {
-            if head.versionMinor == 0 {
-                return HTTPParseError(.badRequest, "client sent HTTP/1.0 request with \"Transfer-Encoding\" header")
-            }
-            let i = head.headers.firstIndex(of: "transfer-encoding")!
-            if !valueEqualsIgnoringCase(head.headers.fields[i], "chunked") {
-                return HTTPParseError(.unsupportedTransferEncoding, "client sent unknown \"Transfer-Encoding\"")
-            }
-            if sawContentLength {
-                return HTTPParseError(.badRequest,
-                                      "client sent \"Content-Length\" and \"Transfer-Encoding\" headers at the same time")
-            }
-        }
-        if limits.maxBodySize > 0, let cl = head.contentLength, cl > limits.maxBodySize {
-            return HTTPParseError(.bodyTooLarge, "client intended to send too large body")
-        }
-        return nil
-    }
-
     /// Chunk size known (`content_length` holds it): enforce client_max_body_size before any of it is delivered.
     func onChunkHeader() -> Int32 {
         let size = parser.pointee.content_length
@@ -503,32 +513,6 @@ final class HTTPParserCore {
             return HTTPParserCore.user
         }
         return 0
-    }
-
-    /// nginx's ngx_http_validate_host: no "..", no "/", no NUL/controls/space, non-empty host part.
-    static func isValidHost(_ h: ArraySlice<UInt8>) -> Bool {
-        var dotPos = -2
-        var hostLen = h.count
-        var literal = false, rest = false
-        var i = 0
-        for ch in h {
-            switch ch {
-            case 0x2E:
-                if dotPos == i - 1 { return false }
-                dotPos = i
-            case 0x3A:
-                if !literal && !rest { hostLen = i; rest = true }
-            case 0x5B:
-                if i == 0 { literal = true }
-            case 0x5D:
-                if literal { hostLen = i + 1; literal = false; rest = true }
-            default:
-                if ch == 0x2F || ch == 0x5C || ch <= 0x20 || ch == 0x7F { return false }
-            }
-            i += 1
-        }
-        if dotPos == hostLen - 1 { hostLen -= 1 }
-        return hostLen > 0
     }
 
     func onBody(_ at: UnsafePointer<CChar>?, _ n: Int) -> Int32 {

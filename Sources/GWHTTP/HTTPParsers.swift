@@ -79,6 +79,7 @@ import CLLHTTP
 extension HTTPMessageHead {
     /// The request method token as a String (small-string, no heap allocation for standard methods).
     public var methodName: String {
+        if let r = methodToken { return String(decoding: headers.storage[r], as: UTF8.self) }
         if case .other(let c) = method, let p = llhttp_method_name(llhttp_method_t(rawValue: UInt32(c))) {
             return String(cString: p)
         }

@@ -6,6 +6,8 @@
 public enum HTTPMethod: Equatable, Sendable {
     case get, head, post, put, delete, connect, options, trace, patch
     case other(UInt8)
+    /// `.other(tokenCode)`: a method token llhttp does not know, read by the parser (nginx's [A-Z_-]+).
+    public static let tokenCode: UInt8 = 255
 
     /// From llhttp's method code (`llhttp_method_t`).
     public init(llhttpCode c: UInt8) {
@@ -208,8 +210,11 @@ public struct HTTPHeaders: Sendable {
 /// response-only fields (status, reason) on requests. Use the `HTTPRequestHead` / `HTTPResponseHead` aliases.
 public struct HTTPMessageHead: Sendable {
     public internal(set) var method: HTTPMethod = .get
-    /// llhttp method code (`llhttp_method_t`), for methods outside the enum's common cases.
+    /// llhttp method code (`llhttp_method_t`), for methods outside the enum's common cases;
+    /// `HTTPMethod.tokenCode` for a method llhttp does not know (its bytes: `methodToken`).
     public internal(set) var methodCode: UInt8 = 1
+    /// A method token llhttp 8.1 does not know (`QUERY`, …): its range in `headers.storage`; nil otherwise.
+    public internal(set) var methodToken: Range<Int>? = nil
     /// Raw request target as received (origin-form path+query, absolute-form, `*` or authority-form).
     public internal(set) var target: [UInt8] = []
     /// Index of `?` in `target`, or `target.count` when there is no query.
@@ -257,7 +262,7 @@ public struct HTTPMessageHead: Sendable {
     public var isInformational: Bool { status >= 100 && status < 200 }
 
     mutating func reset() {
-        method = .get; methodCode = 1
+        method = .get; methodCode = 1; methodToken = nil
         if !target.isEmpty { target.removeAll(keepingCapacity: true) }
         queryStart = 0; pathStart = 0
         status = 0
@@ -359,6 +364,9 @@ public struct HTTPParserLimits: Sendable {
     public var maxHeaderCount: Int
     /// client_max_body_size in bytes; 0 = unlimited → 413 when exceeded.
     public var maxBodySize: Int
+    /// nginx `underscores_in_headers off`: request header lines whose name has a `_` are ignored (not in
+    /// `head.headers`: neither the router, the plugins nor the upstream see them).
+    public var dropUnderscoreNames = false
 
     public init(maxRequestLineLength: Int = 8192, maxHeaderLineLength: Int = 8192, maxHeadBytes: Int = 32768,
                 maxHeaderCount: Int = 1000, maxBodySize: Int = 0) {

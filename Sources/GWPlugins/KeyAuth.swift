@@ -2,8 +2,8 @@
 // The key is looked up per name in `key_names` order: header (case-insensitive, '_' ≡ '-'), then the
 // query string; the first name with a value wins. A repeated header or argument is refused
 // ("Duplicate API key found"). Credentials come from the worker's own per-generation index.
-// Not yet: `key_in_body` (the Admin API refuses `key_in_body: true` until the request body can be read
-// before access).
+// `key_in_body`: the form, JSON or multipart body (RequestBody.swift) is searched after the header
+// and the query for each name; the plan then makes the data path read the body before access.
 import GWHTTP
 import GWJSON
 import GWStore
@@ -18,6 +18,7 @@ final class KeyAuth: PluginHandler {
     let anonymous: String?
     let inHeader: Bool
     let inQuery: Bool
+    let inBody: Bool
     let runOnPreflight: Bool
     let wwwAuthenticate: String
     let credentials: Credentials
@@ -30,7 +31,7 @@ final class KeyAuth: PluginHandler {
         anonymous = try c.string("anonymous")
         inHeader = try c.bool("key_in_header", true)
         inQuery = try c.bool("key_in_query", true)
-        if try c.bool("key_in_body", false) { throw PluginError("key-auth: key_in_body is not supported") }
+        inBody = try c.bool("key_in_body", false)
         runOnPreflight = try c.bool("run_on_preflight", true)
         wwwAuthenticate = (try c.string("realm")).map { "Key realm=\"\($0)\"" } ?? "Key"
         credentials = env.credentials
@@ -38,6 +39,7 @@ final class KeyAuth: PluginHandler {
     }
 
     override var phases: PluginPhases { .access }
+    override var needsRequestBody: Bool { inBody }
 
     override func access(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead) throws(PluginError) {
         if !runOnPreflight && request.method == .options { return }
@@ -70,8 +72,19 @@ final class KeyAuth: PluginHandler {
                 default: break
                 }
             }
+            if foundName < 0 && inBody {
+                switch bodyValue(ctx, request, keyNameStrings[n]) {
+                case .string(let v)?:
+                    ctx.scratch.removeAll(keepingCapacity: true)
+                    ctx.scratch.append(contentsOf: v.utf8)
+                    foundName = n
+                case .strings?: return (401, "Duplicate API key found")
+                default: break
+                }
+            }
             if foundName >= 0 { break }
         }
+        if hideCredentials && inBody && foundName >= 0 { removeFromBody(ctx, request, keyNameStrings[foundName]) }
         if hideCredentials {
             // Kong clears the key's name from the upstream headers and query, wherever it was found
             // (every name when none carried a key).
@@ -101,5 +114,37 @@ final class KeyAuth: PluginHandler {
         guard let cred = found, !cred.isExpired(now: ctx.now) else { return (401, "Unauthorized") }
         ctx.authenticate(cred.consumer, credential: cred)
         return nil
+    }
+
+    /// Kong's `kong.request.get_body()[name]`: nothing when the body is not available or not a form,
+    /// JSON or multipart body.
+    private func bodyValue(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead, _ name: String) -> BodyValue? {
+        guard ctx.requestBodyState == .available else { return nil }
+        let kind = BodyKind.of(contentType: request.headers.firstIndex(of: "content-type").map { request.headers.valueBytes(at: $0) })
+        return ctx.withCurrentBody { DecodedBody.value(name, body: $0, kind: kind) }
+    }
+
+    /// hide_credentials with key_in_body: the key's field leaves the body sent upstream (re-encoded in
+    /// the body's own format, Kong's `kong.service.request.set_body`).
+    private func removeFromBody(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead, _ name: String) {
+        guard ctx.requestBodyState == .available else { return }
+        let kind = BodyKind.of(contentType: request.headers.firstIndex(of: "content-type").map { request.headers.valueBytes(at: $0) })
+        let rebuilt: [UInt8]? = ctx.withCurrentBody { body in
+            switch kind {
+            case .form:
+                let pairs = FormBody.decode(body)
+                return pairs.contains { $0.name == name } ? FormBody.encode(pairs.filter { $0.name != name }) : nil
+            case .json:
+                guard let j = try? JSON.parse(body), case .object(var o) = j, o.removeValue(forKey: name) != nil else { return nil }
+                return JSON.object(o).serialized()
+            case .multipart(let b):
+                guard var m = MultipartBody(body, boundary: b), m.get(name) != nil else { return nil }
+                m.delete(name)
+                return m.serialized()
+            case .other:
+                return nil
+            }
+        }
+        if let r = rebuilt { ctx.replaceBody(r) }
     }
 }

@@ -36,6 +36,8 @@ public struct LogFacts {
     public var listenPort = 0
     /// True when a plugin or the gateway answered (Kong's `source` "kong"), false for "upstream".
     public var answeredByKong = true
+    /// The request came over TLS (`request.url` starts with https).
+    public var https = false
     public init() {}
 }
 
@@ -99,7 +101,7 @@ public enum LogSerializer {
         string(&out, requestID)
         put(&out, ",\"uri\":")
         string(&out, h.target)
-        put(&out, ",\"url\":\"http://")
+        put(&out, f.https ? ",\"url\":\"https://" : ",\"url\":\"http://")
         if let host = h.hostBytes, !host.isEmpty {
             escaped(&out, host.contains(0x3A) ? host[host.startIndex ..< host.firstIndex(of: 0x3A)!] : host)
         } else {

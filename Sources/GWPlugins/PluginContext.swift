@@ -8,8 +8,9 @@ import GWPluginState
 public final class PluginContext {
     // MARK: inputs (set by the data path)
 
-    /// The client's address as text (set once per connection).
-    public let clientIP: String
+    /// The client's address as text: the peer's, set once per connection; for a peer in trusted_ips, the
+    /// address realip finds in real_ip_header, set per request (`setClientIP`).
+    public private(set) var clientIP: String
     /// Ids of the matched route and its service (nil: no route matched, or a route without service).
     public var routeID: String? = nil
     public var serviceID: String? = nil
@@ -52,6 +53,53 @@ public final class PluginContext {
     public var replacesPath = false
     /// When set, the method sent upstream (upper-case token, Kong's `kong.service.request.set_method`).
     public var upstreamMethod: String? = nil
+
+    // MARK: request body (RequestBody.swift)
+
+    /// Whether access can read the body; the bytes are in `requestBody` when `.available`.
+    public private(set) var requestBodyState = RequestBodyState.none
+    /// The request body (borrowed from the connection's buffer; valid during the access phase only).
+    public private(set) var requestBody = UnsafeRawBufferPointer(start: nil, count: 0)
+    /// A body to send upstream instead of the client's (Kong's `kong.service.request.set_body`);
+    /// the data path sends it with its own Content-Length.
+    public private(set) var replacedBody: [UInt8]? = nil
+
+    /// The body's decoded length when it was read before access (nil: not read yet, or no body).
+    public private(set) var requestBodyReadLength: Int? = nil
+    /// request-size-limiting on a body without Content-Length: the data path answers `requestBodyLimitStatus`
+    /// "Request size limit exceeded" once more than this many decoded bytes arrived (0: no limit).
+    public private(set) var requestBodyLimit = 0
+    public private(set) var requestBodyLimitStatus = 413
+
+    /// The data path hands the body over before access (`state` .available: `bytes` hold it; `length`:
+    /// the decoded length read, also when it went to a temp file).
+    public func attachRequestBody(_ bytes: UnsafeRawBufferPointer, state: RequestBodyState, length: Int? = nil) {
+        requestBody = bytes
+        requestBodyState = state
+        requestBodyReadLength = length
+    }
+
+    /// The smallest limit wins (several request-size-limiting instances cannot apply at once, but a
+    /// limit is never raised by a later call).
+    public func limitRequestBody(_ bytes: Int, status: Int) {
+        if requestBodyLimit == 0 || bytes < requestBodyLimit { requestBodyLimit = bytes; requestBodyLimitStatus = status }
+    }
+
+    /// The body after the plugins so far: the replacement if one was set, else the client's.
+    public func withCurrentBody<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        if let r = replacedBody { return r.withUnsafeBytes(body) }
+        return body(requestBody)
+    }
+
+    public func replaceBody(_ bytes: [UInt8]) { replacedBody = bytes }
+
+    /// Set in header_filter by a plugin that rewrites the response body: the data path holds the body
+    /// (up to its bound) and calls transformResponseBody once it is complete.
+    public var holdResponseBody = false
+
+    /// A warning for the error log from the access phase (the data path logs it once, then clears it).
+    public var warning: String? = nil
+    public func warn(_ message: String) { warning = message }
 
     /// Short-circuit (Kong's `kong.response.exit` / `error`): 0 when none. The first exit wins.
     public private(set) var exitStatus = 0
@@ -146,6 +194,13 @@ public final class PluginContext {
     /// Hashes of the client address (rate-limiting's `ip` identifier), computed once per connection.
     lazy var clientIPHash: (UInt64, UInt64) = identifierHashes(clientIP.utf8)
 
+    /// Kong's `kong.client.get_forwarded_ip()` changed (trusted peer): the rate-limiting identifier follows.
+    public func setClientIP(_ ip: String) {
+        if ip == clientIP { return }
+        clientIP = ip
+        clientIPHash = identifierHashes(ip.utf8)
+    }
+
     public init(clientIP: String) {
         self.clientIP = clientIP
         collectedSlots.reserveCapacity(8)
@@ -170,6 +225,11 @@ public final class PluginContext {
         if replacesQuery { upstreamQuery.removeAll(keepingCapacity: true); replacesQuery = false }
         if replacesPath { upstreamPath.removeAll(keepingCapacity: true); replacesPath = false }
         if upstreamMethod != nil { upstreamMethod = nil }
+        if holdResponseBody { holdResponseBody = false }
+        if requestBodyState != .none || replacedBody != nil || requestBodyReadLength != nil || requestBodyLimit != 0 {
+            requestBodyState = .none; requestBody = UnsafeRawBufferPointer(start: nil, count: 0); replacedBody = nil
+            requestBodyReadLength = nil; requestBodyLimit = 0; requestBodyLimitStatus = 413
+        }
         if !uriCaptures.isEmpty { uriCaptures = [:] }   // usually the route decision's dictionary: drop the reference
         if exitStatus != 0 || failure != nil || servedFromCache {
             exitStatus = 0; exitMessage = nil; exitContentType = nil; failure = nil; servedFromCache = false

@@ -36,6 +36,10 @@ open class PluginHandler {
 
     open var phases: PluginPhases { [] }
 
+    /// The access handler reads the request body (PluginContext.requestBody): a plan holding this
+    /// instance makes the data path read the whole body before access.
+    open var needsRequestBody: Bool { false }
+
     /// access: after routing. Set `ctx.exit…` to short-circuit (the first exit wins); throw for a 500.
     open func access(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead) throws(PluginError) {}
 
@@ -46,6 +50,11 @@ open class PluginHandler {
 
     /// body_filter: a piece of the response body as it is relayed (observe only).
     open func bodyFilter(_ ctx: PluginContext, _ piece: UnsafeRawBufferPointer, last: Bool) {}
+
+    /// The whole response body, held by the data path because a header_filter asked for it
+    /// (`PluginContext.holdResponseBody`): return the new body, or nil to leave it as it is (Kong's
+    /// body_filter with get_raw_body / set_raw_body). Bodies larger than the hold bound are never seen here.
+    open func transformResponseBody(_ ctx: PluginContext, _ body: [UInt8]) -> [UInt8]? { nil }
 
     /// log: after the response was sent (or the connection ended).
     open func log(_ ctx: PluginContext, status: Int) {}

@@ -10,7 +10,7 @@ public enum PluginRegistry {
     /// The plugins the data path runs: each one's phases are wired (GWProxy/ClientConnection+Plugins)
     /// and its black-box tests pass (Tests/integration/test_plugins_*.py).
     static let running: [String] = [KeyAuth.name, BasicAuth.name, ACL.name, RateLimiting.name, Cors.name, ProxyCache.name,
-                                    RequestTransformer.name, ResponseTransformer.name,
+                                    RequestTransformer.name, ResponseTransformer.name, RequestSizeLimiting.name,
                                     FileLog.name, TCPLog.name, UDPLog.name, HTTPLog.name]
 
     /// Kong name → PRIORITY, for every plugin whose handler runs in the worker.
@@ -29,6 +29,7 @@ public enum PluginRegistry {
         ProxyCache.name: (ProxyCache.priority, { e, env throws(PluginError) in try ProxyCache(entity: e, env: env) }),
         RequestTransformer.name: (RequestTransformer.priority, { e, env throws(PluginError) in try RequestTransformer(entity: e, env: env) }),
         ResponseTransformer.name: (ResponseTransformer.priority, { e, env throws(PluginError) in try ResponseTransformer(entity: e, env: env) }),
+        RequestSizeLimiting.name: (RequestSizeLimiting.priority, { e, env throws(PluginError) in try RequestSizeLimiting(entity: e, env: env) }),
         FileLog.name: (FileLog.priority, { e, env throws(PluginError) in try FileLog(entity: e, env: env) }),
         TCPLog.name: (TCPLog.priority, { e, env throws(PluginError) in try TCPLog(entity: e, env: env) }),
         UDPLog.name: (UDPLog.priority, { e, env throws(PluginError) in try UDPLog(entity: e, env: env) }),

@@ -63,6 +63,18 @@ public enum PluginRuntime {
         }
     }
 
+    /// The held response body through every collected instance's transformResponseBody, in order;
+    /// nil when none changed it.
+    public static func transformResponseBody(_ ctx: PluginContext, _ body: [UInt8]) -> [UInt8]? {
+        var current: [UInt8]? = nil
+        for i in 0 ..< ctx.collectedCount {
+            let h = ctx.collected(i)
+            ctx.current = i
+            if let r = h.transformResponseBody(ctx, current ?? body) { current = r }
+        }
+        return current
+    }
+
     /// log on the collected instances.
     public static func log(_ ctx: PluginContext, status: Int) {
         guard ctx.phases.contains(.log) else { return }

@@ -31,7 +31,14 @@ struct PlanStep {
 public final class PluginPlan {
     let steps: [PlanStep]
     public var isEmpty: Bool { steps.isEmpty }
-    init(steps: [PlanStep]) { self.steps = steps }
+    /// Some instance of the plan (whichever consumer authenticates) reads the request body in access.
+    public let needsRequestBody: Bool
+    init(steps: [PlanStep]) {
+        self.steps = steps
+        needsRequestBody = steps.contains { s in
+            (s.handler?.needsRequestBody ?? false) || s.byConsumer.values.contains { $0.needsRequestBody }
+        }
+    }
     nonisolated(unsafe) public static let empty = PluginPlan(steps: [])  // immutable
 }
 

@@ -9,8 +9,8 @@
 // name (`k=v&k=v2`, bare `k`), segments sorted, values escaped like ngx.encode_args.
 // Values are `$(…)` templates (TransformTemplate.swift), all rendered before any change, so they see the
 // request as it reached the plugin (Kong's "removed/replaced header can be used as template" specs).
-// Not yet (the Admin API refuses them, and compiling refuses them too): `body` lists (the request body is
-// not buffered) and http_method GET/HEAD/TRACE (Kong moves a form body into the query string).
+// Bodies (RequestTransformerBody.swift): `body` lists transform a form, JSON or multipart body read
+// before access; http_method GET/HEAD/TRACE copies a form body's arguments into the query string.
 import GWHTTP
 import GWStore
 
@@ -52,6 +52,9 @@ final class RequestTransformer: PluginHandler {
 
     let headers: Lists
     let query: Lists
+    let body: Lists
+    /// http_method GET/HEAD/TRACE: a form body's arguments are added to the query string.
+    let methodTakesBodyArgs: Bool
     let uri: [Segment]?
     let uriSlot: Int
     let method: String?
@@ -97,22 +100,18 @@ final class RequestTransformer: PluginHandler {
             }
             return out
         }
-        for section in ["remove", "rename", "replace", "add", "append"] {
-            if let body = try c.object(section)?.strings("body"), !body.isEmpty {
-                throw PluginError("request-transformer: config.\(section).body is not supported (request bodies are not buffered)")
-            }
-        }
         headers = Lists(remove: try entries("remove", "headers"), rename: try entries("rename", "headers", lowerNew: true),
                         replace: try entries("replace", "headers"), add: try entries("add", "headers"),
                         append: try entries("append", "headers"))
         query = Lists(remove: try entries("remove", "querystring"), rename: try entries("rename", "querystring"),
                       replace: try entries("replace", "querystring"), add: try entries("add", "querystring"),
                       append: try entries("append", "querystring"))
+        body = Lists(remove: try entries("remove", "body"), rename: try entries("rename", "body"),
+                     replace: try entries("replace", "body"), add: try entries("add", "body"),
+                     append: try entries("append", "body"))
         let m = try c.string("http_method")?.uppercased()
-        if let m, m == "GET" || m == "HEAD" || m == "TRACE" {
-            throw PluginError("request-transformer: http_method \(m) is not supported (it moves form bodies into the query string)")
-        }
         method = m
+        methodTakesBodyArgs = m == "GET" || m == "HEAD" || m == "TRACE"
         self.uri = uri
         self.uriSlot = uriSlot
         self.slots = slots
@@ -120,16 +119,17 @@ final class RequestTransformer: PluginHandler {
     }
 
     override var phases: PluginPhases { .access }
+    override var needsRequestBody: Bool { !body.isEmpty || methodTakesBodyArgs }
 
     // MARK: rendering
 
     /// The rendered value of `slot` (valid until the next request).
-    @inline(__always) private func rendered(_ ctx: PluginContext, _ slot: Int) -> ArraySlice<UInt8> {
+    @inline(__always) func rendered(_ ctx: PluginContext, _ slot: Int) -> ArraySlice<UInt8> {
         ctx.xformValues[(slot == 0 ? 0 : ctx.xformEnds[slot - 1]) ..< ctx.xformEnds[slot]]
     }
 
     /// The base query: the one a previous plugin set, else the client's.
-    private func baseQuery(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead) -> ArraySlice<UInt8>? {
+    func baseQuery(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead) -> ArraySlice<UInt8>? {
         ctx.replacesQuery ? (ctx.upstreamQuery.isEmpty ? nil : ctx.upstreamQuery[...]) : request.queryBytes
     }
 
@@ -178,6 +178,7 @@ final class RequestTransformer: PluginHandler {
             if let uri { try render(uri, ctx, request) }
             try renderAll(headers, ctx, request)
             try renderAll(query, ctx, request)
+            try renderAll(body, ctx, request)
         }
         if uriSlot >= 0 {
             let path = rendered(ctx, uriSlot)
@@ -187,8 +188,10 @@ final class RequestTransformer: PluginHandler {
             ctx.replacesPath = true
         }
         if let method { ctx.upstreamMethod = method }
+        let merged = methodTakesBodyArgs && bodyArgsToQuery(ctx, request)
         if !headers.isEmpty { transformHeaders(ctx, request) }
-        if !query.isEmpty { transformQuery(ctx, request) }
+        if !body.isEmpty { transformBody(ctx, request) }
+        if !query.isEmpty || merged { transformQuery(ctx, request) }
     }
 
     /// Kong's `kong.tools.uri.escape`: percent-encodes every byte outside `!#$&'()*+,/:;=?@[]A-Za-z0-9-_.~%`.

@@ -65,6 +65,7 @@ extension ClientConnection {
     private func runAccess(_ ctx: PluginContext, _ d: RouteDecision, _ rp: HTTPRequestParser) -> Bool {
         let exited = PluginRuntime.access(d.pluginPlan, ctx, rp.head)
         if let f = ctx.failure { server.log.log(.error, "plugin failed in access: \(f)") }
+        if let w = ctx.warning { server.log.log(.warn, w); ctx.warning = nil }
         if exited { sendExit(ctx) }
         return exited
     }
@@ -133,6 +134,7 @@ extension ClientConnection {
         f.upstream = attempt.choice?.address
         f.tries = attempt.tries
         f.listenPort = listenPort
+        f.https = tls != nil
         ctx.logUpstreamURI.removeAll(keepingCapacity: true)
         if t.upstreamStartUs > 0 { ctx.logUpstreamURI.append(contentsOf: upstreamPath) }
         if let rp = parser {

@@ -14,12 +14,15 @@ import GWHTTP
 import GWPlugins
 import GWStore
 import GWSystem
+import GWTLS
 
 final class ClientConnection {
     // unowned(unsafe): the server outlives every connection of its process; skips ARC checks per access.
     unowned(unsafe) let server: ProxyServer
     var fd: Int32
     let peer: SocketAddress
+    /// The peer is in `trusted_ips` (decided once per connection; MessageBuilder+Forwarded.swift).
+    let peerTrusted: Bool
     let listenPort: Int
     var io: IOWatcher!
     let timer: TimerWatcher
@@ -34,6 +37,12 @@ final class ClientConnection {
     var readPaused = false
     var parserPaused = false       // the request parser stopped on an event; resume it even without new bytes
     var processGuard = LoopGuard.idle
+    /// TLS under this connection (ClientConnection+TLS.swift); nil on a plain listener, and on a TLS
+    /// listener until the first byte shows a handshake (`tlsUndecided`).
+    var tls: TLSConnection?
+    var tlsUndecided: Bool
+    /// A plain HTTP request arrived on a TLS listener: answered 400 (nginx's wording), then closed.
+    var plainOnTLSPort = false
 
     // The exchange in progress (reset by beginRequest, cleared by endExchange)
     var reqPhase = RequestPhase.idle
@@ -52,6 +61,19 @@ final class ClientConnection {
     var bytesToClient = 0
     var bodyForwarded = 0
     var hasBody = false
+    var bodyMode = RequestBodyMode.none
+    /// The body being read whole (bodyMode .buffer), from the server's pool; returned at the exchange's end.
+    var bodyBuffer: RequestBodyBuffer?
+    /// Bytes of our own body (ownBodyLength) queued to the current try's upstream.
+    var bodySent = 0
+    /// The access phase waits for the whole body (a plugin reads it).
+    var accessAfterBody = false
+    var bodyPump = LoopGuard.idle
+    /// The response body is being held for a plugin (ClientConnection+ResponseBody.swift).
+    var holdingResponse = false
+    var heldBody: [UInt8] = []
+    /// Set while writing the head of a rewritten body: our Content-Length replaces the upstream's framing.
+    var ownResponseLength: Int? = nil
     var continueSent = false
     var discarding = false         // answered before the request body was read: reading and dropping it
     var respParserPaused = false
@@ -68,10 +90,12 @@ final class ClientConnection {
     /// bytes for this long is disconnected (otherwise it would pin the upstream connection forever).
     static let sendTimeoutSeconds = 60
 
-    init(server: ProxyServer, fd: Int32, peer: SocketAddress, listenPort: Int) {
+    init(server: ProxyServer, fd: Int32, peer: SocketAddress, listenPort: Int, tlsPort: Bool = false) {
         self.server = server
+        self.tlsUndecided = tlsPort
         self.fd = fd
         self.peer = peer
+        self.peerTrusted = server.settings.trustedIPs.contains(peer)
         self.listenPort = listenPort
         self.timer = TimerWatcher(loop: server.loop) {}
         io = IOWatcher(loop: server.loop, fd: fd, events: .read) { [unowned self] ev in self.handle(ev) }   // retained for the call: close() may drop the last reference
@@ -86,27 +110,41 @@ final class ClientConnection {
         if ev.contains(.write) {
             flushClient()
             if persistence == .closing || fd < 0 { return }
+            // TLS: a read that stopped on WANT_WRITE goes on once the socket is writable.
+            if let t = tls, t.readWantsWrite { readClient(); return }
         }
-        if ev.contains(.read) { readClient() }
+        if ev.contains(.read) {
+            // TLS: a write that stopped on WANT_READ goes on once the socket is readable.
+            if let t = tls, t.writeWantsRead { flushClient(); if fd < 0 { return } }
+            readClient()
+        }
     }
 
-    private func readClient() {
-        if inBuf == nil { inBuf = server.bufferPool.take() }
-        let b = inBuf!
-        if respPhase == .tunnel { tunnelFromClient(); return }
-        b.compact()
-        if b.freeSpace == 0 { setReadPaused(true); return }
-        let r = Socket.read(fd, into: b.base + b.end, count: b.freeSpace)
-        switch r {
-        case .bytes(let n):
-            b.end += n
-            process()
-        case .wouldBlock:
-            releaseIdleBuffers()
-        case .eof, .error:
-            clientEOF = true
-            clientClosed()
-        }
+    func readClient() {
+        if tlsUndecided { guard decideTLS() else { return } }
+        repeat {
+            if inBuf == nil { inBuf = server.bufferPool.take() }
+            let b = inBuf!
+            if respPhase == .tunnel { tunnelFromClient(); return }
+            b.compact()
+            if b.freeSpace == 0 { setReadPaused(true); return }
+            let r = tls == nil ? Socket.read(fd, into: b.base + b.end, count: b.freeSpace)
+                               : tlsRead(into: b.base + b.end, count: b.freeSpace)
+            switch r {
+            case .bytes(let n):
+                b.end += n
+                process()
+            case .wouldBlock:
+                releaseIdleBuffers()
+                if tls?.readWantsWrite == true { updateInterest() }
+                return
+            case .eof, .error:
+                clientEOF = true
+                clientClosed()
+                return
+            }
+            // Decrypted bytes can wait inside OpenSSL with no readiness on the socket: read them now.
+        } while tls?.hasPending == true && fd >= 0 && !readPaused && !clientEOF && persistence != .closing
     }
 
     /// The client went away (EOF or error).
@@ -131,13 +169,14 @@ final class ClientConnection {
         if readPaused == p { return }
         readPaused = p
         updateInterest()
+        if !p, let t = tls, t.hasPending { io.feed(.read) }   // no socket readiness announces these bytes
     }
 
     func updateInterest() {
         guard fd >= 0 else { return }
         var ev: IOEvents = []
-        if !readPaused && persistence != .closing && !clientEOF { ev.insert(.read) }
-        if out.hasPending { ev.insert(.write) }
+        if (!readPaused || tls?.writeWantsRead == true) && persistence != .closing && !clientEOF { ev.insert(.read) }
+        if out.hasPending || tls?.readWantsWrite == true { ev.insert(.write) }
         io.set(events: ev)
         if ev.isEmpty { io.stop() } else { io.start() }
     }
@@ -147,7 +186,7 @@ final class ClientConnection {
         // While a batch of upstream bytes is being parsed, the response head and body pieces are
         // only queued: one send per batch instead of one per piece (see upstreamReadable).
         if batchingOutput { return }
-        switch out.write(to: fd) {
+        switch tls == nil ? out.write(to: fd) : out.write(tls: tls!) {
         case .drained(let n):
             bytesToClient += n
         case .wouldBlock(let n):
@@ -189,7 +228,7 @@ final class ClientConnection {
         while fd >= 0, persistence != .closing, let b = inBuf {
             if respPhase == .tunnel { return }
             if reqPhase == .done { return }   // pipelined bytes wait for the response
-            if reqPhase == .body {
+            if reqPhase == .body && bodyMode != .buffer {
                 guard let u = upstream, u.state == .active, !u.out.hasPending || u.out.bytes.count < ProxyServer.maxPendingOutput else {
                     // Waiting on the upstream (connecting, or not reading), not on the client: no
                     // client_body_timeout meanwhile (write_timeout / connect_timeout apply).
@@ -207,11 +246,11 @@ final class ClientConnection {
             let step = p.execute(b.readable)
             switch step {
             case .needMore:
-                let p = UnsafeRawPointer(b.base + b.start), n = b.count
+                let n = b.count
                 b.start = b.end
-                if reqPhase == .body {
-                    if n > 0 { forwardBody(p, n) } else if timerKind != .body { armClientTimer(.body) }
-                }
+                // Only framing (chunk sizes, extensions, trailers) is consumed without a body event: it is
+                // never relayed (RequestBodyMode).
+                if reqPhase == .body && (n > 0 || timerKind != .body) { armClientTimer(.body) }
                 if !reqPhase.isActive { armClientTimer(.header) }
                 // readClient pauses reading when inBuf is full (upstream backlog); everything is
                 // consumed now, so read again.
@@ -221,16 +260,14 @@ final class ClientConnection {
                 b.start += consumed
                 parserPaused = true
                 beginRequest()
-            case .body(_, let consumed):
-                let p = UnsafeRawPointer(b.base + b.start)
+            case .body(let piece, let consumed):
                 b.start += consumed
                 parserPaused = true
-                forwardBody(p, consumed)
+                if reqPhase == .body { requestBodyPiece(piece) }
             case .messageComplete(let consumed):
-                let p = UnsafeRawPointer(b.base + b.start)
                 b.start += consumed
                 if reqPhase == .body {
-                    forwardBody(p, consumed)
+                    requestBodyEnd()
                     requestBodyComplete()
                 }
                 if !reqPhase.isActive { discarding = false }
@@ -270,6 +307,7 @@ final class ClientConnection {
     private func beginRequest() {
         server.refreshConfigurationIfStale()
         startRequestClock()
+        if peerTrusted, let ctx = plugins, let rp = parser { pluginsClientIP(ctx, rp) }
         requestsOnConnection += 1
         timer.stop()
         timerKind = .none
@@ -286,6 +324,8 @@ final class ClientConnection {
         respBody = .framed
         continueSent = false
         hasBody = rp.head.isChunked || (rp.head.contentLength ?? 0) > 0
+        bodyMode = .none
+        bodySent = 0
         reqPhase = hasBody ? .body : .done
         let keepAlive = rp.head.keepAlive && requestsOnConnection < server.settings.keepaliveRequests && !server.draining
         persistence = keepAlive ? .keepAlive : .closeAfterResponse
@@ -296,6 +336,11 @@ final class ClientConnection {
                 _ = parser!.execute(UnsafeRawBufferPointer(start: b.base + b.start, count: 0))
             }
             parserPaused = false
+        }
+        if plainOnTLSPort {
+            // nginx's answer to plain HTTP on an ssl listener (its 497, sent as 400), then close.
+            sendError(status: 400, message: "The plain HTTP request was sent to HTTPS port", close: true, errorPage: true)
+            return
         }
         if rp.head.method == .connect {
             // nginx: "client sent CONNECT method" → 405, connection closed
@@ -319,7 +364,7 @@ final class ClientConnection {
         }
         decision = d
         pluginsRouted(d)
-        if d.requiresHTTPS {
+        if d.requiresHTTPS && tls == nil && !forwardedHTTPS(rp) {
             // KONG.md §3.1: an https-only route hit over http (https_redirect_status_code default 426),
             // in Kong's access "before" step: before the plugins.
             sendError(status: 426, message: "Please use HTTPS protocol", close: false, errorPage: false,
@@ -331,10 +376,24 @@ final class ClientConnection {
             sendError(status: 413, message: "Payload too large", close: true, errorPage: true)
             return
         }
+        let pluginsNeedBody = plugins != nil && d.pluginPlan.needsRequestBody
+        bodyMode = RequestBodyMode.choose(hasBody: hasBody, chunked: rp.head.isChunked, upgrade: rp.head.isUpgrade,
+                                          routeBuffers: d.requestBuffering, pluginsNeedBody: pluginsNeedBody)
+        if bodyMode == .buffer && pluginsNeedBody {
+            // A plugin reads the body in access (Kong reads it when the plugin asks): read it first;
+            // requestBodyComplete → bufferedBodyRead runs the access phase.
+            accessAfterBody = true
+            startBuffering(rp)
+            return
+        }
         if runAccess(d, rp) { return }   // a plugin answered
         guard d.plan != nil else {
             // Kong: after the access plugins.
             sendError(status: 503, message: "no Service found with those values", close: false, errorPage: false)
+            return
+        }
+        if bodyMode == .buffer {
+            startBuffering(rp)   // the upstream is contacted once the body is read (bufferedBodyRead)
             return
         }
         if rp.head.expectsContinue && hasBody && rp.head.versionMinor >= 1 {   // nginx ignores Expect on HTTP/1.0
@@ -365,6 +424,8 @@ final class ClientConnection {
         if respPhase != .tunnel { parser?.resumeAfterRefusedUpgrade() }
         reqPhase = .idle
         respPhase = .none
+        releaseBody()
+        if holdingResponse || heldBody.capacity > 64 * 1024 { releaseHeldBody() }
         decision = nil
         attempt.choice = nil
         config = nil
@@ -453,10 +514,12 @@ final class ClientConnection {
         timer.stop()
         upstream?.abort()
         upstream = nil
+        tls = nil   // close_notify (never waiting), then the SSL object is freed: before the fd is closed
         Socket.close(fd)
         fd = -1   // every path that can run after close() checks fd >= 0
         if let b = inBuf { server.bufferPool.give(b); inBuf = nil }
         if let p = parser { server.giveRequestParser(p); parser = nil }
+        releaseBody()
         server.connectionClosed(self)
     }
 }

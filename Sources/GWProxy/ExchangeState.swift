@@ -26,6 +26,30 @@ enum RequestPhase: Equatable {
     @inline(__always) var isActive: Bool { self != .idle }
 }
 
+/// How the request body reaches the upstream, decided once per request (RequestBodyBuffer.swift).
+/// Framing rule (request smuggling): the client's chunk framing is never relayed; chunk sizes,
+/// extensions and trailers are decoded by the parser and only the decoded bytes go upstream.
+enum RequestBodyMode: Equatable {
+    /// No body.
+    case none
+    /// A Content-Length body relayed as it arrives (request_buffering = false), under the client's
+    /// validated Content-Length.
+    case stream
+    /// A chunked body relayed as it arrives (request_buffering = false): each decoded piece becomes one
+    /// chunk of our own (hex size, CRLF, data, CRLF), then "0\r\n\r\n"; no extensions, no trailers.
+    case rechunk
+    /// Read whole first (memory, then a temp file), then sent with our own Content-Length.
+    case buffer
+
+    /// `routeBuffers`: the route's request_buffering; `pluginsNeedBody`: a plugin reads it in access.
+    /// An Upgrade request's body is always relayed as it comes (what follows is tunnel data).
+    static func choose(hasBody: Bool, chunked: Bool, upgrade: Bool, routeBuffers: Bool, pluginsNeedBody: Bool) -> RequestBodyMode {
+        guard hasBody else { return .none }
+        if (routeBuffers || pluginsNeedBody) && !upgrade { return .buffer }
+        return chunked ? .rechunk : .stream
+    }
+}
+
 /// Where the response side of the current exchange stands.
 enum ResponsePhase: Equatable {
     case none
@@ -46,6 +70,9 @@ enum ResponseBody: Equatable {
     case closeDelimited
     /// Chunked, to an HTTP/1.0 client: relayed decoded, delimited by closing the client connection.
     case dechunked
+    /// Chunked, after a held body was released (ClientConnection+ResponseBody): the rest is relayed as
+    /// decoded pieces re-framed as chunks of ours.
+    case rechunked
 
     /// The framing for a response head. `requestIsHEAD`, `clientHTTP10` describe the client's request.
     static func classify(status: Int, contentLength: Int?, isChunked: Bool, requestIsHEAD: Bool,

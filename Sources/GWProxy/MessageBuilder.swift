@@ -2,7 +2,8 @@
 // §3.5): hop-by-hop headers dropped, X-Forwarded-*, X-Real-IP, Via, latency headers, Host per
 // preserve_host; then the plugins' header edits (PluginContext.upstreamHeaders / responseHeaders:
 // headers a set or remove entry names are left out, the set/add entries are written after ours) and
-// query replacement. Bodies are never touched here (they are relayed raw with their framing).
+// query replacement. Bodies are never touched here; a body sent with our own Content-Length
+// (ClientConnection+RequestBody) replaces the client's Content-Length / Transfer-Encoding.
 import GWHTTP
 import GWPlugins
 import GWSystem
@@ -22,10 +23,10 @@ private func skipRequestHeader(_ h: HTTPHeaders, _ i: Int, upgrade: Bool) -> Boo
     case 7: return h.nameEquals(at: i, "trailer") || (!upgrade && h.nameEquals(at: i, "upgrade"))
     case 9: return h.nameEquals(at: i, "x-real-ip")
     case 10: return h.nameEquals(at: i, "connection") || h.nameEquals(at: i, "keep-alive")
-    case 15: return h.nameEquals(at: i, "x-forwarded-for") || h.nameEquals(at: i, "x-forwarded-port")
+    case 15: return h.nameEquals(at: i, "x-forwarded-for")
     case 16: return h.nameEquals(at: i, "x-forwarded-host") || h.nameEquals(at: i, "x-forwarded-path")
-        || h.nameEquals(at: i, "proxy-connection") || h.nameEquals(at: i, "x-kong-request-id")
-    case 17: return h.nameEquals(at: i, "x-forwarded-proto")
+        || h.nameEquals(at: i, "x-forwarded-port") || h.nameEquals(at: i, "proxy-connection")
+    case 17: return h.nameEquals(at: i, "x-forwarded-proto") || h.nameEquals(at: i, "x-kong-request-id")
     case 18: return h.nameEquals(at: i, "x-forwarded-prefix")
     default: return false
     }
@@ -117,12 +118,15 @@ extension ClientConnection {
                                       _ d: RouteDecision, _ c: PeerChoice, _ connectionListed: Bool, _ serverTokens: Bool) {
         let edits = requestEdits
         if let m = edits?.upstreamMethod { w.put(m) }   // request-transformer http_method
+        else if let r = rp.head.methodToken { w.put(st.baseAddress! + r.lowerBound, r.count) }   // e.g. QUERY
         else if case .other = rp.head.method { w.put(rp.head.methodName) } else { w.put(rp.head.method.name) }
         w.put(0x20)
         if let e = edits, e.replacesPath || e.replacesQuery { putPath(&w, e) } else { w.put(upstreamPath) }
         // Copied out once: reading the context's property per header would copy (retain) its buffers each time.
         let headerEdits = edits.flatMap { $0.upstreamHeaders.isEmpty ? nil : $0.upstreamHeaders }
         let authenticated = edits?.authenticated ?? false
+        // Our own Content-Length replaces the client's framing headers (ClientConnection+RequestBody).
+        let ownLength = ownBodyLength
         w.put(" HTTP/1.1\r\nHost: ")
         if let e = headerEdits, e.hiddenNames & HeaderEdits.hostBit != 0, let host = e.value(of: "host") {
             w.put(host)   // a plugin set the upstream Host (request-transformer replace.headers host:…)
@@ -133,6 +137,11 @@ extension ClientConnection {
             w.put(c.hostHeader)
         }
         w.put("\r\n")
+        if let n = ownLength {
+            w.put("Content-Length: ")
+            w.putDecimal(n)
+            w.put("\r\n")
+        }
         let upgrade = rp.head.isUpgrade
         var sawVia = false, sawXFF = false
         for i in 0..<rp.head.headers.count {
@@ -144,6 +153,8 @@ extension ClientConnection {
                 continue
             }
             if connectionListed && namedByConnection(rp.head.headers, i) { continue }
+            if ownLength != nil && ((f.nameLength == 14 && rp.head.headers.nameEquals(at: i, "content-length"))
+                || (f.nameLength == 17 && rp.head.headers.nameEquals(at: i, "transfer-encoding"))) { continue }
             if let e = headerEdits, e.drops(rp.head.headers, i) { continue }
             // The client's own X-Consumer-* / X-Credential-Identifier / X-Anonymous-Consumer never pass
             // once a consumer is authenticated (ours are written below).
@@ -171,6 +182,36 @@ extension ClientConnection {
         }
         // TE is hop-by-hop; Kong forwards only "trailers" when the client asked for it
         if rp.head.headers.hasToken("trailers", in: "te") { w.put("TE: trailers\r\n") }
+        if peerTrusted {
+            writeTrustedForwarded(&w, rp, st, target, d)   // MessageBuilder+Forwarded.swift
+        } else {
+            writeForwarded(&w, rp, st, target, d, sawXFF)
+        }
+        w.put("\r\nX-Kong-Request-Id: ")
+        w.put(requestID)
+        if authenticated, let ctx = edits {
+            w.put("\r\n")
+            // One call writing every value in place (PluginContext.writeAuthHeaders).
+            ctx.writeAuthHeaders(to: &w, unless: headerEdits)
+            if let e = headerEdits { putEdits(&w, e, request: true) }
+            w.put(upgrade ? "Connection: Upgrade\r\n\r\n" : "Connection: keep-alive\r\n\r\n")
+            return
+        }
+        if let e = headerEdits {
+            w.put("\r\n")
+            putEdits(&w, e, request: true)
+            w.put(upgrade ? "Connection: Upgrade\r\n\r\n" : "Connection: keep-alive\r\n\r\n")
+            return
+        }
+        w.put(upgrade ? "\r\nConnection: Upgrade\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n")
+    }
+
+    /// X-Forwarded-* and X-Real-IP for a peer not in trusted_ips: the gateway's values (the client's lines
+    /// were skipped), X-Forwarded-For = the client's values then the peer. From `X-Forwarded-For: ` to the
+    /// X-Real-IP value, no CRLF after it.
+    @inline(__always)
+    private func writeForwarded(_ w: inout HeadWriter, _ rp: HTTPRequestParser, _ st: UnsafeBufferPointer<UInt8>,
+                                _ target: UnsafeBufferPointer<UInt8>, _ d: RouteDecision, _ sawXFF: Bool) {
         // all incoming X-Forwarded-For values, comma-joined (nginx $http_x_forwarded_for), then the client
         w.put("X-Forwarded-For: ")
         if sawXFF {
@@ -186,7 +227,7 @@ extension ClientConnection {
         }
         let peer = self.peer
         w.putRaw(maxBytes: SocketAddress.maxIPLength) { peer.writeIP(to: $0) }
-        w.put("\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ")
+        w.put(tls == nil ? "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: " : "\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: ")
         if let hi = rp.head.hostIndex {
             // Host without port, lowercased (nginx $host).
             let f = rp.head.headers.fields[hi]
@@ -212,23 +253,6 @@ extension ClientConnection {
         }
         w.put("\r\nX-Real-IP: ")
         w.putRaw(maxBytes: SocketAddress.maxIPLength) { peer.writeIP(to: $0) }
-        w.put("\r\nX-Kong-Request-Id: ")
-        w.put(requestID)
-        if authenticated, let ctx = edits {
-            w.put("\r\n")
-            // One call writing every value in place (PluginContext.writeAuthHeaders).
-            ctx.writeAuthHeaders(to: &w, unless: headerEdits)
-            if let e = headerEdits { putEdits(&w, e) }
-            w.put(upgrade ? "Connection: Upgrade\r\n\r\n" : "Connection: keep-alive\r\n\r\n")
-            return
-        }
-        if let e = headerEdits {
-            w.put("\r\n")
-            putEdits(&w, e)
-            w.put(upgrade ? "Connection: Upgrade\r\n\r\n" : "Connection: keep-alive\r\n\r\n")
-            return
-        }
-        w.put(upgrade ? "\r\nConnection: Upgrade\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n")
     }
 
     /// The upstream path with a plugin's query instead of the request's (`upstreamPath` = path[?query]).
@@ -294,13 +318,19 @@ extension ProxyServer {
             if let r = rateLimit, f.nameLength > 0, RateLimitHeaders.mayWrite(st[Int(f.nameStart)], Int(f.nameLength)),
                r.writes(UnsafeBufferPointer(rebasing: st[Int(f.nameStart) ..< Int(f.nameStart + f.nameLength)])) { continue }
             switch f.nameLength {
-            case 17: if c.respBody == .dechunked && response.head.headers.nameEquals(at: i, "transfer-encoding") { continue }
+            case 17: if (c.respBody == .dechunked || c.ownResponseLength != nil) && response.head.headers.nameEquals(at: i, "transfer-encoding") { continue }
+            case 14: if c.ownResponseLength != nil && response.head.headers.nameEquals(at: i, "content-length") { continue }
             case 7: if !clientWantsTrailers && response.head.headers.nameEquals(at: i, "trailer") { continue }
             case 6: if response.head.headers.nameEquals(at: i, "server") { hasServer = true }
             case 4: if response.head.headers.nameEquals(at: i, "date") { hasDate = true }
             default: break
             }
             w.putHeader(st, f)
+        }
+        if let n = c.ownResponseLength {
+            w.put("Content-Length: ")
+            w.putDecimal(n)
+            w.put("\r\n")
         }
         if !hasDate {
             w.put("Date: ")
@@ -338,7 +368,7 @@ extension ProxyServer {
             w.put(cookie)
             w.put("\r\n")
         }
-        if let e = edits { putEdits(&w, e) }
+        if let e = edits { putEdits(&w, e, request: false) }
         if let r = rateLimit { r.write(to: &w) }
         w.put("X-Kong-Request-Id: ")
         w.put(c.requestID)
@@ -352,13 +382,14 @@ extension ProxyServer {
     }
 }
 
-/// Writes the set/add entries of plugin header edits (`Name: value\r\n` each).
-/// Writes the set/add entries of `e`; a Host entry is left out (the request writer puts it in the Host
-/// line it always writes first).
-private func putEdits(_ w: inout HeadWriter, _ e: HeaderEdits) {
+/// Writes the set/add entries of `e` (`Name: value\r\n` each); a Host entry is left out (the request writer
+/// puts it in the Host line it always writes first), and towards the upstream the headers the gateway
+/// writes itself (`isForwardingHeader`: one line, the gateway's, as in Kong).
+private func putEdits(_ w: inout HeadWriter, _ e: HeaderEdits, request: Bool) {
     e.list.storage.withUnsafeBufferPointer { st in
         for k in 0 ..< e.count where e.ops[k].writes {
             if e.list.fields[k].nameLength == 4 && e.list.nameEquals(at: k, "host") { continue }
+            if request && isForwardingHeader(e.list, k) { continue }
             w.putHeader(st, e.list.fields[k])
         }
     }

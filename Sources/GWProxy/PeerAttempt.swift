@@ -175,8 +175,9 @@ extension ClientConnection {
         guard let plan = decision?.plan else { return }
         let method = parser?.head.method ?? .get
         let facts = PeerAttempt.Facts(
-            responseStarted: respPhase != .none, pooledAndSilent: pooledAndSilent, hasBody: hasBody,
-            bodyInProgress: reqPhase == .body, bodyForwarded: bodyForwarded,
+            // A body of our own (buffered or replaced) can be sent again: it counts as no body.
+            responseStarted: respPhase != .none, pooledAndSilent: pooledAndSilent, hasBody: hasBody && ownBodyLength == nil,
+            bodyInProgress: reqPhase == .body, bodyForwarded: ownBodyLength == nil ? bodyForwarded : 0,
             idempotent: !(method == .post || method == .patch || method == .other(9)))   // 9 = LOCK
         switch PeerAttempt.next(after: f, tries: attempt.tries, retries: plan.service.retries, facts) {
         case .closeClient:

@@ -5,8 +5,9 @@
 // Picking, connecting and retrying are in PeerAttempt.swift; errors generated here go through
 // ClientConnection+Errors.swift.
 //
-// Framing rule (request smuggling): bodies are forwarded as the raw bytes llhttp accepted for the
-// current message and nothing past its end, with the framing headers the parser validated.
+// Framing rule (request smuggling): the request body goes upstream as decoded bytes under framing the
+// gateway made (ClientConnection+RequestBody.swift); response bodies are relayed as the raw bytes llhttp
+// accepted for the current message and nothing past its end, with the framing headers it validated.
 // Invariants: `upstream` is the connection of the current try (nil between tries and after the
 // response); every callback from UpstreamConnection checks `upstream === u` after anything that can
 // end the try. Back-pressure: above ProxyServer.maxPendingOutput unsent bytes towards one side,
@@ -27,6 +28,12 @@ extension ClientConnection {
         u.requestsServed += 1
         u.out.append(requestHead)
         u.armTimer(Double(plan.service.writeTimeout) / 1000)
+        if ownBodyLength != nil {
+            bodySent = 0
+            pumpBody(u)   // the whole body was read: nothing more to process() for this request
+            if upstream === u { armUpstreamTimer(u) }
+            return
+        }
         guard u.flush() else { return }
         if upstream === u { armUpstreamTimer(u) }
         process()   // forward any body bytes already buffered
@@ -34,7 +41,7 @@ extension ClientConnection {
 
     /// nginx: proxy_send_timeout (service write_timeout) while the request is being sent, then
     /// proxy_read_timeout (read_timeout) for the response — not one timer over the whole upload.
-    private func armUpstreamTimer(_ u: UpstreamConnection) {
+    func armUpstreamTimer(_ u: UpstreamConnection) {
         guard let plan = decision?.plan, respPhase == .none else { return }
         if reqPhase == .body || u.out.hasPending {
             u.armTimer(Double(plan.service.writeTimeout) / 1000)
@@ -43,7 +50,8 @@ extension ClientConnection {
         }
     }
 
-    /// Copies a piece of request body (already consumed from `inBuf`) to the upstream and writes it.
+    /// Copies a piece of request body (already consumed from `inBuf`) to the upstream and writes it
+    /// (a Content-Length body streamed, or what follows an Upgrade request's head).
     func forwardBody(_ p: UnsafeRawPointer, _ count: Int) {
         guard count > 0, let u = upstream else { return }
         u.out.append(UnsafeRawBufferPointer(start: p, count: count))
@@ -56,12 +64,20 @@ extension ClientConnection {
         reqPhase = .done
         timer.stop()
         timerKind = .none
+        if bodyMode == .buffer && upstream == nil && respPhase == .none {
+            bufferedBodyRead()
+            return
+        }
         if let u = upstream, u.state == .active { armUpstreamTimer(u) }
     }
 
     func upstreamDrained(_ u: UpstreamConnection) {
         if respPhase == .tunnel {
             if readPaused && !clientEOF { setReadPaused(false) }
+            return
+        }
+        if upstream === u && ownBodyPending {
+            pumpBody(u)
             return
         }
         if upstream === u { armUpstreamTimer(u) }
@@ -133,7 +149,7 @@ extension ClientConnection {
             case .needMore:
                 let p = UnsafeRawPointer(b.base + b.start), n = b.count
                 b.start = b.end
-                if respPhase == .body && respBody != .dechunked { relayRaw(p, n) }
+                if respPhase == .body && respBody != .dechunked && respBody != .rechunked && !holdingResponse { relayRaw(p, n) }
             case .informational(let consumed):
                 respParserPaused = true
                 b.start += consumed   // 1xx (100 Continue) is not forwarded; we answered Expect ourselves
@@ -156,7 +172,9 @@ extension ClientConnection {
                 let p = UnsafeRawPointer(b.base + b.start)
                 b.start += consumed
                 respParserPaused = true
+                if holdingResponse { holdResponsePiece(u, piece); continue }
                 if plugins != nil && respPhase == .body { pluginsBodyFilter(piece, last: false) }
+                if respBody == .rechunked { relayChunk(piece); continue }
                 if respBody == .dechunked {
                     if let pb = piece.baseAddress { relayRaw(pb, piece.count) }
                 } else {
@@ -165,7 +183,13 @@ extension ClientConnection {
             case .messageComplete(let consumed):
                 let p = UnsafeRawPointer(b.base + b.start)
                 b.start += consumed
-                if respBody != .dechunked { relayRaw(p, consumed) }
+                if holdingResponse {
+                    finishHeldResponse(u)
+                } else if respBody == .rechunked {
+                    relayRechunkedEnd()
+                } else if respBody != .dechunked {
+                    relayRaw(p, consumed)
+                }
                 guard upstream === u else { return }
                 responseComplete(u)
                 return
@@ -182,7 +206,7 @@ extension ClientConnection {
     }
 
     /// Copies response bytes (already consumed from the upstream buffer, framing included) to the client.
-    private func relayRaw(_ p: UnsafeRawPointer, _ count: Int) {
+    func relayRaw(_ p: UnsafeRawPointer, _ count: Int) {
         guard count > 0, respPhase == .body else { return }
         if parser?.head.method == .head { return }
         out.append(UnsafeRawBufferPointer(start: p, count: count))
@@ -201,8 +225,9 @@ extension ClientConnection {
         persistence.closeAfterResponse(if: respBody.endsConnection)
         persistence.closeAfterResponse(if: reqPhase != .done)   // upstream answered before the body ended
         if plugins != nil { pluginsHeaderFilter(up) }
-        server.buildClientResponseHead(self, up, into: &out.bytes)
         respPhase = .body
+        if plugins?.holdResponseBody == true && respBody != .none && startHoldingResponse(u) { return }
+        server.buildClientResponseHead(self, up, into: &out.bytes)
         flushClient()
         guard upstream === u else { return }   // the client went away
         if respBody == .none {
@@ -217,7 +242,7 @@ extension ClientConnection {
         respParserPaused = false
         u.cancelTimer()
         let reusable = u.parser.head.keepAlive && respBody != .closeDelimited && reqPhase == .done && u.inBuf.isEmpty
-            && !u.out.hasPending && u.state == .active
+            && !u.out.hasPending && u.state == .active && !ownBodyPending
         upstream = nil
         if reusable { server.pool.put(u) } else { u.close() }
         finishExchange()
@@ -227,6 +252,7 @@ extension ClientConnection {
         if respPhase == .body {
             switch u.parser.finish() {
             case .messageComplete:
+                if holdingResponse { finishHeldResponse(u) }
                 upstream = nil
                 u.close()
                 finishExchange()
@@ -285,7 +311,7 @@ extension ClientConnection {
             setReadPaused(true)   // resumed by upstreamDrained (level-triggered: do not spin)
             return
         }
-        switch Socket.read(fd, into: b.base + b.end, count: b.freeSpace) {
+        switch tls == nil ? Socket.read(fd, into: b.base + b.end, count: b.freeSpace) : tlsRead(into: b.base + b.end, count: b.freeSpace) {
         case .bytes(let n):
             b.end += n
             u.out.append(b.readable)

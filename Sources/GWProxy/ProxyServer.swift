@@ -15,6 +15,7 @@ import GWPlugins
 import GWHTTP
 import GWStore
 import GWSystem
+import GWTLS
 
 /// The settings the data path reads per request, copied out of GatewayConfig once.
 public struct ProxySettings: Sendable {
@@ -23,12 +24,22 @@ public struct ProxySettings: Sendable {
     public var clientHeaderTimeout: Int
     public var clientBodyTimeout: Int
     public var clientMaxBodySize: Int
+    /// client_body_buffer_size: a buffered request body stays in memory up to this size.
+    public var clientBodyBufferSize: Int
+    /// Where larger buffered bodies go (<prefix>/client_body_temp).
+    public var bodyTempDirectory: String
+    /// response_transformer_max_body_size: the bound of a held response body.
+    public var responseHoldLimit: Int
     public var errorDefaultType: String
     public var serverTokens: Bool
     public var latencyTokens: Bool
     /// proxy_access_log_format = json: the access log writes the serializer's entry of every exchange.
     public var jsonAccessLog: Bool
     public var limits: HTTPParserLimits
+    /// trusted_ips / real_ip_header (lowercase) / real_ip_recursive (MessageBuilder+Forwarded.swift).
+    public var trustedIPs: TrustedIPs
+    public var realIPHeader: [UInt8]
+    public var realIPRecursive: Bool
 
     public init(_ c: GatewayConfig) {
         keepaliveTimeout = c.keepaliveTimeout
@@ -36,12 +47,19 @@ public struct ProxySettings: Sendable {
         clientHeaderTimeout = c.clientHeaderTimeout
         clientBodyTimeout = c.clientBodyTimeout
         clientMaxBodySize = c.clientMaxBodySize
+        clientBodyBufferSize = c.clientBodyBufferSize
+        bodyTempDirectory = c.resolve("client_body_temp")
+        responseHoldLimit = c.responseTransformerMaxBodySize
         errorDefaultType = c.errorDefaultType
         serverTokens = c.serverTokens
         latencyTokens = c.latencyTokens
         jsonAccessLog = c.proxyAccessLogFormat == "json" && c.proxyAccessLog != "off"
         limits = HTTPParserLimits(largeClientHeaderBuffers: c.largeClientHeaderBuffers.count,
                                   size: c.largeClientHeaderBuffers.size, clientMaxBodySize: c.clientMaxBodySize)
+        limits.dropUnderscoreNames = !c.underscoresInHeaders
+        trustedIPs = c.trustedIPs
+        realIPHeader = Array(c.realIPHeader.lowercased().utf8)
+        realIPRecursive = c.realIPRecursive
     }
 }
 
@@ -62,6 +80,12 @@ public final class ProxyServer {
     /// Where request and response heads are assembled before one copy into the output buffer.
     let headScratch = HeadScratch(capacity: 128 * 1024)
     let pool: UpstreamPool
+    /// TLS on the listeners flagged `ssl` (nil when there is none).
+    let tlsContext: TLSServerContext?
+    /// Listener ports flagged `ssl`.
+    let sslPorts: Set<Int>
+    /// Buffers of request bodies read whole (RequestBodyBuffer.swift).
+    let bodyBufferPool: RequestBodyBufferPool
     let serverToken = "kong/3.10.0"
     let viaValue: String
     private(set) var config: RuntimeConfig?
@@ -82,8 +106,11 @@ public final class ProxyServer {
     private var requestCounter: UInt64 = 0
 
     public init(loop: EventLoop, config: GatewayConfig, shm: SharedMemory, slotIndex: Int,
-                log: ErrorLog, listenSockets: [(fd: Int32, port: Int)], snapshotPath: String) throws {
+                log: ErrorLog, listenSockets: [(fd: Int32, port: Int)], snapshotPath: String,
+                tls: TLSServerContext? = nil) throws {
         self.loop = loop
+        self.tlsContext = tls
+        self.sslPorts = tls == nil ? [] : Set(config.proxyListen.filter(\.ssl).map(\.port))
         self.settings = ProxySettings(config)
         self.shm = shm
         self.slotIndex = slotIndex
@@ -95,6 +122,9 @@ public final class ProxyServer {
                                  maxRequests: config.upstreamKeepaliveMaxRequests,
                                  idleTimeoutSeconds: config.upstreamKeepaliveIdleTimeout)
         self.viaValue = "1.1 kong/3.10.0"
+        bodyBufferPool = RequestBodyBufferPool(memoryLimit: settings.clientBodyBufferSize,
+                                               tempDirectory: settings.bodyTempDirectory)
+        _ = mkdir(settings.bodyTempDirectory, 0o700)   // EEXIST is fine; a failure shows when a body needs it
         let path = config.resolve(config.proxyAccessLog)
         accessLogFile = path == "off" ? nil : try LogFile(path: path, bufferSize: 32 * 1024)
         var seed: UInt64 = 0
@@ -175,7 +205,7 @@ public final class ProxyServer {
         for _ in 0..<64 {
             guard let fd = Socket.accept(lfd, peer: &peer) else { return }
             Socket.setNoDelay(fd)
-            let c = ClientConnection(server: self, fd: fd, peer: peer, listenPort: port)
+            let c = ClientConnection(server: self, fd: fd, peer: peer, listenPort: port, tlsPort: sslPorts.contains(port))
             c.index = connections.count
             connections.append(c)
             slot.pointee.connections_accepted &+= 1

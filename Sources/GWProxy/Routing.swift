@@ -19,6 +19,8 @@ final class RouteDecision {
     let routeID: String
     let serviceID: String?
     let preserveHost: Bool
+    /// The route's `request_buffering`: read the whole body before connecting upstream.
+    let requestBuffering: Bool
     let requiresHTTPS: Bool          // the route's protocols lack "http": 426 on the plain listener
     let strippedPrefix: String?      // for X-Forwarded-Prefix
     let captures: [String: String]
@@ -35,6 +37,7 @@ final class RouteDecision {
         serviceID = service?.id
         pluginPlan = plugins.isEmpty ? PluginPlan.empty : plugins.plan(routeID: route.id, serviceID: service?.id)
         preserveHost = route.preserveHost
+        requestBuffering = route.requestBuffering
         self.requiresHTTPS = requiresHTTPS
         strippedPrefix = forwardedPrefix
         self.captures = captures

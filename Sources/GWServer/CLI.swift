@@ -114,7 +114,7 @@ public enum CLI {
             }
             return start(o, argc: argc, argv: argv)
         case "health": return health(o)
-        case "config": return ConfigCommand.run(o.positional, config: try? loadConfig(o))
+        case "config": return ConfigCommand.run(o.positional, config: try? runningConfig(o))
         default: return fail("unknown command '\(o.command)'; see `gateway --help`")
         }
     }
@@ -137,6 +137,18 @@ public enum CLI {
         if let p = o.prefix { overrides["prefix"] = p }
         if o.foreground { overrides["daemon"] = "off" }
         return try ConfigLoader.load(path: configPath(o), overrides: overrides)
+    }
+
+    /// The configuration of the node running in the prefix (`-p`, else the one `-c`, conf/gateway.conf or the
+    /// defaults name), as its master saved it at start or reload (Kong reads `<prefix>/.kong_env`); when no
+    /// node runs there, the configuration `loadConfig` finds.
+    static func runningConfig(_ o: Options) throws(ConfigError) -> GatewayConfig {
+        let base = try loadConfig(o)
+        guard let pid = ProcessControl.readPid(base.pidFile), ProcessControl.isAlive(pid),
+              ProcessControl.fileExists(base.runningConfigFile) else { return base }
+        // A file this binary cannot read (written by another version): the configuration found here.
+        return (try? ConfigLoader.load(path: base.runningConfigFile, overrides: ["prefix": base.prefix],
+                                       environment: [:])) ?? base
     }
 
     static func check(_ o: Options) -> Int32 {
@@ -217,7 +229,7 @@ public enum CLI {
     }
 
     static func runningPid(_ o: Options) -> (GatewayConfig, Int32)? {
-        guard let cfg = try? loadConfig(o) else { return nil }
+        guard let cfg = try? runningConfig(o) else { return nil }
         guard let pid = ProcessControl.readPid(cfg.pidFile), ProcessControl.isAlive(pid) else { return nil }
         return (cfg, pid)
     }
@@ -233,7 +245,7 @@ public enum CLI {
 
     static func stop(_ o: Options, graceful: Bool) -> Int32 {
         let cfg: GatewayConfig
-        do { cfg = try loadConfig(o) } catch { return fail("\(error)") }
+        do { cfg = try runningConfig(o) } catch { return fail("\(error)") }
         guard let pid = ProcessControl.readPid(cfg.pidFile), ProcessControl.isAlive(pid) else {
             return fail("Gateway is not running in \(cfg.prefix)")
         }
@@ -253,11 +265,13 @@ public enum CLI {
 
     static func reload(_ o: Options) -> Int32 {
         let cfg: GatewayConfig
-        do { cfg = try loadConfig(o) } catch { return fail("\(error)") }
+        do { cfg = try runningConfig(o) } catch { return fail("\(error)") }
         guard let pid = ProcessControl.readPid(cfg.pidFile), ProcessControl.isAlive(pid) else {
             return fail("Gateway is not running in \(cfg.prefix)")
         }
-        if let p = configPath(o) {
+        // Only `-c` names a new file (validated by runningConfig's loadConfig); otherwise the master re-reads
+        // the one it runs with, whatever the current directory holds.
+        if o.conf != nil, let p = configPath(o) {
             try? ProcessControl.writeFileAtomically(cfg.resolve("run/conf_path"), Array(p.utf8))
         }
         ProcessControl.signal(pid, SIGHUP)
@@ -267,7 +281,7 @@ public enum CLI {
 
     static func health(_ o: Options) -> Int32 {
         let cfg: GatewayConfig
-        do { cfg = try loadConfig(o) } catch { return fail("\(error)") }
+        do { cfg = try runningConfig(o) } catch { return fail("\(error)") }
         guard let pid = ProcessControl.readPid(cfg.pidFile), ProcessControl.isAlive(pid) else {
             print("master.......not running")
             return fail("Gateway is not running at \(cfg.prefix)")

@@ -11,6 +11,7 @@ import GWBalancer
 import GWEvent
 import GWPluginState
 import GWSystem
+import GWTLS
 
 /// What the master knows about one worker process.
 final class WorkerHandle {
@@ -62,6 +63,8 @@ public final class Master {
     /// The binary workers are exec'd from (WorkerLaunch.swift).
     let executable = WorkerLaunch.Executable()
     var retiredGroups: [ListenerSet.Group] = []
+    /// Session-ticket key handed to every worker (kept across reloads: a resumed session survives one).
+    let ticketKey = DefaultCertificates.newTicketKey()
     var workers: [WorkerHandle] = []
     var generation = 0
     var stopping: StopMode? = nil
@@ -99,7 +102,17 @@ public final class Master {
         self.pluginState = try PluginState(formatting: shm, countersSize: config.rateLimitingCountersSize,
                                            cacheSize: config.proxyCacheSize, maxEntrySize: config.proxyCacheMaxEntrySize)
         self.loop = EventLoop()
+        try Master.prepareTLS(config)
         _ = try listeners.ensure(specs: config.proxyListen, count: config.workerProcesses)
+    }
+
+    /// With an ssl listener: Kong's default certificates are made in <prefix>/ssl when ssl_cert is not
+    /// set (once; reused afterwards), and the certificates are loaded once here so that a bad file stops
+    /// the start (or a reload) with OpenSSL's reason instead of failing in every worker.
+    static func prepareTLS(_ c: GatewayConfig) throws {
+        guard c.proxySSLEnabled else { return }
+        if c.tls.certificates.isEmpty { try DefaultCertificates.ensure(c.defaultCertificates, directory: c.resolve("ssl")) }
+        _ = try TLSServerContext(settings: c.tls, pairs: c.certificatePairs, ticketKey: nil)
     }
 
     /// The worker pids of the current generation (for GET / and `gateway health`).
@@ -119,6 +132,7 @@ public final class Master {
             }
             signalWatcher!.start()
             try ProcessControl.makeDirectory(config.resolve("run"))
+            saveRunningConfig()
             try hooks.masterStarted(self)
         } catch {
             failStartup("\(error)")
@@ -160,7 +174,7 @@ public final class Master {
         do {
             specFD = try WorkerLaunch.specPipe(WorkerLaunch.encode(
                 config: config, index: index, slot: slot, snapshotPath: snapshotPath, shmFD: shm.fd,
-                channelFD: pair.1, listen: sockets))
+                channelFD: pair.1, listen: sockets, ticketKey: config.proxySSLEnabled ? ticketKey : nil))
         } catch {
             log.log(.alert, "\(error)")
             Socket.close(pair.0); Socket.close(pair.1)
@@ -359,16 +373,25 @@ public final class Master {
             return
         }
         do {
+            try Master.prepareTLS(nc)
             retiredGroups += try listeners.ensure(specs: nc.proxyListen, count: nc.workerProcesses)
         } catch {
             log.log(.error, "reload failed, keeping the running configuration: \(error)")
             return
         }
         config = nc
+        saveRunningConfig()
         log.level = nc.logLevel
         hooks.configReloaded(self)
         generation += 1
         for i in 0..<nc.workerProcesses { spawnWorker(index: i, count: nc.workerProcesses) }
+    }
+
+    /// Records the configuration in force for the CLI (`GatewayConfig.runningConfigFile`).
+    private func saveRunningConfig() {
+        do { try ProcessControl.writeFileAtomically(config.runningConfigFile, Array(config.savedText.utf8)) } catch {
+            log.log(.warn, "cannot write \(config.runningConfigFile): \(error)")
+        }
     }
 
     /// The configuration file of this prefix: `reload -c FILE` records a new one in run/conf_path.

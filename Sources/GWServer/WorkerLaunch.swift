@@ -11,7 +11,8 @@
 // in a worker. Forking still happens with no thread in the process (there are none anywhere).
 //
 // Spec format: NUL-terminated tokens, "gateway-worker-1", then key, value pairs: index, slot,
-// snapshot, shm_fd, channel_fd, listen ("fd:port", repeated), conf.<key> (every configuration entry).
+// snapshot, shm_fd, channel_fd, listen ("fd:port", repeated), tls_ticket_key (hex, when a listener
+// terminates TLS: every worker seals session tickets with the same key), conf.<key> (every entry).
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,6 +32,8 @@ public struct WorkerContext {
     public let listenSockets: [(fd: Int32, port: Int)]
     public let channelFD: Int32
     public let snapshotPath: String
+    /// The session-ticket key shared by all workers (80 bytes), nil without TLS listeners.
+    public let ticketKey: [UInt8]?
 }
 
 enum WorkerLaunch {
@@ -44,7 +47,7 @@ enum WorkerLaunch {
 
     /// The spec of one worker, as the bytes written into its pipe.
     static func encode(config: GatewayConfig, index: Int, slot: Int, snapshotPath: String, shmFD: Int32,
-                       channelFD: Int32, listen: [(fd: Int32, port: Int)]) -> [UInt8] {
+                       channelFD: Int32, listen: [(fd: Int32, port: Int)], ticketKey: [UInt8]? = nil) -> [UInt8] {
         var out: [UInt8] = []
         func put(_ s: String) { out.append(contentsOf: s.utf8); out.append(0) }
         put(magic)
@@ -54,6 +57,10 @@ enum WorkerLaunch {
         put("shm_fd"); put(String(shmFD))
         put("channel_fd"); put(String(channelFD))
         for l in listen { put("listen"); put("\(l.fd):\(l.port)") }
+        if let k = ticketKey {
+            let hex: [Character] = Array("0123456789abcdef")
+            put("tls_ticket_key"); put(String(k.flatMap { [hex[Int($0 >> 4)], hex[Int($0 & 15)]] }))
+        }
         for (k, v) in config.entries { put("conf." + k); put(v) }
         return out
     }
@@ -63,7 +70,7 @@ enum WorkerLaunch {
         var tokens = bytes.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
         if tokens.last == "" { tokens.removeLast() }
         guard tokens.first == magic, tokens.count % 2 == 1 else { throw LaunchError(description: "malformed worker spec") }
-        var index: Int?, slot: Int?, snapshot: String?, shmFD: Int32?, channelFD: Int32?
+        var index: Int?, slot: Int?, snapshot: String?, shmFD: Int32?, channelFD: Int32?, ticketKey: [UInt8]?
         var listen: [(fd: Int32, port: Int)] = []
         var entries: [String: String] = [:]
         var i = 1
@@ -75,6 +82,11 @@ enum WorkerLaunch {
             case "snapshot": snapshot = v
             case "shm_fd": shmFD = Int32(v)
             case "channel_fd": channelFD = Int32(v)
+            case "tls_ticket_key":
+                let b = Array(v.utf8)
+                guard b.count == 160 else { throw LaunchError(description: "malformed tls_ticket_key in worker spec") }
+                func nib(_ c: UInt8) -> UInt8 { c <= 0x39 ? c - 0x30 : c - 0x61 + 10 }
+                ticketKey = stride(from: 0, to: 160, by: 2).map { nib(b[$0]) << 4 | nib(b[$0 + 1]) }
             case "listen":
                 let parts = v.split(separator: ":")
                 guard parts.count == 2, let fd = Int32(parts[0]), let port = Int(parts[1]) else {
@@ -95,7 +107,7 @@ enum WorkerLaunch {
         let shm = try SharedMemory(attaching: shmFD)
         let pluginState = try PluginState(attaching: shm)
         return WorkerContext(config: config, shm: shm, pluginState: pluginState, index: index, slot: slot, listenSockets: listen,
-                             channelFD: channelFD, snapshotPath: snapshot)
+                             channelFD: channelFD, snapshotPath: snapshot, ticketKey: ticketKey)
     }
 
     /// In the master: a pipe holding `spec`, closed for writing. Returns its read end (close-on-exec).

@@ -7,6 +7,7 @@ import GWEvent
 import GWPlugins
 import GWProxy
 import GWSystem
+import GWTLS
 
 public enum WorkerProcess {
     public static func run(_ ctx: WorkerContext, argc: Int32, argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Never {
@@ -30,8 +31,12 @@ public enum WorkerProcess {
         slot.pointee.pid = Int64(ProcessControl.pid)
         let server: ProxyServer
         do {
+            // TLS: the master made the default certificates and the session-ticket key before the fork.
+            let tls = ctx.config.proxySSLEnabled
+                ? try TLSServerContext(settings: ctx.config.tls, pairs: ctx.config.certificatePairs, ticketKey: ctx.ticketKey)
+                : nil
             server = try ProxyServer(loop: loop, config: ctx.config, shm: ctx.shm, slotIndex: ctx.slot, log: log,
-                                     listenSockets: ctx.listenSockets, snapshotPath: ctx.snapshotPath)
+                                     listenSockets: ctx.listenSockets, snapshotPath: ctx.snapshotPath, tls: tls)
         } catch {
             log.log(.emerg, "worker init failed: \(error)")
             ProcessControl.immediateExit(2)

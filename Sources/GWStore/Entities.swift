@@ -40,6 +40,9 @@ public struct Route: Sendable, Equatable {
     public var pathHandling: String
     public var serviceID: String?
     public var createdAt: Int
+    /// Kong's `request_buffering` (default true): read and validate the whole request body before the
+    /// upstream sees anything; false streams it (re-chunked canonically when chunked).
+    public var requestBuffering: Bool = true
 
     public init(id: String, name: String? = nil, protocols: [String] = ["http", "https"], methods: [String]? = nil,
                 hosts: [String]? = nil, paths: [String]? = nil, headers: [String: [String]]? = nil,

@@ -115,7 +115,7 @@ extension Service {
 extension Route {
     public static func decode(json v: JSON) throws(SnapshotError) -> Route {
         let f = try Fields(v, entity: "route")
-        return Route(id: try f.string("id"), name: try f.optString("name"),
+        var r = Route(id: try f.string("id"), name: try f.optString("name"),
                      protocols: try f.strings("protocols") ?? ["http", "https"], methods: try f.strings("methods"),
                      hosts: try f.strings("hosts"), paths: try f.strings("paths"), headers: try f.headerMap("headers"),
                      stripPath: try f.bool("strip_path", default: true),
@@ -123,6 +123,8 @@ extension Route {
                      regexPriority: try f.int("regex_priority", default: 0),
                      pathHandling: try f.string("path_handling", default: "v0"), serviceID: try f.foreignID("service"),
                      createdAt: try f.int("created_at", default: 0))
+        r.requestBuffering = try f.bool("request_buffering", default: true)
+        return r
     }
 
     public var json: JSON {
@@ -136,7 +138,7 @@ extension Route {
                 "hosts": JSON(hosts), "paths": JSON(paths), "headers": h, "strip_path": .bool(stripPath),
                 "preserve_host": .bool(preserveHost), "regex_priority": JSON(regexPriority),
                 "path_handling": .string(pathHandling), "service": serviceID.map { ["id": .string($0)] } ?? .null,
-                "created_at": JSON(createdAt)]
+                "created_at": JSON(createdAt), "request_buffering": .bool(requestBuffering)]
     }
 }
 

@@ -128,6 +128,20 @@ public enum Socket {
         }
     }
 
+    /// The first byte waiting on `fd`, left in place (MSG_PEEK): nil with `.wouldBlock`, `.eof` or `.error`.
+    public static func peekByte(_ fd: Int32) -> (UInt8?, IOResult) {
+        var b: UInt8 = 0
+        while true {
+            let n = recv(fd, &b, 1, Int32(MSG_PEEK))
+            if n == 1 { return (b, .bytes(1)) }
+            if n == 0 { return (nil, .eof) }
+            let e = gw_errno()
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { return (nil, .wouldBlock) }
+            return (nil, .error(e))
+        }
+    }
+
     /// Closes a descriptor. Never retried on EINTR (Linux closes the fd anyway).
     @inline(__always)
     public static func close(_ fd: Int32) { _ = Glibc.close(fd) }

@@ -16,7 +16,11 @@ private func withFile(_ text: String, _ body: (String) throws -> Void) rethrows 
 @Suite struct ConfigLoaderTests {
     @Test func defaultsMatchKong() throws {
         let c = try ConfigLoader.load(path: nil, environment: [:])
-        #expect(c.proxyListen.map(\.description) == ["0.0.0.0:8000"])
+        #expect(c.proxyListen.map(\.description) == ["0.0.0.0:8000", "0.0.0.0:8443"])
+        #expect(c.proxyListen.map(\.ssl) == [false, true])
+        #expect(c.tls.protocols == [.tls12, .tls13] && c.tls.ciphers == TLSSettings.intermediateCiphers)
+        #expect(c.tls.sessionTickets && c.tls.sessionTimeout == 86400 && c.tls.sessionCacheSize == 10 << 20)
+        #expect(c.certificatePairs.map(\.cert) == [c.prefix + "/ssl/kong-default.crt", c.prefix + "/ssl/kong-default-ecdsa.crt"])
         #expect(c.adminListen.map(\.description) == ["127.0.0.1:8001"])
         #expect(c.upstreamKeepalivePoolSize == 512)
         #expect(c.upstreamKeepaliveMaxRequests == 10000)
@@ -100,6 +104,14 @@ private func withFile(_ text: String, _ body: (String) throws -> Void) rethrows 
         ("rate_limiting_counters_size = 1k", "rate_limiting_counters_size"),
         ("proxy_cache_size = 12x", "proxy_cache_size"),
         ("proxy_cache_max_entry_size = 200m", "proxy_cache_max_entry_size"),
+        ("ssl_cert = /a.crt", "ssl_cert_key must be specified"),
+        ("ssl_cert_key = /a.key", "ssl_cert must be specified"),
+        ("ssl_cert = /a.crt, /b.crt\nssl_cert_key = /a.key", "ssl_cert was specified 2 times while ssl_cert_key was specified 1 times"),
+        ("ssl_cipher_suite = fancy", "Undefined cipher suite fancy"),
+        ("ssl_protocols = TLSv9", "ssl_protocols"),
+        ("proxy_listen = 127.0.0.1:8443 ssl http2", "http2"),
+        ("admin_listen = 127.0.0.1:8444 ssl", "admin_listen"),
+        ("client_body_buffer_size = 1", "client_body_buffer_size"),
     ])
     func badValuesAreRejected(line: String, key: String) throws {
         try withFile(line + "\n") { path in
@@ -120,5 +132,24 @@ private func withFile(_ text: String, _ body: (String) throws -> Void) rethrows 
         #expect(ConfigLoader.parseSeconds("5m") == 300)
         #expect(ConfigLoader.parseSeconds("60") == 60)
         #expect(ConfigLoader.parseSeconds("x") == nil)
+    }
+
+    @Test func cipherSuites() throws {
+        try withFile("ssl_cipher_suite = modern\nssl_protocols = TLSv1\n") { path in
+            let c = try ConfigLoader.load(path: path, environment: [:])
+            #expect(c.tls.protocols == [.tls13] && c.tls.ciphers.isEmpty, "a named suite overrides ssl_protocols")
+        }
+        try withFile("ssl_cipher_suite = old\n") { path in
+            let c = try ConfigLoader.load(path: path, environment: [:])
+            #expect(c.tls.protocols.first == .tls1 && c.tls.securityLevel0 && c.tls.preferServerCiphers)
+        }
+        try withFile("ssl_cipher_suite = custom\nssl_protocols = TLSv1.3\nssl_ciphers = ECDHE-RSA-AES128-GCM-SHA256\nssl_session_timeout = 5m\n") { path in
+            let c = try ConfigLoader.load(path: path, environment: [:])
+            #expect(c.tls.protocols == [.tls13] && c.tls.ciphers == "ECDHE-RSA-AES128-GCM-SHA256" && c.tls.sessionTimeout == 300)
+        }
+        try withFile("ssl_cert = /a.crt, /b.crt\nssl_cert_key = /a.key, /b.key\n") { path in
+            let c = try ConfigLoader.load(path: path, environment: [:])
+            #expect(c.certificatePairs.map(\.key) == ["/a.key", "/b.key"])
+        }
     }
 }

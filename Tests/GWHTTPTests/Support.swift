@@ -15,7 +15,7 @@ func transcript(response chunks: [[UInt8]], method: HTTPMethod = .get, eof: Bool
 }
 
 func describe(_ h: HTTPMessageHead, request: Bool) -> String {
-    var s = request ? "head \(h.method.name) \(h.targetString) 1.\(h.versionMinor)"
+    var s = request ? "head \(h.methodName) \(h.targetString) 1.\(h.versionMinor)"
                     : "head \(h.status) \(h.reasonString) 1.\(h.versionMinor)"
     for i in 0..<h.headers.count { s += " [\(h.headers.name(at: i))=\(h.headers.value(at: i))]" }
     if let cl = h.contentLength { s += " cl=\(cl)" }

@@ -132,11 +132,13 @@ import GWStore
         #expect(run(set(["replace": ["uri": "$(uri_captures.x)"]]), get("/")).exitStatus == 500)
     }
 
-    @Test func unsupportedConfigsDoNotCompile() {
+    @Test func bodyConfigsCompileAndAskForTheBody() {
         let s1 = set(["add": ["body": ["a:b"]]])
-        #expect(s1.errors.count == 1 && s1.errors[0].contains("body"))
+        #expect(s1.errors.isEmpty && s1.plan(routeID: "r1", serviceID: "s1").needsRequestBody)
         let s2 = set(["http_method": "GET"])
-        #expect(s2.errors.count == 1)
+        #expect(s2.errors.isEmpty && s2.plan(routeID: "r1", serviceID: "s1").needsRequestBody)
+        let s3 = set(["add": ["headers": ["a:b"]]])
+        #expect(s3.errors.isEmpty && !s3.plan(routeID: "r1", serviceID: "s1").needsRequestBody)
     }
 
     @Test func templateParser() {

@@ -72,8 +72,19 @@ import GWStore
         #expect(c.responseHeaders.value(of: "x-added") == "1" && c.responseHeaders.value(of: "x-none") == nil)
     }
 
-    @Test func jsonTransformsDoNotCompile() {
-        let s = compile(ConfigSnapshot(plugins: [plugin("response-transformer", route: "r1", ["remove": ["json": ["url"]]])]))
-        #expect(s.errors.count == 1 && s.errors[0].contains("json"))
+    /// Kong's 02-body_transformer_spec.lua: remove → rename → replace → add → append, json_types casts.
+    @Test func jsonBodies() {
+        let ctx = filter(["remove": ["json": ["p1"]], "rename": ["json": ["p2:renamed"]],
+                          "replace": ["json": ["p3:42", "absent:x"], "json_types": ["number", "string"]],
+                          "add": ["json": ["p3:no", "flag:true", "num:x1"], "json_types": ["string", "boolean", "number"]],
+                          "append": ["json": ["list:a", "p4:b"]]], up)
+        #expect(ctx.holdResponseBody, "a JSON response is held")
+        let out = PluginRuntime.transformResponseBody(ctx, Array(#"{"p1":"v1","p2":"v2","p3":"v3","p4":"s"}"#.utf8))
+        #expect(out.map { String(decoding: $0, as: UTF8.self) } == #"{"p3":42,"p4":["s","b"],"renamed":"v2","flag":true,"list":["a"]}"#)
+        #expect(PluginRuntime.transformResponseBody(ctx, Array("[1]".utf8)) == nil, "not an object: untouched")
+        let text = filter(["remove": ["json": ["p1"]]], [("Content-Type", "text/plain")])
+        #expect(!text.holdResponseBody)
+        let headersOnly = filter(["add": ["headers": ["x:1"]]], up)
+        #expect(!headersOnly.holdResponseBody)
     }
 }

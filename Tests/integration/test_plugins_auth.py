@@ -104,7 +104,7 @@ def test_key_auth_bad_input(gateway, upstream):
     # Invalid configs: Kong's 400 with field errors, nothing stored.
     s, b, _ = g.admin("POST", "/plugins", {"name": "key-auth", "config": {"key_names": ["bad name"]}})
     assert s == 400 and "config" in b["fields"]
-    s, b, _ = g.admin("POST", "/plugins", {"name": "key-auth", "config": {"key_in_body": True}})
+    s, b, _ = g.admin("POST", "/plugins", {"name": "key-auth", "config": {"key_in_body": "yes please"}})
     assert s == 400, b
     assert len(g.admin("GET", "/plugins")[1]["data"]) == 1
     assert g.get("/b")[0] == 401

@@ -62,8 +62,9 @@ def test_request_transformer(gateway, upstream):
     assert hs["x-existing"] == "replaced" and hs["x-added"] == "1" and hs["x-from"] == "alice"
     assert hs["host"] == "example.test"
     assert "drop=" not in r["path"] and "keep=2" in r["path"] and "q2=v2" in r["path"]
-    # Bodies are not transformed yet: refused at write time, not stored and skipped.
-    s, b, _ = g.admin("POST", "/services/svcrt/plugins", {"name": "request-transformer", "config": {"add": {"body": ["a:1"]}}})
+    # A template the gateway cannot render is refused for body entries too (bodies: test_plugins_bodies.py).
+    s, b, _ = g.admin("POST", "/services/svcrt/plugins", {"name": "request-transformer",
+                                                          "config": {"add": {"body": ["a:$(type(headers.x))"]}}})
     assert s == 400, b
 
 
@@ -78,5 +79,5 @@ def test_response_transformer(gateway, upstream):
     h = {k.lower(): v for k, v in h.items()}
     assert s == 200 and "x-upstream" not in h and h["x-added"] == "yes"
     assert h["content-type"] == "application/x-replaced"
-    s, b, _ = g.admin("POST", "/services/svcrs/plugins", {"name": "response-transformer", "config": {"remove": {"json": ["url"]}}})
+    s, b, _ = g.admin("POST", "/services/svcrs/plugins", {"name": "response-transformer", "config": {"add": {"json": ["nocolon:"], "json_types": ["float"]}}})
     assert s == 400, b

@@ -326,9 +326,10 @@ def test_quit_timeout_bounds_the_drain(gateway, upstream):
     master = g.master_pid()
     up.delay = 5.0
     result = {}
+    hits = up.hits   # add_route's own checks already reached the upstream
     t = threading.Thread(target=slow_request, args=(g, "/hung", result), daemon=True)
     t.start()
-    wait_until(lambda: up.hits > 0, what="request at the upstream")
+    wait_until(lambda: up.hits > hits, what="request at the upstream")
     r = cli(g, "quit")
     assert r.returncode == 0, r.stdout + r.stderr
     t.join(TIMEOUT * 2)
@@ -395,13 +396,20 @@ def test_foreground_start_and_sigint(gateway):
     g = gateway(workers=2, start=False)
     p = subprocess.Popen([GATEWAY_BIN, "start", "--foreground", "-c", g.conf, "-p", g.prefix],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(p.stdout.readline, "")), daemon=True)
+    reader.start()
     try:
         wait_until(lambda: cli(g, "health").returncode == 0, what="foreground gateway healthy")
         assert g.master_pid() == p.pid
         assert cli(g, "start").returncode != 0       # already running
         workers = current_workers(g, 2)
+        # Running processes are healthy before every worker has reported ready: wait for the announcement.
+        wait_until(lambda: any("gateway started" in l for l in lines), what="start announced")
         p.send_signal(signal.SIGINT)
-        out, _ = p.communicate(timeout=TIMEOUT * 2)
+        p.wait(timeout=TIMEOUT * 2)
+        reader.join(timeout=TIMEOUT)
+        out = "".join(lines)
     finally:
         if p.poll() is None:
             p.kill()

@@ -1,0 +1,49 @@
+// Debian's OpenSSL 3 libssl (libssl-dev) for TLS termination on the proxy listeners: a server
+// context built from the configuration (protocols, ciphers, certificate pairs, session tickets
+// with keys shared by every worker), non-blocking reads and writes on a connection, and the
+// self-signed default certificates Kong generates in <prefix>/ssl. The C side exists because
+// OpenSSL's configuration calls are macros over SSL_CTX_ctrl that Swift cannot import.
+#ifndef CSSL_H
+#define CSSL_H
+#include <stddef.h>
+#include <openssl/ssl.h>
+
+typedef struct gw_tls_config {
+    int min_proto;                       // e.g. TLS1_2_VERSION; 0: OpenSSL's default
+    int max_proto;                       // e.g. TLS1_3_VERSION; 0: OpenSSL's default
+    const char *ciphers;                 // TLS <= 1.2 cipher list; NULL: OpenSSL's default
+    int prefer_server_ciphers;
+    int security_level0;                 // Kong's `old` suite: @SECLEVEL=0
+    int session_tickets;
+    long session_timeout;                // seconds
+    long session_cache_entries;          // per-worker internal session-id cache (0: off)
+    const unsigned char *ticket_key;     // 80 bytes (name 16, HMAC 32, AES 32) shared by all workers
+} gw_tls_config;
+
+// The proxy's server context with `npairs` certificate/key pairs (paths or PEM text); NULL with a
+// message in err on failure (Kong's "ssl_cert: failed loading certificate from <x>" wording).
+SSL_CTX *gw_tls_server_ctx(const gw_tls_config *cfg, const char *const *certs, const char *const *keys, int npairs,
+                           char *err, size_t errlen);
+
+// A server-side TLS connection over fd (accept state; the handshake runs inside read/write).
+SSL *gw_tls_new_server(SSL_CTX *ctx, int fd);
+
+enum { GW_TLS_WANT_READ = -1, GW_TLS_WANT_WRITE = -2, GW_TLS_ERROR = -3 };
+// > 0: bytes; 0: the peer closed (close_notify or EOF); GW_TLS_WANT_*: retry when the socket is
+// readable / writable; GW_TLS_ERROR: the connection is broken (reason in gw_tls_last_error).
+int gw_tls_read(SSL *s, void *buf, int n);
+int gw_tls_write(SSL *s, const void *buf, int n);
+int gw_tls_pending(const SSL *s);
+// The last error's text for logs (thread-local OpenSSL error queue, or errno).
+const char *gw_tls_last_error(void);
+// Sends close_notify once (never waits) and frees.
+void gw_tls_close(SSL *s);
+const char *gw_tls_version(const SSL *s);
+const char *gw_tls_cipher(const SSL *s);
+int gw_tls_session_reused(const SSL *s);
+int gw_tls_handshake_done(const SSL *s);
+
+// Writes a self-signed certificate and its key (mode 0600) as Kong's gen_default_ssl_cert does:
+// RSA 2048 (ecdsa = 0) or EC prime256v1, CN=localhost, 20 years. 0 on success.
+int gw_tls_generate_self_signed(const char *crt_path, const char *key_path, int ecdsa, char *err, size_t errlen);
+#endif

@@ -1,0 +1,245 @@
+// See include/CSSL.h. nginx's choices (ngx_event_openssl.c) where Kong inherits them: no compression,
+// no client-initiated renegotiation, an EOF without close_notify is a clean close, buffers released
+// while a connection is idle, partial writes and a moving write buffer (our output queue may grow
+// between two attempts of the same write).
+#include "CSSL.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+static unsigned char gw_ticket_key[80];
+static int gw_ticket_key_set = 0;
+
+static void set_err(char *err, size_t errlen, const char *what, const char *detail) {
+    unsigned long e = ERR_get_error();
+    char buf[256] = "";
+    if (e) ERR_error_string_n(e, buf, sizeof buf);
+    snprintf(err, errlen, "%s%s%s%s%s", what, detail ? detail : "", e ? " (" : "", buf, e ? ")" : "");
+    ERR_clear_error();
+}
+
+// Session tickets sealed with the key every worker shares (nginx keeps its keys in the shared zone):
+// a session resumed on another worker (or after a reload) decrypts there too.
+static int ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx,
+                     int enc) {
+    (void)s;
+    OSSL_PARAM params[2];
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+    if (enc) {
+        memcpy(key_name, gw_ticket_key, 16);
+        if (RAND_bytes(iv, 16) != 1) return -1;
+        if (EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, gw_ticket_key + 48, iv) != 1) return -1;
+        if (EVP_MAC_init(hctx, gw_ticket_key + 16, 32, params) != 1) return -1;
+        return 1;
+    }
+    if (memcmp(key_name, gw_ticket_key, 16) != 0) return 0;   // another key: full handshake
+    if (EVP_MAC_init(hctx, gw_ticket_key + 16, 32, params) != 1) return -1;
+    if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, gw_ticket_key + 48, iv) != 1) return -1;
+    return 1;
+}
+
+// A certificate or key given as a path, or as PEM text (Kong accepts both).
+static BIO *open_pem(const char *v) {
+    if (strncmp(v, "-----BEGIN", 10) == 0) return BIO_new_mem_buf(v, -1);
+    return BIO_new_file(v, "r");
+}
+
+static int use_pair(SSL_CTX *ctx, const char *crt, const char *key, char *err, size_t errlen) {
+    BIO *b = open_pem(crt);
+    X509 *x = b ? PEM_read_bio_X509_AUX(b, NULL, NULL, NULL) : NULL;
+    if (!x) {
+        if (b) BIO_free(b);
+        set_err(err, errlen, "ssl_cert: failed loading certificate from ", strncmp(crt, "-----", 5) ? crt : "PEM text");
+        return -1;
+    }
+    int ok = SSL_CTX_use_certificate(ctx, x);
+    X509_free(x);
+    // The rest of the file is the chain.
+    X509 *ca;
+    while (ok == 1 && (ca = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+        if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) { X509_free(ca); ok = 0; }
+    }
+    ERR_clear_error();   // the end of the file reads as an error
+    BIO_free(b);
+    if (ok != 1) { set_err(err, errlen, "ssl_cert: failed using certificate from ", crt); return -1; }
+    b = open_pem(key);
+    EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+    if (b) BIO_free(b);
+    if (!k) { set_err(err, errlen, "ssl_cert_key: failed loading key from ", strncmp(key, "-----", 5) ? key : "PEM text"); return -1; }
+    ok = SSL_CTX_use_PrivateKey(ctx, k);
+    EVP_PKEY_free(k);
+    if (ok != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        set_err(err, errlen, "ssl_cert_key: key does not match the certificate: ", key);
+        return -1;
+    }
+    return 0;
+}
+
+SSL_CTX *gw_tls_server_ctx(const gw_tls_config *cfg, const char *const *certs, const char *const *keys, int npairs,
+                           char *err, size_t errlen) {
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) { set_err(err, errlen, "SSL_CTX_new failed", NULL); return NULL; }
+    uint64_t opts = SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF;
+#ifdef SSL_OP_NO_CLIENT_RENEGOTIATION
+    opts |= SSL_OP_NO_CLIENT_RENEGOTIATION;
+#endif
+    if (cfg->prefer_server_ciphers) opts |= SSL_OP_CIPHER_SERVER_PREFERENCE;
+    if (!cfg->session_tickets) opts |= SSL_OP_NO_TICKET;
+    SSL_CTX_set_options(ctx, opts);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+    if (cfg->min_proto && SSL_CTX_set_min_proto_version(ctx, cfg->min_proto) != 1) goto fail_cfg;
+    if (cfg->max_proto && SSL_CTX_set_max_proto_version(ctx, cfg->max_proto) != 1) goto fail_cfg;
+    if (cfg->security_level0) SSL_CTX_set_security_level(ctx, 0);
+    if (cfg->ciphers && cfg->ciphers[0] && SSL_CTX_set_cipher_list(ctx, cfg->ciphers) != 1) {
+        set_err(err, errlen, "ssl_ciphers: no usable cipher in ", cfg->ciphers);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_dh_auto(ctx, 1);
+    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"gateway", 7);
+    SSL_CTX_set_timeout(ctx, cfg->session_timeout > 0 ? cfg->session_timeout : 86400);
+    if (cfg->session_cache_entries > 0) {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+        SSL_CTX_sess_set_cache_size(ctx, cfg->session_cache_entries);
+    } else {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    }
+    if (cfg->session_tickets && cfg->ticket_key) {
+        memcpy(gw_ticket_key, cfg->ticket_key, 80);
+        gw_ticket_key_set = 1;
+        SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
+    }
+    for (int i = 0; i < npairs; i++) {
+        if (use_pair(ctx, certs[i], keys[i], err, errlen) != 0) { SSL_CTX_free(ctx); return NULL; }
+    }
+    return ctx;
+fail_cfg:
+    set_err(err, errlen, "ssl_protocols: not supported by this OpenSSL", NULL);
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+SSL *gw_tls_new_server(SSL_CTX *ctx, int fd) {
+    SSL *s = SSL_new(ctx);
+    if (!s) return NULL;
+    if (SSL_set_fd(s, fd) != 1) { SSL_free(s); return NULL; }
+    SSL_set_accept_state(s);
+    return s;
+}
+
+static __thread char gw_tls_err[256];
+
+static int map_result(SSL *s, int r) {
+    if (r > 0) return r;
+    int e = SSL_get_error(s, r);
+    switch (e) {
+    case SSL_ERROR_WANT_READ: return GW_TLS_WANT_READ;
+    case SSL_ERROR_WANT_WRITE: return GW_TLS_WANT_WRITE;
+    case SSL_ERROR_ZERO_RETURN: return 0;
+    case SSL_ERROR_SYSCALL: {
+        unsigned long q = ERR_peek_error();
+        if (q == 0 && errno == 0) return 0;   // EOF (SSL_OP_IGNORE_UNEXPECTED_EOF normally maps it to ZERO_RETURN)
+        if (q) ERR_error_string_n(q, gw_tls_err, sizeof gw_tls_err);
+        else snprintf(gw_tls_err, sizeof gw_tls_err, "%s", strerror(errno));
+        ERR_clear_error();
+        return GW_TLS_ERROR;
+    }
+    default: {
+        unsigned long q = ERR_get_error();
+        if (q) ERR_error_string_n(q, gw_tls_err, sizeof gw_tls_err);
+        else snprintf(gw_tls_err, sizeof gw_tls_err, "SSL error %d", e);
+        ERR_clear_error();
+        return GW_TLS_ERROR;
+    }
+    }
+}
+
+int gw_tls_read(SSL *s, void *buf, int n) {
+    ERR_clear_error();
+    errno = 0;
+    return map_result(s, SSL_read(s, buf, n));
+}
+
+int gw_tls_write(SSL *s, const void *buf, int n) {
+    ERR_clear_error();
+    errno = 0;
+    return map_result(s, SSL_write(s, buf, n));
+}
+
+int gw_tls_pending(const SSL *s) { return SSL_pending(s); }
+const char *gw_tls_last_error(void) { return gw_tls_err; }
+
+void gw_tls_close(SSL *s) {
+    if (!s) return;
+    if (SSL_is_init_finished(s)) {
+        ERR_clear_error();
+        (void)SSL_shutdown(s);   // one close_notify, never waiting for the peer's
+        ERR_clear_error();
+    }
+    SSL_free(s);
+}
+
+const char *gw_tls_version(const SSL *s) { return SSL_get_version(s); }
+const char *gw_tls_cipher(const SSL *s) { return SSL_get_cipher_name(s); }
+int gw_tls_session_reused(const SSL *s) { return SSL_session_reused((SSL *)s); }
+int gw_tls_handshake_done(const SSL *s) { return SSL_is_init_finished(s); }
+
+static int add_name(X509_NAME *n, const char *field, const char *value) {
+    return X509_NAME_add_entry_by_txt(n, field, MBSTRING_ASC, (const unsigned char *)value, -1, -1, 0);
+}
+
+int gw_tls_generate_self_signed(const char *crt_path, const char *key_path, int ecdsa, char *err, size_t errlen) {
+    EVP_PKEY *k = ecdsa ? EVP_PKEY_Q_keygen(NULL, NULL, "EC", "prime256v1") : EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    if (!k) { set_err(err, errlen, "could not generate a key", NULL); return -1; }
+    X509 *x = X509_new();
+    int ok = x != NULL;
+    if (ok) ok = X509_set_version(x, 2);   // v3
+    if (ok) {
+        unsigned char serial[16];
+        ok = RAND_bytes(serial, sizeof serial) == 1;
+        serial[0] &= 0x7f;
+        BIGNUM *bn = ok ? BN_bin2bn(serial, sizeof serial, NULL) : NULL;
+        ok = bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
+        BN_free(bn);
+    }
+    if (ok) ok = X509_gmtime_adj(X509_getm_notBefore(x), 0) != NULL
+                 && X509_gmtime_adj(X509_getm_notAfter(x), 20L * 365 * 86400) != NULL;
+    X509_NAME *name = ok ? X509_get_subject_name(x) : NULL;
+    if (ok) ok = add_name(name, "C", "US") && add_name(name, "ST", "California") && add_name(name, "L", "San Francisco")
+                 && add_name(name, "O", "Kong") && add_name(name, "OU", "IT Department") && add_name(name, "CN", "localhost");
+    if (ok) ok = X509_set_issuer_name(x, name) == 1 && X509_set_pubkey(x, k) == 1;
+    if (ok) {
+        X509V3_CTX v3;
+        X509V3_set_ctx_nodb(&v3);
+        X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+        X509_EXTENSION *bc = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, "CA:FALSE");
+        X509_EXTENSION *eku = X509V3_EXT_conf_nid(NULL, &v3, NID_ext_key_usage, "serverAuth,clientAuth");
+        ok = bc && eku && X509_add_ext(x, bc, -1) == 1 && X509_add_ext(x, eku, -1) == 1;
+        X509_EXTENSION_free(bc);
+        X509_EXTENSION_free(eku);
+    }
+    if (ok) ok = X509_sign(x, k, EVP_sha256()) > 0;
+    if (!ok) { set_err(err, errlen, "could not build the certificate", NULL); X509_free(x); EVP_PKEY_free(k); return -1; }
+    int kfd = open(key_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *kf = kfd >= 0 ? fdopen(kfd, "w") : NULL;
+    if (!kf) { if (kfd >= 0) close(kfd); snprintf(err, errlen, "could not write %s: %s", key_path, strerror(errno));
+               X509_free(x); EVP_PKEY_free(k); return -1; }
+    ok = PEM_write_PrivateKey(kf, k, NULL, NULL, 0, NULL, NULL) == 1;
+    fclose(kf);
+    FILE *cf = ok ? fopen(crt_path, "w") : NULL;
+    if (cf) { ok = PEM_write_X509(cf, x) == 1; fclose(cf); } else ok = 0;
+    X509_free(x);
+    EVP_PKEY_free(k);
+    if (!ok) { snprintf(err, errlen, "could not write %s", crt_path); return -1; }
+    return 0;
+}
