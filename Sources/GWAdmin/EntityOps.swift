@@ -456,6 +456,7 @@ extension AdminAPI {
             }
             TransformerSchemas.check(name, cfg, &e)
             AccessControlSchemas.check(name, cfg, &e)
+            LogSchemas.check(name, cfg, &e)
         case .targets, .keyauthCredentials, .basicauthCredentials, .acls:
             break
         }

@@ -534,6 +534,10 @@ enum Schemas {
         ]),
         "request-transformer": PluginDef(priority: 801, config: TransformerSchemas.requestTransformer),
         "response-transformer": PluginDef(priority: 800, config: TransformerSchemas.responseTransformer),
+        "file-log": PluginDef(priority: 9, config: LogSchemas.fileLog),
+        "tcp-log": PluginDef(priority: 7, config: LogSchemas.tcpLog),
+        "udp-log": PluginDef(priority: 8, config: LogSchemas.udpLog),
+        "http-log": PluginDef(priority: 12, config: LogSchemas.httpLog),
     ].merging(AccessControlSchemas.plugins) { a, _ in a }
 
     /// The plugin schema with the `config` record of `name` (or an empty record for unknown names).

@@ -79,6 +79,9 @@ public struct GatewayConfig: Sendable {
     /// Kong `dns_resolver`: DNS servers as `ip[:port]` (comma-separated) for target host names;
     /// empty = the servers of /etc/resolv.conf.
     public var dnsResolver: String = ""
+    /// `proxy_access_log_format`: `text` (nginx combined + upstream and latencies) or `json` (one
+    /// kong.log.serialize() object per line, the logging plugins' shape).
+    public var proxyAccessLogFormat: String = "text"
     /// Kong `trusted_ips`: peers whose X-Forwarded-* headers are forwarded and whose `real_ip_header`
     /// names the client (nginx realip).
     public var trustedIPs = TrustedIPs()
@@ -119,6 +122,7 @@ public let configKeys: [(key: String, defaultValue: String)] = [
     ("daemon", "on"),
     ("log_level", "notice"),
     ("proxy_access_log", "logs/access.log"),
+    ("proxy_access_log_format", "text"),
     ("proxy_error_log", "logs/error.log"),
     ("admin_access_log", "logs/admin_access.log"),
     ("admin_error_log", "logs/error.log"),
@@ -363,6 +367,10 @@ public enum ConfigLoader {
             serverTokens: serverTokens, latencyTokens: latencyTokens,
             adminToken: token.isEmpty ? nil : token, errorDefaultType: edt,
             quitTimeout: try seconds("quit_timeout"), entries: entries)
+        switch v("proxy_access_log_format") {
+        case "text", "json": cfg.proxyAccessLogFormat = v("proxy_access_log_format")
+        default: throw bad("proxy_access_log_format", "expected text or json")
+        }
         let cbb = try size("client_body_buffer_size")
         guard cbb >= 1 << 10, cbb <= 64 << 20 else { throw bad("client_body_buffer_size", "must be between 1k and 64m") }
         cfg.clientBodyBufferSize = cbb

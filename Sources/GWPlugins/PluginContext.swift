@@ -173,6 +173,22 @@ public final class PluginContext {
     var xformArgs: [XformArg] = []
     var xformKeys: [Range<Int>] = []
 
+    // MARK: logging plugins (LogSerializer.swift): filled by the data path only when a collected
+    // instance has a log phase; the buffers keep their capacity across requests.
+    public var logFacts = LogFacts()
+    /// The upstream request target (path and query) as sent; empty when not proxied.
+    public var logUpstreamURI: [UInt8] = []
+    /// The response headers as a JSON object (empty: none recorded).
+    public var logResponseHeaders: [UInt8] = []
+    /// The serialized entry of this exchange (LogSerializer), written once before the log phase.
+    public var logEntry: [UInt8] = []
+    /// Route and service documents of the current generation (nil: no logging plugin configured).
+    public var logDocuments: LogDocuments? = nil
+    /// Every exchange is serialized, logging plugin or not (the JSON access log).
+    public var logAlways = false
+    /// The data path records the log facts and serializes the entry of this exchange.
+    @inline(__always) public var wantsLogEntry: Bool { logAlways || phases.contains(.log) }
+
     /// The response is a cache Hit produced in access (the data path may say so in its logs).
     public var servedFromCache = false
 
@@ -265,6 +281,7 @@ public final class PluginContext {
             if !exitBody.isEmpty { exitBody.removeAll(keepingCapacity: true) }
         }
         if !correlationID.isEmpty { correlationID.removeAll(keepingCapacity: true) }
+        if !logResponseHeaders.isEmpty { logResponseHeaders.removeAll(keepingCapacity: true) }
         collectedCount = 0
         phases = []
     }

@@ -11,7 +11,8 @@ public enum PluginRegistry {
     /// and its black-box tests pass (Tests/integration/test_plugins_*.py).
     static let running: [String] = [KeyAuth.name, BasicAuth.name, ACL.name, RateLimiting.name, Cors.name, ProxyCache.name,
                                     RequestTransformer.name, ResponseTransformer.name, IPRestriction.name,
-                                    CorrelationID.name, BotDetection.name, RequestTermination.name, RequestSizeLimiting.name]
+                                    CorrelationID.name, BotDetection.name, RequestTermination.name, RequestSizeLimiting.name,
+                                    FileLog.name, TCPLog.name, UDPLog.name, HTTPLog.name]
 
     /// Kong name → PRIORITY, for every plugin whose handler runs in the worker.
     public static let priorities: [String: Int] = Dictionary(uniqueKeysWithValues: running.map { ($0, implemented[$0]!.priority) })
@@ -34,6 +35,10 @@ public enum PluginRegistry {
         BotDetection.name: (BotDetection.priority, { e, env throws(PluginError) in try BotDetection(entity: e, env: env) }),
         RequestTermination.name: (RequestTermination.priority, { e, env throws(PluginError) in try RequestTermination(entity: e, env: env) }),
         RequestSizeLimiting.name: (RequestSizeLimiting.priority, { e, env throws(PluginError) in try RequestSizeLimiting(entity: e, env: env) }),
+        FileLog.name: (FileLog.priority, { e, env throws(PluginError) in try FileLog(entity: e, env: env) }),
+        TCPLog.name: (TCPLog.priority, { e, env throws(PluginError) in try TCPLog(entity: e, env: env) }),
+        UDPLog.name: (UDPLog.priority, { e, env throws(PluginError) in try UDPLog(entity: e, env: env) }),
+        HTTPLog.name: (HTTPLog.priority, { e, env throws(PluginError) in try HTTPLog(entity: e, env: env) }),
     ]
 
     /// The names the Admin API accepts, sorted.

@@ -99,7 +99,11 @@ public final class PluginSet {
         var global: [PlanStep] = []
         for n in order { if let h = index[n]?[PluginSet.key(nil, nil, nil)] { global.append(PlanStep(name: n, handler: h, byConsumer: [:])) } }
         globalPlan = PluginPlan(steps: global)
+        logDocuments = LogDocuments.always || handlers.values.contains { $0.phases.contains(.log) } ? LogDocuments(snapshot: snapshot) : nil
     }
+
+    /// Route and service documents for the log serializer (nil: no instance has a log phase).
+    public let logDocuments: LogDocuments?
 
     static func key(_ r: String?, _ s: String?, _ c: String?) -> String { "\(r ?? ""):\(s ?? ""):\(c ?? "")" }
 

@@ -1,9 +1,12 @@
 // The access-log line of one exchange, formatted from the values handed over (no ClientConnection
-// fields are read here): nginx "combined" plus the upstream address and latencies.
+// fields are read here): nginx "combined" plus the upstream address and latencies; or, with
+// `proxy_access_log_format = json`, the log serializer's entry (GWPlugins.LogSerializer, the logging
+// plugins' code path: the same bytes a file-log instance writes for the exchange).
 // Invariant: one line per exchange (ClientConnection.logExchange is called once per exchange end);
 // nothing is formatted when the log is off. Appended to the worker's 32 KiB buffer, flushed every
 // second and on exit. Worker-loop confined.
 import GWHTTP
+import GWPlugins
 import GWSystem
 
 /// When an exchange passed its milestones (monotonic µs; 0: not reached).
@@ -56,6 +59,28 @@ extension ProxyServer {
             out.append(0x20)
             let proxyMs = t.upstreamStartUs > t.requestStartUs ? t.proxyMillis : Int((now - t.requestStartUs) / 1000)
             HTTPWriter.appendDecimal(proxyMs, into: &out)
+            out.append(0x0A)
+        }
+    }
+}
+
+extension ClientConnection {
+    /// The JSON access-log line: the entry the plugins' log phase serialized (`ctx`, the exchange's
+    /// context), or, for an exchange that never began one (no configuration loaded yet), an entry
+    /// serialized now.
+    func jsonAccessLog(_ ctx: PluginContext?, status: Int) {
+        guard let f = server.accessLogFile else { return }
+        let c: PluginContext
+        if let ctx { c = ctx } else {
+            if let p = pluginContext { c = p; c.reset() } else {
+                c = PluginContext(clientIP: peer.ip)
+                c.logAlways = true
+                pluginContext = c
+            }
+            serializeLogEntry(c, status: status)
+        }
+        f.append { out in
+            out.append(contentsOf: c.logEntry)
             out.append(0x0A)
         }
     }

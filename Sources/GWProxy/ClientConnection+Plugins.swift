@@ -24,7 +24,7 @@ private let noUpstreamHeaders = HTTPHeaders()
 extension ClientConnection {
     /// Starts the plugin side of an exchange on configuration `cfg` (nil: none loaded).
     @inline(__always) func beginPlugins(_ cfg: RuntimeConfig?) {
-        guard let cfg, !cfg.pluginSet.isEmpty else {
+        guard let cfg, !cfg.pluginSet.isEmpty || server.settings.jsonAccessLog else {
             if plugins != nil { plugins = nil }
             return
         }
@@ -41,10 +41,12 @@ extension ClientConnection {
             ctx.connectionFD = fd
             ctx.connectionSerial = server.nextConnectionSerial()
             ctx.serverPort = listenPort
+            ctx.logAlways = server.settings.jsonAccessLog
             pluginContext = ctx
         }
         ctx.connectionRequests = requestsOnConnection + 1   // counted by beginRequest right after
         ctx.now = Int64(Clock.wallSeconds())
+        if ctx.logDocuments !== set.logDocuments { ctx.logDocuments = set.logDocuments }
         plugins = ctx
         // Usually the same plan as the previous exchange's: skip the release and retain.
         if pluginGlobalPlan !== set.globalPlan { pluginGlobalPlan = set.globalPlan }
@@ -81,6 +83,9 @@ extension ClientConnection {
 
     /// header_filter for a proxied response (the upstream's status and headers).
     @inline(__always) func pluginsHeaderFilter(_ response: HTTPResponseParser) {
+        if plugins?.wantsLogEntry == true, let ctx = plugins {
+            LogSerializer.headersJSON(response.head.headers, scratch: server.headScratch, into: &ctx.logResponseHeaders)
+        }
         // The phase test reads through the optional without binding it (binding retains and releases
         // the context on every response).
         guard plugins?.phases.contains(.headerFilter) == true, let ctx = plugins else { return }
@@ -103,8 +108,48 @@ extension ClientConnection {
         guard let ctx = plugins else { return }
         plugins = nil
         collectGlobalIfNeeded(ctx)
+        if ctx.wantsLogEntry { serializeLogEntry(ctx, status: status) }
         PluginRuntime.log(ctx, status: status)
         ctx.releaseLargeBuffers()   // an idle keep-alive connection keeps no large cache buffer
+    }
+
+    /// The exchange's facts for the log serializer, and the entry every logging plugin of this exchange
+    /// sends (serialized once, into the context's reused buffer).
+    func serializeLogEntry(_ ctx: PluginContext, status: Int) {
+        let now = Clock.monotonicMicros()
+        let t = times
+        var f = LogFacts()
+        f.status = status
+        let proxied = t.upstreamHeadUs > 0 && t.upstreamHeadUs >= t.upstreamStartUs && t.upstreamStartUs > 0
+        f.upstreamStatus = proxied ? status : 0
+        f.answeredByKong = !proxied
+        f.bytesSent = bytesToClient + out.pending   // a response still queued (batched output) counts as sent
+        let requestUs = t.requestStartUs > 0 && now > t.requestStartUs ? now - t.requestStartUs : 0
+        f.requestMs = Int(requestUs / 1000)
+        if proxied {
+            f.proxyMs = t.upstreamMillis
+            f.receiveMs = Int((now &- t.upstreamHeadUs) / 1000)
+            f.kongMs = max(0, f.requestMs - f.proxyMs - f.receiveMs)
+        } else {
+            f.proxyMs = -1
+            f.kongMs = f.requestMs
+        }
+        f.startedAtMs = Int64(Clock.wallSecondsFraction() * 1000) - Int64(requestUs / 1000)
+        f.upstream = attempt.choice?.address
+        f.tries = attempt.tries
+        f.listenPort = listenPort
+        f.https = tls != nil
+        ctx.logUpstreamURI.removeAll(keepingCapacity: true)
+        if t.upstreamStartUs > 0 { ctx.logUpstreamURI.append(contentsOf: upstreamPath) }
+        if let rp = parser {
+            f.requestSize = LogSerializer.requestSize(rp.head, body: bodyForwarded)
+            ctx.logFacts = f
+            LogSerializer.serialize(ctx, request: rp.head, requestID: requestID, scratch: server.headScratch, into: &ctx.logEntry)
+        } else {
+            ctx.logFacts = f
+            LogSerializer.serialize(ctx, request: PluginRuntime.noRequest, requestID: requestID, scratch: server.headScratch,
+                                    into: &ctx.logEntry)
+        }
     }
 
     /// Upstream request edits (headers, query, path, method) to apply to the request head (nil: none).
@@ -128,6 +173,11 @@ extension ClientConnection {
             PluginRuntime.headerFilter(ctx, PluginRuntime.noRequest, status: status, headers: noUpstreamHeaders)
         }
         if !ctx.responseHeaders.isEmpty { out.bytes.rewriteHead(from: start, ctx.responseHeaders) }
+        if ctx.wantsLogEntry {
+            out.bytes.withUnsafeBytes { b in
+                LogSerializer.headLines(&ctx.logResponseHeaders, UnsafeRawBufferPointer(rebasing: b[start...]))
+            }
+        }
         if ctx.phases.contains(.bodyFilter) {
             let bodyStart = out.bytes.endOfHead(from: start)
             out.bytes.withUnsafeBytes { b in

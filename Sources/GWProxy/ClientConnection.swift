@@ -410,8 +410,10 @@ final class ClientConnection {
 
     /// One access-log line for the exchange (nothing formatted when the log is off).
     func logExchange(status: Int) {
+        let ctx = server.settings.jsonAccessLog ? plugins : nil
         pluginsLog(status: status)
         guard server.accessLogFile != nil else { return }
+        if server.settings.jsonAccessLog { jsonAccessLog(ctx, status: status); return }
         server.accessLog(client: peer, request: parser, requestLine: reqPhase.isActive || status != 0, status: status,
                          bytesSent: bytesToClient, upstream: attempt.choice?.address, times: times)
     }

@@ -11,6 +11,7 @@ import Glibc
 import CGWShims
 import GWConfig
 import GWEvent
+import GWPlugins
 import GWHTTP
 import GWStore
 import GWSystem
@@ -32,6 +33,8 @@ public struct ProxySettings: Sendable {
     public var errorDefaultType: String
     public var serverTokens: Bool
     public var latencyTokens: Bool
+    /// proxy_access_log_format = json: the access log writes the serializer's entry of every exchange.
+    public var jsonAccessLog: Bool
     public var limits: HTTPParserLimits
     /// trusted_ips / real_ip_header (lowercase) / real_ip_recursive (MessageBuilder+Forwarded.swift).
     public var trustedIPs: TrustedIPs
@@ -50,6 +53,7 @@ public struct ProxySettings: Sendable {
         errorDefaultType = c.errorDefaultType
         serverTokens = c.serverTokens
         latencyTokens = c.latencyTokens
+        jsonAccessLog = c.proxyAccessLogFormat == "json" && c.proxyAccessLog != "off"
         limits = HTTPParserLimits(largeClientHeaderBuffers: c.largeClientHeaderBuffers.count,
                                   size: c.largeClientHeaderBuffers.size, clientMaxBodySize: c.clientMaxBodySize)
         limits.dropUnderscoreNames = !c.underscoresInHeaders
@@ -140,6 +144,8 @@ public final class ProxyServer {
         var seed: UInt64 = 0
         withUnsafeMutableBytes(of: &seed) { _ = getentropy($0.baseAddress, 8) }
         requestIDSeed = seed ^ UInt64(ProcessControl.pid)
+        LogDocuments.always = settings.jsonAccessLog
+        LogSinks.worker = LogSinks(loop: loop) { [unowned log] _, message in log.log(.error, message) }
         housekeeping = TimerWatcher(loop: loop) { [unowned self] in self.tick() }
         housekeeping.start(after: 1, repeat: 1)
     }
@@ -254,6 +260,7 @@ public final class ProxyServer {
         drainDone = nil
         pool.closeAll()
         accessLogFile?.flush()
+        LogSinks.worker?.shutdown()
         d()
     }
 
@@ -263,9 +270,13 @@ public final class ProxyServer {
         for c in connections { c.close() }
         pool.closeAll()
         accessLogFile?.flush()
+        LogSinks.worker?.shutdown()
     }
 
-    public func reopenLogs() { accessLogFile?.reopen() }
+    public func reopenLogs() {
+        accessLogFile?.reopen()
+        LogSinks.worker?.reopen()
+    }
 
     private func tick() {
         slot.pointee.heartbeat = Clock.monotonicMillis()

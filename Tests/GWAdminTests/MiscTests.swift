@@ -55,7 +55,7 @@ import GWStore
         #expect(enabled == enabled.sorted())
         #expect(Set(["acl", "basic-auth", "bot-detection", "correlation-id", "cors", "ip-restriction", "key-auth", "proxy-cache",
                      "rate-limiting", "request-size-limiting", "request-termination", "request-transformer",
-                     "response-transformer"]).isSubset(of: Set(enabled)))
+                     "response-transformer", "file-log", "http-log", "tcp-log", "udp-log"]).isSubset(of: Set(enabled)))
         let pid = h.req("GET", "/services/svc/plugins").1["data"]![0]!["id"]!.stringValue!
         #expect(h.req("GET", "/plugins/\(pid)/service").1["name"] == "svc")
         #expect(h.req("PATCH", "/plugins/\(pid)", ["config": ["hide_credentials": true]]).1["config"]?["key_names"] == ["apikey"])

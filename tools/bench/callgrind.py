@@ -79,13 +79,53 @@ def drive(port, path, total, conns, headers=""):
     return ok
 
 
-def write_conf(d, port, admin_port, upstream_port):
+def write_conf(d, port, admin_port, upstream_port, access_log="off"):
     conf = os.path.join(d, "gateway.conf")
     with open(conf, "w") as f:
         f.write(f"prefix = {d}/prefix\nproxy_listen = 127.0.0.1:{port} reuseport backlog=16384\n"
                 f"admin_listen = 127.0.0.1:{admin_port}\nworker_processes = 1\nproxy_access_log = off\n"
                 f"log_level = error\n")
+        if access_log != "off":
+            f.write(f"proxy_access_log = {d}/access.log\nproxy_access_log_format = {access_log}\n")
     return conf
+
+
+def log_collectors():
+    """Local receivers for the logging plugins: a TCP drain, a UDP socket, an HTTP server answering 200."""
+    import http.server
+    import threading
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(16)
+
+    def drain(c):
+        while c.recv(1 << 20):
+            pass
+
+    def accept():
+        while True:
+            c, _ = tcp.accept()
+            threading.Thread(target=drain, args=(c,), daemon=True).start()
+    threading.Thread(target=accept, daemon=True).start()
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    threading.Thread(target=lambda: [udp.recv(65536) for _ in iter(int, 1)], daemon=True).start()
+
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return tcp.getsockname()[1], udp.getsockname()[1], srv.server_address[1]
 
 
 def main():
@@ -102,10 +142,14 @@ def main():
                          "ip-restriction (deny 2 entries, allow 3: the client matches the last), bot-detection "
                          "(default rules; send a User-Agent with --request-header), correlation-id (uuid#counter), "
                          "request-termination (200 {\"message\":\"ok\"}), "
-                         "rate-limiting (hour = 10^9), proxy-cache (text/plain cached: requests are hits)")
+                         "rate-limiting (hour = 10^9), proxy-cache (text/plain cached: requests are hits), "
+                         "file-log, tcp-log, udp-log, http-log (to local receivers; http-log with its default "
+                         "queue: one POST per entry)")
     ap.add_argument("--plugin-json", action="append", default=[],
                     help="a global plugin as the JSON body of POST /plugins, e.g. "
                          "'{\"name\": \"correlation-id\", \"config\": {\"generator\": \"uuid\"}}' (repeatable)")
+    ap.add_argument("--access-log", choices=("off", "text", "json"), default="off",
+                    help="the worker's access log (default off, as in bench.py)")
     ap.add_argument("--request-header", action="append", default=[],
                     help="extra request header 'Name: value' (repeatable); --plugins key-auth adds its apikey "
                          "header itself, so a plugin-free baseline of the same request needs "
@@ -128,7 +172,8 @@ def main():
     report = []
     try:
         up.wait_ready()
-        conf = write_conf(root, port, admin_port, up.port)
+        conf = write_conf(root, port, admin_port, up.port, args.access_log)
+        tcp_port, udp_port, http_port = log_collectors()
         cmd = [args.gateway, "start", "--foreground", "-c", conf, "-p", f"{root}/prefix"]
         if args.mode == "callgrind":
             # valgrind 3.19 cannot read the DWARF 5 that swiftc emits: profile a copy without debug
@@ -191,6 +236,15 @@ def main():
             elif plugin == "proxy-cache":
                 admin("POST", "/plugins", {"name": "proxy-cache", "config": {
                     "strategy": "memory", "content_type": ["text/plain"], "cache_ttl": 3600}})
+            elif plugin == "file-log":
+                admin("POST", "/plugins", {"name": "file-log", "config": {"path": f"{root}/file-log.log"}})
+            elif plugin == "tcp-log":
+                admin("POST", "/plugins", {"name": "tcp-log", "config": {"host": "127.0.0.1", "port": tcp_port}})
+            elif plugin == "udp-log":
+                admin("POST", "/plugins", {"name": "udp-log", "config": {"host": "127.0.0.1", "port": udp_port}})
+            elif plugin == "http-log":
+                admin("POST", "/plugins", {"name": "http-log", "config": {
+                    "http_endpoint": f"http://127.0.0.1:{http_port}/log"}})
             else:
                 ap.error(f"unknown plugin {plugin}")
         for doc in args.plugin_json:

@@ -1,0 +1,264 @@
+// http-log's delivery, per worker and queue key: a LogQueue (Kong's queue semantics) drained by a
+// nonblocking HTTP/1.1 client on the worker's loop. A batch is one request: the entry itself when
+// max_batch_size is 1, else a JSON array of the entries; a status < 300 is a success, anything else
+// (status, refused connection, timeout, reset) a failure the queue retries with back-off.
+//
+// Invariants: the request path only appends to the queue and arms a 0-delay timer (no syscall); the
+// timer hands due batches to idle connections (one per concurrency slot, kept alive `keepalive` ms);
+// the queue bounds memory; drops and losses are counted and logged at most once per
+// LogSinks.reportInterval. Worker-loop confined.
+import GWEvent
+import GWHTTP
+import GWSystem
+
+/// Where and how an http-log queue sends (parsed once from the instance's config).
+struct HTTPLogTarget: Equatable {
+    var address: SocketAddress
+    /// "METHOD /path HTTP/1.1\r\nHost: …\r\nContent-Type: …\r\n[Authorization: Basic …\r\n][headers]Content-Length: "
+    var headPrefix: [UInt8]
+    var timeoutMs: Int
+    var keepaliveMs: Int
+
+    /// Parses `http://[user[:pass]@]host[:port][/path]`; the host must be an IP literal or localhost.
+    static func parse(endpoint: String, method: String, contentType: String, timeoutMs: Int, keepaliveMs: Int,
+                      headers: [(String, String)]) -> HTTPLogTarget? {
+        guard endpoint.hasPrefix("http://") else { return nil }
+        var rest = Substring(endpoint.dropFirst(7))
+        let authEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
+        var authority = rest[..<authEnd]
+        rest = rest[authEnd...]
+        var userinfo: Substring? = nil
+        if let at = authority.lastIndex(of: "@") { userinfo = authority[..<at]; authority = authority[authority.index(after: at)...] }
+        var host = authority, port = 80
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            host = authority[authority.index(after: authority.startIndex) ..< close]
+            let after = authority[authority.index(after: close)...]
+            if after.hasPrefix(":") { guard let p = Int(after.dropFirst()) else { return nil }; port = p }
+        } else if let colon = authority.lastIndex(of: ":") {
+            guard let p = Int(authority[authority.index(after: colon)...]) else { return nil }
+            port = p
+            host = authority[..<colon]
+        }
+        guard let address = LogSinks.address(String(host), port) else { return nil }
+        // Kong sends to scheme://host:port/path (resty.http request_uri): the path, default "/".
+        var path = rest.prefix { $0 != "#" }
+        if path.isEmpty || path.hasPrefix("?") { path = "/" + path }
+        var h: [UInt8] = []
+        func put(_ s: String) { h.append(contentsOf: s.utf8) }
+        put("\(method) \(path) HTTP/1.1\r\nHost: ")
+        put(String(authority))
+        put("\r\nUser-Agent: kong/3.10.0\r\nContent-Type: \(contentType)\r\n")
+        if let u = userinfo { put("Authorization: Basic "); h.append(contentsOf: base64Encode(Array(u.utf8))); put("\r\n") }
+        for (k, v) in headers { put("\(k): \(v)\r\n") }
+        put("Content-Length: ")
+        return HTTPLogTarget(address: address, headPrefix: h, timeoutMs: timeoutMs, keepaliveMs: keepaliveMs)
+    }
+}
+
+func base64Encode(_ b: [UInt8]) -> [UInt8] {
+    let t = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    var out: [UInt8] = []
+    var i = 0
+    while i + 2 < b.count {
+        let n = Int(b[i]) << 16 | Int(b[i + 1]) << 8 | Int(b[i + 2])
+        out += [t[n >> 18 & 63], t[n >> 12 & 63], t[n >> 6 & 63], t[n & 63]]
+        i += 3
+    }
+    if b.count - i == 1 {
+        let n = Int(b[i]) << 16
+        out += [t[n >> 18 & 63], t[n >> 12 & 63], 0x3D, 0x3D]
+    } else if b.count - i == 2 {
+        let n = Int(b[i]) << 16 | Int(b[i + 1]) << 8
+        out += [t[n >> 18 & 63], t[n >> 12 & 63], t[n >> 6 & 63], 0x3D]
+    }
+    return out
+}
+
+final class HTTPLogSender {
+    unowned let owner: LogSinks
+    let key: String
+    private(set) var target: HTTPLogTarget
+    let queue: LogQueue
+    private var timer: TimerWatcher!
+    private var clients: [HTTPLogClient] = []
+    private var lastFailureReport = -1e9
+    private var lastDropReport = -1e9
+    private var flushing = false
+
+    init(owner: LogSinks, key: String, target: HTTPLogTarget, config: LogQueueConfig) {
+        self.owner = owner
+        self.key = key
+        self.target = target
+        queue = LogQueue(config: config)
+        timer = TimerWatcher(loop: owner.loop) { [unowned self] in self.pump() }
+    }
+
+    /// A newer instance with the same queue key: its parameters apply to the next batches.
+    func update(target t: HTTPLogTarget, config: LogQueueConfig) {
+        if t != target {
+            target = t
+            for c in clients where !c.busy { c.conn.close() }
+            clients.removeAll { !$0.busy }
+        }
+        if config != queue.config { queue.config = config }
+    }
+
+    /// The request path: queue the entry, wake the sender on the next loop iteration.
+    func enqueue(_ entry: [UInt8]) {
+        queue.enqueue(entry, now: owner.loop.now)
+        if queue.unreported > 0 || queue.failureMessage != nil { report() }
+        if !timer.isActive { timer.start(after: 0) }
+    }
+
+    /// Hands every due batch to an idle client, then sleeps until the queue's next deadline.
+    func pump() {
+        let now = owner.loop.now
+        while let b = queue.next(now: now, flushing: flushing) {
+            client().send(b, target: target)
+        }
+        if queue.unreported > 0 || queue.failureMessage != nil { report() }
+        var wake = queue.wakeAt(now: now)
+        if let r = reportDue { wake = min(wake ?? r, r) }
+        if let t = wake { timer.start(after: max(t - now, 0.001)) }
+    }
+
+    private func client() -> HTTPLogClient {
+        if let c = clients.first(where: { !$0.busy }) { return c }
+        let c = HTTPLogClient(sender: self, target: target)
+        clients.append(c)
+        return c
+    }
+
+    /// A batch finished (from a client).
+    func finished(_ id: Int, ok: Bool, error: String) {
+        queue.done(id, ok: ok, now: owner.loop.now, error: error)
+        pump()
+    }
+
+    /// Error-log lines, at most one per interval for failures and one per interval for drops; the drop
+    /// line counts every entry dropped or lost since the previous one (a drop inside the interval is
+    /// reported when it ends: the timer wakes for it).
+    private func report() {
+        let now = owner.loop.now
+        if let m = queue.failureMessage, now - lastFailureReport >= LogSinks.reportInterval {
+            lastFailureReport = now
+            queue.failureMessage = nil
+            owner.report("error", "http-log queue to \(target.address): \(m)")
+        }
+        guard queue.unreported > 0 else { return }
+        if now - lastDropReport >= LogSinks.reportInterval {
+            lastDropReport = now
+            let n = queue.unreported
+            queue.unreported = 0
+            owner.report("error", "http-log queue to \(target.address): \(queue.dropMessage ?? "entries dropped"): \(n) entries dropped or lost since the last report (\(queue.dropped + queue.lost) in all)")
+            queue.dropMessage = nil
+        }
+    }
+
+    /// When the pending drop count may be reported (nil: nothing pending).
+    private var reportDue: Double? { queue.unreported > 0 ? lastDropReport + LogSinks.reportInterval : nil }
+
+    /// Worker exit: send what is queued without waiting for the coalescing delay.
+    func shutdown() {
+        flushing = true
+        pump()
+    }
+}
+
+/// One keep-alive connection of an http-log queue and the batch it carries.
+final class HTTPLogClient {
+    unowned let sender: HTTPLogSender
+    let conn: LogConnection
+    private let parser = HTTPResponseParser()
+    private var batch = 0
+    private var status = 0
+    private var request: [UInt8] = []
+    var busy: Bool { batch != 0 }
+
+    init(sender: HTTPLogSender, target: HTTPLogTarget) {
+        self.sender = sender
+        conn = LogConnection(loop: sender.owner.loop, address: target.address, timeoutMs: target.timeoutMs,
+                             keepaliveMs: target.keepaliveMs)
+        conn.onRead = { [unowned self] bytes in self.read(bytes) }
+        conn.onClosed = { [unowned self] why in self.closed(why) }
+    }
+
+    func send(_ b: LogQueue.Batch, target: HTTPLogTarget) {
+        batch = b.id
+        status = 0
+        parser.reset()
+        parser.expectResponse(to: .post)
+        request.removeAll(keepingCapacity: true)
+        request.append(contentsOf: target.headPrefix)
+        let single = sender.queue.config.maxBatchSize == 1   // Kong: one object only then; else an array (even of one)
+        var length = 0
+        if single { length = b.entries[0].count } else {
+            length = 2 + max(0, b.entries.count - 1)
+            for e in b.entries { length += e.count }
+        }
+        LogSerializer.decimal(&request, Int64(length))
+        request.append(contentsOf: [0x0D, 0x0A, 0x0D, 0x0A])
+        if single { request.append(contentsOf: b.entries[0]) } else {
+            request.append(0x5B)
+            for (i, e) in b.entries.enumerated() {
+                if i > 0 { request.append(0x2C) }
+                request.append(contentsOf: e)
+            }
+            request.append(0x5D)
+        }
+        conn.awaitingRead = true
+        conn.send(request)
+    }
+
+    private func read(_ bytes: UnsafeRawBufferPointer) {
+        var rest = bytes
+        // The parser pauses after a head or body piece: call it again (with what is left, possibly
+        // nothing) until it needs more bytes.
+        var paused = false
+        while batch != 0, !rest.isEmpty || paused {
+            paused = false
+            switch parser.execute(rest) {
+            case .needMore: return
+            case .head(let n):
+                status = parser.head.status
+                rest = UnsafeRawBufferPointer(rebasing: rest[n...]); paused = true
+            case .body(_, let n), .informational(let n):
+                rest = UnsafeRawBufferPointer(rebasing: rest[n...]); paused = true
+            case .messageComplete:
+                let keep = parser.head.keepAlive
+                complete()
+                if !keep { conn.close() }
+                return
+            case .upgrade, .error:
+                conn.close()
+                fail("invalid response from \(conn.address)")
+                return
+            }
+        }
+    }
+
+    private func complete() {
+        let id = batch, st = status
+        batch = 0
+        conn.awaitingRead = false
+        conn.armIdle()
+        if st < 300 {
+            sender.finished(id, ok: true, error: "")
+        } else {
+            sender.finished(id, ok: false, error: "request to \(conn.address) returned status code \(st)")
+        }
+    }
+
+    private func closed(_ why: String?) {
+        if batch != 0, parser.finish() == .messageComplete { complete(); return }
+        fail(why ?? "connection to \(conn.address) closed")
+    }
+
+    private func fail(_ why: String) {
+        guard batch != 0 else { return }
+        let id = batch
+        batch = 0
+        sender.finished(id, ok: false, error: "failed request to \(conn.address): \(why)")
+    }
+}
