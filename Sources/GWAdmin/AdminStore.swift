@@ -99,7 +99,14 @@ struct MemTable {
     mutating func unindex(_ doc: JSON, _ id: String) {
         for f in MemTable.indexed { if let v = doc[f]?.stringValue, index[f]?[v] == id { index[f]?[v] = nil } }
         if let ck = MemTable.cacheKey(doc), index["#cache_key"]?[ck] == id { index["#cache_key"]?[ck] = nil }
-        for f in MemTable.foreignFields { if let p = doc[f]?["id"]?.stringValue { refs[f]?[p]?.remove(id) } }
+        for f in MemTable.foreignFields {
+            guard let p = doc[f]?["id"]?.stringValue, refs[f]?[p] != nil else { continue }
+            refs[f]![p]!.remove(id)
+            // A parent without children leaves no entry: otherwise every parent ever referenced (a
+            // service created and deleted) kept an empty set, and the master's memory grew with
+            // every Admin API write (found by `make soak`).
+            if refs[f]![p]!.isEmpty { refs[f]![p] = nil }
+        }
     }
 
     mutating func reindex(_ doc: JSON, _ id: String) {
