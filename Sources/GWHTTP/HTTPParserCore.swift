@@ -229,16 +229,23 @@ final class HTTPParserCore {
                 let segEnd = lfPtr.map { UnsafeRawPointer($0) - UnsafeRawPointer(p) } ?? n
                 let crPtr = memchr(p + i, 0x0D, segEnd - i)
                 let contentEnd = crPtr.map { UnsafeRawPointer($0) - UnsafeRawPointer(p) } ?? segEnd
+                let lenBefore = lineLen
                 lineLen += contentEnd - i
-                if line == 0 {
-                    if lineLen > maxStart {
+                // Both limits may be crossed within this segment: the one crossed at the earlier byte wins (the
+                // line limit on a tie), so the error does not depend on where the input was split.
+                let lineMax = line == 0 ? maxStart : maxLine
+                let linePos = lineLen > lineMax ? i + (lineMax - lenBefore) : Int.max
+                let headPos = contentEnd > maxHead ? max(i, maxHead) : Int.max
+                if linePos != Int.max || headPos != Int.max {
+                    if linePos > headPos {
+                        err = HTTPParseError(.headerTooLarge, "header section too large")
+                    } else if line == 0 {
                         err = HTTPParseError(isRequest ? .uriTooLong : .invalidResponse, "request line too long")
-                        break scan
+                    } else {
+                        err = HTTPParseError(.headerTooLarge, "header line too long")
                     }
-                } else if lineLen > maxLine {
-                    err = HTTPParseError(.headerTooLarge, "header line too long"); break scan
+                    break scan
                 }
-                if contentEnd > maxHead { err = HTTPParseError(.headerTooLarge, "header section too large"); break scan }
                 if crPtr != nil {
                     if contentEnd + 1 == n { sawCR = true; i = n; break scan }
                     if p[contentEnd + 1] != 0x0A { err = HTTPParseError(.badRequest, "bare CR in head"); break scan }
