@@ -9,7 +9,7 @@ SWIFT_FLAGS ?=
 BIN_RELEASE := .build/release/gateway
 BIN_DEBUG := .build/debug/gateway
 
-.PHONY: run build release debug test unit integration deps test-deps bench clean stop
+.PHONY: run build release debug test unit integration deps test-deps bench clean stop fuzz fuzz-smoke fuzz-build
 
 deps:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -50,6 +50,23 @@ bench: release
 	@missing=""; for p in $(BENCH_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 	python3 tools/bench/bench.py --gateway $(CURDIR)/$(BIN_RELEASE)
+
+# Fuzzing (Fuzz/: a separate package, built with libFuzzer + ASan; never part of `make test`).
+#   make fuzz          every target for FUZZ_RUNS executions, one after another
+#   make fuzz-smoke    every target for FUZZ_SECONDS seconds (CI smoke)
+FUZZ_RUNS ?= 10000000
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS ?=
+FUZZ_FLAGS := -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing -Xcc -fsanitize=fuzzer-no-link,address
+
+fuzz-build: deps
+	swift build -c release --package-path Fuzz $(FUZZ_FLAGS)
+
+fuzz: fuzz-build
+	Fuzz/run.sh runs $(FUZZ_RUNS) $(FUZZ_TARGETS)
+
+fuzz-smoke: fuzz-build
+	Fuzz/run.sh time $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf .build servroot
