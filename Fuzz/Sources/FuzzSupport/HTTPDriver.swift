@@ -59,7 +59,8 @@ extension HTTPResponseParser: FuzzableHTTPParser { public var currentHead: HTTPM
 /// `onUpgrade` returns true to resume parsing after the upgrade (request parser: refused upgrade).
 public func drive<P: FuzzableHTTPParser>(_ p: P, _ stream: [UInt8], pieces: [Range<Int>],
                                          beforeMessage: (Int) -> Void = { _ in },
-                                         onUpgrade: (Int) -> Bool = { _ in false }) -> [HTTPEvent] {
+                                         onUpgrade: (Int) -> Bool = { _ in false },
+                                         onHead: (HTTPMessageHead) -> Void = { _ in }) -> [HTTPEvent] {
     var events: [HTTPEvent] = []
     func note(_ e: HTTPEvent) {
         if case .body(let b) = e, case .body(let prev)? = events.last {
@@ -80,7 +81,8 @@ public func drive<P: FuzzableHTTPParser>(_ p: P, _ stream: [UInt8], pieces: [Ran
                 var consumed = 0
                 switch step {
                 case .needMore: return
-                case .head(let c): consumed = c; note(.head(at: r.lowerBound + off + c, render(p.currentHead)))
+                case .head(let c):
+                    consumed = c; note(.head(at: r.lowerBound + off + c, render(p.currentHead))); onHead(p.currentHead)
                 case .informational(let c):
                     consumed = c; note(.informational(at: r.lowerBound + off + c, render(p.currentHead)))
                 case .body(let b, let c):

@@ -2,7 +2,10 @@
 // upgrades). The first 4 input bytes seed the options (limits, refused-upgrade resumption) and the split points.
 // Invariant: the stream fed whole and fed in random pieces gives the same events (heads, coalesced body bytes,
 // message ends and upgrades at the same stream positions, the same error, the same EOF verdict).
+// With GW_FUZZ_VERDICT=1 it only prints the verdict for each input file (default limits, fed whole) in the format
+// of Fuzz/differential/llhttp_strict_verdict.c, for the differential check (Fuzz/differential.sh).
 import FuzzMain
+import Glibc
 import FuzzSupport
 @testable import GWHTTP
 
@@ -11,6 +14,7 @@ public func fuzzHTTPRequest(_ data: UnsafeRawPointer?, _ count: Int) -> CInt {
     let input = FuzzInput(data, count)
     var rng = SplitRNG(seed: input.seed)
     let stream = input.payload
+    if verdictMode { printVerdict(stream); return 0 }
     var limits = HTTPParserLimits()
     if rng.below(4) == 0 {   // small limits, to reach the 413/414/494 paths with short inputs
         limits = HTTPParserLimits(maxRequestLineLength: 16 + rng.below(64), maxHeaderLineLength: 16 + rng.below(64),
@@ -39,6 +43,35 @@ public func fuzzHTTPRequest(_ data: UnsafeRawPointer?, _ count: Int) -> CInt {
     })
     check(again == whole, "after reset \(again) != \(whole)")
     return 0
+}
+
+nonisolated(unsafe) let verdictMode = getenv("GW_FUZZ_VERDICT") != nil
+
+func printVerdict(_ stream: [UInt8]) {
+    let p = HTTPRequestParser()
+    var out = ""
+    var heads: [String] = []
+    var body = 0
+    let events = drive(p, stream, pieces: stream.isEmpty ? [] : [0 ..< stream.count], onHead: { h in
+        let framing = h.isChunked ? "chunked" : h.contentLength.map { "length \($0)" } ?? "none"
+        heads.append("M \(h.methodName) \(framing) ka=\(h.keepAlive ? 1 : 0)\n")
+    })
+    var next = 0
+    for e in events {
+        switch e {
+        case .head, .informational: out += heads[next]; next += 1
+        case .body(let b): body += b.count
+        case .complete:
+            if body > 0 { out += "B \(body)\n" }
+            body = 0
+            out += "E\n"
+        case .upgrade: out += "upgrade\n"
+        case .error(_, let r): out += "error \(r)\n"
+        case .eof(let r): out += r == .clean ? "eof clean\n" : "eof truncated\n"
+        }
+    }
+    var o = out
+    o.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }   // stderr: in order with libFuzzer's "Running: <file>" lines
 }
 
 @_cdecl("fuzz_http_request_main")
