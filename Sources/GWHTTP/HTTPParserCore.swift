@@ -5,7 +5,8 @@
 // copied once into the head's single storage array, and the header fields are read from there once
 // llhttp has validated the head (`scanFields`): llhttp gets no per-header callbacks (four calls per
 // header cost more than the parse itself); body pieces are not copied.
-// Extra checks on top of llhttp 8.1 (which is lenient here): a raw-byte scan of the head rejects obs-fold,
+// Extra checks on top of llhttp 8.1 (which is lenient here): a raw-byte scan of chunked framing
+// (ChunkFraming.swift) refuses what llhttp skips where CRLF belongs; a raw-byte scan of the head rejects obs-fold,
 // bare CR and over-long lines; the field scan rejects non-token header names, empty names and
 // whitespace before the colon; the head checks apply nginx's request rules (Host, duplicate
 // CL/TE/Host, Transfer-Encoding other than exactly "chunked", HTTP version).
@@ -53,6 +54,8 @@ final class HTTPParserCore {
     var scanSawCR = false
     var scanHeadBytes = 0
     var scanDone = false
+    // chunked framing scanner (ChunkFraming.swift)
+    var chunks = ChunkFraming()
 
     init(request: Bool, limits: HTTPParserLimits) {
         isRequest = request
@@ -103,6 +106,7 @@ final class HTTPParserCore {
         fieldScanPos = 0; fieldScanStarted = false
         sawContentLength = false; sawTransferEncoding = false; sawHost = false
         scanLine = 0; scanLineLen = 0; scanSawCR = false; scanHeadBytes = 0; scanDone = false
+        chunks.stop()
     }
 
     func fail(_ e: HTTPParseError) -> HTTPParseStep {
@@ -128,6 +132,7 @@ final class HTTPParserCore {
             let base = base0 + offset
             let count = bytes.count - offset
             let needScan = !scanDone
+            let needChunkScan = chunks.isScanning
             event = .none
             let rc = llhttp_execute(parser, base.assumingMemoryBound(to: CChar.self), count)
             let pos = rc == HPE_OK ? bytes.count
@@ -142,6 +147,11 @@ final class HTTPParserCore {
             // llhttp error, the ones ahead of it (a violation there comes first in the stream).
             if needScan && (event == .head || event == .informational || (rc != HPE_OK && rc != HPE_PAUSED)),
                let e = scanFields(partialLine: rc != HPE_PAUSED) {
+                pendingError = nil
+                return fail(e)
+            }
+            // Chunked framing over the body bytes llhttp got through (a head pauses llhttp, so these are body bytes).
+            if needChunkScan, let e = chunks.scan(base.assumingMemoryBound(to: UInt8.self), pos - offset) {
                 pendingError = nil
                 return fail(e)
             }
@@ -437,6 +447,7 @@ final class HTTPParserCore {
             head.isUpgrade = p.upgrade != 0
             // checkRequestHead runs in execute, once the fields are read (scanFields).
             head.keepAlive = llhttp_should_keep_alive(parser) != 0
+            if head.isChunked { chunks.start() } else { chunks.stop() }
             event = .head
             return HTTPParserCore.paused
         }
@@ -457,6 +468,7 @@ final class HTTPParserCore {
         }
         head.isUpgrade = p.upgrade != 0
         head.keepAlive = llhttp_should_keep_alive(parser) != 0
+        if head.isChunked && parser.pointee.flags & UInt16(F_SKIPBODY.rawValue) == 0 { chunks.start() } else { chunks.stop() }
         event = informational ? .informational : .head
         return HTTPParserCore.paused
     }

@@ -52,3 +52,48 @@ func errorReason(_ bytes: [UInt8], splitAt k: Int, limits: HTTPParserLimits, req
         }
     }
 }
+
+/// Differential check against strict llhttp (Fuzz/differential.sh): non-strict llhttp 8.1 skips any two bytes
+/// after a chunk's data and any byte after a chunk-size line's CR, so "helloXX" framed as one 5-byte chunk and
+/// the relayed raw body meant something else to a strict upstream. Refused now, however the input is split.
+@Test func chunkFramingLineEndsAreChecked() {
+    let head = "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+    let bad = [
+        (head + "5\r\nhelloXX0\r\n\r\n", "Expected CRLF after chunk"),
+        (head + "5\r\nhello\rX0\r\n\r\n", "Expected CRLF after chunk"),
+        (head + "5\rXhello\r\n0\r\n\r\n", "Expected LF after chunk size"),
+        (head + "3;ext=1\r\nntinabc\r\n0\r\n\r\n", "Expected CRLF after chunk"),   // the fuzz corpus input
+    ]
+    for (text, reason) in bad {
+        let bytes = Array(text.utf8)
+        for k in 0 ..< bytes.count {
+            #expect(errorReason(bytes, splitAt: k, limits: HTTPParserLimits(), request: true) == reason, "split \(k): \(text.debugDescription)")
+        }
+    }
+    // well-framed bodies still pass, extensions and trailers included, and pipelining after them
+    let good = head + "5;a=b\r\nhello\r\n10\r\n0123456789abcdef\r\n0\r\nT: 1\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n"
+    for r in allSplits(good, { transcript(request: $0) }) {
+        #expect(r.contains("body hello0123456789abcdef") && r.filter { $0 == "end" }.count == 2, "\(r)")
+    }
+    // responses: the same check (the proxy relays chunked responses raw too)
+    let resp = Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokXY0\r\n\r\n".utf8)
+    #expect(errorReason(resp, splitAt: 0, limits: HTTPParserLimits(), request: false) == "Expected CRLF after chunk")
+    // a chunked response to HEAD has no body: the next response is not scanned as framing
+    let p = HTTPResponseParser()
+    p.expectResponse(to: .head)
+    let two = Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n".utf8)
+    var events: [String] = []
+    two.withUnsafeBytes { buf in
+        var off = 0
+        while true {
+            switch p.execute(UnsafeRawBufferPointer(rebasing: buf[off...])) {
+            case .needMore: return
+            case .error(let e): events.append("error \(e.reason)"); return
+            case .head(let c): events.append("head \(p.head.status)"); off += c
+            case .messageComplete(let c): events.append("end"); off += c; p.expectResponse(to: .get)
+            case .informational(let c), .upgrade(let c), .body(_, let c): off += c
+            }
+        }
+    }
+    #expect(events == ["head 200", "end", "head 204", "end"], "\(events)")
+}
