@@ -60,6 +60,8 @@ FUZZ_TARGETS ?=
 FUZZ_FLAGS := -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing -Xcc -fsanitize=fuzzer-no-link,address
 
 fuzz-build: deps
+	@# SwiftPM keeps the build plan of a path dependency: drop it so new source files of the main package are seen
+	rm -f Fuzz/.build/release.yaml Fuzz/.build/release/description.json
 	swift build -c release --package-path Fuzz $(FUZZ_FLAGS)
 
 fuzz: fuzz-build
