@@ -46,29 +46,43 @@ def norm(v):
         out.append(x)
     return out
 
+def kind(line):
+    if line.startswith("error "):
+        return "error"
+    return line.split(" ", 1)[0] if line != "(end)" else "(end)"
+
 def main():
     files = [f for f in sys.argv[1:] if os.path.getsize(f) >= 4]
     a, b = ours(files), theirs(files)
-    groups = collections.defaultdict(list)
+    classes = collections.defaultdict(lambda: collections.defaultdict(list))
     agree = 0
     for f in files:
         x, y = norm(a.get(f, ["(no verdict)"])), norm(b.get(f, ["(no verdict)"]))
         if x == y:
             agree += 1
             continue
-        # first differing line
         i = 0
         while i < min(len(x), len(y)) and x[i] == y[i]:
             i += 1
         dx = x[i] if i < len(x) else "(end)"
         dy = y[i] if i < len(y) else "(end)"
-        key = (dx.split(" ", 1)[0] + " " + (dx.split(" ", 1)[1] if dx.startswith("error") else ""),
-               dy.split(" ", 1)[0] + " " + (dy.split(" ", 1)[1] if dy.startswith("error") else ""))
-        groups[key].append((f, dx, dy))
-    print(f"inputs: {len(files)}  agree: {agree}  disagree: {len(files) - agree}")
-    for key, items in sorted(groups.items(), key=lambda kv: -len(kv[1])):
-        f, dx, dy = items[0]
-        print(f"{len(items):6d}  gateway: {key[0].strip():45s} llhttp-strict: {key[1].strip()}")
-        print(f"        e.g. {f}: {dx!r} vs {dy!r}")
+        kx, ky = kind(dx), kind(dy)
+        if kx == "error" and ky == "error":
+            cls, key = "A. both reject, at the same message (reasons differ)", ""
+        elif kx == "error":
+            cls, key = "B. gateway rejects, strict llhttp accepts (the gateway is stricter)", dx
+        elif ky == "error":
+            cls, key = "C. strict llhttp rejects, gateway accepts", f"{dy}  (gateway: {dx})"
+        else:
+            cls, key = "D. both accept, framing or EOF differs", f"gateway {dx!r} / llhttp {dy!r}"
+        classes[cls][key].append(f)
+    total = len(files)
+    print(f"inputs: {total}  same verdict and framing: {agree}  different: {total - agree}")
+    for cls in sorted(classes):
+        groups = classes[cls]
+        print(f"\n{cls}: {sum(len(v) for v in groups.values())}")
+        for key, fs in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+            if key:
+                print(f"  {len(fs):5d}  {key}   e.g. {os.path.basename(fs[0])}")
 
 main()
