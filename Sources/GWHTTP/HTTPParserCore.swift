@@ -517,7 +517,8 @@ final class HTTPParserCore {
     /// Chunk size known (`content_length` holds it): enforce client_max_body_size before any of it is delivered.
     func onChunkHeader() -> Int32 {
         let size = parser.pointee.content_length
-        if isRequest, limits.maxBodySize > 0, UInt64(bodyBytes) + size > UInt64(limits.maxBodySize) {
+        // `size` may be up to UInt64.max ("FFFFFFFFFFFFFFFF" is a valid chunk size to llhttp): no overflowing sum.
+        if isRequest, limits.maxBodySize > 0, size > UInt64(limits.maxBodySize) - UInt64(min(bodyBytes, limits.maxBodySize)) {
             pendingError = HTTPParseError(.bodyTooLarge, "client intended to send too large chunked body")
             return HTTPParserCore.user
         }
