@@ -3,12 +3,14 @@
 // chunk's data it skips any two bytes where CRLF belongs, and after a chunk-size line's CR any byte where LF
 // belongs. The proxy relays chunked bodies raw, with their framing, so an upstream (or, for responses, a client)
 // that checks them would frame the same bytes differently: "5\r\nhelloXX0\r\n\r\n" is one 5-byte chunk to
-// llhttp. This scan refuses what strict llhttp and nginx refuse there. It only follows the framing; the size,
-// extension and trailer syntax are llhttp's to check.
+// llhttp. Likewise it takes any byte after the CR that ends the trailer section as its LF, so the message
+// ended where a strict upstream did not see it end. This scan refuses what strict llhttp refuses there. It only
+// follows the framing (line ends, data lengths); the size, extension and trailer field syntax are llhttp's.
 // Invariant: the verdict depends only on the bytes, not on how they were split (state carries over calls).
 
 struct ChunkFraming {
-    enum State { case inactive, sizeDigits, sizeRest, sizeLF, data, dataCR, dataLF, done }
+    enum State { case inactive, sizeDigits, sizeRest, sizeLF, data, dataCR, dataLF, trailerStart, trailerLine, trailerLF,
+                      endLF, done }
     var state = State.inactive
     var size: UInt64 = 0
     var remaining: UInt64 = 0
@@ -54,6 +56,16 @@ struct ChunkFraming {
             case .dataLF:
                 guard c == 0x0A else { return HTTPParseError(.badRequest, "Expected CRLF after chunk") }
                 state = .sizeDigits; size = 0
+            case .trailerStart:                 // after the last chunk: trailer fields, then an empty line
+                state = c == 0x0D ? .endLF : (c == 0x0A ? .done : .trailerLine)
+            case .trailerLine:
+                if c == 0x0D { state = .trailerLF } else if c == 0x0A { state = .trailerStart }
+            case .trailerLF:
+                guard c == 0x0A else { return HTTPParseError(.badRequest, "bare CR in trailer") }
+                state = .trailerStart
+            case .endLF:
+                guard c == 0x0A else { return HTTPParseError(.badRequest, "Expected LF after headers") }
+                state = .done
             }
             i += 1
         }
@@ -61,7 +73,7 @@ struct ChunkFraming {
     }
 
     private mutating func endSizeLine() {
-        if size == 0 { state = .done; return }   // last chunk: the trailer section is llhttp's
+        if size == 0 { state = .trailerStart; return }   // last chunk
         remaining = size
         state = .data
     }

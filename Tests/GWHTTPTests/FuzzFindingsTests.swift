@@ -63,6 +63,9 @@ func errorReason(_ bytes: [UInt8], splitAt k: Int, limits: HTTPParserLimits, req
         (head + "5\r\nhello\rX0\r\n\r\n", "Expected CRLF after chunk"),
         (head + "5\rXhello\r\n0\r\n\r\n", "Expected LF after chunk size"),
         (head + "3;ext=1\r\nntinabc\r\n0\r\n\r\n", "Expected CRLF after chunk"),   // the fuzz corpus input
+        // the CR ending the trailer section followed by another byte: llhttp ended the message there
+        (head + "0\r\n\r;GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n", "Expected LF after headers"),
+        (head + "0\r\nT: 1\rX\r\n\r\n", "Missing expected LF after header value"),   // llhttp checks this one
     ]
     for (text, reason) in bad {
         let bytes = Array(text.utf8)
