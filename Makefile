@@ -9,7 +9,7 @@ SWIFT_FLAGS ?=
 BIN_RELEASE := .build/release/gateway
 BIN_DEBUG := .build/debug/gateway
 
-.PHONY: run build release debug test unit integration deps test-deps bench soak clean stop
+.PHONY: run build release debug test unit integration deps test-deps bench soak clean stop fuzz fuzz-smoke fuzz-build
 
 deps:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -56,6 +56,25 @@ bench: release
 SOAK_SECONDS ?= 1800
 soak: release
 	python3 tools/soak.py --duration $(SOAK_SECONDS) --gateway $(CURDIR)/$(BIN_RELEASE) --report soak-report.json
+
+# Fuzzing (Fuzz/: a separate package, built with libFuzzer + ASan; never part of `make test`).
+#   make fuzz          every target for FUZZ_RUNS executions, one after another
+#   make fuzz-smoke    every target for FUZZ_SECONDS seconds (CI smoke)
+FUZZ_RUNS ?= 10000000
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS ?=
+FUZZ_FLAGS := -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing -Xcc -fsanitize=fuzzer-no-link,address
+
+fuzz-build: deps
+	@# SwiftPM keeps the build plan of a path dependency: drop it so new source files of the main package are seen
+	rm -f Fuzz/.build/release.yaml Fuzz/.build/release/description.json
+	swift build -c release --package-path Fuzz $(FUZZ_FLAGS)
+
+fuzz: fuzz-build
+	Fuzz/run.sh runs $(FUZZ_RUNS) $(FUZZ_TARGETS)
+
+fuzz-smoke: fuzz-build
+	Fuzz/run.sh time $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf .build servroot

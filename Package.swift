@@ -22,7 +22,11 @@ let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
 
 let package = Package(
     name: "gateway",
-    products: [.executable(name: "gateway", targets: ["gateway"])],
+    products: [
+        .executable(name: "gateway", targets: ["gateway"]),
+        // For Fuzz/ (a separate package that depends on this one by path; built only by `make fuzz`).
+        .library(name: "GatewayFuzzable", targets: ["GWHTTP", "GWJSON", "GWAdmin", "GWRouter", "GWConfig"]),
+    ],
     targets: [
         .target(name: "CGWShims", linkerSettings: [.linkedLibrary("ev")]),
         .target(name: "CLLHTTP", cSettings: [.unsafeFlags(["-I/usr/share/include/llhttp", "-O3"])]),

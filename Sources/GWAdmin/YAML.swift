@@ -206,14 +206,10 @@ enum YAML {
         return m <= UInt64(Int64.max) ? Int64(m) : nil
     }
 
-    /// YAML 1.1 floats: [-+] digits [. digits] [e[-+]digits] (or .digits), `_` separators, .inf, .nan.
+    /// YAML 1.1 floats: [-+] digits [. digits] [e[-+]digits] (or .digits), `_` separators. Not .inf, .nan or
+    /// an overflowing 1e999: a non-finite number has no JSON form (the store and db_export would turn it into
+    /// null, and NaN passes every range check), so such a scalar stays a string and fails a number field's check.
     static func double(_ s: String) -> Double? {
-        switch s {
-        case ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF": return .infinity
-        case "-.inf", "-.Inf", "-.INF": return -.infinity
-        case ".nan", ".NaN", ".NAN": return .nan
-        default: break
-        }
         let t = s.filter { $0 != "_" }
         var sawDigit = false, sawDot = false, sawExp = false, expDigits = false
         var prev: Character = " "
@@ -233,8 +229,8 @@ enum YAML {
             }
             prev = c
         }
-        guard sawDigit, sawDot || sawExp, !sawExp || expDigits else { return nil }
-        return Double(t)
+        guard sawDigit, sawDot || sawExp, !sawExp || expDigits, let d = Double(t), d.isFinite else { return nil }
+        return d
     }
 
     // MARK: emitting

@@ -196,25 +196,7 @@ public enum ConfigLoader {
             guard let bytes = ProcessControl.readFile(path) else {
                 throw ConfigError("could not read configuration file \(path)")
             }
-            let text = String(decoding: bytes, as: UTF8.self)
-            var lineNo = 0
-            for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
-                lineNo += 1
-                var line = Substring(rawLine)
-                if let hash = line.firstIndex(of: "#") { line = line[..<hash] }
-                let trimmed = String(line).trimmingWhitespace()
-                if trimmed.isEmpty { continue }
-                guard let eq = trimmed.firstIndex(of: "=") else {
-                    throw ConfigError("\(path):\(lineNo): expected 'key = value', got '\(trimmed)'")
-                }
-                var key = String(trimmed[..<eq]).trimmingWhitespace().lowercased()
-                let value = String(trimmed[trimmed.index(after: eq)...]).trimmingWhitespace()
-                key = aliases[key] ?? key
-                guard values[key] != nil else {
-                    throw ConfigError("\(path):\(lineNo): unknown configuration key '\(key)'")
-                }
-                values[key] = (value, "\(path):\(lineNo)")
-            }
+            try apply(text: bytes, origin: path, to: &values)
         }
         for (k, _) in configKeys {
             let envName = "GATEWAY_" + k.uppercased()
@@ -227,6 +209,38 @@ public enum ConfigLoader {
             values[key] = (v, "command line")
         }
         return try build(values)
+    }
+
+    /// Parses gateway.conf text (`key = value` lines, `#` comments) over the defaults only: no file, no
+    /// environment, no overrides (the fuzz target's entry point; `load` runs the same code on a file).
+    static func load(text: [UInt8], origin: String = "gateway.conf") throws(ConfigError) -> GatewayConfig {
+        var values: [String: (value: String, origin: String)] = [:]
+        for (k, v) in configKeys { values[k] = (v, "default") }
+        try apply(text: text, origin: origin, to: &values)
+        return try build(values)
+    }
+
+    private static func apply(text bytes: [UInt8], origin path: String,
+                              to values: inout [String: (value: String, origin: String)]) throws(ConfigError) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        var lineNo = 0
+        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNo += 1
+            var line = Substring(rawLine)
+            if let hash = line.firstIndex(of: "#") { line = line[..<hash] }
+            let trimmed = String(line).trimmingWhitespace()
+            if trimmed.isEmpty { continue }
+            guard let eq = trimmed.firstIndex(of: "=") else {
+                throw ConfigError("\(path):\(lineNo): expected 'key = value', got '\(trimmed)'")
+            }
+            var key = String(trimmed[..<eq]).trimmingWhitespace().lowercased()
+            let value = String(trimmed[trimmed.index(after: eq)...]).trimmingWhitespace()
+            key = aliases[key] ?? key
+            guard values[key] != nil else {
+                throw ConfigError("\(path):\(lineNo): unknown configuration key '\(key)'")
+            }
+            values[key] = (value, "\(path):\(lineNo)")
+        }
     }
 
     private static func build(_ values: [String: (value: String, origin: String)]) throws(ConfigError) -> GatewayConfig {

@@ -5,7 +5,8 @@
 // copied once into the head's single storage array, and the header fields are read from there once
 // llhttp has validated the head (`scanFields`): llhttp gets no per-header callbacks (four calls per
 // header cost more than the parse itself); body pieces are not copied.
-// Extra checks on top of llhttp 8.1 (which is lenient here): a raw-byte scan of the head rejects obs-fold,
+// Extra checks on top of llhttp 8.1 (which is lenient here): a raw-byte scan of chunked framing
+// (ChunkFraming.swift) refuses what llhttp skips where CRLF belongs; a raw-byte scan of the head rejects obs-fold,
 // bare CR and over-long lines; the field scan rejects non-token header names, empty names and
 // whitespace before the colon; the head checks apply nginx's request rules (Host, duplicate
 // CL/TE/Host, Transfer-Encoding other than exactly "chunked", HTTP version).
@@ -62,6 +63,8 @@ final class HTTPParserCore {
     // a method token llhttp does not know, being read by readMethod (across execute calls)
     var methodPending = false
     var synthetic = false        // llhttp is fed the neutral "GET ": no message reset
+    // chunked framing scanner (ChunkFraming.swift)
+    var chunks = ChunkFraming()
 
     init(request: Bool, limits: HTTPParserLimits) {
         isRequest = request
@@ -112,6 +115,7 @@ final class HTTPParserCore {
         fieldScanPos = 0; fieldScanStarted = false
         sawContentLength = false; sawTransferEncoding = false; sawHost = false
         scanLine = 0; scanLineLen = 0; scanSawCR = false; scanHeadBytes = 0; scanDone = false
+        chunks.stop()
     }
 
     func fail(_ e: HTTPParseError) -> HTTPParseStep {
@@ -144,6 +148,7 @@ final class HTTPParserCore {
             let base = base0 + offset
             let count = bytes.count - offset
             let needScan = !scanDone
+            let needChunkScan = chunks.isScanning
             event = .none
             let rc = llhttp_execute(parser, base.assumingMemoryBound(to: CChar.self), count)
             let pos = rc == HPE_OK ? bytes.count
@@ -158,6 +163,11 @@ final class HTTPParserCore {
             // llhttp error, the ones ahead of it (a violation there comes first in the stream).
             if needScan && (event == .head || event == .informational || (rc != HPE_OK && rc != HPE_PAUSED)),
                let e = scanFields(partialLine: rc != HPE_PAUSED) {
+                pendingError = nil
+                return fail(e)
+            }
+            // Chunked framing over the body bytes llhttp got through (a head pauses llhttp, so these are body bytes).
+            if needChunkScan, let e = chunks.scan(base.assumingMemoryBound(to: UInt8.self), pos - offset) {
                 pendingError = nil
                 return fail(e)
             }
@@ -253,16 +263,23 @@ final class HTTPParserCore {
                 let segEnd = lfPtr.map { UnsafeRawPointer($0) - UnsafeRawPointer(p) } ?? n
                 let crPtr = memchr(p + i, 0x0D, segEnd - i)
                 let contentEnd = crPtr.map { UnsafeRawPointer($0) - UnsafeRawPointer(p) } ?? segEnd
+                let lenBefore = lineLen
                 lineLen += contentEnd - i
-                if line == 0 {
-                    if lineLen > maxStart {
+                // Both limits may be crossed within this segment: the one crossed at the earlier byte wins (the
+                // line limit on a tie), so the error does not depend on where the input was split.
+                let lineMax = line == 0 ? maxStart : maxLine
+                let linePos = lineLen > lineMax ? i + (lineMax - lenBefore) : Int.max
+                let headPos = contentEnd > maxHead ? max(i, maxHead) : Int.max
+                if linePos != Int.max || headPos != Int.max {
+                    if linePos > headPos {
+                        err = HTTPParseError(.headerTooLarge, "header section too large")
+                    } else if line == 0 {
                         err = HTTPParseError(isRequest ? .uriTooLong : .invalidResponse, "request line too long")
-                        break scan
+                    } else {
+                        err = HTTPParseError(.headerTooLarge, "header line too long")
                     }
-                } else if lineLen > maxLine {
-                    err = HTTPParseError(.headerTooLarge, "header line too long"); break scan
+                    break scan
                 }
-                if contentEnd > maxHead { err = HTTPParseError(.headerTooLarge, "header section too large"); break scan }
                 if crPtr != nil {
                     if contentEnd + 1 == n { sawCR = true; i = n; break scan }
                     if p[contentEnd + 1] != 0x0A { err = HTTPParseError(.badRequest, "bare CR in head"); break scan }
@@ -472,6 +489,7 @@ final class HTTPParserCore {
             head.isUpgrade = p.upgrade != 0
             // checkRequestHead runs in execute, once the fields are read (scanFields).
             head.keepAlive = llhttp_should_keep_alive(parser) != 0
+            if head.isChunked { chunks.start() } else { chunks.stop() }
             event = .head
             return HTTPParserCore.paused
         }
@@ -492,6 +510,7 @@ final class HTTPParserCore {
         }
         head.isUpgrade = p.upgrade != 0
         head.keepAlive = llhttp_should_keep_alive(parser) != 0
+        if head.isChunked && parser.pointee.flags & UInt16(F_SKIPBODY.rawValue) == 0 { chunks.start() } else { chunks.stop() }
         event = informational ? .informational : .head
         return HTTPParserCore.paused
     }
@@ -508,7 +527,8 @@ final class HTTPParserCore {
     /// Chunk size known (`content_length` holds it): enforce client_max_body_size before any of it is delivered.
     func onChunkHeader() -> Int32 {
         let size = parser.pointee.content_length
-        if isRequest, limits.maxBodySize > 0, UInt64(bodyBytes) + size > UInt64(limits.maxBodySize) {
+        // `size` may be up to UInt64.max ("FFFFFFFFFFFFFFFF" is a valid chunk size to llhttp): no overflowing sum.
+        if isRequest, limits.maxBodySize > 0, size > UInt64(limits.maxBodySize) - UInt64(min(bodyBytes, limits.maxBodySize)) {
             pendingError = HTTPParseError(.bodyTooLarge, "client intended to send too large chunked body")
             return HTTPParserCore.user
         }

@@ -592,6 +592,8 @@ struct JSONParser {
         let text = String(decoding: UnsafeBufferPointer(start: base.unsafelyUnwrapped + start, count: pos - start),
                           as: UTF8.self)
         guard let d = Double(text) else { throw JSONError("invalid number", offset: start) }
+        // 1e999 would be +inf, which no JSON text can carry back (it serializes as null): refused.
+        guard d.isFinite else { throw JSONError("number out of range", offset: start) }
         return .double(d)
     }
 

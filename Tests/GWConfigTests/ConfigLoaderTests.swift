@@ -1,5 +1,5 @@
 import Testing
-import GWConfig
+@testable import GWConfig
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -151,5 +151,16 @@ private func withFile(_ text: String, _ body: (String) throws -> Void) rethrows 
             let c = try ConfigLoader.load(path: path, environment: [:])
             #expect(c.certificatePairs.map(\.key) == ["/a.key", "/b.key"])
         }
+    }
+}
+
+/// The text entry point the fuzz target fuzz-gateway-conf uses: the same parser as a file, no environment.
+@Test func loadFromTextIgnoresEnvironmentAndReportsLines() throws {
+    let c = try ConfigLoader.load(text: Array("worker_processes = 3 # x\n\n  proxy_listen = 127.0.0.1:9000\n".utf8))
+    #expect(c.workerProcesses == 3)
+    #expect(c.proxyListen.map(\.port) == [9000])
+    #expect(throws: ConfigError.self) { try ConfigLoader.load(text: Array("a\nworker_processes = 1\n".utf8)) }
+    do { _ = try ConfigLoader.load(text: Array("\nnope = 1\n".utf8)) } catch {
+        #expect(error.message == "gateway.conf:2: unknown configuration key 'nope'")
     }
 }

@@ -1,0 +1,9 @@
+// See include/FuzzMain.h.
+#include <stddef.h>
+#include <stdint.h>
+#include "FuzzMain.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*cb)(const uint8_t *data, size_t size));
+
+int gw_fuzz_main(int argc, char **argv) { return LLVMFuzzerRunDriver(&argc, &argv, LLVMFuzzerTestOneInput); }
