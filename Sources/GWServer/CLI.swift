@@ -26,12 +26,15 @@ public enum CLI {
 
     Options:
       -c, --conf FILE      configuration file (default: conf/gateway.conf if present)
-      -p, --prefix DIR     prefix directory (default: the `prefix` setting)
+      -p, --prefix DIR     prefix directory (default: the `prefix` setting); stop, quit, reload,
+                           health and config act on the running node's saved configuration
       --foreground         start: do not daemonize (also `daemon = off`)
       -t, --timeout S      quit: seconds to wait before forcing (default: quit_timeout, 10s)
       -h, --help           help for a command
 
     Every configuration key can be overridden with GATEWAY_<KEY> in the environment.
+    A proxy_listen entry with `ssl` serves HTTPS (default 0.0.0.0:8443); without ssl_cert, self-signed
+    certificates are generated in <prefix>/ssl at the first start.
     """
 
     static let commandHelp: [String: String] = [
