@@ -167,6 +167,10 @@ public struct ConfigSnapshot: Sendable {
     public var keyauthCredentials: [KeyAuthCredential]
     public var basicauthCredentials: [BasicAuthCredential]
     public var acls: [ACLGroup]
+    /// TLS: certificates, their server names and trusted CA certificates (Certificates.swift).
+    public var certificates: [Certificate] = []
+    public var snis: [SNI] = []
+    public var caCertificates: [CACertificate] = []
 
     public init(generation: UInt64 = 0, services: [Service] = [], routes: [Route] = [], upstreams: [Upstream] = [],
                 targets: [Target] = [], consumers: [Consumer] = [], plugins: [Plugin] = [],

@@ -306,7 +306,8 @@ extension ConfigSnapshot {
 
     /// The document's entity arrays, in the order they are decoded.
     public static let entityKeys = ["services", "routes", "upstreams", "targets", "consumers", "plugins",
-                                    "keyauth_credentials", "basicauth_credentials", "acls"]
+                                    "keyauth_credentials", "basicauth_credentials", "acls",
+                                    "certificates", "snis", "ca_certificates"]
 
     /// Decodes one element of the entity array `key` and appends it.
     public mutating func append(_ key: String, _ e: JSON) throws(SnapshotError) {
@@ -320,6 +321,9 @@ extension ConfigSnapshot {
         case "keyauth_credentials": keyauthCredentials.append(try KeyAuthCredential.decode(json: e))
         case "basicauth_credentials": basicauthCredentials.append(try BasicAuthCredential.decode(json: e))
         case "acls": acls.append(try ACLGroup.decode(json: e))
+        case "certificates": certificates.append(try Certificate.decode(json: e))
+        case "snis": snis.append(try SNI.decode(json: e))
+        case "ca_certificates": caCertificates.append(try CACertificate.decode(json: e))
         default: throw SnapshotError("\(key): not an entity array")
         }
     }
@@ -337,17 +341,21 @@ extension ConfigSnapshot {
                                 upstreams: upstreams.map(\.json), targets: targets.map(\.json),
                                 consumers: consumers.map(\.json), plugins: plugins.map(\.json),
                                 keyauthCredentials: keyauthCredentials.map(\.json),
-                                basicauthCredentials: basicauthCredentials.map(\.json), acls: acls.map(\.json))
+                                basicauthCredentials: basicauthCredentials.map(\.json), acls: acls.map(\.json),
+                                certificates: certificates.map(\.json), snis: snis.map(\.json),
+                                caCertificates: caCertificates.map(\.json))
     }
 
     /// Builds the worker document from entities in Admin API JSON shape (what the master's store holds).
     public static func document(generation: UInt64, services: [JSON], routes: [JSON], upstreams: [JSON],
                                 targets: [JSON], consumers: [JSON] = [], plugins: [JSON] = [],
                                 keyauthCredentials: [JSON] = [], basicauthCredentials: [JSON] = [],
-                                acls: [JSON] = []) -> JSON {
+                                acls: [JSON] = [], certificates: [JSON] = [], snis: [JSON] = [],
+                                caCertificates: [JSON] = []) -> JSON {
         ["generation": .int(Int64(clamping: generation)), "services": .array(services), "routes": .array(routes),
          "upstreams": .array(upstreams), "targets": .array(targets), "consumers": .array(consumers),
          "plugins": .array(plugins), "keyauth_credentials": .array(keyauthCredentials),
-         "basicauth_credentials": .array(basicauthCredentials), "acls": .array(acls)]
+         "basicauth_credentials": .array(basicauthCredentials), "acls": .array(acls),
+         "certificates": .array(certificates), "snis": .array(snis), "ca_certificates": .array(caCertificates)]
     }
 }
