@@ -84,6 +84,8 @@ public final class ProxyServer {
     let tlsContext: TLSServerContext?
     /// Listener ports flagged `ssl`.
     let sslPorts: Set<Int>
+    /// Server contexts of the certificates chosen per SNI (CertificateSelection.swift).
+    let certificateContexts = CertificateContexts()
     /// https upstreams: one client context per trust setting, made on first use.
     private var tlsClients: [UpstreamTLS: TLSClientContext] = [:]
 
@@ -148,6 +150,7 @@ public final class ProxyServer {
         LogSinks.worker = LogSinks(loop: loop) { [unowned log] _, message in log.log(.error, message) }
         housekeeping = TimerWatcher(loop: loop) { [unowned self] in self.tick() }
         housekeeping.start(after: 1, repeat: 1)
+        installCertificateSelection()
     }
 
     // MARK: configuration

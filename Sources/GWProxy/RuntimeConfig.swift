@@ -232,6 +232,11 @@ final class RuntimeConfig {
     /// Per upstream name: what its balancer was built from, so the next generation reuses it when
     /// neither the upstream nor its addresses changed (its round-robin position is kept too).
     private let balancerInputs: [String: (upstream: Upstream, addresses: [ResolvedAddress], balancer: UpstreamBalancer)]
+    /// TLS listeners: Kong's certificate per SNI (GWStore.SNIIndex) and the certificates by id.
+    let sniIndex: SNIIndex
+    let certificates: [String: Certificate]
+    private let certificatesSource: [Certificate]
+    private let snisSource: [SNI]
 
     /// Builds generation `config.generation`. Whatever did not change since `previous` is reused: compiled
     /// routes (see `Router.init(snapshot:reusing:)`), balancers and service plans, so that one more route on
@@ -305,6 +310,17 @@ final class RuntimeConfig {
             }
         }
         self.plans = plans
+        if let p = previous, p.certificatesSource == snap.certificates, p.snisSource == snap.snis {
+            sniIndex = p.sniIndex
+            certificates = p.certificates
+        } else {
+            sniIndex = SNIIndex(snap.snis)
+            var byID: [String: Certificate] = [:]
+            for c in snap.certificates { byID[c.id] = c }
+            certificates = byID
+        }
+        certificatesSource = snap.certificates
+        snisSource = snap.snis
         pluginSet = PluginSet(snapshot: snap, previous: previous?.pluginSet, shared: pluginShared)
         for e in pluginSet.errors { log.log(.error, "plugin \(e) left out of the configuration") }
         let t1 = Clock.monotonicMicros()
