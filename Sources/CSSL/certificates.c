@@ -90,3 +90,5 @@ void gw_tls_set_sni_hook(SSL_CTX *ctx, gw_sni_hook *hook) {
     SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
     SSL_CTX_set_tlsext_servername_arg(ctx, hook);
 }
+
+const char *gw_tls_servername(const SSL *s) { return SSL_get_servername(s, TLSEXT_NAMETYPE_host_name); }

@@ -47,6 +47,8 @@ public struct Route: Sendable, Equatable {
     /// Kong's `request_buffering` (default true): read and validate the whole request body before the
     /// upstream sees anything; false streams it (re-chunked canonically when chunked).
     public var requestBuffering: Bool = true
+    /// Kong's `snis`: on a TLS connection the client's server name must match one of them.
+    public var snis: [String]? = nil
 
     public init(id: String, name: String? = nil, protocols: [String] = ["http", "https"], methods: [String]? = nil,
                 hosts: [String]? = nil, paths: [String]? = nil, headers: [String: [String]]? = nil,

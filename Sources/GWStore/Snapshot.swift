@@ -128,6 +128,7 @@ extension Route {
                      pathHandling: try f.string("path_handling", default: "v0"), serviceID: try f.foreignID("service"),
                      createdAt: try f.int("created_at", default: 0))
         r.requestBuffering = try f.bool("request_buffering", default: true)
+        r.snis = try f.strings("snis")
         return r
     }
 
@@ -142,7 +143,7 @@ extension Route {
                 "hosts": JSON(hosts), "paths": JSON(paths), "headers": h, "strip_path": .bool(stripPath),
                 "preserve_host": .bool(preserveHost), "regex_priority": JSON(regexPriority),
                 "path_handling": .string(pathHandling), "service": serviceID.map { ["id": .string($0)] } ?? .null,
-                "created_at": JSON(createdAt), "request_buffering": .bool(requestBuffering)]
+                "created_at": JSON(createdAt), "request_buffering": .bool(requestBuffering), "snis": JSON(snis)]
     }
 }
 

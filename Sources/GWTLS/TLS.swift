@@ -190,6 +190,11 @@ public final class TLSConnection {
     public var version: String { String(cString: gw_tls_version(ssl)) }
     public var cipher: String { gw_tls_cipher(ssl).map { String(cString: $0) } ?? "" }
     public var sessionReused: Bool { gw_tls_session_reused(ssl) != 0 }
+    /// The server name the client sent (nil: none); the bytes stay valid while the connection lives.
+    public var serverName: UnsafeRawBufferPointer? {
+        guard let p = gw_tls_servername(ssl) else { return nil }
+        return UnsafeRawBufferPointer(start: p, count: strlen(p))
+    }
 }
 
 /// Kong's generated default certificates (KONG-TLS-CLUSTER.md A.2): made at the first start with an

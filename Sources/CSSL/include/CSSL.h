@@ -77,6 +77,8 @@ typedef struct gw_sni_hook {
     void *owner;
 } gw_sni_hook;
 void gw_tls_set_sni_hook(SSL_CTX *ctx, gw_sni_hook *hook);
+// The server name the client sent (NULL: none); valid while the connection lives.
+const char *gw_tls_servername(const SSL *s);
 
 // The client context for https upstreams with a trust store of its own and a client certificate:
 // `ca_pem` (PEM certificates, NULL: the system store) and `cert_pem`/`key_pem` (NULL: no client
