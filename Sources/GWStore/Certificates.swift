@@ -8,7 +8,7 @@
 import GWJSON
 
 /// A certificate (`certificates`): PEM texts; the `_alt` pair is of another key type (RSA + ECDSA).
-public struct Certificate: Sendable, Equatable {
+public struct Certificate: Sendable, Hashable {
     public var id: String
     public var cert: String
     public var key: String

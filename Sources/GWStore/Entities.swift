@@ -19,6 +19,10 @@ public struct Service: Sendable, Equatable {
     /// nginx_proxy_proxy_ssl_verify) and `tls_verify_depth` (nil: 1, nginx's proxy_ssl_verify_depth).
     public var tlsVerify: Bool? = nil
     public var tlsVerifyDepth: Int? = nil
+    /// https services: Kong's `ca_certificates` (ids; the trust store instead of the system's) and
+    /// `client_certificate` (id; mTLS to the upstream).
+    public var caCertificateIDs: [String]? = nil
+    public var clientCertificateID: String? = nil
 
     public init(id: String, name: String? = nil, protocolName: String = "http", host: String, port: Int = 80,
                 path: String? = nil, retries: Int = 5, connectTimeout: Int = 60000, writeTimeout: Int = 60000,
@@ -122,6 +126,8 @@ public struct Upstream: Sendable, Equatable {
     public var slots: Int
     public var hostHeader: String?
     public var healthchecks: Healthchecks
+    /// Kong's `client_certificate` of an upstream: mTLS when the service names none.
+    public var clientCertificateID: String? = nil
 
     public init(id: String, name: String, algorithm: String = "round-robin", hashOn: String = "none",
                 hashFallback: String = "none", hashOnHeader: String? = nil, hashFallbackHeader: String? = nil,

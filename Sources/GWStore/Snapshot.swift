@@ -105,6 +105,8 @@ extension Service {
                        enabled: try f.bool("enabled", default: true))
         if case .bool(let b)? = v["tls_verify"] { s.tlsVerify = b }
         s.tlsVerifyDepth = v["tls_verify_depth"]?.intValue
+        s.caCertificateIDs = try f.strings("ca_certificates")
+        s.clientCertificateID = try f.foreignID("client_certificate")
         return s
     }
 
@@ -112,7 +114,9 @@ extension Service {
         ["id": .string(id), "name": JSON(name), "protocol": .string(protocolName), "host": .string(host),
          "port": JSON(port), "path": JSON(path), "retries": JSON(retries), "connect_timeout": JSON(connectTimeout),
          "write_timeout": JSON(writeTimeout), "read_timeout": JSON(readTimeout), "enabled": .bool(enabled),
-         "tls_verify": tlsVerify.map(JSON.bool) ?? .null, "tls_verify_depth": JSON(tlsVerifyDepth)]
+         "tls_verify": tlsVerify.map(JSON.bool) ?? .null, "tls_verify_depth": JSON(tlsVerifyDepth),
+         "ca_certificates": JSON(caCertificateIDs),
+         "client_certificate": clientCertificateID.map { ["id": .string($0)] } ?? .null]
     }
 }
 
@@ -228,20 +232,22 @@ extension Healthchecks {
 extension Upstream {
     public static func decode(json v: JSON) throws(SnapshotError) -> Upstream {
         let f = try Fields(v, entity: "upstream")
-        return Upstream(id: try f.string("id"), name: try f.string("name"),
-                        algorithm: try f.string("algorithm", default: "round-robin"),
-                        hashOn: try f.string("hash_on", default: "none"),
-                        hashFallback: try f.string("hash_fallback", default: "none"),
-                        hashOnHeader: try f.optString("hash_on_header"),
-                        hashFallbackHeader: try f.optString("hash_fallback_header"),
-                        hashOnCookie: try f.optString("hash_on_cookie"),
-                        hashOnCookiePath: try f.string("hash_on_cookie_path", default: "/"),
-                        hashOnQueryArg: try f.optString("hash_on_query_arg"),
-                        hashFallbackQueryArg: try f.optString("hash_fallback_query_arg"),
-                        hashOnURICapture: try f.optString("hash_on_uri_capture"),
-                        hashFallbackURICapture: try f.optString("hash_fallback_uri_capture"),
-                        slots: try f.int("slots", default: 10000), hostHeader: try f.optString("host_header"),
-                        healthchecks: try Healthchecks.decode(json: f.present("healthchecks")))
+        var u = Upstream(id: try f.string("id"), name: try f.string("name"),
+                         algorithm: try f.string("algorithm", default: "round-robin"),
+                         hashOn: try f.string("hash_on", default: "none"),
+                         hashFallback: try f.string("hash_fallback", default: "none"),
+                         hashOnHeader: try f.optString("hash_on_header"),
+                         hashFallbackHeader: try f.optString("hash_fallback_header"),
+                         hashOnCookie: try f.optString("hash_on_cookie"),
+                         hashOnCookiePath: try f.string("hash_on_cookie_path", default: "/"),
+                         hashOnQueryArg: try f.optString("hash_on_query_arg"),
+                         hashFallbackQueryArg: try f.optString("hash_fallback_query_arg"),
+                         hashOnURICapture: try f.optString("hash_on_uri_capture"),
+                         hashFallbackURICapture: try f.optString("hash_fallback_uri_capture"),
+                         slots: try f.int("slots", default: 10000), hostHeader: try f.optString("host_header"),
+                         healthchecks: try Healthchecks.decode(json: f.present("healthchecks")))
+        u.clientCertificateID = try f.foreignID("client_certificate")
+        return u
     }
 
     public var json: JSON {
@@ -251,7 +257,8 @@ extension Upstream {
          "hash_on_cookie_path": .string(hashOnCookiePath), "hash_on_query_arg": JSON(hashOnQueryArg),
          "hash_fallback_query_arg": JSON(hashFallbackQueryArg), "hash_on_uri_capture": JSON(hashOnURICapture),
          "hash_fallback_uri_capture": JSON(hashFallbackURICapture), "slots": JSON(slots),
-         "host_header": JSON(hostHeader), "healthchecks": healthchecks.json]
+         "host_header": JSON(hostHeader), "healthchecks": healthchecks.json,
+         "client_certificate": clientCertificateID.map { ["id": .string($0)] } ?? .null]
     }
 }
 

@@ -119,9 +119,18 @@ public final class TLSClientContext: @unchecked Sendable {
     public let verify: Bool
     public let depth: Int
 
-    public init(verify: Bool, depth: Int) throws(TLSError) {
+    /// `caPEM`: the trust store (PEM certificates) instead of the system's; `clientPair`: PEM certificate
+    /// and key sent when the upstream asks for one (mTLS).
+    public init(verify: Bool, depth: Int, caPEM: String? = nil, clientPair: (cert: String, key: String)? = nil) throws(TLSError) {
         var err = [CChar](repeating: 0, count: 512)
-        guard let c = gw_tls_client_ctx(verify ? 1 : 0, Int32(depth), &err, err.count) else { throw TLSError(String(cString: err)) }
+        let made: OpaquePointer? = withOptionalCString(caPEM) { ca in
+            withOptionalCString(clientPair?.cert) { cert in
+                withOptionalCString(clientPair?.key) { key in
+                    gw_tls_client_ctx_with(verify ? 1 : 0, Int32(depth), ca, cert, key, &err, err.count)
+                }
+            }
+        }
+        guard let c = made else { throw TLSError(String(cString: err)) }
         ctx = c
         self.verify = verify
         self.depth = depth
@@ -217,4 +226,10 @@ public enum DefaultCertificates {
         k.withUnsafeMutableBytes { _ = getentropy($0.baseAddress, 80) }
         return k
     }
+}
+
+/// `body` with `s` as a C string, or NULL when `s` is nil.
+func withOptionalCString<R>(_ s: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+    guard let s else { return body(nil) }
+    return s.withCString { body($0) }
 }
