@@ -310,3 +310,196 @@ def test_rotation_without_restart(tlsgw, certs):
     for _ in range(4):
         assert served_cn(g.tls_port, "rot.test") == "localhost"
     assert set(g.worker_pids()) == pids, "no worker restarted"
+
+
+class TLSServer:
+    """An HTTPS upstream on 127.0.0.1 serving `pair` (PEM files); with `client_ca`, a client certificate signed by
+    that CA is required. Records the connections and the CN of each client certificate; answers 200 JSON."""
+
+    def __init__(self, crt, key, client_ca=None):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(crt, key)
+        if client_ca:
+            self.ctx.verify_mode = ssl.CERT_REQUIRED
+            self.ctx.load_verify_locations(client_ca)
+        self.connections, self.client_cns, self.failures = 0, [], 0
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.stopped = False
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while not self.stopped:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        c.settimeout(TIMEOUT)
+        try:
+            t = self.ctx.wrap_socket(c, server_side=True)
+        except (ssl.SSLError, OSError):
+            self.failures += 1
+            c.close()
+            return
+        self.connections += 1
+        peer = t.getpeercert()
+        cn = None
+        if peer:
+            cn = dict(x[0] for x in peer["subject"]).get("commonName")
+            self.client_cns.append(cn)
+        f = t.makefile("rb")
+        try:
+            while True:
+                r = read_http_request(f)
+                if r is None:
+                    break
+                body = json.dumps({"client": cn}).encode()
+                t.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        except (OSError, ValueError, ssl.SSLError):
+            pass
+        finally:
+            t.close()
+
+    def stop(self):
+        self.stopped = True
+        self.sock.close()
+
+
+def pem_files(certs, pair, name):
+    crt, key = os.path.join(certs.d, name + ".crt"), os.path.join(certs.d, name + ".key")
+    with open(crt, "w") as f:
+        f.write(pair[0])
+    with open(key, "w") as f:
+        f.write(pair[1])
+    return crt, key
+
+
+def test_https_upstream_verified_with_ca_certificate(tlsgw, certs):
+    g = tlsgw(workers=1)
+    ca = certs.ca("Upstream CA")
+    other_ca = certs.ca("Other CA")
+    server = TLSServer(*pem_files(certs, certs.signed(ca, "localhost"), "up-ca"))
+    try:
+        s, good, _ = g.admin("POST", "/ca_certificates", {"cert": certs.read(ca[0])})
+        assert s == 201, good
+        s, bad, _ = g.admin("POST", "/ca_certificates", {"cert": certs.read(other_ca[0])})
+        assert s == 201, bad
+        s, b, _ = g.admin("POST", "/services", {"name": "v", "url": f"https://localhost:{server.port}/", "tls_verify": True,
+                                                "ca_certificates": [bad["id"]]})
+        assert s == 201, b
+        s, b, _ = g.admin("POST", "/services/v/routes", {"paths": ["/v"]})
+        assert s == 201, b
+        # Trusted by another CA only: 502 (Kong: upstream SSL certificate verify error).
+        wait_until(lambda: g.get("/v")[0] == 502, what="unknown CA refused")
+        assert "certificate verify failed" in g.log()
+        # The right CA: verified, 200; the pooled connection serves the next requests.
+        s, b, _ = g.admin("PATCH", "/services/v", {"ca_certificates": [good["id"]]})
+        assert s == 200, b
+        wait_until(lambda: g.get("/v")[0] == 200, what="verified with the CA certificate entity")
+        before = server.connections
+        for _ in range(3):
+            assert g.get("/v")[0] == 200
+        assert server.connections == before, "keep-alive pool"
+        # Back to the wrong CA: a pooled connection verified with the other trust setting is not reused.
+        s, b, _ = g.admin("PATCH", "/services/v", {"ca_certificates": [bad["id"]]})
+        assert s == 200
+        wait_until(lambda: g.get("/v")[0] == 502, what="pool keyed by the trust setting")
+        # tls_verify off: the CAs are not consulted.
+        s, b, _ = g.admin("PATCH", "/services/v", {"tls_verify": False})
+        assert s == 200
+        wait_until(lambda: g.get("/v")[0] == 200, what="no verification")
+    finally:
+        server.stop()
+
+
+def test_mtls_upstream(tlsgw, certs):
+    g = tlsgw(workers=1)
+    server_ca = certs.ca("Server CA")
+    client_ca = certs.ca("Client CA")
+    server = TLSServer(*pem_files(certs, certs.signed(server_ca, "localhost"), "up-mtls"),
+                       client_ca=os.path.join(certs.d, client_ca[0]))
+    try:
+        client = certs.signed(client_ca, "gateway-client", eku="clientAuth")
+        other_client = certs.signed(client_ca, "upstream-level-client", eku="clientAuth")
+        s, cc, _ = g.admin("POST", "/certificates", {"cert": client[0], "key": client[1]})
+        assert s == 201, cc
+        s, oc, _ = g.admin("POST", "/certificates", {"cert": other_client[0], "key": other_client[1]})
+        assert s == 201, oc
+        s, b, _ = g.admin("POST", "/services", {"name": "m", "url": f"https://localhost:{server.port}/"})
+        assert s == 201, b
+        s, b, _ = g.admin("POST", "/services/m/routes", {"paths": ["/m"]})
+        assert s == 201, b
+        # No client certificate: the upstream refuses the handshake.
+        wait_until(lambda: g.get("/m")[0] == 502, what="mTLS required")
+        s, b, _ = g.admin("PATCH", "/services/m", {"client_certificate": {"id": cc["id"]}})
+        assert s == 200, b
+        wait_until(lambda: g.get("/m")[0] == 200, what="client certificate sent")
+        s, body, _ = g.get("/m")
+        assert json.loads(body)["client"] == "gateway-client"
+        # The upstream's client_certificate when the service has none (service wins otherwise).
+        s, b, _ = g.admin("POST", "/upstreams", {"name": "mtls-up", "client_certificate": {"id": oc["id"]}})
+        assert s == 201, b
+        s, b, _ = g.admin("POST", "/upstreams/mtls-up/targets", {"target": f"localhost:{server.port}"})
+        assert s == 201, b
+        s, b, _ = g.admin("POST", "/services", {"name": "m2", "protocol": "https", "host": "mtls-up", "port": server.port})
+        assert s == 201, b
+        s, b, _ = g.admin("POST", "/services/m2/routes", {"paths": ["/m2"]})
+        assert s == 201, b
+        wait_until(lambda: g.get("/m2")[0] == 200, what="upstream's client certificate")
+        assert json.loads(g.get("/m2")[1])["client"] == "upstream-level-client"
+        s, b, _ = g.admin("PATCH", "/services/m2", {"client_certificate": {"id": cc["id"]}})
+        assert s == 200
+        wait_until(lambda: json.loads(g.get("/m2")[1] or b"{}").get("client") == "gateway-client", what="service wins")
+        # Still referenced: the certificate cannot be deleted.
+        s, b, _ = g.admin("DELETE", f"/certificates/{oc['id']}")
+        assert s == 400 and b["message"] == "an existing 'upstreams' entity references this 'certificates' entity", b
+    finally:
+        server.stop()
+
+
+def test_declarative_certificates(tmp_path, certs):
+    """DB-less: certificates with nested snis, snis and ca_certificates in POST /config; selection follows."""
+    g = Gateway(str(tmp_path / "dbless"), workers=2, extra={"database": "off"})
+    g.tls_port = free_port()
+    os.makedirs(os.path.dirname(g.conf), exist_ok=True)
+    g.write_conf(proxy_listen=f"127.0.0.1:{g.proxy_port}, 127.0.0.1:{g.tls_port} ssl")
+    g.start()
+    try:
+        one = certs.self_signed("decl-one.test")
+        two = certs.self_signed("decl-two.test")
+        ca = certs.ca("Declarative CA")
+        doc = {"_format_version": "3.0",
+               "certificates": [{"cert": one[0], "key": one[1], "snis": [{"name": "one.test"}, {"name": "*.one.test"}]},
+                                {"id": "6a1c1d3e-0e39-4a0e-9c8b-8a4f8f0b7d21", "cert": two[0], "key": two[1]}],
+               "snis": [{"name": "two.test", "certificate": "6a1c1d3e-0e39-4a0e-9c8b-8a4f8f0b7d21"}],
+               "ca_certificates": [{"cert": certs.read(ca[0])}]}
+        s, b, _ = g.admin("POST", "/config", doc)
+        assert s == 201, b
+        assert len(b["certificates"]) == 2 and len(b["snis"]) == 3 and len(b["ca_certificates"]) == 1
+        for _ in range(4):
+            assert served_cn(g.tls_port, "one.test") == "decl-one.test"
+            assert served_cn(g.tls_port, "x.one.test") == "decl-one.test"
+            assert served_cn(g.tls_port, "two.test") == "decl-two.test"
+            assert served_cn(g.tls_port, "three.test") == "localhost"
+        s, b, _ = g.admin("GET", "/certificates/two.test")
+        assert s == 200 and b["snis"] == ["two.test"]
+        # An invalid document: Kong's error with the entity's field.
+        bad = {"_format_version": "3.0", "certificates": [{"cert": one[0], "key": two[1]}]}
+        s, b, _ = g.admin("POST", "/config", bad)
+        assert s == 400, b
+        f = b["fields"]["certificates"]
+        assert (f[0] if isinstance(f, list) else f["1"])["@entity"] == ["certificate does not match key"], b
+        # Exported (GET /config) and loaded back: the same certificates.
+        s, b, _ = g.admin("GET", "/config")
+        assert s == 200 and "certificates:" in b["config"] and "two.test" in b["config"]
+        s, b2, _ = g.admin("POST", "/config", {"config": b["config"]})
+        assert s == 201 and len(b2["snis"]) == 3, b2
+        assert served_cn(g.tls_port, "two.test") == "decl-two.test"
+    finally:
+        g.stop()
