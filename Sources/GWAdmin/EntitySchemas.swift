@@ -338,7 +338,7 @@ enum Schemas {
         Field("preserve_host", .boolean, required: true, default: false),
         Field("request_buffering", .boolean, required: true, default: true),
         Field("response_buffering", .boolean, required: true, default: true),
-        Field("snis", .set(.element(.string, custom: Validators.sni))),
+        Field("snis", .set(.element(.string, custom: Validators.sniName))),
         Field("sources", .set(.element(.record([Field("ip", .string, custom: Validators.ipOrCIDR),
                                                 Field("port", .integer, between: (0, 65535))])))),
         Field("destinations", .set(.element(.record([Field("ip", .string, custom: Validators.ipOrCIDR),
