@@ -503,3 +503,34 @@ def test_declarative_certificates(tmp_path, certs):
         assert served_cn(g.tls_port, "two.test") == "decl-two.test"
     finally:
         g.stop()
+
+
+def test_https_health_checks_with_client_certificate(tlsgw, certs):
+    """Active https probes send the upstream's client_certificate: an mTLS upstream flips with it."""
+    g = tlsgw(workers=1)
+    server_ca = certs.ca("HC Server CA")
+    client_ca = certs.ca("HC Client CA")
+    server = TLSServer(*pem_files(certs, certs.signed(server_ca, "localhost"), "up-hc"),
+                       client_ca=os.path.join(certs.d, client_ca[0]))
+    try:
+        client = certs.signed(client_ca, "probe-client", eku="clientAuth")
+        s, cc, _ = g.admin("POST", "/certificates", {"cert": client[0], "key": client[1]})
+        assert s == 201, cc
+        checks = {"active": {"type": "https", "https_verify_certificate": False, "timeout": 2,
+                             "healthy": {"interval": 1, "successes": 1},
+                             "unhealthy": {"interval": 1, "tcp_failures": 1, "http_failures": 1}}}
+        s, b, _ = g.admin("POST", "/upstreams", {"name": "hc-mtls", "healthchecks": checks})
+        assert s == 201, b
+        s, b, _ = g.admin("POST", "/upstreams/hc-mtls/targets", {"target": f"127.0.0.1:{server.port}"})
+        assert s == 201, b
+
+        def health():
+            return g.admin("GET", "/upstreams/hc-mtls/health")[1]["data"][0]["health"]
+
+        wait_until(lambda: health() == "UNHEALTHY", timeout=15, what="probes refused without a client certificate")
+        s, b, _ = g.admin("PATCH", "/upstreams/hc-mtls", {"client_certificate": {"id": cc["id"]}})
+        assert s == 200, b
+        wait_until(lambda: health() == "HEALTHY", timeout=15, what="probes with the upstream's client certificate")
+        assert "probe-client" in server.client_cns
+    finally:
+        server.stop()
