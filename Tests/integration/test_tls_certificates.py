@@ -534,3 +534,43 @@ def test_https_health_checks_with_client_certificate(tlsgw, certs):
         assert "probe-client" in server.client_cns
     finally:
         server.stop()
+
+
+def https_status(port, sni, path, host="example.test"):
+    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    c.check_hostname = False
+    c.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
+        with c.wrap_socket(s, server_hostname=sni) as t:
+            t.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while True:
+                chunk = t.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    return int(data.split(b" ", 2)[1])
+
+
+def test_route_snis(tlsgw, upstream):
+    """Routes' snis against the TLS server name; a plain request to an https-only route with snis gets 426."""
+    g = tlsgw(workers=2)
+    up = upstream("u")
+    s, b, _ = g.admin("POST", "/services", {"name": "s", "url": f"http://{up.address}"})
+    assert s == 201, b
+    for name, snis in [("exact", ["route.test"]), ("prefix", ["*.wild.test"]), ("suffix", ["shop.*"])]:
+        s, b, _ = g.admin("POST", "/services/s/routes", {"name": name, "protocols": ["https"], "snis": snis,
+                                                         "paths": ["/sni"]})
+        assert s == 201, b
+    s, b, _ = g.admin("POST", "/services/s/routes", {"name": "bad", "protocols": ["http"], "snis": ["x.test"],
+                                                     "paths": ["/x"]})
+    assert s == 400 and b["fields"]["snis"] == \
+        "'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or 'tls_passthrough'", b
+    wait_until(lambda: https_status(g.tls_port, "route.test", "/sni") == 200, what="exact sni route")
+    for _ in range(3):
+        assert https_status(g.tls_port, "route.test", "/sni") == 200
+        assert https_status(g.tls_port, "a.b.wild.test", "/sni") == 200
+        assert https_status(g.tls_port, "shop.example.org", "/sni") == 200
+        assert https_status(g.tls_port, "other.test", "/sni") == 404
+        assert https_status(g.tls_port, None, "/sni") == 404
+    assert g.get("/sni")[0] == 426
