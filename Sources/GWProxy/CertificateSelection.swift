@@ -8,7 +8,8 @@
 // CertificateContexts: per worker, the server contexts made from certificate entities, by id, with
 // the certificate they were made from (a replaced certificate makes a new context). Bounded: at
 // most `capacity` contexts; when full, the least recently used one is dropped (a handshake using it
-// holds its own reference). A certificate that cannot be loaded aborts the handshake (as Kong).
+// holds its own reference); contexts of certificates a new configuration no longer has are dropped at
+// the first handshake after it. A certificate that cannot be loaded aborts the handshake (as Kong).
 // Worker-loop confined.
 import GWStore
 import GWSystem
@@ -23,7 +24,15 @@ final class CertificateContexts {
     }
     private var entries: [String: Entry] = [:]
     private var clock: UInt64 = 0
+    private var generation: UInt64 = 0
     var count: Int { entries.count }
+
+    /// Drops the contexts of certificates that configuration `generation` no longer has.
+    func prune(generation g: UInt64, keeping certificates: [String: Certificate]) {
+        guard g != generation else { return }
+        generation = g
+        if !entries.isEmpty { entries = entries.filter { certificates[$0.key] != nil } }
+    }
 
     /// The context for `c`, made from `base` on first use or after `c` changed; nil when OpenSSL refuses it.
     func context(for c: Certificate, base: TLSServerContext, log: ErrorLog) -> TLSServerContext? {
@@ -57,7 +66,9 @@ extension ProxyServer {
 
     private func chooseCertificate(_ name: UnsafeBufferPointer<UInt8>, base: TLSServerContext) -> TLSServerContext.CertificateChoice {
         refreshConfigurationIfStale()
-        guard let cfg = config, !cfg.sniIndex.isEmpty else { return .defaultCertificate }
+        guard let cfg = config else { return .defaultCertificate }
+        certificateContexts.prune(generation: cfg.generation, keeping: cfg.certificates)
+        guard !cfg.sniIndex.isEmpty else { return .defaultCertificate }
         let sni = String(decoding: name, as: UTF8.self)
         guard let id = cfg.sniIndex.certificateID(for: sni), let cert = cfg.certificates[id] else { return .defaultCertificate }
         guard let ctx = certificateContexts.context(for: cert, base: base, log: log) else { return .abort }
