@@ -137,8 +137,10 @@ public final class AdminAPI {
                 }
                 return (200, ["message": "ready"])
             })])
-        case "services", "routes", "upstreams", "consumers", "plugins":
+        case "services", "routes", "upstreams", "consumers", "plugins", "snis", "ca_certificates":
             return try entityRoutes(EntityKind(rawValue: first)!, req, &extra)
+        case "certificates":
+            return try certificateRoutes(req, &extra)
         case "key-auths":
             return try entityRoutes(.keyauthCredentials, req, &extra)
         case "basic-auths":
@@ -189,7 +191,7 @@ public final class AdminAPI {
 
     static let nested: [EntityKind: [EntityKind]] = [
         .services: [.routes, .plugins], .routes: [.plugins], .consumers: [.plugins, .keyauthCredentials, .basicauthCredentials, .acls],
-        .upstreams: [.targets],
+        .upstreams: [.targets], .certificates: [.snis],
     ]
     /// URL segment of a nested collection.
     static func urlName(_ k: EntityKind) -> String {
@@ -422,11 +424,11 @@ public final class AdminAPI {
             throw OpFailure(Kong.primaryKeyViolation(id))
         }
         let doc = try prepare(kind, input: input, existing: nil, mode: .insert, form: form)
-        try commit([.put(kind, doc)])
+        try commit([.put(kind, doc)] + (kind == .certificates ? certificateSNIOps(doc, input: input, form: form, urlSNI: nil) : []))
         return (201, present(kind, doc))
     }
 
-    func upsert(_ kind: EntityKind, _ key: String, _ req: Req, parent: ParentRef?) throws(OpFailure) -> Result {
+    func upsert(_ kind: EntityKind, _ key: String, _ req: Req, parent: ParentRef?, urlSNI: String? = nil) throws(OpFailure) -> Result {
         try refuseWhenDBLess("create or update", kind)
         let p = try resolveParent(parent)
         var (input, form) = try body(req)
@@ -455,7 +457,7 @@ public final class AdminAPI {
         }
         if existing == nil, let fid = forcedID { existing = store.get(kind, id: fid) }
         let doc = try prepare(kind, input: input, existing: existing, mode: .upsert, form: form, forcedID: forcedID)
-        try commit([.put(kind, doc)])
+        try commit([.put(kind, doc)] + (kind == .certificates ? certificateSNIOps(doc, input: input, form: form, urlSNI: urlSNI) : []))
         return (200, present(kind, doc))
     }
 
@@ -472,7 +474,7 @@ public final class AdminAPI {
         var patch = input
         if let p, let pk = parent?.kind, patch[AdminAPI.parentField(pk)] == nil { inject(&patch, parent: p, pkind: pk) }
         let doc = try prepare(kind, input: patch, existing: existing, mode: .update, form: form)
-        try commit([.put(kind, doc)])
+        try commit([.put(kind, doc)] + (kind == .certificates ? certificateSNIOps(doc, input: patch, form: form, urlSNI: nil) : []))
         return (200, present(kind, doc))
     }
 
@@ -495,7 +497,8 @@ public final class AdminAPI {
             }
         case .upstreams:
             for t in store.referencing(.targets, field: "upstream", id: id) { ops.append(.delete(.targets, t["id"]!.stringValue!)) }
-        case .targets, .plugins, .keyauthCredentials, .basicauthCredentials, .acls: break
+        case .certificates, .caCertificates: ops += try certificateDeleteOps(kind, id: id)
+        case .targets, .plugins, .keyauthCredentials, .basicauthCredentials, .acls, .snis: break
         }
         ops.append(.delete(kind, id))
         return ops

@@ -91,6 +91,7 @@ extension AdminAPI {
         if !Credentials.isCredential(kind) { doc["updated_at"] = now }
         doc["expires_at"] = nil
         try resolveForeign(kind, &doc)
+        CertificateSchemas.transform(kind, &doc)
         // Validate.
         var errs = Errors()
         var vfields = fields
@@ -101,6 +102,7 @@ extension AdminAPI {
         check["updated_at"] = nil
         Schema.validateRecord(check, vfields, into: &errs)
         entityChecks(kind, doc, &errs)
+        CertificateSchemas.check(kind, doc, &errs)
         if kind == .basicauthCredentials { AdminAPI.passwordTransformationCheck(input, existing: existing, mode: mode, &errs) }
         if !errs.isEmpty { throw OpFailure(Kong.schemaViolation(errs)) }
         // Foreign keys.
@@ -121,6 +123,7 @@ extension AdminAPI {
             doc[f] = ["id": fid]
         }
         credentialFinish(kind, &doc, input: input, ttl: ttl)
+        if kind == .certificates { doc["snis"] = nil }   // transient: rows of `snis` (CertificateOps)
         if kind == .plugins { try checkPluginProtocols(doc) }
         let result = JSON.object(doc)
         try checkUnique(kind, result)
@@ -198,6 +201,9 @@ extension AdminAPI {
         case .consumers: try clash("username"); try clash("custom_id")
         case .keyauthCredentials: try clash("key")
         case .basicauthCredentials: try clash("username")
+        case .snis: try clash("name")
+        case .caCertificates: try clash("cert_digest")
+        case .certificates: break
         case .acls:
             let c = doc["consumer"]?["id"]?.stringValue ?? "", g = doc["group"]?.stringValue ?? ""
             if let other = store.findByCacheKey(.acls, AdminStore.aclCacheKey(consumerID: c, group: g)),
@@ -304,14 +310,11 @@ extension AdminAPI {
                 for f in ["client_certificate", "tls_verify", "tls_verify_depth", "ca_certificates"] where isSet(f) {
                     e.field(f, "value must be null"); e.addEntity(conditional)
                 }
-            } else {
-                // Refused rather than stored and skipped: the certificates and ca_certificates entities
-                // do not exist yet (upstream TLS verifies against the system CA store only).
-                if isSet("client_certificate") {
-                    e.field("client_certificate", "client_certificate is not supported by this gateway yet (no certificates entity)")
-                }
-                if isSet("ca_certificates") {
-                    e.field("ca_certificates", "ca_certificates is not supported by this gateway yet (verification uses the system CA store)")
+            } else if let cas = d["ca_certificates"]?.stringArrayValue {
+                // The trust store is built from these rows: one that does not exist could verify nothing.
+                for id in cas where UUID4.isValid(id) && store.get(.caCertificates, id: id.lowercased()) == nil {
+                    e.field("ca_certificates", "ca certificate \(id) does not exist")
+                    break
                 }
             }
             // Refused rather than stored and skipped: the data path proxies HTTP/1.1 over TCP or TLS only
@@ -480,7 +483,7 @@ extension AdminAPI {
             TransformerSchemas.check(name, cfg, &e)
             AccessControlSchemas.check(name, cfg, &e)
             LogSchemas.check(name, cfg, &e)
-        case .targets, .keyauthCredentials, .basicauthCredentials, .acls:
+        case .targets, .keyauthCredentials, .basicauthCredentials, .acls, .certificates, .snis, .caCertificates:
             break
         }
     }

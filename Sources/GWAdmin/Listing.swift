@@ -67,7 +67,8 @@ extension AdminAPI {
             guard let id = d["id"]?.stringValue, let seq = store.seq(kind, id: id), seq >= startSeq else { continue }
             guard AdminAPI.matches(d, filter), !Credentials.isExpired(kind, d, now: now) else { continue }
             if page.count == size { nextSeq = seq; break }
-            page.append(kind == .keyauthCredentials ? Credentials.present(kind, d, now: now) : d)
+            page.append(kind == .keyauthCredentials ? Credentials.present(kind, d, now: now)
+                        : kind == .certificates ? presentCertificate(d) : d)
         }
         var out: JSONObject = ["data": .array(page)]
         if let nextSeq {
@@ -228,6 +229,9 @@ extension AdminAPI {
              "/basic-auths", "/basic-auths/{basicauth_credentials}", "/basic-auths/{basicauth_credentials}/consumer",
              "/consumers/{consumers}/acls", "/consumers/{consumers}/acls/{acls}", "/acls", "/acls/{acls}",
              "/acls/{acls}/consumer",
+             "/certificates", "/certificates/{certificates}", "/certificates/{certificates}/snis",
+             "/certificates/{certificates}/snis/{snis}", "/snis", "/snis/{snis}", "/ca_certificates",
+             "/ca_certificates/{ca_certificates}",
              "/timers", "/debug/node/log-level", "/debug/node/log-level/{log_level}"]
         return (200, ["data": JSON(list.sorted())])
     }
@@ -405,7 +409,9 @@ extension AdminAPI {
                                 upstreams: store.all(.upstreams), targets: store.all(.targets),
                                 consumers: store.all(.consumers), plugins: store.all(.plugins),
                                 keyauthCredentials: store.all(.keyauthCredentials),
-                                basicauthCredentials: store.all(.basicauthCredentials), acls: store.all(.acls))
+                                basicauthCredentials: store.all(.basicauthCredentials), acls: store.all(.acls),
+                                certificates: store.all(.certificates), snis: store.all(.snis),
+                                caCertificates: store.all(.caCertificates))
     }
 }
 

@@ -12,6 +12,7 @@ import GWBalancer
 import GWEvent
 import GWHTTP
 import GWPlugins
+import GWRouter
 import GWStore
 import GWSystem
 import GWTLS
@@ -358,7 +359,8 @@ final class ClientConnection {
             sendError(status: 503, message: "no configuration loaded yet", close: false, errorPage: false)
             return
         }
-        guard let d = server.routeCache(for: cfg).route(rp, listenPort: listenPort, upstreamPath: &upstreamPath) else {
+        let connTLS = tls.map { ConnectionTLS(isTLS: true, sni: $0.serverName) } ?? .plain
+        guard let d = server.routeCache(for: cfg).route(rp, listenPort: listenPort, tls: connTLS, upstreamPath: &upstreamPath) else {
             sendError(status: 404, message: "no Route matched with those values", close: false, errorPage: false)
             return
         }

@@ -84,18 +84,29 @@ public final class ProxyServer {
     let tlsContext: TLSServerContext?
     /// Listener ports flagged `ssl`.
     let sslPorts: Set<Int>
+    /// Server contexts of the certificates chosen per SNI (CertificateSelection.swift).
+    let certificateContexts = CertificateContexts()
     /// https upstreams: one client context per trust setting, made on first use.
     private var tlsClients: [UpstreamTLS: TLSClientContext] = [:]
 
+    /// Bound of `tlsClients`: when full, it is emptied (contexts in use stay alive with their connections).
+    static let maxTLSClientContexts = 256
+
     func tlsClientContext(_ t: UpstreamTLS) -> TLSClientContext? {
         if let c = tlsClients[t] { return c }
+        if tlsClients.count >= ProxyServer.maxTLSClientContexts { tlsClients.removeAll() }
+        let pair = t.clientCertificate.map { (cert: $0.cert, key: $0.key) }
         do {
-            let c = try TLSClientContext(verify: t.verify, depth: t.depth)
+            let c = try TLSClientContext(verify: t.verify, depth: t.depth, caPEM: t.caPEM, clientPair: pair)
             tlsClients[t] = c
             return c
         } catch {
             log.log(.error, "could not make the upstream TLS context: \(error)")
-            return nil
+            guard pair != nil else { return nil }
+            // Kong: a client certificate that cannot be loaded is logged and the request goes on without one.
+            guard let c = try? TLSClientContext(verify: t.verify, depth: t.depth, caPEM: t.caPEM, clientPair: nil) else { return nil }
+            tlsClients[t] = c
+            return c
         }
     }
     /// Buffers of request bodies read whole (RequestBodyBuffer.swift).
@@ -148,6 +159,7 @@ public final class ProxyServer {
         LogSinks.worker = LogSinks(loop: loop) { [unowned log] _, message in log.log(.error, message) }
         housekeeping = TimerWatcher(loop: loop) { [unowned self] in self.tick() }
         housekeeping.start(after: 1, repeat: 1)
+        installCertificateSelection()
     }
 
     // MARK: configuration
