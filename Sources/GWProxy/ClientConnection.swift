@@ -29,7 +29,7 @@ final class ClientConnection {
     let timer: TimerWatcher
     var timerKind = ClientTimer.none
     var inBuf: IOBuffer?
-    var out = OutputQueue()
+    var out = OutputQueue()        // storage lent by the server during an exchange (ProxyServer.lendArray)
     var parser: HTTPRequestParser?
     var index = -1                 // position in server.connections
     var persistence = Persistence.keepAlive
@@ -54,9 +54,8 @@ final class ClientConnection {
     var attempt = PeerAttempt()
     var upstream: UpstreamConnection?
     var outcome: HealthOutcome?
-    var requestHead: [UInt8] = []   // upstream request head (rebuilt per try)
     var upstreamPath: [UInt8] = []  // upstream path + query of the current request (set by routing)
-    var requestID: [UInt8] = []
+    var requestID = RequestID()
     var times = ExchangeTimes()
     var status = 0
     var bytesToClient = 0
@@ -207,6 +206,7 @@ final class ClientConnection {
         }
         if timerKind == .send { timer.stop(); timerKind = .none }
         if persistence == .closing { close(); return }
+        reclaimIdleArrays()
         updateInterest()
         if let u = upstream, u.readPaused {
             u.pauseReading(false)
@@ -299,7 +299,8 @@ final class ClientConnection {
     /// An exchange starts (a parsed head, or bytes answered without one).
     func startRequestClock() {
         times.requestStartUs = Clock.monotonicMicros()
-        server.newRequestID(into: &requestID)
+        server.lendArray(&out.bytes)
+        requestID = server.newRequestID()
         if reqPhase == .idle { reqPhase = .unparsed }
         beginPlugins(server.config)
     }
@@ -494,6 +495,14 @@ final class ClientConnection {
             server.giveRequestParser(p)
             parser = nil
         }
+        reclaimIdleArrays()
+    }
+
+    /// Between exchanges, once the output is written: the output queue's storage goes back to the server.
+    @inline(__always) private func reclaimIdleArrays() {
+        guard !reqPhase.isActive, !out.hasPending, out.bytes.capacity > 0 else { return }
+        out.sent = 0
+        server.reclaimArray(&out.bytes)
     }
 
     /// Closes an idle connection during a graceful drain (true if it was idle).
