@@ -184,8 +184,10 @@ final class PGConnection {
     private var failure: PGError?
     /// A query is in flight.
     var busy: Bool { completion != nil }
-    /// NOTIFY channel names, as they arrive.
-    var onNotify: ((String) -> Void)?
+    /// NOTIFY channel name and the notifying backend's pid, as they arrive.
+    var onNotify: ((String, Int32) -> Void)?
+    /// This connection's backend pid (to recognise its own notifications).
+    var backendPID: Int32 { conn.map { PQbackendPID($0) } ?? 0 }
     /// The connection broke (after any query in flight got its error). Runs once.
     var onLost: ((PGError) -> Void)?
     private var lost = false
@@ -205,7 +207,7 @@ final class PGConnection {
             pc.timer!.start(after: 0)
             return pc
         }
-        pc.pollConnect()
+        pc.watch(.write)   // libpq: behave as if PQconnectPoll had answered PGRES_POLLING_WRITING
         return pc
     }
 
@@ -265,8 +267,9 @@ final class PGConnection {
         drainResults()
         while let n = PQnotifies(conn) {
             let ch = String(cString: n.pointee.relname)
+            let pid = n.pointee.be_pid
             PQfreemem(n)
-            onNotify?(ch)
+            onNotify?(ch, pid)
         }
         if self.conn != nil, PQstatus(conn) == CONNECTION_BAD {
             fail(PGError(message: PGConnection.errorMessage(conn), connection: true))
