@@ -183,7 +183,7 @@ final class PostgresSync {
         discardPending()
         let error500 = AdminResponse(status: 500, headers: base.headers, body: Array("{\"message\":\"An unexpected error occurred\"}".utf8))
         guard connected, queue.count < PostgresSync.maxJobs else { respond(error500); return }
-        let sql = writeSQL(ops, events)
+        let sql = PostgresSync.writeSQL(ops, events, nodeID: nodeID)
         enqueue(.write(sql: sql, ops: ops, done: { [unowned self] outcome in
             switch outcome {
             case .committed:
@@ -201,7 +201,9 @@ final class PostgresSync {
         }))
     }
 
-    private func writeSQL(_ ops: [StoreOp], _ events: [(kind: String, id: String, op: String, doc: String?)]) -> String {
+    /// One transaction as one simple query: the write lock, the rows, their change-log rows, NOTIFY.
+    static func writeSQL(_ ops: [StoreOp], _ events: [(kind: String, id: String, op: String, doc: String?)],
+                         nodeID: String) -> String {
         var sql = "SELECT pg_advisory_xact_lock(\(PGSchema.writeLock));\n"
         let node = PG.literal(nodeID)
         for op in ops {
