@@ -283,7 +283,12 @@ final class PostgresSync {
                 + "SELECT seq, node_id, kind, id, op, doc FROM gw_changes WHERE seq > \(lastApplied) ORDER BY seq LIMIT \(PostgresSync.pageSize)"
             conn.send(sql) { [unowned self] r in
                 guard case .success(let res) = r, res.count == 2 else {
-                    if case .failure(let e) = r, !e.connection { self.log.log(.error, "change log read failed: \(e.message)") }
+                    if case .failure(let e) = r, e.connection { return }   // `lost` releases the waiters
+                    // Not expected (the schema is ours): the held answers go out with their own changes
+                    // applied, and the next check tries again.
+                    self.log.log(.error, "change log read failed: \(r)")
+                    self.releaseWaiters(applyOwn: true)
+                    self.runNext()
                     return
                 }
                 self.applyChanges(trimmed: res[0].int(0, 0) ?? 0, rows: res[1])
@@ -292,7 +297,10 @@ final class PostgresSync {
         case .reload:
             conn.send(PGSchema.loadSQL) { [unowned self] r in
                 guard case .success(let res) = r, let (ops, seq) = PGSchema.decodeLoad(res) else {
-                    if case .failure(let e) = r, !e.connection { self.log.log(.error, "configuration reload failed: \(e.message)") }
+                    if case .failure(let e) = r, e.connection { return }
+                    self.log.log(.error, "configuration reload failed: \(r)")
+                    self.releaseWaiters(applyOwn: true)
+                    self.runNext()
                     return
                 }
                 self.api.store.replaceMirror(with: ops)

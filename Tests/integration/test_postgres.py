@@ -154,7 +154,8 @@ def test_three_nodes_seed_walkthrough(nodes):
         a, b, c = nodes(3)
         for g in (a, b, c):
             assert g.get("/mock")[0] == 404
-        assert a.admin("POST", "/upstreams", {"name": "mock_up"})[0] == 201
+        hc = {"passive": {"unhealthy": {"tcp_failures": 1}}}
+        assert a.admin("POST", "/upstreams", {"name": "mock_up", "healthchecks": hc})[0] == 201
         for u in (u1, u2):
             assert a.admin("POST", "/upstreams/mock_up/targets", {"target": u.address})[0] == 201
         assert a.admin("POST", "/services", {"name": "mock", "host": "mock_up"})[0] == 201
@@ -167,6 +168,10 @@ def test_three_nodes_seed_walkthrough(nodes):
             assert seen == {"t1", "t2"}, seen     # targets alternate on every node
             st, body, _ = g.admin("GET", "/routes/mock_route")
             assert st == 200 and body["id"] == route["id"]
+        # A stopped target is avoided by every node (each node's passive checks; retries hide the failure).
+        u2.stop()
+        for g in (a, b, c):
+            wait_until(lambda g=g: [who(g) for _ in range(6)] == [(200, "t1")] * 6, what="t2 avoided")
     finally:
         u1.stop()
         u2.stop()
