@@ -17,7 +17,7 @@ public struct PostgresSettings: Sendable, Equatable {
     public var timeoutMs = 5000
     /// TLS asked for (libpq `sslmode=prefer`: plain when the server refuses, as Kong's hint).
     public var ssl = false
-    /// The server certificate is verified against the system store (`sslmode=verify-full`).
+    /// With `ssl`: the server certificate is verified against the system store (`sslmode=verify-full`).
     public var sslVerify = false
     /// 0 = no limit. The master runs one query at a time on one connection, so every limit is met.
     public var maxConcurrentQueries = 0

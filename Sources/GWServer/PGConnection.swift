@@ -42,7 +42,7 @@ enum PG {
         var parts = ["host=\(q(s.host))", "port=\(s.port)", "user=\(q(s.user))", "dbname=\(q(s.database))",
                      "connect_timeout=\(max(1, (s.timeoutMs + 999) / 1000))", "application_name='gateway'"]
         if !s.password.isEmpty { parts.append("password=\(q(s.password))") }
-        if s.sslVerify {
+        if s.ssl && s.sslVerify {
             parts.append("sslmode=verify-full")
             parts.append("sslrootcert='/etc/ssl/certs/ca-certificates.crt'")
         } else {
