@@ -390,3 +390,49 @@ consumers:
     assert r.returncode == 0, r.stderr
     b.start()
     assert b.get("/imported")[0] == 200 and b.admin("GET", "/consumers/bob")[0] == 200
+
+
+def test_periodic_check_without_notification(nodes, pg, pgdb):
+    """A change whose NOTIFY never came (written here without one) is read by the periodic check of the
+    change log (db_update_frequency = 1 s in these tests)."""
+    (a,) = nodes(1)
+    sid = "5d3f6a52-8a4e-4f3a-9c1e-2b7d9e0f1a23"
+    doc = json.dumps({"id": sid, "name": "silent", "protocol": "http", "host": "127.0.0.1", "port": 9, "path": None,
+                      "retries": 5, "connect_timeout": 60000, "write_timeout": 60000, "read_timeout": 60000,
+                      "enabled": True, "created_at": 1, "updated_at": 1, "tags": None})
+    lit = doc.replace("'", "''")
+    pg.psql(pgdb, f"BEGIN; INSERT INTO services (id, created_at, name, doc) VALUES ('{sid}', 1, 'silent', '{lit}'); "
+                  f"INSERT INTO gw_changes (node_id, kind, id, op, doc) VALUES ('psql', 'services', '{sid}', 'p', '{lit}'); COMMIT;")
+    wait_admin(a, "/services/silent", lambda st, d: st == 200 and d["id"] == sid, "service read by the periodic check")
+
+
+def test_parent_delete_races_child_create(nodes):
+    """A route created on A while B deletes its service: the database judges (deferred foreign keys), never
+    both succeed, and both nodes end up with the same entities."""
+    a, b = nodes(2)
+    for i in range(6):
+        st, svc, _ = a.admin("POST", "/services", {"name": f"p{i}", "url": "http://127.0.0.1:9"})
+        assert st == 201
+        wait_admin(b, f"/services/p{i}", lambda st, d: st == 200, "service on B")
+        results = {}
+
+        def create():
+            results["route"] = a.admin("POST", "/routes", {"paths": [f"/r{i}"], "service": {"id": svc["id"]}})[:2]
+
+        def delete():
+            results["delete"] = b.admin("DELETE", f"/services/{svc['id']}")[:2]
+
+        ts = [threading.Thread(target=create), threading.Thread(target=delete)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(TIMEOUT)
+        route_ok = results["route"][0] == 201
+        delete_ok = results["delete"][0] == 204
+        assert route_ok != delete_ok, results
+        if not delete_ok:
+            assert results["delete"][0] == 400, results
+        else:
+            assert results["route"][0] == 400 and results["route"][1]["name"] == "foreign key violation", results
+        for g in (a, b):
+            wait_admin(g, f"/services/{svc['id']}", lambda st, d: st == (404 if delete_ok else 200), "same end state")
