@@ -90,9 +90,6 @@ extension String {
 }
 
 extension AdminAPI {
-    /// A random node id (a new one at each start, as Kong's traditional nodes).
-    public static func newNodeID() -> String { UUID4.generate() }
-
     /// Applies a manual healthy/unhealthy override another node made (read from the change log); false
     /// when the upstream or target is unknown here or has no health checker.
     @discardableResult

@@ -39,7 +39,8 @@ final class PostgresSync {
     let log: ErrorLog
     let settings: PostgresSettings
     let api: AdminAPI
-    let nodeID = AdminAPI.newNodeID()
+    /// The store's node id (GET / node_id): a new one at each start, as Kong's traditional nodes.
+    let nodeID: String
     var publish: () -> Void = {}
     private var conn: PGConnection?
     private(set) var connected = false
@@ -77,6 +78,7 @@ final class PostgresSync {
         self.log = log
         self.settings = settings
         self.api = api
+        nodeID = api.store.nodeID
         lastApplied = loadedSeq
         reconnectTimer = TimerWatcher(loop: loop) { [unowned self] in self.connect() }
         checkTimer = TimerWatcher(loop: loop) { [unowned self] in self.requestCatchUp() }
