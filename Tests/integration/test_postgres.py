@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import GATEWAY_BIN, TIMEOUT, Gateway, Upstream, alive, wait_until
+from conftest import GATEWAY_BIN, TIMEOUT, Gateway, Upstream, alive, children, wait_until
 from pgserver import PGServer
 
 NEEDS_BOOTSTRAP = "Database needs bootstrapping or is older than Kong 1.0"
@@ -436,3 +436,31 @@ def test_parent_delete_races_child_create(nodes):
             assert results["route"][0] == 400 and results["route"][1]["name"] == "foreign key violation", results
         for g in (a, b):
             wait_admin(g, f"/services/{svc['id']}", lambda st, d: st == (404 if delete_ok else 200), "same end state")
+
+
+def test_hung_database_times_out(nodes, pg, upstream):
+    """PostgreSQL frozen (every one of its processes SIGSTOPped: no answer, no reset, like a cut link): a
+    write is answered 500 after pg_timeout, the node keeps proxying and says database.reachable false;
+    once PostgreSQL runs again the node reconnects and writes work."""
+    up = upstream("h")
+    (a,) = nodes(1)
+    assert a.admin("POST", "/services", {"name": "s", "url": f"http://{up.address}"})[0] == 201
+    assert a.admin("POST", "/services/s/routes", {"paths": ["/h"]})[0] == 201
+    with open(os.path.join(pg.data, "postmaster.pid")) as f:
+        postmaster = int(f.readline())
+    frozen = [postmaster] + children(postmaster)
+    for p in frozen:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        st, body, _ = a.admin("POST", "/services", {"name": "x", "url": "http://127.0.0.1:9"})
+        assert (st, body) == (500, {"message": "An unexpected error occurred"})
+        assert time.monotonic() - t0 < TIMEOUT
+        assert a.get("/h")[0] == 200
+        wait_admin(a, "/status", lambda st, d: d["database"]["reachable"] is False, "database unreachable")
+    finally:
+        for p in frozen:
+            os.kill(p, signal.SIGCONT)
+    wait_admin(a, "/status", lambda st, d: d["database"]["reachable"] is True, "database back")
+    assert a.admin("POST", "/services/s/routes", {"paths": ["/h2"]})[0] == 201
+    assert a.get("/h2")[0] == 200
