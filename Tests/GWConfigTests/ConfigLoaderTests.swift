@@ -100,7 +100,7 @@ private func withFile(_ text: String, _ body: (String) throws -> Void) rethrows 
         ("proxy_listen = nowhere", "proxy_listen"),
         ("client_max_body_size = 10q", "client_max_body_size"),
         ("daemon = maybe", "daemon"),
-        ("database = postgres", "database"),
+        ("database = cassandra", "database"),
         ("rate_limiting_counters_size = 1k", "rate_limiting_counters_size"),
         ("proxy_cache_size = 12x", "proxy_cache_size"),
         ("proxy_cache_max_entry_size = 200m", "proxy_cache_max_entry_size"),
