@@ -464,3 +464,17 @@ def test_hung_database_times_out(nodes, pg, upstream):
     wait_admin(a, "/status", lambda st, d: d["database"]["reachable"] is True, "database back")
     assert a.admin("POST", "/services/s/routes", {"paths": ["/h2"]})[0] == 201
     assert a.get("/h2")[0] == 200
+
+
+def test_pg_schema(nodes, pg, pgdb):
+    """pg_schema: bootstrap creates the schema and every table lives there; reset empties it (Kong drops the
+    schema and creates it again)."""
+    (a,) = nodes(1, pg_schema="gw_schema")
+    st, svc, _ = a.admin("POST", "/services", {"name": "in-schema", "url": "http://127.0.0.1:9"})
+    assert st == 201
+    assert pg.psql(pgdb, "SELECT name FROM gw_schema.services") == "in-schema"
+    assert pg.psql(pgdb, "SELECT to_regclass('public.services') IS NULL") == "t"
+    a.stop()
+    assert a.cli("migrations", "reset", "--yes", "-c", a.conf).returncode == 0
+    assert pg.psql(pgdb, "SELECT to_regclass('gw_schema.services') IS NULL") == "t"    # dropped and made again, empty
+    assert a.cli("migrations", "list", "-c", a.conf).returncode == 3
