@@ -399,7 +399,7 @@ public final class AdminAPI {
         for case .put(.keyauthCredentials, let d) in ops { if let id = d["id"]?.stringValue { keyauthPuts.insert(id) } }
         if !keyauthPuts.isEmpty { ops = purgeExpiredOps(keep: keyauthPuts) + ops }
         do { try store.write(ops) } catch { throw OpFailure(Kong.databaseError()) }
-        context.onChange()
+        if store.writeSink == nil { context.onChange() }
     }
 
     // MARK: CRUD

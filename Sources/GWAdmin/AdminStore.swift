@@ -35,7 +35,7 @@ public enum EntityKind: String, CaseIterable, Sendable {
     }
 
     /// Extra indexed / unique columns: (column, unique).
-    var keyColumns: [(String, Bool)] {
+    public var keyColumns: [(String, Bool)] {
         switch self {
         case .services: [("name", true)]
         case .routes: [("name", true), ("service_id", false)]
@@ -54,7 +54,7 @@ public enum EntityKind: String, CaseIterable, Sendable {
     }
 
     /// Values of `keyColumns` for a document.
-    func keyValues(_ doc: JSON) -> [String?] {
+    public func keyValues(_ doc: JSON) -> [String?] {
         func fk(_ f: String) -> String? { doc[f]?["id"]?.stringValue }
         switch self {
         case .services, .upstreams: return [doc["name"]?.stringValue]
@@ -180,6 +180,9 @@ public final class AdminStore {
 
     let db: SQLiteDB
     public let path: String
+    /// Set when the database is elsewhere (PostgreSQL, GWServer): `write` hands the ops to it and leaves
+    /// the mirror alone; the mirror changes when the committed change comes back (`applyReplicated`).
+    public var writeSink: (([StoreOp]) throws(AdminStoreError) -> Void)?
     public let inMemory: Bool
     var tables: [EntityKind: MemTable] = [:]
     var nextSeq: Int64 = 1
@@ -303,6 +306,7 @@ public final class AdminStore {
 
     public func write(_ ops: [StoreOp]) throws(AdminStoreError) {
         guard !ops.isEmpty else { return }
+        if let writeSink { try writeSink(ops); return }
         if mirrorOnly { applyToMirror(ops, assigned: [:]); return }
         try db.exec("BEGIN IMMEDIATE")
         var assigned: [String: Int64] = [:]   // "kind/id" → seq
@@ -385,6 +389,8 @@ public final class AdminStore {
     /// Everything may have changed (replaceAll, or too many changes to list).
     private var changedAll = false
     static let maxTrackedChanges = 10_000
+
+    func markAllChanged() { changedAll = true; changed = [] }
 
     private func noteChange(_ kind: EntityKind, _ id: String) {
         guard !changedAll else { return }

@@ -202,7 +202,7 @@ extension AdminAPI {
         if context.databaseOff {
             o["configuration_hash"] = .string(configurationHash())
         } else {
-            o["database"] = ["reachable": .bool(store.isReachable())]
+            o["database"] = ["reachable": .bool(context.databaseReachable?() ?? store.isReachable())]
         }
         return (200, .object(o))
     }
@@ -303,6 +303,9 @@ extension AdminAPI {
         }
         guard let provider = context.health, provider.setTargetHealth(upstream: u, target: t, address: address, healthy: healthy) else {
             return (400, ["message": .string("no healthchecker found for \(u.name)")])
+        }
+        if let hook = context.onTargetHealth, let uid = up["id"]?.stringValue, let tid = td["id"]?.stringValue {
+            hook(uid, tid, address, healthy)
         }
         return (204, .null)
     }

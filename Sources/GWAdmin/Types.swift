@@ -103,6 +103,11 @@ public struct AdminContext {
     public var availablePlugins: Set<String> = Set(PluginRegistry.names)
     /// The node's shared proxy-cache store (the master's mapping of the segment), for /proxy-cache.
     public var proxyCache: CacheStore? = nil
+    /// `GET /status` database.reachable when the database is not the store's own SQLite (PostgreSQL).
+    public var databaseReachable: (() -> Bool)? = nil
+    /// A manual healthy/unhealthy override was applied on this node (upstream id, target id, address,
+    /// healthy): with PostgreSQL it is also written to the change log so that every node applies it.
+    public var onTargetHealth: ((String, String, String?, Bool) -> Void)? = nil
 
     public init(nodeInfo: @escaping () -> JSON = { .object(JSONObject()) },
                 serverStatus: @escaping () -> JSON = { .object(JSONObject()) },

@@ -63,7 +63,9 @@ public struct GatewayConfig: Sendable {
     public var certificatePairs: [(cert: String, key: String)] { tls.certificates.isEmpty ? defaultCertificates : tls.certificates }
     public var keepaliveTimeout: Int                  // seconds
     public var keepaliveRequests: Int
-    public var database: String                       // sqlite | off
+    public var database: String                       // sqlite | postgres | off
+    /// The pg_* keys and db_update_frequency (used with `database = postgres`).
+    public var postgres = PostgresSettings()
     public var declarativeConfig: String?
     public var memCacheSize: Int                      // shared-memory size, bytes
     public var rateLimitingCountersSize: Int          // bytes of the shared rate-limiting counters
@@ -103,7 +105,7 @@ public struct GatewayConfig: Sendable {
     /// after each reload, read by the CLI commands that act on a running node (`health`, `stop`, …).
     public var runningConfigFile: String { resolve("run/running.conf") }
 
-    /// `key = value` lines of the effective configuration (`entries`: admin_token left out), loadable
+    /// `key = value` lines of the effective configuration (`entries`: admin_token and pg_password left out), loadable
     /// with `ConfigLoader.load(path:environment: [:])`.
     public var savedText: String {
         var s = "# the configuration this node runs with (written at start and reload)\n"
@@ -162,7 +164,7 @@ public let configKeys: [(key: String, defaultValue: String)] = [
     ("ssl_session_tickets", "on"),
     ("ssl_session_timeout", "1d"),
     ("ssl_session_cache_size", "10m"),
-]
+] + PostgresSettings.keys
 
 /// Kong spellings accepted as aliases.
 private let aliases: [String: String] = [
@@ -323,7 +325,7 @@ public enum ConfigLoader {
             throw bad("large_client_header_buffers", "expected '<number> <size>', e.g. 4 8k")
         }
         let db = v("database")
-        guard db == "sqlite" || db == "off" else { throw bad("database", "expected sqlite or off") }
+        guard db == "sqlite" || db == "postgres" || db == "off" else { throw bad("database", "expected sqlite, postgres or off") }
         let decl = v("declarative_config").trimmingWhitespace()
         if db == "off" && decl.isEmpty {
             // DB-less without a file starts empty, as Kong does.
@@ -359,7 +361,7 @@ public enum ConfigLoader {
         let token = v("admin_token").trimmingWhitespace()
 
         var entries: [(String, String)] = []
-        for (k, _) in configKeys where k != "admin_token" { entries.append((k, v(k))) }
+        for (k, _) in configKeys where k != "admin_token" && k != "pg_password" { entries.append((k, v(k))) }
 
         var cfg = GatewayConfig(
             prefix: prefix, proxyListen: proxy, adminListen: admin, workerProcesses: wp,
@@ -424,6 +426,7 @@ public enum ConfigLoader {
         cfg.realIPHeader = rih
         cfg.realIPRecursive = try bool("real_ip_recursive")
         cfg.underscoresInHeaders = try bool("nginx_proxy_underscores_in_headers")
+        cfg.postgres = try PostgresSettings.parse(v, bad, bool: bool)
         return cfg
     }
 

@@ -1,5 +1,6 @@
 // Wiring (nginx.c's role): which code runs in the master and which in a worker.
-//  master: Admin API (GWAdmin over SQLite) on admin_listen, ConfigPublisher, ActiveHealthChecker.
+//  master: Admin API (GWAdmin over SQLite, or its mirror of PostgreSQL kept by PostgresSync) on
+//          admin_listen, ConfigPublisher, ActiveHealthChecker.
 //  worker: WorkerProcess → ProxyServer (GWProxy).
 #if canImport(Glibc)
 import Glibc
@@ -19,6 +20,7 @@ final class MasterParts {
     var checker: ActiveHealthChecker?
     var health: SharedHealthProvider?
     var resolver: DNSResolver?
+    var postgres: PostgresSync?
 }
 
 // Deviation from "no mutable globals": the master is a single-threaded process and this is its
@@ -47,14 +49,21 @@ public enum Gateway {
         table.format(alreadyZeroed: true)   // SharedMemory is a fresh MAP_ANONYMOUS mapping
         let health = SharedHealthProvider(table: table, log: master.log)
         let store: AdminStore
+        var loadedSeq: Int64 = 0
         do {
-            if config.database == "off" {
+            if config.database == "off" || config.database == "postgres" {
                 store = try AdminStore(path: ":memory:")
             } else {
                 store = try AdminStore(path: config.databaseFile)
             }
         } catch {
             throw ConfigError("cannot open the database: \(error)")
+        }
+        if config.database == "postgres" {
+            // Blocking, before the loop runs (PostgresSync's comment): Kong's start checks, then every entity.
+            do { loadedSeq = try PostgresSync.loadAtStart(config.postgres, into: store) } catch {
+                throw ConfigError(error.message)
+            }
         }
         final class Box { var publisher: ConfigPublisher? }
         let box = Box()
@@ -122,9 +131,16 @@ public enum Gateway {
         }
         let accessPath = config.resolve(config.adminAccessLog)
         let adminLog = accessPath == "off" ? nil : try LogFile(path: accessPath)
-        let admin = AdminHTTPServer(loop: master.loop, log: master.log, accessLog: adminLog) { req in
+        let admin = AdminHTTPServer(loop: master.loop, log: master.log, accessLog: adminLog) { req, respond in
             let r = api.handle(AdminRequest(method: req.method, target: req.target, headers: req.headers, body: req.body))
-            return AdminHTTPResponse(status: r.status, headers: r.headers, body: r.body)
+            if let pg = masterParts.postgres, pg.hasPending {
+                // PostgreSQL: the answer waits for the commit (PostgresSync); a failed request writes nothing.
+                if r.status >= 400 { pg.discardPending() } else {
+                    pg.submit(base: r) { out in respond(AdminHTTPResponse(status: out.status, headers: out.headers, body: out.body)) }
+                    return
+                }
+            }
+            respond(AdminHTTPResponse(status: r.status, headers: r.headers, body: r.body))
         }
         try admin.listen(config.adminListen)
         let parts = masterParts
@@ -139,5 +155,11 @@ public enum Gateway {
         box.publisher = publisher
         resolver.onChange = { [unowned publisher] in publisher.publish() }
         publisher.publish()
+        if config.database == "postgres" {
+            let pg = PostgresSync(loop: master.loop, log: master.log, settings: config.postgres, api: api, loadedSeq: loadedSeq)
+            pg.publish = { [unowned publisher] in publisher.publish() }
+            parts.postgres = pg
+            pg.start()
+        }
     }
 }
