@@ -16,9 +16,1393 @@ enum DashboardAssets {
     static let bytes: [[UInt8]] = files.map { f in f.text.withUTF8Buffer { Array($0) } }
 
     static let files: [File] = [
-        File(path: "/index.html", contentType: "text/html; charset=utf-8", etag: #""95726e86e8aac1af""#, text: #"""
+        File(path: "/assets/app.css", contentType: "text/css; charset=utf-8", etag: #""a1e081ce07e91598""#, text: #"""
+/* The dashboard's look, close to Kong Manager's: dark navy sidebar, white cards on a light grey
+   page, blue primary buttons, pill badges for health. System fonts only (works offline). */
+:root {
+  --navy: #0b172d; --navy-2: #14254a; --blue: #1155cb; --blue-2: #0d44a3; --text: #232633; --muted: #6c7489;
+  --line: #e0e4ea; --bg: #f6f7f9; --green: #00794d; --green-bg: #e3f8ee; --red: #c4161c; --red-bg: #fde8e8;
+  --orange: #a35a00; --orange-bg: #fff1dc; --grey-bg: #eef0f4;
+}
+* { box-sizing: border-box; }
+html, body { margin: 0; height: 100%; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+  color: var(--text); background: var(--bg); display: flex; }
+a { color: var(--blue); text-decoration: none; }
+a:hover { text-decoration: underline; }
+code { font: 12.5px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: var(--grey-bg); padding: 1px 5px; border-radius: 4px; }
+
+.sidebar { width: 232px; flex: none; background: var(--navy); color: #c9d3e6; display: flex; flex-direction: column; min-height: 100vh; }
+.brand { display: block; padding: 18px 20px; color: #fff; font-weight: 600; font-size: 16px; border-bottom: 1px solid var(--navy-2); }
+.brand:hover { text-decoration: none; }
+.logo { color: #3fd0a4; margin-right: 4px; }
+.sidebar nav { display: flex; flex-direction: column; padding: 10px 0; flex: 1; }
+.sidebar nav a { color: #c9d3e6; padding: 9px 20px; border-left: 3px solid transparent; }
+.sidebar nav a:hover { background: var(--navy-2); color: #fff; text-decoration: none; }
+.sidebar nav a.active { background: var(--navy-2); color: #fff; border-left-color: #3fd0a4; font-weight: 600; }
+.nav-group { padding: 16px 20px 6px; font-size: 11px; letter-spacing: .08em; text-transform: uppercase; color: #7f8fb0; }
+.sidebar .node { padding: 14px 20px; font-size: 12px; color: #7f8fb0; border-top: 1px solid var(--navy-2); word-break: break-all; }
+
+.content { flex: 1; min-width: 0; display: flex; flex-direction: column; }
+.topbar { height: 52px; background: #fff; border-bottom: 1px solid var(--line); display: flex; align-items: center; justify-content: space-between; padding: 0 28px; }
+.crumbs { color: var(--muted); }
+.crumbs .sep { margin: 0 8px; color: #b5bccb; }
+.crumbs span:last-child { color: var(--text); font-weight: 500; }
+.live { color: #19b27b; font-size: 12px; }
+.live.down { color: var(--red); }
+main { padding: 24px 28px 48px; max-width: 1400px; width: 100%; }
+
+.page-head { display: flex; justify-content: space-between; align-items: flex-start; gap: 16px; margin-bottom: 18px; }
+.page-head h1 { margin: 0 0 4px; font-size: 22px; font-weight: 600; }
+.page-head p { margin: 0; }
+.muted { color: var(--muted); }
+.actions { display: flex; gap: 8px; align-items: center; }
+
+.card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 16px 20px; margin-bottom: 18px; }
+.card h3 { margin: 0 0 12px; font-size: 15px; font-weight: 600; }
+.card h4 { margin: 14px 0 6px; font-size: 13px; color: var(--muted); font-weight: 600; }
+.card.flush { padding: 0; overflow: hidden; }
+.card.flush > .empty { margin: 12px 20px 16px; }
+.card-head { display: flex; justify-content: space-between; align-items: center; padding: 14px 20px; border-bottom: 1px solid var(--line); }
+.card-head h3 { margin: 0; }
+.cols { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 18px; align-items: start; }
+.cols > * { margin-bottom: 0; }
+.cols > div > .card:last-child { margin-bottom: 0; }
+.cols + * { margin-top: 18px; }
+@media (max-width: 1000px) { .cols { grid-template-columns: 1fr; } }
+
+.kv { display: grid; grid-template-columns: max-content 1fr; gap: 7px 18px; margin: 0; }
+.kv dt { color: var(--muted); }
+.kv dd { margin: 0; word-break: break-all; }
+
+.stats { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 12px; }
+.stat-box { border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; color: var(--text); }
+.stat-box.link:hover { border-color: var(--blue); text-decoration: none; }
+.stat-box .num { font-size: 22px; font-weight: 600; }
+.stat-box .lbl { color: var(--muted); font-size: 12px; }
+
+table.grid { width: 100%; border-collapse: collapse; }
+.grid th { text-align: left; font-weight: 600; font-size: 12px; color: var(--muted); padding: 10px 14px; background: #fafbfc; border-bottom: 1px solid var(--line); }
+.grid td { padding: 10px 14px; border-bottom: 1px solid #eef0f3; vertical-align: middle; }
+.grid tr:last-child td { border-bottom: 0; }
+.grid tr.clickable { cursor: pointer; }
+.grid tr.clickable:hover td { background: #f5f8ff; }
+.grid td.num { font-variant-numeric: tabular-nums; }
+.card:not(.flush) .grid { border: 1px solid var(--line); border-radius: 6px; }
+.empty { color: var(--muted); padding: 18px; text-align: center; border: 1px dashed var(--line); border-radius: 6px; background: #fff; }
+.row-actions { display: flex; gap: 6px; justify-content: flex-end; }
+.addr + .addr { margin-top: 4px; }
+
+button { font: inherit; border: 1px solid #c7cede; background: #fff; color: var(--text); border-radius: 6px; padding: 7px 14px; cursor: pointer; }
+button:hover { border-color: var(--blue); color: var(--blue); }
+button.primary { background: var(--blue); border-color: var(--blue); color: #fff; font-weight: 500; }
+button.primary:hover { background: var(--blue-2); color: #fff; }
+button.danger { background: var(--red); border-color: var(--red); color: #fff; }
+button.danger-outline { color: var(--red); border-color: #efb7b9; }
+button.danger-outline:hover { background: var(--red-bg); color: var(--red); border-color: var(--red); }
+button.small { padding: 3px 10px; font-size: 12.5px; }
+button:disabled { opacity: .6; cursor: default; }
+
+.badge { display: inline-block; padding: 1px 9px; border-radius: 10px; font-size: 11.5px; font-weight: 600; letter-spacing: .02em; text-transform: uppercase; background: var(--grey-bg); color: var(--muted); white-space: nowrap; }
+.badge.healthy, .badge.enabled { background: var(--green-bg); color: var(--green); }
+.badge.unhealthy, .badge.disabled { background: var(--red-bg); color: var(--red); }
+.badge.dns_error { background: var(--orange-bg); color: var(--orange); }
+.tag { display: inline-block; background: var(--grey-bg); border-radius: 4px; padding: 0 7px; margin: 1px 4px 1px 0; font-size: 12px; }
+.tag.global { background: #e8efff; color: var(--blue); }
+
+.modal { position: fixed; inset: 0; background: rgba(11, 23, 45, .45); display: flex; align-items: flex-start; justify-content: center; padding: 6vh 16px; z-index: 10; overflow: auto; }
+.panel { background: #fff; border-radius: 10px; width: 560px; max-width: 100%; box-shadow: 0 20px 50px rgba(0, 0, 0, .25); }
+.panel-head { display: flex; justify-content: space-between; align-items: center; padding: 16px 22px; border-bottom: 1px solid var(--line); }
+.panel-head h2 { margin: 0; font-size: 17px; }
+.panel-head .close { border: 0; font-size: 22px; line-height: 1; padding: 0 4px; }
+.panel-body { padding: 18px 22px 20px; }
+.panel-body .actions { justify-content: flex-end; margin-top: 18px; }
+
+.field { margin-bottom: 12px; }
+.field label { display: block; font-weight: 500; margin-bottom: 4px; }
+.field input[type=text], .field input[type=number], .field input[type=password], .field select, .field textarea, .token-form input {
+  width: 100%; font: inherit; padding: 7px 10px; border: 1px solid #c7cede; border-radius: 6px; background: #fff; }
+.field textarea { font: 12.5px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+.field input:focus, .field select:focus, .field textarea:focus { outline: 2px solid #c5d7fb; border-color: var(--blue); }
+.field-bool { display: flex; align-items: center; gap: 8px; flex-wrap: wrap; }
+.field-bool label { margin: 0; }
+.field-bool .field-error, .field-bool .help { flex-basis: 100%; }
+.field.invalid input, .field.invalid select, .field.invalid textarea { border-color: var(--red); background: #fffafa; }
+.field-error { color: var(--red); font-size: 12.5px; margin-top: 3px; }
+.field-error:empty { display: none; }
+.help { color: var(--muted); font-size: 12px; margin-top: 3px; }
+.form-banner { background: var(--red-bg); color: var(--red); border-radius: 6px; padding: 9px 12px; margin-bottom: 14px; }
+.form-banner div + div { margin-top: 2px; font-size: 12.5px; }
+.error-box { background: var(--red-bg); color: var(--red); border-radius: 6px; padding: 10px 14px; margin: 10px 0; }
+.error { color: var(--red); }
+
+.switch { position: relative; display: inline-block; width: 34px; height: 18px; }
+.switch input { opacity: 0; width: 0; height: 0; }
+.slider { position: absolute; inset: 0; background: #c7cede; border-radius: 9px; cursor: pointer; transition: .15s; }
+.slider::before { content: ""; position: absolute; width: 14px; height: 14px; left: 2px; top: 2px; background: #fff; border-radius: 50%; transition: .15s; }
+.switch input:checked + .slider { background: #19b27b; }
+.switch input:checked + .slider::before { transform: translateX(16px); }
+
+.chart .plots { display: grid; grid-template-columns: 1fr 1fr; gap: 18px; }
+@media (max-width: 1000px) { .chart .plots { grid-template-columns: 1fr; } }
+.plot { width: 100%; height: 170px; display: block; }
+.plot-title { font-size: 12px; color: var(--muted); margin-bottom: 4px; }
+.chart[data-state=no-metrics] .plots, .chart[data-state=not-enabled] .plots { display: none; }
+.chart-note { color: var(--muted); margin-bottom: 8px; }
+.chart-note:empty { display: none; }
+.chart[data-state=no-metrics] .chart-note, .chart[data-state=not-enabled] .chart-note {
+  background: #f3f6fd; border: 1px dashed #b9c9ef; color: var(--text); border-radius: 6px; padding: 14px 16px; }
+.legend { display: flex; flex-wrap: wrap; gap: 14px; margin-bottom: 10px; color: var(--muted); }
+.legend .stat b { color: var(--text); font-size: 16px; }
+.swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 5px; }
+.swatch.c2xx { background: #0a9e6e; } .swatch.c3xx { background: #1155cb; } .swatch.c4xx { background: #e8910c; }
+.swatch.c5xx { background: #d63a3a; } .swatch.p50 { background: #1155cb; } .swatch.p95 { background: #8a4fff; } .swatch.p99 { background: #d63a3a; }
+
+.toasts { position: fixed; right: 20px; bottom: 20px; display: flex; flex-direction: column; gap: 8px; z-index: 20; }
+.toast { background: #1d2b45; color: #fff; padding: 10px 16px; border-radius: 6px; box-shadow: 0 6px 20px rgba(0, 0, 0, .2); }
+.toast.bad { background: var(--red); }
+.token-form p { margin-top: 0; }
+.token-form label { display: block; font-weight: 500; margin: 10px 0 4px; }
+
+"""#),
+        File(path: "/assets/chart.js", contentType: "text/javascript; charset=utf-8", etag: #""87f19bc9be6bede5""#, text: #"""
+// The per-service traffic chart: scrapes GET /metrics (through /api/, Prometheus text format) every
+// 2 s and draws requests/s by status class (kong_http_requests_total) and latency percentiles
+// (kong_request_latency_ms histogram, interpolated inside buckets as histogram_quantile does) on
+// canvases. Without the prometheus plugin it says so instead of requesting a /metrics that is not
+// there (GET / lists the plugins the node has and the ones configured).
+'use strict';
+
+GW.metrics = {};
+
+// Prometheus text exposition → [{name, labels, value}] (comments skipped, label escapes honoured).
+GW.metrics.parse = function (text) {
+  const out = [];
+  for (const line of text.split('\n')) {
+    if (!line || line[0] === '#') continue;
+    let i = 0;
+    while (i < line.length && line[i] !== '{' && line[i] !== ' ') i++;
+    const name = line.slice(0, i);
+    const labels = {};
+    if (line[i] === '{') {
+      i++;
+      while (i < line.length && line[i] !== '}') {
+        const eq = line.indexOf('=', i);
+        if (eq < 0) break;
+        const key = line.slice(i, eq).trim();
+        i = eq + 2;   // past ="
+        let v = '';
+        while (i < line.length && line[i] !== '"') {
+          if (line[i] === '\\' && i + 1 < line.length) {
+            const c = line[i + 1];
+            v += c === 'n' ? '\n' : c;
+            i += 2;
+          } else { v += line[i++]; }
+        }
+        labels[key] = v;
+        i++;   // closing quote
+        if (line[i] === ',') i++;
+      }
+      i++;   // }
+    }
+    const value = parseFloat(line.slice(i).trim().split(/\s+/)[0]);
+    if (name && !Number.isNaN(value)) out.push({name, labels, value});
+  }
+  return out;
+};
+
+// One scrape reduced to one service: counts by status class and latency buckets (summed over routes).
+GW.metrics.sample = function (series, service) {
+  const s = {t: performance.now(), classes: {'2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0, other: 0}, buckets: new Map(), found: false};
+  for (const m of series) {
+    if (m.labels.service !== service) continue;
+    if (m.name === 'kong_http_requests_total') {
+      const c = (m.labels.code || '')[0] + 'xx';
+      s.classes[c in s.classes ? c : 'other'] += m.value;
+      s.found = true;
+    } else if (m.name === 'kong_request_latency_ms_bucket') {
+      const le = m.labels.le === '+Inf' ? Infinity : parseFloat(m.labels.le);
+      s.buckets.set(le, (s.buckets.get(le) || 0) + m.value);
+      s.found = true;
+    }
+  }
+  return s;
+};
+
+// Quantile q of the requests between two samples (null when none).
+GW.metrics.quantile = function (a, b, q) {
+  const les = [...b.buckets.keys()].sort((x, y) => x - y);
+  if (!les.length) return null;
+  const cum = les.map((le) => Math.max(0, b.buckets.get(le) - (a.buckets.get(le) || 0)));
+  const total = cum[cum.length - 1];
+  if (!(total > 0)) return null;
+  const target = q * total;
+  let prevLe = 0, prevCum = 0;
+  for (let i = 0; i < les.length; i++) {
+    if (cum[i] >= target) {
+      if (les[i] === Infinity) return prevLe;
+      const span = cum[i] - prevCum;
+      return span > 0 ? prevLe + (les[i] - prevLe) * (target - prevCum) / span : les[i];
+    }
+    prevLe = les[i]; prevCum = cum[i];
+  }
+  return prevLe;
+};
+
+GW.metrics.colors = {'2xx': '#0a9e6e', '3xx': '#1155cb', '4xx': '#e8910c', '5xx': '#d63a3a', other: '#8391a7',
+  p50: '#1155cb', p95: '#8a4fff', p99: '#d63a3a'};
+
+// Draws series [{label, values (null = gap)}] on a canvas; stacked areas or lines.
+GW.metrics.draw = function (canvas, series, opts) {
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth || 600, hgt = canvas.clientHeight || 160;
+  canvas.width = w * dpr; canvas.height = hgt * dpr;
+  const g = canvas.getContext('2d');
+  g.scale(dpr, dpr);
+  g.clearRect(0, 0, w, hgt);
+  const padL = 48, padB = 18, padT = 8, padR = 8;
+  const n = opts.points;
+  const stacks = series.map(() => new Array(n).fill(null));
+  let max = 0;
+  for (let i = 0; i < n; i++) {
+    let acc = 0;
+    series.forEach((s, k) => {
+      const v = s.values[i];
+      if (v === null || v === undefined) return;
+      acc = opts.stacked ? acc + v : v;
+      stacks[k][i] = acc;
+      max = Math.max(max, acc);
+    });
+  }
+  max = max > 0 ? niceMax(max) : 1;
+  const x = (i) => padL + (w - padL - padR) * (n > 1 ? i / (n - 1) : 0);
+  const y = (v) => padT + (hgt - padT - padB) * (1 - v / max);
+  g.font = '11px system-ui, sans-serif';
+  g.fillStyle = '#6c7489'; g.strokeStyle = '#e7eaf0'; g.lineWidth = 1;
+  for (let k = 0; k <= 4; k++) {
+    const v = max * k / 4, yy = Math.round(y(v)) + 0.5;
+    g.beginPath(); g.moveTo(padL, yy); g.lineTo(w - padR, yy); g.stroke();
+    g.fillText(fmtAxis(v) + (opts.unit || ''), 4, yy + 4);
+  }
+  g.fillText('−' + Math.round(opts.seconds) + ' s', padL, hgt - 4);
+  g.fillText('now', w - padR - 22, hgt - 4);
+  for (let k = series.length - 1; k >= 0; k--) {
+    const col = GW.metrics.colors[series[k].label] || '#444';
+    g.strokeStyle = col; g.lineWidth = 2;
+    g.beginPath();
+    let open = false;
+    for (let i = 0; i < n; i++) {
+      const v = stacks[k][i];
+      if (v === null) { open = false; continue; }
+      if (!open) { g.moveTo(x(i), y(v)); open = true; } else g.lineTo(x(i), y(v));
+    }
+    g.stroke();
+    if (opts.stacked) {
+      g.globalAlpha = 0.18; g.fillStyle = col;
+      for (let i = 1; i < n; i++) {
+        if (stacks[k][i] === null || stacks[k][i - 1] === null) continue;
+        const below = (j) => (k > 0 && stacks[k - 1][j] !== null ? stacks[k - 1][j] : 0);
+        g.beginPath();
+        g.moveTo(x(i - 1), y(stacks[k][i - 1])); g.lineTo(x(i), y(stacks[k][i]));
+        g.lineTo(x(i), y(below(i))); g.lineTo(x(i - 1), y(below(i - 1))); g.closePath(); g.fill();
+      }
+      g.globalAlpha = 1;
+    }
+  }
+  function niceMax(v) {
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+    return 10 * p;
+  }
+  function fmtAxis(v) { return v >= 100 ? Math.round(v) : v >= 10 ? v.toFixed(0) : v.toFixed(v ? 1 : 0); }
+};
+
+// The chart card of a service (service name or host = Kong's `service` label).
+GW.serviceChart = function (svc, nodeInfo, seq) {
+  const label = svc.name || svc.host;
+  const note = h('div', {class: 'chart-note', id: 'chart-note'});
+  const legend = h('div', {class: 'legend', id: 'chart-legend'});
+  const rps = h('canvas', {class: 'plot', id: 'chart-requests', 'aria-label': 'requests per second by status class'});
+  const lat = h('canvas', {class: 'plot', id: 'chart-latency', 'aria-label': 'latency percentiles'});
+  const card = h('section', {class: 'card chart', id: 'traffic-chart'},
+    h('h3', {text: 'Traffic'}), note, legend,
+    h('div', {class: 'plots'},
+      h('div', {}, h('div', {class: 'plot-title', text: 'Requests/s by status class'}), rps),
+      h('div', {}, h('div', {class: 'plot-title', text: 'Latency percentiles (ms, kong_request_latency_ms)'}), lat)));
+  const plugins = (nodeInfo && nodeInfo.plugins) || {};
+  const available = plugins.available_on_server && ('prometheus' in plugins.available_on_server);
+  const enabled = (plugins.enabled_in_cluster || []).includes('prometheus');
+  if (!available) {
+    card.dataset.state = 'no-metrics';
+    note.append('Enable the prometheus plugin to chart this service: this node serves no /metrics (the plugin is not available on this server).');
+    return card;
+  }
+  if (!enabled) {
+    card.dataset.state = 'not-enabled';
+    note.append('Enable the prometheus plugin (status_code_metrics and latency_metrics on), globally or on this service, to chart its requests/s, status classes and latency percentiles. ',
+      h('button', {type: 'button', class: 'small primary', id: 'enable-prometheus', text: 'Enable on this service', onclick: async () => {
+        try {
+          await GW.api('POST', '/services/' + GW.enc(svc.id) + '/plugins',
+            {name: 'prometheus', config: {status_code_metrics: true, latency_metrics: true}});
+          GW.toast('prometheus enabled on ' + label);
+          GW.render();
+        } catch (e) { note.appendChild(GW.errorBox(e)); }
+      }}));
+    return card;
+  }
+  card.dataset.state = 'live';
+  const points = 90, period = 2000;
+  const hist = {'2xx': [], '3xx': [], '4xx': [], '5xx': [], p50: [], p95: [], p99: []};
+  let prev = null;
+  const push = (k, v) => { hist[k].push(v); if (hist[k].length > points) hist[k].shift(); };
+  const pad = (arr) => new Array(points - arr.length).fill(null).concat(arr);
+  GW.every(period, async () => {
+    const r = await GW.request('GET', '/metrics', undefined, 'text/plain');
+    if (!GW.alive(seq)) return;
+    if (!r.ok) { note.textContent = 'GET /metrics answered ' + r.status + '.'; return; }
+    const cur = GW.metrics.sample(GW.metrics.parse(await r.text()), label);
+    if (prev) {
+      const dt = Math.max(0.001, (cur.t - prev.t) / 1000);
+      let total = 0;
+      for (const c of ['2xx', '3xx', '4xx', '5xx']) {
+        const v = Math.max(0, cur.classes[c] - prev.classes[c]) / dt;
+        total += v;
+        push(c, v);
+      }
+      const q = {p50: GW.metrics.quantile(prev, cur, 0.5), p95: GW.metrics.quantile(prev, cur, 0.95), p99: GW.metrics.quantile(prev, cur, 0.99)};
+      for (const k of ['p50', 'p95', 'p99']) push(k, q[k]);
+      legend.replaceChildren(
+        h('span', {class: 'stat', id: 'chart-rps', 'data-value': total.toFixed(2)}, h('b', {text: total.toFixed(1)}), ' req/s'),
+        ['2xx', '3xx', '4xx', '5xx'].map((c) => h('span', {class: 'stat'}, h('i', {class: 'swatch c' + c}), c + ' ' + hist[c][hist[c].length - 1].toFixed(1))),
+        ['p50', 'p95', 'p99'].map((k) => h('span', {class: 'stat'}, h('i', {class: 'swatch ' + k}), k + ' ' + (q[k] === null ? '–' : q[k].toFixed(0) + ' ms'))));
+      note.textContent = cur.found ? '' : 'No requests recorded for ' + label + ' yet (the plugin counts requests with status_code_metrics, latencies with latency_metrics).';
+    } else {
+      note.textContent = 'Collecting: the first rates appear after the second scrape.';
+    }
+    prev = cur;
+    const secs = points * period / 1000;
+    GW.metrics.draw(rps, ['2xx', '3xx', '4xx', '5xx'].map((c) => ({label: c, values: pad(hist[c])})), {stacked: true, points, seconds: secs, unit: ''});
+    GW.metrics.draw(lat, ['p50', 'p95', 'p99'].map((k) => ({label: k, values: pad(hist[k])})), {stacked: false, points, seconds: secs, unit: ''});
+  });
+  return card;
+};
+
+"""#),
+        File(path: "/assets/consumers.js", contentType: "text/javascript; charset=utf-8", etag: #""0772a407ab01508e""#, text: #"""
+// Consumers (`/consumers`, `/consumers/{username or id}`): list, create/edit/delete, and each
+// consumer's credentials (key-auth keys, basic-auth users, ACL groups) and plugins.
+'use strict';
+
+GW.views = GW.views || {};
+
+GW.consumerFields = [
+  {name: 'username', label: 'Username'},
+  {name: 'custom_id', label: 'Custom ID'},
+  {name: 'tags', label: 'Tags', type: 'list'},
+];
+
+GW.editConsumer = function (c, after) {
+  GW.editEntity(c ? 'Edit consumer' : 'New consumer', {fields: GW.consumerFields, initial: c, edit: !!c},
+    (body) => (c ? GW.api('PATCH', '/consumers/' + GW.enc(c.id), body) : GW.api('POST', '/consumers', body)), after);
+};
+
+GW.views.consumers = async function (main, seq) {
+  GW.crumbs([['Consumers']]);
+  const list = await GW.list('/consumers');
+  if (!GW.alive(seq)) return;
+  main.replaceChildren(
+    GW.pageHead('Consumers', 'Consumers are the users and applications that call your services; credentials identify them.',
+      h('button', {class: 'primary', id: 'new-consumer', text: 'New consumer', onclick: () => GW.editConsumer(null)})),
+    h('div', {class: 'card flush'}, GW.table([
+      {title: 'Username', cell: (c) => h('a', {href: '/consumers/' + GW.enc(c.username || c.id), 'data-link': true, text: c.username || '–'})},
+      {title: 'Custom ID', cell: (c) => c.custom_id},
+      {title: 'Tags', cell: (c) => GW.tags(c.tags)},
+      {title: 'Created', cell: (c) => GW.fmtTime(c.created_at)},
+      {title: '', cell: (c) => GW.rowActions(() => GW.editConsumer(c),
+        () => GW.confirmDelete('consumer ' + (c.username || c.custom_id || c.id), () => GW.api('DELETE', '/consumers/' + GW.enc(c.id))))},
+    ], list, (c) => GW.navigate('/consumers/' + GW.enc(c.username || c.id)), 'No consumers yet.')));
+};
+
+// One credential kind: its Admin API path under the consumer, the form fields and the columns.
+GW.credentialKinds = [
+  {path: 'key-auth', title: 'Key authentication', fields: [
+    {name: 'key', label: 'Key', help: 'Left empty, the gateway generates one.'}, {name: 'tags', label: 'Tags', type: 'list'}],
+    cols: [['Key', (k) => h('code', {text: k.key})]]},
+  {path: 'basic-auth', title: 'Basic authentication', fields: [
+    {name: 'username', label: 'Username'}, {name: 'password', label: 'Password', type: 'password'}, {name: 'tags', label: 'Tags', type: 'list'}],
+    cols: [['Username', (k) => k.username], ['Password (hashed)', (k) => h('code', {text: String(k.password || '').slice(0, 16) + '…'})]]},
+  {path: 'acls', title: 'ACL groups', fields: [{name: 'group', label: 'Group'}, {name: 'tags', label: 'Tags', type: 'list'}],
+    cols: [['Group', (k) => k.group]]},
+];
+
+GW.views.consumer = async function (main, seq, key) {
+  GW.crumbs([['Consumers', '/consumers'], [key]]);
+  const c = await GW.get('/consumers/' + GW.enc(key));
+  const base = '/consumers/' + GW.enc(c.id);
+  const creds = await Promise.all(GW.credentialKinds.map((k) => GW.list(base + '/' + k.path).catch(() => null)));
+  const plugins = await GW.list(base + '/plugins').catch(() => []);
+  if (!GW.alive(seq)) return;
+  const title = c.username || c.custom_id || c.id;
+  main.replaceChildren(
+    GW.pageHead(title, 'Consumer ' + c.id, [
+      h('button', {text: 'Edit', onclick: () => GW.editConsumer(c, (x) => GW.navigate('/consumers/' + GW.enc(x.username || x.id)))}),
+      h('button', {class: 'danger-outline', text: 'Delete', onclick: () => GW.confirmDelete('consumer ' + title,
+        async () => { await GW.api('DELETE', base); history.replaceState(null, '', '/consumers'); })}),
+    ]),
+    GW.card('Consumer', GW.kv([['ID', c.id], ['Username', c.username], ['Custom ID', c.custom_id], ['Tags', GW.tags(c.tags)],
+      ['Created', GW.fmtTime(c.created_at)]])),
+    ...GW.credentialKinds.map((k, i) => creds[i] === null ? '' : h('section', {class: 'card flush', 'data-credentials': k.path},
+      h('div', {class: 'card-head'}, h('h3', {text: `${k.title} (${creds[i].length})`}),
+        h('button', {class: 'small primary', text: 'New credential', onclick: () =>
+          GW.editEntity('New ' + k.title.toLowerCase() + ' credential', {fields: k.fields}, (body) => GW.api('POST', base + '/' + k.path, body))})),
+      GW.table(k.cols.map(([t, f]) => ({title: t, cell: f})).concat([
+        {title: 'Tags', cell: (x) => GW.tags(x.tags)},
+        {title: 'Created', cell: (x) => GW.fmtTime(x.created_at)},
+        {title: '', cell: (x) => GW.rowActions(null, () => GW.confirmDelete(k.title.toLowerCase() + ' credential',
+          () => GW.api('DELETE', base + '/' + k.path + '/' + GW.enc(x.id))))},
+      ]), creds[i], null, 'None.'))),
+    h('section', {class: 'card flush'}, h('div', {class: 'card-head'}, h('h3', {text: 'Plugins'}),
+      h('button', {class: 'small primary', text: 'Add plugin', onclick: () => GW.editPlugin(null, {consumer: {id: c.id}})})),
+      GW.pluginTable(plugins)));
+};
+
+"""#),
+        File(path: "/assets/core.js", contentType: "text/javascript; charset=utf-8", etag: #""5dcec87b16d402ec""#, text: #"""
+// The dashboard's base: DOM helper, Admin API client (through /api/ on this listener, with the
+// Kong-Admin-Token asked for on a 401), per-view timers, modal, toasts, formatting, router.
+// Invariant: every timer a view starts is stopped when the view changes (GW.every).
+'use strict';
+
+const GW = {};
+
+// h('div', {class: 'x', onclick: f, text: 't'}, child, 'text', [children]) → Element
+GW.h = function (tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k === 'text') el.textContent = v;
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'value') el.value = v;
+    else if (k === 'checked') el.checked = !!v;
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  const add = (c) => {
+    if (c === undefined || c === null || c === false) return;
+    if (Array.isArray(c)) { c.forEach(add); return; }
+    el.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
+  };
+  children.forEach(add);
+  return el;
+};
+const h = GW.h;
+
+// ---- Admin API client -------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.message) || ('HTTP ' + status));
+    this.status = status;
+    this.body = body;
+  }
+}
+GW.ApiError = ApiError;
+
+GW.tokenKey = 'gateway-admin-token';
+GW.tokenPrompt = null;   // one pending prompt shared by every request that got a 401
+
+GW.askToken = function (message) {
+  if (GW.tokenPrompt) return GW.tokenPrompt;
+  GW.tokenPrompt = new Promise((resolve) => {
+    const input = h('input', {type: 'password', id: 'admin-token', name: 'token', autocomplete: 'current-password'});
+    const form = h('form', {class: 'token-form', onsubmit: (e) => {
+      e.preventDefault();
+      sessionStorage.setItem(GW.tokenKey, input.value);
+      GW.closeModal();
+      GW.tokenPrompt = null;
+      resolve();
+    }},
+      h('p', {text: 'This node has admin_token set: the Admin API answers only requests that carry it (Kong-Admin-Token header).'}),
+      message ? h('p', {class: 'error', text: message}) : null,
+      h('label', {for: 'admin-token', text: 'Admin token'}), input,
+      h('div', {class: 'actions'}, h('button', {class: 'primary', type: 'submit', text: 'Sign in'})));
+    GW.openModal('Admin token required', form, {locked: true});
+    input.focus();
+  });
+  return GW.tokenPrompt;
+};
+
+GW.request = async function (method, path, body, accept) {
+  for (let attempt = 0; ; attempt++) {
+    const headers = {'Accept': accept || 'application/json'};
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const token = sessionStorage.getItem(GW.tokenKey);
+    if (token) headers['Kong-Admin-Token'] = token;
+    let r;
+    try {
+      r = await fetch('/api' + path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+                                      cache: 'no-store', credentials: 'omit'});
+    } catch (e) {
+      GW.setLive(false);
+      throw new ApiError(0, {message: 'The Admin API is not reachable (' + e.message + ')'});
+    }
+    GW.setLive(true);
+    if (r.status === 401 && attempt < 5) {
+      const b = await r.json().catch(() => null);
+      await GW.askToken(token ? 'Invalid credentials: ' + ((b && b.message) || '') : null);
+      continue;
+    }
+    return r;
+  }
+};
+
+GW.api = async function (method, path, body) {
+  const r = await GW.request(method, path, body);
+  const text = await r.text();
+  let data = null;
+  if (text) { try { data = JSON.parse(text); } catch (e) { data = {message: text}; } }
+  if (!r.ok) throw new ApiError(r.status, data);
+  return data;
+};
+GW.get = (path) => GW.api('GET', path);
+
+// All pages of a listing (Kong's `offset` paging), at most `limit` entities.
+GW.list = async function (path, limit) {
+  limit = limit || 1000;
+  let out = [];
+  let next = path + (path.includes('?') ? '&' : '?') + 'size=' + Math.min(limit, 1000);
+  while (next && out.length < limit) {
+    const page = await GW.get(next);
+    out = out.concat(page.data || []);
+    if (!page.offset) break;
+    next = path + (path.includes('?') ? '&' : '?') + 'size=1000&offset=' + encodeURIComponent(page.offset);
+  }
+  return out;
+};
+
+GW.setLive = function (ok) {
+  const el = document.getElementById('live');
+  if (el) { el.classList.toggle('down', !ok); el.title = ok ? 'Admin API reachable' : 'Admin API not reachable'; }
+};
+
+// ---- per-view lifetime ------------------------------------------------------------------------
+
+GW.viewTimers = [];
+GW.viewSeq = 0;
+// Runs fn now and every ms until the view changes; runs never overlap.
+GW.every = function (ms, fn) {
+  const seq = GW.viewSeq;
+  let busy = false;
+  const tick = async () => {
+    if (busy || seq !== GW.viewSeq) return;
+    busy = true;
+    try { await fn(); } catch (e) { if (!(e instanceof ApiError)) console.warn(e); } finally { busy = false; }
+  };
+  GW.viewTimers.push(setInterval(tick, ms));
+  tick();
+};
+GW.alive = (seq) => seq === GW.viewSeq;
+
+// ---- modal and toasts -------------------------------------------------------------------------
+
+GW.openModal = function (title, content, opts) {
+  GW.closeModal();
+  const close = (opts && opts.locked) ? null : h('button', {class: 'close', type: 'button', 'aria-label': 'Close', onclick: GW.closeModal, text: '×'});
+  const box = h('div', {class: 'modal', role: 'dialog', 'aria-modal': 'true', id: 'modal'},
+    h('div', {class: 'panel'}, h('div', {class: 'panel-head'}, h('h2', {text: title}), close), h('div', {class: 'panel-body'}, content)));
+  if (!(opts && opts.locked)) box.addEventListener('mousedown', (e) => { if (e.target === box) GW.closeModal(); });
+  document.body.appendChild(box);
+  return box;
+};
+GW.closeModal = function () {
+  const m = document.getElementById('modal');
+  if (m) m.remove();
+};
+document.addEventListener('keydown', (e) => {
+  if (e.key === 'Escape' && !GW.tokenPrompt) GW.closeModal();
+});
+
+GW.toast = function (message, kind) {
+  const t = h('div', {class: 'toast ' + (kind || 'ok'), role: 'status', text: message});
+  document.getElementById('toasts').appendChild(t);
+  setTimeout(() => t.remove(), 4000);
+};
+
+GW.errorBox = function (e) {
+  return h('div', {class: 'error-box'}, h('strong', {text: e.status ? 'Error ' + e.status + ': ' : 'Error: '}), e.message);
+};
+
+// ---- formatting -------------------------------------------------------------------------------
+
+GW.fmtBytes = function (n) {
+  if (typeof n !== 'number') return String(n);
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+  return (i ? n.toFixed(n < 10 ? 2 : 1) : n) + ' ' + u[i];
+};
+GW.fmtDuration = function (s) {
+  s = Math.floor(s);
+  const d = Math.floor(s / 86400), hh = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
+  return d ? `${d}d ${hh}h` : hh ? `${hh}h ${m}m` : m ? `${m}m ${s % 60}s` : `${s}s`;
+};
+GW.fmtTime = function (epoch) {
+  if (!epoch) return '';
+  const d = new Date(epoch * 1000);
+  return d.toISOString().replace('T', ' ').slice(0, 19);
+};
+GW.fmtNum = (n) => (typeof n === 'number' ? n.toLocaleString('en-US') : '–');
+GW.enc = encodeURIComponent;
+
+GW.badge = function (state) {
+  const s = String(state || 'unknown');
+  return h('span', {class: 'badge ' + s.toLowerCase().replace(/[^a-z_]/g, ''), 'data-health': s, text: s.replace(/_/g, ' ')});
+};
+GW.tags = (list) => (list || []).map((t) => h('span', {class: 'tag', text: t}));
+GW.join = (list) => (list && list.length ? list.join(', ') : '–');
+
+// ---- tables and page scaffolding --------------------------------------------------------------
+
+// columns: [{title, cell: (row) => node|string}], onRow: row => void
+GW.table = function (columns, rows, onRow, empty) {
+  if (!rows.length) return h('div', {class: 'empty', text: empty || 'Nothing here yet.'});
+  return h('table', {class: 'grid'},
+    h('thead', {}, h('tr', {}, columns.map((c) => h('th', {text: c.title})))),
+    h('tbody', {}, rows.map((r) => {
+      const tr = h('tr', {class: onRow ? 'clickable' : ''}, columns.map((c) => {
+        const v = c.cell(r);
+        return h('td', {class: c.class || ''}, v === undefined || v === null || v === '' ? '–' : v);
+      }));
+      if (onRow) tr.addEventListener('click', (e) => { if (!e.target.closest('button, a')) onRow(r); });
+      return tr;
+    })));
+};
+
+GW.pageHead = function (title, subtitle, actions) {
+  return h('div', {class: 'page-head'},
+    h('div', {}, h('h1', {text: title}), subtitle ? h('p', {class: 'muted', text: subtitle}) : null),
+    h('div', {class: 'actions'}, actions || []));
+};
+
+GW.card = (title, ...body) => h('section', {class: 'card'}, title ? h('h3', {text: title}) : null, body);
+
+GW.kv = function (pairs) {
+  return h('dl', {class: 'kv'}, pairs.map(([k, v]) => [h('dt', {text: k}),
+    h('dd', {}, v === undefined || v === null || v === '' ? '–' : v)]));
+};
+
+GW.crumbs = function (items) {
+  const el = document.getElementById('crumbs');
+  el.replaceChildren(...items.map((it, i) => [i ? h('span', {class: 'sep', text: '/'}) : null,
+    it[1] ? h('a', {href: it[1], 'data-link': true, text: it[0]}) : h('span', {text: it[0]})]).flat().filter(Boolean));
+};
+
+GW.confirmDelete = function (what, run) {
+  const body = h('div', {},
+    h('p', {}, 'Delete ', h('strong', {text: what}), '? This cannot be undone.'),
+    h('div', {class: 'actions'},
+      h('button', {type: 'button', onclick: GW.closeModal, text: 'Cancel'}),
+      h('button', {type: 'button', class: 'danger', id: 'confirm-delete', text: 'Delete', onclick: async () => {
+        try { await run(); GW.closeModal(); GW.toast(what + ' deleted'); GW.render(); } catch (e) {
+          body.appendChild(GW.errorBox(e));
+        }
+      }})));
+  GW.openModal('Delete', body);
+};
+
+// ---- router -----------------------------------------------------------------------------------
+
+GW.routes = [];   // [regex, nav key, handler(main, ...params)], filled by main.js
+GW.navigate = function (path) {
+  if (path !== location.pathname + location.search) history.pushState(null, '', path);
+  GW.render();
+};
+GW.render = async function () {
+  GW.viewTimers.forEach(clearInterval);
+  GW.viewTimers = [];
+  const seq = ++GW.viewSeq;
+  GW.closeModal();
+  const main = document.getElementById('view');
+  const path = decodeURIComponent(location.pathname.replace(/\/+$/, '')) || '/';
+  for (const [re, nav, fn] of GW.routes) {
+    const m = path.match(re);
+    if (!m) continue;
+    document.querySelectorAll('[data-nav]').forEach((a) => a.classList.toggle('active', a.dataset.nav === nav));
+    main.dataset.view = nav + (m.length > 1 ? '-detail' : '');
+    try {
+      await fn(main, seq, ...m.slice(1));
+    } catch (e) {
+      if (!GW.alive(seq)) return;
+      main.replaceChildren(GW.errorBox(e instanceof ApiError ? e : new ApiError(0, {message: String(e)})));
+    }
+    return;
+  }
+  main.dataset.view = 'not-found';
+  main.replaceChildren(h('div', {class: 'empty', text: 'No such page: ' + path}));
+};
+document.addEventListener('click', (e) => {
+  const a = e.target.closest('a[data-link]');
+  if (!a || e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
+  e.preventDefault();
+  GW.navigate(a.getAttribute('href'));
+});
+window.addEventListener('popstate', () => GW.render());
+
+"""#),
+        File(path: "/assets/forms.js", contentType: "text/javascript; charset=utf-8", etag: #""3cd6e3c275711c5a""#, text: #"""
+// Entity forms: fields described as data, values turned into the Admin API's JSON body, and
+// Kong's 400 answers shown where they belong: each key of `fields` under the input of that name
+// (nested objects, e.g. a plugin's `config`, flattened as `key.sub: message`), the rest and
+// `@entity` checks in the form's banner.
+'use strict';
+
+// spec: {fields: [{name, label, type, options, help, placeholder, ref, readonly}], initial, edit,
+//        submitLabel, onSubmit: async body => void}
+// types: text | password | number | select | bool | list | json | textarea
+GW.form = function (spec) {
+  const initial = spec.initial || {};
+  const edit = !!spec.edit;
+  const inputs = {};
+  const banner = h('div', {class: 'form-banner', hidden: true});
+  const rows = spec.fields.map((f) => {
+    const id = 'f-' + f.name;
+    let v = initial[f.name];
+    if (f.ref && v && typeof v === 'object') v = v.id;
+    let input;
+    switch (f.type) {
+      case 'select':
+        input = h('select', {id, name: f.name, disabled: f.readonly},
+          (f.options || []).map((o) => {
+            const [value, label] = Array.isArray(o) ? o : [o, o];
+            return h('option', {value, text: label, selected: v !== undefined && v !== null && String(v) === String(value)});
+          }));
+        if ((v === undefined || v === null) && f.default !== undefined) input.value = f.default;
+        break;
+      case 'bool':
+        input = h('input', {id, name: f.name, type: 'checkbox', checked: v === undefined ? !!f.default : !!v});
+        break;
+      case 'json':
+      case 'textarea':
+        input = h('textarea', {id, name: f.name, rows: f.rows || 6, spellcheck: 'false', placeholder: f.placeholder,
+          value: f.type === 'json' ? (v === undefined || v === null ? (f.default || '') : JSON.stringify(v, null, 2)) : (v || '')});
+        break;
+      case 'list':
+        input = h('input', {id, name: f.name, type: 'text', placeholder: f.placeholder || 'comma-separated',
+          value: Array.isArray(v) ? v.join(', ') : ''});
+        break;
+      default:
+        input = h('input', {id, name: f.name, type: f.type === 'number' ? 'number' : (f.type || 'text'),
+          placeholder: f.placeholder, readonly: f.readonly,
+          value: v === undefined || v === null ? (f.default === undefined ? '' : String(f.default)) : String(v)});
+    }
+    inputs[f.name] = {f, input};
+    const label = h('label', {for: id, text: f.label || f.name});
+    const err = h('div', {class: 'field-error', id: 'error-' + f.name, role: 'alert'});
+    const help = f.help ? h('div', {class: 'help', text: f.help}) : null;
+    return h('div', {class: 'field ' + (f.type === 'bool' ? 'field-bool' : ''), 'data-field': f.name},
+      f.type === 'bool' ? [input, label] : [label, input], help, err);
+  });
+
+  const submit = h('button', {class: 'primary', type: 'submit', id: 'form-submit', text: spec.submitLabel || (edit ? 'Save' : 'Create')});
+  const form = h('form', {class: 'entity-form', novalidate: true}, banner, rows,
+    h('div', {class: 'actions'}, h('button', {type: 'button', onclick: GW.closeModal, text: 'Cancel'}), submit));
+
+  const clearErrors = () => {
+    banner.hidden = true;
+    banner.replaceChildren();
+    form.querySelectorAll('.field').forEach((el) => el.classList.remove('invalid'));
+    form.querySelectorAll('.field-error').forEach((el) => { el.textContent = ''; });
+  };
+  const fieldError = (name, msg) => {
+    const x = inputs[name];
+    if (!x) return false;
+    const el = form.querySelector('#error-' + CSS.escape(name));
+    el.textContent = el.textContent ? el.textContent + '; ' + msg : msg;
+    el.parentElement.classList.add('invalid');
+    return true;
+  };
+  const bannerLine = (msg) => { banner.hidden = false; banner.appendChild(h('div', {text: msg})); };
+
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    clearErrors();
+    const body = {};
+    let bad = false;
+    for (const [name, {f, input}] of Object.entries(inputs)) {
+      if (f.readonly) continue;
+      let v;
+      if (f.type === 'bool') { body[name] = input.checked; continue; }
+      const raw = input.value.trim();
+      if (raw === '') {
+        if (edit && f.type !== 'number' && f.type !== 'json') body[name] = null;
+        continue;
+      }
+      switch (f.type) {
+        case 'number': v = Number(raw); if (!Number.isFinite(v)) { fieldError(name, 'expected a number'); bad = true; continue; } break;
+        case 'list': v = raw.split(/[\s,]+/).filter(Boolean); break;
+        case 'json':
+          try { v = JSON.parse(raw); } catch (err) { fieldError(name, 'invalid JSON: ' + err.message); bad = true; continue; }
+          break;
+        default: v = raw;
+      }
+      body[name] = f.ref ? {id: v} : v;
+    }
+    if (bad) return;
+    submit.disabled = true;
+    try {
+      await spec.onSubmit(body);
+    } catch (err) {
+      if (!(err instanceof GW.ApiError)) throw err;
+      GW.showErrors(err, fieldError, bannerLine);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return form;
+};
+
+// Flattens one `fields` value: "msg", ["msg", ...], {sub: "msg"} → ["msg", "sub: msg", ...].
+GW.flattenErrors = function (v, prefix) {
+  if (v === null || v === undefined) return [];
+  if (typeof v === 'string') return [prefix ? prefix + ': ' + v : v];
+  if (Array.isArray(v)) return v.flatMap((x, i) => GW.flattenErrors(x, typeof x === 'string' ? prefix : (prefix ? prefix + '.' : '') + (i + 1)));
+  if (typeof v === 'object') return Object.entries(v).flatMap(([k, x]) => GW.flattenErrors(x, prefix ? prefix + '.' + k : k));
+  return [String(v)];
+};
+
+GW.showErrors = function (err, fieldError, bannerLine) {
+  const b = err.body || {};
+  bannerLine(b.name ? `${b.name}: ${err.message}` : err.message);
+  const fields = b.fields && typeof b.fields === 'object' ? b.fields : {};
+  for (const [k, v] of Object.entries(fields)) {
+    const msgs = GW.flattenErrors(v, '');
+    if (k !== '@entity' && msgs.every((m) => fieldError(k, m))) continue;
+    msgs.forEach((m) => bannerLine(k === '@entity' ? m : k + ': ' + m));
+  }
+};
+
+// Opens a create/edit form in the modal; `save(body)` does the request, then the view re-renders.
+GW.editEntity = function (title, spec, save, after) {
+  const form = GW.form(Object.assign({}, spec, {onSubmit: async (body) => {
+    const r = await save(body);
+    GW.closeModal();
+    GW.toast(title.replace(/^(New|Edit) /, '') + (spec.edit ? ' saved' : ' created'));
+    if (after) after(r); else GW.render();
+  }}));
+  GW.openModal(title, form);
+  const first = form.querySelector('input:not([type=checkbox]):not([readonly]), select, textarea');
+  if (first) first.focus();
+  return form;
+};
+
+// Standard row actions: Edit and Delete buttons.
+GW.rowActions = function (onEdit, onDelete) {
+  return h('div', {class: 'row-actions'},
+    onEdit ? h('button', {type: 'button', class: 'small', text: 'Edit', onclick: onEdit}) : null,
+    onDelete ? h('button', {type: 'button', class: 'small danger-outline', text: 'Delete', onclick: onDelete}) : null);
+};
+
+"""#),
+        File(path: "/index.html", contentType: "text/html; charset=utf-8", etag: #""a722628565174c6e""#, text: #"""
 <!doctype html>
-<title>x</title>
+<!-- The dashboard's one page: every view (/, /services, /services/{name or id}, /routes, /upstreams,
+     /upstreams/{name or id}, /consumers, /plugins) is this file; main.js renders the view the URL
+     names. No inline script or style (the page's Content-Security-Policy forbids them). -->
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Gateway Manager</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/assets/app.css">
+<script src="/assets/core.js" defer></script>
+<script src="/assets/forms.js" defer></script>
+<script src="/assets/chart.js" defer></script>
+<script src="/assets/overview.js" defer></script>
+<script src="/assets/services.js" defer></script>
+<script src="/assets/consumers.js" defer></script>
+<script src="/assets/upstreams.js" defer></script>
+<script src="/assets/plugins.js" defer></script>
+<script src="/assets/main.js" defer></script>
+</head>
+<body>
+<aside class="sidebar">
+  <a class="brand" href="/" data-link><span class="logo">◆</span> Gateway Manager</a>
+  <nav>
+    <a href="/" data-link data-nav="overview">Overview</a>
+    <div class="nav-group">API Gateway</div>
+    <a href="/services" data-link data-nav="services">Gateway Services</a>
+    <a href="/routes" data-link data-nav="routes">Routes</a>
+    <a href="/consumers" data-link data-nav="consumers">Consumers</a>
+    <a href="/plugins" data-link data-nav="plugins">Plugins</a>
+    <a href="/upstreams" data-link data-nav="upstreams">Upstreams</a>
+  </nav>
+  <div class="node" id="node-name"></div>
+</aside>
+<div class="content">
+  <header class="topbar">
+    <div class="crumbs" id="crumbs"></div>
+    <div class="live" id="live" title="Admin API reachable">●</div>
+  </header>
+  <main id="view"><p class="muted">Loading…</p></main>
+</div>
+<div class="toasts" id="toasts"></div>
+</body>
+</html>
+
+"""#),
+        File(path: "/assets/main.js", contentType: "text/javascript; charset=utf-8", etag: #""2acd56d90eaf6d7b""#, text: #"""
+// The view table (each URL the listener serves as this page → the function that renders it) and
+// the start: render the view the address bar names, then follow links and history.
+'use strict';
+
+GW.routes = [
+  [/^\/$/, 'overview', GW.views.overview],
+  [/^\/services$/, 'services', GW.views.services],
+  [/^\/services\/([^/]+)$/, 'services', GW.views.service],
+  [/^\/routes$/, 'routes', GW.views.routes],
+  [/^\/upstreams$/, 'upstreams', GW.views.upstreams],
+  [/^\/upstreams\/([^/]+)$/, 'upstreams', GW.views.upstream],
+  [/^\/consumers$/, 'consumers', GW.views.consumers],
+  [/^\/consumers\/([^/]+)$/, 'consumers', GW.views.consumer],
+  [/^\/plugins$/, 'plugins', GW.views.plugins],
+];
+
+GW.get('/').then((info) => { document.getElementById('node-name').textContent = info.hostname || ''; }).catch(() => {});
+GW.render();
+
+"""#),
+        File(path: "/assets/overview.js", contentType: "text/javascript; charset=utf-8", etag: #""d8c71c05088cf195""#, text: #"""
+// The node overview (`/`): GET / (node, version, pids, configuration, plugins) once, GET /status
+// every 2 s (connections, requests, requests/s from the total's delta, per-worker rows,
+// configuration generation, memory as Kong's workers_lua_vms / lua_shared_dicts), entity counts.
+'use strict';
+
+GW.views = GW.views || {};
+
+GW.views.overview = async function (main, seq) {
+  GW.crumbs([['Overview']]);
+  const info = await GW.get('/');
+  if (!GW.alive(seq)) return;
+  document.getElementById('node-name').textContent = info.hostname || '';
+  const conf = info.configuration || {};
+  const pids = info.pids || {};
+  const stats = h('div', {class: 'stats', id: 'node-stats'});
+  const workers = h('div', {id: 'workers'});
+  const memory = h('div', {id: 'memory'});
+  const counts = h('div', {class: 'stats', id: 'entity-counts'});
+  main.replaceChildren(
+    GW.pageHead('Overview', `Node ${info.hostname || ''} · Kong Admin API ${info.version || '?'} · gateway ${info.gateway_version || '?'}`),
+    h('div', {class: 'cols'},
+      GW.card('Node', GW.kv([
+        ['Hostname', info.hostname], ['Node ID', info.node_id], ['Version', info.version],
+        ['Gateway version', info.gateway_version], ['Master pid', pids.master],
+        ['Worker processes', conf.worker_processes], ['Database', conf.database],
+        ['Proxy listen', conf.proxy_listen], ['Admin listen', conf.admin_listen],
+        ['Plugins available', Object.keys((info.plugins || {}).available_on_server || {}).length],
+        ['Plugins configured', GW.join((info.plugins || {}).enabled_in_cluster)],
+      ])),
+      h('div', {}, GW.card('Traffic', stats), GW.card('Configuration', counts))),
+    GW.card('Workers', workers),
+    GW.card('Memory', memory));
+
+  GW.list('/services').then(async (svcs) => {
+    const kinds = [['Services', '/services', svcs.length], ['Routes', '/routes'], ['Upstreams', '/upstreams'],
+      ['Consumers', '/consumers'], ['Plugins', '/plugins']];
+    for (const k of kinds) if (k[2] === undefined) k[2] = (await GW.list(k[1])).length;
+    if (!GW.alive(seq)) return;
+    counts.replaceChildren(...kinds.map(([t, href, n]) =>
+      h('a', {class: 'stat-box link', href, 'data-link': true}, h('div', {class: 'num', text: GW.fmtNum(n)}), h('div', {class: 'lbl', text: t}))));
+  }).catch(() => {});
+
+  let last = null;
+  GW.every(2000, async () => {
+    const st = await GW.get('/status');
+    if (!GW.alive(seq)) return;
+    const s = st.server || {};
+    const now = performance.now();
+    let rate = '–';
+    if (last && typeof s.total_requests === 'number') {
+      rate = Math.max(0, (s.total_requests - last.total) / ((now - last.t) / 1000)).toFixed(1);
+    }
+    last = {t: now, total: s.total_requests};
+    const box = (id, label, value) => h('div', {class: 'stat-box', id}, h('div', {class: 'num', text: value}), h('div', {class: 'lbl', text: label}));
+    stats.replaceChildren(...[
+      box('stat-requests', 'Total requests', GW.fmtNum(s.total_requests)),
+      box('stat-rps', 'Requests/s', rate),
+      box('stat-active', 'Active connections', GW.fmtNum(s.connections_active)),
+      box('stat-accepted', 'Accepted connections', GW.fmtNum(s.connections_accepted)),
+      box('stat-generation', 'Configuration generation', GW.fmtNum(s.config_generation)),
+      box('stat-uptime', 'Uptime', typeof s.uptime_seconds === 'number' ? GW.fmtDuration(s.uptime_seconds) : '–'),
+      st.database ? box('stat-db', 'Database', st.database.reachable ? 'reachable' : 'unreachable') : null,
+      st.configuration_hash ? box('stat-hash', 'Configuration hash', st.configuration_hash.slice(0, 12)) : null,
+    ].filter(Boolean));
+    const ws = s.workers || [];
+    workers.replaceChildren(GW.table([
+      {title: 'PID', cell: (w) => String(w.pid)},
+      {title: 'Requests', cell: (w) => GW.fmtNum(w.requests), class: 'num'},
+      {title: 'Active connections', cell: (w) => GW.fmtNum(w.connections_active), class: 'num'},
+      {title: 'Accepted connections', cell: (w) => GW.fmtNum(w.connections_accepted), class: 'num'},
+      {title: 'Configuration generation', cell: (w) => GW.fmtNum(w.config_generation), class: 'num'},
+      {title: 'Heartbeat', cell: (w) => (typeof w.heartbeat_age_ms === 'number' ? w.heartbeat_age_ms + ' ms ago' : '–')},
+    ], ws, null, 'No worker reports (GET /status has no per-worker rows).'));
+    const mem = st.memory || {};
+    const vms = mem.workers_lua_vms || [];
+    const dicts = Object.entries(mem.lua_shared_dicts || {});
+    memory.replaceChildren(
+      h('h4', {text: 'Workers'}),
+      GW.table([
+        {title: 'PID', cell: (v) => String(v.pid)},
+        {title: 'Allocated', cell: (v) => String(v.http_allocated_gc || v.allocated || '–'), class: 'num'},
+      ], vms, null, 'Not reported by this node.'),
+      h('h4', {text: 'Shared memory'}),
+      GW.table([
+        {title: 'Segment', cell: (d) => d[0]},
+        {title: 'Allocated', cell: (d) => String(d[1].allocated_slabs || d[1].allocated || '–'), class: 'num'},
+        {title: 'Capacity', cell: (d) => String(d[1].capacity || '–'), class: 'num'},
+      ], dicts, null, 'Not reported by this node.'));
+  });
+};
+
+"""#),
+        File(path: "/assets/plugins.js", contentType: "text/javascript; charset=utf-8", etag: #""ced72750b5d3d3a3""#, text: #"""
+// Plugins (`/plugins`): every plugin instance with its scope (global, service, route, consumer), an
+// enable switch (PATCH enabled), and the create/edit form: the plugin names the node has (GET /),
+// the scope as references, `config` as JSON (Kong's field errors under it, e.g. `minute: ...`).
+'use strict';
+
+GW.views = GW.views || {};
+
+GW.editPlugin = async function (plugin, preset) {
+  const [info, svcs, routes, consumers] = await Promise.all([GW.get('/'), GW.list('/services'), GW.list('/routes'), GW.list('/consumers')]);
+  const names = Object.keys((info.plugins || {}).available_on_server || {}).sort();
+  const none = [['', '(all)']];
+  const fields = [
+    {name: 'name', label: 'Plugin', type: 'select', options: names, readonly: !!plugin},
+    {name: 'service', label: 'Gateway service', type: 'select', ref: true, options: none.concat(svcs.map((s) => [s.id, s.name || s.host]))},
+    {name: 'route', label: 'Route', type: 'select', ref: true, options: none.concat(routes.map((r) => [r.id, r.name || r.id]))},
+    {name: 'consumer', label: 'Consumer', type: 'select', ref: true, options: none.concat(consumers.map((c) => [c.id, c.username || c.custom_id || c.id]))},
+    {name: 'protocols', label: 'Protocols', type: 'list', placeholder: 'grpc, grpcs, http, https'},
+    {name: 'config', label: 'Configuration (JSON)', type: 'json', rows: 10, default: '{}',
+      help: 'The plugin\'s config object; fields left out take their defaults (GET /schemas/plugins/{name}).'},
+    {name: 'tags', label: 'Tags', type: 'list'},
+    {name: 'enabled', label: 'Enabled', type: 'bool', default: true},
+  ];
+  const initial = Object.assign({}, preset || {}, plugin || {});
+  GW.editEntity(plugin ? 'Edit plugin ' + plugin.name : 'New plugin', {fields, initial, edit: !!plugin},
+    (body) => (plugin ? GW.api('PATCH', '/plugins/' + GW.enc(plugin.id), body) : GW.api('POST', '/plugins', body)));
+};
+
+GW.pluginScope = function (p) {
+  const parts = [];
+  if (p.service) parts.push(h('a', {href: '/services/' + GW.enc(p.service.id), 'data-link': true, text: 'service'}));
+  if (p.route) parts.push(h('span', {text: 'route ' + p.route.id.slice(0, 8)}));
+  if (p.consumer) parts.push(h('span', {text: 'consumer ' + p.consumer.id.slice(0, 8)}));
+  return parts.length ? h('span', {class: 'scope'}, parts.flatMap((x, i) => (i ? [' + ', x] : [x]))) : h('span', {class: 'tag global', text: 'global'});
+};
+
+GW.pluginTable = function (plugins) {
+  return GW.table([
+    {title: 'Plugin', cell: (p) => h('strong', {text: p.name})},
+    {title: 'Applied to', cell: (p) => GW.pluginScope(p)},
+    {title: 'Protocols', cell: (p) => GW.join(p.protocols)},
+    {title: 'Enabled', cell: (p) => h('label', {class: 'switch'},
+      h('input', {type: 'checkbox', checked: p.enabled !== false, 'aria-label': 'enabled', onchange: async (e) => {
+        try {
+          await GW.api('PATCH', '/plugins/' + GW.enc(p.id), {enabled: e.target.checked});
+          GW.toast(p.name + (e.target.checked ? ' enabled' : ' disabled'));
+        } catch (err) { e.target.checked = !e.target.checked; GW.toast(err.message, 'bad'); }
+      }}), h('span', {class: 'slider'}))},
+    {title: 'Tags', cell: (p) => GW.tags(p.tags)},
+    {title: '', cell: (p) => GW.rowActions(() => GW.editPlugin(p),
+      () => GW.confirmDelete('plugin ' + p.name, () => GW.api('DELETE', '/plugins/' + GW.enc(p.id))))},
+  ], plugins, null, 'No plugins.');
+};
+
+GW.views.plugins = async function (main, seq) {
+  GW.crumbs([['Plugins']]);
+  const plugins = await GW.list('/plugins');
+  if (!GW.alive(seq)) return;
+  main.replaceChildren(
+    GW.pageHead('Plugins', 'Plugins run on requests: globally, or scoped to a service, a route or a consumer.',
+      h('button', {class: 'primary', id: 'new-plugin', text: 'New plugin', onclick: () => GW.editPlugin(null)})),
+    h('div', {class: 'card flush'}, GW.pluginTable(plugins)));
+};
+
+"""#),
+        File(path: "/assets/services.js", contentType: "text/javascript; charset=utf-8", etag: #""76aff45c6cb71fa4""#, text: #"""
+// Gateway Services (`/services`, `/services/{name or id}` with its routes, plugins and traffic
+// chart) and Routes (`/routes`): lists, create/edit forms and deletes, all through the Admin API.
+'use strict';
+
+GW.views = GW.views || {};
+
+GW.serviceFields = [
+  {name: 'name', label: 'Name', placeholder: 'example-service'},
+  {name: 'protocol', label: 'Protocol', type: 'select', options: ['http', 'https', 'grpc', 'grpcs', 'tcp', 'tls', 'udp'], default: 'http'},
+  {name: 'host', label: 'Host', placeholder: 'upstream.example.com or an upstream name'},
+  {name: 'port', label: 'Port', type: 'number', default: 80},
+  {name: 'path', label: 'Path', placeholder: '/'},
+  {name: 'retries', label: 'Retries', type: 'number', default: 5},
+  {name: 'connect_timeout', label: 'Connect timeout (ms)', type: 'number', default: 60000},
+  {name: 'write_timeout', label: 'Write timeout (ms)', type: 'number', default: 60000},
+  {name: 'read_timeout', label: 'Read timeout (ms)', type: 'number', default: 60000},
+  {name: 'tags', label: 'Tags', type: 'list'},
+  {name: 'enabled', label: 'Enabled', type: 'bool', default: true},
+];
+
+GW.editService = function (svc, after) {
+  GW.editEntity(svc ? 'Edit gateway service' : 'New gateway service', {fields: GW.serviceFields, initial: svc, edit: !!svc},
+    (body) => (svc ? GW.api('PATCH', '/services/' + GW.enc(svc.id), body) : GW.api('POST', '/services', body)), after);
+};
+
+GW.views.services = async function (main, seq) {
+  GW.crumbs([['Gateway Services']]);
+  const svcs = await GW.list('/services');
+  if (!GW.alive(seq)) return;
+  main.replaceChildren(
+    GW.pageHead('Gateway Services', 'A service is an upstream API the gateway proxies to.',
+      h('button', {class: 'primary', id: 'new-service', text: 'New gateway service', onclick: () => GW.editService(null)})),
+    h('div', {class: 'card flush'}, GW.table([
+      {title: 'Name', cell: (s) => h('a', {href: '/services/' + GW.enc(s.name || s.id), 'data-link': true, text: s.name || s.id})},
+      {title: 'Protocol', cell: (s) => s.protocol},
+      {title: 'Host', cell: (s) => s.host},
+      {title: 'Port', cell: (s) => String(s.port)},
+      {title: 'Path', cell: (s) => s.path},
+      {title: 'Enabled', cell: (s) => GW.badge(s.enabled === false ? 'disabled' : 'enabled')},
+      {title: 'Tags', cell: (s) => GW.tags(s.tags)},
+      {title: '', cell: (s) => GW.rowActions(() => GW.editService(s),
+        () => GW.confirmDelete('service ' + (s.name || s.id), () => GW.api('DELETE', '/services/' + GW.enc(s.id))))},
+    ], svcs, (s) => GW.navigate('/services/' + GW.enc(s.name || s.id)), 'No gateway services yet: create one to proxy traffic.')));
+};
+
+GW.views.service = async function (main, seq, key) {
+  GW.crumbs([['Gateway Services', '/services'], [key]]);
+  const svc = await GW.get('/services/' + GW.enc(key));
+  const [routes, plugins, info] = await Promise.all([
+    GW.list('/services/' + GW.enc(svc.id) + '/routes'), GW.list('/services/' + GW.enc(svc.id) + '/plugins'), GW.get('/')]);
+  if (!GW.alive(seq)) return;
+  const title = svc.name || svc.id;
+  main.replaceChildren(
+    GW.pageHead(title, `${svc.protocol}://${svc.host}:${svc.port}${svc.path || ''}`, [
+      h('button', {id: 'edit-service', text: 'Edit', onclick: () => GW.editService(svc, (s) => GW.navigate('/services/' + GW.enc(s.name || s.id)))}),
+      h('button', {class: 'danger-outline', text: 'Delete', onclick: () => GW.confirmDelete('service ' + title,
+        async () => { await GW.api('DELETE', '/services/' + GW.enc(svc.id)); history.replaceState(null, '', '/services'); })}),
+    ]),
+    GW.serviceChart(svc, info, seq),
+    h('div', {class: 'cols'},
+      GW.card('Configuration', GW.kv([
+        ['ID', svc.id], ['Name', svc.name], ['Protocol', svc.protocol], ['Host', svc.host], ['Port', String(svc.port)],
+        ['Path', svc.path], ['Retries', String(svc.retries)], ['Connect / write / read timeout',
+          `${svc.connect_timeout} / ${svc.write_timeout} / ${svc.read_timeout} ms`],
+        ['Enabled', GW.badge(svc.enabled === false ? 'disabled' : 'enabled')], ['Tags', GW.tags(svc.tags)],
+        ['Created', GW.fmtTime(svc.created_at)], ['Updated', GW.fmtTime(svc.updated_at)]])),
+      h('div', {},
+        h('section', {class: 'card flush'}, h('div', {class: 'card-head'}, h('h3', {text: 'Routes'}),
+          h('button', {class: 'small primary', id: 'new-route', text: 'Add route', onclick: () => GW.editRoute(null, {service: {id: svc.id}})})),
+          GW.routeTable(routes, {[svc.id]: svc})),
+        h('section', {class: 'card flush'}, h('div', {class: 'card-head'}, h('h3', {text: 'Plugins'}),
+          h('button', {class: 'small primary', text: 'Add plugin', onclick: () => GW.editPlugin(null, {service: {id: svc.id}})})),
+          GW.pluginTable(plugins)))));
+};
+
+// ---- routes -----------------------------------------------------------------------------------
+
+GW.routeFields = async function () {
+  const svcs = await GW.list('/services');
+  return [
+    {name: 'name', label: 'Name', placeholder: 'example-route'},
+    {name: 'service', label: 'Gateway service', type: 'select', ref: true,
+      options: [['', '(none)']].concat(svcs.map((s) => [s.id, s.name || s.host + ' (' + s.id.slice(0, 8) + ')']))},
+    {name: 'protocols', label: 'Protocols', type: 'list', placeholder: 'http, https'},
+    {name: 'methods', label: 'Methods', type: 'list', placeholder: 'GET, POST'},
+    {name: 'hosts', label: 'Hosts', type: 'list', placeholder: 'example.com, *.example.org'},
+    {name: 'paths', label: 'Paths', type: 'list', placeholder: '/api, ~/v[0-9]+/users'},
+    {name: 'regex_priority', label: 'Regex priority', type: 'number', default: 0},
+    {name: 'path_handling', label: 'Path handling', type: 'select', options: ['v0', 'v1'], default: 'v0'},
+    {name: 'https_redirect_status_code', label: 'HTTPS redirect status code', type: 'select', options: ['426', '301', '302', '307', '308'], default: '426'},
+    {name: 'tags', label: 'Tags', type: 'list'},
+    {name: 'strip_path', label: 'Strip path', type: 'bool', default: true},
+    {name: 'preserve_host', label: 'Preserve host', type: 'bool', default: false},
+  ];
+};
+
+GW.editRoute = async function (route, preset) {
+  const fields = await GW.routeFields();
+  const initial = Object.assign({}, preset || {}, route || {});
+  GW.editEntity(route ? 'Edit route' : 'New route', {fields, initial, edit: !!route}, (body) => {
+    if (body.https_redirect_status_code) body.https_redirect_status_code = Number(body.https_redirect_status_code);
+    return route ? GW.api('PATCH', '/routes/' + GW.enc(route.id), body) : GW.api('POST', '/routes', body);
+  });
+};
+
+GW.routeTable = function (routes, svcById) {
+  return GW.table([
+    {title: 'Name', cell: (r) => r.name || r.id},
+    {title: 'Service', cell: (r) => {
+      const s = r.service && svcById[r.service.id];
+      return r.service ? h('a', {href: '/services/' + GW.enc(s ? (s.name || s.id) : r.service.id), 'data-link': true,
+        text: s ? (s.name || s.host) : r.service.id}) : '–';
+    }},
+    {title: 'Protocols', cell: (r) => GW.join(r.protocols)},
+    {title: 'Methods', cell: (r) => GW.join(r.methods)},
+    {title: 'Hosts', cell: (r) => GW.join(r.hosts)},
+    {title: 'Paths', cell: (r) => GW.join(r.paths)},
+    {title: 'Tags', cell: (r) => GW.tags(r.tags)},
+    {title: '', cell: (r) => GW.rowActions(() => GW.editRoute(r),
+      () => GW.confirmDelete('route ' + (r.name || r.id), () => GW.api('DELETE', '/routes/' + GW.enc(r.id))))},
+  ], routes, null, 'No routes.');
+};
+
+GW.views.routes = async function (main, seq) {
+  GW.crumbs([['Routes']]);
+  const [routes, svcs] = await Promise.all([GW.list('/routes'), GW.list('/services')]);
+  if (!GW.alive(seq)) return;
+  const byId = Object.fromEntries(svcs.map((s) => [s.id, s]));
+  main.replaceChildren(
+    GW.pageHead('Routes', 'Routes match requests (protocols, methods, hosts, paths, headers) and send them to a service.',
+      h('button', {class: 'primary', id: 'new-route', text: 'New route', onclick: () => GW.editRoute(null)})),
+    h('div', {class: 'card flush'}, GW.routeTable(routes, byId)));
+};
+
+"""#),
+        File(path: "/assets/upstreams.js", contentType: "text/javascript; charset=utf-8", etag: #""612c9430befb6402""#, text: #"""
+// Upstreams (`/upstreams`, `/upstreams/{name or id}`): the list with each balancer's health, and an
+// upstream's targets with live health: GET /upstreams/{u}/health every second (rows updated in
+// place, so a click is never lost to a redraw), add/delete targets, mark a target (un)healthy.
+'use strict';
+
+GW.views = GW.views || {};
+
+GW.upstreamFields = [
+  {name: 'name', label: 'Name', placeholder: 'example-upstream (a virtual host name services use)'},
+  {name: 'algorithm', label: 'Algorithm', type: 'select', options: ['round-robin', 'consistent-hashing', 'least-connections', 'latency'], default: 'round-robin'},
+  {name: 'hash_on', label: 'Hash on', type: 'select', options: ['none', 'consumer', 'ip', 'header', 'cookie', 'path', 'query_arg', 'uri_capture'], default: 'none'},
+  {name: 'hash_fallback', label: 'Hash fallback', type: 'select', options: ['none', 'consumer', 'ip', 'header', 'cookie', 'path', 'query_arg', 'uri_capture'], default: 'none'},
+  {name: 'hash_on_header', label: 'Hash on header'},
+  {name: 'slots', label: 'Slots', type: 'number', default: 10000},
+  {name: 'host_header', label: 'Host header'},
+  {name: 'healthchecks', label: 'Health checks (JSON)', type: 'json', rows: 8,
+    help: 'e.g. {"active": {"healthy": {"interval": 2}, "unhealthy": {"interval": 1, "tcp_failures": 1}}}; left empty: Kong\'s defaults (checks off).'},
+  {name: 'tags', label: 'Tags', type: 'list'},
+];
+
+GW.editUpstream = function (u, after) {
+  GW.editEntity(u ? 'Edit upstream' : 'New upstream', {fields: GW.upstreamFields, initial: u, edit: !!u},
+    (body) => (u ? GW.api('PATCH', '/upstreams/' + GW.enc(u.id), body) : GW.api('POST', '/upstreams', body)), after);
+};
+
+GW.views.upstreams = async function (main, seq) {
+  GW.crumbs([['Upstreams']]);
+  const ups = await GW.list('/upstreams');
+  if (!GW.alive(seq)) return;
+  const cells = {};
+  main.replaceChildren(
+    GW.pageHead('Upstreams', 'An upstream balances a service\'s traffic over targets and checks their health.',
+      h('button', {class: 'primary', id: 'new-upstream', text: 'New upstream', onclick: () => GW.editUpstream(null)})),
+    h('div', {class: 'card flush'}, GW.table([
+      {title: 'Name', cell: (u) => h('a', {href: '/upstreams/' + GW.enc(u.name || u.id), 'data-link': true, text: u.name})},
+      {title: 'Algorithm', cell: (u) => u.algorithm},
+      {title: 'Slots', cell: (u) => String(u.slots)},
+      {title: 'Targets', cell: (u) => (cells[u.id] = cells[u.id] || {}).targets = h('span', {text: '…'})},
+      {title: 'Health', cell: (u) => (cells[u.id] = cells[u.id] || {}).health = h('span', {'data-upstream-health': u.name}, '…')},
+      {title: 'Tags', cell: (u) => GW.tags(u.tags)},
+      {title: '', cell: (u) => GW.rowActions(() => GW.editUpstream(u),
+        () => GW.confirmDelete('upstream ' + u.name, () => GW.api('DELETE', '/upstreams/' + GW.enc(u.id))))},
+    ], ups, (u) => GW.navigate('/upstreams/' + GW.enc(u.name || u.id)), 'No upstreams yet.')));
+  GW.every(2000, async () => {
+    await Promise.all(ups.slice(0, 50).map(async (u) => {
+      const r = await GW.get('/upstreams/' + GW.enc(u.id) + '/health?balancer_health=1').catch(() => null);
+      if (!r || !GW.alive(seq) || !cells[u.id]) return;
+      const d = r.data || {};
+      cells[u.id].health.replaceChildren(GW.badge(d.health));
+      cells[u.id].targets.textContent = String(((d.details || {}).hosts || []).length);
+    }));
+  });
+};
+
+GW.checkSummary = function (hc) {
+  const a = (hc && hc.active) || {}, p = (hc && hc.passive) || {};
+  const ah = a.healthy || {}, au = a.unhealthy || {}, pu = p.unhealthy || {};
+  const active = ah.interval > 0 || au.interval > 0
+    ? `${a.type} ${a.type && a.type.startsWith('http') ? a.http_path : ''} every ${ah.interval}s (healthy) / ${au.interval}s (unhealthy); ` +
+      `unhealthy after ${au.tcp_failures} TCP, ${au.http_failures} HTTP failures or ${au.timeouts} timeouts; healthy after ${ah.successes} successes`
+    : 'off';
+  const passive = pu.tcp_failures > 0 || pu.http_failures > 0 || pu.timeouts > 0
+    ? `unhealthy after ${pu.tcp_failures} TCP, ${pu.http_failures} HTTP failures or ${pu.timeouts} timeouts` : 'off';
+  return [['Active checks', active], ['Passive checks', passive], ['Threshold', String((hc && hc.threshold) || 0) + ' %']];
+};
+
+GW.views.upstream = async function (main, seq, key) {
+  GW.crumbs([['Upstreams', '/upstreams'], [key]]);
+  const u = await GW.get('/upstreams/' + GW.enc(key));
+  if (!GW.alive(seq)) return;
+  const base = '/upstreams/' + GW.enc(u.id);
+  const balancer = h('span', {id: 'balancer-health'}, '…');
+  const tbody = h('tbody');
+  const empty = h('div', {class: 'empty', text: 'No targets: add one (host:port).', hidden: true});
+  const updated = h('span', {class: 'muted', id: 'health-updated'});
+  main.replaceChildren(
+    GW.pageHead(u.name, `${u.algorithm} · ${u.slots} slots`, [
+      h('button', {text: 'Edit', onclick: () => GW.editUpstream(u, (x) => GW.navigate('/upstreams/' + GW.enc(x.name || x.id)))}),
+      h('button', {class: 'danger-outline', text: 'Delete', onclick: () => GW.confirmDelete('upstream ' + u.name,
+        async () => { await GW.api('DELETE', base); history.replaceState(null, '', '/upstreams'); })}),
+    ]),
+    h('div', {class: 'cols'},
+      GW.card('Upstream', GW.kv([['ID', u.id], ['Name', u.name], ['Algorithm', u.algorithm], ['Hash on', u.hash_on],
+        ['Host header', u.host_header], ['Tags', GW.tags(u.tags)], ['Balancer health', balancer]])),
+      GW.card('Health checks', GW.kv(GW.checkSummary(u.healthchecks)))),
+    h('section', {class: 'card flush'},
+      h('div', {class: 'card-head'}, h('h3', {}, 'Targets ', updated),
+        h('button', {class: 'small primary', id: 'new-target', text: 'New target', onclick: () => GW.editEntity('New target', {fields: [
+          {name: 'target', label: 'Target', placeholder: 'host:port (port 8000 when left out)'},
+          {name: 'weight', label: 'Weight', type: 'number', default: 100},
+          {name: 'tags', label: 'Tags', type: 'list'}]}, (body) => GW.api('POST', base + '/targets', body))})),
+      h('table', {class: 'grid', id: 'targets'}, h('thead', {}, h('tr', {},
+        ['Target', 'Weight', 'Addresses', 'Health', 'Tags', ''].map((t) => h('th', {text: t})))), tbody), empty));
+
+  const rows = new Map();   // target id → {tr, health, addrs, weight}
+  const makeRow = (t) => {
+    const r = {health: h('td', {class: 'health'}), addrs: h('td'), weight: h('td', {class: 'num'})};
+    const setHealth = (healthy) => async () => {
+      try { await GW.api('PUT', `${base}/targets/${GW.enc(t.id)}/${healthy ? 'healthy' : 'unhealthy'}`); tick(); } catch (e) { GW.toast(e.message, 'bad'); }
+    };
+    r.tr = h('tr', {'data-target': t.target, 'data-target-id': t.id},
+      h('td', {}, h('code', {text: t.target})), r.weight, r.addrs, r.health, h('td', {}, GW.tags(t.tags)),
+      h('td', {}, h('div', {class: 'row-actions'},
+        h('button', {type: 'button', class: 'small', text: 'Mark healthy', onclick: setHealth(true)}),
+        h('button', {type: 'button', class: 'small', text: 'Mark unhealthy', onclick: setHealth(false)}),
+        h('button', {type: 'button', class: 'small danger-outline', text: 'Delete', onclick: () =>
+          GW.confirmDelete('target ' + t.target, () => GW.api('DELETE', `${base}/targets/${GW.enc(t.id)}`))}))));
+    return r;
+  };
+  const tick = async () => {
+    const [list, bal] = await Promise.all([GW.get(base + '/health'), GW.get(base + '/health?balancer_health=1')]);
+    if (!GW.alive(seq)) return;
+    const targets = list.data || [];
+    const seen = new Set();
+    targets.forEach((t, i) => {
+      seen.add(t.id);
+      let r = rows.get(t.id);
+      if (!r) { r = makeRow(t); rows.set(t.id, r); }
+      if (tbody.children[i] !== r.tr) tbody.insertBefore(r.tr, tbody.children[i] || null);
+      const d = t.data || {};
+      r.weight.textContent = String(t.weight);
+      if (r.health.dataset.state !== t.health) { r.health.dataset.state = t.health; r.health.replaceChildren(GW.badge(t.health)); }
+      const addrs = (d.addresses || []).map((a) => `${a.ip}:${a.port} ${a.health || ''}`).join('\n');
+      if (r.addrs.dataset.v !== addrs) {
+        r.addrs.dataset.v = addrs;
+        r.addrs.replaceChildren(...(d.addresses || []).map((a) => h('div', {class: 'addr'}, h('code', {text: `${a.ip}:${a.port}`}), ' ', GW.badge(a.health))));
+      }
+    });
+    for (const [id, r] of rows) if (!seen.has(id)) { r.tr.remove(); rows.delete(id); }
+    empty.hidden = targets.length > 0;
+    const bh = (bal.data || {}).health;
+    if (balancer.dataset.state !== bh) { balancer.dataset.state = bh; balancer.replaceChildren(GW.badge(bh)); }
+    updated.textContent = '· live, updated ' + new Date().toLocaleTimeString();
+  };
+  GW.every(1000, tick);
+};
 
 """#),
     ]
