@@ -16,7 +16,7 @@ enum DashboardAssets {
     static let bytes: [[UInt8]] = files.map { f in f.text.withUTF8Buffer { Array($0) } }
 
     static let files: [File] = [
-        File(path: "/assets/app.css", contentType: "text/css; charset=utf-8", etag: #""a1e081ce07e91598""#, text: #"""
+        File(path: "/assets/app.css", contentType: "text/css; charset=utf-8", etag: #""2571eda6819b9b44""#, text: #"""
 /* The dashboard's look, close to Kong Manager's: dark navy sidebar, white cards on a light grey
    page, blue primary buttons, pill badges for health. System fonts only (works offline). */
 :root {
@@ -44,7 +44,7 @@ code { font: 12.5px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; ba
 .sidebar .node { padding: 14px 20px; font-size: 12px; color: #7f8fb0; border-top: 1px solid var(--navy-2); word-break: break-all; }
 
 .content { flex: 1; min-width: 0; display: flex; flex-direction: column; }
-.topbar { height: 52px; background: #fff; border-bottom: 1px solid var(--line); display: flex; align-items: center; justify-content: space-between; padding: 0 28px; }
+.topbar { flex: none; height: 52px; background: #fff; border-bottom: 1px solid var(--line); display: flex; align-items: center; justify-content: space-between; padding: 0 28px; }
 .crumbs { color: var(--muted); }
 .crumbs .sep { margin: 0 8px; color: #b5bccb; }
 .crumbs span:last-child { color: var(--text); font-weight: 500; }
@@ -61,7 +61,7 @@ main { padding: 24px 28px 48px; max-width: 1400px; width: 100%; }
 .card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 16px 20px; margin-bottom: 18px; }
 .card h3 { margin: 0 0 12px; font-size: 15px; font-weight: 600; }
 .card h4 { margin: 14px 0 6px; font-size: 13px; color: var(--muted); font-weight: 600; }
-.card.flush { padding: 0; overflow: hidden; }
+.card.flush { padding: 0; overflow-x: auto; }
 .card.flush > .empty { margin: 12px 20px 16px; }
 .card-head { display: flex; justify-content: space-between; align-items: center; padding: 14px 20px; border-bottom: 1px solid var(--line); }
 .card-head h3 { margin: 0; }
@@ -72,6 +72,8 @@ main { padding: 24px 28px 48px; max-width: 1400px; width: 100%; }
 @media (max-width: 1000px) { .cols { grid-template-columns: 1fr; } }
 
 .kv { display: grid; grid-template-columns: max-content 1fr; gap: 7px 18px; margin: 0; }
+.kv.wide { grid-template-columns: max-content 1fr max-content 1fr; }
+@media (max-width: 1000px) { .kv.wide { grid-template-columns: max-content 1fr; } }
 .kv dt { color: var(--muted); }
 .kv dd { margin: 0; word-break: break-all; }
 
@@ -111,14 +113,17 @@ button:disabled { opacity: .6; cursor: default; }
 .tag.global { background: #e8efff; color: var(--blue); }
 
 .modal { position: fixed; inset: 0; background: rgba(11, 23, 45, .45); display: flex; align-items: flex-start; justify-content: center; padding: 6vh 16px; z-index: 10; overflow: auto; }
-.panel { background: #fff; border-radius: 10px; width: 560px; max-width: 100%; box-shadow: 0 20px 50px rgba(0, 0, 0, .25); }
+.panel { background: #fff; border-radius: 10px; width: 720px; max-width: 100%; box-shadow: 0 20px 50px rgba(0, 0, 0, .25); }
 .panel-head { display: flex; justify-content: space-between; align-items: center; padding: 16px 22px; border-bottom: 1px solid var(--line); }
 .panel-head h2 { margin: 0; font-size: 17px; }
 .panel-head .close { border: 0; font-size: 22px; line-height: 1; padding: 0 4px; }
 .panel-body { padding: 18px 22px 20px; }
 .panel-body .actions { justify-content: flex-end; margin-top: 18px; }
 
-.field { margin-bottom: 12px; }
+.entity-form { display: grid; grid-template-columns: 1fr 1fr; gap: 0 18px; }
+.entity-form > .form-banner, .entity-form > .actions, .entity-form > .field-wide { grid-column: 1 / -1; }
+@media (max-width: 700px) { .entity-form { grid-template-columns: 1fr; } }
+.field { margin-bottom: 12px; min-width: 0; }
 .field label { display: block; font-weight: 500; margin-bottom: 4px; }
 .field input[type=text], .field input[type=number], .field input[type=password], .field select, .field textarea, .token-form input {
   width: 100%; font: inherit; padding: 7px 10px; border: 1px solid #c7cede; border-radius: 6px; background: #fff; }
@@ -158,14 +163,14 @@ button:disabled { opacity: .6; cursor: default; }
 .swatch.c2xx { background: #0a9e6e; } .swatch.c3xx { background: #1155cb; } .swatch.c4xx { background: #e8910c; }
 .swatch.c5xx { background: #d63a3a; } .swatch.p50 { background: #1155cb; } .swatch.p95 { background: #8a4fff; } .swatch.p99 { background: #d63a3a; }
 
-.toasts { position: fixed; right: 20px; bottom: 20px; display: flex; flex-direction: column; gap: 8px; z-index: 20; }
+.toasts { pointer-events: none; position: fixed; right: 20px; bottom: 20px; display: flex; flex-direction: column; gap: 8px; z-index: 20; }
 .toast { background: #1d2b45; color: #fff; padding: 10px 16px; border-radius: 6px; box-shadow: 0 6px 20px rgba(0, 0, 0, .2); }
 .toast.bad { background: var(--red); }
 .token-form p { margin-top: 0; }
 .token-form label { display: block; font-weight: 500; margin: 10px 0 4px; }
 
 """#),
-        File(path: "/assets/chart.js", contentType: "text/javascript; charset=utf-8", etag: #""87f19bc9be6bede5""#, text: #"""
+        File(path: "/assets/chart.js", contentType: "text/javascript; charset=utf-8", etag: #""33b4e60e7c27a693""#, text: #"""
 // The per-service traffic chart: scrapes GET /metrics (through /api/, Prometheus text format) every
 // 2 s and draws requests/s by status class (kong_http_requests_total) and latency percentiles
 // (kong_request_latency_ms histogram, interpolated inside buckets as histogram_quantile does) on
@@ -297,6 +302,13 @@ GW.metrics.draw = function (canvas, series, opts) {
       if (!open) { g.moveTo(x(i), y(v)); open = true; } else g.lineTo(x(i), y(v));
     }
     g.stroke();
+    g.fillStyle = col;   // a point with no neighbour (a gap on both sides) is drawn as a dot
+    for (let i = 0; i < n; i++) {
+      const v = stacks[k][i];
+      if (v !== null && (i === 0 || stacks[k][i - 1] === null) && (i === n - 1 || stacks[k][i + 1] === null)) {
+        g.beginPath(); g.arc(x(i), y(v), 2.5, 0, 2 * Math.PI); g.fill();
+      }
+    }
     if (opts.stacked) {
       g.globalAlpha = 0.18; g.fillStyle = col;
       for (let i = 1; i < n; i++) {
@@ -351,7 +363,7 @@ GW.serviceChart = function (svc, nodeInfo, seq) {
     return card;
   }
   card.dataset.state = 'live';
-  const points = 90, period = 2000;
+  const points = 60, period = 2000;   // the last 2 minutes
   const hist = {'2xx': [], '3xx': [], '4xx': [], '5xx': [], p50: [], p95: [], p99: []};
   let prev = null;
   const push = (k, v) => { hist[k].push(v); if (hist[k].length > points) hist[k].shift(); };
@@ -373,8 +385,8 @@ GW.serviceChart = function (svc, nodeInfo, seq) {
       for (const k of ['p50', 'p95', 'p99']) push(k, q[k]);
       legend.replaceChildren(
         h('span', {class: 'stat', id: 'chart-rps', 'data-value': total.toFixed(2)}, h('b', {text: total.toFixed(1)}), ' req/s'),
-        ['2xx', '3xx', '4xx', '5xx'].map((c) => h('span', {class: 'stat'}, h('i', {class: 'swatch c' + c}), c + ' ' + hist[c][hist[c].length - 1].toFixed(1))),
-        ['p50', 'p95', 'p99'].map((k) => h('span', {class: 'stat'}, h('i', {class: 'swatch ' + k}), k + ' ' + (q[k] === null ? '–' : q[k].toFixed(0) + ' ms'))));
+        ...['2xx', '3xx', '4xx', '5xx'].map((c) => h('span', {class: 'stat'}, h('i', {class: 'swatch c' + c}), c + ' ' + hist[c][hist[c].length - 1].toFixed(1))),
+        ...['p50', 'p95', 'p99'].map((k) => h('span', {class: 'stat'}, h('i', {class: 'swatch ' + k}), k + ' ' + (q[k] === null ? '–' : q[k].toFixed(0) + ' ms'))));
       note.textContent = cur.found ? '' : 'No requests recorded for ' + label + ' yet (the plugin counts requests with status_code_metrics, latencies with latency_metrics).';
     } else {
       note.textContent = 'Collecting: the first rates appear after the second scrape.';
@@ -388,7 +400,7 @@ GW.serviceChart = function (svc, nodeInfo, seq) {
 };
 
 """#),
-        File(path: "/assets/consumers.js", contentType: "text/javascript; charset=utf-8", etag: #""0772a407ab01508e""#, text: #"""
+        File(path: "/assets/consumers.js", contentType: "text/javascript; charset=utf-8", etag: #""559b6e9594f9dbeb""#, text: #"""
 // Consumers (`/consumers`, `/consumers/{username or id}`): list, create/edit/delete, and each
 // consumer's credentials (key-auth keys, basic-auth users, ACL groups) and plugins.
 'use strict';
@@ -463,11 +475,11 @@ GW.views.consumer = async function (main, seq, key) {
       ]), creds[i], null, 'None.'))),
     h('section', {class: 'card flush'}, h('div', {class: 'card-head'}, h('h3', {text: 'Plugins'}),
       h('button', {class: 'small primary', text: 'Add plugin', onclick: () => GW.editPlugin(null, {consumer: {id: c.id}})})),
-      GW.pluginTable(plugins)));
+      GW.pluginTable(plugins, {[c.id]: title})));
 };
 
 """#),
-        File(path: "/assets/core.js", contentType: "text/javascript; charset=utf-8", etag: #""5dcec87b16d402ec""#, text: #"""
+        File(path: "/assets/core.js", contentType: "text/javascript; charset=utf-8", etag: #""56b31b8e125fdbfb""#, text: #"""
 // The dashboard's base: DOM helper, Admin API client (through /api/ on this listener, with the
 // Kong-Admin-Token asked for on a 401), per-view timers, modal, toasts, formatting, router.
 // Invariant: every timer a view starts is stopped when the view changes (GW.every).
@@ -686,8 +698,9 @@ GW.pageHead = function (title, subtitle, actions) {
 
 GW.card = (title, ...body) => h('section', {class: 'card'}, title ? h('h3', {text: title}) : null, body);
 
-GW.kv = function (pairs) {
-  return h('dl', {class: 'kv'}, pairs.map(([k, v]) => [h('dt', {text: k}),
+// wide: two key/value pairs a line.
+GW.kv = function (pairs, wide) {
+  return h('dl', {class: 'kv' + (wide ? ' wide' : '')}, pairs.map(([k, v]) => [h('dt', {text: k}),
     h('dd', {}, v === undefined || v === null || v === '' ? '–' : v)]));
 };
 
@@ -749,7 +762,7 @@ document.addEventListener('click', (e) => {
 window.addEventListener('popstate', () => GW.render());
 
 """#),
-        File(path: "/assets/forms.js", contentType: "text/javascript; charset=utf-8", etag: #""3cd6e3c275711c5a""#, text: #"""
+        File(path: "/assets/forms.js", contentType: "text/javascript; charset=utf-8", etag: #""1f371e3659b60e69""#, text: #"""
 // Entity forms: fields described as data, values turned into the Admin API's JSON body, and
 // Kong's 400 answers shown where they belong: each key of `fields` under the input of that name
 // (nested objects, e.g. a plugin's `config`, flattened as `key.sub: message`), the rest and
@@ -799,7 +812,8 @@ GW.form = function (spec) {
     const label = h('label', {for: id, text: f.label || f.name});
     const err = h('div', {class: 'field-error', id: 'error-' + f.name, role: 'alert'});
     const help = f.help ? h('div', {class: 'help', text: f.help}) : null;
-    return h('div', {class: 'field ' + (f.type === 'bool' ? 'field-bool' : ''), 'data-field': f.name},
+    const wide = f.type === 'json' || f.type === 'textarea' || f.wide;
+    return h('div', {class: 'field' + (f.type === 'bool' ? ' field-bool' : '') + (wide ? ' field-wide' : ''), 'data-field': f.name},
       f.type === 'bool' ? [input, label] : [label, input], help, err);
   });
 
@@ -872,7 +886,7 @@ GW.flattenErrors = function (v, prefix) {
 
 GW.showErrors = function (err, fieldError, bannerLine) {
   const b = err.body || {};
-  bannerLine(b.name ? `${b.name}: ${err.message}` : err.message);
+  bannerLine(b.name && !err.message.startsWith(b.name) ? `${b.name}: ${err.message}` : err.message);
   const fields = b.fields && typeof b.fields === 'object' ? b.fields : {};
   for (const [k, v] of Object.entries(fields)) {
     const msgs = GW.flattenErrors(v, '');
@@ -1065,7 +1079,7 @@ GW.views.overview = async function (main, seq) {
 };
 
 """#),
-        File(path: "/assets/plugins.js", contentType: "text/javascript; charset=utf-8", etag: #""ced72750b5d3d3a3""#, text: #"""
+        File(path: "/assets/plugins.js", contentType: "text/javascript; charset=utf-8", etag: #""8aee9debab0fa08e""#, text: #"""
 // Plugins (`/plugins`): every plugin instance with its scope (global, service, route, consumer), an
 // enable switch (PATCH enabled), and the create/edit form: the plugin names the node has (GET /),
 // the scope as references, `config` as JSON (Kong's field errors under it, e.g. `minute: ...`).
@@ -1093,18 +1107,20 @@ GW.editPlugin = async function (plugin, preset) {
     (body) => (plugin ? GW.api('PATCH', '/plugins/' + GW.enc(plugin.id), body) : GW.api('POST', '/plugins', body)));
 };
 
-GW.pluginScope = function (p) {
+// names: id → label of the services, routes and consumers the caller loaded (ids shown otherwise).
+GW.pluginScope = function (p, names) {
+  const n = (ref) => (names && names[ref.id]) || ref.id.slice(0, 8);
   const parts = [];
-  if (p.service) parts.push(h('a', {href: '/services/' + GW.enc(p.service.id), 'data-link': true, text: 'service'}));
-  if (p.route) parts.push(h('span', {text: 'route ' + p.route.id.slice(0, 8)}));
-  if (p.consumer) parts.push(h('span', {text: 'consumer ' + p.consumer.id.slice(0, 8)}));
+  if (p.service) parts.push(h('a', {href: '/services/' + GW.enc(p.service.id), 'data-link': true, text: 'service ' + n(p.service)}));
+  if (p.route) parts.push(h('span', {text: 'route ' + n(p.route)}));
+  if (p.consumer) parts.push(h('a', {href: '/consumers/' + GW.enc(p.consumer.id), 'data-link': true, text: 'consumer ' + n(p.consumer)}));
   return parts.length ? h('span', {class: 'scope'}, parts.flatMap((x, i) => (i ? [' + ', x] : [x]))) : h('span', {class: 'tag global', text: 'global'});
 };
 
-GW.pluginTable = function (plugins) {
+GW.pluginTable = function (plugins, names) {
   return GW.table([
     {title: 'Plugin', cell: (p) => h('strong', {text: p.name})},
-    {title: 'Applied to', cell: (p) => GW.pluginScope(p)},
+    {title: 'Applied to', cell: (p) => GW.pluginScope(p, names)},
     {title: 'Protocols', cell: (p) => GW.join(p.protocols)},
     {title: 'Enabled', cell: (p) => h('label', {class: 'switch'},
       h('input', {type: 'checkbox', checked: p.enabled !== false, 'aria-label': 'enabled', onchange: async (e) => {
@@ -1121,16 +1137,20 @@ GW.pluginTable = function (plugins) {
 
 GW.views.plugins = async function (main, seq) {
   GW.crumbs([['Plugins']]);
-  const plugins = await GW.list('/plugins');
+  const [plugins, svcs, routes, consumers] = await Promise.all([GW.list('/plugins'), GW.list('/services'), GW.list('/routes'), GW.list('/consumers')]);
   if (!GW.alive(seq)) return;
+  const names = {};
+  svcs.forEach((x) => { names[x.id] = x.name || x.host; });
+  routes.forEach((x) => { names[x.id] = x.name || x.id.slice(0, 8); });
+  consumers.forEach((x) => { names[x.id] = x.username || x.custom_id || x.id.slice(0, 8); });
   main.replaceChildren(
     GW.pageHead('Plugins', 'Plugins run on requests: globally, or scoped to a service, a route or a consumer.',
       h('button', {class: 'primary', id: 'new-plugin', text: 'New plugin', onclick: () => GW.editPlugin(null)})),
-    h('div', {class: 'card flush'}, GW.pluginTable(plugins)));
+    h('div', {class: 'card flush'}, GW.pluginTable(plugins, names)));
 };
 
 """#),
-        File(path: "/assets/services.js", contentType: "text/javascript; charset=utf-8", etag: #""76aff45c6cb71fa4""#, text: #"""
+        File(path: "/assets/services.js", contentType: "text/javascript; charset=utf-8", etag: #""51aa354595607a90""#, text: #"""
 // Gateway Services (`/services`, `/services/{name or id}` with its routes, plugins and traffic
 // chart) and Routes (`/routes`): lists, create/edit forms and deletes, all through the Admin API.
 'use strict';
@@ -1190,20 +1210,18 @@ GW.views.service = async function (main, seq, key) {
         async () => { await GW.api('DELETE', '/services/' + GW.enc(svc.id)); history.replaceState(null, '', '/services'); })}),
     ]),
     GW.serviceChart(svc, info, seq),
-    h('div', {class: 'cols'},
-      GW.card('Configuration', GW.kv([
-        ['ID', svc.id], ['Name', svc.name], ['Protocol', svc.protocol], ['Host', svc.host], ['Port', String(svc.port)],
-        ['Path', svc.path], ['Retries', String(svc.retries)], ['Connect / write / read timeout',
-          `${svc.connect_timeout} / ${svc.write_timeout} / ${svc.read_timeout} ms`],
-        ['Enabled', GW.badge(svc.enabled === false ? 'disabled' : 'enabled')], ['Tags', GW.tags(svc.tags)],
-        ['Created', GW.fmtTime(svc.created_at)], ['Updated', GW.fmtTime(svc.updated_at)]])),
-      h('div', {},
-        h('section', {class: 'card flush'}, h('div', {class: 'card-head'}, h('h3', {text: 'Routes'}),
-          h('button', {class: 'small primary', id: 'new-route', text: 'Add route', onclick: () => GW.editRoute(null, {service: {id: svc.id}})})),
-          GW.routeTable(routes, {[svc.id]: svc})),
-        h('section', {class: 'card flush'}, h('div', {class: 'card-head'}, h('h3', {text: 'Plugins'}),
-          h('button', {class: 'small primary', text: 'Add plugin', onclick: () => GW.editPlugin(null, {service: {id: svc.id}})})),
-          GW.pluginTable(plugins)))));
+    GW.card('Configuration', GW.kv([
+      ['ID', svc.id], ['Name', svc.name], ['Protocol', svc.protocol], ['Host', svc.host], ['Port', String(svc.port)],
+      ['Path', svc.path], ['Retries', String(svc.retries)], ['Connect / write / read timeout',
+        `${svc.connect_timeout} / ${svc.write_timeout} / ${svc.read_timeout} ms`],
+      ['Enabled', GW.badge(svc.enabled === false ? 'disabled' : 'enabled')], ['Tags', GW.tags(svc.tags)],
+      ['Created', GW.fmtTime(svc.created_at)], ['Updated', GW.fmtTime(svc.updated_at)]], true)),
+    h('section', {class: 'card flush'}, h('div', {class: 'card-head'}, h('h3', {text: 'Routes'}),
+      h('button', {class: 'small primary', id: 'new-route', text: 'Add route', onclick: () => GW.editRoute(null, {service: {id: svc.id}})})),
+      GW.routeTable(routes, {[svc.id]: svc})),
+    h('section', {class: 'card flush'}, h('div', {class: 'card-head'}, h('h3', {text: 'Plugins'}),
+      h('button', {class: 'small primary', text: 'Add plugin', onclick: () => GW.editPlugin(null, {service: {id: svc.id}})})),
+      GW.pluginTable(plugins, {[svc.id]: title})));
 };
 
 // ---- routes -----------------------------------------------------------------------------------

@@ -378,3 +378,111 @@ def test_admin_token_is_asked_for_and_sent(gateway, browser):
     assert g.admin("GET", "/services/with-token", headers={"Kong-Admin-Token": "s3cret"})[0] == 200
     assert http(g.gui + "/api/services")[0] == 401
     browser.execute_script("sessionStorage.clear()")
+
+
+# The chart's arithmetic, in the page: Kong's exposition format → rates by status class and
+# histogram_quantile-style percentiles; then the live chart fed a synthetic /metrics (fetch is
+# replaced in the page, so the drawing is checked without the prometheus plugin).
+FAKE_METRICS_JS = r"""
+window.fakeMetrics = function (n) {
+  const les = [25, 50, 80, 100, 250, 400, 700, 1000, 2000, 5000, 10000, 30000, 60000];
+  // per scrape: 100 requests of "quiet" (90 x 200, 6 x 404, 4 x 502), latencies: 50 <= 25 ms,
+  // 30 in (25, 50], 15 in (50, 80], 5 in (250, 400]; another service's series must be ignored.
+  const per = {25: 50, 50: 80, 80: 95, 100: 95, 250: 95};
+  let t = '# HELP kong_http_requests_total HTTP status codes per consumer/service/route in Kong\n' +
+          '# TYPE kong_http_requests_total counter\n';
+  t += `kong_http_requests_total{service="quiet",route="r1",code="200",source="service",workspace="default",consumer=""} ${90 * n}\n`;
+  t += `kong_http_requests_total{service="quiet",route="r1",code="404",source="kong",workspace="default",consumer=""} ${6 * n}\n`;
+  t += `kong_http_requests_total{service="quiet",route="r2",code="502",source="service",workspace="default",consumer=""} ${4 * n}\n`;
+  t += `kong_http_requests_total{service="other \\"svc\\"",route="x",code="200",source="service",workspace="default",consumer=""} ${1000 * n}\n`;
+  for (const le of les) t += `kong_request_latency_ms_bucket{service="quiet",route="r1",workspace="default",le="${le}"} ${(per[le] || 100) * n}\n`;
+  t += `kong_request_latency_ms_bucket{service="quiet",route="r1",workspace="default",le="+Inf"} ${100 * n}\n`;
+  t += `kong_request_latency_ms_count{service="quiet",route="r1",workspace="default"} ${100 * n}\n`;
+  return t;
+};
+"""
+
+
+def test_chart_arithmetic_in_the_page(gateway, browser):
+    g = gui_gateway(gateway)
+    browser.get(g.gui + "/")
+    wait_css(browser, "#stat-generation")
+    r = browser.execute_script(FAKE_METRICS_JS + """
+      const a = GW.metrics.sample(GW.metrics.parse(fakeMetrics(1)), 'quiet');
+      const b = GW.metrics.sample(GW.metrics.parse(fakeMetrics(2)), 'quiet');
+      const o = GW.metrics.sample(GW.metrics.parse(fakeMetrics(2)), 'other "svc"');
+      return {classes: b.classes, other: o.classes['2xx'], p50: GW.metrics.quantile(a, b, 0.5),
+              p90: GW.metrics.quantile(a, b, 0.9), p99: GW.metrics.quantile(a, b, 0.99),
+              none: GW.metrics.quantile(b, b, 0.5), found: b.found};""")
+    assert r["classes"] == {"2xx": 180, "3xx": 0, "4xx": 12, "5xx": 8, "other": 0} and r["found"]
+    assert r["other"] == 2000
+    assert r["p50"] == 25                              # exactly the 50th of 100 requests: top of the first bucket
+    assert abs(r["p90"] - (50 + 30 * (90 - 80) / 15)) < 1e-9   # inside (50, 80]
+    assert abs(r["p99"] - (250 + 150 * (99 - 95) / 5)) < 1e-9  # inside (250, 400]
+    assert r["none"] is None
+
+
+def test_live_chart_draws_synthetic_metrics(gateway, browser):
+    g = gui_gateway(gateway)
+    assert g.admin("POST", "/services", {"name": "quiet", "host": "example.com"})[0] == 201
+    browser.get(g.gui + "/services/quiet")
+    wait_css(browser, "#traffic-chart")
+    browser.execute_script(FAKE_METRICS_JS + """
+      const real = window.fetch; let n = 0;
+      window.fetch = (url, opts) => url === '/api/metrics'
+        ? Promise.resolve(new Response(fakeMetrics(++n), {status: 200, headers: {'Content-Type': 'text/plain'}}))
+        : real(url, opts);
+      const info = {plugins: {available_on_server: {prometheus: {}}, enabled_in_cluster: ['prometheus']}};
+      document.getElementById('traffic-chart').replaceWith(GW.serviceChart({name: 'quiet', id: 'x'}, info, GW.viewSeq));""")
+    wait_css(browser, '#traffic-chart[data-state="live"]')
+    rps = wait_css(browser, "#chart-rps", timeout=TIMEOUT * 2)
+    wait_until(lambda: browser.execute_script("return document.querySelectorAll('#chart-legend .stat').length") == 8,
+               what="legend " + repr(css(browser, "#chart-legend")[0].get_attribute("innerHTML")))
+    assert float(rps.get_attribute("data-value")) > 0
+    legend = css(browser, "#chart-legend")[0].text
+    assert "p50 25 ms" in legend and "p99" in legend and "5xx" in legend
+    time.sleep(4.5)   # two more scrapes: lines, not points
+    shot(browser, "service-chart.png")
+
+
+def test_route_edit_and_delete_through_the_forms(gateway, browser):
+    from selenium.webdriver.support.ui import Select
+    g = gui_gateway(gateway)
+    assert g.admin("POST", "/services", {"name": "catalog", "host": "example.com"})[0] == 201
+    browser.get(g.gui + "/services/catalog")
+    wait_css(browser, "#new-route").click()
+    assert Select(wait_css(browser, "#f-service")).first_selected_option.text == "catalog"
+    fill(browser, "name", "catalog-route")
+    fill(browser, "paths", "/catalog, /items")
+    fill(browser, "methods", "GET, POST")
+    wait_css(browser, "#form-submit").click()
+    wait_css(browser, "main table.grid td", "catalog-route")
+    st, r, _ = g.admin("GET", "/routes/catalog-route")
+    sid = g.admin("GET", "/services/catalog")[1]["id"]
+    assert st == 200 and r["paths"] == ["/catalog", "/items"] and r["methods"] == ["GET", "POST"]
+    assert r["service"] == {"id": sid}
+    # A bad path is Kong's 400 under the paths field; nothing changes.
+    wait_css(browser, "main table.grid button", "Edit").click()
+    fill(browser, "paths", "no-slash")
+    wait_css(browser, "#form-submit").click()
+    wait_css(browser, "#error-paths", "should start with")
+    assert g.admin("GET", "/routes/catalog-route")[1]["paths"] == ["/catalog", "/items"]
+    fill(browser, "paths", "/catalog/v2")
+    wait_css(browser, "#form-submit").click()
+    wait_css(browser, "main table.grid td", "/catalog/v2")
+    assert g.admin("GET", "/routes/catalog-route")[1]["paths"] == ["/catalog/v2"]
+    # Edit the service itself (PATCH), then delete the route and the service.
+    wait_css(browser, "#edit-service").click()
+    fill(browser, "host", "catalog.internal")
+    wait_css(browser, "#form-submit").click()
+    wait_css(browser, ".page-head p", "catalog.internal")
+    assert g.admin("GET", "/services/catalog")[1]["host"] == "catalog.internal"
+    wait_css(browser, "main table.grid .danger-outline", "Delete").click()
+    wait_css(browser, "#confirm-delete").click()
+    wait_css(browser, "main .empty", "No routes")
+    assert g.admin("GET", "/routes/catalog-route")[0] == 404
+    wait_css(browser, ".page-head .danger-outline", "Delete").click()
+    wait_css(browser, "#confirm-delete").click()
+    wait_css(browser, "main .empty", "No gateway services")
+    assert g.admin("GET", "/services/catalog")[0] == 404
+    assert browser.current_url.endswith("/services")

@@ -129,6 +129,13 @@ GW.metrics.draw = function (canvas, series, opts) {
       if (!open) { g.moveTo(x(i), y(v)); open = true; } else g.lineTo(x(i), y(v));
     }
     g.stroke();
+    g.fillStyle = col;   // a point with no neighbour (a gap on both sides) is drawn as a dot
+    for (let i = 0; i < n; i++) {
+      const v = stacks[k][i];
+      if (v !== null && (i === 0 || stacks[k][i - 1] === null) && (i === n - 1 || stacks[k][i + 1] === null)) {
+        g.beginPath(); g.arc(x(i), y(v), 2.5, 0, 2 * Math.PI); g.fill();
+      }
+    }
     if (opts.stacked) {
       g.globalAlpha = 0.18; g.fillStyle = col;
       for (let i = 1; i < n; i++) {
@@ -183,7 +190,7 @@ GW.serviceChart = function (svc, nodeInfo, seq) {
     return card;
   }
   card.dataset.state = 'live';
-  const points = 90, period = 2000;
+  const points = 60, period = 2000;   // the last 2 minutes
   const hist = {'2xx': [], '3xx': [], '4xx': [], '5xx': [], p50: [], p95: [], p99: []};
   let prev = null;
   const push = (k, v) => { hist[k].push(v); if (hist[k].length > points) hist[k].shift(); };
@@ -205,8 +212,8 @@ GW.serviceChart = function (svc, nodeInfo, seq) {
       for (const k of ['p50', 'p95', 'p99']) push(k, q[k]);
       legend.replaceChildren(
         h('span', {class: 'stat', id: 'chart-rps', 'data-value': total.toFixed(2)}, h('b', {text: total.toFixed(1)}), ' req/s'),
-        ['2xx', '3xx', '4xx', '5xx'].map((c) => h('span', {class: 'stat'}, h('i', {class: 'swatch c' + c}), c + ' ' + hist[c][hist[c].length - 1].toFixed(1))),
-        ['p50', 'p95', 'p99'].map((k) => h('span', {class: 'stat'}, h('i', {class: 'swatch ' + k}), k + ' ' + (q[k] === null ? '–' : q[k].toFixed(0) + ' ms'))));
+        ...['2xx', '3xx', '4xx', '5xx'].map((c) => h('span', {class: 'stat'}, h('i', {class: 'swatch c' + c}), c + ' ' + hist[c][hist[c].length - 1].toFixed(1))),
+        ...['p50', 'p95', 'p99'].map((k) => h('span', {class: 'stat'}, h('i', {class: 'swatch ' + k}), k + ' ' + (q[k] === null ? '–' : q[k].toFixed(0) + ' ms'))));
       note.textContent = cur.found ? '' : 'No requests recorded for ' + label + ' yet (the plugin counts requests with status_code_metrics, latencies with latency_metrics).';
     } else {
       note.textContent = 'Collecting: the first rates appear after the second scrape.';

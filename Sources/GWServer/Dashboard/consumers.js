@@ -72,5 +72,5 @@ GW.views.consumer = async function (main, seq, key) {
       ]), creds[i], null, 'None.'))),
     h('section', {class: 'card flush'}, h('div', {class: 'card-head'}, h('h3', {text: 'Plugins'}),
       h('button', {class: 'small primary', text: 'Add plugin', onclick: () => GW.editPlugin(null, {consumer: {id: c.id}})})),
-      GW.pluginTable(plugins)));
+      GW.pluginTable(plugins, {[c.id]: title})));
 };

@@ -216,8 +216,9 @@ GW.pageHead = function (title, subtitle, actions) {
 
 GW.card = (title, ...body) => h('section', {class: 'card'}, title ? h('h3', {text: title}) : null, body);
 
-GW.kv = function (pairs) {
-  return h('dl', {class: 'kv'}, pairs.map(([k, v]) => [h('dt', {text: k}),
+// wide: two key/value pairs a line.
+GW.kv = function (pairs, wide) {
+  return h('dl', {class: 'kv' + (wide ? ' wide' : '')}, pairs.map(([k, v]) => [h('dt', {text: k}),
     h('dd', {}, v === undefined || v === null || v === '' ? '–' : v)]));
 };
 

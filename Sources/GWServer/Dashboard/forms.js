@@ -47,7 +47,8 @@ GW.form = function (spec) {
     const label = h('label', {for: id, text: f.label || f.name});
     const err = h('div', {class: 'field-error', id: 'error-' + f.name, role: 'alert'});
     const help = f.help ? h('div', {class: 'help', text: f.help}) : null;
-    return h('div', {class: 'field ' + (f.type === 'bool' ? 'field-bool' : ''), 'data-field': f.name},
+    const wide = f.type === 'json' || f.type === 'textarea' || f.wide;
+    return h('div', {class: 'field' + (f.type === 'bool' ? ' field-bool' : '') + (wide ? ' field-wide' : ''), 'data-field': f.name},
       f.type === 'bool' ? [input, label] : [label, input], help, err);
   });
 
@@ -120,7 +121,7 @@ GW.flattenErrors = function (v, prefix) {
 
 GW.showErrors = function (err, fieldError, bannerLine) {
   const b = err.body || {};
-  bannerLine(b.name ? `${b.name}: ${err.message}` : err.message);
+  bannerLine(b.name && !err.message.startsWith(b.name) ? `${b.name}: ${err.message}` : err.message);
   const fields = b.fields && typeof b.fields === 'object' ? b.fields : {};
   for (const [k, v] of Object.entries(fields)) {
     const msgs = GW.flattenErrors(v, '');

@@ -25,18 +25,20 @@ GW.editPlugin = async function (plugin, preset) {
     (body) => (plugin ? GW.api('PATCH', '/plugins/' + GW.enc(plugin.id), body) : GW.api('POST', '/plugins', body)));
 };
 
-GW.pluginScope = function (p) {
+// names: id → label of the services, routes and consumers the caller loaded (ids shown otherwise).
+GW.pluginScope = function (p, names) {
+  const n = (ref) => (names && names[ref.id]) || ref.id.slice(0, 8);
   const parts = [];
-  if (p.service) parts.push(h('a', {href: '/services/' + GW.enc(p.service.id), 'data-link': true, text: 'service'}));
-  if (p.route) parts.push(h('span', {text: 'route ' + p.route.id.slice(0, 8)}));
-  if (p.consumer) parts.push(h('span', {text: 'consumer ' + p.consumer.id.slice(0, 8)}));
+  if (p.service) parts.push(h('a', {href: '/services/' + GW.enc(p.service.id), 'data-link': true, text: 'service ' + n(p.service)}));
+  if (p.route) parts.push(h('span', {text: 'route ' + n(p.route)}));
+  if (p.consumer) parts.push(h('a', {href: '/consumers/' + GW.enc(p.consumer.id), 'data-link': true, text: 'consumer ' + n(p.consumer)}));
   return parts.length ? h('span', {class: 'scope'}, parts.flatMap((x, i) => (i ? [' + ', x] : [x]))) : h('span', {class: 'tag global', text: 'global'});
 };
 
-GW.pluginTable = function (plugins) {
+GW.pluginTable = function (plugins, names) {
   return GW.table([
     {title: 'Plugin', cell: (p) => h('strong', {text: p.name})},
-    {title: 'Applied to', cell: (p) => GW.pluginScope(p)},
+    {title: 'Applied to', cell: (p) => GW.pluginScope(p, names)},
     {title: 'Protocols', cell: (p) => GW.join(p.protocols)},
     {title: 'Enabled', cell: (p) => h('label', {class: 'switch'},
       h('input', {type: 'checkbox', checked: p.enabled !== false, 'aria-label': 'enabled', onchange: async (e) => {
@@ -53,10 +55,14 @@ GW.pluginTable = function (plugins) {
 
 GW.views.plugins = async function (main, seq) {
   GW.crumbs([['Plugins']]);
-  const plugins = await GW.list('/plugins');
+  const [plugins, svcs, routes, consumers] = await Promise.all([GW.list('/plugins'), GW.list('/services'), GW.list('/routes'), GW.list('/consumers')]);
   if (!GW.alive(seq)) return;
+  const names = {};
+  svcs.forEach((x) => { names[x.id] = x.name || x.host; });
+  routes.forEach((x) => { names[x.id] = x.name || x.id.slice(0, 8); });
+  consumers.forEach((x) => { names[x.id] = x.username || x.custom_id || x.id.slice(0, 8); });
   main.replaceChildren(
     GW.pageHead('Plugins', 'Plugins run on requests: globally, or scoped to a service, a route or a consumer.',
       h('button', {class: 'primary', id: 'new-plugin', text: 'New plugin', onclick: () => GW.editPlugin(null)})),
-    h('div', {class: 'card flush'}, GW.pluginTable(plugins)));
+    h('div', {class: 'card flush'}, GW.pluginTable(plugins, names)));
 };

@@ -57,20 +57,18 @@ GW.views.service = async function (main, seq, key) {
         async () => { await GW.api('DELETE', '/services/' + GW.enc(svc.id)); history.replaceState(null, '', '/services'); })}),
     ]),
     GW.serviceChart(svc, info, seq),
-    h('div', {class: 'cols'},
-      GW.card('Configuration', GW.kv([
-        ['ID', svc.id], ['Name', svc.name], ['Protocol', svc.protocol], ['Host', svc.host], ['Port', String(svc.port)],
-        ['Path', svc.path], ['Retries', String(svc.retries)], ['Connect / write / read timeout',
-          `${svc.connect_timeout} / ${svc.write_timeout} / ${svc.read_timeout} ms`],
-        ['Enabled', GW.badge(svc.enabled === false ? 'disabled' : 'enabled')], ['Tags', GW.tags(svc.tags)],
-        ['Created', GW.fmtTime(svc.created_at)], ['Updated', GW.fmtTime(svc.updated_at)]])),
-      h('div', {},
-        h('section', {class: 'card flush'}, h('div', {class: 'card-head'}, h('h3', {text: 'Routes'}),
-          h('button', {class: 'small primary', id: 'new-route', text: 'Add route', onclick: () => GW.editRoute(null, {service: {id: svc.id}})})),
-          GW.routeTable(routes, {[svc.id]: svc})),
-        h('section', {class: 'card flush'}, h('div', {class: 'card-head'}, h('h3', {text: 'Plugins'}),
-          h('button', {class: 'small primary', text: 'Add plugin', onclick: () => GW.editPlugin(null, {service: {id: svc.id}})})),
-          GW.pluginTable(plugins)))));
+    GW.card('Configuration', GW.kv([
+      ['ID', svc.id], ['Name', svc.name], ['Protocol', svc.protocol], ['Host', svc.host], ['Port', String(svc.port)],
+      ['Path', svc.path], ['Retries', String(svc.retries)], ['Connect / write / read timeout',
+        `${svc.connect_timeout} / ${svc.write_timeout} / ${svc.read_timeout} ms`],
+      ['Enabled', GW.badge(svc.enabled === false ? 'disabled' : 'enabled')], ['Tags', GW.tags(svc.tags)],
+      ['Created', GW.fmtTime(svc.created_at)], ['Updated', GW.fmtTime(svc.updated_at)]], true)),
+    h('section', {class: 'card flush'}, h('div', {class: 'card-head'}, h('h3', {text: 'Routes'}),
+      h('button', {class: 'small primary', id: 'new-route', text: 'Add route', onclick: () => GW.editRoute(null, {service: {id: svc.id}})})),
+      GW.routeTable(routes, {[svc.id]: svc})),
+    h('section', {class: 'card flush'}, h('div', {class: 'card-head'}, h('h3', {text: 'Plugins'}),
+      h('button', {class: 'small primary', text: 'Add plugin', onclick: () => GW.editPlugin(null, {service: {id: svc.id}})})),
+      GW.pluginTable(plugins, {[svc.id]: title})));
 };
 
 // ---- routes -----------------------------------------------------------------------------------
