@@ -40,13 +40,14 @@ enum Dashboard {
 
     static let jsonType = [("Content-Type", "application/json; charset=utf-8")]
 
-    /// `/`, `/services`, `/services/{name or id}`, … (one segment after the view, any characters but `/`).
+    /// `/`, `/services`, `/services/{name or id}`, … (one segment after the view, any characters but
+    /// `/`; a trailing `/` is allowed, as the page ignores it).
     static func isView(_ path: String) -> Bool {
         if path == "/" { return true }
         let segs = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         guard let first = segs.first, views.contains(String(first)) else { return false }
-        if segs.count == 1 { return true }
-        return segs.count == 2 && !segs.last!.isEmpty
+        if segs.count == 1 || (segs.count == 2 && segs.last!.isEmpty) { return true }
+        return segs.count == 2 || (segs.count == 3 && segs.last!.isEmpty)
     }
 
     static func forward(_ req: AdminHTTPRequest, admin: AdminHTTPServer.Handler) -> AdminHTTPResponse {

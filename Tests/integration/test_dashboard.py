@@ -55,7 +55,7 @@ def test_embedded_files_are_up_to_date():
 def test_listener_serves_page_assets_and_forwards_api(gateway):
     g = gui_gateway(gateway)
     for path in ["/", "/services", "/services/some-name", "/routes", "/upstreams", "/upstreams/u1", "/consumers",
-                 "/consumers/alice", "/plugins"]:
+                 "/consumers/alice", "/plugins", "/services/", "/upstreams/u1/"]:
         st, body, h = http(g.gui + path)
         assert st == 200 and h["Content-Type"].startswith("text/html"), path
         assert b"/assets/core.js" in body and "frame-ancestors 'none'" in h["Content-Security-Policy"]
