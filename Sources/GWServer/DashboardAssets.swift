@@ -16,7 +16,7 @@ enum DashboardAssets {
     static let bytes: [[UInt8]] = files.map { f in f.text.withUTF8Buffer { Array($0) } }
 
     static let files: [File] = [
-        File(path: "/assets/app.css", contentType: "text/css; charset=utf-8", etag: #""2571eda6819b9b44""#, text: #"""
+        File(path: "/assets/app.css", contentType: "text/css; charset=utf-8", etag: #""a7708b7371a2f822""#, text: #"""
 /* The dashboard's look, close to Kong Manager's: dark navy sidebar, white cards on a light grey
    page, blue primary buttons, pill badges for health. System fonts only (works offline). */
 :root {
@@ -136,6 +136,10 @@ button:disabled { opacity: .6; cursor: default; }
 .field-error { color: var(--red); font-size: 12.5px; margin-top: 3px; }
 .field-error:empty { display: none; }
 .help { color: var(--muted); font-size: 12px; margin-top: 3px; }
+.schema-help { margin-top: 8px; max-height: 180px; overflow: auto; font-size: 12.5px; border: 1px solid var(--line); border-radius: 6px; padding: 6px 10px; background: #fafbfc; }
+.schema-help:empty { display: none; }
+.schema-help code { background: none; padding: 0; }
+.filter { width: 220px; font: inherit; padding: 7px 10px; border: 1px solid #c7cede; border-radius: 6px; }
 .form-banner { background: var(--red-bg); color: var(--red); border-radius: 6px; padding: 9px 12px; margin-bottom: 14px; }
 .form-banner div + div { margin-top: 2px; font-size: 12.5px; }
 .error-box { background: var(--red-bg); color: var(--red); border-radius: 6px; padding: 10px 14px; margin: 10px 0; }
@@ -400,7 +404,7 @@ GW.serviceChart = function (svc, nodeInfo, seq) {
 };
 
 """#),
-        File(path: "/assets/consumers.js", contentType: "text/javascript; charset=utf-8", etag: #""559b6e9594f9dbeb""#, text: #"""
+        File(path: "/assets/consumers.js", contentType: "text/javascript; charset=utf-8", etag: #""fbc25a4bd3b57a4d""#, text: #"""
 // Consumers (`/consumers`, `/consumers/{username or id}`): list, create/edit/delete, and each
 // consumer's credentials (key-auth keys, basic-auth users, ACL groups) and plugins.
 'use strict';
@@ -424,7 +428,7 @@ GW.views.consumers = async function (main, seq) {
   if (!GW.alive(seq)) return;
   main.replaceChildren(
     GW.pageHead('Consumers', 'Consumers are the users and applications that call your services; credentials identify them.',
-      h('button', {class: 'primary', id: 'new-consumer', text: 'New consumer', onclick: () => GW.editConsumer(null)})),
+      [GW.filterBox('consumers'), h('button', {class: 'primary', id: 'new-consumer', text: 'New consumer', onclick: () => GW.editConsumer(null)})]),
     h('div', {class: 'card flush'}, GW.table([
       {title: 'Username', cell: (c) => h('a', {href: '/consumers/' + GW.enc(c.username || c.id), 'data-link': true, text: c.username || '–'})},
       {title: 'Custom ID', cell: (c) => c.custom_id},
@@ -479,7 +483,7 @@ GW.views.consumer = async function (main, seq, key) {
 };
 
 """#),
-        File(path: "/assets/core.js", contentType: "text/javascript; charset=utf-8", etag: #""56b31b8e125fdbfb""#, text: #"""
+        File(path: "/assets/core.js", contentType: "text/javascript; charset=utf-8", etag: #""90a6506077065d7b""#, text: #"""
 // The dashboard's base: DOM helper, Admin API client (through /api/ on this listener, with the
 // Kong-Admin-Token asked for on a 401), per-view timers, modal, toasts, formatting, router.
 // Invariant: every timer a view starts is stopped when the view changes (GW.every).
@@ -688,6 +692,17 @@ GW.table = function (columns, rows, onRow, empty) {
       if (onRow) tr.addEventListener('click', (e) => { if (!e.target.closest('button, a')) onRow(r); });
       return tr;
     })));
+};
+
+// A text box that hides the rows of the page's tables that do not contain what is typed.
+GW.filterBox = function (what) {
+  return h('input', {type: 'search', class: 'filter', id: 'filter', placeholder: 'Filter ' + what + '…', 'aria-label': 'Filter',
+    oninput: (e) => {
+      const q = e.target.value.trim().toLowerCase();
+      document.querySelectorAll('main table.grid tbody tr').forEach((tr) => {
+        tr.hidden = q !== '' && !tr.textContent.toLowerCase().includes(q);
+      });
+    }});
 };
 
 GW.pageHead = function (title, subtitle, actions) {
@@ -1079,7 +1094,7 @@ GW.views.overview = async function (main, seq) {
 };
 
 """#),
-        File(path: "/assets/plugins.js", contentType: "text/javascript; charset=utf-8", etag: #""8aee9debab0fa08e""#, text: #"""
+        File(path: "/assets/plugins.js", contentType: "text/javascript; charset=utf-8", etag: #""d70ef64d24ce4f05""#, text: #"""
 // Plugins (`/plugins`): every plugin instance with its scope (global, service, route, consumer), an
 // enable switch (PATCH enabled), and the create/edit form: the plugin names the node has (GET /),
 // the scope as references, `config` as JSON (Kong's field errors under it, e.g. `minute: ...`).
@@ -1103,8 +1118,29 @@ GW.editPlugin = async function (plugin, preset) {
     {name: 'enabled', label: 'Enabled', type: 'bool', default: true},
   ];
   const initial = Object.assign({}, preset || {}, plugin || {});
-  GW.editEntity(plugin ? 'Edit plugin ' + plugin.name : 'New plugin', {fields, initial, edit: !!plugin},
+  const form = GW.editEntity(plugin ? 'Edit plugin ' + plugin.name : 'New plugin', {fields, initial, edit: !!plugin},
     (body) => (plugin ? GW.api('PATCH', '/plugins/' + GW.enc(plugin.id), body) : GW.api('POST', '/plugins', body)));
+  // The chosen plugin's config fields (GET /schemas/plugins/{name}) listed under the JSON input.
+  const select = form.querySelector('#f-name');
+  const help = h('div', {class: 'schema-help', id: 'config-fields'});
+  form.querySelector('[data-field="config"]').appendChild(help);
+  const show = async () => {
+    const name = select.value;
+    help.replaceChildren();
+    if (!name) return;
+    const schema = await GW.get('/schemas/plugins/' + GW.enc(name)).catch(() => null);
+    if (!schema || select.value !== name) return;
+    const cfg = (schema.fields || []).map((f) => f.config).find(Boolean);
+    const rows = ((cfg && cfg.fields) || []).map((f) => {
+      const [k, d] = Object.entries(f)[0];
+      const extra = [d.type, d.required ? 'required' : null, d.default !== undefined ? 'default ' + JSON.stringify(d.default) : null,
+        d.one_of ? 'one of ' + d.one_of.join(' | ') : null].filter(Boolean).join(', ');
+      return h('div', {}, h('code', {text: k}), ' ', h('span', {class: 'muted', text: extra}));
+    });
+    if (rows.length) help.append(h('div', {class: 'help', text: name + ' config fields:'}), ...rows);
+  };
+  select.addEventListener('change', show);
+  show();
 };
 
 // names: id → label of the services, routes and consumers the caller loaded (ids shown otherwise).
@@ -1145,12 +1181,12 @@ GW.views.plugins = async function (main, seq) {
   consumers.forEach((x) => { names[x.id] = x.username || x.custom_id || x.id.slice(0, 8); });
   main.replaceChildren(
     GW.pageHead('Plugins', 'Plugins run on requests: globally, or scoped to a service, a route or a consumer.',
-      h('button', {class: 'primary', id: 'new-plugin', text: 'New plugin', onclick: () => GW.editPlugin(null)})),
+      [GW.filterBox('plugins'), h('button', {class: 'primary', id: 'new-plugin', text: 'New plugin', onclick: () => GW.editPlugin(null)})]),
     h('div', {class: 'card flush'}, GW.pluginTable(plugins, names)));
 };
 
 """#),
-        File(path: "/assets/services.js", contentType: "text/javascript; charset=utf-8", etag: #""51aa354595607a90""#, text: #"""
+        File(path: "/assets/services.js", contentType: "text/javascript; charset=utf-8", etag: #""17baf0ea5fbe1767""#, text: #"""
 // Gateway Services (`/services`, `/services/{name or id}` with its routes, plugins and traffic
 // chart) and Routes (`/routes`): lists, create/edit forms and deletes, all through the Admin API.
 'use strict';
@@ -1182,7 +1218,7 @@ GW.views.services = async function (main, seq) {
   if (!GW.alive(seq)) return;
   main.replaceChildren(
     GW.pageHead('Gateway Services', 'A service is an upstream API the gateway proxies to.',
-      h('button', {class: 'primary', id: 'new-service', text: 'New gateway service', onclick: () => GW.editService(null)})),
+      [GW.filterBox('services'), h('button', {class: 'primary', id: 'new-service', text: 'New gateway service', onclick: () => GW.editService(null)})]),
     h('div', {class: 'card flush'}, GW.table([
       {title: 'Name', cell: (s) => h('a', {href: '/services/' + GW.enc(s.name || s.id), 'data-link': true, text: s.name || s.id})},
       {title: 'Protocol', cell: (s) => s.protocol},
@@ -1279,12 +1315,12 @@ GW.views.routes = async function (main, seq) {
   const byId = Object.fromEntries(svcs.map((s) => [s.id, s]));
   main.replaceChildren(
     GW.pageHead('Routes', 'Routes match requests (protocols, methods, hosts, paths, headers) and send them to a service.',
-      h('button', {class: 'primary', id: 'new-route', text: 'New route', onclick: () => GW.editRoute(null)})),
+      [GW.filterBox('routes'), h('button', {class: 'primary', id: 'new-route', text: 'New route', onclick: () => GW.editRoute(null)})]),
     h('div', {class: 'card flush'}, GW.routeTable(routes, byId)));
 };
 
 """#),
-        File(path: "/assets/upstreams.js", contentType: "text/javascript; charset=utf-8", etag: #""612c9430befb6402""#, text: #"""
+        File(path: "/assets/upstreams.js", contentType: "text/javascript; charset=utf-8", etag: #""57f5bd5126c075de""#, text: #"""
 // Upstreams (`/upstreams`, `/upstreams/{name or id}`): the list with each balancer's health, and an
 // upstream's targets with live health: GET /upstreams/{u}/health every second (rows updated in
 // place, so a click is never lost to a redraw), add/delete targets, mark a target (un)healthy.
@@ -1317,7 +1353,7 @@ GW.views.upstreams = async function (main, seq) {
   const cells = {};
   main.replaceChildren(
     GW.pageHead('Upstreams', 'An upstream balances a service\'s traffic over targets and checks their health.',
-      h('button', {class: 'primary', id: 'new-upstream', text: 'New upstream', onclick: () => GW.editUpstream(null)})),
+      [GW.filterBox('upstreams'), h('button', {class: 'primary', id: 'new-upstream', text: 'New upstream', onclick: () => GW.editUpstream(null)})]),
     h('div', {class: 'card flush'}, GW.table([
       {title: 'Name', cell: (u) => h('a', {href: '/upstreams/' + GW.enc(u.name || u.id), 'data-link': true, text: u.name})},
       {title: 'Algorithm', cell: (u) => u.algorithm},

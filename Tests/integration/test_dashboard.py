@@ -244,10 +244,13 @@ def test_plugin_config_error_is_shown_under_config(gateway, browser):
     wait_css(browser, "#new-plugin").click()
     from selenium.webdriver.support.ui import Select
     Select(wait_css(browser, "#f-name")).select_by_value("rate-limiting")
+    wait_css(browser, "#config-fields", "minute")   # the schema's config fields, listed under the JSON input
+    assert "one of consumer | credential" in css(browser, "#config-fields")[0].text
     fill(browser, "config", '{"minute": -1}')
     wait_css(browser, "#form-submit").click()
     err = wait_css(browser, "#error-config", "minute")
     assert "greater than" in err.text or "between" in err.text or "minute" in err.text
+    shot(browser, "plugin-form-error.png")
     fill(browser, "config", "{not json")
     wait_css(browser, "#form-submit").click()
     wait_css(browser, "#error-config", "invalid JSON")
@@ -300,6 +303,12 @@ def test_deep_links_load_their_view(gateway, browser, upstream):
         nav = view.split("-")[0]
         assert "active" in css(browser, f'a[data-nav="{nav}"]')[0].get_attribute("class"), path
         shot(browser, png)
+    # The list filter hides rows that do not match.
+    browser.get(g.gui + "/services")
+    wait_css(browser, "main table.grid a", "billing")
+    wait_css(browser, "#filter").send_keys("sear")
+    waiter(browser).until(lambda d: [e.text for e in css(d, "main table.grid tbody tr") if e.is_displayed()][0].startswith("search")
+                          and len([e for e in css(d, "main table.grid tbody tr") if e.is_displayed()]) == 1)
     # By id as well as by name; the service view has its routes, plugins and the traffic card.
     sid = g.admin("GET", "/services/billing")[1]["id"]
     browser.get(g.gui + "/services/" + sid)

@@ -21,7 +21,7 @@ GW.views.consumers = async function (main, seq) {
   if (!GW.alive(seq)) return;
   main.replaceChildren(
     GW.pageHead('Consumers', 'Consumers are the users and applications that call your services; credentials identify them.',
-      h('button', {class: 'primary', id: 'new-consumer', text: 'New consumer', onclick: () => GW.editConsumer(null)})),
+      [GW.filterBox('consumers'), h('button', {class: 'primary', id: 'new-consumer', text: 'New consumer', onclick: () => GW.editConsumer(null)})]),
     h('div', {class: 'card flush'}, GW.table([
       {title: 'Username', cell: (c) => h('a', {href: '/consumers/' + GW.enc(c.username || c.id), 'data-link': true, text: c.username || '–'})},
       {title: 'Custom ID', cell: (c) => c.custom_id},

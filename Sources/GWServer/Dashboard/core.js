@@ -208,6 +208,17 @@ GW.table = function (columns, rows, onRow, empty) {
     })));
 };
 
+// A text box that hides the rows of the page's tables that do not contain what is typed.
+GW.filterBox = function (what) {
+  return h('input', {type: 'search', class: 'filter', id: 'filter', placeholder: 'Filter ' + what + '…', 'aria-label': 'Filter',
+    oninput: (e) => {
+      const q = e.target.value.trim().toLowerCase();
+      document.querySelectorAll('main table.grid tbody tr').forEach((tr) => {
+        tr.hidden = q !== '' && !tr.textContent.toLowerCase().includes(q);
+      });
+    }});
+};
+
 GW.pageHead = function (title, subtitle, actions) {
   return h('div', {class: 'page-head'},
     h('div', {}, h('h1', {text: title}), subtitle ? h('p', {class: 'muted', text: subtitle}) : null),

@@ -21,8 +21,29 @@ GW.editPlugin = async function (plugin, preset) {
     {name: 'enabled', label: 'Enabled', type: 'bool', default: true},
   ];
   const initial = Object.assign({}, preset || {}, plugin || {});
-  GW.editEntity(plugin ? 'Edit plugin ' + plugin.name : 'New plugin', {fields, initial, edit: !!plugin},
+  const form = GW.editEntity(plugin ? 'Edit plugin ' + plugin.name : 'New plugin', {fields, initial, edit: !!plugin},
     (body) => (plugin ? GW.api('PATCH', '/plugins/' + GW.enc(plugin.id), body) : GW.api('POST', '/plugins', body)));
+  // The chosen plugin's config fields (GET /schemas/plugins/{name}) listed under the JSON input.
+  const select = form.querySelector('#f-name');
+  const help = h('div', {class: 'schema-help', id: 'config-fields'});
+  form.querySelector('[data-field="config"]').appendChild(help);
+  const show = async () => {
+    const name = select.value;
+    help.replaceChildren();
+    if (!name) return;
+    const schema = await GW.get('/schemas/plugins/' + GW.enc(name)).catch(() => null);
+    if (!schema || select.value !== name) return;
+    const cfg = (schema.fields || []).map((f) => f.config).find(Boolean);
+    const rows = ((cfg && cfg.fields) || []).map((f) => {
+      const [k, d] = Object.entries(f)[0];
+      const extra = [d.type, d.required ? 'required' : null, d.default !== undefined ? 'default ' + JSON.stringify(d.default) : null,
+        d.one_of ? 'one of ' + d.one_of.join(' | ') : null].filter(Boolean).join(', ');
+      return h('div', {}, h('code', {text: k}), ' ', h('span', {class: 'muted', text: extra}));
+    });
+    if (rows.length) help.append(h('div', {class: 'help', text: name + ' config fields:'}), ...rows);
+  };
+  select.addEventListener('change', show);
+  show();
 };
 
 // names: id → label of the services, routes and consumers the caller loaded (ids shown otherwise).
@@ -63,6 +84,6 @@ GW.views.plugins = async function (main, seq) {
   consumers.forEach((x) => { names[x.id] = x.username || x.custom_id || x.id.slice(0, 8); });
   main.replaceChildren(
     GW.pageHead('Plugins', 'Plugins run on requests: globally, or scoped to a service, a route or a consumer.',
-      h('button', {class: 'primary', id: 'new-plugin', text: 'New plugin', onclick: () => GW.editPlugin(null)})),
+      [GW.filterBox('plugins'), h('button', {class: 'primary', id: 'new-plugin', text: 'New plugin', onclick: () => GW.editPlugin(null)})]),
     h('div', {class: 'card flush'}, GW.pluginTable(plugins, names)));
 };

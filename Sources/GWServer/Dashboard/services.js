@@ -29,7 +29,7 @@ GW.views.services = async function (main, seq) {
   if (!GW.alive(seq)) return;
   main.replaceChildren(
     GW.pageHead('Gateway Services', 'A service is an upstream API the gateway proxies to.',
-      h('button', {class: 'primary', id: 'new-service', text: 'New gateway service', onclick: () => GW.editService(null)})),
+      [GW.filterBox('services'), h('button', {class: 'primary', id: 'new-service', text: 'New gateway service', onclick: () => GW.editService(null)})]),
     h('div', {class: 'card flush'}, GW.table([
       {title: 'Name', cell: (s) => h('a', {href: '/services/' + GW.enc(s.name || s.id), 'data-link': true, text: s.name || s.id})},
       {title: 'Protocol', cell: (s) => s.protocol},
@@ -126,6 +126,6 @@ GW.views.routes = async function (main, seq) {
   const byId = Object.fromEntries(svcs.map((s) => [s.id, s]));
   main.replaceChildren(
     GW.pageHead('Routes', 'Routes match requests (protocols, methods, hosts, paths, headers) and send them to a service.',
-      h('button', {class: 'primary', id: 'new-route', text: 'New route', onclick: () => GW.editRoute(null)})),
+      [GW.filterBox('routes'), h('button', {class: 'primary', id: 'new-route', text: 'New route', onclick: () => GW.editRoute(null)})]),
     h('div', {class: 'card flush'}, GW.routeTable(routes, byId)));
 };

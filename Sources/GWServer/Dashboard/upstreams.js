@@ -30,7 +30,7 @@ GW.views.upstreams = async function (main, seq) {
   const cells = {};
   main.replaceChildren(
     GW.pageHead('Upstreams', 'An upstream balances a service\'s traffic over targets and checks their health.',
-      h('button', {class: 'primary', id: 'new-upstream', text: 'New upstream', onclick: () => GW.editUpstream(null)})),
+      [GW.filterBox('upstreams'), h('button', {class: 'primary', id: 'new-upstream', text: 'New upstream', onclick: () => GW.editUpstream(null)})]),
     h('div', {class: 'card flush'}, GW.table([
       {title: 'Name', cell: (u) => h('a', {href: '/upstreams/' + GW.enc(u.name || u.id), 'data-link': true, text: u.name})},
       {title: 'Algorithm', cell: (u) => u.algorithm},
