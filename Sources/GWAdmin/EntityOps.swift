@@ -277,6 +277,14 @@ extension AdminAPI {
 
     // MARK: entity checks
 
+    /// Protocols the data path proxies (HTTP/1.x over TCP or TLS).
+    static let proxiedProtocols: Set<String> = ["http", "https"]
+    /// Kong's stream-subsystem protocols.
+    static let streamProtocols: Set<String> = ["tcp", "tls", "tls_passthrough", "udp"]
+    static func unsupportedProtocol(_ p: String) -> String {
+        "protocol '\(p)' is not supported by this gateway yet (only 'http' and 'https' are proxied)"
+    }
+
     func entityChecks(_ kind: EntityKind, _ d: JSONObject, _ e: inout Errors) {
         func str(_ k: String) -> String? { d[k]?.stringValue }
         func isSet(_ k: String) -> Bool {
@@ -306,6 +314,11 @@ extension AdminAPI {
                     e.field("ca_certificates", "ca_certificates is not supported by this gateway yet (verification uses the system CA store)")
                 }
             }
+            // Refused rather than stored and skipped: the data path proxies HTTP/1.1 over TCP or TLS only
+            // (no gRPC framing, no stream proxy), so such a service could never be reached as configured.
+            if !Self.proxiedProtocols.contains(proto), Validators.protocols.contains(proto) {
+                e.field("protocol", Self.unsupportedProtocol(proto))
+            }
         case .routes:
             guard let protos = d["protocols"]?.stringArrayValue, !protos.isEmpty else { return }
             let groups: [[String]] = [["http", "https"], ["tcp", "tls", "udp"], ["tls_passthrough"], ["grpc", "grpcs"]]
@@ -313,6 +326,9 @@ extension AdminAPI {
             if used.count > 1 {
                 e.field("protocols", "these sets are mutually exclusive: ('http', 'https'), ('tcp', 'tls', 'udp'), ('tls_passthrough'), ('grpc', 'grpcs')")
                 return
+            }
+            if let p = protos.first(where: { !Self.proxiedProtocols.contains($0) && Validators.protocols.contains($0) }) {
+                e.field("protocols", Self.unsupportedProtocol(p))
             }
             let ps = Set(protos)
             if isSet("snis") && ps.isDisjoint(with: ["grpcs", "https", "tls", "tls_passthrough"]) {
@@ -394,6 +410,13 @@ extension AdminAPI {
                 e.addEntity("at least one of these fields must be non-empty: 'custom_id', 'username'")
             }
         case .plugins:
+            // Kong runs a plugin on HTTP traffic when one of its protocols belongs to the http subsystem
+            // (grpc, grpcs, http, https); a stream protocol would only ever apply to stream traffic,
+            // which this gateway does not proxy.
+            if let protos = d["protocols"]?.stringArrayValue,
+               let p = protos.first(where: { Self.streamProtocols.contains($0) }) {
+                e.field("protocols", Self.unsupportedProtocol(p))
+            }
             guard let name = str("name"), case .object(let cfg)? = d["config"] else { return }
             // typedefs.no_consumer (KONG-PLUGINS.md §1.3).
             if ["key-auth", "basic-auth", "acl", "cors", "bot-detection"].contains(name), isSet("consumer") {
