@@ -1186,7 +1186,7 @@ GW.views.plugins = async function (main, seq) {
 };
 
 """#),
-        File(path: "/assets/services.js", contentType: "text/javascript; charset=utf-8", etag: #""17baf0ea5fbe1767""#, text: #"""
+        File(path: "/assets/services.js", contentType: "text/javascript; charset=utf-8", etag: #""249ea9f7e0d422f0""#, text: #"""
 // Gateway Services (`/services`, `/services/{name or id}` with its routes, plugins and traffic
 // chart) and Routes (`/routes`): lists, create/edit forms and deletes, all through the Admin API.
 'use strict';
@@ -1195,7 +1195,7 @@ GW.views = GW.views || {};
 
 GW.serviceFields = [
   {name: 'name', label: 'Name', placeholder: 'example-service'},
-  {name: 'protocol', label: 'Protocol', type: 'select', options: ['http', 'https', 'grpc', 'grpcs', 'tcp', 'tls', 'udp'], default: 'http'},
+  {name: 'protocol', label: 'Protocol', type: 'select', options: ['http', 'https'], default: 'http'},   // what the data path proxies
   {name: 'host', label: 'Host', placeholder: 'upstream.example.com or an upstream name'},
   {name: 'port', label: 'Port', type: 'number', default: 80},
   {name: 'path', label: 'Path', placeholder: '/'},

@@ -6,7 +6,7 @@ GW.views = GW.views || {};
 
 GW.serviceFields = [
   {name: 'name', label: 'Name', placeholder: 'example-service'},
-  {name: 'protocol', label: 'Protocol', type: 'select', options: ['http', 'https', 'grpc', 'grpcs', 'tcp', 'tls', 'udp'], default: 'http'},
+  {name: 'protocol', label: 'Protocol', type: 'select', options: ['http', 'https'], default: 'http'},   // what the data path proxies
   {name: 'host', label: 'Host', placeholder: 'upstream.example.com or an upstream name'},
   {name: 'port', label: 'Port', type: 'number', default: 80},
   {name: 'path', label: 'Path', placeholder: '/'},
