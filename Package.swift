@@ -52,7 +52,8 @@ let package = Package(
         .target(name: "GWPluginState", dependencies: ["GWSystem", "CGWShims"], swiftSettings: hotPath),
         .target(name: "GWPlugins", dependencies: ["CCrypto", "CPCRE2", "GWJSON", "GWStore", "GWHTTP", "GWPluginState", "GWEvent", "GWSystem"], swiftSettings: hotPath),
         .target(name: "GWAdmin", dependencies: ["GWJSON", "GWStore", "CSQLite", "CYAML", "GWPlugins", "GWPluginState", "CCrypto", "GWTLS"]),
-        .target(name: "GWServer", dependencies: ["CGWShims", "CAres", "GWJSON", "GWSystem", "GWEvent", "GWConfig", "GWProxy", "GWAdmin", "GWStore", "GWBalancer", "GWHTTP", "GWPluginState", "GWPlugins", "GWTLS", "CPQ"]),
+        .target(name: "GWServer", dependencies: ["CGWShims", "CAres", "GWJSON", "GWSystem", "GWEvent", "GWConfig", "GWProxy", "GWAdmin", "GWStore", "GWBalancer", "GWHTTP", "GWPluginState", "GWPlugins", "GWTLS", "CPQ"],
+                exclude: ["Dashboard"]),   // the dashboard's sources, embedded by tools/dashboard/embed.py
         .executableTarget(name: "gateway", dependencies: ["GWServer", "GWConfig", "GWSystem"]),
         .testTarget(name: "GWJSONTests", dependencies: ["GWJSON"]),
         .testTarget(name: "GWStoreTests", dependencies: ["GWStore", "GWJSON"]),

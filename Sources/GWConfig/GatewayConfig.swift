@@ -27,6 +27,10 @@ public struct GatewayConfig: Sendable {
     public var prefix: String
     public var proxyListen: [ListenSpec]
     public var adminListen: [ListenSpec]
+    /// Kong Manager's `admin_gui_listen` (8002): the dashboard listener of the master; empty = `off`.
+    public var adminGuiListen: [ListenSpec] = []
+    /// `admin_gui_access_log` (Kong's key): the dashboard listener's access log, or `off`.
+    public var adminGuiAccessLog = "logs/admin_gui_access.log"
     public var workerProcesses: Int
     public var daemon: Bool
     public var logLevel: LogLevel
@@ -120,6 +124,8 @@ public let configKeys: [(key: String, defaultValue: String)] = [
     ("prefix", "/usr/local/gateway"),
     ("proxy_listen", "0.0.0.0:8000 reuseport backlog=16384, 0.0.0.0:8443 ssl reuseport backlog=16384"),
     ("admin_listen", "127.0.0.1:8001 reuseport backlog=16384"),
+    ("admin_gui_listen", "127.0.0.1:8002"),
+    ("admin_gui_access_log", "logs/admin_gui_access.log"),
     ("worker_processes", "auto"),
     ("daemon", "on"),
     ("log_level", "notice"),
@@ -427,6 +433,8 @@ public enum ConfigLoader {
         cfg.realIPRecursive = try bool("real_ip_recursive")
         cfg.underscoresInHeaders = try bool("nginx_proxy_underscores_in_headers")
         cfg.postgres = try PostgresSettings.parse(v, bad, bool: bool)
+        cfg.adminGuiListen = try listen("admin_gui_listen")
+        cfg.adminGuiAccessLog = v("admin_gui_access_log")
         return cfg
     }
 

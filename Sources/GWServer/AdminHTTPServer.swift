@@ -1,6 +1,7 @@
-// The Admin API's HTTP/1.1 listener in the master (admin_listen, 127.0.0.1:8001 by default):
-// keep-alive, pipelining, bodies up to 10 MiB (Kong's nginx_admin_client_max_body_size), parsed
-// with the same llhttp wrapper as the proxy. Requests are handed whole to `handler` (GWAdmin), which
+// The master's HTTP/1.1 listeners: the Admin API (admin_listen, 127.0.0.1:8001 by default) and,
+// with another handler, the dashboard (admin_gui_listen, DashboardServer.swift): keep-alive,
+// pipelining, bodies up to 10 MiB (Kong's nginx_admin_client_max_body_size), parsed with the same
+// llhttp wrapper as the proxy. Requests are handed whole to `handler` (GWAdmin for admin_listen), which
 // answers through a callback: at once, or later (a write on PostgreSQL is answered after its commit).
 // While a connection waits for its answer it reads nothing more (pipelined requests stay in order and
 // its input stays bounded). Master-loop confined.

@@ -1,6 +1,7 @@
 // Wiring (nginx.c's role): which code runs in the master and which in a worker.
 //  master: Admin API (GWAdmin over SQLite, or its mirror of PostgreSQL kept by PostgresSync) on
-//          admin_listen, ConfigPublisher, ActiveHealthChecker.
+//          admin_listen, the dashboard on admin_gui_listen (DashboardServer.swift), ConfigPublisher,
+//          ActiveHealthChecker.
 //  worker: WorkerProcess → ProxyServer (GWProxy).
 #if canImport(Glibc)
 import Glibc
@@ -17,6 +18,7 @@ final class MasterParts {
     var api: AdminAPI?
     var publisher: ConfigPublisher?
     var admin: AdminHTTPServer?
+    var gui: AdminHTTPServer?
     var checker: ActiveHealthChecker?
     var health: SharedHealthProvider?
     var resolver: DNSResolver?
@@ -39,8 +41,11 @@ public enum Gateway {
                 do { try masterParts.admin?.listen(master.config.adminListen) } catch {
                     master.log.log(.error, "admin_listen: \(error)")
                 }
+                do { try masterParts.gui?.listen(master.config.adminGuiListen) } catch {
+                    master.log.log(.error, "admin_gui_listen: \(error)")
+                }
             },
-            masterStopping: { _ in masterParts.admin?.closeAll() })
+            masterStopping: { _ in masterParts.admin?.closeAll(); masterParts.gui?.closeAll() })
     }
 
     static func startMaster(_ master: Master) throws {
@@ -143,9 +148,15 @@ public enum Gateway {
             respond(AdminHTTPResponse(status: r.status, headers: r.headers, body: r.body))
         }
         try admin.listen(config.adminListen)
+        // The dashboard: its /api/ goes to the Admin API listener's handler (whatever it serves).
+        let guiPath = config.resolve(config.adminGuiAccessLog)
+        let gui = AdminHTTPServer(loop: master.loop, log: master.log, accessLog: guiPath == "off" ? nil : try LogFile(path: guiPath),
+                                  handler: Dashboard.handler(admin: admin.handler))
+        do { try gui.listen(config.adminGuiListen) } catch { throw ConfigError("admin_gui_listen: \(error)") }
         let parts = masterParts
         parts.api = api
         parts.admin = admin
+        parts.gui = gui
         parts.health = health
         parts.checker = ActiveHealthChecker(loop: master.loop, table: table, log: master.log)
         let resolver = DNSResolver(loop: master.loop, log: master.log, servers: config.dnsResolver)

@@ -22,6 +22,7 @@ private func withFile(_ text: String, _ body: (String) throws -> Void) rethrows 
         #expect(c.tls.sessionTickets && c.tls.sessionTimeout == 86400 && c.tls.sessionCacheSize == 10 << 20)
         #expect(c.certificatePairs.map(\.cert) == [c.prefix + "/ssl/kong-default.crt", c.prefix + "/ssl/kong-default-ecdsa.crt"])
         #expect(c.adminListen.map(\.description) == ["127.0.0.1:8001"])
+        #expect(c.adminGuiListen.map(\.description) == ["127.0.0.1:8002"])   // Kong: 0.0.0.0; loopback here
         #expect(c.upstreamKeepalivePoolSize == 512)
         #expect(c.upstreamKeepaliveMaxRequests == 10000)
         #expect(c.upstreamKeepaliveIdleTimeout == 60)
@@ -111,6 +112,8 @@ private func withFile(_ text: String, _ body: (String) throws -> Void) rethrows 
         ("ssl_protocols = TLSv9", "ssl_protocols"),
         ("proxy_listen = 127.0.0.1:8443 ssl http2", "http2"),
         ("admin_listen = 127.0.0.1:8444 ssl", "admin_listen"),
+        ("admin_gui_listen = 127.0.0.1:8445 ssl", "admin_gui_listen"),
+        ("admin_gui_listen = somewhere", "admin_gui_listen"),
         ("client_body_buffer_size = 1", "client_body_buffer_size"),
     ])
     func badValuesAreRejected(line: String, key: String) throws {
@@ -122,6 +125,18 @@ private func withFile(_ text: String, _ body: (String) throws -> Void) rethrows 
                 #expect("\(error)".contains(key))
                 #expect("\(error)".contains("line") || "\(error)".contains(":1"))
             }
+        }
+    }
+
+    @Test func adminGuiListenOffAndAddresses() throws {
+        try withFile("admin_gui_listen = off\n") { path in
+            let c = try ConfigLoader.load(path: path, environment: [:])
+            #expect(c.adminGuiListen.isEmpty)
+        }
+        try withFile("admin_gui_listen = 127.0.0.1:9002, [::1]:9002 backlog=64\nadmin_gui_access_log = off\n") { path in
+            let c = try ConfigLoader.load(path: path, environment: [:])
+            #expect(c.adminGuiListen.map(\.description) == ["127.0.0.1:9002", "[::1]:9002"])
+            #expect(c.adminGuiListen.map(\.backlog) == [16384, 64] && c.adminGuiAccessLog == "off")
         }
     }
 

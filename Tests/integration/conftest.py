@@ -55,6 +55,8 @@ class Gateway:
             "prefix": self.prefix,
             "proxy_listen": f"127.0.0.1:{self.proxy_port}",
             "admin_listen": f"127.0.0.1:{self.admin_port}",
+            # The dashboard's default 127.0.0.1:8002 would collide between gateways run side by side.
+            "admin_gui_listen": "off",
             "worker_processes": str(workers),
             "log_level": "info",
         }
