@@ -1,14 +1,14 @@
 // swift-tools-version:6.0
 // Gateway: a Kong-compatible API gateway built like nginx (master + forked, exec'd workers, libev loops,
 // shared-memory balancer state). Module layering, lowest first (a module imports only lower ones):
-//   CGWShims, CLLHTTP, CSQLite, CAres, CYAML, CCrypto, CSSL, CPCRE2
-//                               (C: libev/libc macros, Debian's llhttp, sqlite3, c-ares, libyaml, libcrypto, libssl, pcre2)
+//   CGWShims, CLLHTTP, CSQLite, CAres, CYAML, CCrypto, CSSL, CPCRE2, CHiredis
+//                               (C: libev/libc macros, Debian's llhttp, sqlite3, c-ares, libyaml, libcrypto, libssl, pcre2, hiredis)
 //   GWSystem                    (syscalls, sockets, shared memory, clock, logging)
 //   GWEvent  GWJSON             (libev loop wrappers; JSON without Foundation)
 //   GWStore  GWConfig GWHTTP    (Kong entities + snapshot; gateway.conf; HTTP/1.1 on llhttp)
 //   GWTLS                       (TLS on OpenSSL: server context, connections, default certificates)
 //   GWRouter GWBalancer         (Kong router; balancer + health state in shared memory)
-//   GWPluginState               (rate-limit counters + proxy-cache store in shared memory)
+//   GWPluginState GWRedis       (rate-limit counters + proxy-cache store in shared memory; async Redis client)
 //   GWPlugins                   (plugin registry and runtime: what the data path runs)
 //   GWProxy  GWAdmin            (worker data path; Admin API + SQLite store + YAML in the master)
 //   GWServer                    (master/worker processes, wiring)
@@ -37,6 +37,8 @@ let package = Package(
         .target(name: "CSSL", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
         .target(name: "GWTLS", dependencies: ["CSSL", "GWConfig"], swiftSettings: hotPath),
         .target(name: "CPCRE2", linkerSettings: [.linkedLibrary("pcre2-8")]),
+        .target(name: "CHiredis", linkerSettings: [.linkedLibrary("hiredis")]),
+        .target(name: "GWRedis", dependencies: ["CHiredis", "GWEvent", "GWSystem"], swiftSettings: hotPath),
         .target(name: "GWSystem", dependencies: ["CGWShims"]),
         .target(name: "GWEvent", dependencies: ["GWSystem", "CGWShims"], swiftSettings: hotPath),
         .target(name: "GWJSON"),
@@ -46,10 +48,10 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
         .target(name: "GWRouter", dependencies: ["GWStore", "GWHTTP"], swiftSettings: hotPath),
         .target(name: "GWBalancer", dependencies: ["GWStore", "CGWShims"]),
-        .target(name: "GWProxy", dependencies: ["CGWShims", "GWJSON", "GWSystem", "GWEvent", "GWHTTP", "GWRouter", "GWBalancer", "GWStore", "GWConfig", "GWPlugins", "GWTLS"],
+        .target(name: "GWProxy", dependencies: ["CGWShims", "GWJSON", "GWSystem", "GWEvent", "GWHTTP", "GWRouter", "GWBalancer", "GWStore", "GWConfig", "GWPlugins", "GWTLS", "GWRedis"],
                 swiftSettings: hotPath),
         .target(name: "GWPluginState", dependencies: ["GWSystem", "CGWShims"], swiftSettings: hotPath),
-        .target(name: "GWPlugins", dependencies: ["CCrypto", "CPCRE2", "GWJSON", "GWStore", "GWHTTP", "GWPluginState", "GWEvent", "GWSystem"], swiftSettings: hotPath),
+        .target(name: "GWPlugins", dependencies: ["CCrypto", "CPCRE2", "GWJSON", "GWStore", "GWHTTP", "GWPluginState", "GWEvent", "GWSystem", "GWRedis"], swiftSettings: hotPath),
         .target(name: "GWAdmin", dependencies: ["GWJSON", "GWStore", "CSQLite", "CYAML", "GWPlugins", "GWPluginState", "CCrypto"]),
         .target(name: "GWServer", dependencies: ["CGWShims", "CAres", "GWJSON", "GWSystem", "GWEvent", "GWConfig", "GWProxy", "GWAdmin", "GWStore", "GWBalancer", "GWHTTP", "GWPluginState", "GWPlugins", "GWTLS"]),
         .executableTarget(name: "gateway", dependencies: ["GWServer", "GWConfig", "GWSystem"]),
