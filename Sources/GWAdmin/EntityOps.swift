@@ -51,6 +51,7 @@ extension AdminAPI {
             for (k, v) in AdminAPI.parseServiceURL(s) { input[k] = v }
         }
         if kind == .upstreams { AdminAPI.applyUpstreamShorthands(&input) }
+        if kind == .plugins && pluginName == "rate-limiting" { AdminAPI.applyRateLimitingShorthands(&input) }
         if kind == .targets, let t = input["target"], case .string(let s) = t {
             guard let n = Validators.normalizeTarget(s) else {
                 // kong/db/dao/targets.lua: insert's format_target has the bare message; PUT/PATCH (update_entity)
@@ -430,13 +431,7 @@ extension AdminAPI {
                     e.set(["config", "path"], .string("required field missing"))
                     e.addEntity("failed conditional validation given value of field 'config.limit_by'")
                 }
-                // Refused rather than stored and skipped: the data path runs the local policy only.
-                if let policy = cfg["policy"]?.stringValue, policy != "local" {
-                    e.set(["config", "policy"], .string("policy '\(policy)' is not supported by this gateway yet; use 'local' (shared by every worker of the node)"))
-                }
-                if let rate = cfg["sync_rate"]?.doubleValue, rate != -1 {
-                    e.set(["config", "sync_rate"], .string("sync_rate can only be used with the redis policy"))
-                }
+                AdminAPI.rateLimitingPolicyChecks(cfg, &e)   // RateLimitingSchema.swift
             }
             if name == "cors", case .array(let origins)? = cfg["origins"] {
                 // Kong's validate_asterisk_or_regex: "*" or a regex PCRE compiles.

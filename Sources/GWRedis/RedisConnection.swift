@@ -308,6 +308,11 @@ public final class RedisConnection {
         case .scriptLoad:
             if reply.status == .error && failAfterCallbacks == nil { failAfterCallbacks = "Redis \(endpoint.label): SCRIPT LOAD failed: \(reply.message)" }
         case .user:
+            if let m = failAfterCallbacks {
+                // A setup command before it failed (AUTH, SELECT): this reply is not what was asked for.
+                if let w = e.waiter { done.append((w, e.tag, .failed(.down, m))) }
+                return
+            }
             if reply.status == .ok { backoff = 0 }
             if reply.status == .error && reply.message.hasPrefix("NOSCRIPT") { loaded.removeAll() }
             if let w = e.waiter { done.append((w, e.tag, reply)) }
