@@ -158,10 +158,15 @@ final class RateLimitRedis {
     }
 }
 
-@inline(__always) private func appendDecimal(_ b: inout [UInt8], _ v: Int64) {
-    if v < 0 { b.append(0x2D); appendDecimal(&b, -v); return }
-    if v >= 10 { appendDecimal(&b, v / 10) }
-    b.append(UInt8(0x30 + v % 10))
+private func appendDecimal(_ b: inout [UInt8], _ v: Int64) {
+    if v < 0 { b.append(0x2D) }
+    var m = v.magnitude
+    var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)   // 24 bytes: enough for 20 digits
+    var n = 0
+    withUnsafeMutableBytes(of: &digits) { d in
+        repeat { d[23 - n] = UInt8(0x30 + m % 10); m /= 10; n += 1 } while m > 0
+        b.append(contentsOf: UnsafeRawBufferPointer(rebasing: d[(24 - n)...]))
+    }
 }
 
 private func sha1Hex(_ s: String) -> String {
