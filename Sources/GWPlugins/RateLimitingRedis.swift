@@ -61,8 +61,8 @@ final class RateLimitRedis {
         let now = ctx.now, n = rl.periods.count
         // The words, one after the other in the scratch buffer: EVALSHA sha numkeys keys… limits… ttls…
         var b = ctx.scratch
+        ctx.scratch = []   // first: `b` is then the buffer's only owner, emptied in place
         b.removeAll(keepingCapacity: true)
-        ctx.scratch = []
         defer { ctx.scratch = b }
         var ends: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int) =
             (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)

@@ -117,7 +117,7 @@ extension ClientConnection: AccessResumer {
                 connectToPeer()
             }
         } else {
-            proxyAfterAccess(d, rp)
+            proxyAfterAccess(hasService: d.plan != nil, rp)
         }
         if fd >= 0 && persistence != .closing { process() }   // bytes that arrived meanwhile (body, next request)
     }

@@ -391,13 +391,13 @@ final class ClientConnection {
             return
         }
         if runAccess(d, rp) { return }   // a plugin answered (or access waits: accessReady goes on)
-        proxyAfterAccess(d, rp)
+        proxyAfterAccess(hasService: d.plan != nil, rp)
     }
 
     /// The access phase let the request through: 503 for a route without service, else the body and
     /// the upstream.
-    @inline(__always) func proxyAfterAccess(_ d: RouteDecision, _ rp: HTTPRequestParser) {
-        guard d.plan != nil else {
+    @inline(__always) func proxyAfterAccess(hasService: Bool, _ rp: HTTPRequestParser) {
+        guard hasService else {
             // Kong: after the access plugins.
             sendError(status: 503, message: "no Service found with those values", close: false, errorPage: false)
             return
