@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "GWTLS", dependencies: ["CSSL", "GWConfig"], swiftSettings: hotPath),
         .target(name: "CPCRE2", linkerSettings: [.linkedLibrary("pcre2-8")]),
         .target(name: "CHiredis", linkerSettings: [.linkedLibrary("hiredis")]),
-        .target(name: "GWRedis", dependencies: ["CHiredis", "GWEvent", "GWSystem"], swiftSettings: hotPath),
+        .target(name: "GWRedis", dependencies: ["CHiredis", "GWEvent"], swiftSettings: hotPath),
         .target(name: "GWSystem", dependencies: ["CGWShims"]),
         .target(name: "GWEvent", dependencies: ["GWSystem", "CGWShims"], swiftSettings: hotPath),
         .target(name: "GWJSON"),

@@ -17,7 +17,6 @@
 // Worker-loop confined.
 import CHiredis
 import GWEvent
-import GWSystem
 
 /// Where and how to connect (Kong's `config.redis.*` that matter on the wire).
 public struct RedisEndpoint: Hashable, Sendable {

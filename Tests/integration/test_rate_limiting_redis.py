@@ -393,3 +393,38 @@ def test_admin_api_refusals_and_shorthands(gateway, redis):
     assert s == 201, b
     rd = b["config"]["redis"]
     assert (rd["port"], rd["timeout"], rd["database"], rd["ssl"], rd["ssl_verify"]) == (6379, 2000, 0, False, False)
+
+
+def test_pipelined_requests_and_body_plugins_wait_in_order(gateway, upstream, redis):
+    """Pipelined requests on one connection each wait for Redis in turn and are answered in order; a
+    plugin after rate-limiting that reads the body (request-transformer, priority 801) still sees it
+    when access resumes after the wait."""
+    r = redis()
+    up = upstream("u")
+    g = gateway(workers=1)
+    setup_node(g, up, {"hour": 3, "policy": "redis", "redis": {"host": "127.0.0.1", "port": r.port}})
+    c = socket.create_connection(("127.0.0.1", g.proxy_port), timeout=TIMEOUT)
+    c.sendall(b"GET /r?a HTTP/1.1\r\nHost: t\r\n\r\n" * 3 + b"GET /r?b HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        data += d
+    c.close()
+    heads = [p.split(b"\r\n\r\n")[0] for p in data.split(b"HTTP/1.1 ")[1:]]
+    assert [int(h[:3]) for h in heads] == [200, 200, 200, 429], data[:300]
+    assert [h.split(b"X-RateLimit-Remaining-Hour: ")[1][:1] for h in heads] == [b"2", b"1", b"0", b"0"]
+    # request-transformer adds a form field: it reads the body after rate-limiting's wait.
+    s, b, _ = g.admin("POST", "/routes", {"paths": ["/t"], "service": {"id": SERVICE_ID}})
+    rid = b["id"]
+    assert g.admin("POST", f"/routes/{rid}/plugins", {"name": "rate-limiting", "config": {
+        "hour": 100, "policy": "redis", "redis": {"host": "127.0.0.1", "port": r.port}}})[0] == 201
+    assert g.admin("POST", f"/routes/{rid}/plugins", {"name": "request-transformer", "config": {
+        "add": {"body": ["added:yes"]}}})[0] == 201
+    s, body, h = wait_until(lambda: (lambda x: x if x[0] == 200 and "X-RateLimit-Limit-Hour" in x[2] else None)(
+        g.get("/t", method="POST", body=b"k=v", headers={"Content-Type": "application/x-www-form-urlencoded"})),
+        what="/t with both plugins")
+    got = up.requests[-1]["body"]
+    assert b"k=v" in got and b"added=yes" in got, got
+    assert h["X-RateLimit-Limit-Hour"] == "100"
