@@ -51,7 +51,7 @@ extension AdminAPI {
             for (k, v) in AdminAPI.parseServiceURL(s) { input[k] = v }
         }
         if kind == .upstreams { AdminAPI.applyUpstreamShorthands(&input) }
-        if kind == .plugins && pluginName == "rate-limiting" { AdminAPI.applyRateLimitingShorthands(&input) }
+        if kind == .plugins && pluginName == "rate-limiting" { try AdminAPI.applyRateLimitingShorthands(&input) }
         if kind == .targets, let t = input["target"], case .string(let s) = t {
             guard let n = Validators.normalizeTarget(s) else {
                 // kong/db/dao/targets.lua: insert's format_target has the bare message; PUT/PATCH (update_entity)
@@ -92,6 +92,7 @@ extension AdminAPI {
         if !Credentials.isCredential(kind) { doc["updated_at"] = now }
         doc["expires_at"] = nil
         try resolveForeign(kind, &doc)
+        if kind == .plugins && pluginName == "rate-limiting" { AdminAPI.rateLimitingLegacyFields(&doc, add: false) }
         // Validate.
         var errs = Errors()
         var vfields = fields
@@ -123,6 +124,7 @@ extension AdminAPI {
         }
         credentialFinish(kind, &doc, input: input, ttl: ttl)
         if kind == .plugins { try checkPluginProtocols(doc) }
+        if kind == .plugins && pluginName == "rate-limiting" { AdminAPI.rateLimitingLegacyFields(&doc, add: true) }
         let result = JSON.object(doc)
         try checkUnique(kind, result)
         return result

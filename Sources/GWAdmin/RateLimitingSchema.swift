@@ -19,10 +19,13 @@ extension AdminAPI {
     ]
     enum JSONKindHint { case string, integer, boolean }
 
-    static func applyRateLimitingShorthands(_ input: inout JSONObject) {
+    /// The shorthands of the input moved into `config.redis` (Kong's `process_auto_fields`): a shorthand and
+    /// its new field both given with different values is Kong's field error.
+    static func applyRateLimitingShorthands(_ input: inout JSONObject) throws(OpFailure) {
         guard case .object(var cfg)? = input["config"] else { return }
         var redis: JSONObject = cfg["redis"]?.objectValue ?? [:]
         var moved = false
+        var e = Errors()
         for (flat, field, kind) in redisShorthands {
             guard let v = cfg.removeValue(forKey: flat) else { continue }
             moved = true
@@ -36,11 +39,31 @@ extension AdminAPI {
                 case .string: break
                 }
             }
+            if let given = redis[field], !given.isNull, given != value {
+                e.set(["config", flat], .string("both deprecated and new field are used but their values mismatch: " +
+                    "\(flat) = \(luaString(value)) vs redis.\(field) = \(luaString(given))"))
+                continue
+            }
             redis[field] = value
         }
+        if !e.isEmpty { throw OpFailure(Kong.schemaViolation(e)) }
         guard moved else { return }
         cfg["redis"] = .object(redis)
         input["config"] = .object(cfg)
+    }
+
+    /// Lua's tostring of a scalar.
+    private static func luaString(_ v: JSON) -> String { v.stringValue ?? Kong.pretty(v) }
+
+    /// Kong shows the deprecated fields in its answers, mirroring `config.redis` (spec
+    /// 06-shorthand_fields_spec.lua): they are dropped before validation and written again after it.
+    static func rateLimitingLegacyFields(_ doc: inout JSONObject, add: Bool) {
+        guard case .object(var cfg)? = doc["config"] else { return }
+        let redis = cfg["redis"]?.objectValue
+        for (flat, field, _) in redisShorthands {
+            cfg[flat] = add ? (redis?[field] ?? .null) : nil
+        }
+        doc["config"] = .object(cfg)
     }
 
     /// The policy checks (after the schema's field checks).

@@ -385,7 +385,19 @@ def test_admin_api_refusals_and_shorthands(gateway, redis):
     assert s == 201, b
     rd = b["config"]["redis"]
     assert (rd["host"], rd["port"], rd["timeout"], rd["database"], rd["password"]) == ("127.0.0.1", 6390, 1500, 2, "p")
-    assert "redis_host" not in b["config"]
+    # 06-shorthand_fields_spec: the answers (POST, PATCH, GET) show the legacy fields too, mirroring config.redis.
+    c = b["config"]
+    assert (c["redis_host"], c["redis_port"], c["redis_timeout"], c["redis_database"], c["redis_ssl"]) == (
+        "127.0.0.1", 6390, 1500, 2, False)
+    s, b, _ = g.admin("PATCH", f"/plugins/{b['id']}", {"config": {"redis_host": "127.0.0.2"}})
+    assert s == 200 and b["config"]["redis"]["host"] == "127.0.0.2" and b["config"]["redis_host"] == "127.0.0.2", b
+    s, b, _ = g.admin("PATCH", f"/plugins/{b['id']}", {"config": {"redis": {"port": 6391}}})
+    assert s == 200 and b["config"]["redis_port"] == 6391, b
+    s, b, _ = g.admin("GET", f"/plugins/{b['id']}")
+    assert s == 200 and (b["config"]["redis_host"], b["config"]["redis_port"]) == ("127.0.0.2", 6391)
+    s, b, _ = post({"minute": 1, "policy": "redis", "redis_host": "127.0.0.1", "redis": {"host": "127.0.0.3"}})
+    assert s == 400 and b["fields"]["config"]["redis_host"] == ("both deprecated and new field are used but their "
+                                                                "values mismatch: redis_host = 127.0.0.1 vs redis.host = 127.0.0.3"), b
     # Defaults (kong/tools/redis/schema.lua).
     s, b, _ = g.admin("POST", "/routes", {"paths": ["/d"]})
     s, b, _ = g.admin("POST", f"/routes/{b['id']}/plugins", {"name": "rate-limiting", "config": {
