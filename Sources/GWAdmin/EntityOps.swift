@@ -51,6 +51,7 @@ extension AdminAPI {
             for (k, v) in AdminAPI.parseServiceURL(s) { input[k] = v }
         }
         if kind == .upstreams { AdminAPI.applyUpstreamShorthands(&input) }
+        if kind == .plugins && pluginName == "rate-limiting" { try AdminAPI.applyRateLimitingShorthands(&input) }
         if kind == .targets, let t = input["target"], case .string(let s) = t {
             guard let n = Validators.normalizeTarget(s) else {
                 // kong/db/dao/targets.lua: insert's format_target has the bare message; PUT/PATCH (update_entity)
@@ -92,6 +93,7 @@ extension AdminAPI {
         doc["expires_at"] = nil
         try resolveForeign(kind, &doc)
         CertificateSchemas.transform(kind, &doc)
+        if kind == .plugins && pluginName == "rate-limiting" { AdminAPI.rateLimitingLegacyFields(&doc, add: false) }
         // Validate.
         var errs = Errors()
         var vfields = fields
@@ -125,6 +127,7 @@ extension AdminAPI {
         credentialFinish(kind, &doc, input: input, ttl: ttl)
         if kind == .certificates { doc["snis"] = nil }   // transient: rows of `snis` (CertificateOps)
         if kind == .plugins { try checkPluginProtocols(doc) }
+        if kind == .plugins && pluginName == "rate-limiting" { AdminAPI.rateLimitingLegacyFields(&doc, add: true) }
         let result = JSON.object(doc)
         try checkUnique(kind, result)
         return result
@@ -456,13 +459,7 @@ extension AdminAPI {
                     e.set(["config", "path"], .string("required field missing"))
                     e.addEntity("failed conditional validation given value of field 'config.limit_by'")
                 }
-                // Refused rather than stored and skipped: the data path runs the local policy only.
-                if let policy = cfg["policy"]?.stringValue, policy != "local" {
-                    e.set(["config", "policy"], .string("policy '\(policy)' is not supported by this gateway yet; use 'local' (shared by every worker of the node)"))
-                }
-                if let rate = cfg["sync_rate"]?.doubleValue, rate != -1 {
-                    e.set(["config", "sync_rate"], .string("sync_rate can only be used with the redis policy"))
-                }
+                AdminAPI.rateLimitingPolicyChecks(cfg, &e)   // RateLimitingSchema.swift
             }
             if name == "cors", case .array(let origins)? = cfg["origins"] {
                 // Kong's validate_asterisk_or_regex: "*" or a regex PCRE compiles.

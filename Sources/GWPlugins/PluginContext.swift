@@ -5,6 +5,7 @@
 import Glibc
 import GWHTTP
 import GWPluginState
+import GWRedis
 
 public final class PluginContext {
     // MARK: inputs (set by the data path)
@@ -192,6 +193,19 @@ public final class PluginContext {
     /// The response is a cache Hit produced in access (the data path may say so in its logs).
     public var servedFromCache = false
 
+    // MARK: suspended access (AccessSuspension.swift)
+
+    /// The data path's side of a suspended access phase (the connection owning this context).
+    public weak var resumer: AccessResumer? = nil
+    /// An access handler waits for the loop (`suspend()`); the data path stops the request until
+    /// `resumer.accessReady(self)`, then calls PluginRuntime.resumeAccess.
+    public internal(set) var suspended = false
+    /// The plan step of the suspended handler, and the tag its completion must carry.
+    var suspendStep = 0
+    var suspendTag: UInt64 = 0
+    /// The reply the suspended handler waited for (read in its `accessResumed`).
+    var asyncReply = RedisReply()
+
     // MARK: connection facts (correlation-id's tracker), set by the data path
 
     /// The connection's socket (its local address is read on first use), its serial number in the
@@ -284,6 +298,7 @@ public final class PluginContext {
         if !logResponseHeaders.isEmpty { logResponseHeaders.removeAll(keepingCapacity: true) }
         collectedCount = 0
         phases = []
+        if suspended { cancelSuspension() }
     }
 
     /// `kong.response.error(status, message)`: a Kong-format JSON error. Ignored after a first exit.

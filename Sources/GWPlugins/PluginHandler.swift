@@ -43,6 +43,10 @@ open class PluginHandler {
     /// access: after routing. Set `ctx.exit…` to short-circuit (the first exit wins); throw for a 500.
     open func access(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead) throws(PluginError) {}
 
+    /// access, second half: the handler suspended the request in `access` (`ctx.suspend()`), its reply is
+    /// in the context; finish as `access` would have (headers, exit, or throw for a 500).
+    open func accessResumed(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead) throws(PluginError) {}
+
     /// header_filter: the response head is about to be written; `headers` is the upstream's (empty for a
     /// response the gateway generated); `request` is the client's request head (empty when the request
     /// could not be parsed). Edit `ctx.responseHeaders`.

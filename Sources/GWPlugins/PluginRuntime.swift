@@ -4,18 +4,37 @@
 //                       later access handlers are skipped, but every resolved instance is collected;
 //   collectGlobal(plan) for a request no route matched (or refused before access): the global instances;
 //   headerFilter / bodyFilter / log  on the collected instances, whatever produced the response.
+//   resumeAccess        an access handler suspended the request (ctx.suspended after access returned):
+//                       once its reply arrived, the handler finishes (`accessResumed`) and the plan
+//                       goes on from the next step, exactly as if access had not stopped.
 // Rewrite (global configs, before routing) has no handler among the plugins this build runs.
 import GWHTTP
 
 public enum PluginRuntime {
     /// Runs the access phase. Returns true when the request was answered by a plugin (`ctx.exitStatus`).
+    /// False with `ctx.suspended`: a handler waits; the data path calls `resumeAccess` when it is ready.
     @discardableResult
     public static func access(_ plan: PluginPlan, _ ctx: PluginContext, _ request: borrowing HTTPRequestHead) -> Bool {
+        runSteps(plan, ctx, request, from: 0)
+    }
+
+    /// The suspended handler's reply arrived: it finishes, then the plan goes on after it. Same result as `access`.
+    public static func resumeAccess(_ plan: PluginPlan, _ ctx: PluginContext, _ request: borrowing HTTPRequestHead) -> Bool {
+        guard ctx.suspended else { return ctx.exitStatus != 0 }
+        ctx.suspended = false
+        let h = ctx.collected(ctx.current)
+        do throws(PluginError) { try h.accessResumed(ctx, request) } catch { ctx.fail("\(h.entity.name) (\(h.entity.id)): \(error.message)") }
+        if ctx.suspended { return false }
+        return runSteps(plan, ctx, request, from: ctx.suspendStep + 1)
+    }
+
+    @inline(__always)
+    private static func runSteps(_ plan: PluginPlan, _ ctx: PluginContext, _ request: borrowing HTTPRequestHead, from: Int) -> Bool {
         // The steps are read in place through a buffer pointer: copying a PlanStep out of the array
         // retains and releases its name, handler and dictionary (callgrind.py --plugins key-auth,rate-limiting:
         // this function's own instructions 230 -> 195 per request).
         plan.steps.withUnsafeBufferPointer { steps in
-            for i in 0 ..< steps.count {
+            for i in from ..< steps.count {
                 var h = steps[i].handler
                 if !steps[i].byConsumer.isEmpty, let c = ctx.consumer, let hc = steps[i].byConsumer[c.id] { h = hc }
                 guard let h else { continue }
@@ -23,9 +42,14 @@ public enum PluginRuntime {
                 if ctx.exitStatus != 0 || !h.phases.contains(.access) { continue }
                 ctx.current = ctx.collectedCount - 1
                 do throws(PluginError) { try h.access(ctx, request) } catch { ctx.fail("\(h.entity.name) (\(h.entity.id)): \(error.message)") }
+                if ctx.suspended {
+                    if ctx.exitStatus != 0 { ctx.cancelSuspension(); continue }   // failed after suspending: no wait
+                    ctx.suspendStep = i
+                    return false
+                }
             }
+            return ctx.exitStatus != 0
         }
-        return ctx.exitStatus != 0
     }
 
     /// Collects the global instances (router miss, request refused before routing).

@@ -2,7 +2,9 @@
 // priority 910 — but exact: the counters live in the node's shared memory and one atomic step checks
 // every window and counts the request in all of them (Kong's local policy reads, then increments in a
 // timer, and overshoots under concurrency: #2629, #5790). A rejected request is not counted (as Kong).
-// Policies `cluster` and `redis` are refused by the Admin API until the multi-node work brings them.
+// Policy `redis` (RateLimitingRedis.swift) makes the same atomic step in Redis, shared by every node:
+// access suspends the request until the reply and finishes in `accessResumed`. Policy `cluster` is
+// refused by the Admin API (no shared database in SQLite / DB-less mode).
 import GWHTTP
 import GWJSON
 import GWPluginState
@@ -101,6 +103,10 @@ final class RateLimiting: PluginHandler {
     /// scope, so a global instance counts across routes) and its plugin id.
     let seed: (UInt64, UInt64)
     let store: RateLimitCounterStore?
+    /// policy = redis: the Redis side (nil for local).
+    let redis: RateLimitRedis?
+    /// The instance's scope ids as Kong puts them in its keys (null → the empty uuid).
+    let routeScope: String, serviceScope: String
 
     init(entity: Plugin, env: PluginEnvironment) throws(PluginError) {
         let c = PluginConfig(entity.config, plugin: RateLimiting.name)
@@ -111,7 +117,11 @@ final class RateLimiting: PluginHandler {
         guard !ps.isEmpty else { throw PluginError("rate-limiting: no limit configured") }
         periods = ps; limits = ls
         let policy = try c.string("policy", "local")
-        guard policy == "local" else { throw PluginError("rate-limiting: policy '\(policy)' is not supported") }
+        switch policy {
+        case "local": redis = nil
+        case "redis": redis = try RateLimitRedis(c)
+        default: throw PluginError("rate-limiting: policy '\(policy)' is not supported")
+        }
         switch try c.string("limit_by", "consumer") {
         case "consumer": limitBy = .consumer
         case "credential": limitBy = .credential
@@ -125,7 +135,9 @@ final class RateLimiting: PluginHandler {
         hideClientHeaders = try c.bool("hide_client_headers", false)
         errorCode = try c.int("error_code", 429)
         errorMessage = try c.string("error_message", "API rate limit exceeded")
-        let scope = "\(entity.id)|\(entity.routeID ?? "00000000-0000-0000-0000-000000000000")|\(entity.serviceID ?? "00000000-0000-0000-0000-000000000000")"
+        routeScope = entity.routeID ?? "00000000-0000-0000-0000-000000000000"
+        serviceScope = entity.serviceID ?? "00000000-0000-0000-0000-000000000000"
+        let scope = "\(entity.id)|\(routeScope)|\(serviceScope)"
         seed = (fnv(scope.utf8, 0xcbf29ce484222325), fnv(scope.utf8, 0x84222325cbf29ce4))
         store = (env.shared as? PluginSharedStore)?.rateLimitCounters ?? nil
         super.init(entity: entity, priority: RateLimiting.priority)
@@ -155,6 +167,7 @@ final class RateLimiting: PluginHandler {
     }
 
     override func access(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead) throws(PluginError) {
+        if let redis { try redis.start(self, ctx, request); return }
         guard let store else {
             if faultTolerant { return }
             throw PluginError("rate-limiting: no counter store")
@@ -204,22 +217,34 @@ final class RateLimiting: PluginHandler {
         case .limited(let i): stop = i
         case .allowed: break
         }
+        withUnsafeBytes(of: &usages) { ur in
+            withUnsafeBytes(of: &starts) { sr in
+                finish(ctx, UnsafeBufferPointer(rebasing: ur.bindMemory(to: Int64.self)[0 ..< n]),
+                       UnsafeBufferPointer(rebasing: sr.bindMemory(to: Int64.self)[0 ..< n]), stop: stop)
+            }
+        }
+    }
+
+    override func accessResumed(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead) throws(PluginError) {
+        try redis?.finish(self, ctx)
+    }
+
+    /// Kong's headers (unless hidden) and the exit, from every window's usage before this request
+    /// (`u`), the windows' starts (`s`) and the window that stopped it (-1: allowed).
+    @inline(__always)
+    func finish(_ ctx: PluginContext, _ u: UnsafeBufferPointer<Int64>, _ s: UnsafeBufferPointer<Int64>, stop: Int) {
+        let n = u.count, now = ctx.now
         if !hideClientHeaders {
             var bestRemaining = Int64.max, bestLimit: Int64 = 0, bestReset: Int64 = 0, bestLength: Int64 = 0
-            withUnsafeBytes(of: &usages) { ur in
-                withUnsafeBytes(of: &starts) { sr in
-                    let u = ur.bindMemory(to: Int64.self), s = sr.bindMemory(to: Int64.self)
-                    for i in 0 ..< n {
-                        var remaining = limits[i] - u[i]
-                        if stop < 0 || stop == i { remaining -= 1 }
-                        remaining = max(0, remaining)
-                        ctx.rateLimit.add(period: periods[i].rawValue, limit: limits[i], remaining: remaining)
-                        let len = periods[i].length
-                        if remaining < bestRemaining || (remaining == bestRemaining && len > bestLength) {
-                            bestRemaining = remaining; bestLimit = limits[i]; bestLength = len
-                            bestReset = max(1, len - (now - s[i]))
-                        }
-                    }
+            for i in 0 ..< n {
+                var remaining = limits[i] - u[i]
+                if stop < 0 || stop == i { remaining -= 1 }
+                remaining = max(0, remaining)
+                ctx.rateLimit.add(period: periods[i].rawValue, limit: limits[i], remaining: remaining)
+                let len = periods[i].length
+                if remaining < bestRemaining || (remaining == bestRemaining && len > bestLength) {
+                    bestRemaining = remaining; bestLimit = limits[i]; bestLength = len
+                    bestReset = max(1, len - (now - s[i]))
                 }
             }
             ctx.rateLimit.setAggregate(limit: bestLimit, remaining: bestRemaining, reset: bestReset,

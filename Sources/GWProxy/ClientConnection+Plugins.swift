@@ -21,7 +21,7 @@ import GWSystem
 /// The headers handed to header_filter for a response the gateway generated.
 private let noUpstreamHeaders = HTTPHeaders()
 
-extension ClientConnection {
+extension ClientConnection: AccessResumer {
     /// Starts the plugin side of an exchange on configuration `cfg` (nil: none loaded).
     @inline(__always) func beginPlugins(_ cfg: RuntimeConfig?) {
         guard let cfg, !cfg.pluginSet.isEmpty || server.settings.jsonAccessLog else {
@@ -42,6 +42,7 @@ extension ClientConnection {
             ctx.connectionSerial = server.nextConnectionSerial()
             ctx.serverPort = listenPort
             ctx.logAlways = server.settings.jsonAccessLog
+            ctx.resumer = self
             pluginContext = ctx
         }
         ctx.connectionRequests = requestsOnConnection + 1   // counted by beginRequest right after
@@ -68,10 +69,57 @@ extension ClientConnection {
 
     private func runAccess(_ ctx: PluginContext, _ d: RouteDecision, _ rp: HTTPRequestParser) -> Bool {
         let exited = PluginRuntime.access(d.pluginPlan, ctx, rp.head)
+        if ctx.suspended {
+            // A handler waits for the loop: parsing stops here; accessReady goes on.
+            accessPending = true
+            accessAfterBodyPending = false   // bufferedBodyRead sets it when access ran after the body
+            return true
+        }
+        return accessDone(ctx, exited)
+    }
+
+    /// After access (run to its end): log what the plugins reported, answer an exit.
+    private func accessDone(_ ctx: PluginContext, _ exited: Bool) -> Bool {
         if let f = ctx.failure { server.log.log(.error, "plugin failed in access: \(f)") }
         if let w = ctx.warning { server.log.log(.warn, w); ctx.warning = nil }
         if exited { sendExit(ctx) }
         return exited
+    }
+
+    /// A suspended access handler's reply arrived: the plan goes on where it stopped, then the request
+    /// as it would have without the wait. A request whose client went away meanwhile is not resumed
+    /// (its context's suspension was cancelled by the log phase, so this is not even called).
+    func accessReady(_ ctx: PluginContext) {
+        guard fd >= 0, accessPending, plugins === ctx, let d = decision, let rp = parser else {
+            ctx.cancelSuspension()
+            return
+        }
+        let afterBody = accessAfterBodyPending
+        let exited: Bool
+        if afterBody, let b = bodyBuffer, b.inMemory {
+            exited = b.memory.withUnsafeBytes { bytes in
+                ctx.attachRequestBody(bytes, state: .available, length: b.length)
+                defer { ctx.attachRequestBody(UnsafeRawBufferPointer(start: nil, count: 0), state: .none, length: b.length) }
+                return PluginRuntime.resumeAccess(d.pluginPlan, ctx, rp.head)
+            }
+        } else {
+            exited = PluginRuntime.resumeAccess(d.pluginPlan, ctx, rp.head)
+        }
+        if ctx.suspended { return }   // another handler waits
+        accessPending = false
+        if accessDone(ctx, exited) {
+            // answered
+        } else if afterBody {
+            if d.plan == nil {
+                sendError(status: 503, message: "no Service found with those values", close: false, errorPage: false)
+            } else {
+                times.upstreamStartUs = Clock.monotonicMicros()
+                connectToPeer()
+            }
+        } else {
+            proxyAfterAccess(hasService: d.plan != nil, rp)
+        }
+        if fd >= 0 && persistence != .closing { process() }   // bytes that arrived meanwhile (body, next request)
     }
 
     /// Access never ran for this exchange: the global instances take part in the later phases.
@@ -107,6 +155,7 @@ extension ClientConnection {
     @inline(__always) func pluginsLog(status: Int) {
         guard let ctx = plugins else { return }
         plugins = nil
+        if ctx.suspended { ctx.cancelSuspension() }   // a reply still on its way is dropped
         collectGlobalIfNeeded(ctx)
         if ctx.wantsLogEntry { serializeLogEntry(ctx, status: status) }
         PluginRuntime.log(ctx, status: status)

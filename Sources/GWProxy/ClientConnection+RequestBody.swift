@@ -102,6 +102,7 @@ extension ClientConnection {
                     ctx.attachRequestBody(UnsafeRawBufferPointer(start: nil, count: 0), state: .tooLarge, length: bodyBuffer?.length)
                     exited = runAccess(d, rp)
                 }
+                if accessPending { accessAfterBodyPending = true }   // accessReady goes on
                 if exited { return }
             }
             guard d.plan != nil else {

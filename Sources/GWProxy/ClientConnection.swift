@@ -85,6 +85,10 @@ final class ClientConnection {
     var plugins: PluginContext?
     /// The configuration's global plugins, for a response given before the access phase.
     var pluginGlobalPlan: PluginPlan?
+    /// An access handler suspended the request (ClientConnection+Plugins.swift, accessReady): nothing
+    /// more is parsed until it resumes; `accessAfterBodyPending`: it ran after the whole body was read.
+    var accessPending = false
+    var accessAfterBodyPending = false
 
     /// nginx send_timeout (default 60 s, not overridden by Kong): a client that accepts no response
     /// bytes for this long is disconnected (otherwise it would pin the upstream connection forever).
@@ -228,7 +232,7 @@ final class ClientConnection {
     private func processLoop() {
         while fd >= 0, persistence != .closing, let b = inBuf {
             if respPhase == .tunnel { return }
-            if reqPhase == .done { return }   // pipelined bytes wait for the response
+            if reqPhase == .done || accessPending { return }   // pipelined bytes wait for the response (or for access)
             if reqPhase == .body && bodyMode != .buffer {
                 guard let u = upstream, u.state == .active, !u.out.hasPending || u.out.bytes.count < ProxyServer.maxPendingOutput else {
                     // Waiting on the upstream (connecting, or not reading), not on the client: no
@@ -389,8 +393,14 @@ final class ClientConnection {
             startBuffering(rp)
             return
         }
-        if runAccess(d, rp) { return }   // a plugin answered
-        guard d.plan != nil else {
+        if runAccess(d, rp) { return }   // a plugin answered (or access waits: accessReady goes on)
+        proxyAfterAccess(hasService: d.plan != nil, rp)
+    }
+
+    /// The access phase let the request through: 503 for a route without service, else the body and
+    /// the upstream.
+    @inline(__always) func proxyAfterAccess(hasService: Bool, _ rp: HTTPRequestParser) {
+        guard hasService else {
             // Kong: after the access plugins.
             sendError(status: 503, message: "no Service found with those values", close: false, errorPage: false)
             return
@@ -427,6 +437,7 @@ final class ClientConnection {
         if respPhase != .tunnel { parser?.resumeAfterRefusedUpgrade() }
         reqPhase = .idle
         respPhase = .none
+        accessPending = false
         releaseBody()
         if holdingResponse || heldBody.capacity > 64 * 1024 { releaseHeldBody() }
         decision = nil

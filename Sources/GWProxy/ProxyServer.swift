@@ -12,6 +12,7 @@ import CGWShims
 import GWConfig
 import GWEvent
 import GWPlugins
+import GWRedis
 import GWHTTP
 import GWStore
 import GWSystem
@@ -157,6 +158,7 @@ public final class ProxyServer {
         requestIDSeed = seed ^ UInt64(ProcessControl.pid)
         LogDocuments.always = settings.jsonAccessLog
         LogSinks.worker = LogSinks(loop: loop) { [unowned log] _, message in log.log(.error, message) }
+        RedisClients.worker = RedisClients(loop: loop) { [unowned log] message in log.log(.error, message) }
         housekeeping = TimerWatcher(loop: loop) { [unowned self] in self.tick() }
         housekeeping.start(after: 1, repeat: 1)
         installCertificateSelection()
