@@ -109,8 +109,30 @@ extension ClientConnection {
         plugins = nil
         collectGlobalIfNeeded(ctx)
         if ctx.wantsLogEntry { serializeLogEntry(ctx, status: status) }
+        if ctx.phases.contains(.metrics) { PluginRuntime.metrics(ctx, metricFacts(status: status)) }
         PluginRuntime.log(ctx, status: status)
         ctx.releaseLargeBuffers()   // an idle keep-alive connection keeps no large cache buffer
+    }
+
+    /// The numbers a counting handler (prometheus) reads: the serializer's latencies, sizes and source,
+    /// without the entry.
+    func metricFacts(status: Int) -> MetricFacts {
+        let now = Clock.monotonicMicros()
+        let t = times
+        var f = MetricFacts()
+        f.status = status
+        let proxied = t.upstreamHeadUs > 0 && t.upstreamHeadUs >= t.upstreamStartUs && t.upstreamStartUs > 0
+        f.proxied = proxied
+        f.requestMs = t.requestStartUs > 0 && now > t.requestStartUs ? Int((now - t.requestStartUs) / 1000) : 0
+        if proxied {
+            f.upstreamMs = t.upstreamMillis
+            f.kongMs = max(0, f.requestMs - f.upstreamMs - Int((now &- t.upstreamHeadUs) / 1000))
+        } else {
+            f.kongMs = f.requestMs
+        }
+        f.egress = bytesToClient + out.pending
+        if let rp = parser { f.ingress = LogSerializer.requestSize(rp.head, body: bodyForwarded) }
+        return f
     }
 
     /// The exchange's facts for the log serializer, and the entry every logging plugin of this exchange

@@ -98,9 +98,11 @@ public final class Master {
         self.hooks = hooks
         self.shm = try SharedMemory(peerAreaSize: config.memCacheSize,
                                     pluginAreaSize: PluginState.areaSize(countersSize: config.rateLimitingCountersSize,
-                                                                         cacheSize: config.proxyCacheSize))
+                                                                         cacheSize: config.proxyCacheSize,
+                                                                         metricsSize: config.prometheusMetricsSize))
         self.pluginState = try PluginState(formatting: shm, countersSize: config.rateLimitingCountersSize,
-                                           cacheSize: config.proxyCacheSize, maxEntrySize: config.proxyCacheMaxEntrySize)
+                                           cacheSize: config.proxyCacheSize, maxEntrySize: config.proxyCacheMaxEntrySize,
+                                           metricsSize: config.prometheusMetricsSize)
         self.loop = EventLoop()
         try Master.prepareTLS(config)
         _ = try listeners.ensure(specs: config.proxyListen, count: config.workerProcesses)
@@ -359,8 +361,9 @@ public final class Master {
         // The shared segment outlives reloads (counters and cached responses survive); its sizes are
         // fixed at start. Workers read the sizes from the segment, so the running ones stay in force.
         if nc.rateLimitingCountersSize != pluginState.countersSize || nc.proxyCacheSize != pluginState.cacheSize ||
-            nc.proxyCacheMaxEntrySize != pluginState.maxEntrySize || nc.memCacheSize != config.memCacheSize {
-            log.log(.warn, "mem_cache_size, rate_limiting_counters_size, proxy_cache_size and proxy_cache_max_entry_size " +
+            nc.proxyCacheMaxEntrySize != pluginState.maxEntrySize || nc.memCacheSize != config.memCacheSize ||
+            nc.prometheusMetricsSize != pluginState.metricsSize {
+            log.log(.warn, "mem_cache_size, rate_limiting_counters_size, proxy_cache_size, proxy_cache_max_entry_size and prometheus_metrics_size " +
                     "cannot change on reload (shared memory); keeping the running sizes until a restart")
         }
         // The new generation needs its own shared-memory slots while the old one drains; refuse

@@ -107,7 +107,9 @@ typedef struct gw_worker_slot {
     uint64_t connections_writing;
     uint64_t config_generation;    // the generation this worker has applied
     uint64_t ready;                // 1 once the worker accepts connections
-    uint8_t _pad[128 - 72];
+    uint64_t config_applied_at_ms; // wall clock (ms) when `config_generation` was applied
+    uint64_t heap_bytes;           // the worker's allocated heap (mallinfo2 uordblks), 1 Hz
+    uint8_t _pad[128 - 88];
 } gw_worker_slot;
 
 _Static_assert(sizeof(gw_shm_header) == 128, "gw_shm_header layout");
@@ -116,3 +118,4 @@ _Static_assert(sizeof(gw_worker_slot) == 128, "gw_worker_slot layout");
 #endif
 #include "CGWPeers.h"
 #include "CGWPluginState.h"
+#include "CGWMetrics.h"
