@@ -165,11 +165,51 @@ public struct MetricsTable: @unchecked Sendable {
     public var allocatedBytes: Int { MemoryLayout<gw_metrics_header>.stride + stats.used * MetricsTable.rowSize }
 
     /// Every ready row, in table order (a scrape; rows may be counted into meanwhile).
-    public func forEachRow(_ body: (UnsafePointer<gw_metric_row>) -> Void) {
+    public func forEachRow(_ body: (MetricsRowView) -> Void) {
         for i in 0 ..< capacity {
             let row = rows + i
             guard gw_atomic_load_u64(&row.pointee.tag) != 0, gw_metric_load_u32(&row.pointee.state) == 2 else { continue }
-            body(UnsafePointer(row))
+            body(MetricsRowView(p: row))
+        }
+    }
+}
+
+/// One ready row as a scrape reads it (atomic loads of live counters).
+public struct MetricsRowView {
+    let p: UnsafeMutablePointer<gw_metric_row>
+    public static let kongBuckets = Int(GW_METRICS_KONG_BUCKETS)
+    public static let upstreamBuckets = Int(GW_METRICS_UPSTREAM_BUCKETS)
+    public static let codeSlots = Int(GW_METRICS_CODES)
+
+    private func label(_ from: Int, _ n: Int) -> [UInt8] {
+        withUnsafeBytes(of: &p.pointee.labels) { Array($0[from ..< from + n]) }
+    }
+    public var service: [UInt8] { label(0, Int(p.pointee.service_len)) }
+    public var route: [UInt8] { label(Int(p.pointee.service_len), Int(p.pointee.route_len)) }
+    public var consumer: [UInt8] {
+        label(Int(p.pointee.service_len) + Int(p.pointee.route_len), Int(p.pointee.consumer_len))
+    }
+    public var ingress: UInt64 { gw_metric_load(&p.pointee.ingress) }
+    public var egress: UInt64 { gw_metric_load(&p.pointee.egress) }
+    public var kongSum: UInt64 { gw_metric_load(&p.pointee.kong_sum) }
+    public var upstreamSum: UInt64 { gw_metric_load(&p.pointee.upstream_sum) }
+    public var requestSum: UInt64 { gw_metric_load(&p.pointee.request_sum) }
+    public func kong(_ i: Int) -> UInt64 {
+        withUnsafeMutableBytes(of: &p.pointee.kong) { gw_metric_load($0.baseAddress!.assumingMemoryBound(to: UInt64.self) + i) }
+    }
+    public func upstream(_ i: Int) -> UInt64 {
+        withUnsafeMutableBytes(of: &p.pointee.upstream) { gw_metric_load($0.baseAddress!.assumingMemoryBound(to: UInt64.self) + i) }
+    }
+    public func request(_ i: Int) -> UInt64 {
+        withUnsafeMutableBytes(of: &p.pointee.request) { gw_metric_load($0.baseAddress!.assumingMemoryBound(to: UInt64.self) + i) }
+    }
+    /// Code slot `i`: (status, answered by the gateway, count), nil when free.
+    public func code(_ i: Int) -> (status: Int, kong: Bool, count: UInt64)? {
+        withUnsafeMutableBytes(of: &p.pointee.codes) { b in
+            let c = b.baseAddress!.assumingMemoryBound(to: gw_metric_code.self) + i
+            let k = gw_metric_load_u32(&c.pointee.key)
+            guard k != 0 else { return nil }
+            return (Int((k - 1) >> 1), (k - 1) & 1 == 1, gw_metric_load(&c.pointee.count))
         }
     }
 }

@@ -192,6 +192,7 @@ public final class ProxyServer {
             let rc = RuntimeConfig(config: published, previous: config, routeChanges: changes, shm: shm,
                                    workerSlot: slotIndex, log: log, pluginShared: pluginShared)
             config = rc
+            slot.pointee.config_applied_at_ms = UInt64(Clock.wallSecondsFraction() * 1000)
             slot.pointee.config_generation = rc.generation
             let how = step.fullBytes > 0 ? "full document (\(step.fullBytes) bytes) + \(step.deltas) deltas" : "\(step.deltas) deltas"
             log.log(.info, "configuration generation \(rc.generation) applied in \((Clock.monotonicMicros() - t0) / 1000) ms, \((Clock.processCPUMicros() - c0) / 1000) ms of CPU (read \(how) in \((tRead - t0) / 1000) ms)")
@@ -280,6 +281,7 @@ public final class ProxyServer {
 
     private func tick() {
         slot.pointee.heartbeat = Clock.monotonicMillis()
+        slot.pointee.heap_bytes = gw_heap_bytes()   // GET /status workers_lua_vms, 1 Hz
         pool.expire()
         accessLogFile?.flush()
         cachedTime.update()

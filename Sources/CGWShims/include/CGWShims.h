@@ -51,6 +51,7 @@ int gw_pipe2(int fds[2], int flags);
 int gw_memfd_create(const char *name);            // memfd_create(name, MFD_CLOEXEC)
 int gw_clear_cloexec(int fd);                     // fcntl: clear FD_CLOEXEC (an fd handed to an exec'd worker)
 void gw_unblock_all_signals(void);                // sigprocmask(SIG_SETMASK, empty): before exec
+uint64_t gw_heap_bytes(void);                     // mallinfo2().uordblks: the process's allocated heap
 
 // errno without ARC traffic in between (read right after the failing call in C).
 static inline int gw_errno(void) { extern int *__errno_location(void); return *__errno_location(); }
