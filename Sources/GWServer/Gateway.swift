@@ -16,6 +16,9 @@ final class MasterParts {
     var api: AdminAPI?
     var publisher: ConfigPublisher?
     var admin: AdminHTTPServer?
+    /// The Status API listener (status_listen; nil when off).
+    var status: AdminHTTPServer?
+    var observability: NodeObservability?
     var checker: ActiveHealthChecker?
     var health: SharedHealthProvider?
     var resolver: DNSResolver?
@@ -37,8 +40,11 @@ public enum Gateway {
                 do { try masterParts.admin?.listen(master.config.adminListen) } catch {
                     master.log.log(.error, "admin_listen: \(error)")
                 }
+                do { try masterParts.status?.listen(master.config.statusListen) } catch {
+                    master.log.log(.error, "status_listen: \(error)")
+                }
             },
-            masterStopping: { _ in masterParts.admin?.closeAll() })
+            masterStopping: { _ in masterParts.admin?.closeAll(); masterParts.status?.closeAll() })
     }
 
     static func startMaster(_ master: Master) throws {
@@ -122,14 +128,32 @@ public enum Gateway {
         }
         let accessPath = config.resolve(config.adminAccessLog)
         let adminLog = accessPath == "off" ? nil : try LogFile(path: accessPath)
+        let observability = NodeObservability(master: master, api: api, peers: table)
+        api.context.memory = { [unowned observability] in observability.memory() }
+        api.context.readiness = { [unowned observability] in observability.readiness() }
+        let token = config.adminToken
         let admin = AdminHTTPServer(loop: master.loop, log: master.log, accessLog: adminLog) { req in
+            // GET /metrics (the prometheus plugin's Admin API route): text, after the same token check.
+            if req.method == "GET" || req.method == "HEAD", NodeObservability.path(req.target) == "/metrics",
+               token == nil || req.headers.first(where: { $0.name.lowercased() == "kong-admin-token" })?.value == token {
+                return observability.metricsResponse()
+            }
             let r = api.handle(AdminRequest(method: req.method, target: req.target, headers: req.headers, body: req.body))
             return AdminHTTPResponse(status: r.status, headers: r.headers, body: r.body)
         }
         try admin.listen(config.adminListen)
+        // status_listen (Kong 3.10: 127.0.0.1:8007 by default): no access log (Kong's status_access_log is off).
+        let status = AdminHTTPServer(loop: master.loop, log: master.log, accessLog: nil) { req in
+            observability.statusHandler(req)
+        }
+        do { try status.listen(config.statusListen) } catch {
+            throw ConfigError("status_listen: \(error)")
+        }
         let parts = masterParts
         parts.api = api
         parts.admin = admin
+        parts.status = status
+        parts.observability = observability
         parts.health = health
         parts.checker = ActiveHealthChecker(loop: master.loop, table: table, log: master.log)
         let resolver = DNSResolver(loop: master.loop, log: master.log, servers: config.dnsResolver)

@@ -79,6 +79,8 @@ public final class Master {
     public var snapshotPath: String { config.resolve("run/config.json") }
     /// The configuration generation last published to workers.
     public private(set) var configGeneration: UInt64 = 0
+    /// Wall clock (s) of the last publication (gateway_config_published_timestamp_seconds).
+    public private(set) var configPublishedAt: Double = 0
     /// Counters of workers that exited (reload, crash): a worker's shared-memory slot is reused,
     /// so node-wide totals (GET /status total_requests, connections_accepted) must add these to
     /// the live slots to stay cumulative across reloads, as nginx's stub_status does.
@@ -258,6 +260,7 @@ public final class Master {
 
     /// Tells every worker that a new configuration generation is published.
     public func publish(generation g: UInt64) {
+        configPublishedAt = Clock.wallSecondsFraction()
         configGeneration = g
         shm.publishGeneration(g)
         for w in workers where !w.draining { send(.configChanged, to: w) }

@@ -50,11 +50,13 @@ class Gateway:
         self.prefix = os.path.join(tmp, "prefix")
         self.proxy_port = free_port()
         self.admin_port = free_port()
+        self.status_port = free_port()
         self.conf = os.path.join(tmp, "gateway.conf")
         self.settings = {
             "prefix": self.prefix,
             "proxy_listen": f"127.0.0.1:{self.proxy_port}",
             "admin_listen": f"127.0.0.1:{self.admin_port}",
+            "status_listen": f"127.0.0.1:{self.status_port}",
             "worker_processes": str(workers),
             "log_level": "info",
         }
