@@ -331,13 +331,14 @@ def test_non_ascii_and_escaped_labels(gateway, upstream):
     g = gateway(workers=2)
     st, body, _ = g.admin("POST", "/services", {"name": "café-☕", "url": f"http://{up.address}"})
     assert st == 201, body
-    st, body, _ = g.admin("POST", "/services/café-☕/routes", {"name": "rüte", "paths": ["/n"]})
+    sid = body["id"]
+    st, body, _ = g.admin("POST", f"/services/{sid}/routes", {"name": "rüte", "paths": ["/n"]})
     assert st == 201, body
     st, body, _ = g.admin("POST", "/consumers", {"username": 'we"ird\\name'})
     assert st == 201, body
     cid = body["id"]
     assert g.admin("POST", f"/consumers/{cid}/key-auth", {"key": "k1"})[0] == 201
-    assert g.admin("POST", "/services/café-☕/plugins", {"name": "key-auth"})[0] == 201
+    assert g.admin("POST", f"/services/{sid}/plugins", {"name": "key-auth"})[0] == 201
     assert g.admin("POST", "/plugins", {"name": "prometheus",
                                         "config": {"status_code_metrics": True, "per_consumer": True,
                                                    "bandwidth_metrics": True}})[0] == 201
