@@ -70,7 +70,7 @@ class GW:
         self.admin_port = free_port()
         with open(self.conf, "w") as f:
             f.write(f"prefix = {self.prefix}\nproxy_listen = 127.0.0.1:{self.proxy}\n"
-                    f"admin_listen = 127.0.0.1:{self.admin_port}\nworker_processes = {workers}\nlog_level = info\n")
+                    f"admin_listen = 127.0.0.1:{self.admin_port}\nstatus_listen = off\nworker_processes = {workers}\nlog_level = info\n")
 
     def cli(self, *args):
         r = subprocess.run([self.bin, *args, "-c", self.conf, "-p", self.prefix], capture_output=True, text=True,

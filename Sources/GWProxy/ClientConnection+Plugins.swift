@@ -68,8 +68,8 @@ extension ClientConnection {
 
     private func runAccess(_ ctx: PluginContext, _ d: RouteDecision, _ rp: HTTPRequestParser) -> Bool {
         let exited = PluginRuntime.access(d.pluginPlan, ctx, rp.head)
-        if let f = ctx.failure { server.log.log(.error, "plugin failed in access: \(f)") }
-        if let w = ctx.warning { server.log.log(.warn, w); ctx.warning = nil }
+        if let f = ctx.failure { logRequest(.error, "plugin failed in access: \(f)") }
+        if let w = ctx.warning { logRequest(.warn, w); ctx.warning = nil }
         if exited { sendExit(ctx) }
         return exited
     }
