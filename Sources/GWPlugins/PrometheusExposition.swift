@@ -101,9 +101,12 @@ public enum PrometheusExposition {
     /// One (service, route) of the table: its consumers' rows.
     struct Group {
         var service: [UInt8], route: [UInt8]          // escaped
+        /// `service="…",route="…"`, written once per line.
+        var labels: [UInt8]
         var sortKey: [UInt8]
-        var codes: [(code: Int, kong: Bool, consumer: [UInt8], count: UInt64)] = []
-        var bandwidth: [(egress: Bool, consumer: [UInt8], bytes: UInt64)] = []
+        /// consumerKey: the escaped consumer and its closing quote (Kong's key order).
+        var codes: [(code: Int, kong: Bool, consumer: [UInt8], consumerKey: [UInt8], count: UInt64)] = []
+        var bandwidth: [(egress: Bool, consumer: [UInt8], consumerKey: [UInt8], bytes: UInt64)] = []
         var kong = [UInt64](repeating: 0, count: MetricsRowView.kongBuckets), kongSum: UInt64 = 0
         var upstream = [UInt64](repeating: 0, count: MetricsRowView.upstreamBuckets), upstreamSum: UInt64 = 0
         var request = [UInt64](repeating: 0, count: MetricsRowView.upstreamBuckets), requestSum: UInt64 = 0
@@ -114,20 +117,22 @@ public enum PrometheusExposition {
         var out: [Group] = []
         table.forEachRow { r in
             let s = escape(r.service), rt = escape(r.route), c = escape(r.consumer)
+            let ck = c + [0x22]
             let key = s + [0x22, 0] + rt + [0x22]
             let gi: Int
             if let i = index[key] { gi = i } else {
                 gi = out.count
                 index[key] = gi
-                out.append(Group(service: s, route: rt, sortKey: s + [0x22] + rt + [0x22]))
+                out.append(Group(service: s, route: rt, labels: Array("service=\"".utf8) + s + Array("\",route=\"".utf8) + rt + [0x22],
+                                 sortKey: s + [0x22] + rt + [0x22]))
             }
             for i in 0 ..< MetricsRowView.codeSlots {
                 guard let code = r.code(i) else { break }
-                out[gi].codes.append((code.status, code.kong, c, code.count))
+                out[gi].codes.append((code.status, code.kong, c, ck, code.count))
             }
             let inB = r.ingress, egB = r.egress
-            if egB > 0 { out[gi].bandwidth.append((true, c, egB)) }
-            if inB > 0 { out[gi].bandwidth.append((false, c, inB)) }
+            if egB > 0 { out[gi].bandwidth.append((true, c, ck, egB)) }
+            if inB > 0 { out[gi].bandwidth.append((false, c, ck, inB)) }
             for i in 0 ..< MetricsRowView.kongBuckets { out[gi].kong[i] &+= r.kong(i) }
             for i in 0 ..< MetricsRowView.upstreamBuckets {
                 out[gi].upstream[i] &+= r.upstream(i)
@@ -143,18 +148,18 @@ public enum PrometheusExposition {
     public static func render(node: NodeMetrics, table: MetricsTable?) -> [UInt8] {
         var w = ExpositionWriter()
         let groups = node.pluginConfigured ? table.map { Self.groups($0) } ?? [] : []
-        w.out.reserveCapacity(4096 + groups.count * 4096)
+        w.reserveCapacity(8192 + groups.count * 8192)
         let nodeID = escape(Array(node.nodeID.utf8))
 
         if groups.contains(where: { !$0.bandwidth.isEmpty }) {
             w.family("bandwidth_bytes", "Total bandwidth (ingress/egress) throughput in bytes", "counter")
             for g in groups {
-                let sorted = g.bandwidth.sorted { a, b in
-                    a.egress != b.egress ? a.egress : (a.consumer + [0x22]).lexicographicallyPrecedes(b.consumer + [0x22])
+                let sorted = g.bandwidth.count < 2 ? g.bandwidth : g.bandwidth.sorted { a, b in
+                    a.egress != b.egress ? a.egress : a.consumerKey.lexicographicallyPrecedes(b.consumerKey)
                 }
                 for b in sorted {
-                    w.series("kong_bandwidth_bytes{service=\"", g.service, "\",route=\"", g.route)
-                    w.put(b.egress ? "\",direction=\"egress\",workspace=\"default\",consumer=\"" : "\",direction=\"ingress\",workspace=\"default\",consumer=\"")
+                    w.put("kong_bandwidth_bytes{"); w.put(g.labels)
+                    w.put(b.egress ? ",direction=\"egress\",workspace=\"default\",consumer=\"" : ",direction=\"ingress\",workspace=\"default\",consumer=\"")
                     w.put(b.consumer); w.put("\"} "); w.int(b.bytes); w.nl()
                 }
             }
@@ -165,14 +170,15 @@ public enum PrometheusExposition {
         if groups.contains(where: { !$0.codes.isEmpty }) {
             w.family("http_requests_total", "HTTP status codes per consumer/service/route in Kong", "counter")
             for g in groups {
+                // HTTP statuses have three digits: numeric order is Kong's string order.
                 let sorted = g.codes.sorted { a, b in
-                    if a.code != b.code { return String(a.code) < String(b.code) }
+                    if a.code != b.code { return a.code < b.code }
                     if a.kong != b.kong { return a.kong }     // "kong" < "service"
-                    return (a.consumer + [0x22]).lexicographicallyPrecedes(b.consumer + [0x22])
+                    return a.consumerKey.lexicographicallyPrecedes(b.consumerKey)
                 }
                 for c in sorted {
-                    w.series("kong_http_requests_total{service=\"", g.service, "\",route=\"", g.route)
-                    w.put("\",code=\""); w.int(UInt64(c.code))
+                    w.put("kong_http_requests_total{"); w.put(g.labels)
+                    w.put(",code=\""); w.int(UInt64(c.code))
                     w.put(c.kong ? "\",source=\"kong\",workspace=\"default\",consumer=\"" : "\",source=\"service\",workspace=\"default\",consumer=\"")
                     w.put(c.consumer); w.put("\"} "); w.int(c.count); w.nl()
                 }
@@ -223,20 +229,20 @@ public enum PrometheusExposition {
             var lines: [[UInt8]] = []
             for t in th {
                 for state in ["dns_error", "healthchecks_off", "healthy", "unhealthy"] {
-                    var l = ExpositionWriter()
+                    let l = ExpositionWriter(capacity: 256)
                     l.put("kong_upstream_target_health{upstream=\""); l.put(escape(Array(t.upstream.utf8)))
                     l.put("\",target=\""); l.put(escape(Array(t.target.utf8)))
                     l.put("\",address=\""); l.put(escape(Array(t.address.utf8)))
                     l.put("\",state=\""); l.put(Array(state.utf8)); l.put("\",subsystem=\"http\"} ")
                     l.int(t.state == state ? 1 : 0); l.nl()
-                    lines.append(l.out)
+                    lines.append(l.bytes)
                 }
             }
             lines.sort { $0.lexicographicallyPrecedes($1) }
             for l in lines { w.put(l) }
         }
         gatewaySeries(&w, node, table)
-        return w.out
+        return w.bytes
     }
 
     static func histogram(_ w: inout ExpositionWriter, _ groups: [Group], _ name: String, _ help: String, _ bounds: [Int],
@@ -244,25 +250,22 @@ public enum PrometheusExposition {
         let present = groups.filter { g in g[keyPath: buckets].contains { $0 > 0 } }
         guard !present.isEmpty else { return }
         w.family(name, help, "histogram")
-        let prefix = Array("kong_\(name)".utf8)
+        let bucket = Array("kong_\(name)_bucket{".utf8), count = Array("kong_\(name)_count{".utf8)
+        let sumName = Array("kong_\(name)_sum{".utf8)
+        let le: [[UInt8]] = bounds.map { Array(",workspace=\"default\",le=\"\($0)\"} ".utf8) } + [Array(",workspace=\"default\",le=\"+Inf\"} ".utf8)]
         for g in present {
             var cum: UInt64 = 0
             let b = g[keyPath: buckets]
             for i in 0 ... bounds.count {
                 cum &+= b[i]
-                w.put(prefix); w.put("_bucket{service=\""); w.put(g.service); w.put("\",route=\""); w.put(g.route)
-                w.put("\",workspace=\"default\",le=\"")
-                if i < bounds.count { w.int(UInt64(bounds[i])) } else { w.put("+Inf") }
-                w.put("\"} "); w.int(cum); w.nl()
+                w.put(bucket); w.put(g.labels); w.put(le[i]); w.int(cum); w.nl()
             }
         }
         for g in present {
-            w.put(prefix); w.put("_count{service=\""); w.put(g.service); w.put("\",route=\""); w.put(g.route)
-            w.put("\",workspace=\"default\"} "); w.int(g[keyPath: buckets].reduce(0, &+)); w.nl()
+            w.put(count); w.put(g.labels); w.put(",workspace=\"default\"} "); w.int(g[keyPath: buckets].reduce(0, &+)); w.nl()
         }
         for g in present {
-            w.put(prefix); w.put("_sum{service=\""); w.put(g.service); w.put("\",route=\""); w.put(g.route)
-            w.put("\",workspace=\"default\"} "); w.int(g[keyPath: sum]); w.nl()
+            w.put(sumName); w.put(g.labels); w.put(",workspace=\"default\"} "); w.int(g[keyPath: sum]); w.nl()
         }
     }
 
@@ -300,40 +303,72 @@ public enum PrometheusExposition {
     }
 }
 
-/// Bytes of the exposition (appends only; integers without String).
-struct ExpositionWriter {
-    var out: [UInt8] = []
+/// Bytes of the exposition: a growing raw buffer (a put is one capacity check and a memcpy; a
+/// scrape of 1,000 services writes ~100,000 lines), turned into an array once at the end.
+final class ExpositionWriter {
+    private var base: UnsafeMutablePointer<UInt8>
+    private var capacity: Int
+    private(set) var count = 0
 
-    @inline(__always) mutating func put(_ s: StaticString) {
-        s.withUTF8Buffer { out.append(contentsOf: $0) }
+    init(capacity: Int = 1 << 16) {
+        self.capacity = max(capacity, 64)
+        base = .allocate(capacity: self.capacity)
     }
-    @inline(__always) mutating func put(_ b: [UInt8]) { out.append(contentsOf: b) }
-    mutating func put(_ s: String) { out.append(contentsOf: s.utf8) }
-    @inline(__always) mutating func nl() { out.append(0x0A) }
-    mutating func int(_ v: UInt64) {
-        if v < 10 { out.append(0x30 + UInt8(v)); return }
-        var tmp: (UInt64, UInt64, UInt64) = (0, 0, 0)   // 24 bytes ≥ 20 digits
-        var n = 0
+
+    deinit { base.deallocate() }
+
+    func reserveCapacity(_ n: Int) { if n > capacity { grow(n - count) } }
+
+    private func grow(_ need: Int) {
+        var c = capacity * 2
+        while c - count < need { c *= 2 }
+        let b = UnsafeMutablePointer<UInt8>.allocate(capacity: c)
+        b.update(from: base, count: count)
+        base.deallocate()
+        base = b
+        capacity = c
+    }
+
+    @inline(__always) func put(_ p: UnsafeRawBufferPointer) {
+        let n = p.count
+        if capacity - count < n { grow(n) }
+        if n > 0 { (base + count).update(from: p.baseAddress!.assumingMemoryBound(to: UInt8.self), count: n) }
+        count += n
+    }
+    @inline(__always) func put(_ s: StaticString) {
+        put(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+    @inline(__always) func put(_ b: [UInt8]) { b.withUnsafeBytes { put($0) } }
+    func put(_ s: String) { var s = s; s.withUTF8 { put(UnsafeRawBufferPointer($0)) } }
+    @inline(__always) func byte(_ b: UInt8) {
+        if capacity == count { grow(1) }
+        base[count] = b
+        count += 1
+    }
+    @inline(__always) func nl() { byte(0x0A) }
+    func int(_ v: UInt64) {
+        if v < 10 { byte(0x30 + UInt8(v)); return }
+        if capacity - count < 20 { grow(20) }
+        var digits = 0
         var x = v
-        withUnsafeMutableBytes(of: &tmp) { b in
-            while x > 0 { b[23 - n] = 0x30 + UInt8(x % 10); x /= 10; n += 1 }
-            out.append(contentsOf: b[(24 - n)...])
-        }
+        while x > 0 { digits += 1; x /= 10 }
+        x = v
+        var i = count + digits - 1
+        while x > 0 { base[i] = 0x30 + UInt8(x % 10); x /= 10; i -= 1 }
+        count += digits
     }
-    mutating func double(_ d: Double) {
+    func double(_ d: Double) {
         let ms = UInt64(max(0, (d * 1000).rounded()))
         int(ms / 1000)
         let f = ms % 1000
         if f != 0 {
-            out.append(0x2E)
-            out.append(0x30 + UInt8(f / 100)); out.append(0x30 + UInt8(f / 10 % 10)); out.append(0x30 + UInt8(f % 10))
+            byte(0x2E)
+            byte(0x30 + UInt8(f / 100)); byte(0x30 + UInt8(f / 10 % 10)); byte(0x30 + UInt8(f % 10))
         }
     }
-    mutating func family(_ name: String, _ help: String, _ type: String) {
+    func family(_ name: String, _ help: String, _ type: String) {
         put("# HELP kong_\(name) \(help)\n# TYPE kong_\(name) \(type)\n")
     }
-    /// A series name and its first two labels.
-    mutating func series(_ a: StaticString, _ service: [UInt8], _ b: StaticString, _ route: [UInt8]) {
-        put(a); put(service); put(b); put(route)
-    }
+    /// The bytes written (one copy).
+    var bytes: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
 }
