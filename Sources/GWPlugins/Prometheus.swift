@@ -26,6 +26,10 @@ final class Prometheus: PluginHandler {
     /// route id → row (consumer ""); route id → consumer id → row (per_consumer with a consumer).
     private var rows: [String: Int32] = [:]
     private var consumerRows: [String: [String: Int32]] = [:]
+    /// The last route id looked up and its row (String equality first compares the storage: the data
+    /// path hands the same string object for every request of a route).
+    private var lastRouteID = ""
+    private var lastRow: Int32 = 0
     /// route id → position in the snapshot, service id → position (built on the first resolve).
     private var routeIndex: [String: Int]? = nil
     private var serviceIndex: [String: Int]? = nil
@@ -59,11 +63,17 @@ final class Prometheus: PluginHandler {
                 row = resolve(table, routeID: routeID, serviceID: ctx.serviceID, consumer: username)
                 consumerRows[routeID, default: [:]][consumer.id] = row
             }
-        } else if let r = rows[routeID] {
-            row = r
+        } else if routeID == lastRouteID {
+            row = lastRow                    // the same route as the previous request: no hashing
         } else {
-            row = resolve(table, routeID: routeID, serviceID: ctx.serviceID, consumer: "")
-            rows[routeID] = row
+            if let r = rows[routeID] {
+                row = r
+            } else {
+                row = resolve(table, routeID: routeID, serviceID: ctx.serviceID, consumer: "")
+                rows[routeID] = row
+            }
+            lastRouteID = routeID
+            lastRow = row
         }
         guard row >= 0 else {
             // Counted per dropped observation; the master logs the growth (MetricsEndpoint).

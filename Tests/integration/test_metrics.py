@@ -361,3 +361,32 @@ def test_schema_refuses_flags_it_would_ignore(gateway):
     assert st == 400 and "ai_metrics" in json.dumps(body), body
     st, body, _ = g.admin("POST", "/plugins", {"name": "prometheus", "config": {"latency_metrics": "yes"}})
     assert st == 400, body
+
+
+def test_request_followed_from_json_access_log_to_error_log(gateway, raw_upstream):
+    def garbage(sock, req, up):
+        sock.sendall(b"HTTP/1.1 abc nonsense\r\n\r\n")
+        return False
+    u = raw_upstream(garbage)
+    g = gateway(workers=2, proxy_access_log_format="json")
+    assert g.admin("POST", "/services", {"name": "bad", "url": f"http://{u.address}"})[0] == 201
+    assert g.admin("POST", "/services/bad/routes", {"paths": ["/bad"]})[0] == 201
+    g.wait_route("/bad", expect=502)
+    st, _, h = g.get("/bad")
+    assert st == 502
+    rid = h["X-Kong-Request-Id"]
+
+    def entry():
+        for line in g.log("access.log").splitlines():
+            e = json.loads(line)
+            if e["request"]["id"] == rid:
+                return e
+        return None
+    e = wait_until(entry, what="the access log entry")
+    for k in ("request", "response", "latencies", "service", "route", "upstream_uri", "client_ip", "started_at",
+              "tries", "consumer" if "consumer" in e else "route"):
+        assert k in e, k
+    assert e["response"]["status"] == 502 and e["service"]["name"] == "bad"
+    line = wait_until(lambda: next((l for l in g.log().splitlines() if f'request_id: "{rid}"' in l), None),
+                      what="the error log line of that request")
+    assert "invalid response" in line and "client: 127.0.0.1" in line
