@@ -282,6 +282,10 @@ public final class ProxyServer {
     private func tick() {
         slot.pointee.heartbeat = Clock.monotonicMillis()
         slot.pointee.heap_bytes = gw_heap_bytes()   // GET /status workers_lua_vms, 1 Hz
+        // stub_status's writing (an exchange in progress) at 1 Hz; the others are waiting (keep-alive).
+        var writing: UInt64 = 0
+        for c in connections where c.reqPhase.isActive { writing += 1 }
+        slot.pointee.connections_writing = writing
         pool.expire()
         accessLogFile?.flush()
         cachedTime.update()

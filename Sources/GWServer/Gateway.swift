@@ -99,9 +99,15 @@ public enum Gateway {
                 }
                 var o = JSONObject()
                 o["connections_active"] = .int(Int64(active))
+                var writing: UInt64 = 0
+                for i in 0..<Int(GW_MAX_WORKERS) {
+                    let s = master.shm.workerSlot(i).pointee
+                    if s.pid != 0 { writing += min(s.connections_writing, s.connections_active) }
+                }
+                writing = min(writing, active)
                 o["connections_reading"] = .int(0)
-                o["connections_writing"] = .int(Int64(active))
-                o["connections_waiting"] = .int(0)
+                o["connections_writing"] = .int(Int64(writing))
+                o["connections_waiting"] = .int(Int64(active - writing))
                 // Node totals stay cumulative across reloads and respawns (counters of exited workers
                 // are kept by the master).
                 accepted &+= master.exitedWorkerConnectionsAccepted

@@ -79,13 +79,15 @@ final class NodeObservability {
         n.nodeID = api.nodeID
         n.datastoreReachable = api.datastoreReachable
         var accepted = master.exitedWorkerConnectionsAccepted, total = master.exitedWorkerRequests, active: UInt64 = 0
+        var writing: UInt64 = 0
         for i in 0 ..< Int(GW_MAX_WORKERS) {
             let s = master.shm.workerSlot(i).pointee
             guard s.pid != 0 else { continue }
             accepted &+= s.connections_accepted; total &+= s.requests; active &+= s.connections_active
+            writing &+= min(s.connections_writing, s.connections_active)
         }
         n.accepted = accepted; n.handled = accepted; n.totalRequests = total
-        n.active = active; n.writing = active; n.reading = 0; n.waiting = 0
+        n.active = active; n.writing = writing; n.reading = 0; n.waiting = active - writing
         n.sharedDicts = sharedAreas()
         let published = master.configGeneration
         var lastApplied: UInt64 = 0
