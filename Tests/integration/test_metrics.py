@@ -83,7 +83,7 @@ def service(g, up, name, path):
 
 def test_counts_exact_across_workers_and_reload(gateway, upstream):
     up = upstream("m")
-    g = gateway(workers=2)
+    g = gateway(workers=2, status=True)
     service(g, up, "msvc", "/m")
     st, body, _ = g.admin("POST", "/plugins", {"name": "prometheus", "config": ALL})
     assert st == 201, body
@@ -140,7 +140,7 @@ def test_counts_exact_across_workers_and_reload(gateway, upstream):
 
 def test_plugin_scoped_to_service(gateway, upstream):
     a, b = upstream("a"), upstream("b")
-    g = gateway(workers=2)
+    g = gateway(workers=2, status=True)
     service(g, a, "scoped", "/a")
     service(g, b, "other", "/b")
     st, body, _ = g.admin("POST", "/services/scoped/plugins", {"name": "prometheus", "config": {"status_code_metrics": True}})
@@ -158,7 +158,7 @@ def test_plugin_scoped_to_service(gateway, upstream):
 
 
 def test_no_instance_node_gauges_only_and_admin_token(gateway, upstream):
-    g = gateway(workers=2, admin_token="s3cret")
+    g = gateway(workers=2, status=True, admin_token="s3cret")
     st, body, _ = http(g.admin_port, "/metrics")
     assert st == 401
     m = scrape(g, headers={"Kong-Admin-Token": "s3cret"})
@@ -177,7 +177,7 @@ def test_no_instance_node_gauges_only_and_admin_token(gateway, upstream):
 
 def test_target_health_series_flip_with_active_checks(gateway, upstream):
     a, b = upstream("a"), upstream("b")
-    g = gateway(workers=2)
+    g = gateway(workers=2, status=True)
     st, body, _ = g.admin("POST", "/upstreams", {"name": "hup", "healthchecks": {"active": {
         "healthy": {"interval": 1, "successes": 1},
         "unhealthy": {"interval": 1, "http_failures": 1, "tcp_failures": 1, "timeouts": 1}}}})
@@ -204,7 +204,7 @@ def test_target_health_series_flip_with_active_checks(gateway, upstream):
 
 
 def test_status_ready_before_and_after_configuration(gateway, upstream):
-    g = gateway(workers=2, database="off")
+    g = gateway(workers=2, status=True, database="off")
     st, body, _ = http(g.status_port, "/status/ready")
     assert (st, json.loads(body)) == (503, {"message": "no configuration available (empty configuration present)"})
     up = upstream("r")
@@ -225,7 +225,7 @@ def test_status_ready_before_and_after_configuration(gateway, upstream):
 
 def test_status_api_shape_units_and_errors(gateway, upstream):
     up = upstream("s")
-    g = gateway(workers=2)
+    g = gateway(workers=2, status=True)
     service(g, up, "ssvc", "/s")
     for _ in range(10):
         assert g.get("/s")[0] == 200
@@ -275,7 +275,7 @@ def test_status_listen_off(gateway):
 
 def test_scrape_storm(gateway, upstream):
     up = upstream("st")
-    g = gateway(workers=2)
+    g = gateway(workers=2, status=True)
     service(g, up, "storm", "/st")
     assert g.admin("POST", "/plugins", {"name": "prometheus", "config": ALL})[0] == 201
     wait_until(lambda: g.get("/st")[0] == 200 and value(scrape(g), "kong_http_requests_total", service="storm"),
@@ -306,7 +306,7 @@ def test_scrape_storm(gateway, upstream):
 
 def test_full_metrics_table_is_counted_and_logged(gateway, upstream):
     up = upstream("f")
-    g = gateway(workers=2, prometheus_metrics_size="64k")    # (64 KiB - 128 B) / 1 KiB = 63 rows
+    g = gateway(workers=2, status=True, prometheus_metrics_size="64k")    # (64 KiB - 128 B) / 1 KiB = 63 rows
     assert g.admin("POST", "/services", {"name": "fsvc", "url": f"http://{up.address}"})[0] == 201
     for i in range(70):
         assert g.admin("POST", "/services/fsvc/routes", {"name": f"f{i}", "paths": [f"/f{i}"]})[0] == 201
@@ -328,7 +328,7 @@ def test_full_metrics_table_is_counted_and_logged(gateway, upstream):
 
 def test_non_ascii_and_escaped_labels(gateway, upstream):
     up = upstream("n")
-    g = gateway(workers=2)
+    g = gateway(workers=2, status=True)
     st, body, _ = g.admin("POST", "/services", {"name": "café-☕", "url": f"http://{up.address}"})
     assert st == 201, body
     sid = body["id"]
@@ -368,7 +368,7 @@ def test_request_followed_from_json_access_log_to_error_log(gateway, raw_upstrea
         sock.sendall(b"HTTP/1.1 abc nonsense\r\n\r\n")
         return False
     u = raw_upstream(garbage)
-    g = gateway(workers=2, proxy_access_log_format="json")
+    g = gateway(workers=2, status=True, proxy_access_log_format="json")
     assert g.admin("POST", "/services", {"name": "bad", "url": f"http://{u.address}"})[0] == 201
     assert g.admin("POST", "/services/bad/routes", {"paths": ["/bad"]})[0] == 201
     g.wait_route("/bad", expect=502)
