@@ -4,7 +4,9 @@ reloads), GET /metrics on the Admin API and status_listen, and the Status API (K
 Ports scenarios of Kong's spec/03-plugins/26-prometheus/{02-access,04-status_api,05-metrics}_spec.lua
 and spec/02-integration/08-status_api/{01-core_routes,05-ready}_spec.lua."""
 import json
+import os
 import re
+import signal
 import threading
 import urllib.request
 import urllib.error
@@ -216,6 +218,19 @@ def test_status_ready_before_and_after_configuration(gateway, upstream):
     assert json.loads(http(g.status_port, "/status/ready")[1]) == {"message": "ready"}
     # Every worker runs the configuration by then.
     assert g.get("/r")[0] == 200
+    # A worker that has not applied the current configuration makes the node not ready (Kong's DB-less
+    # message with the count); it is ready again once that worker caught up.
+    stopped = g.worker_pids()[0]
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        conf["services"][0]["routes"].append({"name": "rr2", "paths": ["/r2"]})
+        st, body, _ = g.admin("POST", "/config", conf)
+        assert st in (200, 201), body
+        st, body, _ = http(g.status_port, "/status/ready")
+        assert (st, json.loads(body)) == (503, {"message": "router builds not yet complete, router ready in 1 of 2 workers"})
+    finally:
+        os.kill(stopped, signal.SIGCONT)
+    wait_until(lambda: http(g.status_port, "/status/ready")[0] == 200, what="ready again")
     # Draining (kong/status/ready.lua): POST status=draining → 204, then 503 "draining"; other bodies 400.
     assert http(g.status_port, "/status/ready", method="POST", body={"status": "nope"})[0] == 400
     assert http(g.status_port, "/status/ready", method="POST", body={"status": "draining"})[0] == 204
