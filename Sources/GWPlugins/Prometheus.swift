@@ -26,6 +26,7 @@ final class Prometheus: PluginHandler {
     /// route id → row (consumer ""); route id → consumer id → row (per_consumer with a consumer).
     private var rows: [String: Int32] = [:]
     private var consumerRows: [String: [String: Int32]] = [:]
+    private var consumerRowCount = 0
     /// The last route id looked up and its row (String equality first compares the storage: the data
     /// path hands the same string object for every request of a route).
     private var lastRouteID = ""
@@ -61,7 +62,10 @@ final class Prometheus: PluginHandler {
                 row = r
             } else {
                 row = resolve(table, routeID: routeID, serviceID: ctx.serviceID, consumer: username)
+                // Bounded: past 65,536 (route, consumer) pairs the cache starts over (a miss re-resolves).
+                if consumerRowCount >= 65_536 { consumerRows.removeAll(); consumerRowCount = 0 }
                 consumerRows[routeID, default: [:]][consumer.id] = row
+                consumerRowCount += 1
             }
         } else if routeID == lastRouteID {
             row = lastRow                    // the same route as the previous request: no hashing
