@@ -2,14 +2,14 @@
 #   make run   installs what is missing, builds (release) and runs the gateway in the foreground
 #   make test  unit tests (swift test) and integration tests (pytest, real binary, real upstreams)
 SHELL := /bin/bash
-DEBS := libev-dev node-llhttp libsqlite3-dev libc-ares-dev libyaml-dev libssl-dev libpcre2-dev
-TEST_DEBS := $(DEBS) curl openssl
+DEBS := libev-dev node-llhttp libsqlite3-dev libc-ares-dev libyaml-dev libssl-dev libpcre2-dev libpq-dev
+TEST_DEBS := $(DEBS) curl openssl postgresql chromium chromium-driver
 BENCH_DEBS := nginx haproxy wrk
 SWIFT_FLAGS ?=
 BIN_RELEASE := .build/release/gateway
 BIN_DEBUG := .build/debug/gateway
 
-.PHONY: run build release debug test unit integration deps test-deps bench soak clean stop fuzz fuzz-smoke fuzz-build
+.PHONY: dashboard run build release debug test unit integration deps test-deps bench soak clean stop fuzz fuzz-smoke fuzz-build
 
 deps:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -21,6 +21,7 @@ test-deps:
 	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 	@python3 -c 'import pytest' 2>/dev/null || pip install -q pytest
+	@python3 -c 'import selenium' 2>/dev/null || pip install -q selenium
 
 release: deps
 	swift build -c release $(SWIFT_FLAGS)
@@ -75,6 +76,10 @@ fuzz: fuzz-build
 
 fuzz-smoke: fuzz-build
 	Fuzz/run.sh time $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# The dashboard's files (Sources/GWServer/Dashboard/) are embedded by a script; test_dashboard.py checks it ran.
+dashboard:
+	python3 tools/dashboard/embed.py
 
 clean:
 	rm -rf .build servroot

@@ -1,8 +1,8 @@
 // swift-tools-version:6.0
 // Gateway: a Kong-compatible API gateway built like nginx (master + forked, exec'd workers, libev loops,
 // shared-memory balancer state). Module layering, lowest first (a module imports only lower ones):
-//   CGWShims, CLLHTTP, CSQLite, CAres, CYAML, CCrypto, CSSL, CPCRE2
-//                               (C: libev/libc macros, Debian's llhttp, sqlite3, c-ares, libyaml, libcrypto, libssl, pcre2)
+//   CGWShims, CLLHTTP, CSQLite, CAres, CYAML, CCrypto, CSSL, CPCRE2, CPQ
+//                               (C: libev/libc macros, Debian's llhttp, sqlite3, c-ares, libyaml, libcrypto, libssl, pcre2, libpq)
 //   GWSystem                    (syscalls, sockets, shared memory, clock, logging)
 //   GWEvent  GWJSON             (libev loop wrappers; JSON without Foundation)
 //   GWStore  GWConfig GWHTTP    (Kong entities + snapshot; gateway.conf; HTTP/1.1 on llhttp)
@@ -37,6 +37,7 @@ let package = Package(
         .target(name: "CSSL", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
         .target(name: "GWTLS", dependencies: ["CSSL", "GWConfig"], swiftSettings: hotPath),
         .target(name: "CPCRE2", linkerSettings: [.linkedLibrary("pcre2-8")]),
+        .target(name: "CPQ", linkerSettings: [.linkedLibrary("pq")]),
         .target(name: "GWSystem", dependencies: ["CGWShims"]),
         .target(name: "GWEvent", dependencies: ["GWSystem", "CGWShims"], swiftSettings: hotPath),
         .target(name: "GWJSON"),
@@ -50,8 +51,9 @@ let package = Package(
                 swiftSettings: hotPath),
         .target(name: "GWPluginState", dependencies: ["GWSystem", "CGWShims"], swiftSettings: hotPath),
         .target(name: "GWPlugins", dependencies: ["CCrypto", "CPCRE2", "GWJSON", "GWStore", "GWHTTP", "GWPluginState", "GWEvent", "GWSystem"], swiftSettings: hotPath),
-        .target(name: "GWAdmin", dependencies: ["GWJSON", "GWStore", "CSQLite", "CYAML", "GWPlugins", "GWPluginState", "CCrypto"]),
-        .target(name: "GWServer", dependencies: ["CGWShims", "CAres", "GWJSON", "GWSystem", "GWEvent", "GWConfig", "GWProxy", "GWAdmin", "GWStore", "GWBalancer", "GWHTTP", "GWPluginState", "GWPlugins", "GWTLS"]),
+        .target(name: "GWAdmin", dependencies: ["GWJSON", "GWStore", "CSQLite", "CYAML", "GWPlugins", "GWPluginState", "CCrypto", "GWTLS"]),
+        .target(name: "GWServer", dependencies: ["CGWShims", "CAres", "GWJSON", "GWSystem", "GWEvent", "GWConfig", "GWProxy", "GWAdmin", "GWStore", "GWBalancer", "GWHTTP", "GWPluginState", "GWPlugins", "GWTLS", "CPQ"],
+                exclude: ["Dashboard"]),   // the dashboard's sources, embedded by tools/dashboard/embed.py
         .executableTarget(name: "gateway", dependencies: ["GWServer", "GWConfig", "GWSystem"]),
         .testTarget(name: "GWJSONTests", dependencies: ["GWJSON"]),
         .testTarget(name: "GWStoreTests", dependencies: ["GWStore", "GWJSON"]),

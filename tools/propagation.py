@@ -11,7 +11,16 @@ Each phase also adds routes with no traffic and times the 201 until every worker
 
 Phase 1: --routes routes on an empty configuration, p50/p99/max.
 Phase 2: --big routes pre-created with `gateway config db_import` before start, then a few more routes
-measured the same way (and the publish time from error.log)."""
+measured the same way (and the publish time from error.log).
+
+Cross-node mode (issue #15), instead of the phases above:
+
+  python3 tools/propagation.py --nodes 3 [--routes 200] [--writes 500] [--writers 4]
+
+starts a private PostgreSQL (Tests/integration/pgserver.py), N nodes on it, adds --routes routes on node A
+and times A's 201 until every worker of node B serves the route (--consecutive new-connection 200s in a
+row on B; and until B's first 200), then the Admin API write throughput (POST /services, --writes per
+run, 1 and --writers concurrent clients) on PostgreSQL and on the embedded SQLite."""
 import argparse
 import json
 import os
@@ -61,7 +70,7 @@ def start_upstream():
 
 
 class GW:
-    def __init__(self, binary, tmp, workers):
+    def __init__(self, binary, tmp, workers, extra=None):
         self.bin = binary
         os.makedirs(tmp, exist_ok=True)
         self.prefix = os.path.join(tmp, "prefix")
@@ -71,6 +80,8 @@ class GW:
         with open(self.conf, "w") as f:
             f.write(f"prefix = {self.prefix}\nproxy_listen = 127.0.0.1:{self.proxy}\n"
                     f"admin_listen = 127.0.0.1:{self.admin_port}\nstatus_listen = off\nworker_processes = {workers}\nlog_level = info\n")
+            for k, v in (extra or {}).items():
+                f.write(f"{k} = {v}\n")
 
     def cli(self, *args):
         r = subprocess.run([self.bin, *args, "-c", self.conf, "-p", self.prefix], capture_output=True, text=True,
@@ -203,6 +214,86 @@ def publish_times(gw):
     return [int(m) for m in re.findall(r"published configuration generation \d+ \(\d+ bytes, (\d+) ms", gw.log())]
 
 
+def write_throughput(gw, n, writers, tag):
+    """POST /services n times (names unique per run) from `writers` threads; writes per second."""
+    per = n // writers
+    errors = []
+
+    def run(w):
+        for i in range(per):
+            st, body = gw.admin("POST", "/services", {"name": f"{tag}-{w}-{i}", "url": "http://127.0.0.1:9"})
+            if st != 201:
+                errors.append((st, body))
+
+    ts = [threading.Thread(target=run, args=(w,)) for w in range(writers)]
+    t0 = time.perf_counter()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    dt = time.perf_counter() - t0
+    if errors:
+        raise SystemExit(f"writes failed: {errors[:3]}")
+    return per * writers / dt
+
+
+def cluster(a, addr, tmp):
+    import sys
+    sys.path.insert(0, os.path.join(ROOT, "Tests", "integration"))
+    from pgserver import PGServer
+    pg = PGServer()
+    gws = []
+    try:
+        db = pg.database()
+        settings = pg.settings(db)
+        nodes = [GW(a.bin, os.path.join(tmp, f"node{i}"), a.workers, settings) for i in range(a.nodes)]
+        nodes[0].cli("migrations", "bootstrap")
+        for g in nodes:
+            g.cli("start")
+            gws.append(g)
+        A, B = nodes[0], nodes[1]
+        assert A.admin("POST", "/services", {"name": "prop", "url": f"http://{addr}"})[0] == 201
+        times, firsts, misses = [], [], []
+        for i in range(a.routes):
+            st, body = A.admin("POST", "/services/prop/routes", {"paths": [f"/c{i}"]})
+            if st != 201:
+                raise SystemExit(f"POST route: {st} {body}")
+            t0 = time.perf_counter()
+            run, miss, first = 0, 0, None
+            while run < a.consecutive:
+                if B.status(f"/c{i}") == 200:
+                    run += 1
+                    if first is None:
+                        first = time.perf_counter() - t0
+                else:
+                    run, miss = 0, miss + 1
+                if time.perf_counter() - t0 > 30:
+                    raise SystemExit(f"/c{i} not served by node B after 30 s")
+            times.append(time.perf_counter() - t0)
+            firsts.append(first)
+            misses.append(miss)
+        base = min(baseline(B, "/c0", a.consecutive) for _ in range(5))
+        ms = [x * 1000 for x in times]
+        fm = [x * 1000 for x in firsts]
+        print(f"{a.nodes} nodes x {a.workers} workers on one PostgreSQL, {a.routes} routes created on node A:")
+        print(f"  A's 201 -> B's first 200: p50={pct(fm, 50):.2f} ms p99={pct(fm, 99):.2f} ms max={max(fm):.2f} ms")
+        print(f"  A's 201 -> {a.consecutive} consecutive new-connection 200s on B (every worker): "
+              f"p50={pct(ms, 50):.2f} ms p99={pct(ms, 99):.2f} ms max={max(ms):.2f} ms "
+              f"(floor: {a.consecutive} requests on an existing route take {base * 1000:.2f} ms)")
+        print(f"  requests B answered 404 after A's 201: {sum(misses)} (routes with any: {sum(1 for m in misses if m)})")
+        for w in (1, a.writers):
+            print(f"  Admin API writes on PostgreSQL, {w} client(s): {write_throughput(A, a.writes, w, f'pg{w}'):.0f}/s")
+        sq = GW(a.bin, os.path.join(tmp, "sqlite"), a.workers)
+        sq.cli("start")
+        gws.append(sq)
+        for w in (1, a.writers):
+            print(f"  Admin API writes on SQLite,     {w} client(s): {write_throughput(sq, a.writes, w, f'sq{w}'):.0f}/s")
+    finally:
+        for g in gws:
+            subprocess.run([g.bin, "stop", "-c", g.conf, "-p", g.prefix], capture_output=True)
+        pg.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(ROOT, ".build/release/gateway"))
@@ -211,6 +302,9 @@ def main():
     ap.add_argument("--consecutive", type=int, default=20)
     ap.add_argument("--big", type=int, default=10000)
     ap.add_argument("--big-samples", type=int, default=5)
+    ap.add_argument("--nodes", type=int, default=0, help="cross-node mode on a private PostgreSQL (>= 2)")
+    ap.add_argument("--writes", type=int, default=500)
+    ap.add_argument("--writers", type=int, default=4)
     a = ap.parse_args()
     global CONSEC
     CONSEC = a.consecutive
@@ -218,6 +312,15 @@ def main():
     addr = f"127.0.0.1:{up.server_address[1]}"
     tmp = tempfile.mkdtemp(prefix="gw-prop-")
     gws = []
+    if a.nodes:
+        if a.nodes < 2:
+            raise SystemExit("--nodes needs at least 2")
+        try:
+            cluster(a, addr, tmp)
+        finally:
+            up.shutdown()
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     try:
         # Phase 1 --------------------------------------------------------------------------------
         gw = GW(a.bin, os.path.join(tmp, "small"), a.workers)

@@ -130,6 +130,11 @@ fail_cfg:
 }
 
 SSL_CTX *gw_tls_client_ctx(int verify, int depth, char *err, size_t errlen) {
+    return gw_tls_client_ctx_with(verify, depth, NULL, NULL, NULL, err, errlen);
+}
+
+SSL_CTX *gw_tls_client_ctx_with(int verify, int depth, const char *ca_pem, const char *cert_pem, const char *key_pem,
+                                char *err, size_t errlen) {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) { set_err(err, errlen, "SSL_CTX_new failed", NULL); return NULL; }
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TICKET);
@@ -137,12 +142,28 @@ SSL_CTX *gw_tls_client_ctx(int verify, int depth, char *err, size_t errlen) {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     if (verify) {
-        if (SSL_CTX_set_default_verify_paths(ctx) != 1) { set_err(err, errlen, "no system CA store", NULL); SSL_CTX_free(ctx); return NULL; }
+        if (ca_pem) {
+            // The service's ca_certificates replace the system store (Kong's ca_stores).
+            X509_STORE *st = SSL_CTX_get_cert_store(ctx);
+            BIO *b = BIO_new_mem_buf(ca_pem, -1);
+            X509 *x;
+            int n = 0;
+            while (b && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+                if (X509_STORE_add_cert(st, x) == 1) n++;
+                X509_free(x);
+            }
+            ERR_clear_error();
+            if (b) BIO_free(b);
+            if (n == 0) { set_err(err, errlen, "no usable CA certificate", NULL); SSL_CTX_free(ctx); return NULL; }
+        } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+            set_err(err, errlen, "no system CA store", NULL); SSL_CTX_free(ctx); return NULL;
+        }
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
         SSL_CTX_set_verify_depth(ctx, depth);
     } else {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     }
+    if (cert_pem && key_pem && use_pair(ctx, cert_pem, key_pem, err, errlen) != 0) { SSL_CTX_free(ctx); return NULL; }
     return ctx;
 }
 

@@ -144,8 +144,10 @@ public final class AdminAPI {
                 if body?["status"]?.stringValue == "draining" { self.context.draining = true; return (204, .null) }
                 return (400, .null)
             })])
-        case "services", "routes", "upstreams", "consumers", "plugins":
+        case "services", "routes", "upstreams", "consumers", "plugins", "snis", "ca_certificates":
             return try entityRoutes(EntityKind(rawValue: first)!, req, &extra)
+        case "certificates":
+            return try certificateRoutes(req, &extra)
         case "key-auths":
             return try entityRoutes(.keyauthCredentials, req, &extra)
         case "basic-auths":
@@ -196,7 +198,7 @@ public final class AdminAPI {
 
     static let nested: [EntityKind: [EntityKind]] = [
         .services: [.routes, .plugins], .routes: [.plugins], .consumers: [.plugins, .keyauthCredentials, .basicauthCredentials, .acls],
-        .upstreams: [.targets],
+        .upstreams: [.targets], .certificates: [.snis],
     ]
     /// URL segment of a nested collection.
     static func urlName(_ k: EntityKind) -> String {
@@ -404,7 +406,7 @@ public final class AdminAPI {
         for case .put(.keyauthCredentials, let d) in ops { if let id = d["id"]?.stringValue { keyauthPuts.insert(id) } }
         if !keyauthPuts.isEmpty { ops = purgeExpiredOps(keep: keyauthPuts) + ops }
         do { try store.write(ops) } catch { throw OpFailure(Kong.databaseError()) }
-        context.onChange()
+        if store.writeSink == nil { context.onChange() }
     }
 
     // MARK: CRUD
@@ -429,11 +431,11 @@ public final class AdminAPI {
             throw OpFailure(Kong.primaryKeyViolation(id))
         }
         let doc = try prepare(kind, input: input, existing: nil, mode: .insert, form: form)
-        try commit([.put(kind, doc)])
+        try commit([.put(kind, doc)] + (kind == .certificates ? certificateSNIOps(doc, input: input, form: form, urlSNI: nil) : []))
         return (201, present(kind, doc))
     }
 
-    func upsert(_ kind: EntityKind, _ key: String, _ req: Req, parent: ParentRef?) throws(OpFailure) -> Result {
+    func upsert(_ kind: EntityKind, _ key: String, _ req: Req, parent: ParentRef?, urlSNI: String? = nil) throws(OpFailure) -> Result {
         try refuseWhenDBLess("create or update", kind)
         let p = try resolveParent(parent)
         var (input, form) = try body(req)
@@ -462,7 +464,7 @@ public final class AdminAPI {
         }
         if existing == nil, let fid = forcedID { existing = store.get(kind, id: fid) }
         let doc = try prepare(kind, input: input, existing: existing, mode: .upsert, form: form, forcedID: forcedID)
-        try commit([.put(kind, doc)])
+        try commit([.put(kind, doc)] + (kind == .certificates ? certificateSNIOps(doc, input: input, form: form, urlSNI: urlSNI) : []))
         return (200, present(kind, doc))
     }
 
@@ -479,7 +481,7 @@ public final class AdminAPI {
         var patch = input
         if let p, let pk = parent?.kind, patch[AdminAPI.parentField(pk)] == nil { inject(&patch, parent: p, pkind: pk) }
         let doc = try prepare(kind, input: patch, existing: existing, mode: .update, form: form)
-        try commit([.put(kind, doc)])
+        try commit([.put(kind, doc)] + (kind == .certificates ? certificateSNIOps(doc, input: patch, form: form, urlSNI: nil) : []))
         return (200, present(kind, doc))
     }
 
@@ -502,7 +504,8 @@ public final class AdminAPI {
             }
         case .upstreams:
             for t in store.referencing(.targets, field: "upstream", id: id) { ops.append(.delete(.targets, t["id"]!.stringValue!)) }
-        case .targets, .plugins, .keyauthCredentials, .basicauthCredentials, .acls: break
+        case .certificates, .caCertificates: ops += try certificateDeleteOps(kind, id: id)
+        case .targets, .plugins, .keyauthCredentials, .basicauthCredentials, .acls, .snis: break
         }
         ops.append(.delete(kind, id))
         return ops

@@ -10,6 +10,8 @@ public enum EntityKind: String, CaseIterable, Sendable {
     case keyauthCredentials = "keyauth_credentials"
     case basicauthCredentials = "basicauth_credentials"
     case acls
+    case certificates, snis
+    case caCertificates = "ca_certificates"
 
     /// Kinds created by schema migration 1 (later kinds come with their own migrations).
     static let initialKinds: [EntityKind] = [.services, .routes, .upstreams, .targets, .consumers, .plugins]
@@ -26,11 +28,14 @@ public enum EntityKind: String, CaseIterable, Sendable {
         case .keyauthCredentials: "keyauth_credential"
         case .basicauthCredentials: "basicauth_credential"
         case .acls: "acl"
+        case .certificates: "certificate"
+        case .snis: "sni"
+        case .caCertificates: "ca_certificate"
         }
     }
 
     /// Extra indexed / unique columns: (column, unique).
-    var keyColumns: [(String, Bool)] {
+    public var keyColumns: [(String, Bool)] {
         switch self {
         case .services: [("name", true)]
         case .routes: [("name", true), ("service_id", false)]
@@ -42,11 +47,14 @@ public enum EntityKind: String, CaseIterable, Sendable {
         case .keyauthCredentials: [("key", true), ("consumer_id", false)]
         case .basicauthCredentials: [("username", true), ("consumer_id", false)]
         case .acls: [("cache_key", true), ("consumer_id", false)]
+        case .certificates: []
+        case .snis: [("name", true), ("certificate_id", false)]
+        case .caCertificates: [("cert_digest", true)]
         }
     }
 
     /// Values of `keyColumns` for a document.
-    func keyValues(_ doc: JSON) -> [String?] {
+    public func keyValues(_ doc: JSON) -> [String?] {
         func fk(_ f: String) -> String? { doc[f]?["id"]?.stringValue }
         switch self {
         case .services, .upstreams: return [doc["name"]?.stringValue]
@@ -60,6 +68,9 @@ public enum EntityKind: String, CaseIterable, Sendable {
         case .keyauthCredentials: return [doc["key"]?.stringValue, fk("consumer")]
         case .basicauthCredentials: return [doc["username"]?.stringValue, fk("consumer")]
         case .acls: return [MemTable.cacheKey(doc), fk("consumer")]
+        case .certificates: return []
+        case .snis: return [doc["name"]?.stringValue, fk("certificate")]
+        case .caCertificates: return [doc["cert_digest"]?.stringValue]
         }
     }
 }
@@ -71,7 +82,7 @@ public enum StoreOp: Sendable {
 }
 
 struct MemTable {
-    static let indexed = ["name", "username", "custom_id", "instance_name", "key"]
+    static let indexed = ["name", "username", "custom_id", "instance_name", "key", "cert_digest"]
     var ids: [String] = []          // ordered by seq
     var docs: [String: JSON] = [:]
     /// Each document serialized (as stored in SQLite), so the publisher's full document is a
@@ -81,7 +92,7 @@ struct MemTable {
     /// field → value → id, for unique top-level string fields.
     var index: [String: [String: String]] = [:]
 
-    static let foreignFields = ["service", "route", "consumer", "upstream"]
+    static let foreignFields = ["service", "route", "consumer", "upstream", "certificate", "client_certificate"]
     /// foreign field → parent id → child ids.
     var refs: [String: [String: Set<String>]] = [:]
 
@@ -147,12 +158,12 @@ struct MemTable {
 
 public final class AdminStore {
     static func tableSQL(_ kind: EntityKind) -> String {
-        let cols = kind.keyColumns.map { "\($0.0) TEXT" + ($0.1 ? " UNIQUE" : "") }.joined(separator: ", ")
+        let cols = kind.keyColumns.map { "\($0.0) TEXT" + ($0.1 ? " UNIQUE" : "") + ", " }.joined()
         let idx = kind.keyColumns.filter { !$0.1 }.map {
             "CREATE INDEX IF NOT EXISTS \(kind.rawValue)_\($0.0)_idx ON \(kind.rawValue)(\($0.0));"
         }.joined()
         return "CREATE TABLE IF NOT EXISTS \(kind.rawValue) (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, " +
-            "created_at REAL NOT NULL DEFAULT 0, \(cols), doc TEXT NOT NULL);" + idx
+            "created_at REAL NOT NULL DEFAULT 0, \(cols)doc TEXT NOT NULL);" + idx
     }
 
     /// Schema migrations; `PRAGMA user_version` = number applied. Append only.
@@ -163,10 +174,15 @@ public final class AdminStore {
         tableSQL(.keyauthCredentials),
         // 3: basic-auth credentials and ACL groups
         tableSQL(.basicauthCredentials) + tableSQL(.acls),
+        // 4: TLS certificates, their SNIs and CA certificates
+        tableSQL(.certificates) + tableSQL(.snis) + tableSQL(.caCertificates),
     ]
 
     let db: SQLiteDB
     public let path: String
+    /// Set when the database is elsewhere (PostgreSQL, GWServer): `write` hands the ops to it and leaves
+    /// the mirror alone; the mirror changes when the committed change comes back (`applyReplicated`).
+    public var writeSink: (([StoreOp]) throws(AdminStoreError) -> Void)?
     public let inMemory: Bool
     var tables: [EntityKind: MemTable] = [:]
     var nextSeq: Int64 = 1
@@ -290,6 +306,7 @@ public final class AdminStore {
 
     public func write(_ ops: [StoreOp]) throws(AdminStoreError) {
         guard !ops.isEmpty else { return }
+        if let writeSink { try writeSink(ops); return }
         if mirrorOnly { applyToMirror(ops, assigned: [:]); return }
         try db.exec("BEGIN IMMEDIATE")
         var assigned: [String: Int64] = [:]   // "kind/id" → seq
@@ -372,6 +389,8 @@ public final class AdminStore {
     /// Everything may have changed (replaceAll, or too many changes to list).
     private var changedAll = false
     static let maxTrackedChanges = 10_000
+
+    func markAllChanged() { changedAll = true; changed = [] }
 
     private func noteChange(_ kind: EntityKind, _ id: String) {
         guard !changedAll else { return }

@@ -113,7 +113,11 @@ enum Credentials {
 extension AdminAPI {
     /// Admin API view of a stored document (see `Credentials.present`).
     func present(_ kind: EntityKind, _ doc: JSON) -> JSON {
-        kind == .keyauthCredentials ? Credentials.present(kind, doc, now: Int(Clock.seconds())) : doc
+        switch kind {
+        case .keyauthCredentials: Credentials.present(kind, doc, now: Int(Clock.seconds()))
+        case .certificates: presentCertificate(doc)
+        default: doc
+        }
     }
 
     /// Deletes of expired key-auth credentials (none of `keep`), run before a key-auth write.

@@ -46,7 +46,8 @@ extension AdminAPI {
 
     static let topLevelKeys: Set<String> = ["_format_version", "_transform", "_comment", "_ignore", "_workspace",
                                             "services", "routes", "upstreams", "targets", "consumers", "plugins",
-                                            "keyauth_credentials", "basicauth_credentials", "acls"]
+                                            "keyauth_credentials", "basicauth_credentials", "acls",
+                                            "certificates", "snis", "ca_certificates"]
 
     /// Validates a declarative document. With `onto` = true the current store content is the starting point
     /// (db_import upsert semantics); otherwise the document describes the whole configuration.
@@ -136,7 +137,7 @@ extension AdminAPI {
                 var out = JSONObject()
                 for (k, e) in o where !e.isNull {
                     if case .object(let fo) = e, fo.count == 1, let id = fo["id"]?.stringValue,
-                       ["service", "route", "consumer", "upstream"].contains(k) {
+                       ["service", "route", "consumer", "upstream", "certificate", "client_certificate"].contains(k) {
                         out[k] = .string(id)
                     } else {
                         out[k] = clean(e)
@@ -148,7 +149,7 @@ extension AdminAPI {
             }
         }
         var o: JSONObject = ["_format_version": "3.0", "_transform": false]
-        for kind in [EntityKind.services, .routes, .consumers, .keyauthCredentials, .basicauthCredentials, .acls,
+        for kind in [EntityKind.certificates, .snis, .caCertificates, .services, .routes, .consumers, .keyauthCredentials, .basicauthCredentials, .acls,
                      .plugins, .upstreams, .targets] {
             let all = store.all(kind).filter { !Credentials.isExpired(kind, $0, now: now) }
                 .map { Credentials.present(kind, $0, now: now) }
@@ -309,6 +310,9 @@ struct DeclarativeBuilder {
                 })
             }
         case .targets: if let r = DeclarativeBuilder.ref(o["upstream"], keyField: "name") { o["upstream"] = r }
+        case .snis: if let r = DeclarativeBuilder.ref(o["certificate"], keyField: "id") { o["certificate"] = r }
+        case .services, .upstreams:
+            if let r = DeclarativeBuilder.ref(o["client_certificate"], keyField: "id") { o["client_certificate"] = r }
         case .keyauthCredentials, .basicauthCredentials, .acls:
             if let r = DeclarativeBuilder.ref(o["consumer"], keyField: "username") { o["consumer"] = r }
         case .plugins:
@@ -364,6 +368,24 @@ struct DeclarativeBuilder {
         legacyFormat = top["_format_version"]?.stringValue != "3.0"
         var pendingPlugins: [(JSON, [String], [(String, JSON)], String)] = []
         var pendingRoutes: [(JSON, [String], [(String, JSON)], String)] = []
+        // TLS entities first: services reference certificates (client_certificate) and CA certificates.
+        for (i, c) in list(top, "certificates").enumerated() {
+            let path = ["certificates", String(i + 1)]
+            guard let cid = add(.certificates, c, path: path, inject: [], seed: c["cert"]?.stringValue ?? "#\(i)",
+                                strip: ["snis"]) else { continue }
+            for (j, n) in (c["snis"]?.arrayValue ?? []).enumerated() {
+                let sni: JSON = n.stringValue.map { ["name": .string($0)] } ?? n   // a name, or an sni record
+                _ = add(.snis, sni, path: path + ["snis", String(j + 1)], inject: [("certificate", ["id": .string(cid)])],
+                        seed: sni["name"]?.stringValue ?? "\(cid)#\(j)", strip: [])
+            }
+        }
+        for (i, n) in list(top, "snis").enumerated() {
+            _ = add(.snis, n, path: ["snis", String(i + 1)], inject: [], seed: n["name"]?.stringValue ?? "#\(i)", strip: [])
+        }
+        for (i, c) in list(top, "ca_certificates").enumerated() {
+            _ = add(.caCertificates, c, path: ["ca_certificates", String(i + 1)], inject: [],
+                    seed: c["cert"]?.stringValue ?? "#\(i)", strip: [])
+        }
         for (i, s) in list(top, "services").enumerated() {
             let path = ["services", String(i + 1)]
             guard let sid = add(.services, s, path: path, inject: [], seed: s["name"]?.stringValue ?? "#\(i)",

@@ -91,6 +91,7 @@ extension AdminAPI {
         if !Credentials.isCredential(kind) { doc["updated_at"] = now }
         doc["expires_at"] = nil
         try resolveForeign(kind, &doc)
+        CertificateSchemas.transform(kind, &doc)
         // Validate.
         var errs = Errors()
         var vfields = fields
@@ -101,6 +102,7 @@ extension AdminAPI {
         check["updated_at"] = nil
         Schema.validateRecord(check, vfields, into: &errs)
         entityChecks(kind, doc, &errs)
+        CertificateSchemas.check(kind, doc, &errs)
         if kind == .basicauthCredentials { AdminAPI.passwordTransformationCheck(input, existing: existing, mode: mode, &errs) }
         if !errs.isEmpty { throw OpFailure(Kong.schemaViolation(errs)) }
         // Foreign keys.
@@ -121,6 +123,7 @@ extension AdminAPI {
             doc[f] = ["id": fid]
         }
         credentialFinish(kind, &doc, input: input, ttl: ttl)
+        if kind == .certificates { doc["snis"] = nil }   // transient: rows of `snis` (CertificateOps)
         if kind == .plugins { try checkPluginProtocols(doc) }
         let result = JSON.object(doc)
         try checkUnique(kind, result)
@@ -198,6 +201,9 @@ extension AdminAPI {
         case .consumers: try clash("username"); try clash("custom_id")
         case .keyauthCredentials: try clash("key")
         case .basicauthCredentials: try clash("username")
+        case .snis: try clash("name")
+        case .caCertificates: try clash("cert_digest")
+        case .certificates: break
         case .acls:
             let c = doc["consumer"]?["id"]?.stringValue ?? "", g = doc["group"]?.stringValue ?? ""
             if let other = store.findByCacheKey(.acls, AdminStore.aclCacheKey(consumerID: c, group: g)),
@@ -277,6 +283,14 @@ extension AdminAPI {
 
     // MARK: entity checks
 
+    /// Protocols the data path proxies (HTTP/1.x over TCP or TLS).
+    static let proxiedProtocols: Set<String> = ["http", "https"]
+    /// Kong's stream-subsystem protocols.
+    static let streamProtocols: Set<String> = ["tcp", "tls", "tls_passthrough", "udp"]
+    static func unsupportedProtocol(_ p: String) -> String {
+        "protocol '\(p)' is not supported by this gateway yet (only 'http' and 'https' are proxied)"
+    }
+
     func entityChecks(_ kind: EntityKind, _ d: JSONObject, _ e: inout Errors) {
         func str(_ k: String) -> String? { d[k]?.stringValue }
         func isSet(_ k: String) -> Bool {
@@ -296,15 +310,17 @@ extension AdminAPI {
                 for f in ["client_certificate", "tls_verify", "tls_verify_depth", "ca_certificates"] where isSet(f) {
                     e.field(f, "value must be null"); e.addEntity(conditional)
                 }
-            } else {
-                // Refused rather than stored and skipped: the certificates and ca_certificates entities
-                // do not exist yet (upstream TLS verifies against the system CA store only).
-                if isSet("client_certificate") {
-                    e.field("client_certificate", "client_certificate is not supported by this gateway yet (no certificates entity)")
+            } else if let cas = d["ca_certificates"]?.stringArrayValue {
+                // The trust store is built from these rows: one that does not exist could verify nothing.
+                for id in cas where UUID4.isValid(id) && store.get(.caCertificates, id: id.lowercased()) == nil {
+                    e.field("ca_certificates", "ca certificate \(id) does not exist")
+                    break
                 }
-                if isSet("ca_certificates") {
-                    e.field("ca_certificates", "ca_certificates is not supported by this gateway yet (verification uses the system CA store)")
-                }
+            }
+            // Refused rather than stored and skipped: the data path proxies HTTP/1.1 over TCP or TLS only
+            // (no gRPC framing, no stream proxy), so such a service could never be reached as configured.
+            if !Self.proxiedProtocols.contains(proto), Validators.protocols.contains(proto) {
+                e.field("protocol", Self.unsupportedProtocol(proto))
             }
         case .routes:
             guard let protos = d["protocols"]?.stringArrayValue, !protos.isEmpty else { return }
@@ -313,6 +329,9 @@ extension AdminAPI {
             if used.count > 1 {
                 e.field("protocols", "these sets are mutually exclusive: ('http', 'https'), ('tcp', 'tls', 'udp'), ('tls_passthrough'), ('grpc', 'grpcs')")
                 return
+            }
+            if let p = protos.first(where: { !Self.proxiedProtocols.contains($0) && Validators.protocols.contains($0) }) {
+                e.field("protocols", Self.unsupportedProtocol(p))
             }
             let ps = Set(protos)
             if isSet("snis") && ps.isDisjoint(with: ["grpcs", "https", "tls", "tls_passthrough"]) {
@@ -394,6 +413,13 @@ extension AdminAPI {
                 e.addEntity("at least one of these fields must be non-empty: 'custom_id', 'username'")
             }
         case .plugins:
+            // Kong runs a plugin on HTTP traffic when one of its protocols belongs to the http subsystem
+            // (grpc, grpcs, http, https); a stream protocol would only ever apply to stream traffic,
+            // which this gateway does not proxy.
+            if let protos = d["protocols"]?.stringArrayValue,
+               let p = protos.first(where: { Self.streamProtocols.contains($0) }) {
+                e.field("protocols", Self.unsupportedProtocol(p))
+            }
             guard let name = str("name"), case .object(let cfg)? = d["config"] else { return }
             // typedefs.no_consumer (KONG-PLUGINS.md §1.3).
             if ["key-auth", "basic-auth", "acl", "cors", "bot-detection"].contains(name), isSet("consumer") {
@@ -457,7 +483,7 @@ extension AdminAPI {
             TransformerSchemas.check(name, cfg, &e)
             AccessControlSchemas.check(name, cfg, &e)
             LogSchemas.check(name, cfg, &e)
-        case .targets, .keyauthCredentials, .basicauthCredentials, .acls:
+        case .targets, .keyauthCredentials, .basicauthCredentials, .acls, .certificates, .snis, .caCertificates:
             break
         }
     }

@@ -315,12 +315,12 @@ enum Schemas {
         Field("write_timeout", .integer, default: 60000, between: (1, 2147483646)),
         Field("read_timeout", .integer, default: 60000, between: (1, 2147483646)),
         tags,
-        Field("client_certificate", .foreign(.services)),
+        Field("client_certificate", .foreign(.certificates)),
         Field("tls_verify", .boolean),
         Field("tls_verify_depth", .integer, between: (0, 64)),
         Field("ca_certificates", .array(.element(.string, custom: Validators.uuid))),
         Field("enabled", .boolean, required: true, default: true),
-    ], endpointKey: "name", foreign: [], msTimestamps: false)
+    ], endpointKey: "name", foreign: [("client_certificate", .certificates)], msTimestamps: false)
 
     static let route = EntitySchema(kind: .routes, fields: [
         idField, createdAt, updatedAt,
@@ -338,7 +338,7 @@ enum Schemas {
         Field("preserve_host", .boolean, required: true, default: false),
         Field("request_buffering", .boolean, required: true, default: true),
         Field("response_buffering", .boolean, required: true, default: true),
-        Field("snis", .set(.element(.string, custom: Validators.sni))),
+        Field("snis", .set(.element(.string, custom: Validators.sniName))),
         Field("sources", .set(.element(.record([Field("ip", .string, custom: Validators.ipOrCIDR),
                                                 Field("port", .integer, between: (0, 65535))])))),
         Field("destinations", .set(.element(.record([Field("ip", .string, custom: Validators.ipOrCIDR),
@@ -398,9 +398,9 @@ enum Schemas {
         healthchecks,
         tags,
         Field("host_header", .string, custom: Validators.hostWithOptionalPort),
-        Field("client_certificate", .foreign(.services)),
+        Field("client_certificate", .foreign(.certificates)),
         Field("use_srv_name", .boolean, default: false),
-    ], endpointKey: "name", foreign: [], msTimestamps: false)
+    ], endpointKey: "name", foreign: [("client_certificate", .certificates)], msTimestamps: false)
 
     static let target = EntitySchema(kind: .targets, fields: [
         idField,
@@ -443,6 +443,9 @@ enum Schemas {
         case .targets: target
         case .consumers: consumer
         case .plugins: plugin
+        case .certificates: CertificateSchemas.certificate
+        case .snis: CertificateSchemas.sni
+        case .caCertificates: CertificateSchemas.caCertificate
         }
     }
 

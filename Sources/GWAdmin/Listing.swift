@@ -67,7 +67,8 @@ extension AdminAPI {
             guard let id = d["id"]?.stringValue, let seq = store.seq(kind, id: id), seq >= startSeq else { continue }
             guard AdminAPI.matches(d, filter), !Credentials.isExpired(kind, d, now: now) else { continue }
             if page.count == size { nextSeq = seq; break }
-            page.append(kind == .keyauthCredentials ? Credentials.present(kind, d, now: now) : d)
+            page.append(kind == .keyauthCredentials ? Credentials.present(kind, d, now: now)
+                        : kind == .certificates ? presentCertificate(d) : d)
         }
         var out: JSONObject = ["data": .array(page)]
         if let nextSeq {
@@ -200,7 +201,7 @@ extension AdminAPI {
         if context.databaseOff {
             o["configuration_hash"] = .string(configurationHash())
         } else {
-            o["database"] = ["reachable": .bool(store.isReachable())]
+            o["database"] = ["reachable": .bool(context.databaseReachable?() ?? store.isReachable())]
         }
         return (200, .object(o))
     }
@@ -227,6 +228,9 @@ extension AdminAPI {
              "/basic-auths", "/basic-auths/{basicauth_credentials}", "/basic-auths/{basicauth_credentials}/consumer",
              "/consumers/{consumers}/acls", "/consumers/{consumers}/acls/{acls}", "/acls", "/acls/{acls}",
              "/acls/{acls}/consumer",
+             "/certificates", "/certificates/{certificates}", "/certificates/{certificates}/snis",
+             "/certificates/{certificates}/snis/{snis}", "/snis", "/snis/{snis}", "/ca_certificates",
+             "/ca_certificates/{ca_certificates}",
              "/timers", "/debug/node/log-level", "/debug/node/log-level/{log_level}"]
         return (200, ["data": JSON(list.sorted())])
     }
@@ -298,6 +302,9 @@ extension AdminAPI {
         }
         guard let provider = context.health, provider.setTargetHealth(upstream: u, target: t, address: address, healthy: healthy) else {
             return (400, ["message": .string("no healthchecker found for \(u.name)")])
+        }
+        if let hook = context.onTargetHealth, let uid = up["id"]?.stringValue, let tid = td["id"]?.stringValue {
+            hook(uid, tid, address, healthy)
         }
         return (204, .null)
     }
@@ -404,7 +411,9 @@ extension AdminAPI {
                                 upstreams: store.all(.upstreams), targets: store.all(.targets),
                                 consumers: store.all(.consumers), plugins: store.all(.plugins),
                                 keyauthCredentials: store.all(.keyauthCredentials),
-                                basicauthCredentials: store.all(.basicauthCredentials), acls: store.all(.acls))
+                                basicauthCredentials: store.all(.basicauthCredentials), acls: store.all(.acls),
+                                certificates: store.all(.certificates), snis: store.all(.snis),
+                                caCertificates: store.all(.caCertificates))
     }
 }
 

@@ -77,7 +77,7 @@ extension AdminAPI {
     public var nodeID: String { store.nodeID }
 
     /// kong_datastore_reachable: the database answers (DB-less: always).
-    public var datastoreReachable: Bool { context.databaseOff || store.isReachable() }
+    public var datastoreReachable: Bool { context.databaseOff || (context.databaseReachable?() ?? store.isReachable()) }
 
     /// Enabled prometheus instances: any at all (per-request series are written), and any with
     /// upstream_health_metrics (a global flag in Kong's exporter).

@@ -107,6 +107,11 @@ public struct AdminContext {
     public var memory: (() -> MemoryStatus)? = nil
     /// `POST /status/ready` with status=draining: GET /status/ready answers 503 "draining" from then on.
     public var draining = false
+    /// `GET /status` database.reachable when the database is not the store's own SQLite (PostgreSQL).
+    public var databaseReachable: (() -> Bool)? = nil
+    /// A manual healthy/unhealthy override was applied on this node (upstream id, target id, address,
+    /// healthy): with PostgreSQL it is also written to the change log so that every node applies it.
+    public var onTargetHealth: ((String, String, String?, Bool) -> Void)? = nil
 
     public init(nodeInfo: @escaping () -> JSON = { .object(JSONObject()) },
                 serverStatus: @escaping () -> JSON = { .object(JSONObject()) },

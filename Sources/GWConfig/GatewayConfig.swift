@@ -27,6 +27,10 @@ public struct GatewayConfig: Sendable {
     public var prefix: String
     public var proxyListen: [ListenSpec]
     public var adminListen: [ListenSpec]
+    /// Kong Manager's `admin_gui_listen` (8002): the dashboard listener of the master; empty = `off`.
+    public var adminGuiListen: [ListenSpec] = []
+    /// `admin_gui_access_log` (Kong's key): the dashboard listener's access log, or `off`.
+    public var adminGuiAccessLog = "logs/admin_gui_access.log"
     public var workerProcesses: Int
     public var daemon: Bool
     public var logLevel: LogLevel
@@ -63,7 +67,9 @@ public struct GatewayConfig: Sendable {
     public var certificatePairs: [(cert: String, key: String)] { tls.certificates.isEmpty ? defaultCertificates : tls.certificates }
     public var keepaliveTimeout: Int                  // seconds
     public var keepaliveRequests: Int
-    public var database: String                       // sqlite | off
+    public var database: String                       // sqlite | postgres | off
+    /// The pg_* keys and db_update_frequency (used with `database = postgres`).
+    public var postgres = PostgresSettings()
     public var declarativeConfig: String?
     public var memCacheSize: Int                      // shared-memory size, bytes
     public var rateLimitingCountersSize: Int          // bytes of the shared rate-limiting counters
@@ -108,7 +114,7 @@ public struct GatewayConfig: Sendable {
     /// after each reload, read by the CLI commands that act on a running node (`health`, `stop`, …).
     public var runningConfigFile: String { resolve("run/running.conf") }
 
-    /// `key = value` lines of the effective configuration (`entries`: admin_token left out), loadable
+    /// `key = value` lines of the effective configuration (`entries`: admin_token and pg_password left out), loadable
     /// with `ConfigLoader.load(path:environment: [:])`.
     public var savedText: String {
         var s = "# the configuration this node runs with (written at start and reload)\n"
@@ -124,6 +130,8 @@ public let configKeys: [(key: String, defaultValue: String)] = [
     ("proxy_listen", "0.0.0.0:8000 reuseport backlog=16384, 0.0.0.0:8443 ssl reuseport backlog=16384"),
     ("admin_listen", "127.0.0.1:8001 reuseport backlog=16384"),
     ("status_listen", "127.0.0.1:8007 reuseport backlog=16384"),
+    ("admin_gui_listen", "127.0.0.1:8002"),
+    ("admin_gui_access_log", "logs/admin_gui_access.log"),
     ("worker_processes", "auto"),
     ("daemon", "on"),
     ("log_level", "notice"),
@@ -169,7 +177,7 @@ public let configKeys: [(key: String, defaultValue: String)] = [
     ("ssl_session_tickets", "on"),
     ("ssl_session_timeout", "1d"),
     ("ssl_session_cache_size", "10m"),
-]
+] + PostgresSettings.keys
 
 /// Kong spellings accepted as aliases.
 private let aliases: [String: String] = [
@@ -330,7 +338,7 @@ public enum ConfigLoader {
             throw bad("large_client_header_buffers", "expected '<number> <size>', e.g. 4 8k")
         }
         let db = v("database")
-        guard db == "sqlite" || db == "off" else { throw bad("database", "expected sqlite or off") }
+        guard db == "sqlite" || db == "postgres" || db == "off" else { throw bad("database", "expected sqlite, postgres or off") }
         let decl = v("declarative_config").trimmingWhitespace()
         if db == "off" && decl.isEmpty {
             // DB-less without a file starts empty, as Kong does.
@@ -366,7 +374,7 @@ public enum ConfigLoader {
         let token = v("admin_token").trimmingWhitespace()
 
         var entries: [(String, String)] = []
-        for (k, _) in configKeys where k != "admin_token" { entries.append((k, v(k))) }
+        for (k, _) in configKeys where k != "admin_token" && k != "pg_password" { entries.append((k, v(k))) }
 
         var cfg = GatewayConfig(
             prefix: prefix, proxyListen: proxy, adminListen: admin, workerProcesses: wp,
@@ -435,6 +443,9 @@ public enum ConfigLoader {
         cfg.realIPHeader = rih
         cfg.realIPRecursive = try bool("real_ip_recursive")
         cfg.underscoresInHeaders = try bool("nginx_proxy_underscores_in_headers")
+        cfg.postgres = try PostgresSettings.parse(v, bad, bool: bool)
+        cfg.adminGuiListen = try listen("admin_gui_listen")
+        cfg.adminGuiAccessLog = v("admin_gui_access_log")
         return cfg
     }
 

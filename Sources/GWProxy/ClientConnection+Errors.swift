@@ -24,7 +24,7 @@ extension ClientConnection {
             }
             let settings = c.server.settings
             KongErrorResponse.build(into: &out, status: st, message: message,
-                                    requestID: String(decoding: c.requestID, as: UTF8.self),
+                                    requestID: c.requestID.string,
                                     accept: accept, contentType: contentType, isHEAD: isHead,
                                     defaultType: errorPage ? settings.errorDefaultType : nil,
                                     serverToken: settings.serverTokens ? c.server.serverToken : nil,

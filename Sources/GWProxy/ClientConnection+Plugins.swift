@@ -174,10 +174,10 @@ extension ClientConnection {
         if let rp = parser {
             f.requestSize = LogSerializer.requestSize(rp.head, body: bodyForwarded)
             ctx.logFacts = f
-            LogSerializer.serialize(ctx, request: rp.head, requestID: requestID, scratch: server.headScratch, into: &ctx.logEntry)
+            LogSerializer.serialize(ctx, request: rp.head, requestID: server.requestIDBytes(requestID), scratch: server.headScratch, into: &ctx.logEntry)
         } else {
             ctx.logFacts = f
-            LogSerializer.serialize(ctx, request: PluginRuntime.noRequest, requestID: requestID, scratch: server.headScratch,
+            LogSerializer.serialize(ctx, request: PluginRuntime.noRequest, requestID: server.requestIDBytes(requestID), scratch: server.headScratch,
                                     into: &ctx.logEntry)
         }
     }
@@ -243,7 +243,7 @@ extension ClientConnection {
             }
             if c.server.settings.serverTokens { HTTPWriter.appendHeader("Server", c.server.serverToken, into: &out) }
             HTTPWriter.append("X-Kong-Request-Id: ", into: &out)
-            out.append(contentsOf: c.requestID)
+            c.requestID.withBytes { out.append(contentsOf: $0) }
             HTTPWriter.append("\r\n", into: &out)
             HTTPWriter.appendEndOfHead(into: &out)
             if !isHEAD && !bodyless { out.append(contentsOf: ctx.exitBody) }
@@ -278,7 +278,7 @@ extension ClientConnection {
                 }
                 if server.settings.serverTokens && !a.storedServer { w.put("\r\nServer: "); w.put(server.serverToken) }
                 w.put("\r\nX-Kong-Request-Id: ")
-                w.put(c.requestID)
+                c.requestID.withBytes { w.put($0) }
                 w.put("\r\n")
                 if a.writesKey { w.put("X-Cache-Key: "); w.put(ctx.cacheKeyHex); w.put("\r\n") }
                 w.put(a.headerLines)

@@ -12,6 +12,7 @@ import GWBalancer
 import GWEvent
 import GWHTTP
 import GWPlugins
+import GWRouter
 import GWStore
 import GWSystem
 import GWTLS
@@ -28,7 +29,7 @@ final class ClientConnection {
     let timer: TimerWatcher
     var timerKind = ClientTimer.none
     var inBuf: IOBuffer?
-    var out = OutputQueue()
+    var out = OutputQueue()        // storage lent by the server during an exchange (ProxyServer.lendArray)
     var parser: HTTPRequestParser?
     var index = -1                 // position in server.connections
     var persistence = Persistence.keepAlive
@@ -53,9 +54,8 @@ final class ClientConnection {
     var attempt = PeerAttempt()
     var upstream: UpstreamConnection?
     var outcome: HealthOutcome?
-    var requestHead: [UInt8] = []   // upstream request head (rebuilt per try)
     var upstreamPath: [UInt8] = []  // upstream path + query of the current request (set by routing)
-    var requestID: [UInt8] = []
+    var requestID = RequestID()
     var times = ExchangeTimes()
     var status = 0
     var bytesToClient = 0
@@ -206,6 +206,7 @@ final class ClientConnection {
         }
         if timerKind == .send { timer.stop(); timerKind = .none }
         if persistence == .closing { close(); return }
+        reclaimIdleArrays()
         updateInterest()
         if let u = upstream, u.readPaused {
             u.pauseReading(false)
@@ -298,7 +299,8 @@ final class ClientConnection {
     /// An exchange starts (a parsed head, or bytes answered without one).
     func startRequestClock() {
         times.requestStartUs = Clock.monotonicMicros()
-        server.newRequestID(into: &requestID)
+        server.lendArray(&out.bytes)
+        requestID = server.newRequestID()
         if reqPhase == .idle { reqPhase = .unparsed }
         beginPlugins(server.config)
     }
@@ -358,7 +360,8 @@ final class ClientConnection {
             sendError(status: 503, message: "no configuration loaded yet", close: false, errorPage: false)
             return
         }
-        guard let d = server.routeCache(for: cfg).route(rp, listenPort: listenPort, upstreamPath: &upstreamPath) else {
+        let connTLS = tls.map { ConnectionTLS(isTLS: true, sni: $0.serverName) } ?? .plain
+        guard let d = server.routeCache(for: cfg).route(rp, listenPort: listenPort, tls: connTLS, upstreamPath: &upstreamPath) else {
             sendError(status: 404, message: "no Route matched with those values", close: false, errorPage: false)
             return
         }
@@ -459,7 +462,7 @@ final class ClientConnection {
     /// X-Kong-Request-Id of the response and `request.id` of the JSON access log) are appended, so a
     /// request can be followed from the access log to the error log.
     func logRequest(_ level: LogLevel, _ message: @autoclosure () -> String) {
-        server.log.log(level, "\(message()), client: \(peer.ip), request_id: \"\(String(decoding: requestID, as: UTF8.self))\"")
+        server.log.log(level, "\(message()), client: \(peer.ip), request_id: \"\(requestID.string)\"")
     }
 
     private func clientTimedOut() {
@@ -499,6 +502,14 @@ final class ClientConnection {
             server.giveRequestParser(p)
             parser = nil
         }
+        reclaimIdleArrays()
+    }
+
+    /// Between exchanges, once the output is written: the output queue's storage goes back to the server.
+    @inline(__always) private func reclaimIdleArrays() {
+        guard !reqPhase.isActive, !out.hasPending, out.bytes.capacity > 0 else { return }
+        out.sent = 0
+        server.reclaimArray(&out.bytes)
     }
 
     /// Closes an idle connection during a graceful drain (true if it was idle).

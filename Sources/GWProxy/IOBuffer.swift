@@ -19,6 +19,10 @@ final class IOBuffer {
 
     deinit { base.deallocate() }
 
+    /// A buffer with no room, held by a connection that lent its buffer back while idle (reads into it
+    /// see no free space; `BufferPool.give` ignores it). One per worker process.
+    nonisolated(unsafe) static let none = IOBuffer(capacity: 0)
+
     @inline(__always) var count: Int { end - start }
     @inline(__always) var isEmpty: Bool { end == start }
     @inline(__always) var freeSpace: Int { capacity - end }
@@ -54,6 +58,6 @@ final class BufferPool {
     }
 
     @inline(__always) func give(_ b: IOBuffer) {
-        if free.count < maxFree { free.append(b) }
+        if free.count < maxFree && b.capacity > 0 { free.append(b) }
     }
 }

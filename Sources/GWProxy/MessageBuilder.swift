@@ -88,13 +88,14 @@ private func namedByConnection(_ h: HTTPHeaders, _ i: Int) -> Bool {
 }
 
 extension ClientConnection {
-    /// `requestHead` = the upstream request line and headers for this try.
+    /// Appends the upstream request line and headers for this try to `out` (the upstream connection's
+    /// output queue: written once, straight from the head scratch, when the connection is ready).
     /// (The parser is passed rather than its head: passing `parser.head` to a non-inlined function
     /// copies the head, four buffer retains and releases.)
-    func buildUpstreamRequest(request rp: HTTPRequestParser, decision d: RouteDecision, choice c: PeerChoice) {
-        requestHead.removeAll(keepingCapacity: true)
+    func buildUpstreamRequest(request rp: HTTPRequestParser, decision d: RouteDecision, choice c: PeerChoice,
+                              into out: inout [UInt8]) {
         let serverTokens = server.settings.serverTokens
-        server.headScratch.write(appendingTo: &requestHead) { w in
+        server.headScratch.write(appendingTo: &out) { w in
             writeUpstreamRequest(&w, rp, d, c, serverTokens)
         }
     }
@@ -188,7 +189,7 @@ extension ClientConnection {
             writeForwarded(&w, rp, st, target, d, sawXFF)
         }
         w.put("\r\nX-Kong-Request-Id: ")
-        w.put(requestID)
+        requestID.withBytes { w.put($0) }
         if authenticated, let ctx = edits {
             w.put("\r\n")
             // One call writing every value in place (PluginContext.writeAuthHeaders).
@@ -371,7 +372,7 @@ extension ProxyServer {
         if let e = edits { putEdits(&w, e, request: false) }
         if let r = rateLimit { r.write(to: &w) }
         w.put("X-Kong-Request-Id: ")
-        w.put(c.requestID)
+        c.requestID.withBytes { w.put($0) }
         if upgrade {
             w.put("\r\nConnection: Upgrade\r\n\r\n")
         } else if !c.persistence.isKeepAlive || draining {

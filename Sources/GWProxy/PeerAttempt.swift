@@ -124,7 +124,6 @@ extension ClientConnection {
                       close: false, errorPage: false)
             return
         }
-        buildUpstreamRequest(request: rp, decision: d, choice: c)
         if let pooled = server.pool.take(c.key) {
             attach(pooled)
             sendRequestHead(pooled)
@@ -193,8 +192,7 @@ extension ClientConnection {
             logExchange(status: status)
             close()
         case .reconnect:
-            guard let c = attempt.choice, let rp = parser, let d = decision else { return }
-            buildUpstreamRequest(request: rp, decision: d, choice: c)
+            guard let c = attempt.choice else { return }
             openConnection(c, plan)
         case .nextPeer:
             attempt.releaseFailed(plan, timedOut: f.isTimeout)

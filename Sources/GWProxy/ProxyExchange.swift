@@ -24,9 +24,9 @@ extension ClientConnection {
     }
 
     func sendRequestHead(_ u: UpstreamConnection) {
-        guard let plan = decision?.plan else { return }
+        guard let d = decision, let plan = d.plan, let rp = parser, let c = attempt.choice else { return }
         u.requestsServed += 1
-        u.out.append(requestHead)
+        buildUpstreamRequest(request: rp, decision: d, choice: c, into: &u.out.bytes)
         u.armTimer(Double(plan.service.writeTimeout) / 1000)
         if ownBodyLength != nil {
             bodySent = 0

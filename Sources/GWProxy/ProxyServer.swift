@@ -84,18 +84,29 @@ public final class ProxyServer {
     let tlsContext: TLSServerContext?
     /// Listener ports flagged `ssl`.
     let sslPorts: Set<Int>
+    /// Server contexts of the certificates chosen per SNI (CertificateSelection.swift).
+    let certificateContexts = CertificateContexts()
     /// https upstreams: one client context per trust setting, made on first use.
     private var tlsClients: [UpstreamTLS: TLSClientContext] = [:]
 
+    /// Bound of `tlsClients`: when full, it is emptied (contexts in use stay alive with their connections).
+    static let maxTLSClientContexts = 256
+
     func tlsClientContext(_ t: UpstreamTLS) -> TLSClientContext? {
         if let c = tlsClients[t] { return c }
+        if tlsClients.count >= ProxyServer.maxTLSClientContexts { tlsClients.removeAll() }
+        let pair = t.clientCertificate.map { (cert: $0.cert, key: $0.key) }
         do {
-            let c = try TLSClientContext(verify: t.verify, depth: t.depth)
+            let c = try TLSClientContext(verify: t.verify, depth: t.depth, caPEM: t.caPEM, clientPair: pair)
             tlsClients[t] = c
             return c
         } catch {
             log.log(.error, "could not make the upstream TLS context: \(error)")
-            return nil
+            guard pair != nil else { return nil }
+            // Kong: a client certificate that cannot be loaded is logged and the request goes on without one.
+            guard let c = try? TLSClientContext(verify: t.verify, depth: t.depth, caPEM: t.caPEM, clientPair: nil) else { return nil }
+            tlsClients[t] = c
+            return c
         }
     }
     /// Buffers of request bodies read whole (RequestBodyBuffer.swift).
@@ -148,6 +159,7 @@ public final class ProxyServer {
         LogSinks.worker = LogSinks(loop: loop) { [unowned log] _, message in log.log(.error, message) }
         housekeeping = TimerWatcher(loop: loop) { [unowned self] in self.tick() }
         housekeeping.start(after: 1, repeat: 1)
+        installCertificateSelection()
     }
 
     // MARK: configuration
@@ -303,6 +315,29 @@ public final class ProxyServer {
         if parsers.count < 1024 { parsers.append(p) }
     }
 
+    /// Byte arrays lent to connections while an exchange is in flight (the client's output queue, the
+    /// request id, the upstream path), so that an idle keep-alive connection holds none of them (issue #18:
+    /// memory per idle connection) while a busy one still appends without allocating. Bounded: at most
+    /// `maxSpareArrays` are kept, and an array that grew past `maxSpareCapacity` is freed instead.
+    private var spareArrays: [[UInt8]] = []
+    static let maxSpareArrays = 1024
+    static let maxSpareCapacity = 16 * 1024
+
+    /// Gives `a` an array with capacity from the pool when it has none (an empty array holds no storage).
+    @inline(__always) func lendArray(_ a: inout [UInt8]) {
+        if a.capacity == 0, let x = spareArrays.popLast() { a = x }
+    }
+
+    /// Takes `a`'s storage back into the pool (or frees it), leaving `a` empty without storage.
+    @inline(__always) func reclaimArray(_ a: inout [UInt8]) {
+        guard a.capacity > 0 else { return }
+        if a.capacity <= ProxyServer.maxSpareCapacity && spareArrays.count < ProxyServer.maxSpareArrays {
+            a.removeAll(keepingCapacity: true)
+            spareArrays.append(a)
+        }
+        a = []
+    }
+
     @inline(__always) func countRequest() { slot.pointee.requests &+= 1 }
 
     /// IMF-fixdate for the Date header (nginx sends one on every response), formatted once per
@@ -320,17 +355,16 @@ public final class ProxyServer {
     private var connectionSerial = 0
 
     /// A 32-hex-digit request id (Kong's X-Kong-Request-Id), from a per-worker random seed and counter.
-    func newRequestID(into out: inout [UInt8]) {
+    @inline(__always) func newRequestID() -> RequestID {
         requestCounter &+= 1
-        out.removeAll(keepingCapacity: true)
-        @inline(__always) func hex(_ v: UInt64) -> UInt8 { v < 10 ? 0x30 &+ UInt8(v) : 0x57 &+ UInt8(v) }
-        var a = requestIDSeed
-        var b = requestCounter &* 0x9E37_79B9_7F4A_7C15 ^ requestIDSeed.byteSwapped
-        // Formatted on the stack, appended once (32 single-byte appends cost ~700 instructions).
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { buf in
-            for i in 0..<16 { buf[i] = hex(a & 15); a >>= 4 }
-            for i in 16..<32 { buf[i] = hex(b & 15); b >>= 4 }
-            out.append(contentsOf: UnsafeBufferPointer(buf))
-        }
+        return RequestID(seed: requestIDSeed, counter: requestCounter)
     }
+
+    /// `id` as bytes in a per-worker array (for the log serializer, which takes an array; no allocation
+    /// once warm). Valid until the next call.
+    func requestIDBytes(_ id: RequestID) -> [UInt8] {
+        id.copy(into: &requestIDScratch)
+        return requestIDScratch
+    }
+    private var requestIDScratch: [UInt8] = []
 }

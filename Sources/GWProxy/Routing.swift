@@ -75,7 +75,8 @@ final class RouteCache {
 
     /// Routes the request whose head `request` holds; on a match the upstream path (+ `?query`) replaces
     /// the content of `upstreamPath`. (The parser is passed, not its head, which would be copied.)
-    func route(_ request: HTTPRequestParser, listenPort: Int, upstreamPath: inout [UInt8]) -> RouteDecision? {
+    /// `tls`: the connection's TLS side (routes' `snis`; its SNI bytes are valid during the call).
+    func route(_ request: HTTPRequestParser, listenPort: Int, tls: ConnectionTLS = .plain, upstreamPath: inout [UInt8]) -> RouteDecision? {
         // The head is read as `request.head` (borrowed in place) everywhere: capturing it in the closures
         // below would copy it.
         let hostASCII: Bool
@@ -92,7 +93,7 @@ final class RouteCache {
         let fast: RouteDecision?? = request.head.target.withUnsafeBytes { t -> RouteDecision?? in
             let path = UnsafeRawBufferPointer(rebasing: t[request.head.pathStart ..< request.head.queryStart])
             guard hostASCII, KongPath.isNormalizedASCII(path) else { return nil }   // → String path
-            guard let rank = config.router.matchRank(head: request.head, path: path, listenPort: listenPort) else {
+            guard let rank = config.router.matchRank(head: request.head, path: path, listenPort: listenPort, tls: tls) else {
                 return .some(nil)
             }
             let d = decision(rank: rank)
@@ -108,13 +109,13 @@ final class RouteCache {
             return .some(d)
         }
         if let r = fast { return r }
-        return routeSlow(request.head, listenPort: listenPort, upstreamPath: &upstreamPath)
+        return routeSlow(request.head, listenPort: listenPort, tls: tls, upstreamPath: &upstreamPath)
     }
 
     /// The reference path: String normalization, RouteMatch, String upstream URI.
-    private func routeSlow(_ head: HTTPRequestHead, listenPort: Int, upstreamPath: inout [UInt8]) -> RouteDecision? {
+    private func routeSlow(_ head: HTTPRequestHead, listenPort: Int, tls: ConnectionTLS, upstreamPath: inout [UInt8]) -> RouteDecision? {
         let normalized = KongPath.normalize(head.pathBytes)
-        guard let m = config.router.match(head: head, normalizedPath: normalized, listenPort: listenPort) else { return nil }
+        guard let m = config.router.match(head: head, normalizedPath: normalized, listenPort: listenPort, tls: tls) else { return nil }
         let uri = m.upstreamURI(normalizedPath: normalized, query: head.query)
         var captures: [String: String] = [:]
         if !m.captures.isEmpty || !m.namedCaptures.isEmpty {

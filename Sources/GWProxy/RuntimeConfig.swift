@@ -24,11 +24,28 @@ struct PeerChoice {
     var setCookie: String? = nil
 }
 
-/// The TLS side of an https service (KONG-TLS-CLUSTER.md A.3): verification against the system CA
-/// store when `verify`, up to `depth`; Kong never resumes upstream sessions (neither do we).
+/// The TLS side of an https service (KONG-TLS-CLUSTER.md A.3): verification when `verify`, up to
+/// `depth`, against the service's `ca_certificates` (their PEM texts, `caPEM`) or else the system CA
+/// store; `clientCertificate` (the service's, else its upstream's) for mTLS. Kong never resumes
+/// upstream sessions (neither do we). The pool key and the client context follow the contents, so a
+/// replaced CA or client certificate never reuses a connection or context made with the old one.
 struct UpstreamTLS: Hashable {
     let verify: Bool
     let depth: Int
+    var caPEM: String? = nil
+    var clientCertificate: Certificate? = nil
+
+    /// The setting of service `s` (nil: not https). `cas`/`certs`: the configuration's entities by id.
+    static func of(_ s: Service, upstream: Upstream?, cas: [String: String], certs: [String: Certificate]) -> UpstreamTLS? {
+        guard s.protocolName == "https" else { return nil }
+        var t = UpstreamTLS(verify: s.tlsVerify ?? false, depth: s.tlsVerifyDepth ?? 1)
+        if let ids = s.caCertificateIDs, !ids.isEmpty {
+            let pems = ids.compactMap { cas[$0] }
+            if !pems.isEmpty { t.caPEM = pems.joined(separator: "\n") }
+        }
+        if let id = s.clientCertificateID ?? upstream?.clientCertificateID { t.clientCertificate = certs[id] }
+        return t
+    }
 
     /// A host name as SNI: nil for an IP literal (Kong sends none).
     static func sni(for host: String) -> String? {
@@ -44,6 +61,8 @@ struct UpstreamTLS: Hashable {
         var h = Hasher()
         h.combine(verify)
         h.combine(depth)
+        h.combine(caPEM)
+        h.combine(clientCertificate)
         h.combine(sni)
         return h.finalize() | 1
     }
@@ -73,7 +92,8 @@ final class ServicePlan {
     private let directKeys: [PeerKey]
     private let hashing: Bool
 
-    init(service: Service, upstream: Upstream?, balancer: UpstreamBalancer?, direct: [SocketAddress], log: ErrorLog) {
+    init(service: Service, upstream: Upstream?, balancer: UpstreamBalancer?, direct: [SocketAddress], log: ErrorLog,
+         tls: UpstreamTLS?? = nil) {
         self.service = service
         self.upstream = upstream
         self.balancer = balancer
@@ -81,8 +101,8 @@ final class ServicePlan {
         self.log = log
         let defaultPort = service.protocolName == "https" ? 443 : 80
         directHost = service.port == defaultPort ? service.host : "\(service.host):\(service.port)"
-        let tls = service.protocolName == "https"
-            ? UpstreamTLS(verify: service.tlsVerify ?? false, depth: service.tlsVerifyDepth ?? 1) : nil
+        let tls = tls ?? (service.protocolName == "https"
+            ? UpstreamTLS(verify: service.tlsVerify ?? false, depth: service.tlsVerifyDepth ?? 1) : nil)
         self.tls = tls
         directSNI = UpstreamTLS.sni(for: service.host)
         let directTLS = tls?.keyID(sni: directSNI) ?? 0
@@ -232,6 +252,11 @@ final class RuntimeConfig {
     /// Per upstream name: what its balancer was built from, so the next generation reuses it when
     /// neither the upstream nor its addresses changed (its round-robin position is kept too).
     private let balancerInputs: [String: (upstream: Upstream, addresses: [ResolvedAddress], balancer: UpstreamBalancer)]
+    /// TLS listeners: Kong's certificate per SNI (GWStore.SNIIndex) and the certificates by id.
+    let sniIndex: SNIIndex
+    let certificates: [String: Certificate]
+    private let certificatesSource: [Certificate]
+    private let snisSource: [SNI]
 
     /// Builds generation `config.generation`. Whatever did not change since `previous` is reused: compiled
     /// routes (see `Router.init(snapshot:reusing:)`), balancers and service plans, so that one more route on
@@ -272,18 +297,32 @@ final class RuntimeConfig {
             }
         }
         balancerInputs = inputs
+        if let p = previous, p.certificatesSource == snap.certificates, p.snisSource == snap.snis {
+            sniIndex = p.sniIndex
+            certificates = p.certificates
+        } else {
+            sniIndex = SNIIndex(snap.snis)
+            var byID: [String: Certificate] = [:]
+            for c in snap.certificates { byID[c.id] = c }
+            certificates = byID
+        }
+        certificatesSource = snap.certificates
+        snisSource = snap.snis
+        var caByID: [String: String] = [:]
+        for c in snap.caCertificates { caByID[c.id] = c.cert }
         var plans: [String: ServicePlan] = [:]
         plans.reserveCapacity(snap.services.count)
         var reusedPlans = 0
         for s in snap.services {
             let old = previous?.plans[s.id]
+            let tls = UpstreamTLS.of(s, upstream: upstreamsByName[s.host], cas: caByID, certs: certificates)
             if let u = upstreamsByName[s.host] {
                 let b = inputs[u.name]?.balancer
-                if let old, old.service == s, old.upstream == u, old.balancer === b {
+                if let old, old.service == s, old.upstream == u, old.balancer === b, old.tls == tls {
                     plans[s.id] = old
                     reusedPlans += 1
                 } else {
-                    plans[s.id] = ServicePlan(service: s, upstream: u, balancer: b, direct: [], log: log)
+                    plans[s.id] = ServicePlan(service: s, upstream: u, balancer: b, direct: [], log: log, tls: tls)
                 }
             } else {
                 // The master's DNS answers for the service host (`service_addresses`), else getaddrinfo
@@ -296,11 +335,11 @@ final class RuntimeConfig {
                 } else {
                     direct = Socket.resolve(host: s.host, port: s.port)
                 }
-                if let old, old.service == s, old.upstream == nil, old.direct == direct {
+                if let old, old.service == s, old.upstream == nil, old.direct == direct, old.tls == tls {
                     plans[s.id] = old
                     reusedPlans += 1
                 } else {
-                    plans[s.id] = ServicePlan(service: s, upstream: nil, balancer: nil, direct: direct, log: log)
+                    plans[s.id] = ServicePlan(service: s, upstream: nil, balancer: nil, direct: direct, log: log, tls: tls)
                 }
             }
         }

@@ -45,7 +45,6 @@ final class UpstreamConnection {
         self.parser = HTTPResponseParser()
         self.inBuf = server.upstreamBufferPool.take()
         self.timer = TimerWatcher(loop: server.loop) {}
-        out.bytes.reserveCapacity(4096)
         io = IOWatcher(loop: server.loop, fd: fd, events: connecting ? .write : .read) { [unowned self] ev in
             self.handle(ev)
         }
@@ -191,10 +190,12 @@ final class UpstreamConnection {
     /// An idle TLS connection became readable: true when only records without application data were
     /// there (the connection stays pooled).
     private func idleTLSRecordsOnly(_ t: TLSConnection) -> Bool {
-        inBuf.compact()
-        guard inBuf.freeSpace > 0 else { return false }
-        if case .wouldBlock = t.read(into: inBuf.base + inBuf.end, count: inBuf.freeSpace) { return !t.readWantsWrite }
-        return false
+        // Idle: no read buffer is held. Records without application data are consumed inside OpenSSL; any
+        // application byte means the connection is not reusable, so a small stack area is enough.
+        withUnsafeTemporaryAllocation(byteCount: 256, alignment: 16) { tmp in
+            if case .wouldBlock = t.read(into: tmp.baseAddress!, count: tmp.count) { return !t.readWantsWrite }
+            return false
+        }
     }
 
     /// Closes with RST (used after errors so that the peer does not keep a half-open socket).
@@ -266,6 +267,7 @@ final class UpstreamPool {
             }
             c.state = .active
             c.reused = true
+            c.inBuf = c.server.upstreamBufferPool.take()
             return c
         }
         return nil
@@ -284,7 +286,11 @@ final class UpstreamPool {
         c.idleSince = Clock.monotonicMillis()
         c.readPaused = false
         c.cancelTimer()
-        c.inBuf.reset()
+        // An idle pooled connection keeps no read buffer (32 KiB; issue #18): it goes back to the worker's
+        // pool and is taken again when the connection is reused. (Its output array, a request head long,
+        // stays: the pool holds at most upstream_keepalive_pool_size connections per peer.)
+        c.server.upstreamBufferPool.give(c.inBuf)
+        c.inBuf = IOBuffer.none
         c.out.removeAll()
         c.updateInterest()
         list.conns.append(c)

@@ -29,6 +29,7 @@ extension Router {
         var host: UnsafeRawBufferPointer?      // lowercased, without port
         var port: Int
         var path: UnsafeRawBufferPointer
+        var tls: ConnectionTLS = .plain
     }
 
     public func entryInfo(rank: Int) -> RouterEntryInfo {
@@ -49,20 +50,21 @@ extension Router {
 
     /// The rank of the entry `match(head:normalizedPath:listenPort:)` would choose, or nil. `path` is the
     /// normalized path; `path` and the Host header must be ASCII.
-    public func matchRank(head: borrowing HTTPRequestHead, path: UnsafeRawBufferPointer, listenPort: Int) -> Int? {
+    public func matchRank(head: borrowing HTTPRequestHead, path: UnsafeRawBufferPointer, listenPort: Int,
+                          tls: ConnectionTLS = .plain) -> Int? {
         if case .other = head.method {
             var m = head.methodName
-            return m.withUTF8 { matchRank(method: UnsafeRawBufferPointer($0), head: head, path: path, listenPort: listenPort) }
+            return m.withUTF8 { matchRank(method: UnsafeRawBufferPointer($0), head: head, path: path, listenPort: listenPort, tls: tls) }
         }
         let s = head.method.name
         return matchRank(method: UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount), head: head,
-                         path: path, listenPort: listenPort)
+                         path: path, listenPort: listenPort, tls: tls)
     }
 
     func matchRank(method: UnsafeRawBufferPointer, head: borrowing HTTPRequestHead, path: UnsafeRawBufferPointer,
-                   listenPort: Int) -> Int? {
+                   listenPort: Int, tls: ConnectionTLS) -> Int? {
         guard let hi = head.hostIndex else {
-            return matchRank(ByteRequest(method: method, host: nil, port: listenPort, path: path), head: head)
+            return matchRank(ByteRequest(method: method, host: nil, port: listenPort, path: path, tls: tls), head: head)
         }
         let f = head.headers.fields[hi]
         return head.headers.storage.withUnsafeBytes { st in
@@ -98,12 +100,12 @@ extension Router {
             for b in raw where b &- 0x41 < 26 { hasUpper = true; break }
             if !hasUpper {
                 return matchRank(ByteRequest(method: method, host: UnsafeRawBufferPointer(rebasing: raw[0 ..< hostEnd]),
-                                             port: port, path: path), head: head)
+                                             port: port, path: path, tls: tls), head: head)
             }
             return withUnsafeTemporaryAllocation(byteCount: max(hostEnd, 1), alignment: 1) { lower in
                 for k in 0 ..< hostEnd { lower[k] = asciiLowerByte(raw[k]) }
                 return matchRank(ByteRequest(method: method, host: UnsafeRawBufferPointer(rebasing: lower[0 ..< hostEnd]),
-                                             port: port, path: path), head: head)
+                                             port: port, path: path, tls: tls), head: head)
             }
         }
     }
@@ -181,6 +183,7 @@ extension Router {
         if !e.headers.isEmpty {
             for hm in e.headers where !Router.headerMatches(hm, head.headers) { return false }
         }
+        if !e.snis.isEmpty && !SNIPattern.allow(e.snis, req.tls) { return false }
         return true
     }
 }

@@ -11,6 +11,8 @@ final class Entry {
     var methods: [String]
     var hosts: [HostPattern]
     var headers: [HeaderMatcher]
+    /// Route `snis` (empty: any); checked on TLS connections only (Kong #6425).
+    var snis: [SNIPattern] = []
     var path: PathMatcher
     var pathSource: String?
     // the same path matcher, flattened for the hot path (no enum payload copies)
@@ -121,7 +123,9 @@ extension Router {
             headers.append(m)
         }
         let paths = r.paths ?? []
+        let snis = (r.snis ?? []).map(SNIPattern.init)
         var weight = 0
+        if !snis.isEmpty { weight += 1 }
         if !methods.isEmpty { weight += 1 }
         if !hosts.isEmpty { weight += 1 }
         if !paths.isEmpty { weight += 1 }
@@ -166,6 +170,7 @@ extension Router {
             case .regex(let re, _): e.pathKind = 2; e.regex = re
             }
             e.idPrefix = idPrefix
+            e.snis = snis
             out.append(e)
         }
         return CompiledRoute(route: r, entries: out, error: nil)

@@ -418,27 +418,28 @@ public final class Router: @unchecked Sendable {
         var port: Int
         var path: String
         var headers: HTTPHeaders?
+        var tls: ConnectionTLS = .plain
     }
 
     /// Normalizes the request path (KONG.md §3.2) and matches; returns the normalized path too (the proxy needs
     /// it for `RouteMatch.upstreamURI`). Origin-form "" (absolute-form without a path) counts as "/".
-    public func route(head: HTTPRequestHead, listenPort: Int) -> (match: RouteMatch, normalizedPath: String)? {
+    public func route(head: HTTPRequestHead, listenPort: Int, tls: ConnectionTLS = .plain) -> (match: RouteMatch, normalizedPath: String)? {
         let raw = head.pathBytes
         let path = raw.isEmpty ? "/" : KongPath.normalize(raw)
-        guard let m = match(head: head, normalizedPath: path, listenPort: listenPort) else { return nil }
+        guard let m = match(head: head, normalizedPath: path, listenPort: listenPort, tls: tls) else { return nil }
         return (m, path)
     }
 
     /// Matches a parsed request. `normalizedPath` = `KongPath.normalize(head.pathBytes)`.
-    public func match(head: HTTPRequestHead, normalizedPath: String, listenPort: Int) -> RouteMatch? {
+    public func match(head: HTTPRequestHead, normalizedPath: String, listenPort: Int, tls: ConnectionTLS = .plain) -> RouteMatch? {
         match(method: head.methodName, host: head.host, normalizedPath: normalizedPath, headers: head.headers,
-              listenPort: listenPort)
+              listenPort: listenPort, tls: tls)
     }
 
     /// Matches on explicit values. `host` is the raw Host header (may carry `:port`); nil when absent.
     public func match(method: String, host: String?, normalizedPath: String, headers: HTTPHeaders?,
-                      listenPort: Int) -> RouteMatch? {
-        var req = Request(method: method, host: nil, port: listenPort, path: normalizedPath, headers: headers)
+                      listenPort: Int, tls: ConnectionTLS = .plain) -> RouteMatch? {
+        var req = Request(method: method, host: nil, port: listenPort, path: normalizedPath, headers: headers, tls: tls)
         var lowered: String? = nil
         if let h = host {
             var hasUpper = false
@@ -551,6 +552,7 @@ extension Entry {
             if (try? re.prefixMatch(in: req.path)) == nil { return false }
         }
         for hm in headers where !Router.headerMatches(hm, req.headers) { return false }
+        if !snis.isEmpty && !SNIPattern.allow(snis, req.tls) { return false }
         return true
     }
 }

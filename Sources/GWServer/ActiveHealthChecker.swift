@@ -19,14 +19,23 @@ final class ActiveHealthChecker {
     private var schedule = ActiveCheckSchedule(httpSubsystem: false)
     private var inFlight: [PeerSlot: ProbeConnection] = [:]
     private var timer: TimerWatcher!
-    /// `https` checks: one client context per https_verify_certificate value (system CA store, depth 1).
-    private var tlsContexts: [Bool: TLSClientContext] = [:]
+    /// `https` checks: one client context per https_verify_certificate value (system CA store, depth 1)
+    /// and client certificate (the upstream's `client_certificate`, as Kong's checker sends it).
+    /// Bounded: emptied when it holds `maxTLSContexts`.
+    private struct TLSKey: Hashable { var verify: Bool; var client: Certificate? }
+    private var tlsContexts: [TLSKey: TLSClientContext] = [:]
+    private static let maxTLSContexts = 64
+    /// Upstream name → its client certificate (from the last configuration).
+    private var clientCertificates: [String: Certificate] = [:]
 
-    private func tlsContext(verify: Bool) -> TLSClientContext? {
-        if let c = tlsContexts[verify] { return c }
+    private func tlsContext(verify: Bool, upstream: String) -> TLSClientContext? {
+        let key = TLSKey(verify: verify, client: clientCertificates[upstream])
+        if let c = tlsContexts[key] { return c }
+        if tlsContexts.count >= ActiveHealthChecker.maxTLSContexts { tlsContexts.removeAll() }
         do {
-            let c = try TLSClientContext(verify: verify, depth: 1)
-            tlsContexts[verify] = c
+            let c = try TLSClientContext(verify: verify, depth: 1,
+                                         clientPair: key.client.map { (cert: $0.cert, key: $0.key) })
+            tlsContexts[key] = c
             return c
         } catch {
             log.log(.error, "active health checks: could not make the TLS context: \(error)")
@@ -47,7 +56,11 @@ final class ActiveHealthChecker {
         var byUpstream: [String: [Target]] = [:]
         for t in snapshot.targets { byUpstream[t.upstreamID, default: []].append(t) }
         var groups: [(upstream: Upstream, addresses: [ResolvedAddress])] = []
+        var certs: [String: Certificate] = [:]
+        for c in snapshot.certificates { certs[c.id] = c }
+        clientCertificates = [:]
         for u in snapshot.upstreams {
+            if let id = u.clientCertificateID, let c = certs[id] { clientCertificates[u.name] = c }
             var list: [ResolvedAddress] = []
             for t in byUpstream[u.id] ?? [] {
                 for a in resolved[t.id] ?? [] {
@@ -75,7 +88,7 @@ final class ActiveHealthChecker {
             }
             // `https`: the same request over TLS (SNI https_sni, or the host name; verification per
             // https_verify_certificate); a failed handshake counts as a TCP failure, as Kong's checker does.
-            let tls = job.kind == .https ? (tlsContext(verify: job.verifyCertificate), job.sni) : nil
+            let tls = job.kind == .https ? (tlsContext(verify: job.verifyCertificate, upstream: job.upstreamName), job.sni) : nil
             if job.kind == .https && tls?.0 == nil { schedule.completed(job); continue }
             let conn = ProbeConnection(loop: loop, address: addr, request: job.request, tcpOnly: job.kind == .tcp,
                                        timeout: max(0.001, job.timeout), tls: tls.map { ($0.0!, $0.1) }) { [unowned self] outcome in

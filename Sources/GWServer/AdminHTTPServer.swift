@@ -1,7 +1,10 @@
-// The Admin API's HTTP/1.1 listener in the master (admin_listen, 127.0.0.1:8001 by default):
-// keep-alive, pipelining, bodies up to 10 MiB (Kong's nginx_admin_client_max_body_size), parsed
-// with the same llhttp wrapper as the proxy. Requests are handed whole to `handler` (GWAdmin).
-// Master-loop confined.
+// The master's HTTP/1.1 listeners: the Admin API (admin_listen, 127.0.0.1:8001 by default) and,
+// with another handler, the dashboard (admin_gui_listen, DashboardServer.swift): keep-alive,
+// pipelining, bodies up to 10 MiB (Kong's nginx_admin_client_max_body_size), parsed with the same
+// llhttp wrapper as the proxy. Requests are handed whole to `handler` (GWAdmin for admin_listen), which
+// answers through a callback: at once, or later (a write on PostgreSQL is answered after its commit).
+// While a connection waits for its answer it reads nothing more (pipelined requests stay in order and
+// its input stays bounded). Master-loop confined.
 import GWConfig
 import GWEvent
 import GWHTTP
@@ -22,7 +25,7 @@ struct AdminHTTPResponse {
 }
 
 final class AdminHTTPServer {
-    typealias Handler = (AdminHTTPRequest) -> AdminHTTPResponse
+    typealias Handler = (AdminHTTPRequest, @escaping (AdminHTTPResponse) -> Void) -> Void
     let loop: EventLoop
     let handler: Handler
     let log: ErrorLog
@@ -110,6 +113,8 @@ final class AdminConnection {
     var body: [UInt8] = []
     var inMessage = false
     var closeAfter = false
+    /// A request was handed to the handler and its answer has not come back yet.
+    var waiting = false
 
     init(server: AdminHTTPServer, fd: Int32, peer: SocketAddress) {
         self.server = server
@@ -145,7 +150,7 @@ final class AdminConnection {
                 process()
                 guard fd >= 0 else { return }
                 closeAfter = true
-                if outSent >= out.count { close() } else { io.set(events: .write) }
+                if outSent >= out.count && !waiting { close() } else { updateInterest() }
                 return
             case .error:
                 close()
@@ -156,7 +161,7 @@ final class AdminConnection {
 
     private func process() {
         var paused = false   // llhttp paused on an event: run it again even with no new bytes
-        while fd >= 0, !inBuf.isEmpty || paused {
+        while fd >= 0, !waiting, !inBuf.isEmpty || paused {
             paused = false
             let step = inBuf.withUnsafeBytes { parser.execute($0) }
             switch step {
@@ -194,8 +199,32 @@ final class AdminConnection {
         let method = h.methodName
         let req = AdminHTTPRequest(method: method, target: h.targetString, headers: headers, body: body, peer: peer.ip)
         if h.expectsContinue { }   // the body is already here: nothing to acknowledge
-        let resp = server.handler(req)
-        respond(resp, request: req, close: !h.keepAlive)
+        let keepAlive = h.keepAlive
+        waiting = true
+        var inHandler = true
+        server.handler(req) { [weak self] resp in
+            guard let self, self.fd >= 0, self.waiting else { return }
+            self.waiting = false
+            self.respond(resp, request: req, close: !keepAlive)
+            // An answer given later resumes the input; one given at once returns to `process`'s loop.
+            if !inHandler, self.fd >= 0, !self.closeAfter {
+                self.process()
+                self.updateInterest()
+            }
+        }
+        inHandler = false
+        if waiting { updateInterest() }
+    }
+
+    /// Read interest unless an answer is awaited or the connection closes after its output; write
+    /// interest while output is pending.
+    private func updateInterest() {
+        guard fd >= 0 else { return }
+        var ev: IOEvents = []
+        if outSent < out.count { ev.insert(.write) }
+        if !waiting && !closeAfter { ev.insert(.read) }
+        io.set(events: ev)
+        if ev.isEmpty { io.stop() } else { io.start() }
     }
 
     private func respond(_ r: AdminHTTPResponse, request: AdminHTTPRequest?, close c: Bool) {
@@ -223,7 +252,7 @@ final class AdminConnection {
             switch r {
             case .bytes(let n): outSent += n
             case .wouldBlock:
-                io.set(events: closeAfter ? .write : [.read, .write])
+                updateInterest()
                 return
             case .eof, .error:
                 close()
@@ -233,7 +262,7 @@ final class AdminConnection {
         out.removeAll(keepingCapacity: true)
         outSent = 0
         if closeAfter { close(); return }
-        io.set(events: .read)
+        updateInterest()
     }
 
     func close() {

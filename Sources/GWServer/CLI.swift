@@ -22,6 +22,7 @@ public enum CLI {
       health     Exit 0 when the master and all workers are alive; lists them.
       check      Validate a configuration file.
       config     db_import FILE | db_export FILE | parse FILE (declarative configuration).
+      migrations bootstrap | up | finish | list | reset (database = postgres).
       version    Print the version.
 
     Options:
@@ -47,6 +48,7 @@ public enum CLI {
         "check": "Usage: gateway check [CONF]\n\nValidates a configuration file and prints `configuration at CONF is valid`.",
         "config": "Usage: gateway config db_import FILE | db_export FILE | parse FILE [-c CONF] [-p PREFIX]\n\nImports a declarative (Kong _format_version 3.0) file into the database, exports the\ndatabase as a declarative file, or validates a declarative file.",
         "version": "Usage: gateway version\n\nPrints the version.",
+        "migrations": "Usage: gateway migrations COMMAND [-c CONF] [--force] [--yes] [--lock-timeout S]\n\nManages the PostgreSQL schema (database = postgres), as Kong's `kong migrations`:\n  bootstrap  create the schema (--force: reset first)\n  up         run new migrations (--force: even with pending ones)\n  finish     finish pending migrations\n  list       list migrations (exit 3 not bootstrapped, 4 pending, 5 new)\n  reset      drop the schema (--yes without a terminal)",
     ]
 
     struct Options {
@@ -57,6 +59,9 @@ public enum CLI {
         var foreground = false
         var timeout: Int? = nil     // quit: nil = the configuration's quit_timeout
         var help = false
+        /// --force, --yes (migrations).
+        var flags: Set<String> = []
+        var lockTimeout = 60
     }
 
     static func parse(_ args: [String]) throws(ConfigError) -> Options {
@@ -79,6 +84,11 @@ public enum CLI {
                 o.timeout = t
             case "-h", "--help", "help": o.help = true
             case "--v", "--vv": break
+            case "--force", "--yes", "-y": o.flags.insert(a == "-y" ? "--yes" : a)
+            case "--lock-timeout":
+                let v = try value(a)
+                guard let t = Int(v), t >= 0 else { throw ConfigError("invalid lock timeout '\(v)'") }
+                o.lockTimeout = t
             default:
                 if a.hasPrefix("-") { throw ConfigError("unknown option '\(a)'") }
                 if o.command.isEmpty { o.command = a } else { o.positional.append(a) }
@@ -117,7 +127,15 @@ public enum CLI {
             }
             return start(o, argc: argc, argv: argv)
         case "health": return health(o)
-        case "config": return ConfigCommand.run(o.positional, config: try? runningConfig(o))
+        case "config":
+            // The running node's file leaves pg_password out: the one given here (file or environment) is used.
+            var cfg = try? runningConfig(o)
+            if let local = try? loadConfig(o), cfg?.postgres.password.isEmpty == true { cfg?.postgres.password = local.postgres.password }
+            return ConfigCommand.run(o.positional, config: cfg)
+        case "migrations":
+            let cfg: GatewayConfig
+            do { cfg = try loadConfig(o) } catch { return fail("\(error)") }
+            return MigrationsCommand.run(o.positional, flags: o.flags, lockTimeout: o.lockTimeout, config: cfg)
         default: return fail("unknown command '\(o.command)'; see `gateway --help`")
         }
     }

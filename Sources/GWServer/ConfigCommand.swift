@@ -1,5 +1,6 @@
 // `gateway config db_import FILE | db_export FILE | parse FILE`: Kong's declarative tools over the
-// prefix's SQLite database (refused with `database = off`, as Kong does).
+// prefix's SQLite database or PostgreSQL (MigrationsCommand; running nodes apply an import through the
+// change log), refused with `database = off`, as Kong does.
 import GWAdmin
 import GWConfig
 import GWSystem
@@ -18,6 +19,18 @@ enum ConfigCommand {
         case "db_import", "db_export":
             guard let config else { return CLI.fail("invalid configuration") }
             if config.database == "off" { return CLI.fail("'kong config \(sub)' is not available when database = off") }
+            if config.database == "postgres" {
+                do {
+                    if sub == "db_import" {
+                        try MigrationsCommand.dbImport(path: file, config: config)
+                        print("import successful")
+                    } else {
+                        try MigrationsCommand.dbExport(path: file, config: config)
+                        print("export successful")
+                    }
+                    return 0
+                } catch { return CLI.fail("\(error)") }
+            }
             do {
                 try ProcessControl.makeDirectory(config.prefix)
                 let store = try AdminStore(path: config.databaseFile)

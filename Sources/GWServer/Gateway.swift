@@ -1,5 +1,7 @@
 // Wiring (nginx.c's role): which code runs in the master and which in a worker.
-//  master: Admin API (GWAdmin over SQLite) on admin_listen, ConfigPublisher, ActiveHealthChecker.
+//  master: Admin API (GWAdmin over SQLite, or its mirror of PostgreSQL kept by PostgresSync) on
+//          admin_listen, the dashboard on admin_gui_listen (DashboardServer.swift), ConfigPublisher,
+//          ActiveHealthChecker.
 //  worker: WorkerProcess → ProxyServer (GWProxy).
 #if canImport(Glibc)
 import Glibc
@@ -19,9 +21,11 @@ final class MasterParts {
     /// The Status API listener (status_listen; nil when off).
     var status: AdminHTTPServer?
     var observability: NodeObservability?
+    var gui: AdminHTTPServer?
     var checker: ActiveHealthChecker?
     var health: SharedHealthProvider?
     var resolver: DNSResolver?
+    var postgres: PostgresSync?
 }
 
 // Deviation from "no mutable globals": the master is a single-threaded process and this is its
@@ -43,8 +47,11 @@ public enum Gateway {
                 do { try masterParts.status?.listen(master.config.statusListen) } catch {
                     master.log.log(.error, "status_listen: \(error)")
                 }
+                do { try masterParts.gui?.listen(master.config.adminGuiListen) } catch {
+                    master.log.log(.error, "admin_gui_listen: \(error)")
+                }
             },
-            masterStopping: { _ in masterParts.admin?.closeAll(); masterParts.status?.closeAll() })
+            masterStopping: { _ in masterParts.admin?.closeAll(); masterParts.status?.closeAll(); masterParts.gui?.closeAll() })
     }
 
     static func startMaster(_ master: Master) throws {
@@ -53,14 +60,21 @@ public enum Gateway {
         table.format(alreadyZeroed: true)   // SharedMemory is a fresh MAP_ANONYMOUS mapping
         let health = SharedHealthProvider(table: table, log: master.log)
         let store: AdminStore
+        var loadedSeq: Int64 = 0
         do {
-            if config.database == "off" {
+            if config.database == "off" || config.database == "postgres" {
                 store = try AdminStore(path: ":memory:")
             } else {
                 store = try AdminStore(path: config.databaseFile)
             }
         } catch {
             throw ConfigError("cannot open the database: \(error)")
+        }
+        if config.database == "postgres" {
+            // Blocking, before the loop runs (PostgresSync's comment): Kong's start checks, then every entity.
+            do { loadedSeq = try PostgresSync.loadAtStart(config.postgres, into: store) } catch {
+                throw ConfigError(error.message)
+            }
         }
         final class Box { var publisher: ConfigPublisher? }
         let box = Box()
@@ -138,28 +152,42 @@ public enum Gateway {
         api.context.memory = { [unowned observability] in observability.memory() }
         api.context.readiness = { [unowned observability] in observability.readiness() }
         let token = config.adminToken
-        let admin = AdminHTTPServer(loop: master.loop, log: master.log, accessLog: adminLog) { req in
+        let admin = AdminHTTPServer(loop: master.loop, log: master.log, accessLog: adminLog) { req, respond in
             // GET /metrics (the prometheus plugin's Admin API route): text, after the same token check.
             if req.method == "GET" || req.method == "HEAD", NodeObservability.path(req.target) == "/metrics",
                token == nil || req.headers.first(where: { $0.name.lowercased() == "kong-admin-token" })?.value == token {
-                return observability.metricsResponse()
+                respond(observability.metricsResponse())
+                return
             }
             let r = api.handle(AdminRequest(method: req.method, target: req.target, headers: req.headers, body: req.body))
-            return AdminHTTPResponse(status: r.status, headers: r.headers, body: r.body)
+            if let pg = masterParts.postgres, pg.hasPending {
+                // PostgreSQL: the answer waits for the commit (PostgresSync); a failed request writes nothing.
+                if r.status >= 400 { pg.discardPending() } else {
+                    pg.submit(base: r) { out in respond(AdminHTTPResponse(status: out.status, headers: out.headers, body: out.body)) }
+                    return
+                }
+            }
+            respond(AdminHTTPResponse(status: r.status, headers: r.headers, body: r.body))
         }
         try admin.listen(config.adminListen)
         // status_listen (Kong 3.10: 127.0.0.1:8007 by default): no access log (Kong's status_access_log is off).
-        let status = AdminHTTPServer(loop: master.loop, log: master.log, accessLog: nil) { req in
-            observability.statusHandler(req)
+        let status = AdminHTTPServer(loop: master.loop, log: master.log, accessLog: nil) { req, respond in
+            respond(observability.statusHandler(req))
         }
         do { try status.listen(config.statusListen) } catch {
             throw ConfigError("status_listen: \(error)")
         }
+        // The dashboard: its /api/ goes to the Admin API listener's handler (whatever it serves).
+        let guiPath = config.resolve(config.adminGuiAccessLog)
+        let gui = AdminHTTPServer(loop: master.loop, log: master.log, accessLog: guiPath == "off" ? nil : try LogFile(path: guiPath),
+                                  handler: Dashboard.handler(admin: admin.handler))
+        do { try gui.listen(config.adminGuiListen) } catch { throw ConfigError("admin_gui_listen: \(error)") }
         let parts = masterParts
         parts.api = api
         parts.admin = admin
         parts.status = status
         parts.observability = observability
+        parts.gui = gui
         parts.health = health
         parts.checker = ActiveHealthChecker(loop: master.loop, table: table, log: master.log)
         let resolver = DNSResolver(loop: master.loop, log: master.log, servers: config.dnsResolver)
@@ -169,5 +197,11 @@ public enum Gateway {
         box.publisher = publisher
         resolver.onChange = { [unowned publisher] in publisher.publish() }
         publisher.publish()
+        if config.database == "postgres" {
+            let pg = PostgresSync(loop: master.loop, log: master.log, settings: config.postgres, api: api, loadedSeq: loadedSeq)
+            pg.publish = { [unowned publisher] in publisher.publish() }
+            parts.postgres = pg
+            pg.start()
+        }
     }
 }

@@ -340,6 +340,7 @@ public final class Master {
             log.log(.notice, "reopening logs")
             log.reopen()
             masterParts.admin?.reopenLogs()
+            masterParts.gui?.reopenLogs()
             for w in workers { send(.reopenLogs, to: w) }
         }
     }

@@ -19,6 +19,10 @@ public struct Service: Sendable, Equatable {
     /// nginx_proxy_proxy_ssl_verify) and `tls_verify_depth` (nil: 1, nginx's proxy_ssl_verify_depth).
     public var tlsVerify: Bool? = nil
     public var tlsVerifyDepth: Int? = nil
+    /// https services: Kong's `ca_certificates` (ids; the trust store instead of the system's) and
+    /// `client_certificate` (id; mTLS to the upstream).
+    public var caCertificateIDs: [String]? = nil
+    public var clientCertificateID: String? = nil
 
     public init(id: String, name: String? = nil, protocolName: String = "http", host: String, port: Int = 80,
                 path: String? = nil, retries: Int = 5, connectTimeout: Int = 60000, writeTimeout: Int = 60000,
@@ -47,6 +51,8 @@ public struct Route: Sendable, Equatable {
     /// Kong's `request_buffering` (default true): read and validate the whole request body before the
     /// upstream sees anything; false streams it (re-chunked canonically when chunked).
     public var requestBuffering: Bool = true
+    /// Kong's `snis`: on a TLS connection the client's server name must match one of them.
+    public var snis: [String]? = nil
 
     public init(id: String, name: String? = nil, protocols: [String] = ["http", "https"], methods: [String]? = nil,
                 hosts: [String]? = nil, paths: [String]? = nil, headers: [String: [String]]? = nil,
@@ -120,6 +126,8 @@ public struct Upstream: Sendable, Equatable {
     public var slots: Int
     public var hostHeader: String?
     public var healthchecks: Healthchecks
+    /// Kong's `client_certificate` of an upstream: mTLS when the service names none.
+    public var clientCertificateID: String? = nil
 
     public init(id: String, name: String, algorithm: String = "round-robin", hashOn: String = "none",
                 hashFallback: String = "none", hashOnHeader: String? = nil, hashFallbackHeader: String? = nil,
@@ -167,6 +175,10 @@ public struct ConfigSnapshot: Sendable {
     public var keyauthCredentials: [KeyAuthCredential]
     public var basicauthCredentials: [BasicAuthCredential]
     public var acls: [ACLGroup]
+    /// TLS: certificates, their server names and trusted CA certificates (Certificates.swift).
+    public var certificates: [Certificate] = []
+    public var snis: [SNI] = []
+    public var caCertificates: [CACertificate] = []
 
     public init(generation: UInt64 = 0, services: [Service] = [], routes: [Route] = [], upstreams: [Upstream] = [],
                 targets: [Target] = [], consumers: [Consumer] = [], plugins: [Plugin] = [],

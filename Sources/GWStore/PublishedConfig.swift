@@ -129,6 +129,9 @@ public struct PublishedConfig: Sendable {
         positions["keyauth_credentials"] = PublishedConfig.index(snapshot.keyauthCredentials)
         positions["basicauth_credentials"] = PublishedConfig.index(snapshot.basicauthCredentials)
         positions["acls"] = PublishedConfig.index(snapshot.acls)
+        positions["certificates"] = PublishedConfig.index(snapshot.certificates)
+        positions["snis"] = PublishedConfig.index(snapshot.snis)
+        positions["ca_certificates"] = PublishedConfig.index(snapshot.caCertificates)
     }
 
     /// Position by id (indices, not enumerated(): that copies every entity).
@@ -171,6 +174,10 @@ public struct PublishedConfig: Sendable {
             case "basicauth_credentials":
                 try PublishedConfig.merge(&snapshot.basicauthCredentials, &index, puts, dels, BasicAuthCredential.decode)
             case "acls": try PublishedConfig.merge(&snapshot.acls, &index, puts, dels, ACLGroup.decode)
+            case "certificates": try PublishedConfig.merge(&snapshot.certificates, &index, puts, dels, Certificate.decode)
+            case "snis": try PublishedConfig.merge(&snapshot.snis, &index, puts, dels, SNI.decode)
+            case "ca_certificates":
+                try PublishedConfig.merge(&snapshot.caCertificates, &index, puts, dels, CACertificate.decode)
             default: throw SnapshotError("delta: unknown entity kind '\(kind)'")
             }
         }
@@ -265,11 +272,15 @@ extension Plugin: PublishedEntity {}
 extension KeyAuthCredential: PublishedEntity {}
 extension BasicAuthCredential: PublishedEntity {}
 extension ACLGroup: PublishedEntity {}
+extension Certificate: PublishedEntity {}
+extension SNI: PublishedEntity {}
+extension CACertificate: PublishedEntity {}
 
 /// The changes from generation `base` to `generation`. Entity documents stay JSON until applied.
 public struct ConfigDelta: Sendable {
     public static let entityKinds = ["services", "routes", "upstreams", "targets", "consumers", "plugins",
-                                     "keyauth_credentials", "basicauth_credentials", "acls"]
+                                     "keyauth_credentials", "basicauth_credentials", "acls",
+                                     "certificates", "snis", "ca_certificates"]
     public var generation: UInt64
     public var base: UInt64
     public var puts: [String: [JSON]] = [:]

@@ -105,6 +105,8 @@ extension Service {
                        enabled: try f.bool("enabled", default: true))
         if case .bool(let b)? = v["tls_verify"] { s.tlsVerify = b }
         s.tlsVerifyDepth = v["tls_verify_depth"]?.intValue
+        s.caCertificateIDs = try f.strings("ca_certificates")
+        s.clientCertificateID = try f.foreignID("client_certificate")
         return s
     }
 
@@ -112,7 +114,9 @@ extension Service {
         ["id": .string(id), "name": JSON(name), "protocol": .string(protocolName), "host": .string(host),
          "port": JSON(port), "path": JSON(path), "retries": JSON(retries), "connect_timeout": JSON(connectTimeout),
          "write_timeout": JSON(writeTimeout), "read_timeout": JSON(readTimeout), "enabled": .bool(enabled),
-         "tls_verify": tlsVerify.map(JSON.bool) ?? .null, "tls_verify_depth": JSON(tlsVerifyDepth)]
+         "tls_verify": tlsVerify.map(JSON.bool) ?? .null, "tls_verify_depth": JSON(tlsVerifyDepth),
+         "ca_certificates": JSON(caCertificateIDs),
+         "client_certificate": clientCertificateID.map { ["id": .string($0)] } ?? .null]
     }
 }
 
@@ -128,6 +132,7 @@ extension Route {
                      pathHandling: try f.string("path_handling", default: "v0"), serviceID: try f.foreignID("service"),
                      createdAt: try f.int("created_at", default: 0))
         r.requestBuffering = try f.bool("request_buffering", default: true)
+        r.snis = try f.strings("snis")
         return r
     }
 
@@ -142,7 +147,7 @@ extension Route {
                 "hosts": JSON(hosts), "paths": JSON(paths), "headers": h, "strip_path": .bool(stripPath),
                 "preserve_host": .bool(preserveHost), "regex_priority": JSON(regexPriority),
                 "path_handling": .string(pathHandling), "service": serviceID.map { ["id": .string($0)] } ?? .null,
-                "created_at": JSON(createdAt), "request_buffering": .bool(requestBuffering)]
+                "created_at": JSON(createdAt), "request_buffering": .bool(requestBuffering), "snis": JSON(snis)]
     }
 }
 
@@ -227,20 +232,22 @@ extension Healthchecks {
 extension Upstream {
     public static func decode(json v: JSON) throws(SnapshotError) -> Upstream {
         let f = try Fields(v, entity: "upstream")
-        return Upstream(id: try f.string("id"), name: try f.string("name"),
-                        algorithm: try f.string("algorithm", default: "round-robin"),
-                        hashOn: try f.string("hash_on", default: "none"),
-                        hashFallback: try f.string("hash_fallback", default: "none"),
-                        hashOnHeader: try f.optString("hash_on_header"),
-                        hashFallbackHeader: try f.optString("hash_fallback_header"),
-                        hashOnCookie: try f.optString("hash_on_cookie"),
-                        hashOnCookiePath: try f.string("hash_on_cookie_path", default: "/"),
-                        hashOnQueryArg: try f.optString("hash_on_query_arg"),
-                        hashFallbackQueryArg: try f.optString("hash_fallback_query_arg"),
-                        hashOnURICapture: try f.optString("hash_on_uri_capture"),
-                        hashFallbackURICapture: try f.optString("hash_fallback_uri_capture"),
-                        slots: try f.int("slots", default: 10000), hostHeader: try f.optString("host_header"),
-                        healthchecks: try Healthchecks.decode(json: f.present("healthchecks")))
+        var u = Upstream(id: try f.string("id"), name: try f.string("name"),
+                         algorithm: try f.string("algorithm", default: "round-robin"),
+                         hashOn: try f.string("hash_on", default: "none"),
+                         hashFallback: try f.string("hash_fallback", default: "none"),
+                         hashOnHeader: try f.optString("hash_on_header"),
+                         hashFallbackHeader: try f.optString("hash_fallback_header"),
+                         hashOnCookie: try f.optString("hash_on_cookie"),
+                         hashOnCookiePath: try f.string("hash_on_cookie_path", default: "/"),
+                         hashOnQueryArg: try f.optString("hash_on_query_arg"),
+                         hashFallbackQueryArg: try f.optString("hash_fallback_query_arg"),
+                         hashOnURICapture: try f.optString("hash_on_uri_capture"),
+                         hashFallbackURICapture: try f.optString("hash_fallback_uri_capture"),
+                         slots: try f.int("slots", default: 10000), hostHeader: try f.optString("host_header"),
+                         healthchecks: try Healthchecks.decode(json: f.present("healthchecks")))
+        u.clientCertificateID = try f.foreignID("client_certificate")
+        return u
     }
 
     public var json: JSON {
@@ -250,7 +257,8 @@ extension Upstream {
          "hash_on_cookie_path": .string(hashOnCookiePath), "hash_on_query_arg": JSON(hashOnQueryArg),
          "hash_fallback_query_arg": JSON(hashFallbackQueryArg), "hash_on_uri_capture": JSON(hashOnURICapture),
          "hash_fallback_uri_capture": JSON(hashFallbackURICapture), "slots": JSON(slots),
-         "host_header": JSON(hostHeader), "healthchecks": healthchecks.json]
+         "host_header": JSON(hostHeader), "healthchecks": healthchecks.json,
+         "client_certificate": clientCertificateID.map { ["id": .string($0)] } ?? .null]
     }
 }
 
@@ -306,7 +314,8 @@ extension ConfigSnapshot {
 
     /// The document's entity arrays, in the order they are decoded.
     public static let entityKeys = ["services", "routes", "upstreams", "targets", "consumers", "plugins",
-                                    "keyauth_credentials", "basicauth_credentials", "acls"]
+                                    "keyauth_credentials", "basicauth_credentials", "acls",
+                                    "certificates", "snis", "ca_certificates"]
 
     /// Decodes one element of the entity array `key` and appends it.
     public mutating func append(_ key: String, _ e: JSON) throws(SnapshotError) {
@@ -320,6 +329,9 @@ extension ConfigSnapshot {
         case "keyauth_credentials": keyauthCredentials.append(try KeyAuthCredential.decode(json: e))
         case "basicauth_credentials": basicauthCredentials.append(try BasicAuthCredential.decode(json: e))
         case "acls": acls.append(try ACLGroup.decode(json: e))
+        case "certificates": certificates.append(try Certificate.decode(json: e))
+        case "snis": snis.append(try SNI.decode(json: e))
+        case "ca_certificates": caCertificates.append(try CACertificate.decode(json: e))
         default: throw SnapshotError("\(key): not an entity array")
         }
     }
@@ -337,17 +349,21 @@ extension ConfigSnapshot {
                                 upstreams: upstreams.map(\.json), targets: targets.map(\.json),
                                 consumers: consumers.map(\.json), plugins: plugins.map(\.json),
                                 keyauthCredentials: keyauthCredentials.map(\.json),
-                                basicauthCredentials: basicauthCredentials.map(\.json), acls: acls.map(\.json))
+                                basicauthCredentials: basicauthCredentials.map(\.json), acls: acls.map(\.json),
+                                certificates: certificates.map(\.json), snis: snis.map(\.json),
+                                caCertificates: caCertificates.map(\.json))
     }
 
     /// Builds the worker document from entities in Admin API JSON shape (what the master's store holds).
     public static func document(generation: UInt64, services: [JSON], routes: [JSON], upstreams: [JSON],
                                 targets: [JSON], consumers: [JSON] = [], plugins: [JSON] = [],
                                 keyauthCredentials: [JSON] = [], basicauthCredentials: [JSON] = [],
-                                acls: [JSON] = []) -> JSON {
+                                acls: [JSON] = [], certificates: [JSON] = [], snis: [JSON] = [],
+                                caCertificates: [JSON] = []) -> JSON {
         ["generation": .int(Int64(clamping: generation)), "services": .array(services), "routes": .array(routes),
          "upstreams": .array(upstreams), "targets": .array(targets), "consumers": .array(consumers),
          "plugins": .array(plugins), "keyauth_credentials": .array(keyauthCredentials),
-         "basicauth_credentials": .array(basicauthCredentials), "acls": .array(acls)]
+         "basicauth_credentials": .array(basicauthCredentials), "acls": .array(acls),
+         "certificates": .array(certificates), "snis": .array(snis), "ca_certificates": .array(caCertificates)]
     }
 }

@@ -47,8 +47,8 @@ public enum Socket {
     /// transient error such as ECONNABORTED / EMFILE, which the caller treats as "try later").
     @inline(__always)
     public static func accept(_ listenFD: Int32, peer: inout SocketAddress) -> Int32? {
-        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let fd = withUnsafeMutablePointer(to: &peer.storage) {
+        var len = socklen_t(MemoryLayout<sockaddr_in6>.size)   // TCP listeners: AF_INET or AF_INET6 peers
+        let fd = withUnsafeMutablePointer(to: &peer.raw) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 gw_accept4(listenFD, $0, &len, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
             }

@@ -20,6 +20,24 @@ public struct TLSError: Error, CustomStringConvertible, Sendable {
 /// The proxy's server context (one per worker process).
 public final class TLSServerContext: @unchecked Sendable {
     let ctx: OpaquePointer
+    let settings: TLSSettings
+    let ticketKey: [UInt8]?
+
+    /// What the servername callback does for one client hello (see `chooseCertificate`).
+    public enum CertificateChoice {
+        /// The certificates this context was made with (Kong's default certificate).
+        case defaultCertificate
+        /// The certificates of another context (made with `sibling(pairs:)`).
+        case context(TLSServerContext)
+        /// The matched certificate cannot be used: the handshake is aborted.
+        case abort
+    }
+    /// Asked during each handshake that carries an SNI (bytes of the name, valid during the call only);
+    /// nil: the default certificate always. Called on the worker's loop, inside a TLS read or write.
+    public var chooseCertificate: ((UnsafeBufferPointer<UInt8>) -> CertificateChoice)? {
+        didSet { if chooseCertificate != nil && hook == nil { installHook() } }
+    }
+    private var hook: UnsafeMutablePointer<gw_sni_hook>?
 
     /// `ticketKey`: 80 bytes shared by all workers (resumption on any worker); nil: tickets sealed
     /// with OpenSSL's per-process key.
@@ -56,9 +74,37 @@ public final class TLSServerContext: @unchecked Sendable {
         }
         guard let made else { throw TLSError(String(cString: err)) }
         ctx = made
+        settings = s
+        self.ticketKey = ticketKey
     }
 
-    deinit { SSL_CTX_free(ctx) }
+    deinit {
+        SSL_CTX_free(ctx)
+        hook?.deallocate()
+    }
+
+    /// A context with the same settings (protocols, ciphers, tickets) and other certificate pairs
+    /// (PEM texts), for the certificates chosen per SNI.
+    public func sibling(pairs: [(cert: String, key: String)]) throws(TLSError) -> TLSServerContext {
+        try TLSServerContext(settings: settings, pairs: pairs, ticketKey: ticketKey)
+    }
+
+    private func installHook() {
+        let h = UnsafeMutablePointer<gw_sni_hook>.allocate(capacity: 1)
+        h.initialize(to: gw_sni_hook(select: { owner, name, len, out in
+            guard let owner, let name, let out else { return 0 }
+            let me = Unmanaged<TLSServerContext>.fromOpaque(owner).takeUnretainedValue()
+            guard let choose = me.chooseCertificate else { return 0 }
+            let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(name).assumingMemoryBound(to: UInt8.self), count: len)
+            switch choose(bytes) {
+            case .defaultCertificate: return 0
+            case .context(let c): out.pointee = c.ctx; return 1   // SSL_set_SSL_CTX takes its own reference
+            case .abort: return -1
+            }
+        }, owner: Unmanaged.passUnretained(self).toOpaque()))
+        hook = h
+        gw_tls_set_sni_hook(ctx, h)
+    }
 
     /// A server-side connection over `fd` (the handshake runs inside its first reads and writes).
     public func connection(fd: Int32) -> TLSConnection? {
@@ -73,9 +119,18 @@ public final class TLSClientContext: @unchecked Sendable {
     public let verify: Bool
     public let depth: Int
 
-    public init(verify: Bool, depth: Int) throws(TLSError) {
+    /// `caPEM`: the trust store (PEM certificates) instead of the system's; `clientPair`: PEM certificate
+    /// and key sent when the upstream asks for one (mTLS).
+    public init(verify: Bool, depth: Int, caPEM: String? = nil, clientPair: (cert: String, key: String)? = nil) throws(TLSError) {
         var err = [CChar](repeating: 0, count: 512)
-        guard let c = gw_tls_client_ctx(verify ? 1 : 0, Int32(depth), &err, err.count) else { throw TLSError(String(cString: err)) }
+        let made: OpaquePointer? = withOptionalCString(caPEM) { ca in
+            withOptionalCString(clientPair?.cert) { cert in
+                withOptionalCString(clientPair?.key) { key in
+                    gw_tls_client_ctx_with(verify ? 1 : 0, Int32(depth), ca, cert, key, &err, err.count)
+                }
+            }
+        }
+        guard let c = made else { throw TLSError(String(cString: err)) }
         ctx = c
         self.verify = verify
         self.depth = depth
@@ -144,6 +199,11 @@ public final class TLSConnection {
     public var version: String { String(cString: gw_tls_version(ssl)) }
     public var cipher: String { gw_tls_cipher(ssl).map { String(cString: $0) } ?? "" }
     public var sessionReused: Bool { gw_tls_session_reused(ssl) != 0 }
+    /// The server name the client sent (nil: none); the bytes stay valid while the connection lives.
+    public var serverName: UnsafeRawBufferPointer? {
+        guard let p = gw_tls_servername(ssl) else { return nil }
+        return UnsafeRawBufferPointer(start: p, count: strlen(p))
+    }
 }
 
 /// Kong's generated default certificates (KONG-TLS-CLUSTER.md A.2): made at the first start with an
@@ -166,4 +226,10 @@ public enum DefaultCertificates {
         k.withUnsafeMutableBytes { _ = getentropy($0.baseAddress, 80) }
         return k
     }
+}
+
+/// `body` with `s` as a C string, or NULL when `s` is nil.
+func withOptionalCString<R>(_ s: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+    guard let s else { return body(nil) }
+    return s.withCString { body($0) }
 }

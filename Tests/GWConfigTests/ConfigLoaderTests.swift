@@ -22,6 +22,7 @@ private func withFile(_ text: String, _ body: (String) throws -> Void) rethrows 
         #expect(c.tls.sessionTickets && c.tls.sessionTimeout == 86400 && c.tls.sessionCacheSize == 10 << 20)
         #expect(c.certificatePairs.map(\.cert) == [c.prefix + "/ssl/kong-default.crt", c.prefix + "/ssl/kong-default-ecdsa.crt"])
         #expect(c.adminListen.map(\.description) == ["127.0.0.1:8001"])
+        #expect(c.adminGuiListen.map(\.description) == ["127.0.0.1:8002"])   // Kong: 0.0.0.0; loopback here
         #expect(c.upstreamKeepalivePoolSize == 512)
         #expect(c.upstreamKeepaliveMaxRequests == 10000)
         #expect(c.upstreamKeepaliveIdleTimeout == 60)
@@ -100,7 +101,7 @@ private func withFile(_ text: String, _ body: (String) throws -> Void) rethrows 
         ("proxy_listen = nowhere", "proxy_listen"),
         ("client_max_body_size = 10q", "client_max_body_size"),
         ("daemon = maybe", "daemon"),
-        ("database = postgres", "database"),
+        ("database = cassandra", "database"),
         ("rate_limiting_counters_size = 1k", "rate_limiting_counters_size"),
         ("proxy_cache_size = 12x", "proxy_cache_size"),
         ("proxy_cache_max_entry_size = 200m", "proxy_cache_max_entry_size"),
@@ -111,6 +112,8 @@ private func withFile(_ text: String, _ body: (String) throws -> Void) rethrows 
         ("ssl_protocols = TLSv9", "ssl_protocols"),
         ("proxy_listen = 127.0.0.1:8443 ssl http2", "http2"),
         ("admin_listen = 127.0.0.1:8444 ssl", "admin_listen"),
+        ("admin_gui_listen = 127.0.0.1:8445 ssl", "admin_gui_listen"),
+        ("admin_gui_listen = somewhere", "admin_gui_listen"),
         ("client_body_buffer_size = 1", "client_body_buffer_size"),
     ])
     func badValuesAreRejected(line: String, key: String) throws {
@@ -122,6 +125,18 @@ private func withFile(_ text: String, _ body: (String) throws -> Void) rethrows 
                 #expect("\(error)".contains(key))
                 #expect("\(error)".contains("line") || "\(error)".contains(":1"))
             }
+        }
+    }
+
+    @Test func adminGuiListenOffAndAddresses() throws {
+        try withFile("admin_gui_listen = off\n") { path in
+            let c = try ConfigLoader.load(path: path, environment: [:])
+            #expect(c.adminGuiListen.isEmpty)
+        }
+        try withFile("admin_gui_listen = 127.0.0.1:9002, [::1]:9002 backlog=64\nadmin_gui_access_log = off\n") { path in
+            let c = try ConfigLoader.load(path: path, environment: [:])
+            #expect(c.adminGuiListen.map(\.description) == ["127.0.0.1:9002", "[::1]:9002"])
+            #expect(c.adminGuiListen.map(\.backlog) == [16384, 64] && c.adminGuiAccessLog == "off")
         }
     }
 
@@ -162,5 +177,37 @@ private func withFile(_ text: String, _ body: (String) throws -> Void) rethrows 
     #expect(throws: ConfigError.self) { try ConfigLoader.load(text: Array("a\nworker_processes = 1\n".utf8)) }
     do { _ = try ConfigLoader.load(text: Array("\nnope = 1\n".utf8)) } catch {
         #expect(error.message == "gateway.conf:2: unknown configuration key 'nope'")
+    }
+}
+
+@Suite struct PostgresSettingsTests {
+    @Test func kongDefaults() throws {
+        let c = try ConfigLoader.load(path: nil, environment: [:])
+        let p = c.postgres
+        #expect(p.host == "127.0.0.1" && p.port == 5432 && p.user == "kong" && p.database == "kong")
+        #expect(p.password.isEmpty && p.schema.isEmpty && p.timeoutMs == 5000 && !p.ssl && !p.sslVerify)
+        #expect(p.maxConcurrentQueries == 0 && p.updateFrequency == 5)
+    }
+
+    @Test func valuesAndEnvironment() throws {
+        try withFile("database = postgres\npg_host = db.internal\npg_port = 6432\npg_password = s3cret\npg_schema = gw\n"
+                     + "pg_ssl = on\ndb_update_frequency = 0.5\n") { path in
+            let c = try ConfigLoader.load(path: path, environment: ["GATEWAY_PG_USER": "gw", "GATEWAY_PG_TIMEOUT": "1500"])
+            #expect(c.database == "postgres")
+            #expect(c.postgres.host == "db.internal" && c.postgres.port == 6432 && c.postgres.user == "gw")
+            #expect(c.postgres.timeoutMs == 1500 && c.postgres.ssl && c.postgres.schema == "gw")
+            #expect(c.postgres.updateFrequency == 0.5)
+            // The password is not among the entries GET / shows and run/running.conf saves.
+            #expect(!c.entries.contains { $0.0 == "pg_password" })
+            #expect(!c.savedText.contains("s3cret"))
+        }
+    }
+
+    @Test func badValuesRefused() {
+        for (k, v) in [("pg_port", "0"), ("pg_port", "x"), ("pg_timeout", "0"), ("pg_ssl", "maybe"),
+                       ("pg_max_concurrent_queries", "-1"), ("db_update_frequency", "0"), ("database", "cassandra"),
+                       ("pg_user", "")] {
+            #expect(throws: ConfigError.self) { try ConfigLoader.load(path: nil, environment: ["GATEWAY_" + k.uppercased(): v]) }
+        }
     }
 }

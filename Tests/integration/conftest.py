@@ -58,6 +58,8 @@ class Gateway:
             "admin_listen": f"127.0.0.1:{self.admin_port}",
             # The Status API only where a test asks for it (status=True): one port less to race for.
             "status_listen": "off",
+            # The dashboard's default 127.0.0.1:8002 would collide between gateways run side by side.
+            "admin_gui_listen": "off",
             "worker_processes": str(workers),
             "log_level": "info",
         }

@@ -54,4 +54,35 @@ int gw_tls_handshake_done(const SSL *s);
 // Writes a self-signed certificate and its key (mode 0600) as Kong's gen_default_ssl_cert does:
 // RSA 2048 (ecdsa = 0) or EC prime256v1, CN=localhost, 20 years. 0 on success.
 int gw_tls_generate_self_signed(const char *crt_path, const char *key_path, int ecdsa, char *err, size_t errlen);
+// --- certificates.c: the certificates / ca_certificates entities and the choice per SNI ---
+typedef struct gw_cert_info {
+    int key_type;          // EVP_PKEY base id of the (first) certificate's public key (EVP_PKEY_RSA, _EC, ...)
+    int cert_count;        // certificates in the PEM text (a chain has several)
+    int is_ca;             // basic constraints CA:TRUE
+    int expired;           // "Not After" is in the past
+    char sha256_hex[65];   // hex SHA-256 of the first certificate's DER (Kong's cert_digest)
+} gw_cert_info;
+// Parses the PEM certificate (chain) `pem`; 0, or -1 with OpenSSL's reason in err.
+int gw_cert_inspect(const char *pem, gw_cert_info *info, char *err, size_t errlen);
+// Parses the PEM private key; 0, or -1 with OpenSSL's reason in err.
+int gw_key_check(const char *pem, char *err, size_t errlen);
+// 1 when the certificate's public key is the public half of the private key.
+int gw_cert_key_match(const char *cert_pem, const char *key_pem);
+
+// The choice of a certificate per SNI (servername callback). `select` returns 1 with *ctx set (use
+// that context's certificates), 0 (the default certificates) or -1 (abort the handshake). The hook
+// must outlive the SSL_CTX it is set on.
+typedef struct gw_sni_hook {
+    int (*select)(void *owner, const char *name, size_t len, SSL_CTX **ctx);
+    void *owner;
+} gw_sni_hook;
+void gw_tls_set_sni_hook(SSL_CTX *ctx, gw_sni_hook *hook);
+// The server name the client sent (NULL: none); valid while the connection lives.
+const char *gw_tls_servername(const SSL *s);
+
+// The client context for https upstreams with a trust store of its own and a client certificate:
+// `ca_pem` (PEM certificates, NULL: the system store) and `cert_pem`/`key_pem` (NULL: no client
+// certificate, i.e. no mTLS).
+SSL_CTX *gw_tls_client_ctx_with(int verify, int depth, const char *ca_pem, const char *cert_pem, const char *key_pem,
+                                char *err, size_t errlen);
 #endif
