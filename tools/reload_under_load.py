@@ -146,7 +146,7 @@ def main():
     conf = os.path.join(tmp, "gateway.conf")
     proxy, adminp = free_port(), free_port()
     with open(conf, "w") as f:
-        f.write(f"prefix = {prefix}\nproxy_listen = 127.0.0.1:{proxy}\nadmin_listen = 127.0.0.1:{adminp}\n"
+        f.write(f"prefix = {prefix}\nproxy_listen = 127.0.0.1:{proxy}\nadmin_listen = 127.0.0.1:{adminp}\nstatus_listen = off\n"
                 f"worker_processes = {a.workers}\nlog_level = notice\n")
     up = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
     up.daemon_threads = True

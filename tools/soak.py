@@ -78,7 +78,7 @@ class Soak:
         self.conf = os.path.join(self.tmp, "gateway.conf")
         with open(self.conf, "w") as f:
             f.write(f"prefix = {self.prefix}\nproxy_listen = 127.0.0.1:{self.proxy_port}\n"
-                    f"admin_listen = 127.0.0.1:{self.admin_port}\nworker_processes = 2\nlog_level = info\n"
+                    f"admin_listen = 127.0.0.1:{self.admin_port}\nstatus_listen = off\nworker_processes = 2\nlog_level = info\n"
                     "proxy_access_log = off\n")
         self.stop = threading.Event()
         self.lock = threading.Lock()

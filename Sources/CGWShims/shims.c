@@ -112,3 +112,9 @@ void gw_set_process_title(int argc, char **argv, const char *title) {
     }
     prctl(PR_SET_NAME, title, 0, 0, 0);
 }
+
+#include <malloc.h>
+uint64_t gw_heap_bytes(void) {
+    struct mallinfo2 m = mallinfo2();
+    return (uint64_t)m.uordblks;
+}

@@ -44,7 +44,8 @@ public final class AdminAPI {
 
     // MARK: entry point
 
-    public func handle(_ req: AdminRequest) -> AdminResponse {
+    /// `checkToken: false`: the Status API (status_listen), which Kong serves without Admin API credentials.
+    public func handle(_ req: AdminRequest, checkToken: Bool = true) -> AdminResponse {
         let start = Clock.monotonicMs()
         var headers: [(String, String)] = [("Content-Type", "application/json; charset=utf-8")]
         let origin = req.headerValues("Origin").first
@@ -56,7 +57,7 @@ public final class AdminAPI {
         var body: JSON?
         var extra: [(String, String)] = []
         // CORS preflights (OPTIONS) carry no credentials and reveal nothing: they skip the token check.
-        if let token = context.adminToken, req.method.uppercased() != "OPTIONS",
+        if checkToken, let token = context.adminToken, req.method.uppercased() != "OPTIONS",
            req.headerValues("Kong-Admin-Token").first != token {
             (status, body) = (401, ["message": "Invalid credentials. Token or User credentials required"])
         } else {
@@ -131,11 +132,17 @@ public final class AdminAPI {
             return try methods(req, &extra, [("GET", { self.status(req) })])
         case "status" where s.count == 2 && s[1] == "ready":
             return try methods(req, &extra, [("GET", {
+                if self.context.draining { return (503, ["message": "draining"]) }
                 if let reason = self.context.readiness?() { return (503, ["message": .string(reason)]) }
                 if self.context.databaseOff && self.configHash == nil {
                     return (503, ["message": "no configuration available (empty configuration present)"])
                 }
                 return (200, ["message": "ready"])
+            }), ("POST", {
+                // kong/status/ready.lua: status=draining → 204; any other body → 400 (no body).
+                let body = try? self.body(req).0
+                if body?["status"]?.stringValue == "draining" { self.context.draining = true; return (204, .null) }
+                return (400, .null)
             })])
         case "services", "routes", "upstreams", "consumers", "plugins", "snis", "ca_certificates":
             return try entityRoutes(EntityKind(rawValue: first)!, req, &extra)

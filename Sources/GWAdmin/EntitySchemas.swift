@@ -541,7 +541,7 @@ enum Schemas {
         "tcp-log": PluginDef(priority: 7, config: LogSchemas.tcpLog),
         "udp-log": PluginDef(priority: 8, config: LogSchemas.udpLog),
         "http-log": PluginDef(priority: 12, config: LogSchemas.httpLog),
-    ].merging(AccessControlSchemas.plugins) { a, _ in a }
+    ].merging(AccessControlSchemas.plugins) { a, _ in a }.merging(MetricsSchemas.plugins) { a, _ in a }
 
     /// The plugin schema with the `config` record of `name` (or an empty record for unknown names).
     static func pluginFields(_ name: String?) -> [Field] {

@@ -189,14 +189,13 @@ extension AdminAPI {
     }
 
     func status(_ req: Req) -> Result {
-        if let unit = req.q("unit"), !["b", "k", "m", "g"].contains(unit.lowercased()) {
-            return (400, ["message": .string("invalid unit '\(unit)' (expected 'k/K', 'm/M', or 'g/G')")])
-        }
-        if let scale = req.q("scale"), Int(scale) == nil {
-            return (400, ["message": .string("invalid scale '\(scale)' (expected a number)")])
-        }
+        // Kong: unit defaults to m; scale is tonumber(scale) (a non-number is ignored), checked by bytes_to_str.
+        let unit = req.q("unit") ?? "m"
+        let scale = req.q("scale").flatMap { Double($0) }.map { $0 < 0 ? -1 : Int($0) }
+        let (memory, bad) = memoryJSON(unit: unit, scale: scale)
+        if let bad { return (400, ["message": .string(bad)]) }
         var o: JSONObject = [
-            "memory": ["workers_lua_vms": [], "lua_shared_dicts": .object(JSONObject())],
+            "memory": memory ?? .null,
             "server": context.serverStatus(),
         ]
         if context.databaseOff {

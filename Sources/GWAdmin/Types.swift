@@ -103,6 +103,10 @@ public struct AdminContext {
     public var availablePlugins: Set<String> = Set(PluginRegistry.names)
     /// The node's shared proxy-cache store (the master's mapping of the segment), for /proxy-cache.
     public var proxyCache: CacheStore? = nil
+    /// GET /status `memory`: the workers' heaps and the shared-memory areas (nil: empty lists).
+    public var memory: (() -> MemoryStatus)? = nil
+    /// `POST /status/ready` with status=draining: GET /status/ready answers 503 "draining" from then on.
+    public var draining = false
     /// `GET /status` database.reachable when the database is not the store's own SQLite (PostgreSQL).
     public var databaseReachable: (() -> Bool)? = nil
     /// A manual healthy/unhealthy override was applied on this node (upstream id, target id, address,

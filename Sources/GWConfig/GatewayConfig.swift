@@ -97,6 +97,11 @@ public struct GatewayConfig: Sendable {
     /// nginx `underscores_in_headers` (Kong's template sets `on`; `nginx_proxy_underscores_in_headers = off`
     /// drops header lines whose name has an underscore, as nginx does).
     public var underscoresInHeaders = true
+    /// Kong `status_listen` (3.10 default `127.0.0.1:8007`, `off` = none): GET /status, /status/ready,
+    /// /metrics, served by the master.
+    public var statusListen: [ListenSpec] = []
+    /// Bytes of the prometheus plugin's shared metrics table (Kong's `prometheus_metrics` shm, 5m).
+    public var prometheusMetricsSize: Int = 5 << 20
 
     /// Paths relative to the prefix are resolved against it (as Kong does for log paths).
     public func resolve(_ path: String) -> String {
@@ -124,6 +129,7 @@ public let configKeys: [(key: String, defaultValue: String)] = [
     ("prefix", "/usr/local/gateway"),
     ("proxy_listen", "0.0.0.0:8000 reuseport backlog=16384, 0.0.0.0:8443 ssl reuseport backlog=16384"),
     ("admin_listen", "127.0.0.1:8001 reuseport backlog=16384"),
+    ("status_listen", "127.0.0.1:8007 reuseport backlog=16384"),
     ("admin_gui_listen", "127.0.0.1:8002"),
     ("admin_gui_access_log", "logs/admin_gui_access.log"),
     ("worker_processes", "auto"),
@@ -152,6 +158,7 @@ public let configKeys: [(key: String, defaultValue: String)] = [
     ("rate_limiting_counters_size", "12m"),
     ("proxy_cache_size", "128m"),
     ("proxy_cache_max_entry_size", "1m"),
+    ("prometheus_metrics_size", "5m"),
     ("headers", "server_tokens, latency_tokens"),
     ("admin_token", ""),
     ("error_default_type", "text/plain"),
@@ -399,6 +406,10 @@ public enum ConfigLoader {
         let rtMax = try size("response_transformer_max_body_size")
         guard rtMax >= 1 << 10, rtMax <= 256 << 20 else { throw bad("response_transformer_max_body_size", "must be between 1k and 256m") }
         cfg.responseTransformerMaxBodySize = rtMax
+        cfg.statusListen = try listen("status_listen")
+        let pmSize = try size("prometheus_metrics_size")
+        guard pmSize >= 64 << 10, pmSize <= 4 << 30 else { throw bad("prometheus_metrics_size", "must be between 64k and 4g") }
+        cfg.prometheusMetricsSize = pmSize
         cfg.tls = try TLSSettings.parse(v, bad, seconds: seconds, size: size, bool: bool)
         let servers = v("dns_resolver").split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
         for e in servers {

@@ -1,6 +1,6 @@
 // GWPluginState: state the plugins of all workers must agree on, in the node's shared segment
-// (GWSystem.SharedMemory's plugin area): the rate-limiting counters (RateLimitTable) and the
-// proxy-cache store (CacheStore). Depends only on GWSystem and CGWShims.
+// (GWSystem.SharedMemory's plugin area): the rate-limiting counters (RateLimitTable), the
+// proxy-cache store (CacheStore) and the prometheus metrics (MetricsTable). Depends only on GWSystem and CGWShims.
 //
 // Invariants:
 //  - The master lays the area out once, when it creates the segment (before any worker starts), and
@@ -10,7 +10,8 @@
 //    sizes are fixed when the master starts: a changed rate_limiting_counters_size,
 //    proxy_cache_size or proxy_cache_max_entry_size needs a restart (a reload logs that it keeps
 //    the running sizes).
-//  - Layout: [gw_plugin_area_header (128 B)][counters (page-aligned)][cache store (page-aligned)];
+//  - Layout: [gw_plugin_area_header (128 B)][counters (page-aligned)][cache store (page-aligned)]
+//    [metrics table (page-aligned; prometheus_metrics_size)];
 //    only touched pages cost memory (a fresh memfd reads as zeros).
 #if canImport(Glibc)
 import Glibc
@@ -26,30 +27,44 @@ public final class PluginState: @unchecked Sendable {
     public let segment: SharedMemory
     public let counters: RateLimitTable
     public let cache: CacheStore
+    /// The prometheus plugin's table (nil in an area laid out without one: metrics size 0).
+    public let metrics: MetricsTable?
 
     @inline(__always) static func pageAlign(_ n: Int) -> Int { (n + 4095) & ~4095 }
 
     /// Bytes of the plugin area for these sizes (what the master passes to SharedMemory).
-    public static func areaSize(countersSize: Int, cacheSize: Int) -> Int {
-        pageAlign(MemoryLayout<gw_plugin_area_header>.stride) + pageAlign(countersSize) + pageAlign(cacheSize)
+    public static func areaSize(countersSize: Int, cacheSize: Int, metricsSize: Int = 0) -> Int {
+        pageAlign(MemoryLayout<gw_plugin_area_header>.stride) + pageAlign(countersSize) + pageAlign(cacheSize) + pageAlign(metricsSize)
     }
 
     /// The master: lays out the plugin area of a fresh segment made with
     /// `pluginAreaSize: areaSize(countersSize:cacheSize:)`.
-    public init(formatting segment: SharedMemory, countersSize: Int, cacheSize: Int, maxEntrySize: Int) throws {
+    public init(formatting segment: SharedMemory, countersSize: Int, cacheSize: Int, maxEntrySize: Int,
+                metricsSize: Int = 0) throws {
         let area = segment.pluginArea
-        guard segment.pluginAreaSize >= PluginState.areaSize(countersSize: countersSize, cacheSize: cacheSize) else {
+        guard segment.pluginAreaSize >= PluginState.areaSize(countersSize: countersSize, cacheSize: cacheSize,
+                                                             metricsSize: metricsSize) else {
             throw PluginStateError(description: "plugin area of \(segment.pluginAreaSize) bytes is too small")
         }
         let h = area.assumingMemoryBound(to: gw_plugin_area_header.self)
         let countersOffset = PluginState.pageAlign(MemoryLayout<gw_plugin_area_header>.stride)
         let cacheOffset = countersOffset + PluginState.pageAlign(countersSize)
+        let metricsOffset = cacheOffset + PluginState.pageAlign(cacheSize)
         guard let counters = RateLimitTable.format(at: area + countersOffset, size: countersSize) else {
             throw PluginStateError(description: "rate_limiting_counters_size \(countersSize) is too small")
         }
         guard let cache = CacheStore.format(at: area + cacheOffset, size: cacheSize, maxEntrySize: maxEntrySize) else {
             throw PluginStateError(description: "proxy_cache_size \(cacheSize) is too small")
         }
+        var metrics: MetricsTable? = nil
+        if metricsSize > 0 {
+            guard let m = MetricsTable.format(at: area + metricsOffset, size: metricsSize) else {
+                throw PluginStateError(description: "prometheus_metrics_size \(metricsSize) is too small")
+            }
+            metrics = m
+        }
+        h.pointee.metrics_offset = UInt64(metricsOffset)
+        h.pointee.metrics_size = UInt64(metricsSize)
         h.pointee.layout_version = UInt32(GW_PLUGIN_LAYOUT_VERSION)
         h.pointee.counters_offset = UInt64(countersOffset)
         h.pointee.counters_size = UInt64(countersSize)
@@ -59,6 +74,7 @@ public final class PluginState: @unchecked Sendable {
         self.segment = segment
         self.counters = counters
         self.cache = cache
+        self.metrics = metrics
     }
 
     /// A worker (or a test's child process): attaches the area the master laid out.
@@ -77,13 +93,23 @@ public final class PluginState: @unchecked Sendable {
               let cache = CacheStore(attaching: area + xo, size: xs) else {
             throw PluginStateError(description: "shared segment's plugin tables do not match this layout")
         }
+        let mo = Int(h.pointee.metrics_offset), ms = Int(h.pointee.metrics_size)
+        var metrics: MetricsTable? = nil
+        if ms > 0 {
+            guard mo + ms <= size, let m = MetricsTable(attaching: area + mo, size: ms) else {
+                throw PluginStateError(description: "shared segment's metrics table does not match this layout")
+            }
+            metrics = m
+        }
         self.segment = segment
         self.counters = counters
         self.cache = cache
+        self.metrics = metrics
     }
 
     /// The sizes the running area was laid out with (a reload compares them with its configuration).
     public var countersSize: Int { Int(segment.pluginArea.assumingMemoryBound(to: gw_plugin_area_header.self).pointee.counters_size) }
     public var cacheSize: Int { Int(segment.pluginArea.assumingMemoryBound(to: gw_plugin_area_header.self).pointee.cache_size) }
     public var maxEntrySize: Int { cache.maxEntrySize }
+    public var metricsSize: Int { Int(segment.pluginArea.assumingMemoryBound(to: gw_plugin_area_header.self).pointee.metrics_size) }
 }

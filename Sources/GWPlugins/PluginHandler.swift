@@ -13,6 +13,24 @@ public struct PluginPhases: OptionSet, Sendable {
     public static let headerFilter = PluginPhases(rawValue: 2)
     public static let bodyFilter = PluginPhases(rawValue: 4)
     public static let log = PluginPhases(rawValue: 8)
+    /// Kong's log phase for a handler that only counts (prometheus): it gets `MetricFacts`, computed
+    /// from the exchange's clocks and byte counts, not the serialized log entry.
+    public static let metrics = PluginPhases(rawValue: 16)
+}
+
+/// What a metrics handler sees of an ended exchange (Kong's serializer fields it reads, as numbers).
+public struct MetricFacts {
+    public var status = 0
+    /// Kong's `kong.response.get_source() == "service"`: the upstream answered.
+    public var proxied = false
+    /// Kong's latencies in ms (`upstream` is -1 when nothing was proxied).
+    public var kongMs = 0
+    public var upstreamMs = -1
+    public var requestMs = 0
+    /// Bytes received from the client (head + body) and sent to it.
+    public var ingress = 0
+    public var egress = 0
+    public init() {}
 }
 
 /// A failure inside a handler: Kong answers 500 "An unexpected error occurred" and skips the remaining
@@ -62,6 +80,9 @@ open class PluginHandler {
 
     /// log: after the response was sent (or the connection ended).
     open func log(_ ctx: PluginContext, status: Int) {}
+
+    /// metrics: the log phase of a counting handler (phase `.metrics`), with the exchange's numbers.
+    open func metrics(_ ctx: PluginContext, _ facts: MetricFacts) {}
 }
 
 /// Compiles a plugin entity into a handler. `PluginRegistry.factories` holds one per runnable plugin.

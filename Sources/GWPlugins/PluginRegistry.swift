@@ -12,7 +12,7 @@ public enum PluginRegistry {
     static let running: [String] = [KeyAuth.name, BasicAuth.name, ACL.name, RateLimiting.name, Cors.name, ProxyCache.name,
                                     RequestTransformer.name, ResponseTransformer.name, IPRestriction.name,
                                     CorrelationID.name, BotDetection.name, RequestTermination.name, RequestSizeLimiting.name,
-                                    FileLog.name, TCPLog.name, UDPLog.name, HTTPLog.name]
+                                    FileLog.name, TCPLog.name, UDPLog.name, HTTPLog.name, Prometheus.name]
 
     /// Kong name → PRIORITY, for every plugin whose handler runs in the worker.
     public static let priorities: [String: Int] = Dictionary(uniqueKeysWithValues: running.map { ($0, implemented[$0]!.priority) })
@@ -39,6 +39,7 @@ public enum PluginRegistry {
         TCPLog.name: (TCPLog.priority, { e, env throws(PluginError) in try TCPLog(entity: e, env: env) }),
         UDPLog.name: (UDPLog.priority, { e, env throws(PluginError) in try UDPLog(entity: e, env: env) }),
         HTTPLog.name: (HTTPLog.priority, { e, env throws(PluginError) in try HTTPLog(entity: e, env: env) }),
+        Prometheus.name: (Prometheus.priority, { e, env throws(PluginError) in try Prometheus(entity: e, env: env) }),
     ]
 
     /// The names the Admin API accepts, sorted.

@@ -99,6 +99,16 @@ public enum PluginRuntime {
         return current
     }
 
+    /// metrics (the counting handlers' log phase) on the collected instances.
+    public static func metrics(_ ctx: PluginContext, _ facts: MetricFacts) {
+        for i in 0 ..< ctx.collectedCount {
+            let h = ctx.collected(i)
+            guard h.phases.contains(.metrics) else { continue }
+            ctx.current = i
+            h.metrics(ctx, facts)
+        }
+    }
+
     /// log on the collected instances.
     public static func log(_ ctx: PluginContext, status: Int) {
         guard ctx.phases.contains(.log) else { return }

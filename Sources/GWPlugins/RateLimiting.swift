@@ -24,6 +24,12 @@ public protocol PluginSharedStore: AnyObject {
     var rateLimitCounters: RateLimitCounterStore? { get }
     /// The node's proxy-cache store; nil where none is attached.
     var cacheStore: CacheStore? { get }
+    /// The prometheus plugin's shared table; nil where none is attached.
+    var metricsTable: MetricsTable? { get }
+}
+
+extension PluginSharedStore {
+    public var metricsTable: MetricsTable? { nil }
 }
 
 /// Kong's windows: config name and length in seconds (header names: RateLimitHeaders).

@@ -14,6 +14,7 @@ public final class SharedPluginStore: PluginSharedStore, RateLimitCounterStore {
 
     public var rateLimitCounters: RateLimitCounterStore? { self }
     public var cacheStore: CacheStore? { state.cache }
+    public var metricsTable: MetricsTable? { state.metrics }
 
     @inline(__always)
     public func consume(keys: UnsafeBufferPointer<RateLimitKey>, limits: UnsafeBufferPointer<Int64>,

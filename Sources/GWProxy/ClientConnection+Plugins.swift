@@ -80,8 +80,8 @@ extension ClientConnection: AccessResumer {
 
     /// After access (run to its end): log what the plugins reported, answer an exit.
     private func accessDone(_ ctx: PluginContext, _ exited: Bool) -> Bool {
-        if let f = ctx.failure { server.log.log(.error, "plugin failed in access: \(f)") }
-        if let w = ctx.warning { server.log.log(.warn, w); ctx.warning = nil }
+        if let f = ctx.failure { logRequest(.error, "plugin failed in access: \(f)") }
+        if let w = ctx.warning { logRequest(.warn, w); ctx.warning = nil }
         if exited { sendExit(ctx) }
         return exited
     }
@@ -158,8 +158,38 @@ extension ClientConnection: AccessResumer {
         if ctx.suspended { ctx.cancelSuspension() }   // a reply still on its way is dropped
         collectGlobalIfNeeded(ctx)
         if ctx.wantsLogEntry { serializeLogEntry(ctx, status: status) }
+        if ctx.phases.contains(.metrics) { PluginRuntime.metrics(ctx, metricFacts(status: status)) }
         PluginRuntime.log(ctx, status: status)
         ctx.releaseLargeBuffers()   // an idle keep-alive connection keeps no large cache buffer
+    }
+
+    /// The numbers a counting handler (prometheus) reads: the serializer's latencies, sizes and source,
+    /// without the entry.
+    func metricFacts(status: Int) -> MetricFacts {
+        let now = Clock.monotonicMicros()
+        let t = times
+        var f = MetricFacts()
+        f.status = status
+        let proxied = t.upstreamHeadUs > 0 && t.upstreamHeadUs >= t.upstreamStartUs && t.upstreamStartUs > 0
+        f.proxied = proxied
+        f.requestMs = t.requestStartUs > 0 && now > t.requestStartUs ? Int((now - t.requestStartUs) / 1000) : 0
+        if proxied {
+            f.upstreamMs = t.upstreamMillis
+            f.kongMs = max(0, f.requestMs - f.upstreamMs - Int((now &- t.upstreamHeadUs) / 1000))
+        } else {
+            f.kongMs = f.requestMs
+        }
+        f.egress = bytesToClient + out.pending
+        if let rp = parser {
+            // LogSerializer.requestSize's sum, read through the parser's head accessor (passing the head
+            // as an argument copies it).
+            var size = rp.head.target.count + 14 + bodyForwarded + rp.head.methodName.utf8.count
+            for i in 0 ..< rp.head.headers.fields.count {
+                size += Int(rp.head.headers.fields[i].nameLength) + Int(rp.head.headers.fields[i].valueLength) + 4
+            }
+            f.ingress = size
+        }
+        return f
     }
 
     /// The exchange's facts for the log serializer, and the entry every logging plugin of this exchange

@@ -57,7 +57,7 @@ extension ClientConnection {
         case .buffer:
             armClientTimer(.body)
             guard let b = bodyBuffer, b.append(piece) else {
-                server.log.log(.crit, bodyBuffer?.failure ?? "request body buffer missing")
+                logRequest(.crit, bodyBuffer?.failure ?? "request body buffer missing")
                 sendError(status: 500, message: "An unexpected error occurred", close: true, errorPage: true)
                 return
             }
@@ -130,7 +130,7 @@ extension ClientConnection {
                 } else if let b = bodyBuffer {
                     let n = b.copy(from: bodySent, max: 64 * 1024, into: &u.out.bytes)
                     if n == 0 {
-                        server.log.log(.crit, "could not read the buffered request body back from its temp file")
+                        logRequest(.crit, "could not read the buffered request body back from its temp file")
                         upstreamFailed(u, .writeFailed)
                         return
                     }

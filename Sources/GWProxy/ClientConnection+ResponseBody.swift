@@ -17,7 +17,7 @@ extension ClientConnection {
     func startHoldingResponse(_ u: UpstreamConnection) -> Bool {
         let limit = server.settings.responseHoldLimit
         if let cl = u.parser.head.contentLength, cl > limit {
-            server.log.log(.warn, "response body of \(cl) bytes is larger than response_transformer_max_body_size (\(limit)): relayed untransformed")
+            logRequest(.warn, "response body of \(cl) bytes is larger than response_transformer_max_body_size (\(limit)): relayed untransformed")
             return false
         }
         holdingResponse = true
@@ -29,7 +29,7 @@ extension ClientConnection {
     func holdResponsePiece(_ u: UpstreamConnection, _ piece: UnsafeRawBufferPointer) {
         heldBody.append(contentsOf: piece)
         guard heldBody.count > server.settings.responseHoldLimit else { return }
-        server.log.log(.warn, "response body larger than response_transformer_max_body_size (\(server.settings.responseHoldLimit)): relayed untransformed")
+        logRequest(.warn, "response body larger than response_transformer_max_body_size (\(server.settings.responseHoldLimit)): relayed untransformed")
         holdingResponse = false
         server.buildClientResponseHead(self, u.parser, into: &out.bytes)
         if plugins != nil { heldBody.withUnsafeBytes { pluginsBodyFilter($0, last: false) } }
@@ -49,7 +49,7 @@ extension ClientConnection {
         var body = heldBody
         if let ctx = plugins {
             if let t = PluginRuntime.transformResponseBody(ctx, heldBody) { body = t }
-            if let w = ctx.warning { server.log.log(.warn, w); ctx.warning = nil }
+            if let w = ctx.warning { logRequest(.warn, w); ctx.warning = nil }
         }
         ownResponseLength = body.count
         server.buildClientResponseHead(self, u.parser, into: &out.bytes)

@@ -469,10 +469,17 @@ final class ClientConnection {
         timer.start(after: Double(max(seconds, 1)))
     }
 
+    /// An error-log line about the current request: nginx's `client:` and Kong's `request_id:` (the
+    /// X-Kong-Request-Id of the response and `request.id` of the JSON access log) are appended, so a
+    /// request can be followed from the access log to the error log.
+    func logRequest(_ level: LogLevel, _ message: @autoclosure () -> String) {
+        server.log.log(level, "\(message()), client: \(peer.ip), request_id: \"\(requestID.string)\"")
+    }
+
     private func clientTimedOut() {
         switch timerKind {
         case .send:
-            server.log.log(.info, "client \(peer.ip) timed out while sending the response")
+            logRequest(.info, "client \(peer.ip) timed out while sending the response")
             if reqPhase.isActive { logExchange(status: status == 0 ? 408 : status) }
             upstream?.abort()
             upstream = nil

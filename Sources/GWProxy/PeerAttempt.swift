@@ -173,7 +173,7 @@ extension ClientConnection {
         let pooledAndSilent = u.reused && !u.receivedAny
         u.abort()
         if respPhase != .none {
-            server.log.log(.error, "upstream \(u.peer) failed while sending the response (\(f))")
+            logRequest(.error, "upstream \(u.peer) failed while sending the response (\(f))")
         }
         next(after: f, pooledAndSilent: pooledAndSilent)
     }

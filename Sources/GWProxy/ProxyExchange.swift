@@ -158,7 +158,7 @@ extension ClientConnection {
                 if u.parser.head.status == 101 {
                     // Switching Protocols: only an answer to an Upgrade request; then a raw tunnel.
                     guard parser?.head.isUpgrade == true else {
-                        server.log.log(.error, "upstream \(u.peer) sent 101 to a request without Upgrade")
+                        logRequest(.error, "upstream \(u.peer) sent 101 to a request without Upgrade")
                         upstreamFailed(u, .invalidResponse)
                         return
                     }
@@ -198,7 +198,7 @@ extension ClientConnection {
                 startTunnel(u)
                 return
             case .error(let e):
-                server.log.log(.error, "upstream \(u.peer) sent an invalid response: \(e.reason)")
+                logRequest(.error, "upstream \(u.peer) sent an invalid response: \(e.reason)")
                 upstreamFailed(u, .invalidResponse)
                 return
             }

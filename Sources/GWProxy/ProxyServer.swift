@@ -206,6 +206,7 @@ public final class ProxyServer {
             let rc = RuntimeConfig(config: published, previous: config, routeChanges: changes, shm: shm,
                                    workerSlot: slotIndex, log: log, pluginShared: pluginShared)
             config = rc
+            slot.pointee.config_applied_at_ms = UInt64(Clock.wallSecondsFraction() * 1000)
             slot.pointee.config_generation = rc.generation
             let how = step.fullBytes > 0 ? "full document (\(step.fullBytes) bytes) + \(step.deltas) deltas" : "\(step.deltas) deltas"
             log.log(.info, "configuration generation \(rc.generation) applied in \((Clock.monotonicMicros() - t0) / 1000) ms, \((Clock.processCPUMicros() - c0) / 1000) ms of CPU (read \(how) in \((tRead - t0) / 1000) ms)")
@@ -294,6 +295,11 @@ public final class ProxyServer {
 
     private func tick() {
         slot.pointee.heartbeat = Clock.monotonicMillis()
+        slot.pointee.heap_bytes = gw_heap_bytes()   // GET /status workers_lua_vms, 1 Hz
+        // stub_status's writing (an exchange in progress) at 1 Hz; the others are waiting (keep-alive).
+        var writing: UInt64 = 0
+        for c in connections where c.reqPhase.isActive { writing += 1 }
+        slot.pointee.connections_writing = writing
         pool.expire()
         accessLogFile?.flush()
         cachedTime.update()

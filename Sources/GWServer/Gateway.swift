@@ -18,6 +18,9 @@ final class MasterParts {
     var api: AdminAPI?
     var publisher: ConfigPublisher?
     var admin: AdminHTTPServer?
+    /// The Status API listener (status_listen; nil when off).
+    var status: AdminHTTPServer?
+    var observability: NodeObservability?
     var gui: AdminHTTPServer?
     var checker: ActiveHealthChecker?
     var health: SharedHealthProvider?
@@ -41,11 +44,14 @@ public enum Gateway {
                 do { try masterParts.admin?.listen(master.config.adminListen) } catch {
                     master.log.log(.error, "admin_listen: \(error)")
                 }
+                do { try masterParts.status?.listen(master.config.statusListen) } catch {
+                    master.log.log(.error, "status_listen: \(error)")
+                }
                 do { try masterParts.gui?.listen(master.config.adminGuiListen) } catch {
                     master.log.log(.error, "admin_gui_listen: \(error)")
                 }
             },
-            masterStopping: { _ in masterParts.admin?.closeAll(); masterParts.gui?.closeAll() })
+            masterStopping: { _ in masterParts.admin?.closeAll(); masterParts.status?.closeAll(); masterParts.gui?.closeAll() })
     }
 
     static func startMaster(_ master: Master) throws {
@@ -107,9 +113,15 @@ public enum Gateway {
                 }
                 var o = JSONObject()
                 o["connections_active"] = .int(Int64(active))
+                var writing: UInt64 = 0
+                for i in 0..<Int(GW_MAX_WORKERS) {
+                    let s = master.shm.workerSlot(i).pointee
+                    if s.pid != 0 { writing += min(s.connections_writing, s.connections_active) }
+                }
+                writing = min(writing, active)
                 o["connections_reading"] = .int(0)
-                o["connections_writing"] = .int(Int64(active))
-                o["connections_waiting"] = .int(0)
+                o["connections_writing"] = .int(Int64(writing))
+                o["connections_waiting"] = .int(Int64(active - writing))
                 // Node totals stay cumulative across reloads and respawns (counters of exited workers
                 // are kept by the master).
                 accepted &+= master.exitedWorkerConnectionsAccepted
@@ -136,7 +148,17 @@ public enum Gateway {
         }
         let accessPath = config.resolve(config.adminAccessLog)
         let adminLog = accessPath == "off" ? nil : try LogFile(path: accessPath)
+        let observability = NodeObservability(master: master, api: api, peers: table)
+        api.context.memory = { [unowned observability] in observability.memory() }
+        api.context.readiness = { [unowned observability] in observability.readiness() }
+        let token = config.adminToken
         let admin = AdminHTTPServer(loop: master.loop, log: master.log, accessLog: adminLog) { req, respond in
+            // GET /metrics (the prometheus plugin's Admin API route): text, after the same token check.
+            if req.method == "GET" || req.method == "HEAD", NodeObservability.path(req.target) == "/metrics",
+               token == nil || req.headers.first(where: { $0.name.lowercased() == "kong-admin-token" })?.value == token {
+                respond(observability.metricsResponse())
+                return
+            }
             let r = api.handle(AdminRequest(method: req.method, target: req.target, headers: req.headers, body: req.body))
             if let pg = masterParts.postgres, pg.hasPending {
                 // PostgreSQL: the answer waits for the commit (PostgresSync); a failed request writes nothing.
@@ -148,6 +170,13 @@ public enum Gateway {
             respond(AdminHTTPResponse(status: r.status, headers: r.headers, body: r.body))
         }
         try admin.listen(config.adminListen)
+        // status_listen (Kong 3.10: 127.0.0.1:8007 by default): no access log (Kong's status_access_log is off).
+        let status = AdminHTTPServer(loop: master.loop, log: master.log, accessLog: nil) { req, respond in
+            respond(observability.statusHandler(req))
+        }
+        do { try status.listen(config.statusListen) } catch {
+            throw ConfigError("status_listen: \(error)")
+        }
         // The dashboard: its /api/ goes to the Admin API listener's handler (whatever it serves).
         let guiPath = config.resolve(config.adminGuiAccessLog)
         let gui = AdminHTTPServer(loop: master.loop, log: master.log, accessLog: guiPath == "off" ? nil : try LogFile(path: guiPath),
@@ -156,6 +185,8 @@ public enum Gateway {
         let parts = masterParts
         parts.api = api
         parts.admin = admin
+        parts.status = status
+        parts.observability = observability
         parts.gui = gui
         parts.health = health
         parts.checker = ActiveHealthChecker(loop: master.loop, table: table, log: master.log)

@@ -79,6 +79,8 @@ public final class Master {
     public var snapshotPath: String { config.resolve("run/config.json") }
     /// The configuration generation last published to workers.
     public private(set) var configGeneration: UInt64 = 0
+    /// Wall clock (s) of the last publication (gateway_config_published_timestamp_seconds).
+    public private(set) var configPublishedAt: Double = 0
     /// Counters of workers that exited (reload, crash): a worker's shared-memory slot is reused,
     /// so node-wide totals (GET /status total_requests, connections_accepted) must add these to
     /// the live slots to stay cumulative across reloads, as nginx's stub_status does.
@@ -98,9 +100,11 @@ public final class Master {
         self.hooks = hooks
         self.shm = try SharedMemory(peerAreaSize: config.memCacheSize,
                                     pluginAreaSize: PluginState.areaSize(countersSize: config.rateLimitingCountersSize,
-                                                                         cacheSize: config.proxyCacheSize))
+                                                                         cacheSize: config.proxyCacheSize,
+                                                                         metricsSize: config.prometheusMetricsSize))
         self.pluginState = try PluginState(formatting: shm, countersSize: config.rateLimitingCountersSize,
-                                           cacheSize: config.proxyCacheSize, maxEntrySize: config.proxyCacheMaxEntrySize)
+                                           cacheSize: config.proxyCacheSize, maxEntrySize: config.proxyCacheMaxEntrySize,
+                                           metricsSize: config.prometheusMetricsSize)
         self.loop = EventLoop()
         try Master.prepareTLS(config)
         _ = try listeners.ensure(specs: config.proxyListen, count: config.workerProcesses)
@@ -256,6 +260,7 @@ public final class Master {
 
     /// Tells every worker that a new configuration generation is published.
     public func publish(generation g: UInt64) {
+        configPublishedAt = Clock.wallSecondsFraction()
         configGeneration = g
         shm.publishGeneration(g)
         for w in workers where !w.draining { send(.configChanged, to: w) }
@@ -360,8 +365,9 @@ public final class Master {
         // The shared segment outlives reloads (counters and cached responses survive); its sizes are
         // fixed at start. Workers read the sizes from the segment, so the running ones stay in force.
         if nc.rateLimitingCountersSize != pluginState.countersSize || nc.proxyCacheSize != pluginState.cacheSize ||
-            nc.proxyCacheMaxEntrySize != pluginState.maxEntrySize || nc.memCacheSize != config.memCacheSize {
-            log.log(.warn, "mem_cache_size, rate_limiting_counters_size, proxy_cache_size and proxy_cache_max_entry_size " +
+            nc.proxyCacheMaxEntrySize != pluginState.maxEntrySize || nc.memCacheSize != config.memCacheSize ||
+            nc.prometheusMetricsSize != pluginState.metricsSize {
+            log.log(.warn, "mem_cache_size, rate_limiting_counters_size, proxy_cache_size, proxy_cache_max_entry_size and prometheus_metrics_size " +
                     "cannot change on reload (shared memory); keeping the running sizes until a restart")
         }
         // The new generation needs its own shared-memory slots while the old one drains; refuse

@@ -114,6 +114,7 @@ public enum WorkerProcess {
         chanWatcher.start()
 
         server.startAccepting()
+        slot.pointee.heap_bytes = gw_heap_bytes()   // refreshed by the 1 Hz tick
         slot.pointee.ready = 1
         var r = ChannelCommand.ready.rawValue
         _ = Socket.write(channel, from: &r, count: 1)

@@ -45,21 +45,26 @@ def wait_until(pred, timeout=TIMEOUT, interval=0.02, what="condition"):
 class Gateway:
     """One gateway instance: prefix, config file, ports, and helpers for CLI, admin and proxy."""
 
-    def __init__(self, tmp, workers=2, extra=None):
+    def __init__(self, tmp, workers=2, extra=None, status=False):
         os.makedirs(tmp, exist_ok=True)
         self.prefix = os.path.join(tmp, "prefix")
         self.proxy_port = free_port()
         self.admin_port = free_port()
+        self.status_port = free_port()
         self.conf = os.path.join(tmp, "gateway.conf")
         self.settings = {
             "prefix": self.prefix,
             "proxy_listen": f"127.0.0.1:{self.proxy_port}",
             "admin_listen": f"127.0.0.1:{self.admin_port}",
+            # The Status API only where a test asks for it (status=True): one port less to race for.
+            "status_listen": "off",
             # The dashboard's default 127.0.0.1:8002 would collide between gateways run side by side.
             "admin_gui_listen": "off",
             "worker_processes": str(workers),
             "log_level": "info",
         }
+        if status:
+            self.settings["status_listen"] = f"127.0.0.1:{self.status_port}"
         self.settings.update(extra or {})
         self.write_conf()
 
@@ -149,8 +154,9 @@ class Gateway:
 def gateway(tmp_path):
     gws = []
 
-    def make(workers=2, start=True, **extra):
-        g = Gateway(str(tmp_path / f"gw{len(gws)}"), workers=workers, extra={k: str(v) for k, v in extra.items()})
+    def make(workers=2, start=True, status=False, **extra):
+        g = Gateway(str(tmp_path / f"gw{len(gws)}"), workers=workers, extra={k: str(v) for k, v in extra.items()},
+                    status=status)
         os.makedirs(os.path.dirname(g.conf), exist_ok=True)
         g.write_conf()
         gws.append(g)

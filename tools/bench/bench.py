@@ -428,6 +428,7 @@ class Gateway(Server):
             "prefix": self.prefix,
             "proxy_listen": f"127.0.0.1:{self.port} reuseport backlog=16384",
             "admin_listen": f"127.0.0.1:{self.admin_port}",
+            "status_listen": "off",
             "worker_processes": str(workers),
             "proxy_access_log": "off",
             "log_level": "error",

@@ -83,7 +83,7 @@ def write_conf(d, port, admin_port, upstream_port, access_log="off"):
     conf = os.path.join(d, "gateway.conf")
     with open(conf, "w") as f:
         f.write(f"prefix = {d}/prefix\nproxy_listen = 127.0.0.1:{port} reuseport backlog=16384\n"
-                f"admin_listen = 127.0.0.1:{admin_port}\nworker_processes = 1\nproxy_access_log = off\n"
+                f"admin_listen = 127.0.0.1:{admin_port}\nstatus_listen = off\nworker_processes = 1\nproxy_access_log = off\n"
                 f"log_level = error\n")
         if access_log != "off":
             f.write(f"proxy_access_log = {d}/access.log\nproxy_access_log_format = {access_log}\n")
@@ -144,7 +144,7 @@ def main():
                          "request-termination (200 {\"message\":\"ok\"}), "
                          "rate-limiting (hour = 10^9), proxy-cache (text/plain cached: requests are hits), "
                          "file-log, tcp-log, udp-log, http-log (to local receivers; http-log with its default "
-                         "queue: one POST per entry)")
+                         "queue: one POST per entry), prometheus (every metrics flag on)")
     ap.add_argument("--plugin-json", action="append", default=[],
                     help="a global plugin as the JSON body of POST /plugins, e.g. "
                          "'{\"name\": \"correlation-id\", \"config\": {\"generator\": \"uuid\"}}' (repeatable)")
@@ -242,6 +242,10 @@ def main():
                 admin("POST", "/plugins", {"name": "tcp-log", "config": {"host": "127.0.0.1", "port": tcp_port}})
             elif plugin == "udp-log":
                 admin("POST", "/plugins", {"name": "udp-log", "config": {"host": "127.0.0.1", "port": udp_port}})
+            elif plugin == "prometheus":
+                admin("POST", "/plugins", {"name": "prometheus", "config": {
+                    "status_code_metrics": True, "latency_metrics": True, "bandwidth_metrics": True,
+                    "upstream_health_metrics": True}})
             elif plugin == "http-log":
                 admin("POST", "/plugins", {"name": "http-log", "config": {
                     "http_endpoint": f"http://127.0.0.1:{http_port}/log"}})

@@ -3,7 +3,7 @@
 // (Kong's proxy-cache `memory` strategy). Plain C structs, offsets only, no pointers; documented in
 // GWPluginState/PluginState.swift and ARCHITECTURE.md "Shared-memory layout".
 //
-// plugin area: [gw_plugin_area_header (128 B)][rate-limit table][cache store]
+// plugin area: [gw_plugin_area_header (128 B)][rate-limit table][cache store][metrics table (CGWMetrics.h)]
 //   rate-limit table: [gw_rl_header (128 B)][gw_rl_slot x capacity (32 B each)]
 //   cache store:      [gw_cache_header (256 B)][uint32_t buckets x bucket_count][chunks x chunk_count (1 KiB)]
 //
@@ -19,7 +19,7 @@
 #include <pthread.h>
 
 #define GW_PLUGIN_MAGIC 0x31474c5057475047ULL   /* "GPGWPLG1" little-endian */
-#define GW_PLUGIN_LAYOUT_VERSION 1
+#define GW_PLUGIN_LAYOUT_VERSION 2
 #define GW_RL_MAGIC 0x31544d4c52574750ULL       /* "PGWRLMT1" */
 #define GW_CACHE_MAGIC 0x3148434143574750ULL    /* "PGWCACH1" */
 #define GW_CACHE_CHUNK_SIZE 1024
@@ -32,7 +32,9 @@ typedef struct gw_plugin_area_header {
     uint64_t counters_size;
     uint64_t cache_offset;         // from the start of the plugin area
     uint64_t cache_size;
-    uint8_t _pad[128 - 48];
+    uint64_t metrics_offset;       // from the start of the plugin area (CGWMetrics.h)
+    uint64_t metrics_size;
+    uint8_t _pad[128 - 64];
 } gw_plugin_area_header;
 
 // MARK: rate-limit counters

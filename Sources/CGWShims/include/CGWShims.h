@@ -51,6 +51,7 @@ int gw_pipe2(int fds[2], int flags);
 int gw_memfd_create(const char *name);            // memfd_create(name, MFD_CLOEXEC)
 int gw_clear_cloexec(int fd);                     // fcntl: clear FD_CLOEXEC (an fd handed to an exec'd worker)
 void gw_unblock_all_signals(void);                // sigprocmask(SIG_SETMASK, empty): before exec
+uint64_t gw_heap_bytes(void);                     // mallinfo2().uordblks: the process's allocated heap
 
 // errno without ARC traffic in between (read right after the failing call in C).
 static inline int gw_errno(void) { extern int *__errno_location(void); return *__errno_location(); }
@@ -107,7 +108,9 @@ typedef struct gw_worker_slot {
     uint64_t connections_writing;
     uint64_t config_generation;    // the generation this worker has applied
     uint64_t ready;                // 1 once the worker accepts connections
-    uint8_t _pad[128 - 72];
+    uint64_t config_applied_at_ms; // wall clock (ms) when `config_generation` was applied
+    uint64_t heap_bytes;           // the worker's allocated heap (mallinfo2 uordblks), 1 Hz
+    uint8_t _pad[128 - 88];
 } gw_worker_slot;
 
 _Static_assert(sizeof(gw_shm_header) == 128, "gw_shm_header layout");
@@ -116,3 +119,4 @@ _Static_assert(sizeof(gw_worker_slot) == 128, "gw_worker_slot layout");
 #endif
 #include "CGWPeers.h"
 #include "CGWPluginState.h"
+#include "CGWMetrics.h"
