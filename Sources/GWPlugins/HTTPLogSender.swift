@@ -3,10 +3,18 @@
 // max_batch_size is 1, else a JSON array of the entries; a status < 300 is a success, anything else
 // (status, refused connection, timeout, reset) a failure the queue retries with back-off.
 //
-// Invariants: the request path only appends to the queue and arms a 0-delay timer (no syscall); the
-// timer hands due batches to idle connections (one per concurrency slot, kept alive `keepalive` ms);
-// the queue bounds memory; drops and losses are counted and logged at most once per
-// LogSinks.reportInterval. Worker-loop confined.
+// Socket work is batched, not the requests: the batches due together leave as one train, pipelined
+// HTTP/1.1 requests written with one write on a keep-alive connection, their responses read together
+// and matched in order. A new train starts at most once per `pace` per queue (the first entry after a
+// quiet period leaves at once), or at once when a whole train (`trainLength` requests) is waiting; so
+// under load a request costs the worker a fraction of a syscall, and Kong's one-entry-per-POST
+// (max_batch_size 1) is kept. In a train, the requests that got a 2xx are delivered; the failed ones
+// (status, or no response before the connection ended) are retried together, in order.
+//
+// Invariants: the request path only appends to the queue and arms the sender's timer (no syscall); the
+// timer hands due trains to idle connections (one per concurrency slot, kept alive `keepalive` ms);
+// the queue bounds memory, a train is bounded by `trainLength` requests and `trainBytes`; drops and
+// losses are counted and logged at most once per LogSinks.reportInterval. Worker-loop confined.
 import GWEvent
 import GWHTTP
 import GWSystem
@@ -104,23 +112,46 @@ final class HTTPLogSender {
         if config != queue.config { queue.config = config }
     }
 
-    /// The request path: queue the entry, wake the sender on the next loop iteration.
+    /// Requests per train and the bytes a train takes beyond its first batch.
+    static let trainLength = 128
+    static let trainBytes = 512 << 10
+    /// The least time between two trains of a queue (unless a whole train waits).
+    static let pace = LogSinks.flushDelay
+    private var lastTrain = -1e9
+    /// When the timer fires (nil: not armed).
+    private var wakeTime: Double? = nil
+
+    /// The request path: queue the entry, wake the sender when the next train may leave.
     func enqueue(_ entry: [UInt8]) {
-        queue.enqueue(entry, now: owner.loop.now)
+        let now = owner.loop.now
+        queue.enqueue(entry, now: now)
         if queue.unreported > 0 || queue.failureMessage != nil { report() }
-        if !timer.isActive { timer.start(after: 0) }
+        if let t = queue.wakeAt(now: now, newAfter: newTrainAfter), wakeTime == nil || t < wakeTime! { arm(t, now) }
     }
 
-    /// Hands every due batch to an idle client, then sleeps until the queue's next deadline.
+    /// New trains wait for the pace, unless a whole train is queued.
+    private var newTrainAfter: Double {
+        queue.count >= HTTPLogSender.trainLength * max(1, queue.config.maxBatchSize) ? 0 : lastTrain + HTTPLogSender.pace
+    }
+
+    private func arm(_ t: Double, _ now: Double) {
+        wakeTime = t
+        timer.start(after: max(t - now, 0))
+    }
+
+    /// Hands every due train to an idle client, then sleeps until the queue's next deadline.
     func pump() {
         let now = owner.loop.now
-        while let b = queue.next(now: now, flushing: flushing) {
+        wakeTime = nil
+        while let b = queue.next(now: now, flushing: flushing, train: HTTPLogSender.trainLength,
+                                 trainBytes: HTTPLogSender.trainBytes, newUnits: flushing || now >= newTrainAfter) {
+            if b.entries.count > 0 { lastTrain = now }
             client().send(b, target: target)
         }
         if queue.unreported > 0 || queue.failureMessage != nil { report() }
-        var wake = queue.wakeAt(now: now)
+        var wake = queue.wakeAt(now: now, newAfter: flushing ? 0 : newTrainAfter)
         if let r = reportDue { wake = min(wake ?? r, r) }
-        if let t = wake { timer.start(after: max(t - now, 0.001)) }
+        if let t = wake { arm(max(t, now + 0.001), now) } else { timer.stop() }
     }
 
     private func client() -> HTTPLogClient {
@@ -131,8 +162,8 @@ final class HTTPLogSender {
     }
 
     /// A batch finished (from a client).
-    func finished(_ id: Int, ok: Bool, error: String) {
-        queue.done(id, ok: ok, now: owner.loop.now, error: error)
+    func finished(_ id: Int, failed: [Bool], error: String) {
+        queue.done(id, failed: failed, now: owner.loop.now, error: error)
         pump()
     }
 
@@ -166,15 +197,20 @@ final class HTTPLogSender {
     }
 }
 
-/// One keep-alive connection of an http-log queue and the batch it carries.
+/// One keep-alive connection of an http-log queue and the train it carries (its requests pipelined,
+/// their responses matched in order).
 final class HTTPLogClient {
     unowned let sender: HTTPLogSender
     let conn: LogConnection
     private let parser = HTTPResponseParser()
-    private var batch = 0
-    private var status = 0
+    private var unit = 0
+    /// Requests in the train, responses read so far, and which requests failed.
+    private var parts = 0
+    private var answered = 0
+    private var failed: [Bool] = []
+    private var firstError = ""
     private var request: [UInt8] = []
-    var busy: Bool { batch != 0 }
+    var busy: Bool { unit != 0 }
 
     init(sender: HTTPLogSender, target: HTTPLogTarget) {
         self.sender = sender
@@ -185,27 +221,35 @@ final class HTTPLogClient {
     }
 
     func send(_ b: LogQueue.Batch, target: HTTPLogTarget) {
-        batch = b.id
-        status = 0
+        unit = b.id
+        parts = b.parts
+        answered = 0
+        failed.removeAll(keepingCapacity: true)
+        firstError = ""
         parser.reset()
         parser.expectResponse(to: .post)
         request.removeAll(keepingCapacity: true)
-        request.append(contentsOf: target.headPrefix)
         let single = sender.queue.config.maxBatchSize == 1   // Kong: one object only then; else an array (even of one)
-        var length = 0
-        if single { length = b.entries[0].count } else {
-            length = 2 + max(0, b.entries.count - 1)
-            for e in b.entries { length += e.count }
-        }
-        LogSerializer.decimal(&request, Int64(length))
-        request.append(contentsOf: [0x0D, 0x0A, 0x0D, 0x0A])
-        if single { request.append(contentsOf: b.entries[0]) } else {
-            request.append(0x5B)
-            for (i, e) in b.entries.enumerated() {
-                if i > 0 { request.append(0x2C) }
-                request.append(contentsOf: e)
+        for i in 0 ..< parts {
+            let entries = b.part(i)
+            request.append(contentsOf: target.headPrefix)
+            var length = 0
+            if single { length = entries.first!.count } else {
+                length = 2 + max(0, entries.count - 1)
+                for e in entries { length += e.count }
             }
-            request.append(0x5D)
+            LogSerializer.decimal(&request, Int64(length))
+            request.append(contentsOf: [0x0D, 0x0A, 0x0D, 0x0A])
+            if single { request.append(contentsOf: entries.first!) } else {
+                request.append(0x5B)
+                var first = true
+                for e in entries {
+                    if !first { request.append(0x2C) }
+                    first = false
+                    request.append(contentsOf: e)
+                }
+                request.append(0x5D)
+            }
         }
         conn.awaitingRead = true
         conn.send(request)
@@ -216,49 +260,59 @@ final class HTTPLogClient {
         // The parser pauses after a head or body piece: call it again (with what is left, possibly
         // nothing) until it needs more bytes.
         var paused = false
-        while batch != 0, !rest.isEmpty || paused {
+        while unit != 0, !rest.isEmpty || paused {
             paused = false
             switch parser.execute(rest) {
             case .needMore: return
             case .head(let n):
-                status = parser.head.status
                 rest = UnsafeRawBufferPointer(rebasing: rest[n...]); paused = true
             case .body(_, let n), .informational(let n):
                 rest = UnsafeRawBufferPointer(rebasing: rest[n...]); paused = true
-            case .messageComplete:
+            case .messageComplete(let n):
+                rest = UnsafeRawBufferPointer(rebasing: rest[n...])
                 let keep = parser.head.keepAlive
-                complete()
-                if !keep { conn.close() }
-                return
+                answer(status: parser.head.status)
+                // Closed before the unit is reported: the sender may hand this client its next train.
+                if answered == parts { if !keep { conn.close() }; complete(); return }
+                if !keep { conn.close(); closed("connection closed by \(conn.address) after \(answered) of \(parts) requests"); return }
+                parser.reset()
+                parser.expectResponse(to: .post)
+                paused = true
             case .upgrade, .error:
                 conn.close()
-                fail("invalid response from \(conn.address)")
+                closed("invalid response from \(conn.address)")
                 return
             }
         }
     }
 
+    private func answer(status st: Int) {
+        answered += 1
+        let bad = st >= 300
+        failed.append(bad)
+        if bad, firstError.isEmpty { firstError = "request to \(conn.address) returned status code \(st)" }
+    }
+
     private func complete() {
-        let id = batch, st = status
-        batch = 0
+        let id = unit
+        unit = 0
         conn.awaitingRead = false
         conn.armIdle()
-        if st < 300 {
-            sender.finished(id, ok: true, error: "")
-        } else {
-            sender.finished(id, ok: false, error: "request to \(conn.address) returned status code \(st)")
-        }
+        sender.finished(id, failed: failed, error: firstError)
     }
 
+    /// The connection ended (or must be given up): the requests without a response failed.
     private func closed(_ why: String?) {
-        if batch != 0, parser.finish() == .messageComplete { complete(); return }
-        fail(why ?? "connection to \(conn.address) closed")
-    }
-
-    private func fail(_ why: String) {
-        guard batch != 0 else { return }
-        let id = batch
-        batch = 0
-        sender.finished(id, ok: false, error: "failed request to \(conn.address): \(why)")
+        guard unit != 0 else { return }
+        if parser.finish() == .messageComplete {
+            answer(status: parser.head.status)
+            if answered == parts { complete(); return }
+        }
+        let message = "failed request to \(conn.address): \(why ?? "connection to \(conn.address) closed")"
+        if firstError.isEmpty { firstError = message }
+        while failed.count < parts { failed.append(true) }
+        let id = unit
+        unit = 0
+        sender.finished(id, failed: failed, error: firstError)
     }
 }

@@ -37,7 +37,10 @@ final class LogConnection {
         timer = TimerWatcher(loop: loop) { [unowned self] in self.timedOut() }
     }
 
-    deinit { if fd >= 0 { Socket.close(fd) } }
+    deinit {
+        if fd >= 0 { Socket.close(fd) }
+        inBuf?.deallocate()
+    }
 
     /// Queues bytes and sends them (connecting first if needed).
     func send<C: Collection>(_ bytes: C) where C.Element == UInt8 {
@@ -101,17 +104,20 @@ final class LogConnection {
         onDrained()
     }
 
+    /// The read buffer (allocated at the first read: tcp-log never reads).
+    private var inBuf: UnsafeMutableRawPointer? = nil
+    static let readSize = 16 << 10
+
     private func readIn() {
-        var buf = (0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64,
-                   0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64)
+        if inBuf == nil { inBuf = UnsafeMutableRawPointer.allocate(byteCount: LogConnection.readSize, alignment: 16) }
+        let p = inBuf!
         while state == .open {
-            let r = withUnsafeMutableBytes(of: &buf) { p -> IOResult in
-                let r = Socket.read(fd, into: p.baseAddress!, count: p.count)
-                if case .bytes(let n) = r { onRead(UnsafeRawBufferPointer(rebasing: p[0 ..< n])) }
-                return r
-            }
+            let r = Socket.read(fd, into: p, count: LogConnection.readSize)
             switch r {
-            case .bytes: continue
+            case .bytes(let n):
+                onRead(UnsafeRawBufferPointer(start: p, count: n))
+                // A short read emptied the socket (level-triggered watcher): no read for EAGAIN.
+                if n < LogConnection.readSize { armIdle(); return }
             case .wouldBlock: armIdle(); return
             case .eof: fail(awaitingRead || pendingBytes > 0 ? "connection to \(address) closed by the peer" : nil); return
             case .error(let e): fail("read from \(address) failed: \(String(cString: strerror(e)))"); return

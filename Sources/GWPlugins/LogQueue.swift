@@ -6,8 +6,11 @@
 //
 // Invariants: queued + in-flight entries ≤ max_entries (a full queue drops its OLDEST queued entry, or
 // the new one when every entry is in flight); queued bytes ≤ max_bytes when set (oldest dropped until
-// the new entry fits; an entry longer than max_bytes is refused); at most `slots` batches in flight
-// (concurrency_limit 1 → 1; -1, Kong's "no queue", → `unboundedSlots` single-entry batches); every
+// the new entry fits; an entry longer than max_bytes is refused); at most `slots` units in flight
+// (concurrency_limit 1 → 1; -1, Kong's "no queue", → `unboundedSlots` single-entry batches); a unit is
+// one batch, or a train of up to `train` consecutive batches the owner sends on one connection in one
+// write (each batch still its own request); a train's batches are reported one by one, the failed ones
+// stay in the unit (in order) and are retried together; every
 // dropped or lost entry is counted in `dropped` / `lost` and in `unreported` until the owner reports it.
 // Worker-loop confined.
 
@@ -24,10 +27,15 @@ public struct LogQueueConfig: Equatable, Sendable {
 }
 
 public final class LogQueue {
-    /// A batch handed out for sending.
+    /// A unit handed out for sending: `entries` in order, one request per `batchSize` of them.
     public struct Batch {
         public let id: Int
         public let entries: [[UInt8]]
+        public let batchSize: Int
+        /// The number of requests (batches) in the unit.
+        public var parts: Int { (entries.count + batchSize - 1) / batchSize }
+        /// The entries of request `i`.
+        public func part(_ i: Int) -> ArraySlice<[UInt8]> { entries[i * batchSize ..< min(entries.count, (i + 1) * batchSize)] }
     }
 
     private struct Slot {
@@ -118,23 +126,35 @@ public final class LogQueue {
     /// The next batch to send now: a failed batch whose retry time came, else a new batch when a slot
     /// is free and the queue holds a full batch or its oldest entry waited `max_coalescing_delay`
     /// (`flushing`: do not wait, e.g. at worker exit). Nil when nothing is due.
-    public func next(now: Double, flushing: Bool = false) -> Batch? {
+    /// `train` > 1: a new unit takes up to `train` batches (whole batches only, plus the last partial one
+    /// when it is due), at least one batch and at most `trainBytes` beyond the first. `newUnits` false:
+    /// only failed units whose retry time came are handed out.
+    public func next(now: Double, flushing: Bool = false, train: Int = 1, trainBytes: Int = .max,
+                     newUnits: Bool = true) -> Batch? {
+        let size = batchSize
         for i in 0 ..< slots.count where !slots[i].sending && slots[i].retryAt <= now {
             slots[i].sending = true
-            return Batch(id: slots[i].id, entries: slots[i].entries)
+            return Batch(id: slots[i].id, entries: slots[i].entries, batchSize: size)
         }
-        guard slots.count < slotLimit, count > 0 else { return nil }
-        let size = batchSize
-        guard count >= size || flushing || now - times[head] >= config.maxCoalescingDelay else { return nil }
-        let n = min(size, count)
+        guard newUnits, slots.count < slotLimit, count > 0 else { return nil }
+        let full = count / size, trainLength = max(1, train)
+        // The partial batch after the full ones leaves when its oldest entry waited max_coalescing_delay.
+        let tail = head + full * size
+        let tailDue = tail < items.count && (flushing || now - times[tail] >= config.maxCoalescingDelay)
+        guard full > 0 || tailDue else { return nil }
+        let n = full < trainLength && tailDue ? count : min(full, trainLength) * size
         var batch: [[UInt8]] = []
         batch.reserveCapacity(n)
-        for k in head ..< head + n { batch.append(items[k]); bytes -= items[k].count; items[k] = [] }
-        head += n
+        var taken = 0
+        for k in head ..< head + n {
+            if batch.count >= size, batch.count % size == 0, taken + items[k].count > trainBytes { break }
+            batch.append(items[k]); taken += items[k].count; bytes -= items[k].count; items[k] = []
+        }
+        head += batch.count
         compact()
         nextID += 1
         slots.append(Slot(id: nextID, entries: batch, firstTry: now, retries: 0, retryAt: now, sending: true))
-        return Batch(id: nextID, entries: batch)
+        return Batch(id: nextID, entries: batch, batchSize: size)
     }
 
     /// The outcome of sending batch `id`. A failure is retried after initial_retry_delay × 2^retries
@@ -148,6 +168,28 @@ public final class LogQueue {
             slots.remove(at: i)
             return
         }
+        fail(i, now: now, error: error)
+    }
+
+    /// The outcome of a unit's requests, `failed[k]` true when request k failed: the delivered batches
+    /// leave the unit, the failed ones stay (in order) and are retried as one unit.
+    public func done(_ id: Int, failed: [Bool], now: Double, error: String = "") {
+        guard let i = slots.firstIndex(where: { $0.id == id }) else { return }
+        let size = batchSize
+        var ok = 0
+        for f in failed where !f { ok += 1 }
+        if ok == failed.count { done(id, ok: true, now: now); delivered += ok - 1; return }
+        if ok > 0 {
+            delivered += ok
+            dropping = false
+            var keep: [[UInt8]] = []
+            for (k, e) in slots[i].entries.enumerated() where k / size >= failed.count || failed[k / size] { keep.append(e) }
+            slots[i].entries = keep
+        }
+        fail(i, now: now, error: error)
+    }
+
+    private func fail(_ i: Int, now: Double, error: String) {
         failureMessage = "handler could not process entries: \(error)"
         if now - slots[i].firstTry > config.maxRetryTime {
             let n = slots[i].entries.count
@@ -170,11 +212,12 @@ public final class LogQueue {
     }
 
     /// When `next` may next return a batch (nil: not before something is queued or a send finishes).
-    public func wakeAt(now: Double) -> Double? {
+    /// `newAfter`: new units are not started before this time (the owner's pacing).
+    public func wakeAt(now: Double, newAfter: Double = 0) -> Double? {
         var t: Double? = nil
         for s in slots where !s.sending { t = min(t ?? s.retryAt, s.retryAt) }
         if slots.count < slotLimit, count > 0 {
-            let due = count >= batchSize ? now : times[head] + config.maxCoalescingDelay
+            let due = max(count >= batchSize ? now : times[head] + config.maxCoalescingDelay, newAfter)
             t = min(t ?? due, due)
         }
         return t

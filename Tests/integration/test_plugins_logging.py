@@ -239,6 +239,7 @@ class Collector:
         self.gate.set()
         self.status = 200
         self.server = None
+        self.conns = set()
         self._http = http.server
         self.start()
 
@@ -250,6 +251,11 @@ class Collector:
 
             def log_message(self, *a):
                 pass
+
+            def setup(self):
+                super().setup()
+                with col.lock:
+                    col.conns.add(self.connection)
 
             def _serve(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -272,8 +278,16 @@ class Collector:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self):
+        """Down: no listener, and the kept-alive connections are closed (a down server keeps none)."""
         self.server.shutdown()
         self.server.server_close()
+        with self.lock:
+            conns, self.conns = self.conns, set()
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def entries(self):
         """Every entry received, in arrival order (arrays flattened)."""
