@@ -112,7 +112,7 @@ final class HTTPLogSender {
         if config != queue.config { queue.config = config }
     }
 
-    /// Requests per train and the bytes a train takes beyond its first batch.
+    /// Requests per train, and the bytes of a train (its first batch always goes).
     static let trainLength = 128
     static let trainBytes = 512 << 10
     /// The least time between two trains of a queue (unless a whole train waits).

@@ -127,7 +127,7 @@ public final class LogQueue {
     /// is free and the queue holds a full batch or its oldest entry waited `max_coalescing_delay`
     /// (`flushing`: do not wait, e.g. at worker exit). Nil when nothing is due.
     /// `train` > 1: a new unit takes up to `train` batches (whole batches only, plus the last partial one
-    /// when it is due), at least one batch and at most `trainBytes` beyond the first. `newUnits` false:
+    /// when it is due) within `trainBytes` in all (the first batch always). `newUnits` false:
     /// only failed units whose retry time came are handed out.
     public func next(now: Double, flushing: Bool = false, train: Int = 1, trainBytes: Int = .max,
                      newUnits: Bool = true) -> Batch? {

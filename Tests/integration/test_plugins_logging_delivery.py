@@ -1,0 +1,241 @@
+"""How the logging plugins deliver, through the real binary: http-log's default queue (max_batch_size 1,
+one entry per POST as in Kong 3.10) sends the entries due together as pipelined HTTP/1.1 requests in
+one write on a keep-alive connection (several requests per read on the collector's side), in order,
+through a slow, down and back collector; a request of a train that failed is retried without
+duplicating the delivered ones; tcp-log writes several entries per write. The collector here is a raw
+socket server that counts the requests each recv() brought."""
+import json
+import socket
+import threading
+
+from conftest import TIMEOUT, add_route, wait_until
+
+
+class PipelineCollector:
+    """HTTP/1.1 log server on 127.0.0.1 reading raw bytes: every complete request in a recv() is
+    recorded with the index of that read; the responses to one read go back in one send. `gate` held:
+    responses wait (a slow collector). `status_for(path_of_entry)` chooses each status (default 200).
+    stop() closes the listener and every connection; start() listens again on the same port."""
+
+    def __init__(self):
+        self.port = None
+        self.lock = threading.Lock()
+        self.requests = []       # (read index, method, path, headers, body)
+        self.reads = 0
+        self.gate = threading.Event()
+        self.gate.set()
+        self.status_for = lambda uri: 200
+        self.conns = set()
+        self.listener = None
+        self.start()
+
+    def start(self):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port or 0))
+        s.listen(16)
+        self.port = s.getsockname()[1]
+        self.listener = s
+        threading.Thread(target=self._accept, args=(s,), daemon=True).start()
+
+    def _accept(self, s):
+        while True:
+            try:
+                c, _ = s.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.conns.add(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        buf = b""
+        try:
+            while True:
+                data = c.recv(1 << 20)
+                if not data:
+                    return
+                buf += data
+                with self.lock:
+                    self.reads += 1
+                    read = self.reads
+                out = b""
+                while True:
+                    end = buf.find(b"\r\n\r\n")
+                    if end < 0:
+                        break
+                    head = buf[:end].decode("latin-1").split("\r\n")
+                    headers = {k.strip().lower(): v.strip() for k, v in (h.split(":", 1) for h in head[1:])}
+                    n = int(headers.get("content-length", "0"))
+                    if len(buf) < end + 4 + n:
+                        break
+                    body = json.loads(buf[end + 4:end + 4 + n])
+                    buf = buf[end + 4 + n:]
+                    method, path, _ = head[0].split(" ", 2)
+                    uris = [e["request"]["uri"] for e in (body if isinstance(body, list) else [body])]
+                    status = max(self.status_for(u) for u in uris)
+                    with self.lock:
+                        self.requests.append({"read": read, "method": method, "path": path, "headers": headers,
+                                              "body": body, "status": status})
+                    out += f"HTTP/1.1 {status} X\r\nContent-Length: 2\r\n\r\nok".encode()
+                if out:
+                    self.gate.wait(TIMEOUT * 3)
+                    c.sendall(out)
+        except OSError:
+            return
+        finally:
+            c.close()
+
+    def stop(self):
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)   # wakes the accept() (close alone would not)
+        except OSError:
+            pass
+        self.listener.close()
+        with self.lock:
+            conns, self.conns = self.conns, set()
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def delivered(self):
+        """Entries of the requests answered 2xx, in arrival order (arrays flattened)."""
+        with self.lock:
+            out = []
+            for r in self.requests:
+                if r["status"] < 300:
+                    out.extend(r["body"] if isinstance(r["body"], list) else [r["body"]])
+            return [e["request"]["uri"] for e in out]
+
+    def most_per_read(self):
+        with self.lock:
+            counts = {}
+            for r in self.requests:
+                counts[r["read"]] = counts.get(r["read"], 0) + 1
+            return max(counts.values(), default=0)
+
+
+def keepalive_gets(g, paths):
+    """Requests on one keep-alive connection (fast and in order); every answer must be 200."""
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", g.proxy_port, timeout=TIMEOUT)
+    for p in paths:
+        c.request("GET", p)
+        r = c.getresponse()
+        r.read()
+        assert r.status == 200, (p, r.status)
+    c.close()
+
+
+def test_http_log_single_entry_posts_are_pipelined_in_order(gateway, upstream):
+    """Kong's default queue: one entry per POST; while the collector holds the first response the
+    entries queue up and leave together as one train (several requests in one read), in order."""
+    g = gateway(workers=1)
+    up = upstream("u")
+    add_route(g, up, "/t")
+    col = PipelineCollector()
+    s, p, _ = g.admin("POST", "/plugins", {"name": "http-log", "config": {
+        "http_endpoint": f"http://127.0.0.1:{col.port}/logs", "headers": {"X-Api-Key": "k1"}}})
+    assert s == 201, p
+    col.gate.clear()   # slow: the first train's answer waits
+    sent = [f"/t/{i}" for i in range(60)]
+    keepalive_gets(g, sent)   # never delayed by the collector
+    wait_until(lambda: len(col.requests) >= 1, what="the first request reaches the collector")
+    col.gate.set()
+    wait_until(lambda: len(col.delivered()) == 60, what="60 entries")
+    assert col.delivered() == sent
+    for r in col.requests:
+        assert r["method"] == "POST" and r["path"] == "/logs"
+        assert isinstance(r["body"], dict)   # max_batch_size 1: one object per request
+        assert r["headers"]["x-api-key"] == "k1" and r["headers"]["content-type"] == "application/json"
+    assert col.most_per_read() > 1, "several pipelined requests in one read"
+    col.stop()
+
+
+def test_http_log_trains_through_slow_down_and_back(gateway, upstream):
+    """Slow, then down (refused, retried with back-off), then back: every entry arrives once, in
+    order; the proxied requests never wait for the collector."""
+    g = gateway(workers=1)
+    up = upstream("u")
+    add_route(g, up, "/s")
+    col = PipelineCollector()
+    s, p, _ = g.admin("POST", "/plugins", {"name": "http-log", "config": {
+        "http_endpoint": f"http://127.0.0.1:{col.port}/", "queue": {
+            "initial_retry_delay": 0.05, "max_retry_delay": 0.2}}})
+    assert s == 201, p
+    sent = [f"/s/slow{i}" for i in range(10)]
+    col.gate.clear()
+    keepalive_gets(g, sent)
+    col.gate.set()
+    wait_until(lambda: len(col.delivered()) == 10, what="slow entries")
+    col.stop()
+    down = [f"/s/down{i}" for i in range(25)]
+    keepalive_gets(g, down)
+    sent += down
+    wait_until(lambda: "failed request to 127.0.0.1" in g.log(), what="the failure logged")
+    assert len(col.delivered()) == 10
+    col.start()
+    wait_until(lambda: len(col.delivered()) == 35, what="every entry after the collector is back")
+    assert col.delivered() == sent
+    assert col.most_per_read() > 1
+    col.stop()
+
+
+def test_http_log_failed_request_of_a_train_is_retried_alone(gateway, upstream):
+    """A 500 for one request of a train: the others are delivered once, the failed one is retried."""
+    g = gateway(workers=1)
+    up = upstream("u")
+    add_route(g, up, "/f")
+    col = PipelineCollector()
+    fails = {"n": 0}
+
+    def status(uri):
+        if uri == "/f/3" and fails["n"] < 2:
+            fails["n"] += 1
+            return 500
+        return 200
+    col.status_for = status
+    s, p, _ = g.admin("POST", "/plugins", {"name": "http-log", "config": {
+        "http_endpoint": f"http://127.0.0.1:{col.port}/", "queue": {"initial_retry_delay": 0.05}}})
+    assert s == 201, p
+    sent = [f"/f/{i}" for i in range(8)]
+    col.gate.clear()
+    keepalive_gets(g, sent)
+    col.gate.set()
+    wait_until(lambda: len(col.delivered()) == 8, what="8 entries")
+    got = col.delivered()
+    assert sorted(got) == sorted(sent), got   # each once
+    assert fails["n"] == 2
+    assert [u for u in got if u != "/f/3"] == [u for u in sent if u != "/f/3"]
+    wait_until(lambda: "returned status code 500" in g.log(), what="the failure logged")
+    col.stop()
+
+
+def test_tcp_log_writes_several_entries_per_write(gateway, upstream):
+    g = gateway(workers=1)
+    up = upstream("u")
+    add_route(g, up, "/tcp")
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    srv.settimeout(TIMEOUT)
+    s, p, _ = g.admin("POST", "/plugins", {"name": "tcp-log", "config": {"host": "127.0.0.1",
+                                                                         "port": srv.getsockname()[1]}})
+    assert s == 201, p
+    sent = [f"/tcp/{i}" for i in range(30)]
+    keepalive_gets(g, sent)
+    c, _ = srv.accept()
+    c.settimeout(TIMEOUT)
+    buf, per_read = b"", []
+    while buf.count(b"\n") < 30:
+        d = c.recv(1 << 20)
+        assert d, "connection closed early"
+        per_read.append(d.count(b"\n"))
+        buf += d
+    got = [json.loads(line)["request"]["uri"] for line in buf.splitlines()]
+    assert got == sent
+    assert max(per_read) > 1
+    c.close()
+    srv.close()
