@@ -7,8 +7,12 @@
 // authenticated_entity{id, consumer_id}, route, service, consumer, client_ip, started_at (ms), source,
 // workspace_name. `authorization` and `proxy-authorization` request headers are "REDACTED". Repeated
 // headers and query arguments become arrays; a query argument without '=' is `true` (ngx.req.get_uri_args).
-// Deviations: `tries` holds the last try only (ip, port, balancer_start); `workspace` (Kong's workspace
-// uuid) is left out (this gateway has one workspace, "default").
+// `tries` lists every try: the failed ones (`state` "failed", `code` 502 or 504, as nginx's
+// get_last_failure) then the last one; `upstream_status` joins the tries' statuses ("502, 200") as
+// $upstream_status does. `response.headers` are the header lines the gateway sent (Via, X-Kong-* and
+// the plugins' edits included), as ngx.resp.get_headers() in the log phase.
+// Deviations: a try's `balancer_latency` / `balancer_latency_ns` are 0 (the pick is not timed);
+// `workspace` (Kong's workspace uuid) is left out (this gateway has one workspace, "default").
 import GWHTTP
 import GWSystem
 
@@ -29,9 +33,14 @@ public struct LogFacts {
     public var proxyMs = -1
     public var requestMs = 0
     public var receiveMs = 0
-    /// The peer of the last try (nil: none) and the number of tries.
+    /// The peer of the last try when it did not fail (nil: none, or it is the last failed try) and the
+    /// number of tries.
     public var upstream: SocketAddress? = nil
     public var tries = 0
+    /// Monotonic µs of the request's start and of the last try's start (a try's wall time is
+    /// `startedAtMs` plus the difference).
+    public var requestStartUs: UInt64 = 0
+    public var lastTryStartUs: UInt64 = 0
     /// The listening port of the request (for `request.url`).
     public var listenPort = 0
     /// True when a plugin or the gateway answered (Kong's `source` "kong"), false for "upstream".
@@ -39,6 +48,14 @@ public struct LogFacts {
     /// The request came over TLS (`request.url` starts with https).
     public var https = false
     public init() {}
+}
+
+/// A failed try of the exchange (Kong's tries[] entry with state "failed" and its code).
+public struct LogTry {
+    public var address: SocketAddress
+    public var startUs: UInt64
+    public var code: Int
+    public init(address: SocketAddress, startUs: UInt64, code: Int) { self.address = address; self.startUs = startUs; self.code = code }
 }
 
 /// Where the serializer writes: the worker's raw scratch area (HeadWriter: one bounds check and a copy
@@ -118,7 +135,17 @@ public enum LogSerializer {
         put(&out, ",\"size\":"); decimal(&out, Int64(f.requestSize))
         put(&out, "},\"upstream_uri\":")
         string(&out, ctx.logUpstreamURI)
-        if f.upstreamStatus > 0 { put(&out, ",\"upstream_status\":\""); decimal(&out, Int64(f.upstreamStatus)); out.append(0x22) }
+        if f.upstreamStatus > 0 || !ctx.logFailedTries.isEmpty {
+            put(&out, ",\"upstream_status\":\"")
+            var first = true
+            for t in ctx.logFailedTries {
+                if !first { put(&out, ", ") }
+                first = false
+                decimal(&out, Int64(t.code))
+            }
+            if f.upstreamStatus > 0 { if !first { put(&out, ", ") }; decimal(&out, Int64(f.upstreamStatus)) }
+            out.append(0x22)
+        }
         put(&out, ",\"response\":{\"status\":"); decimal(&out, Int64(f.status))
         put(&out, ",\"headers\":")
         if ctx.logResponseHeaders.isEmpty { put(&out, "{}") } else { ctx.logResponseHeaders.withUnsafeBytes { out.appendRaw($0) } }
@@ -128,14 +155,15 @@ public enum LogSerializer {
         put(&out, ",\"request\":"); decimal(&out, Int64(f.requestMs))
         put(&out, ",\"receive\":"); decimal(&out, Int64(f.receiveMs))
         put(&out, "},\"tries\":[")
+        var firstTry = true
+        for t in ctx.logFailedTries {
+            if !firstTry { out.append(0x2C) }
+            firstTry = false
+            logTry(&out, f, t.address, t.startUs, code: t.code)
+        }
         if let a = f.upstream {
-            put(&out, "{\"balancer_start\":"); decimal(&out, f.startedAtMs + Int64(f.kongMs))
-            put(&out, ",\"ip\":\"")
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: SocketAddress.maxIPLength) { b in
-                out.appendRaw(UnsafeRawBufferPointer(start: b.baseAddress!, count: a.writeIP(to: b.baseAddress!)))
-            }
-            put(&out, "\",\"port\":"); decimal(&out, Int64(a.port))
-            put(&out, ",\"balancer_latency\":0}")
+            if !firstTry { out.append(0x2C) }
+            logTry(&out, f, a, f.lastTryStartUs, code: 0)
         }
         out.append(0x5D)
         if let cr = ctx.credential {
@@ -283,6 +311,21 @@ public enum LogSerializer {
             i += 1
         }
         if n > start { out.appendRaw(UnsafeRawBufferPointer(rebasing: s[start ..< n])) }
+    }
+
+    /// One tries[] object; `code` 0: the try did not fail.
+    static func logTry<S: LogByteSink>(_ out: inout S, _ f: LogFacts, _ a: SocketAddress, _ startUs: UInt64, code: Int) {
+        let sinceUs = startUs > f.requestStartUs && f.requestStartUs > 0 ? startUs - f.requestStartUs : 0
+        put(&out, "{\"balancer_start\":"); decimal(&out, f.startedAtMs + Int64(sinceUs / 1000))
+        put(&out, ",\"balancer_start_ns\":"); decimal(&out, f.startedAtMs &* 1_000_000 &+ Int64(sinceUs) &* 1000)
+        put(&out, ",\"ip\":\"")
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: SocketAddress.maxIPLength) { b in
+            out.appendRaw(UnsafeRawBufferPointer(start: b.baseAddress!, count: a.writeIP(to: b.baseAddress!)))
+        }
+        put(&out, "\",\"port\":"); decimal(&out, Int64(a.port))
+        put(&out, ",\"balancer_latency\":0,\"balancer_latency_ns\":0")
+        if code > 0 { put(&out, ",\"state\":\"failed\",\"code\":"); decimal(&out, Int64(code)) }
+        out.append(0x7D)
     }
 
     /// The header lines of a response head the gateway wrote (`raw` starts at its status line) as a JSON

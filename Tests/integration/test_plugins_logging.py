@@ -66,8 +66,10 @@ def test_file_log_entry_fields(gateway, upstream, tmp_path):
     assert e["response"]["headers"]["x-upstream"] == "u"
     assert e["response"]["headers"]["content-type"] == "application/json"
     assert e["latencies"]["proxy"] >= 0
-    assert e["tries"] == [{"balancer_start": e["tries"][0]["balancer_start"], "ip": "127.0.0.1", "port": up.port,
-                           "balancer_latency": 0}]
+    t = e["tries"][0]
+    assert e["tries"] == [{"balancer_start": t["balancer_start"], "balancer_start_ns": t["balancer_start_ns"],
+                           "ip": "127.0.0.1", "port": up.port, "balancer_latency": 0, "balancer_latency_ns": 0}]
+    assert t["balancer_start_ns"] // 1000000 == t["balancer_start"]
     assert e["route"]["paths"] == ["/log"] and e["service"]["host"] == "127.0.0.1" and e["service"]["port"] == up.port
     assert "consumer" not in e and "authenticated_entity" not in e
 

@@ -239,3 +239,77 @@ def test_tcp_log_writes_several_entries_per_write(gateway, upstream):
     assert max(per_read) > 1
     c.close()
     srv.close()
+
+
+def read_entries(path):
+    try:
+        with open(path) as f:
+            return [json.loads(line) for line in f.read().splitlines() if line]
+    except FileNotFoundError:
+        return []
+
+
+def test_entry_lists_every_try_and_the_gateway_response_headers(gateway, upstream, tmp_path):
+    """Kong's serializer: tries[] holds every try (a refused peer: state "failed", code 502, then the
+    peer that answered), upstream_status joins their statuses, and response.headers are the headers
+    the client got (Via, X-Kong-*, the upstream's own)."""
+    from conftest import free_port
+    g = gateway(workers=1)
+    up = upstream("u")
+    dead = free_port()   # nothing listens: connection refused
+    assert g.admin("POST", "/upstreams", {"name": "two.test"})[0] == 201
+    for port in (dead, up.port):
+        s, p, _ = g.admin("POST", "/upstreams/two.test/targets", {"target": f"127.0.0.1:{port}"})
+        assert s == 201, p
+    s, svc, _ = g.admin("POST", "/services", {"name": "two", "host": "two.test", "port": 80})
+    assert s == 201, svc
+    s, p, _ = g.admin("POST", "/services/two/routes", {"paths": ["/two"]})
+    assert s == 201, p
+    path = str(tmp_path / "tries.log")
+    assert g.admin("POST", "/plugins", {"name": "file-log", "config": {"path": path}})[0] == 201
+    g.wait_route("/two/x")
+    for i in range(4):   # round-robin over the two targets: some requests try the dead one first
+        assert g.get(f"/two/{i}")[0] == 200
+    wait_until(lambda: len(read_entries(path)) >= 5, what="entries")
+    entries = read_entries(path)
+    retried = [e for e in entries if len(e["tries"]) == 2]
+    assert retried, [e["tries"] for e in entries]
+    for e in retried:
+        failed, ok = e["tries"]
+        assert failed["port"] == dead and failed["ip"] == "127.0.0.1"
+        assert failed["state"] == "failed" and failed["code"] == 502
+        assert ok["port"] == up.port and "state" not in ok and "code" not in ok
+        for t in e["tries"]:
+            assert isinstance(t["balancer_start"], int) and isinstance(t["balancer_start_ns"], int)
+            assert t["balancer_latency"] == 0 and t["balancer_latency_ns"] == 0
+            assert abs(t["balancer_start"] - e["started_at"]) < 60000
+        assert failed["balancer_start"] <= ok["balancer_start"]
+        assert e["upstream_status"] == "502, 200"
+    for e in entries:
+        if len(e["tries"]) == 1:
+            assert e["upstream_status"] == "200" and "state" not in e["tries"][0]
+        h = e["response"]["headers"]
+        assert h["x-upstream"] == "u"   # the upstream's header
+        assert h["via"].endswith("kong/3.10.0") or "kong" in h["via"], h
+        assert "x-kong-upstream-latency" in h and "x-kong-proxy-latency" in h, h
+        assert h["content-length"] == str(int(h["content-length"]))
+
+
+def test_generated_answer_after_every_try_failed_lists_them(gateway, tmp_path):
+    """Every try refused: 502 from the gateway; tries[] holds each failed try, no successful one."""
+    from conftest import free_port
+    g = gateway(workers=1)
+    dead = free_port()
+    s, svc, _ = g.admin("POST", "/services", {"name": "dead", "url": f"http://127.0.0.1:{dead}", "retries": 2})
+    assert s == 201, svc
+    assert g.admin("POST", "/services/dead/routes", {"paths": ["/dead"]})[0] == 201
+    path = str(tmp_path / "dead.log")
+    assert g.admin("POST", "/plugins", {"name": "file-log", "config": {"path": path}})[0] == 201
+    wait_until(lambda: g.get("/dead")[0] == 502, what="502")
+    wait_until(lambda: read_entries(path), what="an entry")
+    e = read_entries(path)[-1]
+    assert e["response"]["status"] == 502
+    assert len(e["tries"]) == 3 and all(t["state"] == "failed" and t["code"] == 502 and t["port"] == dead
+                                        for t in e["tries"])
+    assert e["upstream_status"] == "502, 502, 502"
+    assert "x-kong-response-latency" in e["response"]["headers"]
