@@ -27,9 +27,8 @@ struct HTTPLogTarget: Equatable {
     var timeoutMs: Int
     var keepaliveMs: Int
 
-    /// Parses `http://[user[:pass]@]host[:port][/path]`; the host must be an IP literal or localhost.
-    static func parse(endpoint: String, method: String, contentType: String, timeoutMs: Int, keepaliveMs: Int,
-                      headers: [(String, String)]) -> HTTPLogTarget? {
+    /// The parts of `http://[user[:pass]@]host[:port][/path]` (host without brackets; nil: not that shape).
+    static func split(_ endpoint: String) -> (authority: Substring, userinfo: Substring?, host: String, port: Int, rest: Substring)? {
         guard endpoint.hasPrefix("http://") else { return nil }
         var rest = Substring(endpoint.dropFirst(7))
         let authEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
@@ -48,7 +47,16 @@ struct HTTPLogTarget: Equatable {
             port = p
             host = authority[..<colon]
         }
-        guard let address = LogSinks.address(String(host), port) else { return nil }
+        return (authority, userinfo, String(host), port, rest)
+    }
+
+    /// Parses `http://[user[:pass]@]host[:port][/path]`; `resolve` gives the host's address (an IP
+    /// literal, localhost, or the master's answer for a name; nil: none yet).
+    static func parse(endpoint: String, method: String, contentType: String, timeoutMs: Int, keepaliveMs: Int,
+                      headers: [(String, String)], resolve: (String, Int) -> SocketAddress?) -> HTTPLogTarget? {
+        guard let (authority, userinfo, host, port, r) = split(endpoint) else { return nil }
+        var rest = r
+        guard let address = resolve(host, port) else { return nil }
         // Kong sends to scheme://host:port/path (resty.http request_uri): the path, default "/".
         var path = rest.prefix { $0 != "#" }
         if path.isEmpty || path.hasPrefix("?") { path = "/" + path }

@@ -313,3 +313,49 @@ def test_generated_answer_after_every_try_failed_lists_them(gateway, tmp_path):
                                         for t in e["tries"])
     assert e["upstream_status"] == "502, 502, 502"
     assert "x-kong-response-latency" in e["response"]["headers"]
+
+
+def test_log_hosts_by_name_resolved_by_the_master(gateway, upstream):
+    """Destinations given by host name: the master resolves them (c-ares, dns_resolver) and publishes
+    the addresses; before an answer exists the entries are dropped, counted and logged; an answer
+    that changes moves the traffic (re-resolved on TTL)."""
+    from test_dns import FakeDNS
+    server = FakeDNS()
+    try:
+        col = PipelineCollector()
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", 0))
+        udp.settimeout(TIMEOUT)
+        server.records["collector.test"] = [("A", "127.0.0.1", 1)]
+        g = gateway(workers=1, dns_resolver=server.address)
+        up = upstream("u")
+        add_route(g, up, "/n")
+        s, p, _ = g.admin("POST", "/plugins", {"name": "http-log", "config": {
+            "http_endpoint": f"http://collector.test:{col.port}/named"}})
+        assert s == 201, p
+        s, p, _ = g.admin("POST", "/plugins", {"name": "udp-log", "config": {"host": "collector.test",
+                                                                             "port": udp.getsockname()[1]}})
+        assert s == 201, p
+        s, p, _ = g.admin("POST", "/plugins", {"name": "tcp-log", "config": {"host": "nowhere.test", "port": 9}})
+        assert s == 201, p
+        sent = [f"/n/{i}" for i in range(5)]
+        wait_until(lambda: server.count("collector.test", 1) >= 1, what="the master asks for the name")
+
+        def delivered_all():
+            keepalive_gets(g, ["/n/probe"])
+            return "/n/probe" in col.delivered()
+        wait_until(delivered_all, what="the name resolved and used")   # the answer is published
+        keepalive_gets(g, sent)
+        wait_until(lambda: all(u in col.delivered() for u in sent), what="entries to the named collector")
+        r = [x for x in col.requests if x["body"]["request"]["uri"] in sent]
+        assert all(x["headers"]["host"] == f"collector.test:{col.port}" and x["path"] == "/named" for x in r)
+        got = set()
+        while not set(sent) <= got:
+            got.add(json.loads(udp.recvfrom(65536)[0])["request"]["uri"])
+        # nowhere.test has no answer (NXDOMAIN): its entries are dropped, counted and logged.
+        wait_until(lambda: "tcp-log nowhere.test" in g.log() and "entries dropped" in g.log(), what="drop logged")
+        assert "no address for nowhere.test" in g.log()
+        udp.close()
+        col.stop()
+    finally:
+        server.stop()
