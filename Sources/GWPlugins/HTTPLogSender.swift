@@ -217,7 +217,6 @@ final class HTTPLogClient {
     private var answered = 0
     private var failed: [Bool] = []
     private var firstError = ""
-    private var request: [UInt8] = []
     var busy: Bool { unit != 0 }
 
     init(sender: HTTPLogSender, target: HTTPLogTarget) {
@@ -236,8 +235,13 @@ final class HTTPLogClient {
         firstError = ""
         parser.reset()
         parser.expectResponse(to: .post)
-        request.removeAll(keepingCapacity: true)
         let single = sender.queue.config.maxBatchSize == 1   // Kong: one object only then; else an array (even of one)
+        conn.awaitingRead = true
+        conn.send(building: { request in Self.write(b, parts: parts, single: single, target: target, into: &request) })
+    }
+
+    /// The train's requests, appended to `request`.
+    private static func write(_ b: LogQueue.Batch, parts: Int, single: Bool, target: HTTPLogTarget, into request: inout [UInt8]) {
         for i in 0 ..< parts {
             let entries = b.part(i)
             request.append(contentsOf: target.headPrefix)
@@ -259,8 +263,6 @@ final class HTTPLogClient {
                 request.append(0x5D)
             }
         }
-        conn.awaitingRead = true
-        conn.send(request)
     }
 
     private func read(_ bytes: UnsafeRawBufferPointer) {

@@ -53,6 +53,17 @@ final class LogConnection {
         }
     }
 
+    /// Queues bytes `build` appends in place (no intermediate buffer) and sends them.
+    func send(building build: (inout [UInt8]) -> Void) {
+        if sent > 0 && sent == out.count { out.removeAll(keepingCapacity: true); sent = 0 }
+        build(&out)
+        switch state {
+        case .closed: open()
+        case .connecting: break
+        case .open: writeOut()
+        }
+    }
+
     var pendingBytes: Int { out.count - sent }
 
     private func open() {

@@ -13,6 +13,7 @@
 // the plugins' edits included), as ngx.resp.get_headers() in the log phase.
 // Deviations: a try's `balancer_latency` / `balancer_latency_ns` are 0 (the pick is not timed);
 // `workspace` (Kong's workspace uuid) is left out (this gateway has one workspace, "default").
+import Glibc
 import GWHTTP
 import GWSystem
 
@@ -329,31 +330,47 @@ public enum LogSerializer {
     }
 
     /// The header lines of a response head the gateway wrote (`raw` starts at its status line) as a JSON
-    /// object (lower-case names; a repeated name keeps its last value).
-    public static func headLines(_ out: inout [UInt8], _ raw: UnsafeRawBufferPointer) {
+    /// object replacing the content of `out` (written through `scratch`; lower-case names, a repeated
+    /// name written once per line).
+    public static func headLinesJSON(_ raw: UnsafeRawBufferPointer, scratch: HeadScratch, into out: inout [UInt8]) {
         out.removeAll(keepingCapacity: true)
+        while true {
+            var w = HeadWriter(base: scratch.base, capacity: scratch.capacity)
+            headLines(&w, raw)
+            if !w.overflow { out.append(contentsOf: w.bytes); return }
+            let need = scratch.capacity + 1
+            scratch.write(appendingTo: &out) { w in w.putRaw(maxBytes: need) { _ in 0 } }
+            out.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// The header lines of `raw` (from its status line to the blank line) as a JSON object.
+    public static func headLines<S: LogByteSink>(_ out: inout S, _ raw: UnsafeRawBufferPointer) {
         out.append(0x7B)
-        var i = 0
-        while i < raw.count, raw[i] != 0x0A { i += 1 }
-        i += 1
+        guard let base = raw.baseAddress, raw.count > 0 else { out.append(0x7D); return }
+        let n = raw.count
+        @inline(__always) func find(_ c: UInt8, _ from: Int, _ to: Int) -> Int {
+            guard to > from, let p = memchr(base + from, Int32(c), to - from) else { return to }
+            return base.distance(to: UnsafeRawPointer(p))
+        }
+        var i = find(0x0A, 0, n) + 1   // past the status line
         var first = true
-        while i < raw.count {
-            var e = i
-            while e < raw.count, raw[e] != 0x0A { e += 1 }
+        while i < n {
+            let e = find(0x0A, i, n)
             var end = e
             if end > i, raw[end - 1] == 0x0D { end -= 1 }
             if end == i { break }   // the blank line
-            var colon = i
-            while colon < end, raw[colon] != 0x3A { colon += 1 }
+            let colon = find(0x3A, i, end)
             if colon < end {
                 var v = colon + 1
-                while v < end, raw[v] == 0x20 { v += 1 }
+                while v < end, raw[v] == 0x20 || raw[v] == 0x09 { v += 1 }
                 if !first { out.append(0x2C) }
                 first = false
                 out.append(0x22)
-                for k in i ..< colon { let c = raw[k]; escapedByte(&out, c >= 0x41 && c <= 0x5A ? c | 0x20 : c) }
-                put(&out, "\":")
-                string(&out, UnsafeRawBufferPointer(rebasing: raw[v ..< end]))
+                lowered(&out, UnsafeRawBufferPointer(rebasing: raw[i ..< colon]))
+                out.append(0x22); out.append(0x3A); out.append(0x22)
+                escapedRaw(&out, UnsafeRawBufferPointer(rebasing: raw[v ..< end]))
+                out.append(0x22)
             }
             i = e + 1
         }

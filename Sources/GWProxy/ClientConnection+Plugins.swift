@@ -100,7 +100,7 @@ extension ClientConnection {
     @inline(__always) func pluginsLogResponseHead(from start: Int) {
         guard plugins?.wantsLogEntry == true, let ctx = plugins else { return }
         out.bytes.withUnsafeBytes { b in
-            LogSerializer.headLines(&ctx.logResponseHeaders, UnsafeRawBufferPointer(rebasing: b[start...]))
+            LogSerializer.headLinesJSON(UnsafeRawBufferPointer(rebasing: b[start...]), scratch: server.headScratch, into: &ctx.logResponseHeaders)
         }
     }
 
@@ -184,7 +184,7 @@ extension ClientConnection {
         if !ctx.responseHeaders.isEmpty { out.bytes.rewriteHead(from: start, ctx.responseHeaders) }
         if ctx.wantsLogEntry {
             out.bytes.withUnsafeBytes { b in
-                LogSerializer.headLines(&ctx.logResponseHeaders, UnsafeRawBufferPointer(rebasing: b[start...]))
+                LogSerializer.headLinesJSON(UnsafeRawBufferPointer(rebasing: b[start...]), scratch: server.headScratch, into: &ctx.logResponseHeaders)
             }
         }
         if ctx.phases.contains(.bodyFilter) {
