@@ -49,7 +49,7 @@ let package = Package(
         .target(name: "GWProxy", dependencies: ["CGWShims", "GWJSON", "GWSystem", "GWEvent", "GWHTTP", "GWRouter", "GWBalancer", "GWStore", "GWConfig", "GWPlugins", "GWTLS"],
                 swiftSettings: hotPath),
         .target(name: "GWPluginState", dependencies: ["GWSystem", "CGWShims"], swiftSettings: hotPath),
-        .target(name: "GWPlugins", dependencies: ["CCrypto", "CPCRE2", "GWJSON", "GWStore", "GWHTTP", "GWPluginState", "GWEvent", "GWSystem"], swiftSettings: hotPath),
+        .target(name: "GWPlugins", dependencies: ["CCrypto", "CPCRE2", "GWJSON", "GWStore", "GWHTTP", "GWPluginState", "GWEvent", "GWSystem", "GWTLS"], swiftSettings: hotPath),
         .target(name: "GWAdmin", dependencies: ["GWJSON", "GWStore", "CSQLite", "CYAML", "GWPlugins", "GWPluginState", "CCrypto"]),
         .target(name: "GWServer", dependencies: ["CGWShims", "CAres", "GWJSON", "GWSystem", "GWEvent", "GWConfig", "GWProxy", "GWAdmin", "GWStore", "GWBalancer", "GWHTTP", "GWPluginState", "GWPlugins", "GWTLS"]),
         .executableTarget(name: "gateway", dependencies: ["GWServer", "GWConfig", "GWSystem"]),

@@ -1,8 +1,8 @@
 // Config schemas of the logging plugins (Kong 3.10 `kong/plugins/{file,tcp,udp,http}-log/schema.lua`,
 // `kong/tools/queue_schema.lua`): fields, defaults and Kong's messages ("not a valid filename"). What
-// the worker cannot do is refused with a 400 field error (`check`): `custom_fields_by_lua` (no Lua),
-// tcp-log `tls` / `tls_sni` (no TLS yet), https endpoints. Host names are accepted: the master
-// resolves them for the workers (GWPlugins/LogHosts.swift).
+// the worker cannot do is refused with a 400 field error (`check`): `custom_fields_by_lua` (no Lua).
+// Host names are accepted (the master resolves them for the workers, GWPlugins/LogHosts.swift), and
+// TLS: tcp-log `tls` / `tls_sni`, http-log https endpoints (not verified, as Kong's loggers).
 import GWJSON
 
 enum LogSchemas {
@@ -97,14 +97,6 @@ enum LogSchemas {
             e.set(["config", "custom_fields_by_lua"], .string("custom_fields_by_lua is not supported by this gateway (no Lua)"))
         }
         if name == "http-log" { httpLogChecks(cfg, &e) }
-        if name == "tcp-log" {
-            if cfg["tls"]?.boolValue == true {
-                e.set(["config", "tls"], .string("tls is not supported by this gateway yet"))
-            }
-            if let sni = cfg["tls_sni"], !sni.isNull {
-                e.set(["config", "tls_sni"], .string("tls_sni is not supported by this gateway yet (no tls)"))
-            }
-        }
     }
 
     static func httpLogChecks(_ cfg: JSONObject, _ e: inout Errors) {
@@ -136,10 +128,8 @@ enum LogSchemas {
                 }
             }
         }
-        if scheme == "https" {
-            e.set(["config", "http_endpoint"], .string("https endpoints are not supported by this gateway yet (no TLS)"))
-        } else if scheme != "http" {
-            e.set(["config", "http_endpoint"], .string("unsupported scheme '\(scheme)' (http only)"))
+        if scheme != "http" && scheme != "https" {
+            e.set(["config", "http_endpoint"], .string("unsupported scheme '\(scheme)' (http and https only)"))
         } else if Validators.parseHostPort(host) == nil {
             e.set(["config", "http_endpoint"], .string("invalid host: \(host)"))
         }

@@ -26,17 +26,21 @@ struct HTTPLogTarget: Equatable {
     var headPrefix: [UInt8]
     var timeoutMs: Int
     var keepaliveMs: Int
+    /// https: TLS with SNI = the host name (none for an IP literal); not verified (Kong's http-log).
+    var tls: LogTLS?
 
-    /// The parts of `http://[user[:pass]@]host[:port][/path]` (host without brackets; nil: not that shape).
-    static func split(_ endpoint: String) -> (authority: Substring, userinfo: Substring?, host: String, port: Int, rest: Substring)? {
-        guard endpoint.hasPrefix("http://") else { return nil }
-        var rest = Substring(endpoint.dropFirst(7))
+    /// The parts of `http[s]://[user[:pass]@]host[:port][/path]` (host without brackets; nil: not that shape).
+    static func split(_ endpoint: String) -> (authority: Substring, userinfo: Substring?, host: String, port: Int, rest: Substring, https: Bool)? {
+        let scheme = endpoint.prefix(8).lowercased()
+        let https = scheme.hasPrefix("https://")
+        guard https || scheme.hasPrefix("http://") else { return nil }
+        var rest = Substring(endpoint.dropFirst(https ? 8 : 7))
         let authEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
         var authority = rest[..<authEnd]
         rest = rest[authEnd...]
         var userinfo: Substring? = nil
         if let at = authority.lastIndex(of: "@") { userinfo = authority[..<at]; authority = authority[authority.index(after: at)...] }
-        var host = authority, port = 80
+        var host = authority, port = https ? 443 : 80
         if authority.hasPrefix("[") {
             guard let close = authority.firstIndex(of: "]") else { return nil }
             host = authority[authority.index(after: authority.startIndex) ..< close]
@@ -47,14 +51,14 @@ struct HTTPLogTarget: Equatable {
             port = p
             host = authority[..<colon]
         }
-        return (authority, userinfo, String(host), port, rest)
+        return (authority, userinfo, String(host), port, rest, https)
     }
 
-    /// Parses `http://[user[:pass]@]host[:port][/path]`; `resolve` gives the host's address (an IP
+    /// Parses `http[s]://[user[:pass]@]host[:port][/path]`; `resolve` gives the host's address (an IP
     /// literal, localhost, or the master's answer for a name; nil: none yet).
     static func parse(endpoint: String, method: String, contentType: String, timeoutMs: Int, keepaliveMs: Int,
                       headers: [(String, String)], resolve: (String, Int) -> SocketAddress?) -> HTTPLogTarget? {
-        guard let (authority, userinfo, host, port, r) = split(endpoint) else { return nil }
+        guard let (authority, userinfo, host, port, r, https) = split(endpoint) else { return nil }
         var rest = r
         guard let address = resolve(host, port) else { return nil }
         // Kong sends to scheme://host:port/path (resty.http request_uri): the path, default "/".
@@ -68,7 +72,8 @@ struct HTTPLogTarget: Equatable {
         if let u = userinfo { put("Authorization: Basic "); h.append(contentsOf: base64Encode(Array(u.utf8))); put("\r\n") }
         for (k, v) in headers { put("\(k): \(v)\r\n") }
         put("Content-Length: ")
-        return HTTPLogTarget(address: address, headPrefix: h, timeoutMs: timeoutMs, keepaliveMs: keepaliveMs)
+        let tls = https ? LogTLS(sni: LogHosts.isName(host) || host == "localhost" ? host : nil) : nil
+        return HTTPLogTarget(address: address, headPrefix: h, timeoutMs: timeoutMs, keepaliveMs: keepaliveMs, tls: tls)
     }
 }
 
@@ -222,7 +227,7 @@ final class HTTPLogClient {
     init(sender: HTTPLogSender, target: HTTPLogTarget) {
         self.sender = sender
         conn = LogConnection(loop: sender.owner.loop, address: target.address, timeoutMs: target.timeoutMs,
-                             keepaliveMs: target.keepaliveMs)
+                             keepaliveMs: target.keepaliveMs, tls: target.tls)
         conn.onRead = { [unowned self] bytes in self.read(bytes) }
         conn.onClosed = { [unowned self] why in self.closed(why) }
     }

@@ -47,11 +47,11 @@ public final class LogSinks {
     /// leaves old sinks behind); past it, new destinations get no sink and their entries are dropped.
     static let maxSinks = 256
 
-    func stream(address a: SocketAddress, timeoutMs: Int, keepaliveMs: Int) -> StreamSink? {
-        let key = "\(a):\(timeoutMs):\(keepaliveMs)"
+    func stream(address a: SocketAddress, timeoutMs: Int, keepaliveMs: Int, tls: LogTLS?) -> StreamSink? {
+        let key = "\(a):\(timeoutMs):\(keepaliveMs):\(tls.map { "tls:\($0.sni ?? "")" } ?? "")"
         if let s = streams[key] { return s }
         guard streams.count < LogSinks.maxSinks else { dropUnresolved("tcp-log", "\(a)", why: "too many tcp-log destinations"); return nil }
-        let s = StreamSink(owner: self, address: a, timeoutMs: timeoutMs, keepaliveMs: keepaliveMs)
+        let s = StreamSink(owner: self, address: a, timeoutMs: timeoutMs, keepaliveMs: keepaliveMs, tls: tls)
         streams[key] = s
         return s
     }

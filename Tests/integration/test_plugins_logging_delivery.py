@@ -17,7 +17,8 @@ class PipelineCollector:
     responses wait (a slow collector). `status_for(path_of_entry)` chooses each status (default 200).
     stop() closes the listener and every connection; start() listens again on the same port."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
+        self.tls = tls           # an ssl.SSLContext (server side): TLS on every connection
         self.port = None
         self.lock = threading.Lock()
         self.requests = []       # (read index, method, path, headers, body)
@@ -49,6 +50,17 @@ class PipelineCollector:
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     def _serve(self, c):
+        if self.tls is not None:
+            try:
+                c.settimeout(TIMEOUT)
+                c = self.tls.wrap_socket(c, server_side=True)
+                c.settimeout(None)
+            except OSError:
+                c.close()
+                return
+        self._serve_http(c)
+
+    def _serve_http(self, c):
         buf = b""
         try:
             while True:
@@ -359,3 +371,80 @@ def test_log_hosts_by_name_resolved_by_the_master(gateway, upstream):
         col.stop()
     finally:
         server.stop()
+
+
+def tls_server_context(tmp_path, names):
+    """A server context with a fresh self-signed certificate; the SNI names clients sent go to `names`."""
+    import ssl
+    import subprocess
+    key, crt = str(tmp_path / "col.key"), str(tmp_path / "col.crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt, "-days", "2",
+                    "-subj", "/CN=collector.test"], check=True, capture_output=True, timeout=TIMEOUT * 3)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+    ctx.sni_callback = lambda sock, name, c: names.append(name)
+    return ctx
+
+
+def test_http_log_to_an_https_collector(gateway, upstream, tmp_path):
+    """https endpoints: TLS on the worker's loop (certificate not verified, as Kong), pipelined trains
+    over it, SNI = the endpoint's host name; the collector down and back over TLS."""
+    names = []
+    col = PipelineCollector(tls=tls_server_context(tmp_path, names))
+    g = gateway(workers=1)
+    up = upstream("u")
+    add_route(g, up, "/tls")
+    s, p, _ = g.admin("POST", "/plugins", {"name": "http-log", "config": {
+        "http_endpoint": f"https://localhost:{col.port}/secure", "queue": {"initial_retry_delay": 0.05,
+                                                                          "max_retry_delay": 0.2}}})
+    assert s == 201, p
+    col.gate.clear()
+    sent = [f"/tls/{i}" for i in range(30)]
+    keepalive_gets(g, sent)
+    wait_until(lambda: len(col.requests) >= 1, what="the first request over TLS")
+    col.gate.set()
+    wait_until(lambda: len(col.delivered()) == 30, what="30 entries over TLS")
+    assert col.delivered() == sent
+    assert col.most_per_read() > 1
+    assert names and set(names) == {"localhost"}
+    assert all(r["path"] == "/secure" and r["headers"]["host"] == f"localhost:{col.port}" for r in col.requests)
+    col.stop()
+    more = [f"/tls/down{i}" for i in range(5)]
+    keepalive_gets(g, more)
+    col.start()
+    wait_until(lambda: len(col.delivered()) == 35, what="entries after the collector is back")
+    assert col.delivered() == sent + more
+    col.stop()
+
+
+def test_tcp_log_over_tls_with_sni(gateway, upstream, tmp_path):
+    import ssl
+    names = []
+    ctx = tls_server_context(tmp_path, names)
+    g = gateway(workers=1)
+    up = upstream("u")
+    add_route(g, up, "/tt")
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    srv.settimeout(TIMEOUT)
+    s, p, _ = g.admin("POST", "/plugins", {"name": "tcp-log", "config": {
+        "host": "127.0.0.1", "port": srv.getsockname()[1], "tls": True, "tls_sni": "logs.example"}})
+    assert s == 201, p
+    assert p["config"]["tls"] is True and p["config"]["tls_sni"] == "logs.example"
+    sent = [f"/tt/{i}" for i in range(10)]
+    keepalive_gets(g, sent)
+    c, _ = srv.accept()
+    c.settimeout(TIMEOUT)
+    c = ctx.wrap_socket(c, server_side=True)
+    buf = b""
+    while buf.count(b"\n") < 10:
+        d = c.recv(1 << 20)
+        assert d, "connection closed early"
+        buf += d
+    assert [json.loads(line)["request"]["uri"] for line in buf.splitlines()] == sent
+    assert names == ["logs.example"]
+    assert isinstance(c.version(), str) and c.version().startswith("TLS")
+    c.close()
+    srv.close()
+    _ = ssl
