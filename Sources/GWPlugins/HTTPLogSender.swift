@@ -167,7 +167,11 @@ final class HTTPLogSender {
         if let t = wake { arm(max(t, now + 0.001), now) } else { timer.stop() }
     }
 
+    /// An idle client to the current target (clients left on an older address, e.g. after a DNS
+    /// change, are closed once idle).
     private func client() -> HTTPLogClient {
+        for c in clients where !c.busy && !c.matches(target) { c.conn.close() }
+        clients.removeAll { !$0.busy && !$0.matches(target) }
         if let c = clients.first(where: { !$0.busy }) { return c }
         let c = HTTPLogClient(sender: self, target: target)
         clients.append(c)
@@ -223,6 +227,7 @@ final class HTTPLogClient {
     private var failed: [Bool] = []
     private var firstError = ""
     var busy: Bool { unit != 0 }
+    func matches(_ t: HTTPLogTarget) -> Bool { conn.address == t.address && conn.tlsSetup == t.tls }
 
     init(sender: HTTPLogSender, target: HTTPLogTarget) {
         self.sender = sender
