@@ -17,9 +17,10 @@ class PipelineCollector:
     responses wait (a slow collector). `status_for(path_of_entry)` chooses each status (default 200).
     stop() closes the listener and every connection; start() listens again on the same port."""
 
-    def __init__(self, tls=None):
+    def __init__(self, tls=None, host="127.0.0.1", port=None):
         self.tls = tls           # an ssl.SSLContext (server side): TLS on every connection
-        self.port = None
+        self.host = host
+        self.port = port
         self.lock = threading.Lock()
         self.requests = []       # (read index, method, path, headers, body)
         self.reads = 0
@@ -33,7 +34,7 @@ class PipelineCollector:
     def start(self):
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", self.port or 0))
+        s.bind((self.host, self.port or 0))
         s.listen(16)
         self.port = s.getsockname()[1]
         self.listener = s
@@ -367,8 +368,17 @@ def test_log_hosts_by_name_resolved_by_the_master(gateway, upstream):
         # nowhere.test has no answer (NXDOMAIN): its entries are dropped, counted and logged.
         wait_until(lambda: "tcp-log nowhere.test" in g.log() and "entries dropped" in g.log(), what="drop logged")
         assert "no address for nowhere.test" in g.log()
+        # The name moves (TTL 1 s): the master's next answer sends the entries to the new address.
+        col2 = PipelineCollector(host="127.0.0.2", port=col.port)
+        server.records["collector.test"] = [("A", "127.0.0.2", 1)]
+
+        def moved():
+            keepalive_gets(g, ["/n/moved"])
+            return "/n/moved" in col2.delivered()
+        wait_until(moved, timeout=TIMEOUT * 2, what="entries to the new address")
         udp.close()
         col.stop()
+        col2.stop()
     finally:
         server.stop()
 
