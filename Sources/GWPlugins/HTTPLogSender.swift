@@ -158,7 +158,7 @@ final class HTTPLogSender {
         wakeTime = nil
         while let b = queue.next(now: now, flushing: flushing, train: HTTPLogSender.trainLength,
                                  trainBytes: HTTPLogSender.trainBytes, newUnits: flushing || now >= newTrainAfter) {
-            if b.entries.count > 0 { lastTrain = now }
+            if b.count > 0 { lastTrain = now }
             client().send(b, target: target)
         }
         if queue.unreported > 0 || queue.failureMessage != nil { report() }
@@ -256,19 +256,17 @@ final class HTTPLogClient {
             let entries = b.part(i)
             request.append(contentsOf: target.headPrefix)
             var length = 0
-            if single { length = entries.first!.count } else {
+            if single { length = b.entry(entries.lowerBound).count } else {
                 length = 2 + max(0, entries.count - 1)
-                for e in entries { length += e.count }
+                for k in entries { length += b.entry(k).count }
             }
             LogSerializer.decimal(&request, Int64(length))
-            request.append(contentsOf: [0x0D, 0x0A, 0x0D, 0x0A])
-            if single { request.append(contentsOf: entries.first!) } else {
+            request.append(0x0D); request.append(0x0A); request.append(0x0D); request.append(0x0A)
+            if single { request.append(contentsOf: b.entry(entries.lowerBound)) } else {
                 request.append(0x5B)
-                var first = true
-                for e in entries {
-                    if !first { request.append(0x2C) }
-                    first = false
-                    request.append(contentsOf: e)
+                for k in entries {
+                    if k > entries.lowerBound { request.append(0x2C) }
+                    request.append(contentsOf: b.entry(k))
                 }
                 request.append(0x5D)
             }

@@ -12,7 +12,9 @@
 // write (each batch still its own request); a train's batches are reported one by one, the failed ones
 // stay in the unit (in order) and are retried together; every
 // dropped or lost entry is counted in `dropped` / `lost` and in `unreported` until the owner reports it.
-// Worker-loop confined.
+// Queued entries live in one byte store with their end offsets (no allocation per entry once the
+// store has grown; dead bytes before `head` are compacted away); a unit copies its entries out (two
+// arrays per unit, not per entry). Worker-loop confined.
 
 public struct LogQueueConfig: Equatable, Sendable {
     public var maxBatchSize = 1
@@ -27,20 +29,28 @@ public struct LogQueueConfig: Equatable, Sendable {
 }
 
 public final class LogQueue {
-    /// A unit handed out for sending: `entries` in order, one request per `batchSize` of them.
+    /// A unit handed out for sending: its entries in order (entry i is `bytes[ends[i-1] ..< ends[i]]`),
+    /// one request per `batchSize` of them.
     public struct Batch {
         public let id: Int
-        public let entries: [[UInt8]]
+        public let bytes: [UInt8]
+        public let ends: [Int]
         public let batchSize: Int
+        public var count: Int { ends.count }
+        /// Entry `i`'s bytes.
+        public func entry(_ i: Int) -> ArraySlice<UInt8> { bytes[(i == 0 ? 0 : ends[i - 1]) ..< ends[i]] }
+        /// The entries as arrays (tests, rare paths).
+        public var entries: [[UInt8]] { (0 ..< count).map { Array(entry($0)) } }
         /// The number of requests (batches) in the unit.
-        public var parts: Int { (entries.count + batchSize - 1) / batchSize }
-        /// The entries of request `i`.
-        public func part(_ i: Int) -> ArraySlice<[UInt8]> { entries[i * batchSize ..< min(entries.count, (i + 1) * batchSize)] }
+        public var parts: Int { (count + batchSize - 1) / batchSize }
+        /// The entry indices of request `i`.
+        public func part(_ i: Int) -> Range<Int> { i * batchSize ..< min(count, (i + 1) * batchSize) }
     }
 
     private struct Slot {
         var id: Int
-        var entries: [[UInt8]]
+        var bytes: [UInt8]
+        var ends: [Int]
         var firstTry: Double
         var retries: Int
         var retryAt: Double
@@ -48,10 +58,13 @@ public final class LogQueue {
     }
 
     public var config: LogQueueConfig
-    /// Queued entries from `head` on, with the time each was queued.
-    private var items: [[UInt8]] = []
+    /// Queued entries from `head` on: entry k is `store[start(k) ..< ends[k]]`, queued at `times[k]`.
+    private var store: [UInt8] = []
+    private var ends: [Int] = []
     private var times: [Double] = []
     private var head = 0
+    @inline(__always) private func start(_ k: Int) -> Int { k == 0 ? 0 : ends[k - 1] }
+    @inline(__always) private func size(_ k: Int) -> Int { ends[k] - start(k) }
     private var slots: [Slot] = []
     private var nextID = 0
     public private(set) var bytes = 0
@@ -71,8 +84,8 @@ public final class LogQueue {
 
     public init(config: LogQueueConfig) { self.config = config }
 
-    public var count: Int { items.count - head }
-    public var inFlight: Int { slots.reduce(0) { $0 + $1.entries.count } }
+    public var count: Int { ends.count - head }
+    public var inFlight: Int { slots.reduce(0) { $0 + $1.ends.count } }
     private var slotLimit: Int { config.concurrencyLimit == -1 ? LogQueue.unboundedSlots : 1 }
     private var batchSize: Int { config.concurrencyLimit == -1 ? 1 : max(1, config.maxBatchSize) }
 
@@ -97,24 +110,32 @@ public final class LogQueue {
             dropping = true
             dropMessage = "byte capacity exceeded, \(n) queue entries were dropped"
         }
-        items.append(e)
+        store.append(contentsOf: e)
+        ends.append(store.count)
         times.append(now)
         bytes += e.count
         return true
     }
 
     private func dropOldest() {
-        bytes -= items[head].count
-        items[head] = []
+        bytes -= size(head)
         head += 1
         note(1, dropped: true)
         compact()
     }
 
+    /// Forgets the entries before `head` when all are gone, or when they are many and at least half.
     private func compact() {
-        if head == items.count { items.removeAll(keepingCapacity: true); times.removeAll(keepingCapacity: true); head = 0 }
-        else if head >= 1024 && head * 2 >= items.count {
-            items.removeFirst(head); times.removeFirst(head); head = 0
+        if head == ends.count {
+            store.removeAll(keepingCapacity: true); ends.removeAll(keepingCapacity: true); times.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 1024 && head * 2 >= ends.count {
+            let cut = ends[head - 1]
+            store.removeFirst(cut)
+            for k in head ..< ends.count { ends[k - head] = ends[k] - cut }
+            ends.removeLast(head)
+            times.removeFirst(head)
+            head = 0
         }
     }
 
@@ -134,27 +155,32 @@ public final class LogQueue {
         let size = batchSize
         for i in 0 ..< slots.count where !slots[i].sending && slots[i].retryAt <= now {
             slots[i].sending = true
-            return Batch(id: slots[i].id, entries: slots[i].entries, batchSize: size)
+            return Batch(id: slots[i].id, bytes: slots[i].bytes, ends: slots[i].ends, batchSize: size)
         }
         guard newUnits, slots.count < slotLimit, count > 0 else { return nil }
         let full = count / size, trainLength = max(1, train)
         // The partial batch after the full ones leaves when its oldest entry waited max_coalescing_delay.
         let tail = head + full * size
-        let tailDue = tail < items.count && (flushing || now - times[tail] >= config.maxCoalescingDelay)
+        let tailDue = tail < ends.count && (flushing || now - times[tail] >= config.maxCoalescingDelay)
         guard full > 0 || tailDue else { return nil }
         let n = full < trainLength && tailDue ? count : min(full, trainLength) * size
-        var batch: [[UInt8]] = []
-        batch.reserveCapacity(n)
-        var taken = 0
-        for k in head ..< head + n {
-            if batch.count >= size, batch.count % size == 0, taken + items[k].count > trainBytes { break }
-            batch.append(items[k]); taken += items[k].count; bytes -= items[k].count; items[k] = []
+        // Whole batches within trainBytes (the first batch always).
+        var m = 0
+        let base = start(head)
+        while m < n {
+            if m >= size, m % size == 0, ends[head + m] - base > trainBytes { break }
+            m += 1
         }
-        head += batch.count
+        let unitBytes = Array(store[base ..< ends[head + m - 1]])
+        var unitEnds: [Int] = []
+        unitEnds.reserveCapacity(m)
+        for k in head ..< head + m { unitEnds.append(ends[k] - base) }
+        bytes -= unitBytes.count
+        head += m
         compact()
         nextID += 1
-        slots.append(Slot(id: nextID, entries: batch, firstTry: now, retries: 0, retryAt: now, sending: true))
-        return Batch(id: nextID, entries: batch, batchSize: size)
+        slots.append(Slot(id: nextID, bytes: unitBytes, ends: unitEnds, firstTry: now, retries: 0, retryAt: now, sending: true))
+        return Batch(id: nextID, bytes: unitBytes, ends: unitEnds, batchSize: size)
     }
 
     /// The outcome of sending batch `id`. A failure is retried after initial_retry_delay × 2^retries
@@ -182,9 +208,14 @@ public final class LogQueue {
         if ok > 0 {
             delivered += ok
             dropping = false
-            var keep: [[UInt8]] = []
-            for (k, e) in slots[i].entries.enumerated() where k / size >= failed.count || failed[k / size] { keep.append(e) }
-            slots[i].entries = keep
+            var keepBytes: [UInt8] = [], keepEnds: [Int] = []
+            let u = Batch(id: id, bytes: slots[i].bytes, ends: slots[i].ends, batchSize: size)
+            for k in 0 ..< u.count where k / size >= failed.count || failed[k / size] {
+                keepBytes.append(contentsOf: u.entry(k))
+                keepEnds.append(keepBytes.count)
+            }
+            slots[i].bytes = keepBytes
+            slots[i].ends = keepEnds
         }
         fail(i, now: now, error: error)
     }
@@ -192,7 +223,7 @@ public final class LogQueue {
     private func fail(_ i: Int, now: Double, error: String) {
         failureMessage = "handler could not process entries: \(error)"
         if now - slots[i].firstTry > config.maxRetryTime {
-            let n = slots[i].entries.count
+            let n = slots[i].ends.count
             note(n, dropped: false)
             dropMessage = "could not send entries due to max_retry_time exceeded. \(n) queue entries were lost"
             slots.remove(at: i)
