@@ -8,9 +8,28 @@
 #include <unistd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 int gw_accept4(int fd, struct sockaddr *addr, unsigned int *len, int flags) { return accept4(fd, addr, (socklen_t *)len, flags); }
 int gw_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+int gw_send_datagrams(int fd, const void *base, const long *ends, long first, int count) {
+    struct mmsghdr m[64];
+    struct iovec v[64];
+    if (count > 64) count = 64;
+    long start = first > 0 ? ends[first - 1] : 0;
+    for (int i = 0; i < count; i++) {
+        long end = ends[first + i];
+        v[i].iov_base = (char *)base + start;
+        v[i].iov_len = (size_t)(end - start);
+        memset(&m[i], 0, sizeof m[i]);
+        m[i].msg_hdr.msg_iov = &v[i];
+        m[i].msg_hdr.msg_iovlen = 1;
+        start = end;
+    }
+    int n;
+    do { n = sendmmsg(fd, m, (unsigned int)count, MSG_NOSIGNAL | MSG_DONTWAIT); } while (n < 0 && errno == EINTR);
+    return n;
+}
 int gw_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 int gw_clear_cloexec(int fd) {
     int flags = fcntl(fd, F_GETFD);

@@ -1,8 +1,8 @@
 // Config schemas of the logging plugins (Kong 3.10 `kong/plugins/{file,tcp,udp,http}-log/schema.lua`,
 // `kong/tools/queue_schema.lua`): fields, defaults and Kong's messages ("not a valid filename"). What
-// the worker cannot do is refused with a 400 field error (`check`): `custom_fields_by_lua` (no Lua),
-// tcp-log `tls` / `tls_sni` (no TLS yet), host names in `host` / `http_endpoint` (the worker has no
-// resolver of its own: IP literals and `localhost` only), https endpoints.
+// the worker cannot do is refused with a 400 field error (`check`): `custom_fields_by_lua` (no Lua).
+// Host names are accepted (the master resolves them for the workers, GWPlugins/LogHosts.swift), and
+// TLS: tcp-log `tls` / `tls_sni`, http-log https endpoints (not verified, as Kong's loggers).
 import GWJSON
 
 enum LogSchemas {
@@ -90,31 +90,13 @@ enum LogSchemas {
 
     static let names: Set<String> = ["file-log", "tcp-log", "udp-log", "http-log"]
 
-    /// A host the worker can reach without a resolver.
-    static func reachable(_ host: String) -> Bool {
-        if host == "localhost" { return true }
-        guard let hp = Validators.parseHostPort(host) else { return false }
-        return hp.kind != .name
-    }
-
     /// Refusals of values the worker would not honour.
     static func check(_ name: String, _ cfg: JSONObject, _ e: inout Errors) {
         guard names.contains(name) else { return }
         if case .object(let code)? = cfg["custom_fields_by_lua"], !code.isEmpty {
             e.set(["config", "custom_fields_by_lua"], .string("custom_fields_by_lua is not supported by this gateway (no Lua)"))
         }
-        if name == "tcp-log" || name == "udp-log", let h = cfg["host"]?.stringValue, Validators.parseHostPort(h) != nil, !reachable(h) {
-            e.set(["config", "host"], .string("host names are not supported by this gateway yet; use an IP address or localhost"))
-        }
         if name == "http-log" { httpLogChecks(cfg, &e) }
-        if name == "tcp-log" {
-            if cfg["tls"]?.boolValue == true {
-                e.set(["config", "tls"], .string("tls is not supported by this gateway yet"))
-            }
-            if let sni = cfg["tls_sni"], !sni.isNull {
-                e.set(["config", "tls_sni"], .string("tls_sni is not supported by this gateway yet (no tls)"))
-            }
-        }
     }
 
     static func httpLogChecks(_ cfg: JSONObject, _ e: inout Errors) {
@@ -146,12 +128,10 @@ enum LogSchemas {
                 }
             }
         }
-        if scheme == "https" {
-            e.set(["config", "http_endpoint"], .string("https endpoints are not supported by this gateway yet (no TLS)"))
-        } else if scheme != "http" {
-            e.set(["config", "http_endpoint"], .string("unsupported scheme '\(scheme)' (http only)"))
-        } else if !reachable(host) {
-            e.set(["config", "http_endpoint"], .string("host names are not supported by this gateway yet; use an IP address or localhost"))
+        if scheme != "http" && scheme != "https" {
+            e.set(["config", "http_endpoint"], .string("unsupported scheme '\(scheme)' (http and https only)"))
+        } else if Validators.parseHostPort(host) == nil {
+            e.set(["config", "http_endpoint"], .string("invalid host: \(host)"))
         }
     }
 }

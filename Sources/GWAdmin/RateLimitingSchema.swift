@@ -89,8 +89,15 @@ extension AdminAPI {
         if redis["ssl"]?.boolValue == true {
             e.set(["config", "redis", "ssl"], .string("ssl to Redis is not supported by this gateway yet; use false"))
         }
-        if let host = redis["host"]?.stringValue, !LogSchemas.reachable(host) {
+        if let host = redis["host"]?.stringValue, !ipOrLocalhost(host) {
             e.set(["config", "redis", "host"], .string("host names are not supported by this gateway yet; use an IP address or localhost"))
         }
+    }
+
+    /// Workers have no resolver of their own: a Redis host must be an IP literal or `localhost`.
+    private static func ipOrLocalhost(_ host: String) -> Bool {
+        if host == "localhost" { return true }
+        guard let hp = Validators.parseHostPort(host) else { return false }
+        return hp.kind != .name
     }
 }

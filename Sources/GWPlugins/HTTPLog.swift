@@ -3,8 +3,9 @@
 // keepalive:retry_count`), so instances sending to the same server share one queue; HTTPLogSender
 // delivers it off the request path. The deprecated `queue_size` / `flush_timeout` map to
 // `queue.max_batch_size` / `queue.max_coalescing_delay` when those keep their defaults (Kong's
-// Queue.get_plugin_params); `retry_count` does nothing (as in Kong). The Admin API refuses https
-// endpoints and host names (no TLS, no resolver on the worker) and custom_fields_by_lua.
+// Queue.get_plugin_params); `retry_count` does nothing (as in Kong). The endpoint's host is an IP
+// literal, localhost, or a name the master resolves (LogHosts; no answer yet: entries dropped and
+// counted). The Admin API refuses https endpoints (no TLS yet) and custom_fields_by_lua.
 import GWStore
 
 final class HTTPLog: PluginHandler {
@@ -12,7 +13,9 @@ final class HTTPLog: PluginHandler {
     static let priority = 12
 
     let queueKey: String
-    let target: HTTPLogTarget
+    /// nil: the endpoint's host is a name without an address yet.
+    let target: HTTPLogTarget?
+    let host: String
     let queueConfig: LogQueueConfig
     private var sender: HTTPLogSender?
 
@@ -30,10 +33,11 @@ final class HTTPLog: PluginHandler {
                 headers.append((k, s))
             }
         }
-        guard let t = HTTPLogTarget.parse(endpoint: endpoint, method: method, contentType: contentType, timeoutMs: timeout,
-                                          keepaliveMs: keepalive, headers: headers) else {
-            throw PluginError("http-log: http_endpoint must be http:// with an IP address or localhost")
-        }
+        guard let parts = HTTPLogTarget.split(endpoint) else { throw PluginError("http-log: http_endpoint must be an http:// URL") }
+        let t = HTTPLogTarget.parse(endpoint: endpoint, method: method, contentType: contentType, timeoutMs: timeout,
+                                    keepaliveMs: keepalive, headers: headers) { h, p in LogHosts.address(h, p, env) }
+        guard t != nil || LogHosts.isName(parts.host) else { throw PluginError("http-log: invalid http_endpoint host") }
+        host = parts.host
         target = t
         var q = LogQueueConfig()
         if let qc = c.object("queue") {
@@ -58,7 +62,10 @@ final class HTTPLog: PluginHandler {
     override var phases: PluginPhases { .log }
 
     override func log(_ ctx: PluginContext, status: Int) {
-        if sender == nil { sender = LogSinks.worker?.httpQueue(key: queueKey, target: target, config: queueConfig) }
+        if sender == nil {
+            guard let target else { LogSinks.worker?.dropUnresolved(HTTPLog.name, host); return }
+            sender = LogSinks.worker?.httpQueue(key: queueKey, target: target, config: queueConfig)
+        }
         sender?.enqueue(ctx.logEntry)
     }
 }

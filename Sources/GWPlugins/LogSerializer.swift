@@ -7,8 +7,13 @@
 // authenticated_entity{id, consumer_id}, route, service, consumer, client_ip, started_at (ms), source,
 // workspace_name. `authorization` and `proxy-authorization` request headers are "REDACTED". Repeated
 // headers and query arguments become arrays; a query argument without '=' is `true` (ngx.req.get_uri_args).
-// Deviations: `tries` holds the last try only (ip, port, balancer_start); `workspace` (Kong's workspace
-// uuid) is left out (this gateway has one workspace, "default").
+// `tries` lists every try: the failed ones (`state` "failed", `code` 502 or 504, as nginx's
+// get_last_failure) then the last one; `upstream_status` joins the tries' statuses ("502, 200") as
+// $upstream_status does. `response.headers` are the header lines the gateway sent (Via, X-Kong-* and
+// the plugins' edits included), as ngx.resp.get_headers() in the log phase.
+// Deviations: a try's `balancer_latency` / `balancer_latency_ns` are 0 (the pick is not timed);
+// `workspace` (Kong's workspace uuid) is left out (this gateway has one workspace, "default").
+import Glibc
 import GWHTTP
 import GWSystem
 
@@ -29,9 +34,14 @@ public struct LogFacts {
     public var proxyMs = -1
     public var requestMs = 0
     public var receiveMs = 0
-    /// The peer of the last try (nil: none) and the number of tries.
+    /// The peer of the last try when it did not fail (nil: none, or it is the last failed try) and the
+    /// number of tries.
     public var upstream: SocketAddress? = nil
     public var tries = 0
+    /// Monotonic µs of the request's start and of the last try's start (a try's wall time is
+    /// `startedAtMs` plus the difference).
+    public var requestStartUs: UInt64 = 0
+    public var lastTryStartUs: UInt64 = 0
     /// The listening port of the request (for `request.url`).
     public var listenPort = 0
     /// True when a plugin or the gateway answered (Kong's `source` "kong"), false for "upstream".
@@ -39,6 +49,14 @@ public struct LogFacts {
     /// The request came over TLS (`request.url` starts with https).
     public var https = false
     public init() {}
+}
+
+/// A failed try of the exchange (Kong's tries[] entry with state "failed" and its code).
+public struct LogTry {
+    public var address: SocketAddress
+    public var startUs: UInt64
+    public var code: Int
+    public init(address: SocketAddress, startUs: UInt64, code: Int) { self.address = address; self.startUs = startUs; self.code = code }
 }
 
 /// Where the serializer writes: the worker's raw scratch area (HeadWriter: one bounds check and a copy
@@ -118,7 +136,17 @@ public enum LogSerializer {
         put(&out, ",\"size\":"); decimal(&out, Int64(f.requestSize))
         put(&out, "},\"upstream_uri\":")
         string(&out, ctx.logUpstreamURI)
-        if f.upstreamStatus > 0 { put(&out, ",\"upstream_status\":\""); decimal(&out, Int64(f.upstreamStatus)); out.append(0x22) }
+        if f.upstreamStatus > 0 || !ctx.logFailedTries.isEmpty {
+            put(&out, ",\"upstream_status\":\"")
+            var first = true
+            for t in ctx.logFailedTries {
+                if !first { put(&out, ", ") }
+                first = false
+                decimal(&out, Int64(t.code))
+            }
+            if f.upstreamStatus > 0 { if !first { put(&out, ", ") }; decimal(&out, Int64(f.upstreamStatus)) }
+            out.append(0x22)
+        }
         put(&out, ",\"response\":{\"status\":"); decimal(&out, Int64(f.status))
         put(&out, ",\"headers\":")
         if ctx.logResponseHeaders.isEmpty { put(&out, "{}") } else { ctx.logResponseHeaders.withUnsafeBytes { out.appendRaw($0) } }
@@ -128,14 +156,15 @@ public enum LogSerializer {
         put(&out, ",\"request\":"); decimal(&out, Int64(f.requestMs))
         put(&out, ",\"receive\":"); decimal(&out, Int64(f.receiveMs))
         put(&out, "},\"tries\":[")
+        var firstTry = true
+        for t in ctx.logFailedTries {
+            if !firstTry { out.append(0x2C) }
+            firstTry = false
+            logTry(&out, f, t.address, t.startUs, code: t.code)
+        }
         if let a = f.upstream {
-            put(&out, "{\"balancer_start\":"); decimal(&out, f.startedAtMs + Int64(f.kongMs))
-            put(&out, ",\"ip\":\"")
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: SocketAddress.maxIPLength) { b in
-                out.appendRaw(UnsafeRawBufferPointer(start: b.baseAddress!, count: a.writeIP(to: b.baseAddress!)))
-            }
-            put(&out, "\",\"port\":"); decimal(&out, Int64(a.port))
-            put(&out, ",\"balancer_latency\":0}")
+            if !firstTry { out.append(0x2C) }
+            logTry(&out, f, a, f.lastTryStartUs, code: 0)
         }
         out.append(0x5D)
         if let cr = ctx.credential {
@@ -285,32 +314,63 @@ public enum LogSerializer {
         if n > start { out.appendRaw(UnsafeRawBufferPointer(rebasing: s[start ..< n])) }
     }
 
+    /// One tries[] object; `code` 0: the try did not fail.
+    static func logTry<S: LogByteSink>(_ out: inout S, _ f: LogFacts, _ a: SocketAddress, _ startUs: UInt64, code: Int) {
+        let sinceUs = startUs > f.requestStartUs && f.requestStartUs > 0 ? startUs - f.requestStartUs : 0
+        put(&out, "{\"balancer_start\":"); decimal(&out, f.startedAtMs + Int64(sinceUs / 1000))
+        put(&out, ",\"balancer_start_ns\":"); decimal(&out, f.startedAtMs &* 1_000_000 &+ Int64(sinceUs) &* 1000)
+        put(&out, ",\"ip\":\"")
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: SocketAddress.maxIPLength) { b in
+            out.appendRaw(UnsafeRawBufferPointer(start: b.baseAddress!, count: a.writeIP(to: b.baseAddress!)))
+        }
+        put(&out, "\",\"port\":"); decimal(&out, Int64(a.port))
+        put(&out, ",\"balancer_latency\":0,\"balancer_latency_ns\":0")
+        if code > 0 { put(&out, ",\"state\":\"failed\",\"code\":"); decimal(&out, Int64(code)) }
+        out.append(0x7D)
+    }
+
     /// The header lines of a response head the gateway wrote (`raw` starts at its status line) as a JSON
-    /// object (lower-case names; a repeated name keeps its last value).
-    public static func headLines(_ out: inout [UInt8], _ raw: UnsafeRawBufferPointer) {
+    /// object replacing the content of `out` (written through `scratch`; lower-case names, a repeated
+    /// name written once per line).
+    public static func headLinesJSON(_ raw: UnsafeRawBufferPointer, scratch: HeadScratch, into out: inout [UInt8]) {
         out.removeAll(keepingCapacity: true)
+        while true {
+            var w = HeadWriter(base: scratch.base, capacity: scratch.capacity)
+            headLines(&w, raw)
+            if !w.overflow { out.append(contentsOf: w.bytes); return }
+            let need = scratch.capacity + 1
+            scratch.write(appendingTo: &out) { w in w.putRaw(maxBytes: need) { _ in 0 } }
+            out.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// The header lines of `raw` (from its status line to the blank line) as a JSON object.
+    public static func headLines<S: LogByteSink>(_ out: inout S, _ raw: UnsafeRawBufferPointer) {
         out.append(0x7B)
-        var i = 0
-        while i < raw.count, raw[i] != 0x0A { i += 1 }
-        i += 1
+        guard let base = raw.baseAddress, raw.count > 0 else { out.append(0x7D); return }
+        let n = raw.count
+        @inline(__always) func find(_ c: UInt8, _ from: Int, _ to: Int) -> Int {
+            guard to > from, let p = memchr(base + from, Int32(c), to - from) else { return to }
+            return base.distance(to: UnsafeRawPointer(p))
+        }
+        var i = find(0x0A, 0, n) + 1   // past the status line
         var first = true
-        while i < raw.count {
-            var e = i
-            while e < raw.count, raw[e] != 0x0A { e += 1 }
+        while i < n {
+            let e = find(0x0A, i, n)
             var end = e
             if end > i, raw[end - 1] == 0x0D { end -= 1 }
             if end == i { break }   // the blank line
-            var colon = i
-            while colon < end, raw[colon] != 0x3A { colon += 1 }
+            let colon = find(0x3A, i, end)
             if colon < end {
                 var v = colon + 1
-                while v < end, raw[v] == 0x20 { v += 1 }
+                while v < end, raw[v] == 0x20 || raw[v] == 0x09 { v += 1 }
                 if !first { out.append(0x2C) }
                 first = false
                 out.append(0x22)
-                for k in i ..< colon { let c = raw[k]; escapedByte(&out, c >= 0x41 && c <= 0x5A ? c | 0x20 : c) }
-                put(&out, "\":")
-                string(&out, UnsafeRawBufferPointer(rebasing: raw[v ..< end]))
+                lowered(&out, UnsafeRawBufferPointer(rebasing: raw[i ..< colon]))
+                out.append(0x22); out.append(0x3A); out.append(0x22)
+                escapedRaw(&out, UnsafeRawBufferPointer(rebasing: raw[v ..< end]))
+                out.append(0x22)
             }
             i = e + 1
         }

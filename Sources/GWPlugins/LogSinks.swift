@@ -43,22 +43,38 @@ public final class LogSinks {
         return f
     }
 
-    func stream(host: String, port: Int, timeoutMs: Int, keepaliveMs: Int) -> StreamSink? {
-        let key = "\(host):\(port):\(timeoutMs):\(keepaliveMs)"
+    /// At most this many stream and datagram sinks per worker (a host name whose address keeps changing
+    /// leaves old sinks behind); past it, new destinations get no sink and their entries are dropped.
+    static let maxSinks = 256
+
+    func stream(address a: SocketAddress, timeoutMs: Int, keepaliveMs: Int, tls: LogTLS?) -> StreamSink? {
+        let key = "\(a):\(timeoutMs):\(keepaliveMs):\(tls.map { "tls:\($0.sni ?? "")" } ?? "")"
         if let s = streams[key] { return s }
-        guard let a = LogSinks.address(host, port) else { return nil }
-        let s = StreamSink(owner: self, address: a, timeoutMs: timeoutMs, keepaliveMs: keepaliveMs)
+        guard streams.count < LogSinks.maxSinks else { dropUnresolved("tcp-log", "\(a)", why: "too many tcp-log destinations"); return nil }
+        let s = StreamSink(owner: self, address: a, timeoutMs: timeoutMs, keepaliveMs: keepaliveMs, tls: tls)
         streams[key] = s
         return s
     }
 
-    func datagram(host: String, port: Int) -> DatagramSink? {
-        let key = "\(host):\(port)"
+    func datagram(address a: SocketAddress) -> DatagramSink? {
+        let key = "\(a)"
         if let s = datagrams[key] { return s }
-        guard let a = LogSinks.address(host, port) else { return nil }
+        guard datagrams.count < LogSinks.maxSinks else { dropUnresolved("udp-log", key, why: "too many udp-log destinations"); return nil }
         let s = DatagramSink(owner: self, address: a)
         datagrams[key] = s
         return s
+    }
+
+    /// Entries that have no destination (a host name without an address yet, too many sinks): counted
+    /// per destination and reported at most once per interval.
+    private var undelivered: [String: LogSink] = [:]
+    func dropUnresolved(_ plugin: String, _ host: String, why: String? = nil) {
+        let s: LogSink
+        if let x = undelivered[host] { s = x } else {
+            s = LogSink(owner: self, label: "\(plugin) \(host)")
+            if undelivered.count < LogSinks.maxSinks { undelivered[host] = s }
+        }
+        s.drop(1, why ?? "no address for \(host) yet (name not resolved by the master)")
     }
 
     /// The http-log queue named `key` (Kong's queue name); a newer instance's parameters replace the
@@ -70,8 +86,7 @@ public final class LogSinks {
         return q
     }
 
-    /// An IP literal, or `localhost` (127.0.0.1): names are refused by the Admin API (no resolver on the
-    /// worker).
+    /// An IP literal, or `localhost` (127.0.0.1); nil for a name (LogHosts: the master resolves names).
     static func address(_ host: String, _ port: Int) -> SocketAddress? {
         var h = host
         if h == "localhost" { h = "127.0.0.1" }
@@ -173,12 +188,13 @@ final class FileSink: LogSink {
     }
 }
 
-/// udp-log: one datagram per entry, sent by the flush on a connected nonblocking UDP socket; the
-/// pending entries are bounded by `limit` bytes.
+/// udp-log: one datagram per entry, sent by the flush on a connected nonblocking UDP socket with
+/// sendmmsg(2) (64 datagrams per call); the pending entries are bounded by `limit` bytes.
 final class DatagramSink: LogSink {
     let address: SocketAddress
     private var fd: Int32 = -1
     private var buffer: [UInt8] = []
+    /// End offset of each datagram in `buffer`.
     private var ends: [Int] = []
     static let limit = 1 << 20
 
@@ -203,18 +219,18 @@ final class DatagramSink: LogSink {
             let rc = withUnsafePointer(to: &st) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, address.length) } }
             if rc != 0 { drop(ends.count, "connect: \(String(cString: strerror(errno)))"); close(fd); fd = -1; return }
         }
-        var start = 0
-        buffer.withUnsafeBytes { p in
-            for (i, end) in ends.enumerated() {
-                let n = send(fd, p.baseAddress! + start, end - start, Int32(MSG_NOSIGNAL))
-                if n < 0 {
-                    let e = errno
-                    // ECONNREFUSED: an ICMP answer to an earlier datagram (nobody listening); the datagram is lost.
-                    if e == EAGAIN || e == EWOULDBLOCK { drop(ends.count - i, "socket buffer full"); return }
-                    drop(1, "send: \(String(cString: strerror(e)))")
-                }
-                start = end
+        var i = 0
+        while i < ends.count {
+            let k = min(64, ends.count - i)
+            let n = buffer.withUnsafeBytes { p in
+                ends.withUnsafeBufferPointer { e in Socket.sendDatagrams(fd, base: p.baseAddress!, ends: e.baseAddress!, first: i, count: k) }
             }
+            if n > 0 { i += n; continue }
+            let e = Int32(-n)
+            if e == EAGAIN || e == EWOULDBLOCK { drop(ends.count - i, "socket buffer full"); return }
+            // ECONNREFUSED: an ICMP answer to an earlier datagram (nobody listening); this one is lost.
+            drop(1, "send: \(String(cString: strerror(e)))")
+            i += 1
         }
     }
 }

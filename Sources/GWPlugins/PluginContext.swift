@@ -181,6 +181,9 @@ public final class PluginContext {
     public var logUpstreamURI: [UInt8] = []
     /// The response headers as a JSON object (empty: none recorded).
     public var logResponseHeaders: [UInt8] = []
+    /// The exchange's failed tries, oldest first (at most `maxLoggedTries`; the data path appends).
+    public var logFailedTries: [LogTry] = []
+    public static let maxLoggedTries = 16
     /// The serialized entry of this exchange (LogSerializer), written once before the log phase.
     public var logEntry: [UInt8] = []
     /// Route and service documents of the current generation (nil: no logging plugin configured).
@@ -296,6 +299,7 @@ public final class PluginContext {
         }
         if !correlationID.isEmpty { correlationID.removeAll(keepingCapacity: true) }
         if !logResponseHeaders.isEmpty { logResponseHeaders.removeAll(keepingCapacity: true) }
+        if !logFailedTries.isEmpty { logFailedTries.removeAll(keepingCapacity: true) }
         collectedCount = 0
         phases = []
         if suspended { cancelSuspension() }

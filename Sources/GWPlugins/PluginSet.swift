@@ -19,8 +19,10 @@ public struct PluginEnvironment: @unchecked Sendable {
     public let shared: AnyObject?
     /// The configuration being compiled (request-termination's echo shows the matched route and service).
     public let snapshot: ConfigSnapshot?
-    public init(credentials: Credentials, shared: AnyObject? = nil, snapshot: ConfigSnapshot? = nil) {
-        self.credentials = credentials; self.shared = shared; self.snapshot = snapshot
+    /// The master's answers for the logging plugins' host names (LogHosts: name → IPs).
+    public let hosts: [String: [String]]
+    public init(credentials: Credentials, shared: AnyObject? = nil, snapshot: ConfigSnapshot? = nil, hosts: [String: [String]] = [:]) {
+        self.credentials = credentials; self.shared = shared; self.snapshot = snapshot; self.hosts = hosts
     }
 }
 
@@ -61,19 +63,20 @@ public final class PluginSet {
     /// Compiled handlers by plugin id (reused by the next generation when the entity is unchanged).
     public private(set) var handlers: [String: PluginHandler] = [:]
 
-    public convenience init(snapshot: ConfigSnapshot, previous: PluginSet? = nil, shared: AnyObject? = nil) {
-        self.init(snapshot: snapshot, previous: previous, shared: shared,
+    public convenience init(snapshot: ConfigSnapshot, previous: PluginSet? = nil, shared: AnyObject? = nil,
+                            hosts: [String: [String]] = [:]) {
+        self.init(snapshot: snapshot, previous: previous, shared: shared, hosts: hosts,
                   registry: PluginRegistry.priorities.keys.map { ($0, PluginRegistry.priorities[$0]!, PluginRegistry.factories[$0]!) })
     }
 
     /// `registry`: (name, priority, factory) of the plugins to compile (the production registry, or
     /// handlers under test).
-    init(snapshot: ConfigSnapshot, previous: PluginSet?, shared: AnyObject?,
+    init(snapshot: ConfigSnapshot, previous: PluginSet?, shared: AnyObject?, hosts: [String: [String]] = [:],
          registry: [(String, Int, PluginFactory)]) {
         var priorities: [String: Int] = [:], factories: [String: PluginFactory] = [:]
         for (n, p, f) in registry { priorities[n] = p; factories[n] = f }
         let creds = Credentials(snapshot: snapshot)
-        environment = PluginEnvironment(credentials: creds, shared: shared, snapshot: snapshot)
+        environment = PluginEnvironment(credentials: creds, shared: shared, snapshot: snapshot, hosts: hosts)
         var names = Set<String>()
         for p in snapshot.plugins where p.enabled {
             guard let make = factories[p.name], let prio = priorities[p.name] else {

@@ -131,9 +131,6 @@ extension ClientConnection: AccessResumer {
 
     /// header_filter for a proxied response (the upstream's status and headers).
     @inline(__always) func pluginsHeaderFilter(_ response: HTTPResponseParser) {
-        if plugins?.wantsLogEntry == true, let ctx = plugins {
-            LogSerializer.headersJSON(response.head.headers, scratch: server.headScratch, into: &ctx.logResponseHeaders)
-        }
         // The phase test reads through the optional without binding it (binding retains and releases
         // the context on every response).
         guard plugins?.phases.contains(.headerFilter) == true, let ctx = plugins else { return }
@@ -142,6 +139,16 @@ extension ClientConnection: AccessResumer {
             PluginRuntime.headerFilter(ctx, rp.head, status: response.head.status, headers: response.head.headers)
         } else {
             PluginRuntime.headerFilter(ctx, PluginRuntime.noRequest, status: response.head.status, headers: response.head.headers)
+        }
+    }
+
+    /// The response head just appended to `out.bytes` at `start`: its header lines are the logged
+    /// response.headers (Kong's ngx.resp.get_headers() in the log phase: the gateway's own headers and
+    /// the plugins' edits included).
+    @inline(__always) func pluginsLogResponseHead(from start: Int) {
+        guard plugins?.wantsLogEntry == true, let ctx = plugins else { return }
+        out.bytes.withUnsafeBytes { b in
+            LogSerializer.headLinesJSON(UnsafeRawBufferPointer(rebasing: b[start...]), scratch: server.headScratch, into: &ctx.logResponseHeaders)
         }
     }
 
@@ -214,8 +221,10 @@ extension ClientConnection: AccessResumer {
             f.kongMs = f.requestMs
         }
         f.startedAtMs = Int64(Clock.wallSecondsFraction() * 1000) - Int64(requestUs / 1000)
-        f.upstream = attempt.choice?.address
+        f.upstream = attempt.lastTryFailed ? nil : attempt.choice?.address
         f.tries = attempt.tries
+        f.requestStartUs = t.requestStartUs
+        f.lastTryStartUs = attempt.tryStartUs > 0 ? attempt.tryStartUs : t.upstreamStartUs
         f.listenPort = listenPort
         f.https = tls != nil
         ctx.logUpstreamURI.removeAll(keepingCapacity: true)
@@ -254,7 +263,7 @@ extension ClientConnection: AccessResumer {
         if !ctx.responseHeaders.isEmpty { out.bytes.rewriteHead(from: start, ctx.responseHeaders) }
         if ctx.wantsLogEntry {
             out.bytes.withUnsafeBytes { b in
-                LogSerializer.headLines(&ctx.logResponseHeaders, UnsafeRawBufferPointer(rebasing: b[start...]))
+                LogSerializer.headLinesJSON(UnsafeRawBufferPointer(rebasing: b[start...]), scratch: server.headScratch, into: &ctx.logResponseHeaders)
             }
         }
         if ctx.phases.contains(.bodyFilter) {

@@ -31,7 +31,9 @@ extension ClientConnection {
         guard heldBody.count > server.settings.responseHoldLimit else { return }
         logRequest(.warn, "response body larger than response_transformer_max_body_size (\(server.settings.responseHoldLimit)): relayed untransformed")
         holdingResponse = false
+        let headStart = out.bytes.count
         server.buildClientResponseHead(self, u.parser, into: &out.bytes)
+        if plugins != nil { pluginsLogResponseHead(from: headStart) }
         if plugins != nil { heldBody.withUnsafeBytes { pluginsBodyFilter($0, last: false) } }
         if u.parser.head.isChunked && respBody == .framed {
             respBody = .rechunked
@@ -52,7 +54,9 @@ extension ClientConnection {
             if let w = ctx.warning { logRequest(.warn, w); ctx.warning = nil }
         }
         ownResponseLength = body.count
+        let headStart = out.bytes.count
         server.buildClientResponseHead(self, u.parser, into: &out.bytes)
+        if plugins != nil { pluginsLogResponseHead(from: headStart) }
         ownResponseLength = nil
         if plugins != nil { body.withUnsafeBytes { pluginsBodyFilter($0, last: false) } }
         out.append(body)

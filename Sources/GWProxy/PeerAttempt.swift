@@ -9,6 +9,7 @@
 // connection does not count. Worker-loop confined.
 import GWBalancer
 import GWHTTP
+import GWPlugins
 import GWSystem
 
 /// Why an upstream try failed.
@@ -31,6 +32,10 @@ struct PeerAttempt {
     var choice: PeerChoice?
     /// `choice` holds a balancer pick not yet released.
     private(set) var leased = false
+    /// The try of `choice` failed (released as failed); and when the current try began (0: the first
+    /// try, which began at ExchangeTimes.upstreamStartUs).
+    private(set) var lastTryFailed = false
+    var tryStartUs: UInt64 = 0
 
     /// What the request allows when a try fails (read from the exchange at that moment).
     struct Facts: Equatable {
@@ -88,6 +93,8 @@ struct PeerAttempt {
         tried = TriedPeers()
         choice = nil
         leased = false
+        lastTryFailed = false
+        tryStartUs = 0
     }
 
     /// Asks the plan for a peer not tried yet; counts the try. Nil: no peer available.
@@ -97,6 +104,7 @@ struct PeerAttempt {
         guard let c = plan.pick(request: request, client: client, tried: &tried, routeCaptures: captures) else { return nil }
         choice = c
         leased = true
+        lastTryFailed = false
         return c
     }
 
@@ -110,6 +118,7 @@ struct PeerAttempt {
     /// Releases a failed peer and excludes it from the next picks.
     mutating func releaseFailed(_ plan: ServicePlan?, timedOut: Bool) {
         guard let c = choice else { return }
+        lastTryFailed = true
         release(plan, latencyMicros: nil, outcome: timedOut ? .timeout : .tcpFailure)
         if let p = c.pick { tried.insert(p) }
     }
@@ -195,9 +204,11 @@ extension ClientConnection {
             guard let c = attempt.choice else { return }
             openConnection(c, plan)
         case .nextPeer:
+            logFailedTry(f)
             attempt.releaseFailed(plan, timedOut: f.isTimeout)
             connectToPeer()
         case .fail:
+            logFailedTry(f)
             attempt.releaseFailed(plan, timedOut: f.isTimeout)
             if f.isTimeout {
                 sendError(status: 504, message: "The upstream server is timing out", close: reqPhase == .body, errorPage: true)
@@ -206,5 +217,17 @@ extension ClientConnection {
                           close: reqPhase == .body, errorPage: true)
             }
         }
+    }
+
+    /// Kong's tries[]: the failed try (state "failed", 502, or 504 for a timeout) for the log entry; the
+    /// next try begins now.
+    private func logFailedTry(_ f: UpstreamFailure) {
+        let now = Clock.monotonicMicros()
+        if plugins?.wantsLogEntry == true, let ctx = plugins, let c = attempt.choice,
+           ctx.logFailedTries.count < PluginContext.maxLoggedTries {
+            ctx.logFailedTries.append(LogTry(address: c.address, startUs: attempt.tryStartUs > 0 ? attempt.tryStartUs : times.upstreamStartUs,
+                                             code: f.isTimeout ? 504 : 502))
+        }
+        attempt.tryStartUs = now
     }
 }

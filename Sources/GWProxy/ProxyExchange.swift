@@ -227,7 +227,9 @@ extension ClientConnection {
         if plugins != nil { pluginsHeaderFilter(up) }
         respPhase = .body
         if plugins?.holdResponseBody == true && respBody != .none && startHoldingResponse(u) { return }
+        let headStart = out.bytes.count
         server.buildClientResponseHead(self, up, into: &out.bytes)
+        if plugins != nil { pluginsLogResponseHead(from: headStart) }
         flushClient()
         guard upstream === u else { return }   // the client went away
         if respBody == .none {
@@ -285,7 +287,9 @@ extension ClientConnection {
         times.upstreamHeadUs = Clock.monotonicMicros()
         outcome = .passive(status: rh.status)
         if plugins != nil { pluginsHeaderFilter(u.parser) }
+        let headStart = out.bytes.count
         server.buildClientResponseHead(self, u.parser, into: &out.bytes)
+        if plugins != nil { pluginsLogResponseHead(from: headStart) }
         respPhase = .tunnel
         timer.stop()
         u.cancelTimer()

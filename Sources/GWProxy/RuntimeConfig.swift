@@ -344,7 +344,8 @@ final class RuntimeConfig {
             }
         }
         self.plans = plans
-        pluginSet = PluginSet(snapshot: snap, previous: previous?.pluginSet, shared: pluginShared)
+        pluginSet = PluginSet(snapshot: snap, previous: previous?.pluginSet, shared: pluginShared,
+                              hosts: LogHosts.resolved(from: config.serviceAddresses))
         for e in pluginSet.errors { log.log(.error, "plugin \(e) left out of the configuration") }
         let t1 = Clock.monotonicMicros()
         log.log(.info, "configuration generation \(generation) built: router \((tRouter - t0) / 1000) ms (\(router.reusedRoutes) of \(snap.routes.count) routes reused), balancers+plans+plugins \((t1 - tRouter) / 1000) ms (\(reusedBalancers) of \(snap.upstreams.count) balancers, \(reusedPlans) of \(snap.services.count) plans reused)")

@@ -25,6 +25,7 @@ import GWAdmin
 import GWBalancer
 import GWEvent
 import GWJSON
+import GWPlugins
 import GWStore
 import GWSystem
 
@@ -261,6 +262,16 @@ final class ConfigPublisher {
                     }
                 }
                 serviceAddrs[s.id] = list
+            }
+            // The logging plugins' destination names (LogHosts), under "host:<name>": the port is the
+            // plugin's own; an SRV answer's ports are not used. No answer yet ⇒ an empty list.
+            for name in LogHosts.names(in: snap) {
+                names.insert(name)
+                var list: [PublishedAddress] = []
+                if let a = dns.answer(for: name), a.ok {
+                    for x in a.addresses where !list.contains(where: { $0.ip == x.ip }) { list.append(PublishedAddress(ip: x.ip, port: 0, weight: 1)) }
+                }
+                serviceAddrs[LogHosts.keyPrefix + name] = list
             }
         }
         resolver?.keepOnly(names)

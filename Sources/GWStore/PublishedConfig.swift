@@ -3,7 +3,8 @@
 // Two document kinds, both JSON:
 // - the full document (`run/config.json`): `ConfigSnapshot`'s entities plus `resolved` (target id →
 //   [[ip, port, weight], ...], the master's DNS answers) and `service_addresses` (service id →
-//   [[ip, port], ...]); a worker can start from it alone.
+//   [[ip, port], ...]; also "host:<name>" → [[ip, 0], ...] for the logging plugins' host names,
+//   GWPlugins/LogHosts.swift); a worker can start from it alone.
 // - a delta (`run/config.delta.<generation>.json`): `{"generation": N, "base": N-1, "put": {kind: [doc]},
 //   "delete": {kind: [id]}, "resolved": {...}, "resolved_removed": [id], "service_addresses": {...},
 //   "service_addresses_removed": [id]}`: what changed from generation N-1 to N (entities written by one

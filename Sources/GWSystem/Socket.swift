@@ -128,6 +128,14 @@ public enum Socket {
         }
     }
 
+    /// Datagrams `first ..< first + count` (at most 64) on a connected nonblocking socket with one
+    /// sendmmsg(2), datagram i being `base[ends[i-1] ..< ends[i]]` (from 0 for the first). The number
+    /// sent, or -errno when none was.
+    public static func sendDatagrams(_ fd: Int32, base: UnsafeRawPointer, ends: UnsafePointer<Int>, first: Int, count: Int) -> Int {
+        let n = gw_send_datagrams(fd, base, ends, first, Int32(min(count, 64)))
+        return n >= 0 ? Int(n) : -Int(gw_errno())
+    }
+
     /// The first byte waiting on `fd`, left in place (MSG_PEEK): nil with `.wouldBlock`, `.eof` or `.error`.
     public static func peekByte(_ fd: Int32) -> (UInt8?, IOResult) {
         var b: UInt8 = 0

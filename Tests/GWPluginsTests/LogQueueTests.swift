@@ -109,4 +109,41 @@ import Testing
         #expect(got == (0 ..< 3000).map { "e\($0)" })
         #expect(q.isIdle && q.bytes == 0)
     }
+
+    @Test func trainsOfSingleEntryBatches() {
+        let q = LogQueue(config: LogQueueConfig())   // max_batch_size 1, concurrency_limit 1
+        for i in 1 ... 5 { q.enqueue(e(i), now: 0) }
+        let t = q.next(now: 0, train: 4)!
+        #expect(names(t) == ["e1", "e2", "e3", "e4"] && t.parts == 4 && t.part(2) == 2 ..< 3 && Array(t.entry(2)) == Array("e3".utf8))
+        #expect(q.next(now: 0, train: 4) == nil, "one unit in flight")
+        // Requests 2 and 4 failed: they stay, in order, and are retried together; 1 and 3 were delivered.
+        q.done(t.id, failed: [false, true, false, true], now: 0, error: "status 500")
+        #expect(q.delivered == 2 && q.inFlight == 2 && !q.dropping)
+        #expect(q.next(now: 0, train: 4) == nil, "the retry waits for its back-off")
+        let r = q.next(now: 1, train: 4)!
+        #expect(r.id == t.id && names(r) == ["e2", "e4"])
+        q.done(r.id, failed: [false, false], now: 1)
+        #expect(q.delivered == 4 && q.inFlight == 0)
+        #expect(names(q.next(now: 1, train: 4)) == ["e5"])
+    }
+
+    @Test func trainsKeepBatchesAndTheirDelay() {
+        var c = LogQueueConfig()
+        c.maxBatchSize = 2; c.maxCoalescingDelay = 1
+        let q = LogQueue(config: c)
+        for i in 1 ... 5 { q.enqueue(e(i), now: 0) }
+        let t = q.next(now: 0.5, train: 8)!
+        #expect(names(t) == ["e1", "e2", "e3", "e4"] && t.parts == 2, "whole batches; the partial one waits")
+        q.done(t.id, ok: true, now: 0.5)
+        #expect(q.next(now: 0.5, train: 8) == nil)
+        #expect(q.wakeAt(now: 0.5, newAfter: 2) == 2, "the owner's pacing delays a due batch")
+        #expect(q.next(now: 1, train: 8, newUnits: false) == nil)
+        #expect(names(q.next(now: 1, train: 8)) == ["e5"])
+    }
+
+    @Test func trainBytesBound() {
+        let q = LogQueue(config: LogQueueConfig())
+        for i in 10 ... 19 { q.enqueue(e(i), now: 0) }   // 3 bytes each
+        #expect(names(q.next(now: 0, train: 100, trainBytes: 7)) == ["e10", "e11"], "at least one batch, then within the bytes")
+    }
 }

@@ -96,7 +96,7 @@ import GWSystem
     }
 
     @Test func generatedHeadLines() {
-        var out: [UInt8] = [1, 2, 3]
+        var out: [UInt8] = []
         let head = Array("HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nX-Kong-Response-Latency: 0\r\nContent-Length: 48\r\n\r\n{}".utf8)
         head.withUnsafeBytes { LogSerializer.headLines(&out, $0) }
         let j = try? JSON.parse(out)

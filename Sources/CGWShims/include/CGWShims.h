@@ -52,6 +52,9 @@ int gw_memfd_create(const char *name);            // memfd_create(name, MFD_CLOE
 int gw_clear_cloexec(int fd);                     // fcntl: clear FD_CLOEXEC (an fd handed to an exec'd worker)
 void gw_unblock_all_signals(void);                // sigprocmask(SIG_SETMASK, empty): before exec
 uint64_t gw_heap_bytes(void);                     // mallinfo2().uordblks: the process's allocated heap
+// sendmmsg on a connected socket: datagrams first ..< first+count (at most 64), datagram i being
+// base[ends[i-1] ..< ends[i]] (0 for ends[-1]). Returns the number sent (-1 with errno when none was).
+int gw_send_datagrams(int fd, const void *base, const long *ends, long first, int count);
 
 // errno without ARC traffic in between (read right after the failing call in C).
 static inline int gw_errno(void) { extern int *__errno_location(void); return *__errno_location(); }
