@@ -36,6 +36,9 @@ public enum CLI {
     Every configuration key can be overridden with GATEWAY_<KEY> in the environment.
     A proxy_listen entry with `ssl` serves HTTPS (default 0.0.0.0:8443); without ssl_cert, self-signed
     certificates are generated in <prefix>/ssl at the first start.
+    Other listeners: admin_listen (Admin API, 127.0.0.1:8001), admin_gui_listen (dashboard,
+    127.0.0.1:8002) and status_listen (Status API and /metrics, 127.0.0.1:8007); each accepts `off`.
+    database = postgres shares one PostgreSQL between nodes (run `gateway migrations bootstrap` first).
     """
 
     static let commandHelp: [String: String] = [
