@@ -119,3 +119,22 @@ func errorReason(_ bytes: [UInt8], splitAt k: Int, limits: HTTPParserLimits, req
         + Array(repeating: 0x46, count: 18) + Array("\r\nContenLgt-fteh:ed\r\n\r\nHost: h\r\nF\u{02}\u{03}PFF".utf8)
     #expect(!errorReason(crash, splitAt: 0, limits: HTTPParserLimits(maxBodySize: 16), request: true).isEmpty)
 }
+
+/// fuzz-http-request (CI smoke of 2026-12-07): a request-target with an HTAB (which llhttp 8.1 lets through)
+/// and, later, a control byte llhttp refuses. Whole, llhttp stopped at the later byte before calling back
+/// with the target ("Invalid char in url path"); split before it, the URL callback saw the HTAB first
+/// ("invalid character in request-target"). The request line is now checked by the raw head scan, over the
+/// bytes llhttp got through, so the first bad byte wins however the input is split.
+@Test func controlCharactersInTheTargetAreSplitIndependent() {
+    let input = Array("GET http://example.c/exampl\tAe.com:808\u{10}\0\0\00/x y HTTP/1.1\r\nHost: h\r\n\r\n".utf8)
+    for k in 0 ..< input.count {
+        #expect(errorReason(input, splitAt: k, limits: HTTPParserLimits(), request: true)
+                == "invalid character in request-target", "split \(k)")
+    }
+    // A control byte llhttp refuses with nothing before it is still refused (llhttp's reason or ours).
+    let dle = Array("GET /a\u{10}b HTTP/1.1\r\nHost: h\r\n\r\n".utf8)
+    for k in 0 ..< dle.count {
+        #expect(errorReason(dle, splitAt: k, limits: HTTPParserLimits(), request: true)
+                == errorReason(dle, splitAt: 0, limits: HTTPParserLimits(), request: true), "split \(k)")
+    }
+}
