@@ -374,6 +374,7 @@ def test_admin_api_refusals_and_shorthands(gateway, redis):
     # A host name is accepted (the master resolves it); a malformed host is Kong's typedefs.host error.
     s, b, _ = post({"minute": 1, "policy": "redis", "redis": {"host": "redis.example"}})
     assert s == 201 and b["config"]["redis"]["host"] == "redis.example", b
+    assert g.admin("DELETE", f"/plugins/{b['id']}")[0] == 204
     s, b, _ = post({"minute": 1, "policy": "redis", "redis": {"host": "redis^example"}})
     assert s == 400 and b["fields"]["config"]["redis"]["host"] == "invalid value: redis^example", b
     s, b, _ = post({"minute": 1, "policy": "redis", "sync_rate": 0.01, "redis": {"host": "127.0.0.1"}})
