@@ -157,9 +157,9 @@ final class RateLimitRedis {
 
     /// Kong: with fault_tolerant the request goes on without headers (the error is logged by the
     /// connection, at most once per interval); without it, 500.
-    private func storeError(_ rl: RateLimiting, _ message: String) throws(PluginError) {
+    private func storeError(_ rl: RateLimiting, _ message: @autoclosure () -> String) throws(PluginError) {
         if rl.faultTolerant { return }
-        throw PluginError(message)
+        throw PluginError(message())
     }
 
     /// The worker's error log, at most once per interval for this handler (the rest are counted).
