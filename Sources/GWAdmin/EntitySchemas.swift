@@ -491,7 +491,7 @@ enum Schemas {
             Field("error_message", .string, default: "API rate limit exceeded"),
             Field("sync_rate", .number, default: -1),
             Field("redis", .record([
-                Field("host", .string), Field("port", .integer, default: 6379, between: (0, 65535)),
+                Field("host", .string, custom: Validators.host), Field("port", .integer, default: 6379, between: (0, 65535)),
                 Field("timeout", .integer, default: 2000, between: (0, 2147483646)), Field("username", .string),
                 Field("password", .string), Field("database", .integer, default: 0), Field("ssl", .boolean, default: false),
                 Field("ssl_verify", .boolean, default: false), Field("server_name", .string),

@@ -5,8 +5,9 @@
 // Refused with Kong's field errors:
 // - `policy = cluster`: Kong offers it only with a database its nodes share; in DB-less mode its schema
 //   says `expected one of: local, redis`. SQLite is one node's file, so the same answer here.
-// - `redis.ssl = true` (no TLS to Redis yet), a Redis host name (workers have no resolver: an IP address
-//   or `localhost`), `sync_rate` other than -1 with redis (every request is checked in Redis).
+// - `redis.ssl = true` (no TLS to Redis: Debian's hiredis 0.14 has neither SSL nor I/O hooks to put TLS
+//   under it), `sync_rate` other than -1 with redis (every request is checked in Redis).
+// A Redis host name is accepted (Kong's `typedefs.host`): the master resolves it (GWPlugins/LogHosts.swift).
 import GWJSON
 
 extension AdminAPI {
@@ -89,15 +90,5 @@ extension AdminAPI {
         if redis["ssl"]?.boolValue == true {
             e.set(["config", "redis", "ssl"], .string("ssl to Redis is not supported by this gateway yet; use false"))
         }
-        if let host = redis["host"]?.stringValue, !ipOrLocalhost(host) {
-            e.set(["config", "redis", "host"], .string("host names are not supported by this gateway yet; use an IP address or localhost"))
-        }
-    }
-
-    /// Workers have no resolver of their own: a Redis host must be an IP literal or `localhost`.
-    private static func ipOrLocalhost(_ host: String) -> Bool {
-        if host == "localhost" { return true }
-        guard let hp = Validators.parseHostPort(host) else { return false }
-        return hp.kind != .name
     }
 }

@@ -1,5 +1,6 @@
 // Host names of the logging plugins' destinations (tcp-log / udp-log `host`, http-log's
-// `http_endpoint` host), resolved by the master like service hosts: the workers have no resolver.
+// `http_endpoint` host) and of rate-limiting's Redis (`config.redis.host` with `policy = redis`),
+// resolved by the master like service hosts: the workers have no resolver.
 // The master resolves every name the enabled instances use (c-ares, re-resolved on TTL; an answer that
 // changes publishes a new generation) and publishes the addresses in `service_addresses` under the
 // key "host:<name>" (service ids are UUIDs: no clash), so the full document and the deltas carry them
@@ -23,7 +24,8 @@ public enum LogHosts {
         return !(h.isEmpty || h == "localhost" || SocketAddress(ip: String(h), port: 0) != nil)
     }
 
-    /// The host names the enabled logging instances of `snapshot` send to.
+    /// The host names the enabled logging instances (and Redis-backed rate-limiting instances) of
+    /// `snapshot` send to.
     public static func names(in snapshot: ConfigSnapshot) -> Set<String> {
         var out = Set<String>()
         for p in snapshot.plugins where p.enabled {
@@ -31,6 +33,8 @@ public enum LogHosts {
             switch p.name {
             case "tcp-log", "udp-log": host = p.config["host"]?.stringValue
             case "http-log": host = p.config["http_endpoint"]?.stringValue.flatMap { HTTPLogTarget.split($0)?.host }
+            case "rate-limiting" where p.config["policy"]?.stringValue == "redis":
+                host = p.config["redis"]?.objectValue?["host"]?.stringValue
             default: break
             }
             if let h = host, isName(h) { out.insert(h.lowercased()) }

@@ -125,7 +125,7 @@ final class RateLimiting: PluginHandler {
         let policy = try c.string("policy", "local")
         switch policy {
         case "local": redis = nil
-        case "redis": redis = try RateLimitRedis(c)
+        case "redis": redis = try RateLimitRedis(c, env)
         default: throw PluginError("rate-limiting: policy '\(policy)' is not supported")
         }
         switch try c.string("limit_by", "consumer") {

@@ -8,6 +8,10 @@
 // `ratelimit:<route_id>:<service_id>:<identifier>:<window_start_ms>:<period>` (the instance's own scope
 // ids, null → the empty uuid) and expire at the end of their window (EXPIRE on first use).
 //
+// `redis.host` may be a name: the master resolves it (LogHosts, c-ares) and the handler of each
+// configuration generation takes the first address of that generation's answer; no answer yet is
+// Redis down (below). A changed answer is a new generation: new commands go to the new address.
+//
 // The request waits for the reply without blocking the worker (AccessSuspension.swift); the reply or
 // the failure comes back through `finish`. Redis down, timed out or refusing (and a full pending queue)
 // is Kong's store error: fault_tolerant → proxied without rate-limit headers (the connection logs the
@@ -15,12 +19,20 @@
 import CCrypto
 import GWHTTP
 import GWRedis
+import GWSystem
 
 final class RateLimitRedis {
-    let endpoint: RedisEndpoint
+    /// The configured host (IP literal, `localhost` or a name), for log lines.
+    let host: String
+    /// Where this generation sends; nil: `host` is a name the master has no answer for yet (every
+    /// request is then Kong's store error, reported at most once per interval).
+    let endpoint: RedisEndpoint?
     let timeoutMs: Int
     /// The worker's connection to `endpoint`, found on the first request (none in the master).
     private var connection: RedisConnection? = nil
+    private var lastReport: Int64 = -1_000_000
+    private var suppressed = 0
+    static let reportInterval: Int64 = 10
 
     /// KEYS: one per window; ARGV: the limits, then the TTLs. Answers the usages before this request,
     /// then the 1-based window that stopped it (0: allowed, counted in every window).
@@ -43,19 +55,34 @@ final class RateLimitRedis {
         return r
         """
 
-    init(_ c: PluginConfig) throws(PluginError) {
+    /// `env.hosts`: the master's answers of this generation (LogHosts); a changed answer is a new
+    /// generation, so a new handler whose endpoint (and connection) is the new address.
+    init(_ c: PluginConfig, _ env: PluginEnvironment) throws(PluginError) {
         guard let r = c.object("redis") else { throw PluginError("rate-limiting: redis settings missing") }
-        guard var host = try r.string("host") else { throw PluginError("rate-limiting: config.redis.host missing") }
-        if host == "localhost" { host = "127.0.0.1" }
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard let h = try r.string("host") else { throw PluginError("rate-limiting: config.redis.host missing") }
         if try r.bool("ssl", false) { throw PluginError("rate-limiting: redis ssl is not supported") }
-        endpoint = RedisEndpoint(ip: host, port: try r.int("port", 6379), database: try r.int("database", 0),
-                                 username: try r.string("username"), password: try r.string("password"))
+        host = h
+        let port = try r.int("port", 6379)
+        var ip: String? = nil
+        if LogHosts.isName(h) {
+            // The first address of the master's answer (an empty answer: none yet, or the name failed).
+            ip = env.hosts[h.lowercased()]?.first { SocketAddress(ip: $0, port: port) != nil }
+        } else {
+            var lit = h == "localhost" ? "127.0.0.1" : h
+            if lit.hasPrefix("["), lit.hasSuffix("]") { lit = String(lit.dropFirst().dropLast()) }
+            ip = lit
+        }
+        let database = try r.int("database", 0), username = try r.string("username"), password = try r.string("password")
+        endpoint = ip.map { RedisEndpoint(ip: $0, port: port, database: database, username: username, password: password) }
         timeoutMs = try r.int("timeout", 2000)
     }
 
     /// Sends the check for this request and suspends it; on a failure to send, Kong's store error at once.
     func start(_ rl: RateLimiting, _ ctx: PluginContext, _ request: borrowing HTTPRequestHead) throws(PluginError) {
+        guard let endpoint else {
+            report(ctx.now, "rate-limiting: no address for Redis host \(host) (not resolved yet, or the name failed)")
+            return try storeError(rl, "rate-limiting: no address for Redis host \(host)")
+        }
         if connection == nil { connection = RedisClients.worker?.connection(endpoint) }
         guard let conn = connection else { return try storeError(rl, "rate-limiting: no Redis connection on this process") }
         let now = ctx.now, n = rl.periods.count
@@ -111,7 +138,7 @@ final class RateLimitRedis {
         let r = ctx.asyncReply
         let n = rl.periods.count
         guard r.status == .ok, r.count == n + 1 else {
-            return try storeError(rl, "rate-limiting: failed to get usage from Redis \(endpoint.label): " +
+            return try storeError(rl, "rate-limiting: failed to get usage from Redis \(endpoint?.label ?? host): " +
                                       (r.status == .ok ? "unexpected reply" : r.message))
         }
         let stopAt = Int(r[n]) - 1
@@ -130,9 +157,18 @@ final class RateLimitRedis {
 
     /// Kong: with fault_tolerant the request goes on without headers (the error is logged by the
     /// connection, at most once per interval); without it, 500.
-    private func storeError(_ rl: RateLimiting, _ message: String) throws(PluginError) {
+    private func storeError(_ rl: RateLimiting, _ message: @autoclosure () -> String) throws(PluginError) {
         if rl.faultTolerant { return }
-        throw PluginError(message)
+        throw PluginError(message())
+    }
+
+    /// The worker's error log, at most once per interval for this handler (the rest are counted).
+    private func report(_ now: Int64, _ message: @autoclosure () -> String) {
+        guard now - lastReport >= RateLimitRedis.reportInterval else { suppressed += 1; return }
+        lastReport = now
+        let m = message()
+        RedisClients.worker?.log(suppressed > 0 ? "\(m) (\(suppressed) more since the last report)" : m)
+        suppressed = 0
     }
 
     /// Kong's identifier (handler.lua get_identifier), as text.

@@ -394,12 +394,14 @@ public final class RedisConnection {
 }
 
 /// The worker's Redis connections, one per endpoint, kept across configuration generations (bounded:
-/// at most `maxConnections`; an endpoint past it gets none and its requests count as Redis down).
+/// at most `maxConnections`; when full an idle one is dropped to make room; with none idle the new
+/// endpoint gets none and its requests count as Redis down).
 public final class RedisClients {
     nonisolated(unsafe) public static var worker: RedisClients? = nil
     public static let maxConnections = 64
     let loop: EventLoop
-    let log: (String) -> Void
+    /// The worker's error log.
+    public let log: (String) -> Void
     private var connections: [RedisEndpoint: RedisConnection] = [:]
 
     public init(loop: EventLoop, log: @escaping (String) -> Void) {
@@ -409,6 +411,12 @@ public final class RedisClients {
 
     public func connection(_ e: RedisEndpoint) -> RedisConnection? {
         if let c = connections[e] { return c }
+        // Full: an idle connection makes room (e.g. the old address of a Redis host name whose answer
+        // changed; a handler still holding it keeps it until that handler's generation goes).
+        if connections.count >= RedisClients.maxConnections,
+           let idle = connections.first(where: { $0.value.pendingCount == 0 })?.key {
+            connections[idle] = nil
+        }
         guard connections.count < RedisClients.maxConnections else {
             log("Redis \(e.label): more than \(RedisClients.maxConnections) Redis endpoints on this worker, not connecting")
             return nil

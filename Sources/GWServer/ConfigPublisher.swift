@@ -263,8 +263,9 @@ final class ConfigPublisher {
                 }
                 serviceAddrs[s.id] = list
             }
-            // The logging plugins' destination names (LogHosts), under "host:<name>": the port is the
-            // plugin's own; an SRV answer's ports are not used. No answer yet ⇒ an empty list.
+            // The logging plugins' destination names and rate-limiting's Redis names (LogHosts), under
+            // "host:<name>": the port is the plugin's own; an SRV answer's ports are not used. No answer
+            // yet ⇒ an empty list.
             for name in LogHosts.names(in: snap) {
                 names.insert(name)
                 var list: [PublishedAddress] = []

@@ -110,4 +110,28 @@ final class MemoryCounters: RateLimitCounterStore, PluginSharedStore {
         #expect(RateLimitPeriod.year.windowStart(t) == 1_704_067_200)      // 2024-01-01
         #expect(RateLimitPeriod.year.windowEnd(1_704_067_200) == 1_735_689_600)    // 2025-01-01
     }
+
+    /// policy = redis with a host name: only Redis-backed instances ask the master for their name; the
+    /// handler takes the first address of its generation's answer; no answer is Redis down (500 without
+    /// fault_tolerant, proxied with it).
+    @Test func redisHostNamesResolvedPerGeneration() {
+        let snap = ConfigSnapshot(plugins: [
+            plugin("rate-limiting", id: "a", route: "r1", ["minute": 1, "policy": "redis", "redis": ["host": "Redis.Test", "port": 6380],
+                                                           "fault_tolerant": false]),
+            plugin("rate-limiting", id: "b", route: "r2", ["minute": 1, "policy": "local", "redis": ["host": "local.test"]]),
+            plugin("rate-limiting", id: "c", route: "r3", ["minute": 1, "policy": "redis", "redis": ["host": "localhost"]]),
+        ])
+        #expect(LogHosts.names(in: snap) == ["redis.test"])
+        let registry = PluginRegistry.implemented.map { ($0.key, $0.value.priority, $0.value.factory) }
+        let answered = PluginSet(snapshot: snap, previous: nil, shared: nil, hosts: ["redis.test": ["127.0.0.9", "127.0.0.10"]],
+                                 registry: registry)
+        let e = (answered.handlers["a"] as? RateLimiting)?.redis?.endpoint
+        #expect(e?.ip == "127.0.0.9" && e?.port == 6380)
+        #expect((answered.handlers["c"] as? RateLimiting)?.redis?.endpoint?.ip == "127.0.0.1")
+        let waiting = PluginSet(snapshot: snap, previous: nil, shared: nil, hosts: ["redis.test": []], registry: registry)
+        #expect(waiting.errors.isEmpty)
+        #expect((waiting.handlers["a"] as? RateLimiting)?.redis != nil && (waiting.handlers["a"] as? RateLimiting)?.redis?.endpoint == nil)
+        let ctx = run(waiting, get("/"), route: "r1", service: nil)
+        #expect(ctx.exitStatus == 500 && ctx.exitMessage == "An unexpected error occurred")
+    }
 }

@@ -4,7 +4,8 @@ spec/03-plugins/23-rate-limiting/04-access_spec.lua and 05-integration_spec.lua 
 exact limit across two nodes and their workers, Kong's headers and 429 body, keys with Kong's names
 that expire, database selection and ACL authentication, fault_tolerant with Redis down (pass without
 headers / 500), recovery, a Redis that never answers (timeout), a client leaving while its request
-waits for Redis, and the Admin API's refusals."""
+waits for Redis, a Redis host name resolved by the master (and its answer moving), and the Admin
+API's refusals."""
 import json
 import os
 import shutil
@@ -24,17 +25,18 @@ RL_HEADERS = ("x-ratelimit", "ratelimit", "retry-after")
 class Redis:
     """A private redis-server: no persistence, its own port and directory; stop() / start() keep both."""
 
-    def __init__(self, tmp, extra=()):
+    def __init__(self, tmp, extra=(), host="127.0.0.1", port=None):
         self.dir = os.path.join(tmp, "redis")
         os.makedirs(self.dir, exist_ok=True)
-        self.port = free_port()
+        self.host = host
+        self.port = port or free_port()
         self.extra = list(extra)
         self.proc = None
         self.start()
 
     def start(self):
         self.proc = subprocess.Popen(
-            [REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--save", "",
+            [REDIS_BIN, "--port", str(self.port), "--bind", self.host, "--dir", self.dir, "--save", "",
              "--appendonly", "no", "--daemonize", "no", "--logfile", os.path.join(self.dir, "redis.log"),
              *self.extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(lambda: self.cmd("PING") == "PONG", what="redis-server up")
@@ -51,7 +53,7 @@ class Redis:
 
     def cmd(self, *args, db=0, auth=None):
         """One command on a fresh connection (RESP by hand); returns str / int / list / None."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT) as s:
+        with socket.create_connection((self.host, self.port), timeout=TIMEOUT) as s:
             f = s.makefile("rb")
             pre = []
             if auth:
@@ -91,8 +93,8 @@ def read_resp(f):
 def redis(tmp_path):
     servers = []
 
-    def make(extra=()):
-        r = Redis(str(tmp_path / f"r{len(servers)}"), extra)
+    def make(extra=(), host="127.0.0.1", port=None):
+        r = Redis(str(tmp_path / f"r{len(servers)}"), extra, host=host, port=port)
         servers.append(r)
         return r
     yield make
@@ -369,8 +371,12 @@ def test_admin_api_refusals_and_shorthands(gateway, redis):
     # What the data path does not do is refused.
     s, b, _ = post({"minute": 1, "policy": "redis", "redis": {"host": "127.0.0.1", "ssl": True}})
     assert s == 400 and "ssl" in b["fields"]["config"]["redis"], b
+    # A host name is accepted (the master resolves it); a malformed host is Kong's typedefs.host error.
     s, b, _ = post({"minute": 1, "policy": "redis", "redis": {"host": "redis.example"}})
-    assert s == 400 and "host" in b["fields"]["config"]["redis"], b
+    assert s == 201 and b["config"]["redis"]["host"] == "redis.example", b
+    assert g.admin("DELETE", f"/plugins/{b['id']}")[0] == 204
+    s, b, _ = post({"minute": 1, "policy": "redis", "redis": {"host": "redis^example"}})
+    assert s == 400 and b["fields"]["config"]["redis"]["host"] == "invalid value: redis^example", b
     s, b, _ = post({"minute": 1, "policy": "redis", "sync_rate": 0.01, "redis": {"host": "127.0.0.1"}})
     assert s == 400 and b["fields"]["config"] == "sync_rate must be greater than 0.02, or -1 to disable", b
     s, b, _ = post({"minute": 1, "policy": "redis", "sync_rate": 1, "redis": {"host": "127.0.0.1"}})
@@ -440,3 +446,72 @@ def test_pipelined_requests_and_body_plugins_wait_in_order(gateway, upstream, re
     got = up.requests[-1]["body"]
     assert b"k=v" in got and b"added=yes" in got, got
     assert h["X-RateLimit-Limit-Hour"] == "100"
+
+
+def test_redis_host_by_name_resolved_by_the_master(gateway, upstream, redis):
+    """config.redis.host as a name: the master resolves it (c-ares, dns_resolver) and hands the answer
+    to the handler of each generation; the exact limit holds across a node using the name and one
+    using `localhost`; a name without an answer is Redis down (fault_tolerant: proxied without headers,
+    logged at most once per interval; otherwise 500); a changed answer moves new commands."""
+    from test_dns import FakeDNS
+    server = FakeDNS()
+    try:
+        r1 = redis()
+        server.records["redis.test"] = [("A", "127.0.0.1", 1)]
+        up = upstream("u")
+        # One worker by name: when the answer moves, every later request of that node takes the new address.
+        by_name = gateway(workers=1, dns_resolver=server.address)
+        by_localhost = gateway(workers=2)
+        setup_node(by_name, up, {"hour": 6, "policy": "redis", "limit_by": "ip",
+                                 "redis": {"host": "redis.test", "port": r1.port}})
+        setup_node(by_localhost, up, {"hour": 6, "policy": "redis", "limit_by": "ip",
+                                      "redis": {"host": "localhost", "port": r1.port}})
+        wait_until(lambda: server.count("redis.test", 1) >= 1, what="the master asks for the name")
+        # Until the answer is published a request passes without headers (not counted in Redis).
+        wait_until(lambda: rl_headers(by_name.get("/r")[2]), what="the name resolved and used")
+        statuses = []
+        for i in range(12):
+            g = (by_name, by_localhost)[i % 2]
+            statuses.append(g.get("/r")[0])
+        # One request already counted by the probe above: 5 more pass across both nodes, then 429.
+        assert statuses.count(200) == 5 and statuses.count(429) == 7, statuses
+        keys = r1.cmd("KEYS", "ratelimit:*")
+        assert len(keys) == 1 and r1.cmd("GET", keys[0]) == "6", keys
+        # The name moves to another Redis (same port, 127.0.0.2, empty; TTL 1 s): new commands go there.
+        r2 = redis(host="127.0.0.2", port=r1.port)
+        server.records["redis.test"] = [("A", "127.0.0.2", 1)]
+
+        def moved():
+            by_name.get("/r")
+            return r2.cmd("KEYS", "ratelimit:*")
+        keys2 = wait_until(moved, timeout=TIMEOUT * 2, what="commands to the new address")
+        used = int(r2.cmd("GET", keys2[0]))
+        assert 1 <= used <= 6
+        statuses = [by_name.get("/r")[0] for _ in range(8)]
+        assert statuses.count(200) == 6 - used and statuses[-1] == 429, (used, statuses)
+        assert r2.cmd("GET", keys2[0]) == "6"
+        assert r1.cmd("GET", keys[0]) == "6"   # rejected requests are counted nowhere; none went to r1
+        assert "Redis" not in by_localhost.log()
+        # Names with no answer (NXDOMAIN): Redis down. fault_tolerant = false → Kong's 500.
+        for path, name, tolerant in (("/strict", "nowhere.test", False), ("/tolerant", "gone.test", True)):
+            s, b, _ = by_name.admin("POST", "/routes", {"paths": [path], "service": {"id": SERVICE_ID}})
+            assert s == 201, b
+            s, b, _ = by_name.admin("POST", f"/routes/{b['id']}/plugins", {"name": "rate-limiting", "config": {
+                "hour": 1, "policy": "redis", "fault_tolerant": tolerant, "redis": {"host": name, "port": r1.port}}})
+            assert s == 201, b
+        wait_until(lambda: server.count("gone.test", 1) >= 1 and by_name.get("/tolerant")[0] == 200,
+                   what="the route and the lookup")
+        t0 = time.monotonic()
+        for _ in range(6):
+            s, _, h = by_name.get("/tolerant")
+            assert s == 200 and not rl_headers(h), h
+        s, body, h = by_name.get("/strict")
+        assert s == 500 and json.loads(body)["message"] == "An unexpected error occurred", body
+        assert not rl_headers(h)
+        elapsed = time.monotonic() - t0
+        wait_until(lambda: "no address for Redis host gone.test" in by_name.log(), what="the missing answer logged")
+        lines = [l for l in by_name.log().splitlines() if "no address for Redis host gone.test" in l]
+        # At most once per 10 s (+ 1 for the wait before t0).
+        assert 1 <= len(lines) <= int(elapsed // 10) + 2, lines
+    finally:
+        server.stop()
