@@ -159,6 +159,9 @@ SSL_CTX *gw_tls_server_ctx(const gw_tls_config *cfg, const char *const *certs, c
         return NULL;
     }
     SSL_CTX_set_dh_auto(ctx, 1);
+    // nginx's read-ahead: one read(2) takes a whole record (and whatever follows) instead of a 5-byte
+    // header read and a body read; gw_tls_pending counts the bytes read ahead.
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"gateway", 7);
     SSL_CTX_set_timeout(ctx, cfg->session_timeout > 0 ? cfg->session_timeout : 86400);
     if (cfg->session_cache_entries > 0) {
@@ -277,7 +280,9 @@ int gw_tls_write(SSL *s, const void *buf, int n) {
     return map_result(s, SSL_write(s, buf, n));
 }
 
-int gw_tls_pending(const SSL *s) { return SSL_pending(s); }
+// SSL_has_pending, not SSL_pending: with read-ahead, records not yet decrypted wait in OpenSSL's buffer
+// and no socket readiness announces them (a partial record makes the next read return WANT_READ).
+int gw_tls_pending(const SSL *s) { return SSL_has_pending(s); }
 const char *gw_tls_last_error(void) { return gw_tls_err; }
 
 void gw_tls_close(SSL *s) {

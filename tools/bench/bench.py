@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -45,9 +46,10 @@ ALGOS = ("round-robin", "least-connections", "consistent-hashing", "latency")
 ALL_SCENARIOS = ["small-1w", "small-2w", "16k", "upload-1m", "conn-close", "routes-10k"] + \
     [f"targets-100-{a}" for a in ALGOS] + ["idle-10k", "plugins-auth-rl", "cache-hit"]
 # TLS on the client side (the upstream stays plain HTTP), every proxy with the same certificate and
-# key; tls-new-*: GET /small with `Connection: close` over https (a full handshake per request: wrk
-# keeps no session); tls-resumed: `openssl s_time -reuse` (one client, every connection resumes the
-# first one's session; tickets); tls-small / tls-16k: keep-alive https; idle-tls: idle-10k over TLS.
+# key; tls-new-*: GET /small, one full handshake per request (wrk cannot do that: it
+# makes no resumption): 4 parallel `openssl s_time -new` clients; tls-resumed: wrk with `Connection:
+# close` (wrk 4.1 resumes every connection with the session of its first one: TLS 1.2 with a ticket);
+# tls-small / tls-16k: keep-alive https (wrk: TLS 1.2); idle-tls: idle-10k over TLS.
 TLS_SCENARIOS = ["tls-new-ecdsa", "tls-new-rsa", "tls-resumed", "tls-small", "tls-16k", "idle-tls"]
 ALL_SCENARIOS += TLS_SCENARIOS
 N_IDLE_TLS = 2000
@@ -619,19 +621,28 @@ def run_wrk(port, path, duration, conns, threads, extra=(), script=None, scheme=
     return res
 
 
-def run_stime(port, path, duration):
-    """`openssl s_time -reuse`: one client, one connection at a time, every connection after the first
-    resuming its session (HTTP/1.0 GET, read to the close). Same result shape as run_wrk."""
-    cmd = ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-reuse", "-time", str(duration), "-www", path]
-    out, err, ru, rc = run_client(cmd, duration)
-    res = {"rps": 0.0, "requests": 0, "p50_ms": None, "p99_ms": None, "non2xx": 0, "socket_errors": 0 if rc == 0 else 1,
-           "wrk_cpu_s": ru.ru_utime + ru.ru_stime, "raw": out[-2000:] + err[-500:]}
-    m = re.search(r"(\d+) connections in (\d+) real seconds", out)
-    if m and int(m.group(2)):
-        res["requests"] = int(m.group(1))
-        res["rps"] = int(m.group(1)) / int(m.group(2))
-    # s_time prints one "r" per resumed connection and "*" per full handshake (after the first).
-    res["full_handshakes"] = max(0, out.count("*") - 1)
+def run_stime(port, path, duration, procs):
+    """`procs` parallel `openssl s_time -new` clients: one connection at a time each, a full handshake
+    per connection (HTTP/1.0 GET, read to the close). Same result shape as run_wrk (requests = connections)."""
+    cmd = ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new", "-time", str(duration), "-www", path]
+    outs = [None] * procs
+    threads = [threading.Thread(target=lambda i=i: outs.__setitem__(i, run_client(cmd, duration))) for i in range(procs)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - t0  # s_time's own "real seconds" are whole seconds
+    res = {"rps": 0.0, "requests": 0, "p50_ms": None, "p99_ms": None, "non2xx": 0, "socket_errors": 0,
+           "wrk_cpu_s": 0.0, "raw": ""}
+    for out, err, ru, rc in outs:
+        res["wrk_cpu_s"] += ru.ru_utime + ru.ru_stime
+        res["raw"] += out[-300:] + err[-200:]
+        res["socket_errors"] += 0 if rc == 0 else 1
+        m = re.search(r"(\d+) connections in (\d+) real seconds", out)
+        if m:
+            res["requests"] += int(m.group(1))
+    res["rps"] = res["requests"] / wall
     return res
 
 
@@ -674,7 +685,7 @@ def scenario_request(name, root):
         with open(path, "w") as f:
             f.write(UPLOAD_LUA)
         return "/upload", [], path
-    if name in ("conn-close", "tls-new-ecdsa", "tls-new-rsa"):
+    if name in ("conn-close", "tls-resumed"):
         return "/small", ["-H", "Connection: close"], None
     if name == "tls-16k":
         return "/16k", [], None
@@ -692,17 +703,17 @@ def scenario_workers(name, args):
 def scenario_conns(name, args):
     if name == "upload-1m":
         return max(1, min(args.connections, 16))
-    if name in ("conn-close", "tls-new-ecdsa", "tls-new-rsa"):
+    if name in ("conn-close", "tls-resumed"):
         return max(1, min(args.connections, 32))
-    if name == "tls-resumed":
-        return 1
+    if name in ("tls-new-ecdsa", "tls-new-rsa"):
+        return 4  # s_time processes
     return args.connections
 
 
 def drive(server, name, path, duration, conns, threads, extra, script):
     """One load run against a proxy: wrk (http or https) or s_time for resumed handshakes."""
-    if name == "tls-resumed":
-        return run_stime(server.tls_port, path, duration)
+    if name in ("tls-new-ecdsa", "tls-new-rsa"):
+        return run_stime(server.tls_port, path, duration, conns)
     if name in TLS_SCENARIOS:
         return run_wrk(server.tls_port, path, duration, conns, threads, extra, script, scheme="https")
     return run_wrk(server.port, path, duration, conns, threads, extra, script)

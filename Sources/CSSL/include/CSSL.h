@@ -59,6 +59,7 @@ enum { GW_TLS_WANT_READ = -1, GW_TLS_WANT_WRITE = -2, GW_TLS_ERROR = -3 };
 // readable / writable; GW_TLS_ERROR: the connection is broken (reason in gw_tls_last_error).
 int gw_tls_read(SSL *s, void *buf, int n);
 int gw_tls_write(SSL *s, const void *buf, int n);
+// 1 when OpenSSL holds bytes of the peer (decrypted or read ahead) that no socket readiness announces.
 int gw_tls_pending(const SSL *s);
 // The last error's text for logs (thread-local OpenSSL error queue, or errno).
 const char *gw_tls_last_error(void);
