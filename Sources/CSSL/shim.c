@@ -1,5 +1,5 @@
 // See include/CSSL.h. nginx's choices (ngx_event_openssl.c) where Kong inherits them: no compression,
-// no client-initiated renegotiation, an EOF without close_notify is a clean close, buffers released
+// no client-initiated renegotiation, an EOF without close_notify is a clean close, read-ahead, buffers released
 // while a connection is idle, partial writes and a moving write buffer (our output queue may grow
 // between two attempts of the same write).
 #include "CSSL.h"
