@@ -1,5 +1,5 @@
 // See include/CSSL.h. nginx's choices (ngx_event_openssl.c) where Kong inherits them: no compression,
-// no client-initiated renegotiation, an EOF without close_notify is a clean close, buffers released
+// no client-initiated renegotiation, an EOF without close_notify is a clean close, read-ahead, buffers released
 // while a connection is idle, partial writes and a moving write buffer (our output queue may grow
 // between two attempts of the same write).
 #include "CSSL.h"
@@ -27,25 +27,78 @@ static void set_err(char *err, size_t errlen, const char *what, const char *deta
     ERR_clear_error();
 }
 
-// Session tickets sealed with the key every worker shares (nginx keeps its keys in the shared zone):
-// a session resumed on another worker (or after a reload) decrypts there too.
+_Static_assert(sizeof(gw_ticket_keys) <= 256, "gw_ticket_keys must fit GW_SHM_TLS_AREA_SIZE (CGWShims.h)");
+static gw_ticket_keys *gw_shared_keys = NULL;
+
+void gw_tls_ticket_keys_publish(void *area, const unsigned char *key, int first) {
+    gw_ticket_keys *k = area;
+    uint64_t seq = __atomic_load_n(&k->seq, __ATOMIC_RELAXED);
+    __atomic_store_n(&k->seq, seq + 1, __ATOMIC_RELAXED);   // odd: readers retry
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (first) {
+        memset(k->keys, 0, sizeof k->keys);
+        k->count = 1;
+        k->rotations = 0;
+    } else {
+        memcpy(k->keys[1], k->keys[0], 80);
+        k->count = GW_TICKET_KEYS;
+        k->rotations++;
+    }
+    memcpy(k->keys[0], key, 80);
+    __atomic_store_n(&k->seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+void gw_tls_ticket_keys_attach(void *area) { gw_shared_keys = area; }
+
+// A consistent copy of the shared keys; 0 when the master kept writing (it writes once per
+// ssl_session_timeout: practically never seen).
+static int shared_keys_copy(unsigned char out[GW_TICKET_KEYS][80], int *count) {
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        uint64_t s1 = __atomic_load_n(&gw_shared_keys->seq, __ATOMIC_ACQUIRE);
+        if (s1 & 1) continue;
+        uint64_t n = gw_shared_keys->count;
+        memcpy(out, gw_shared_keys->keys, sizeof gw_shared_keys->keys);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&gw_shared_keys->seq, __ATOMIC_RELAXED) == s1) {
+            *count = n >= 1 && n <= GW_TICKET_KEYS ? (int)n : 1;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+// Session tickets sealed with the keys every worker shares (nginx keeps its keys in the shared zone):
+// a session resumed on another worker (or after a reload, or after one rotation) decrypts there too.
 static int ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx,
                      int enc) {
     (void)s;
+    unsigned char keys[GW_TICKET_KEYS][80];
+    int count = 1;
+    if (gw_shared_keys) {
+        if (!shared_keys_copy(keys, &count)) return enc ? -1 : 0;
+    } else {
+        memcpy(keys[0], gw_ticket_key, 80);
+    }
     OSSL_PARAM params[2];
     params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
     params[1] = OSSL_PARAM_construct_end();
+    int rc = -1;
     if (enc) {
-        memcpy(key_name, gw_ticket_key, 16);
-        if (RAND_bytes(iv, 16) != 1) return -1;
-        if (EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, gw_ticket_key + 48, iv) != 1) return -1;
-        if (EVP_MAC_init(hctx, gw_ticket_key + 16, 32, params) != 1) return -1;
-        return 1;
+        memcpy(key_name, keys[0], 16);
+        if (RAND_bytes(iv, 16) == 1 && EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, keys[0] + 48, iv) == 1
+            && EVP_MAC_init(hctx, keys[0] + 16, 32, params) == 1) rc = 1;
+    } else {
+        rc = 0;   // a key aged out or another node's: full handshake
+        for (int i = 0; i < count; i++) {
+            if (memcmp(key_name, keys[i], 16) != 0) continue;
+            if (EVP_MAC_init(hctx, keys[i] + 16, 32, params) != 1
+                || EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, keys[i] + 48, iv) != 1) rc = -1;
+            else rc = i == 0 ? 1 : 2;   // 2: renew the ticket under the current key
+            break;
+        }
     }
-    if (memcmp(key_name, gw_ticket_key, 16) != 0) return 0;   // another key: full handshake
-    if (EVP_MAC_init(hctx, gw_ticket_key + 16, 32, params) != 1) return -1;
-    if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, gw_ticket_key + 48, iv) != 1) return -1;
-    return 1;
+    OPENSSL_cleanse(keys, sizeof keys);
+    return rc;
 }
 
 // A certificate or key given as a path, or as PEM text (Kong accepts both).
@@ -106,6 +159,9 @@ SSL_CTX *gw_tls_server_ctx(const gw_tls_config *cfg, const char *const *certs, c
         return NULL;
     }
     SSL_CTX_set_dh_auto(ctx, 1);
+    // nginx's read-ahead: one read(2) takes a whole record (and whatever follows) instead of a 5-byte
+    // header read and a body read; gw_tls_pending counts the bytes read ahead.
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"gateway", 7);
     SSL_CTX_set_timeout(ctx, cfg->session_timeout > 0 ? cfg->session_timeout : 86400);
     if (cfg->session_cache_entries > 0) {
@@ -114,8 +170,8 @@ SSL_CTX *gw_tls_server_ctx(const gw_tls_config *cfg, const char *const *certs, c
     } else {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     }
-    if (cfg->session_tickets && cfg->ticket_key) {
-        memcpy(gw_ticket_key, cfg->ticket_key, 80);
+    if (cfg->session_tickets && (cfg->ticket_key || gw_shared_keys)) {
+        if (cfg->ticket_key) memcpy(gw_ticket_key, cfg->ticket_key, 80);
         gw_ticket_key_set = 1;
         SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
     }
@@ -224,7 +280,9 @@ int gw_tls_write(SSL *s, const void *buf, int n) {
     return map_result(s, SSL_write(s, buf, n));
 }
 
-int gw_tls_pending(const SSL *s) { return SSL_pending(s); }
+// SSL_has_pending, not SSL_pending: with read-ahead, records not yet decrypted wait in OpenSSL's buffer
+// and no socket readiness announces them (a partial record makes the next read return WANT_READ).
+int gw_tls_pending(const SSL *s) { return SSL_has_pending(s); }
 const char *gw_tls_last_error(void) { return gw_tls_err; }
 
 void gw_tls_close(SSL *s) {

@@ -65,6 +65,9 @@ public final class Master {
     var retiredGroups: [ListenerSet.Group] = []
     /// Session-ticket key handed to every worker (kept across reloads: a resumed session survives one).
     let ticketKey = DefaultCertificates.newTicketKey()
+    /// Publishes a new session-ticket key every ssl_session_timeout (TicketKeys, in the shared segment).
+    var ticketRotation: TimerWatcher?
+    var ticketRotationInterval: Double = 0
     var workers: [WorkerHandle] = []
     var generation = 0
     var stopping: StopMode? = nil
@@ -106,6 +109,7 @@ public final class Master {
                                            cacheSize: config.proxyCacheSize, maxEntrySize: config.proxyCacheMaxEntrySize,
                                            metricsSize: config.prometheusMetricsSize)
         self.loop = EventLoop()
+        TicketKeys.publish(area: shm.tlsArea, key: ticketKey, first: true)
         try Master.prepareTLS(config)
         _ = try listeners.ensure(specs: config.proxyListen, count: config.workerProcesses)
     }
@@ -148,6 +152,8 @@ public final class Master {
         }
         startTimeout.start(after: 30)
         respawnTimer = TimerWatcher(loop: loop) { [unowned self] in self.respawnPending() }
+        ticketRotation = TimerWatcher(loop: loop) { [unowned self] in self.rotateTicketKeys() }
+        scheduleTicketRotation()
         writeWorkersFile()
         loop.run()
         exitMaster(0)
@@ -389,9 +395,26 @@ public final class Master {
         config = nc
         saveRunningConfig()
         log.level = nc.logLevel
+        scheduleTicketRotation()
         hooks.configReloaded(self)
         generation += 1
         for i in 0..<nc.workerProcesses { spawnWorker(index: i, count: nc.workerProcesses) }
+    }
+
+    /// Rotation every ssl_session_timeout while an ssl listener issues tickets (nginx rotates its shared
+    /// keys at the same pace): a ticket sealed just before a rotation still opens for one more interval,
+    /// at least as long as the session it carries is valid.
+    private func scheduleTicketRotation() {
+        let interval = config.proxySSLEnabled && config.tls.sessionTickets ? Double(max(1, config.tls.sessionTimeout)) : 0
+        guard interval != ticketRotationInterval, let t = ticketRotation else { return }
+        ticketRotationInterval = interval
+        t.stop()
+        if interval > 0 { t.start(after: interval, repeat: interval) }
+    }
+
+    private func rotateTicketKeys() {
+        TicketKeys.publish(area: shm.tlsArea, key: DefaultCertificates.newTicketKey(), first: false)
+        log.log(.info, "TLS session ticket keys rotated (\(TicketKeys.rotations(area: shm.tlsArea)))")
     }
 
     /// Records the configuration in force for the CLI (`GatewayConfig.runningConfigFile`).

@@ -31,7 +31,9 @@ public enum WorkerProcess {
         slot.pointee.pid = Int64(ProcessControl.pid)
         let server: ProxyServer
         do {
-            // TLS: the master made the default certificates and the session-ticket key before the fork.
+            // TLS: the master made the default certificates and the session-ticket keys before the fork;
+            // the keys it rotates live in the shared segment.
+            if ctx.config.proxySSLEnabled { TicketKeys.attach(area: ctx.shm.tlsArea) }
             let tls = ctx.config.proxySSLEnabled
                 ? try TLSServerContext(settings: ctx.config.tls, pairs: ctx.config.certificatePairs, ticketKey: ctx.ticketKey)
                 : nil

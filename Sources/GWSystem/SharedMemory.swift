@@ -7,7 +7,7 @@ import CGWShims
 /// worker starts. Workers are exec'd (Master.spawnWorker), so they inherit the memfd, not the
 /// mapping, and map it again (`init(attaching:)`): every worker, and every worker of a later
 /// reload, sees the same bytes.
-/// Layout (C structs in CGWShims.h): header, GW_MAX_WORKERS worker slots, then the peer area
+/// Layout (C structs in CGWShims.h): header, GW_MAX_WORKERS worker slots, the TLS area, then the peer area
 /// (balancer + health records, laid out by GWBalancer.PeerStateTable), then the plugin area
 /// (rate-limit counters + proxy cache, laid out by GWPluginState.PluginState; page-aligned).
 /// Invariant: lives until the master exits; never unmapped while workers run.
@@ -21,7 +21,7 @@ public final class SharedMemory: @unchecked Sendable {
     public init(peerAreaSize: Int, pluginAreaSize: Int = 0) throws {
         let headerSize = MemoryLayout<gw_shm_header>.stride
         let slotsSize = MemoryLayout<gw_worker_slot>.stride * Int(GW_MAX_WORKERS)
-        let peerOffset = (headerSize + slotsSize + 4095) & ~4095
+        let peerOffset = (headerSize + slotsSize + Int(GW_SHM_TLS_AREA_SIZE) + 4095) & ~4095
         let pluginOffset = (peerOffset + peerAreaSize + 4095) & ~4095
         let total = (pluginOffset + pluginAreaSize + 4095) & ~4095
         let fd = gw_memfd_create("gateway-shm")
@@ -81,6 +81,11 @@ public final class SharedMemory: @unchecked Sendable {
     public func workerSlot(_ i: Int) -> UnsafeMutablePointer<gw_worker_slot> {
         precondition(i >= 0 && i < Int(GW_MAX_WORKERS))
         return (base + MemoryLayout<gw_shm_header>.stride).assumingMemoryBound(to: gw_worker_slot.self) + i
+    }
+
+    /// The session-ticket keys of the node (GW_SHM_TLS_AREA_SIZE bytes after the worker slots; GWTLS.TicketKeys).
+    public var tlsArea: UnsafeMutableRawPointer {
+        base + MemoryLayout<gw_shm_header>.stride + MemoryLayout<gw_worker_slot>.stride * Int(GW_MAX_WORKERS)
     }
 
     public var peerArea: UnsafeMutableRawPointer { base + Int(header.pointee.peer_area_offset) }

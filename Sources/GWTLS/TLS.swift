@@ -4,6 +4,7 @@
 //   TLSConnection     one per client connection: non-blocking read / write / close over its fd,
 //                     WANT_READ / WANT_WRITE reported, never a blocking call
 //   DefaultCertificates  Kong's self-signed pairs in <prefix>/ssl, made once by the master
+//   TicketKeys        the rotated session-ticket keys shared by all workers (shared segment)
 // Invariants: OpenSSL objects are freed exactly once (deinit); a TLSConnection is used only on its
 // worker's loop. No Foundation.
 #if canImport(Glibc)
@@ -225,6 +226,25 @@ public enum DefaultCertificates {
         var k = [UInt8](repeating: 0, count: 80)
         k.withUnsafeMutableBytes { _ = getentropy($0.baseAddress, 80) }
         return k
+    }
+}
+
+/// The node's session-ticket keys in the shared segment's TLS area (CSSL.h gw_ticket_keys): the master
+/// publishes a new key every ssl_session_timeout, the previous one still opens tickets (renewed under
+/// the new one), older ones are forgotten; workers read the area in every ticket operation.
+public enum TicketKeys {
+    /// Master: `key` (80 bytes) seals new tickets from now on; `first`: the area starts with this key alone.
+    public static func publish(area: UnsafeMutableRawPointer, key: [UInt8], first: Bool) {
+        precondition(key.count == 80)
+        key.withUnsafeBufferPointer { gw_tls_ticket_keys_publish(area, $0.baseAddress, first ? 1 : 0) }
+    }
+
+    /// Worker: contexts made afterwards use the shared keys.
+    public static func attach(area: UnsafeMutableRawPointer) { gw_tls_ticket_keys_attach(area) }
+
+    /// Rotations published so far (tests, logs).
+    public static func rotations(area: UnsafeMutableRawPointer) -> UInt64 {
+        area.assumingMemoryBound(to: gw_ticket_keys.self).pointee.rotations
     }
 }
 

@@ -29,10 +29,12 @@ import selectors
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -43,6 +45,14 @@ PROXIES = ("nginx", "haproxy", "gateway")
 ALGOS = ("round-robin", "least-connections", "consistent-hashing", "latency")
 ALL_SCENARIOS = ["small-1w", "small-2w", "16k", "upload-1m", "conn-close", "routes-10k"] + \
     [f"targets-100-{a}" for a in ALGOS] + ["idle-10k", "plugins-auth-rl", "cache-hit"]
+# TLS on the client side (the upstream stays plain HTTP), every proxy with the same certificate and
+# key; tls-new-*: GET /small, one full handshake per request (wrk cannot do that: it
+# makes no resumption): 4 parallel `openssl s_time -new` clients; tls-resumed: wrk with `Connection:
+# close` (wrk 4.1 resumes every connection with the session of its first one: TLS 1.2 with a ticket);
+# tls-small / tls-16k: keep-alive https (wrk: TLS 1.2); idle-tls: idle-10k over TLS.
+TLS_SCENARIOS = ["tls-new-ecdsa", "tls-new-rsa", "tls-resumed", "tls-small", "tls-16k", "idle-tls"]
+ALL_SCENARIOS += TLS_SCENARIOS
+N_IDLE_TLS = 2000
 # plugins-auth-rl: the gateway runs global key-auth + rate-limiting (nginx and HAProxy proxy plainly:
 #   compare the gateway with its own small-1w figure of the same run).
 # cache-hit: every proxy caches /small (gateway proxy-cache, nginx proxy_cache, HAProxy's cache):
@@ -194,6 +204,34 @@ def largest_worker_kb(pids):
     return best
 
 
+# ---- TLS ----------------------------------------------------------------------------------
+
+# Kong's ssl_cipher_suite = intermediate (the gateway's default), given to nginx and HAProxy too.
+INTERMEDIATE_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                        "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+                        "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305")
+
+
+def tls_pair(root, scenario):
+    """(certificate, key) paths every proxy uses in a TLS scenario: RSA 2048 for tls-new-rsa, else ECDSA
+    P-256; made once per benchmark run with the openssl CLI."""
+    kind = "rsa" if scenario == "tls-new-rsa" else "ecdsa"
+    crt, key = f"{root}/bench-{kind}.crt", f"{root}/bench-{kind}.key"
+    if not os.path.exists(crt):
+        newkey = ["-newkey", "rsa:2048"] if kind == "rsa" else ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+        subprocess.run(["openssl", "req", "-x509", *newkey, "-nodes", "-keyout", key, "-out", crt, "-days", "30",
+                        "-subj", "/CN=localhost"], check=True, capture_output=True)
+        os.chmod(key, 0o644)  # nginx workers run as nobody
+    return crt, key
+
+
+def tls_client_ctx():
+    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    c.check_hostname = False
+    c.verify_mode = ssl.CERT_NONE
+    return c
+
+
 # ---- servers --------------------------------------------------------------------------------
 
 NGINX_TEMP = """
@@ -213,6 +251,7 @@ class Server:
         os.chmod(self.dir, 0o755)  # nginx workers run as nobody
         self.proc = None
         self.port = free_port()
+        self.tls_port = free_port()
 
     def pids(self):
         return process_tree(self.root_pid())
@@ -331,6 +370,20 @@ class NginxProxy(NginxBase):
             locations = f"        location / {{\n            {proxy}{cache}\n        }}"
             common = ""
         cache_path = f"proxy_cache_path {self.dir}/cache keys_zone=c:10m;" if scenario == "cache-hit" else ""
+        tls = ""
+        if scenario in TLS_SCENARIOS:
+            # Kong's nginx settings for its https listener (ssl_cipher_suite intermediate, shared session
+            # cache of 10m, tickets, one day).
+            crt, key = tls_pair(root, scenario)
+            tls = f"""listen 127.0.0.1:{self.tls_port} ssl reuseport backlog=16384;
+        ssl_certificate {crt};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ciphers {INTERMEDIATE_CIPHERS};
+        ssl_prefer_server_ciphers off;
+        ssl_session_cache shared:SSL:10m;
+        ssl_session_timeout 1d;
+        ssl_session_tickets on;"""
         self.start_with(f"""
 worker_processes {workers};
 worker_rlimit_nofile {NOFILE};
@@ -353,6 +406,7 @@ http {{
     }}
     server {{
         listen 127.0.0.1:{self.port} reuseport backlog=16384;
+        {tls}
         {common}
 {locations}
     }}
@@ -389,6 +443,14 @@ class HAProxy(Server):
                        "    http-request deny deny_status 404 unless known\n"
                        "    http-request set-path %[path,regsub(^/r[0-9]+/,/)]\n"
                        "    default_backend be\n")
+        tls_bind = ""
+        if scenario in TLS_SCENARIOS:
+            crt, key = tls_pair(root, scenario)
+            pem = f"{self.dir}/pair.pem"
+            with open(pem, "w") as f, open(crt) as c, open(key) as k:
+                f.write(c.read() + k.read())
+            tls_bind = (f"    bind 127.0.0.1:{self.tls_port} ssl crt {pem} ssl-min-ver TLSv1.2 "
+                        f"ciphers {INTERMEDIATE_CIPHERS}\n")
         conf = f"""
 global
     nbthread {workers}
@@ -405,7 +467,7 @@ defaults
     http-reuse always
 frontend fe
     bind 127.0.0.1:{self.port}
-{routing}backend be
+{tls_bind}{routing}backend be
     balance {balance}
 {servers}{cache_section}"""
         path = f"{self.dir}/haproxy.cfg"
@@ -433,6 +495,10 @@ class Gateway(Server):
             "proxy_access_log": "off",
             "log_level": "error",
         }
+        if scenario in TLS_SCENARIOS:
+            crt, key = tls_pair(root, scenario)
+            settings["proxy_listen"] += f", 127.0.0.1:{self.tls_port} ssl reuseport backlog=16384"
+            settings.update({"ssl_cert": crt, "ssl_cert_key": key})
         up = upstream
         if scenario == "routes-10k":
             # DB-less with a declarative file: one service, 10 000 prefix routes (strip_path = true).
@@ -527,31 +593,13 @@ def parse_ms(s):
     return float(m.group(1)) * UNITS[m.group(2)] if m else None
 
 
-def run_wrk(port, path, duration, conns, threads, extra=(), script=None):
+def run_wrk(port, path, duration, conns, threads, extra=(), script=None, scheme="http"):
     cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{duration}s", "--latency", "--timeout", "5s"]
     cmd += list(extra)
     if script:
         cmd += ["-s", script]
-    cmd.append(f"http://127.0.0.1:{port}{path}")
-    # Popen + wait4 rather than subprocess.run: the rusage gives wrk's own CPU time (its share of the
-    # machine, reported in the CPU breakdown).
-    with tempfile.TemporaryFile("w+") as fo, tempfile.TemporaryFile("w+") as fe:
-        proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, text=True)
-        deadline = time.monotonic() + duration + 60
-        while True:
-            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                proc.returncode = os.waitstatus_to_exitcode(status)
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                pid, status, ru = os.wait4(proc.pid, 0)
-                proc.returncode = -9
-                break
-            time.sleep(0.02)
-        fo.seek(0)
-        fe.seek(0)
-        out, err = fo.read(), fe.read()
+    cmd.append(f"{scheme}://127.0.0.1:{port}{path}")
+    out, err, ru, _ = run_client(cmd, duration)
     res = {"rps": 0.0, "requests": 0, "p50_ms": None, "p99_ms": None, "non2xx": 0, "socket_errors": 0,
            "wrk_cpu_s": ru.ru_utime + ru.ru_stime, "raw": out[-2000:] + err[-500:]}
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -573,6 +621,54 @@ def run_wrk(port, path, duration, conns, threads, extra=(), script=None):
     return res
 
 
+def run_stime(port, path, duration, procs):
+    """`procs` parallel `openssl s_time -new` clients: one connection at a time each, a full handshake
+    per connection (HTTP/1.0 GET, read to the close). Same result shape as run_wrk (requests = connections)."""
+    cmd = ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new", "-time", str(duration), "-www", path]
+    outs = [None] * procs
+    threads = [threading.Thread(target=lambda i=i: outs.__setitem__(i, run_client(cmd, duration))) for i in range(procs)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - t0  # s_time's own "real seconds" are whole seconds
+    res = {"rps": 0.0, "requests": 0, "p50_ms": None, "p99_ms": None, "non2xx": 0, "socket_errors": 0,
+           "wrk_cpu_s": 0.0, "raw": ""}
+    for out, err, ru, rc in outs:
+        res["wrk_cpu_s"] += ru.ru_utime + ru.ru_stime
+        res["raw"] += out[-300:] + err[-200:]
+        res["socket_errors"] += 0 if rc == 0 else 1
+        m = re.search(r"(\d+) connections in (\d+) real seconds", out)
+        if m:
+            res["requests"] += int(m.group(1))
+    res["rps"] = res["requests"] / wall
+    return res
+
+
+def run_client(cmd, duration):
+    """(stdout, stderr, rusage, exit code) of a load client run to completion."""
+    # Popen + wait4 rather than subprocess.run: the rusage gives wrk's own CPU time (its share of the
+    # machine, reported in the CPU breakdown).
+    with tempfile.TemporaryFile("w+") as fo, tempfile.TemporaryFile("w+") as fe:
+        proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, text=True)
+        deadline = time.monotonic() + duration + 60
+        while True:
+            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                pid, status, ru = os.wait4(proc.pid, 0)
+                proc.returncode = -9
+                break
+            time.sleep(0.02)
+        fo.seek(0)
+        fe.seek(0)
+        return fo.read(), fe.read(), ru, proc.returncode
+
+
 UPLOAD_LUA = """
 wrk.method = "POST"
 wrk.body = string.rep("a", 1048576)
@@ -589,8 +685,10 @@ def scenario_request(name, root):
         with open(path, "w") as f:
             f.write(UPLOAD_LUA)
         return "/upload", [], path
-    if name == "conn-close":
+    if name in ("conn-close", "tls-resumed"):
         return "/small", ["-H", "Connection: close"], None
+    if name == "tls-16k":
+        return "/16k", [], None
     if name == "routes-10k":
         return f"/r{N_ROUTES:05d}/small", [], None
     if name == "plugins-auth-rl":
@@ -605,16 +703,27 @@ def scenario_workers(name, args):
 def scenario_conns(name, args):
     if name == "upload-1m":
         return max(1, min(args.connections, 16))
-    if name == "conn-close":
+    if name in ("conn-close", "tls-resumed"):
         return max(1, min(args.connections, 32))
+    if name in ("tls-new-ecdsa", "tls-new-rsa"):
+        return 4  # s_time processes
     return args.connections
+
+
+def drive(server, name, path, duration, conns, threads, extra, script):
+    """One load run against a proxy: wrk (http or https) or s_time for resumed handshakes."""
+    if name in ("tls-new-ecdsa", "tls-new-rsa"):
+        return run_stime(server.tls_port, path, duration, conns)
+    if name in TLS_SCENARIOS:
+        return run_wrk(server.tls_port, path, duration, conns, threads, extra, script, scheme="https")
+    return run_wrk(server.port, path, duration, conns, threads, extra, script)
 
 
 # ---- idle connections -----------------------------------------------------------------------
 
-def idle_connections(port, n, timeout=60.0):
-    """Opens n keep-alive connections, sends one request on each and reads the response; returns
-    (open sockets, ok count). The caller closes them."""
+def idle_connections(port, n, timeout=60.0, tls=None):
+    """Opens n keep-alive connections (over TLS with the client context `tls`), sends one request on each
+    and reads the response; returns (open sockets, ok count). The caller closes them."""
     socks, ok = [], 0
     req = b"GET /small HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     sel = selectors.DefaultSelector()
@@ -624,6 +733,8 @@ def idle_connections(port, n, timeout=60.0):
         s.settimeout(5)
         try:
             s.connect(("127.0.0.1", port))
+            if tls:
+                s = tls.wrap_socket(s, server_hostname="localhost")  # blocking handshake (5 s timeout)
         except OSError as e:
             log(f"  idle: connect {i} failed: {e}")
             s.close()
@@ -650,7 +761,7 @@ def _drain(sel, timeout):
         s, buf = key.fileobj, key.data
         try:
             data = s.recv(65536)
-        except BlockingIOError:
+        except (BlockingIOError, ssl.SSLWantReadError):
             continue
         except OSError:
             sel.unregister(s)
@@ -689,13 +800,16 @@ def run_scenario(name, args, root, upstream):
             servers[kind] = start_proxy(kind, root, workers, upstream, name, args)
             servers[kind].wait_ready("/small" if name != "routes-10k" else path)
             res["proxies"][kind] = {"startup_s": round(time.monotonic() - t0, 2), "runs": []}
-        if name == "idle-10k":
+        if name in ("idle-10k", "idle-tls"):
             for kind in PROXIES:
                 s = servers[kind]
                 pids = s.pids()
                 before = status_kb(pids, "VmRSS")
                 t0 = time.monotonic()
-                socks, ok = idle_connections(s.port, args.idle)
+                if name == "idle-tls":
+                    socks, ok = idle_connections(s.tls_port, args.idle_tls, tls=tls_client_ctx())
+                else:
+                    socks, ok = idle_connections(s.port, args.idle)
                 time.sleep(1.0)
                 after = status_kb(s.pids(), "VmRSS")
                 r = {"connections": len(socks), "ok": ok, "rss_before_kb": before, "rss_after_kb": after,
@@ -710,14 +824,14 @@ def run_scenario(name, args, root, upstream):
             return res
         # Warm-up: one short run each (pools, caches).
         for kind in PROXIES:
-            run_wrk(servers[kind].port, path, 1, conns, args.threads, extra, script)
+            drive(servers[kind], name, path, 1, conns, args.threads, extra, script)
         for rnd in range(args.rounds):
             for kind in PROXIES:
                 s = servers[kind]
                 pids = s.pids()
                 up_pids = upstream.pids()
                 c0, u0, m0 = cpu_split(pids), cpu_ticks(up_pids), machine_ticks()
-                w = run_wrk(s.port, path, args.duration, conns, args.threads, extra, script)
+                w = drive(s, name, path, args.duration, conns, args.threads, extra, script)
                 c1, u1, m1 = cpu_split(s.pids()), cpu_ticks(upstream.pids()), machine_ticks()
                 w["cpu_s"] = (sum(c1) - sum(c0)) / CLK_TCK
                 w["cpu_s_per_100k"] = w["cpu_s"] / w["requests"] * 1e5 if w["requests"] else None
@@ -819,7 +933,7 @@ def markdown(results, meta):
         if res.get("error"):
             lines.append(f"| {res['scenario']} | (failed: {res['error'][:80]}) |||||||||||")
             continue
-        if res["scenario"] == "idle-10k":
+        if res["scenario"] in ("idle-10k", "idle-tls"):
             idle.append(res)
             continue
         for kind in PROXIES:
@@ -841,7 +955,8 @@ def markdown(results, meta):
         lines += ["", "Worker crashes: " + "; ".join(crashes)]
     lines += breakdown_markdown(results)
     for res in idle:
-        lines += ["", f"Idle keep-alive connections ({res['workers']} worker(s)):", "",
+        over = " over TLS" if res["scenario"] == "idle-tls" else ""
+        lines += ["", f"Idle keep-alive connections{over} ({res['workers']} worker(s)):", "",
                   "| proxy | connections | answered 200 | RSS before MiB | RSS after MiB | KiB per connection "
                   "| vs nginx |", "|---|---:|---:|---:|---:|---:|---:|"]
         for kind in PROXIES:
@@ -864,7 +979,7 @@ def breakdown_markdown(results):
              "| scenario | proxy | proxy user | proxy kernel | upstream | wrk | idle | other | total | ceiling |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for res in results:
-        if res.get("error") or res["scenario"] == "idle-10k":
+        if res.get("error") or res["scenario"] in ("idle-10k", "idle-tls"):
             continue
         nb = res["proxies"].get("nginx", {}).get("breakdown_us")
         ceiling = round(nb["total"] / (nb["total"] - nb["proxy_user"]), 2) if nb and nb["total"] > nb["proxy_user"] else None
@@ -890,6 +1005,7 @@ def main():
     ap.add_argument("--workers", type=int, default=1, help="workers/threads per proxy except small-2w (2)")
     ap.add_argument("--upstream-workers", type=int, default=1)
     ap.add_argument("--idle", type=int, default=N_IDLE, help="idle connections in idle-10k")
+    ap.add_argument("--idle-tls", type=int, default=N_IDLE_TLS, help="idle TLS connections in idle-tls")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--keep-raw", action="store_true", help="keep wrk output in the JSON")
     args = ap.parse_args()

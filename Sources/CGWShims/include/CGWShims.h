@@ -79,11 +79,13 @@ static inline void gw_atomic_store_i64(int64_t *p, int64_t v) { __atomic_store_n
 static inline int64_t gw_atomic_add_i64(int64_t *p, int64_t v) { return __atomic_add_fetch(p, v, __ATOMIC_ACQ_REL); }
 
 // MARK: shared-memory segment layout (documented in ARCHITECTURE.md)
-// [gw_shm_header][gw_worker_slot x GW_MAX_WORKERS][peer area: peer_area_size bytes at peer_area_offset]
+// [gw_shm_header][gw_worker_slot x GW_MAX_WORKERS][TLS area: GW_SHM_TLS_AREA_SIZE bytes, the session-ticket
+// keys (CSSL.h gw_ticket_keys)][peer area: peer_area_size bytes at peer_area_offset]
 // [plugin area: plugin_area_size bytes at plugin_area_offset (CGWPluginState.h); size 0 = none]
 #define GW_SHM_MAGIC 0x3157474154455741ULL  /* "AWETAGW1" little-endian */
 #define GW_SHM_LAYOUT_VERSION 2
 #define GW_MAX_WORKERS 64
+#define GW_SHM_TLS_AREA_SIZE 256
 
 typedef struct gw_shm_header {
     uint64_t magic;

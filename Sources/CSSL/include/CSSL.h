@@ -6,6 +6,7 @@
 #ifndef CSSL_H
 #define CSSL_H
 #include <stddef.h>
+#include <stdint.h>
 #include <openssl/ssl.h>
 
 typedef struct gw_tls_config {
@@ -19,6 +20,23 @@ typedef struct gw_tls_config {
     long session_cache_entries;          // per-worker internal session-id cache (0: off)
     const unsigned char *ticket_key;     // 80 bytes (name 16, HMAC 32, AES 32) shared by all workers
 } gw_tls_config;
+
+// Session-ticket keys shared by every worker through the node's shared segment (nginx keeps its
+// rotated keys in the shared session cache zone): keys[0] seals new tickets, keys[1] (the previous
+// one, once a rotation happened) still opens tickets, which are then renewed under keys[0]. The
+// master alone writes (a sequence lock: `seq` odd while writing); workers copy both keys per ticket
+// operation. The master rotates every ssl_session_timeout, so a ticket's key outlives the ticket.
+#define GW_TICKET_KEYS 2
+typedef struct gw_ticket_keys {
+    uint64_t seq;
+    uint64_t rotations;                  // keys made so far minus one
+    uint64_t count;                      // keys in use: 1 (after start) or 2
+    unsigned char keys[GW_TICKET_KEYS][80];   // name 16, HMAC 32, AES 32
+} gw_ticket_keys;
+// Master: `key` becomes keys[0] (the previous keys[0] moves to keys[1] unless `first`).
+void gw_tls_ticket_keys_publish(void *area, const unsigned char *key, int first);
+// Worker: tickets use the keys at `area` (the segment's TLS area) from now on; before any context.
+void gw_tls_ticket_keys_attach(void *area);
 
 // The proxy's server context with `npairs` certificate/key pairs (paths or PEM text); NULL with a
 // message in err on failure (Kong's "ssl_cert: failed loading certificate from <x>" wording).
@@ -41,6 +59,7 @@ enum { GW_TLS_WANT_READ = -1, GW_TLS_WANT_WRITE = -2, GW_TLS_ERROR = -3 };
 // readable / writable; GW_TLS_ERROR: the connection is broken (reason in gw_tls_last_error).
 int gw_tls_read(SSL *s, void *buf, int n);
 int gw_tls_write(SSL *s, const void *buf, int n);
+// 1 when OpenSSL holds bytes of the peer (decrypted or read ahead) that no socket readiness announces.
 int gw_tls_pending(const SSL *s);
 // The last error's text for logs (thread-local OpenSSL error queue, or errno).
 const char *gw_tls_last_error(void);
