@@ -165,6 +165,11 @@ def gateway(tmp_path):
         return g
 
     yield make
+    stop_gateways(gws)
+
+
+def stop_gateways(gws):
+    """Fixture teardown: stops every gateway that has a master, then makes sure the master is gone."""
     for g in gws:
         try:
             pid = g.master_pid()
@@ -649,3 +654,30 @@ def raw_upstream():
 def refused_port():
     """A 127.0.0.1 port with nothing listening (bound then closed)."""
     return free_port()
+
+
+class TLSTestServer:
+    """Base of the tests' HTTPS upstreams on 127.0.0.1: a listening socket on a free port and a thread per
+    connection; a subclass sets `self.ctx` (its ssl.SSLContext) before calling `listen()` and implements
+    `serve(conn)` (the raw accepted socket)."""
+
+    def listen(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.stopped = False
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while not self.stopped:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def stop(self):
+        self.stopped = True
+        self.sock.close()

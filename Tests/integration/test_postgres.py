@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import GATEWAY_BIN, TIMEOUT, Gateway, Upstream, alive, children, wait_until
+from conftest import GATEWAY_BIN, TIMEOUT, Gateway, Upstream, alive, children, stop_gateways, wait_until
 from pgserver import PGServer
 
 NEEDS_BOOTSTRAP = "Database needs bootstrapping or is older than Kong 1.0"
@@ -56,16 +56,7 @@ def nodes(tmp_path, pg, pgdb):
         return out
 
     yield make
-    for g in made:
-        try:
-            pid = g.master_pid()
-        except (FileNotFoundError, ValueError):
-            continue
-        g.stop()
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    stop_gateways(made)
 
 
 def wait_status(g, path, expect, headers=None):

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import TIMEOUT, Gateway, free_port, wait_until
+from conftest import TIMEOUT, Gateway, TLSTestServer, free_port, wait_until
 
 
 def client_ctx(**kw):
@@ -239,12 +239,11 @@ def test_http2_flag_is_refused(tmp_path):
     assert r.returncode != 0 and "http2" in r.stderr and "not supported" in r.stderr
 
 
-class TLSUpstream:
+class TLSUpstream(TLSTestServer):
     """An HTTPS upstream on 127.0.0.1 with a self-signed certificate: records the SNI of each TLS connection,
     the connections and the requests; answers 200 with a JSON summary (keep-alive)."""
 
     def __init__(self, tmp_path):
-        import threading
         self.crt, self.key = str(tmp_path / "up.crt"), str(tmp_path / "up.key")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", self.key, "-out", self.crt,
                         "-days", "2", "-subj", "/CN=upstream.test"], check=True, capture_output=True)
@@ -252,22 +251,7 @@ class TLSUpstream:
         self.ctx.load_cert_chain(self.crt, self.key)
         self.snis, self.connections, self.requests = [], 0, []
         self.ctx.sni_callback = lambda sock, name, ctx: self.snis.append(name)
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.stopped = False
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self):
-        import threading
-        while not self.stopped:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+        self.listen()
 
     def serve(self, c):
         from conftest import read_http_request
@@ -291,10 +275,6 @@ class TLSUpstream:
             pass
         finally:
             t.close()
-
-    def stop(self):
-        self.stopped = True
-        self.sock.close()
 
 
 def test_https_upstream(gateway, tmp_path):

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from conftest import TIMEOUT, Gateway, free_port, read_http_request, wait_until
+from conftest import TIMEOUT, Gateway, TLSTestServer, free_port, read_http_request, wait_until
 
 
 def openssl(*args, cwd):
@@ -312,7 +312,7 @@ def test_rotation_without_restart(tlsgw, certs):
     assert set(g.worker_pids()) == pids, "no worker restarted"
 
 
-class TLSServer:
+class TLSServer(TLSTestServer):
     """An HTTPS upstream on 127.0.0.1 serving `pair` (PEM files); with `client_ca`, a client certificate signed by
     that CA is required. Records the connections and the CN of each client certificate; answers 200 JSON."""
 
@@ -323,21 +323,7 @@ class TLSServer:
             self.ctx.verify_mode = ssl.CERT_REQUIRED
             self.ctx.load_verify_locations(client_ca)
         self.connections, self.client_cns, self.failures = 0, [], 0
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.stopped = False
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self):
-        while not self.stopped:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+        self.listen()
 
     def serve(self, c):
         c.settimeout(TIMEOUT)
@@ -365,10 +351,6 @@ class TLSServer:
             pass
         finally:
             t.close()
-
-    def stop(self):
-        self.stopped = True
-        self.sock.close()
 
 
 def pem_files(certs, pair, name):
