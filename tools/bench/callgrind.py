@@ -15,7 +15,11 @@ client (C connections, one request in flight per connection, wrk's request: meth
 
 Usage: python3 tools/bench/callgrind.py --gateway .build/release/gateway [--mode callgrind|strace]
        [--requests 20000] [--connections 8] [--path /small] [--algorithm consistent-hashing]
-       [--out tools/bench/results/profile]
+       [--out tools/bench/results/profile] [--nginx both|plain|headers|off]
+
+With no plugin and no upstream entity, the same requests are then sent to nginx (Debian's) as a
+reverse proxy in one process under the same callgrind method, plain and with the headers the gateway
+adds by default, and the gateway/nginx ratios are printed (--nginx picks which; off skips it).
 """
 import argparse
 import json
@@ -90,6 +94,91 @@ def write_conf(d, port, admin_port, upstream_port, access_log="off"):
     return conf
 
 
+# What the gateway adds to every proxied request and response by default (KONG.md §3.5), written as
+# nginx directives: the issue's "nginx doing the same work" configuration.
+NGINX_GATEWAY_HEADERS = """
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+            proxy_set_header X-Forwarded-Port $server_port;
+            proxy_set_header X-Forwarded-Path $uri;
+            proxy_set_header X-Forwarded-Prefix /;
+            proxy_set_header X-Kong-Request-Id $request_id;
+            add_header X-Kong-Request-Id $request_id;
+            add_header Via "1.1 gateway";
+            add_header X-Kong-Upstream-Latency $upstream_response_time;
+            add_header X-Kong-Proxy-Latency $request_time;"""
+
+
+def nginx_conf(d, port, upstream_port, headers):
+    """nginx as the bench's reverse proxy (upstream keepalive, HTTP/1.1), one process (master_process
+    off: the same request path as a worker, nothing forked, so callgrind profiles one process)."""
+    os.makedirs(f"{d}/tmp", exist_ok=True)
+    path = f"{d}/nginx-proxy.conf"
+    with open(path, "w") as f:
+        f.write(f"""
+daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx-proxy.pid;
+error_log {d}/nginx-proxy.error.log error;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    {bench.NGINX_TEMP.format(d=d)}
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    upstream up {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";{NGINX_GATEWAY_HEADERS if headers else ""}
+        }}
+    }}
+}}
+""")
+    return path
+
+
+def profile_nginx(root, upstream_port, args, headers, label):
+    """Instructions per request of nginx under the same callgrind method; returns (Ir/request, lines)."""
+    d = os.path.join(root, f"nginx-{label}")
+    os.makedirs(d)
+    (port,) = bench.free_ports(1)
+    conf = nginx_conf(d, port, upstream_port, headers)
+    out = os.path.join(d, "callgrind.out")
+    proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--compress-strings=no", "--compress-pos=no",
+                             f"--callgrind-out-file={out}", "nginx", "-p", d, "-c", conf],
+                            stdout=subprocess.DEVNULL, stderr=open(f"{d}/stderr", "w"), start_new_session=True)
+    try:
+        bench.wait_until(lambda: bench.http_get(port, args.path, timeout=10)[0] == 200, timeout=120,
+                         what=f"nginx ({label})")
+        drive(port, args.path, 2000, args.connections)
+        subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
+        ok = drive(port, args.path, args.requests, args.connections)
+        subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
+        time.sleep(1)
+        dumps = sorted(f for f in os.listdir(d) if f.startswith("callgrind.out."))
+        if not dumps:
+            raise RuntimeError(f"no nginx dump in {d}: {os.listdir(d)}")
+        total_ir, calls, _ = parse_dump(os.path.join(d, dumps[-1]))
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+    per = total_ir / args.requests
+    allocs = sum(v for k, v in calls.items() if k in ("malloc", "calloc", "realloc")) / args.requests
+    return per, f"nginx 1 process, {label}: {per:,.0f} instructions per request ({ok} 2xx), " \
+                f"malloc+calloc+realloc calls/request {allocs:.2f}"
+
+
 def log_collectors():
     """Local receivers for the logging plugins: a TCP drain, a UDP socket, an HTTP server answering 200."""
     import http.server
@@ -161,6 +250,11 @@ def main():
                     help="profile the binary as given, debug info included (for line-level figures: a build "
                          "with DWARF 4, which valgrind 3.19 reads, e.g. swift build -c release --scratch-path "
                          ".build-prof -Xswiftc -g -Xswiftc -dwarf-version=4; then callgrind_annotate --auto=yes)")
+    ap.add_argument("--nginx", choices=("both", "plain", "headers", "off"), default="both",
+                    help="also profile nginx (Debian's) as a reverse proxy under the same method, and print the "
+                         "gateway/nginx ratio: plain (upstream keepalive only), headers (plus what the gateway "
+                         "adds by default: Host, X-Real-IP, X-Forwarded-*, request id both ways, Via, two latency "
+                         "headers), both (default), off")
     args = ap.parse_args()
     args.gateway = os.path.abspath(args.gateway)
     os.makedirs(args.out, exist_ok=True)
@@ -285,6 +379,13 @@ def main():
             top = sorted(self_ir.items(), key=lambda kv: -kv[1])[:args.top]
             for (name, ir), dn in zip(top, demangle([k for k, _ in top])):
                 report.append(f"  {ir / n:9,.0f}  {100 * ir / total_ir:5.1f}%  {dn[:140]}")
+            if args.nginx != "off" and args.plugins == "" and not args.plugin_json and not args.algorithm:
+                report.append("")
+                gw_per = total_ir / n
+                for label in (("plain", "headers") if args.nginx == "both" else (args.nginx,)):
+                    per, line = profile_nginx(root, up.port, args, label == "headers", label)
+                    report.append(line)
+                    report.append(f"  gateway / nginx ({label}): {gw_per / per:.2f}")
         else:
             st = subprocess.Popen(["strace", "-c", "-f", "-p", str(worker)], stderr=subprocess.PIPE, text=True)
             time.sleep(1)
@@ -300,6 +401,13 @@ def main():
                     report.append(f"  {m.group(2):16s} {int(m.group(1)) / n:6.2f}")
                     total += int(m.group(1))
             report.append(f"  {'total':16s} {total / n:6.2f}")
+    except BaseException:
+        try:
+            with open(f"{root}/gw.stderr") as f:
+                sys.stderr.write("gateway's stderr (tail):\n" + "".join(f.readlines()[-30:]))
+        except OSError:
+            pass
+        raise
     finally:
         if gw and gw.poll() is None:
             try:
