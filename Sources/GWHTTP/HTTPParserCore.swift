@@ -65,6 +65,11 @@ final class HTTPParserCore {
     var synthetic = false        // llhttp is fed the neutral "GET ": no message reset
     // chunked framing scanner (ChunkFraming.swift)
     var chunks = ChunkFraming()
+    // one-pass reader (HTTPParserCore+OnePass.swift)
+    var onePass = OnePass.idle
+    var onePassLeft = 0          // body bytes of the one-pass message still to come
+    var onePassOff = false       // an llhttp-path message closed or upgraded the connection: until reset()
+    var allowOnePass = true      // false: every message goes the llhttp way (tests and fuzzing compare both)
 
     init(request: Bool, limits: HTTPParserLimits) {
         isRequest = request
@@ -106,6 +111,7 @@ final class HTTPParserCore {
         llhttp_init(parser, isRequest ? HTTP_REQUEST : HTTP_RESPONSE, settings)
         parser.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         failure = nil; pendingError = nil; upgraded = false; responseToHEAD = false; methodPending = false
+        onePass = .idle; onePassLeft = 0; onePassOff = false
         resetMessage()
     }
 
@@ -129,6 +135,8 @@ final class HTTPParserCore {
     func execute(_ bytes: UnsafeRawBufferPointer) -> HTTPParseStep {
         if let f = failure { return .error(f) }
         if upgraded { return .upgrade(consumed: 0) }
+        if onePass != .idle { return onePassStep(bytes) }
+        if onePassEligible, let step = onePassHead(bytes) { return step }
         // A pause may sit right at the end of the previous buffer (head or body ending there): llhttp must
         // then be resumed even with no new bytes so that it can reach message completion.
         var wasPaused = llhttp_get_errno(parser) == HPE_PAUSED
@@ -217,6 +225,7 @@ final class HTTPParserCore {
 
     func finish() -> HTTPEOFResult {
         if failure != nil { return .truncated }
+        if onePass != .idle { return .truncated }      // llhttp: EOF inside a Content-Length message
         if upgraded { return .clean }
         if llhttp_get_errno(parser) == HPE_PAUSED { llhttp_resume(parser) }
         event = .none
@@ -405,30 +414,50 @@ final class HTTPParserCore {
         var vs = colon + 1, ve = end
         while vs < ve && (b[vs] == 0x20 || b[vs] == 0x09) { vs += 1 }
         while ve > vs && (b[ve - 1] == 0x20 || b[ve - 1] == 0x09) { ve -= 1 }
-        let nameLen = colon - start
-        if isRequest && limits.dropUnderscoreNames && memchr(b + start, 0x5F, nameLen) != nil { return nil }
-        let kind: UInt8
+        return recordField(b, start, colon - start, vs, ve, kind: HTTPParserCore.fieldKind(b + start, colon - start),
+                           maxCount: maxCount)
+    }
+
+    /// The header names the parser acts on, told apart by length first.
+    enum FieldKind: UInt8 { case other, host, contentLength, transferEncoding, expect, connection, proxyConnection, upgrade }
+
+    @inline(__always) static func fieldKind(_ p: UnsafePointer<UInt8>, _ nameLen: Int) -> FieldKind {
         switch nameLen {
-        case 4 where HTTPParserCore.asciiEqualsLower(b + start, "host"): kind = 1
-        case 14 where HTTPParserCore.asciiEqualsLower(b + start, "content-length"): kind = 2
-        case 17 where HTTPParserCore.asciiEqualsLower(b + start, "transfer-encoding"): kind = 3
-        case 6 where HTTPParserCore.asciiEqualsLower(b + start, "expect"): kind = 4
-        default: kind = 0
+        case 4 where asciiEqualsLower(p, "host"): return .host
+        case 6 where asciiEqualsLower(p, "expect"): return .expect
+        case 7 where asciiEqualsLower(p, "upgrade"): return .upgrade
+        case 10 where asciiEqualsLower(p, "connection"): return .connection
+        case 14 where asciiEqualsLower(p, "content-length"): return .contentLength
+        case 16 where asciiEqualsLower(p, "proxy-connection"): return .proxyConnection
+        case 17 where asciiEqualsLower(p, "transfer-encoding"): return .transferEncoding
+        default: return .other
         }
+    }
+
+    /// Records the field `name` at [start, start + nameLen), value [vs, ve) of the head being read (offsets
+    /// into the head's storage; `b` holds the same bytes at the same offsets), acting on Host,
+    /// Content-Length, Transfer-Encoding and Expect. Shared by the field scan and the one-pass reader.
+    @inline(__always)
+    func recordField(_ b: UnsafePointer<UInt8>, _ start: Int, _ nameLen: Int, _ vs: Int, _ ve: Int,
+                     kind: FieldKind, maxCount: Int) -> HTTPParseError? {
+        if head.headers.fields.count >= maxCount { return HTTPParseError(.headerTooLarge, "too many header fields") }
+        if isRequest && limits.dropUnderscoreNames && memchr(b + start, 0x5F, nameLen) != nil { return nil }
         // nginx treats these as unique header lines ("client sent duplicate header line" → 400).
-        if isRequest && ((kind == 1 && sawHost) || (kind == 2 && sawContentLength) || (kind == 3 && sawTransferEncoding)) {
+        if isRequest && ((kind == .host && sawHost) || (kind == .contentLength && sawContentLength)
+                         || (kind == .transferEncoding && sawTransferEncoding)) {
             return HTTPParseError(.badRequest, "client sent duplicate header line")
         }
         let i = head.headers.fields.count
         head.headers.fields.append(HTTPHeaders.Field(nameStart: Int32(start), nameLength: Int32(nameLen),
                                                      valueStart: Int32(vs), valueLength: Int32(ve - vs)))
         switch kind {
-        case 1:
+        case .host:
             if head.hostIndex == nil { head.hostIndex = i }
             sawHost = true
-        case 2: sawContentLength = true
-        case 3: sawTransferEncoding = true
-        case 4:
+        case .contentLength: sawContentLength = true
+        case .transferEncoding: sawTransferEncoding = true
+        case .connection: if head.connectionIndex == nil { head.connectionIndex = i }
+        case .expect:
             if ve - vs == 12 && HTTPParserCore.asciiEqualsLower(b + vs, "100-continue") { head.expectsContinue = true }
         default: break
         }
@@ -497,6 +526,7 @@ final class HTTPParserCore {
             head.isUpgrade = p.upgrade != 0
             // checkRequestHead runs in execute, once the fields are read (scanFields).
             head.keepAlive = llhttp_should_keep_alive(parser) != 0
+            if !head.keepAlive || head.isUpgrade { onePassOff = true }
             if head.isChunked { chunks.start() } else { chunks.stop() }
             event = .head
             return HTTPParserCore.paused
@@ -518,6 +548,7 @@ final class HTTPParserCore {
         }
         head.isUpgrade = p.upgrade != 0
         head.keepAlive = llhttp_should_keep_alive(parser) != 0
+        if !head.keepAlive || head.isUpgrade { onePassOff = true }
         if head.isChunked && parser.pointee.flags & UInt16(F_SKIPBODY.rawValue) == 0 { chunks.start() } else { chunks.stop() }
         event = informational ? .informational : .head
         return HTTPParserCore.paused

@@ -20,6 +20,9 @@ public final class HTTPRequestParser {
     /// The current request head (valid after `.head`), borrowed in place: no copy, no coroutine (a
     /// cross-module `_read` coroutine that is not inlined allocates its frame with malloc on every access).
     @inlinable public var head: HTTPRequestHead { unsafeAddress { UnsafePointer(core.headStorage) } }
+    /// The head's fixed address (valid as long as the parser), for readers that pass the head on from
+    /// inside a closure over one of its arrays, where `head` would be copied.
+    @inlinable public var headPointer: UnsafePointer<HTTPRequestHead> { UnsafePointer(core.headStorage) }
     public var limits: HTTPParserLimits {
         get { core.limits }
         set { core.limits = newValue }
@@ -63,7 +66,7 @@ public final class HTTPResponseParser {
     public func expectResponse(to method: HTTPMethod) { core.responseToHEAD = (method == .head) }
 
     /// Whether the current response body is delimited by connection close (needs `finish()` on EOF).
-    public var needsEOF: Bool { llhttp_message_needs_eof_(core) }
+    public var needsEOF: Bool { core.onePass == .idle && llhttp_message_needs_eof_(core) }
 
     public func execute(_ bytes: UnsafeRawBufferPointer) -> HTTPParseStep { core.execute(bytes) }
     public func finish() -> HTTPEOFResult { core.finish() }

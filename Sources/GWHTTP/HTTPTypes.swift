@@ -235,6 +235,10 @@ public struct HTTPMessageHead: Sendable {
     public internal(set) var isUpgrade: Bool = false
     /// Index of the (single) Host header, if any.
     public internal(set) var hostIndex: Int? = nil
+    /// Index of the first Connection header, if any (hop-by-hop handling starts there).
+    public internal(set) var connectionIndex: Int? = nil
+    /// Every Connection header is exactly `keep-alive` (known by the one-pass reader): none names a header.
+    public internal(set) var connectionIsKeepAliveOnly = false
 
     public init() { target.reserveCapacity(256) }
 
@@ -270,7 +274,7 @@ public struct HTTPMessageHead: Sendable {
         versionMajor = 1; versionMinor = 1
         headers.removeAll()
         keepAlive = true; contentLength = nil; isChunked = false; expectsContinue = false; isUpgrade = false
-        hostIndex = nil
+        hostIndex = nil; connectionIndex = nil; connectionIsKeepAliveOnly = false
     }
 }
 

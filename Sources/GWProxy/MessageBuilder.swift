@@ -46,11 +46,13 @@ private func skipResponseHeader(_ h: HTTPHeaders, _ i: Int, upgrade: Bool) -> Bo
 
 /// Kong (`handler.lua` access.after / header_filter): when a Connection header carries more than
 /// keep-alive/close/upgrade, every header it names is hop-by-hop and is cleared.
-private func connectionNamesHeaders(_ h: HTTPHeaders) -> Bool {
-    var i = 0
-    while let j = h.firstIndex(of: "connection", from: i) {
+private func connectionNamesHeaders(_ head: HTTPMessageHead) -> Bool {
+    // (no Connection header, or only `keep-alive` ones: the parser knows)
+    guard let first = head.connectionIndex, !head.connectionIsKeepAliveOnly else { return false }
+    var i = first
+    while let j = head.headers.firstIndex(of: "connection", from: i) {
         // Comma-separated tokens, OWS trimmed, compared case-insensitively in place (no allocation).
-        let v = h.valueBytes(at: j)
+        let v = head.headers.valueBytes(at: j)
         var p = v.startIndex
         while p < v.endIndex {
             var e = p
@@ -105,7 +107,7 @@ extension ClientConnection {
                                       _ serverTokens: Bool) {
         // The head is always read as `rp.head` (borrowed in place); binding it, or capturing it in a
         // closure, would copy it.
-        let connectionListed = connectionNamesHeaders(rp.head.headers)
+        let connectionListed = connectionNamesHeaders(rp.head)
         rp.head.headers.storage.withUnsafeBufferPointer { st in
             rp.head.target.withUnsafeBufferPointer { target in
                 writeUpstreamRequest(&w, rp, st, target, d, c, connectionListed, serverTokens)
@@ -280,16 +282,15 @@ extension ProxyServer {
     /// plus Via / latency headers / request id and our own Connection header.
     /// (The response parser is passed rather than its head, which would be copied.)
     func buildClientResponseHead(_ c: ClientConnection, _ response: HTTPResponseParser, into out: inout [UInt8]) {
-        let clientWantsTrailers = c.parser?.head.headers.hasToken("trailers", in: "te") ?? false
         // The context is read once for both outputs; the edits are copied out once (see writeUpstreamRequest).
         let ctx = c.plugins
         let edits = ctx.flatMap { $0.responseHeaders.isEmpty ? nil : $0.responseHeaders }
         let rateLimit = ctx.flatMap { $0.rateLimit.isEmpty ? nil : $0.rateLimit }
-        let connectionListed = connectionNamesHeaders(response.head.headers)
+        let connectionListed = connectionNamesHeaders(response.head)
         headScratch.write(appendingTo: &out) { w in
             // `response.head` is read in place throughout (binding or capturing it would copy it).
             response.head.headers.storage.withUnsafeBufferPointer { st in
-                writeClientResponseHead(&w, c, response, st, connectionListed, clientWantsTrailers, edits, rateLimit)
+                writeClientResponseHead(&w, c, response, st, connectionListed, edits, rateLimit)
             }
         }
     }
@@ -297,7 +298,7 @@ extension ProxyServer {
     @inline(__always)
     private func writeClientResponseHead(_ w: inout HeadWriter, _ c: ClientConnection, _ response: HTTPResponseParser,
                                          _ st: UnsafeBufferPointer<UInt8>, _ connectionListed: Bool,
-                                         _ clientWantsTrailers: Bool, _ edits: HeaderEdits?,
+                                         _ edits: HeaderEdits?,
                                          _ rateLimit: RateLimitHeaders?) {
         let upgrade = response.head.status == 101
         w.put("HTTP/1.1 ")
@@ -321,7 +322,10 @@ extension ProxyServer {
             switch f.nameLength {
             case 17: if (c.respBody == .dechunked || c.ownResponseLength != nil) && response.head.headers.nameEquals(at: i, "transfer-encoding") { continue }
             case 14: if c.ownResponseLength != nil && response.head.headers.nameEquals(at: i, "content-length") { continue }
-            case 7: if !clientWantsTrailers && response.head.headers.nameEquals(at: i, "trailer") { continue }
+            case 7:
+                // (the client's TE is looked at only when the upstream sent a Trailer header)
+                if response.head.headers.nameEquals(at: i, "trailer"),
+                   !(c.parser?.head.headers.hasToken("trailers", in: "te") ?? false) { continue }
             case 6: if response.head.headers.nameEquals(at: i, "server") { hasServer = true }
             case 4: if response.head.headers.nameEquals(at: i, "date") { hasDate = true }
             default: break

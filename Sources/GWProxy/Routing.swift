@@ -90,15 +90,18 @@ final class RouteCache {
         } else {
             hostASCII = true
         }
-        let fast: RouteDecision?? = request.head.target.withUnsafeBytes { t -> RouteDecision?? in
-            let path = UnsafeRawBufferPointer(rebasing: t[request.head.pathStart ..< request.head.queryStart])
+        // (through the head's address: `request.head` passed on from inside this closure over its target
+        // was copied, four retains and releases)
+        let head = request.headPointer
+        let fast: RouteDecision?? = head.pointee.target.withUnsafeBytes { t -> RouteDecision?? in
+            let path = UnsafeRawBufferPointer(rebasing: t[head.pointee.pathStart ..< head.pointee.queryStart])
             guard hostASCII, KongPath.isNormalizedASCII(path) else { return nil }   // → String path
-            guard let rank = config.router.matchRank(head: request.head, path: path, listenPort: listenPort, tls: tls) else {
+            guard let rank = config.router.matchRank(head: head.pointee, path: path, listenPort: listenPort, tls: tls) else {
                 return .some(nil)
             }
             let d = decision(rank: rank)
             if d.isRegex { return nil }   // captures and matched text: String path
-            let query = request.head.queryStart < t.count ? UnsafeRawBufferPointer(rebasing: t[(request.head.queryStart + 1)...]) : nil
+            let query = head.pointee.queryStart < t.count ? UnsafeRawBufferPointer(rebasing: t[(head.pointee.queryStart + 1)...]) : nil
             upstreamPath.removeAll(keepingCapacity: true)
             d.stripPrefix.withUnsafeBytes { pre in
                 d.servicePath.withUnsafeBytes { base in

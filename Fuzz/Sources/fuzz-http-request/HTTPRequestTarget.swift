@@ -1,7 +1,8 @@
 // Fuzz target: GWHTTP.HTTPRequestParser over a pipelined client stream (heads, fixed and chunked bodies,
 // upgrades). The first 4 input bytes seed the options (limits, refused-upgrade resumption) and the split points.
-// Invariant: the stream fed whole and fed in random pieces gives the same events (heads, coalesced body bytes,
-// message ends and upgrades at the same stream positions, the same error, the same EOF verdict).
+// Invariants: the stream fed whole and fed in random pieces gives the same events (heads, coalesced body bytes,
+// message ends and upgrades at the same stream positions, the same error, the same EOF verdict); fed whole, the
+// same with the one-pass head reader off (every message the llhttp way).
 // With GW_FUZZ_VERDICT=1 it only prints the verdict for each input file (default limits, fed whole) in the format
 // of Fuzz/differential/llhttp_strict_verdict.c, for the differential check (Fuzz/differential.sh).
 import FuzzMain
@@ -22,8 +23,9 @@ public func fuzzHTTPRequest(_ data: UnsafeRawPointer?, _ count: Int) -> CInt {
                                   maxBodySize: rng.below(64))
     }
     let resume = rng.bit()
-    func run(_ pieces: [Range<Int>]) -> [HTTPEvent] {
+    func run(_ pieces: [Range<Int>], onePass: Bool = true) -> [HTTPEvent] {
         let p = HTTPRequestParser(limits: limits)
+        p.core.allowOnePass = onePass
         return drive(p, stream, pieces: pieces, onUpgrade: { _ in
             if resume { p.resumeAfterRefusedUpgrade() }
             return resume
@@ -32,6 +34,9 @@ public func fuzzHTTPRequest(_ data: UnsafeRawPointer?, _ count: Int) -> CInt {
     let whole = run(stream.isEmpty ? [] : [0 ..< stream.count])
     let split = run(randomSplits(stream.count, &rng))
     check(whole == split, "whole \(whole) != split \(split)")
+    // The one-pass head reader reads a subset exactly as the llhttp path does (HTTPParserCore+OnePass.swift).
+    let llhttpOnly = run(stream.isEmpty ? [] : [0 ..< stream.count], onePass: false)
+    check(whole == llhttpOnly, "one-pass \(whole) != llhttp \(llhttpOnly)")
     // A reused parser (reset between connections) behaves as a fresh one (checked on 1 input in 8).
     guard rng.below(8) == 0 else { return 0 }
     let p = HTTPRequestParser(limits: limits)
