@@ -77,7 +77,8 @@ fuzz: fuzz-build
 fuzz-smoke: fuzz-build
 	Fuzz/run.sh time $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
-# The dashboard's files (Sources/GWServer/Dashboard/) are embedded by a script; test_dashboard.py checks it ran.
+# The dashboard's files (Sources/GWServer/Dashboard/) are listed for CDashboardAssets by a script (after adding or
+# removing one; an edit needs nothing); test_dashboard.py checks it ran.
 dashboard:
 	python3 tools/dashboard/embed.py
 

@@ -3,6 +3,7 @@
 // shared-memory balancer state). Module layering, lowest first (a module imports only lower ones):
 //   CGWShims, CLLHTTP, CSQLite, CAres, CYAML, CCrypto, CSSL, CPCRE2, CPQ, CHiredis
 //                               (C: libev/libc macros, Debian's llhttp, sqlite3, c-ares, libyaml, libcrypto, libssl, pcre2, libpq, hiredis)
+//   CDashboardAssets            (C: the dashboard's files, embedded at compile time by clang's #embed)
 //   GWSystem                    (syscalls, sockets, shared memory, clock, logging)
 //   GWEvent  GWJSON             (libev loop wrappers; JSON without Foundation)
 //   GWStore  GWConfig GWHTTP    (Kong entities + snapshot; gateway.conf; HTTP/1.1 on llhttp)
@@ -39,6 +40,7 @@ let package = Package(
         .target(name: "CPCRE2", linkerSettings: [.linkedLibrary("pcre2-8")]),
         .target(name: "CPQ", linkerSettings: [.linkedLibrary("pq")]),
         .target(name: "CHiredis", linkerSettings: [.linkedLibrary("hiredis")]),
+        .target(name: "CDashboardAssets"),   // #embeds Sources/GWServer/Dashboard/* (tools/dashboard/embed.py)
         .target(name: "GWRedis", dependencies: ["CHiredis", "GWEvent"], swiftSettings: hotPath),
         .target(name: "GWSystem", dependencies: ["CGWShims"]),
         .target(name: "GWEvent", dependencies: ["GWSystem", "CGWShims"], swiftSettings: hotPath),
@@ -54,8 +56,8 @@ let package = Package(
         .target(name: "GWPluginState", dependencies: ["GWSystem", "CGWShims"], swiftSettings: hotPath),
         .target(name: "GWPlugins", dependencies: ["CCrypto", "CPCRE2", "GWJSON", "GWStore", "GWHTTP", "GWPluginState", "GWEvent", "GWSystem", "GWRedis", "GWTLS"], swiftSettings: hotPath),
         .target(name: "GWAdmin", dependencies: ["GWJSON", "GWStore", "CSQLite", "CYAML", "GWPlugins", "GWPluginState", "CCrypto", "GWTLS"]),
-        .target(name: "GWServer", dependencies: ["CGWShims", "CAres", "GWJSON", "GWSystem", "GWEvent", "GWConfig", "GWProxy", "GWAdmin", "GWStore", "GWBalancer", "GWHTTP", "GWPluginState", "GWPlugins", "GWTLS", "CPQ"],
-                exclude: ["Dashboard"]),   // the dashboard's sources, embedded by tools/dashboard/embed.py
+        .target(name: "GWServer", dependencies: ["CGWShims", "CAres", "GWJSON", "GWSystem", "GWEvent", "GWConfig", "GWProxy", "GWAdmin", "GWStore", "GWBalancer", "GWHTTP", "GWPluginState", "GWPlugins", "GWTLS", "CPQ", "CDashboardAssets"],
+                exclude: ["Dashboard"]),   // the dashboard's sources, embedded by CDashboardAssets
         .executableTarget(name: "gateway", dependencies: ["GWServer", "GWConfig", "GWSystem"]),
         .testTarget(name: "GWJSONTests", dependencies: ["GWJSON"]),
         .testTarget(name: "GWStoreTests", dependencies: ["GWStore", "GWJSON"]),

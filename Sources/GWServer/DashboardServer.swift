@@ -4,7 +4,7 @@
 //   /api, /api/…            forwarded in-process to the Admin API listener's own handler (same
 //                           token check, same answers: the page shows what curl shows); a write
 //                           whose Origin is not this listener's is refused (403, cross-site forms);
-//   /assets/…               the embedded files (DashboardAssets.swift, generated from Dashboard/);
+//   /assets/…               the embedded files (DashboardAssets.swift over CDashboardAssets, from Dashboard/);
 //   /, /services[/x], …     the page itself (index.html): every view is a deep link.
 // Chosen over CORS on admin_listen: the page needs no preflight for Kong-Admin-Token, works when the
 // Admin API listens on another interface, and the Admin API's answers are untouched.
