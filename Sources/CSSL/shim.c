@@ -164,7 +164,9 @@ SSL_CTX *gw_tls_server_ctx(const gw_tls_config *cfg, const char *const *certs, c
     SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"gateway", 7);
     SSL_CTX_set_timeout(ctx, cfg->session_timeout > 0 ? cfg->session_timeout : 86400);
-    if (cfg->session_cache_entries > 0) {
+    if (gw_tls_use_shared_session_cache(ctx)) {
+        // The node's shared cache (sessioncache.c): a session resumes on any worker.
+    } else if (cfg->session_cache_entries > 0) {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
         SSL_CTX_sess_set_cache_size(ctx, cfg->session_cache_entries);
     } else {
