@@ -24,7 +24,7 @@ public final class TLSServerContext: @unchecked Sendable {
     let settings: TLSSettings
     let ticketKey: [UInt8]?
 
-    /// What the servername callback does for one client hello (see `chooseCertificate`).
+    /// What the client hello callback does for one client hello (see `chooseCertificate`).
     public enum CertificateChoice {
         /// The certificates this context was made with (Kong's default certificate).
         case defaultCertificate

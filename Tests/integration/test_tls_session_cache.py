@@ -4,6 +4,7 @@ obtained on one worker resumes on the other; sessions expire after ssl_session_t
 oldest sessions and keeps serving; the cache survives a reload and a SIGKILLed worker. Which worker served a
 connection is read from correlation-id's `tracker` id (server_addr-server_port-pid-...), echoed downstream."""
 import os
+import socket
 import signal
 import ssl
 import time
@@ -198,3 +199,37 @@ def test_sessions_survive_reload_and_killed_worker(tlsgw):  # noqa: F811
     _, _, fresh = exchange(g, ssl.TLSVersion.TLSv1_2)
     _, reused, _ = exchange(g, ssl.TLSVersion.TLSv1_2, session=fresh)
     assert reused
+
+
+def test_session_of_one_certificate_is_not_resumed_under_another(tlsgw, tmp_path):  # noqa: F811
+    """Certificates chosen per SNI share the one cache, but a session resumes only under the certificate it
+    was made with (the session id context names the certificate): a session of a.test offered with SNI
+    b.test, or with no SNI (the default certificate), gets a full handshake with the right certificate."""
+    from test_tls_certificates import Certs
+    make, _ = tlsgw
+    g = start(make, workers=2)
+    certs = Certs(tmp_path / "certs")
+    for name in ("a.test", "b.test"):
+        crt, key = certs.self_signed(name)
+        s, b, _ = g.admin("POST", "/certificates", {"cert": crt, "key": key, "snis": [name]})
+        assert s == 201, b
+
+    def handshake(proto, sni, session=None):
+        with socket.create_connection(("127.0.0.1", g.tls_port), timeout=TIMEOUT) as s:
+            with ctx_for(proto).wrap_socket(s, server_hostname=sni, session=session) as t:
+                t.sendall(REQ)
+                data = t.recv(65536)
+                cn = t.getpeercert(binary_form=True)
+                return status_of(data), t.session, t.session_reused, cn
+
+    wait_until(lambda: handshake(ssl.TLSVersion.TLSv1_2, "a.test")[3] != handshake(ssl.TLSVersion.TLSv1_2, "b.test")[3],
+               what="per-SNI certificates")
+    for proto in PROTOS:
+        status, sess_a, reused, cert_a = handshake(proto, "a.test")
+        assert status == 200 and not reused
+        _, _, reused, cert = handshake(proto, "a.test", sess_a)
+        assert reused and cert == cert_a, proto
+        status, _, reused, cert_b = handshake(proto, "b.test", sess_a)
+        assert status == 200 and not reused and cert_b != cert_a, proto
+        status, _, reused, cert_d = handshake(proto, "localhost", sess_a)
+        assert status == 200 and not reused and cert_d not in (cert_a, cert_b), proto

@@ -88,7 +88,8 @@ int gw_key_check(const char *pem, char *err, size_t errlen);
 // 1 when the certificate's public key is the public half of the private key.
 int gw_cert_key_match(const char *cert_pem, const char *key_pem);
 
-// The choice of a certificate per SNI (servername callback). `select` returns 1 with *ctx set (use
+// The choice of a certificate per SNI (client hello callback, before OpenSSL looks the session up; the
+// servername callback then only acknowledges the name). `select` returns 1 with *ctx set (use
 // that context's certificates), 0 (the default certificates) or -1 (abort the handshake). The hook
 // must outlive the SSL_CTX it is set on.
 typedef struct gw_sni_hook {
