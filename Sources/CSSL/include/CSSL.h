@@ -17,7 +17,7 @@ typedef struct gw_tls_config {
     int security_level0;                 // Kong's `old` suite: @SECLEVEL=0
     int session_tickets;
     long session_timeout;                // seconds
-    long session_cache_entries;          // per-worker internal session-id cache (0: off)
+    long session_cache_entries;          // without the shared cache (sessioncache.c): a private one (0: off)
     const unsigned char *ticket_key;     // 80 bytes (name 16, HMAC 32, AES 32) shared by all workers
 } gw_tls_config;
 
