@@ -72,6 +72,7 @@ let package = Package(
         .executableTarget(name: "GWPluginStateProbe", dependencies: ["GWPluginState", "GWSystem", "CGWShims"],
                           path: "Tests/GWPluginStateProbe"),
         .testTarget(name: "GWPluginStateTests", dependencies: ["GWPluginState", "GWSystem", "CGWShims", "GWPluginStateProbe"]),
+        .testTarget(name: "GWTLSTests", dependencies: ["GWTLS", "CSSL"]),
         .testTarget(name: "GWProxyTests", dependencies: ["GWProxy", "GWSystem", "GWHTTP", "GWPlugins", "GWStore"]),
     ]
 )

@@ -73,20 +73,39 @@ int gw_cert_key_match(const char *cert_pem, const char *key_pem) {
     return ok ? 1 : 0;
 }
 
-// The servername callback: asks the owner (the worker) for the context of the client's SNI.
-static int servername_cb(SSL *s, int *alert, void *arg) {
-    (void)alert;
+// The certificate is chosen in the client hello callback, which OpenSSL runs BEFORE it looks the client's
+// session up (the servername callback runs after): SSL_set_SSL_CTX there also gives the connection the
+// chosen context's session id context, so OpenSSL resumes only sessions made with that certificate
+// (shim.c: the id context names the certificates). The SNI is read from the raw extension
+// (server_name_list: u16 length, then entries of type u8, u16 length, name); a malformed one is left to
+// OpenSSL, which refuses it when it parses the extension.
+static int client_hello_cb(SSL *s, int *alert, void *arg) {
     gw_sni_hook *h = arg;
-    const char *name = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name);
-    if (!name || !name[0] || !h || !h->select) return SSL_TLSEXT_ERR_NOACK;   // no SNI: the default
+    const unsigned char *p = NULL;
+    size_t len = 0;
+    if (!h || !h->select || !SSL_client_hello_get0_ext(s, TLSEXT_TYPE_server_name, &p, &len) || len < 5)
+        return SSL_CLIENT_HELLO_SUCCESS;   // no SNI: the default certificate
+    size_t list = ((size_t)p[0] << 8) | p[1];
+    size_t name_len = ((size_t)p[3] << 8) | p[4];
+    if (list + 2 != len || p[2] != TLSEXT_NAMETYPE_host_name || name_len == 0 || name_len > list - 3
+        || name_len > TLSEXT_MAXLEN_host_name || memchr(p + 5, 0, name_len) != NULL)
+        return SSL_CLIENT_HELLO_SUCCESS;
     SSL_CTX *chosen = NULL;
-    int r = h->select(h->owner, name, strlen(name), &chosen);
-    if (r < 0) return SSL_TLSEXT_ERR_ALERT_FATAL;   // the matched certificate cannot be used
-    if (r > 0 && chosen) SSL_set_SSL_CTX(s, chosen);
-    return SSL_TLSEXT_ERR_OK;
+    int r = h->select(h->owner, (const char *)p + 5, name_len, &chosen);
+    if (r < 0) { *alert = SSL_AD_UNRECOGNIZED_NAME; return SSL_CLIENT_HELLO_ERROR; }   // the certificate cannot be used
+    if (r > 0 && chosen && chosen != SSL_get_SSL_CTX(s)) SSL_set_SSL_CTX(s, chosen);
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+// The servername callback only acknowledges the name (the choice was made above).
+static int servername_cb(SSL *s, int *alert, void *arg) {
+    (void)alert; (void)arg;
+    const char *name = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name);
+    return name && name[0] ? SSL_TLSEXT_ERR_OK : SSL_TLSEXT_ERR_NOACK;
 }
 
 void gw_tls_set_sni_hook(SSL_CTX *ctx, gw_sni_hook *hook) {
+    SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, hook);
     SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
     SSL_CTX_set_tlsext_servername_arg(ctx, hook);
 }

@@ -107,7 +107,8 @@ static BIO *open_pem(const char *v) {
     return BIO_new_file(v, "r");
 }
 
-static int use_pair(SSL_CTX *ctx, const char *crt, const char *key, char *err, size_t errlen) {
+// `md` (may be NULL): the certificate's SHA-256 is added to it (the session id context, see gw_tls_server_ctx).
+static int use_pair(SSL_CTX *ctx, const char *crt, const char *key, EVP_MD_CTX *md, char *err, size_t errlen) {
     BIO *b = open_pem(crt);
     X509 *x = b ? PEM_read_bio_X509_AUX(b, NULL, NULL, NULL) : NULL;
     if (!x) {
@@ -116,6 +117,11 @@ static int use_pair(SSL_CTX *ctx, const char *crt, const char *key, char *err, s
         return -1;
     }
     int ok = SSL_CTX_use_certificate(ctx, x);
+    if (ok == 1 && md) {
+        unsigned char d[EVP_MAX_MD_SIZE];
+        unsigned int dlen = 0;
+        ok = X509_digest(x, EVP_sha256(), d, &dlen) == 1 && EVP_DigestUpdate(md, d, dlen) == 1;
+    }
     X509_free(x);
     // The rest of the file is the chain.
     X509 *ca;
@@ -162,9 +168,10 @@ SSL_CTX *gw_tls_server_ctx(const gw_tls_config *cfg, const char *const *certs, c
     // nginx's read-ahead: one read(2) takes a whole record (and whatever follows) instead of a 5-byte
     // header read and a body read; gw_tls_pending counts the bytes read ahead.
     SSL_CTX_set_read_ahead(ctx, 1);
-    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"gateway", 7);
     SSL_CTX_set_timeout(ctx, cfg->session_timeout > 0 ? cfg->session_timeout : 86400);
-    if (cfg->session_cache_entries > 0) {
+    if (gw_tls_use_shared_session_cache(ctx)) {
+        // The node's shared cache (sessioncache.c): a session resumes on any worker.
+    } else if (cfg->session_cache_entries > 0) {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
         SSL_CTX_sess_set_cache_size(ctx, cfg->session_cache_entries);
     } else {
@@ -175,8 +182,29 @@ SSL_CTX *gw_tls_server_ctx(const gw_tls_config *cfg, const char *const *certs, c
         gw_ticket_key_set = 1;
         SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
     }
+    // The session id context names the certificates (as nginx's ngx_ssl_session_id_context): OpenSSL resumes
+    // a session (cached or in a ticket) only under the context it was made in. The context of a connection
+    // is chosen per SNI before OpenSSL looks the session up (certificates.c: the client hello callback),
+    // so a session made with one certificate is never resumed under another (nor under the default one).
+    // The same certificates give the same context in every worker and after a reload.
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 || EVP_DigestUpdate(md, "gateway", 7) != 1) {
+        EVP_MD_CTX_free(md);
+        set_err(err, errlen, "SHA-256 unavailable", NULL);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     for (int i = 0; i < npairs; i++) {
-        if (use_pair(ctx, certs[i], keys[i], err, errlen) != 0) { SSL_CTX_free(ctx); return NULL; }
+        if (use_pair(ctx, certs[i], keys[i], md, err, errlen) != 0) { EVP_MD_CTX_free(md); SSL_CTX_free(ctx); return NULL; }
+    }
+    unsigned char sid_ctx[EVP_MAX_MD_SIZE];
+    unsigned int sid_len = 0;
+    int ok = EVP_DigestFinal_ex(md, sid_ctx, &sid_len) == 1;
+    EVP_MD_CTX_free(md);
+    if (!ok || SSL_CTX_set_session_id_context(ctx, sid_ctx, sid_len > SSL_MAX_SID_CTX_LENGTH ? SSL_MAX_SID_CTX_LENGTH : sid_len) != 1) {
+        set_err(err, errlen, "SSL_CTX_set_session_id_context failed", NULL);
+        SSL_CTX_free(ctx);
+        return NULL;
     }
     return ctx;
 fail_cfg:
@@ -219,7 +247,7 @@ SSL_CTX *gw_tls_client_ctx_with(int verify, int depth, const char *ca_pem, const
     } else {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     }
-    if (cert_pem && key_pem && use_pair(ctx, cert_pem, key_pem, err, errlen) != 0) { SSL_CTX_free(ctx); return NULL; }
+    if (cert_pem && key_pem && use_pair(ctx, cert_pem, key_pem, NULL, err, errlen) != 0) { SSL_CTX_free(ctx); return NULL; }
     return ctx;
 }
 

@@ -1,7 +1,8 @@
 // The TLS keys of gateway.conf (Kong's names, defaults and precedence, KONG-TLS-CLUSTER.md A.2):
 // ssl_cert / ssl_cert_key (comma lists of paths or PEM, paired), ssl_cipher_suite (modern,
 // intermediate, old or custom; the named suites override ssl_protocols, ssl_ciphers and
-// ssl_prefer_server_ciphers), ssl_session_tickets, ssl_session_timeout, ssl_session_cache_size.
+// ssl_prefer_server_ciphers), ssl_session_tickets, ssl_session_timeout, ssl_session_cache_size (the bytes of the session cache all
+// workers share in the shared segment, 32k to 1g).
 // Invariant: a value here is valid; OpenSSL is not touched here (GWTLS builds the context).
 
 /// What the proxy's TLS listeners use.
@@ -59,6 +60,10 @@ public struct TLSSettings: Sendable, Equatable {
                             preferServerCiphers: try bool("ssl_prefer_server_ciphers"), securityLevel0: false,
                             sessionTickets: try bool("ssl_session_tickets"), sessionTimeout: try seconds("ssl_session_timeout"),
                             sessionCacheSize: try size("ssl_session_cache_size"))
+        // The shared session cache (GWTLS.SessionCache): at least nginx's smallest zone (8 pages), at most 1g.
+        guard s.sessionCacheSize >= 32 << 10, s.sessionCacheSize <= 1 << 30 else {
+            throw bad("ssl_session_cache_size", "must be between 32k and 1g")
+        }
         switch v("ssl_cipher_suite") {
         case "modern": s.protocols = [.tls13]; s.ciphers = ""; s.preferServerCiphers = false
         case "intermediate": s.protocols = [.tls12, .tls13]; s.ciphers = intermediateCiphers; s.preferServerCiphers = false

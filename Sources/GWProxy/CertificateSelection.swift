@@ -1,5 +1,6 @@
 // The certificate of a TLS handshake on the proxy listeners (KONG-TLS-CLUSTER.md A.2, Kong's
-// kong/runloop/certificate.lua): in the servername callback the worker looks the client's SNI up in
+// kong/runloop/certificate.lua): in the client hello callback (before OpenSSL looks a session up, so a
+// session resumes only under the certificate it was made with) the worker looks the client's SNI up in
 // the current configuration (SNIIndex: exact, prefix wildcard, suffix wildcard, `*`; no SNI or no
 // match → the default certificate) and hands OpenSSL the server context of the chosen certificate.
 // The configuration is refreshed first (one atomic load), so a certificate or SNI created, replaced

@@ -104,11 +104,13 @@ public final class Master {
         self.shm = try SharedMemory(peerAreaSize: config.memCacheSize,
                                     pluginAreaSize: PluginState.areaSize(countersSize: config.rateLimitingCountersSize,
                                                                          cacheSize: config.proxyCacheSize,
-                                                                         metricsSize: config.prometheusMetricsSize))
+                                                                         metricsSize: config.prometheusMetricsSize),
+                                    tlsCacheSize: config.tls.sessionCacheSize)
         self.pluginState = try PluginState(formatting: shm, countersSize: config.rateLimitingCountersSize,
                                            cacheSize: config.proxyCacheSize, maxEntrySize: config.proxyCacheMaxEntrySize,
                                            metricsSize: config.prometheusMetricsSize)
         self.loop = EventLoop()
+        try SessionCache.format(area: shm.tlsCacheArea, size: shm.tlsCacheSize)
         TicketKeys.publish(area: shm.tlsArea, key: ticketKey, first: true)
         try Master.prepareTLS(config)
         _ = try listeners.ensure(specs: config.proxyListen, count: config.workerProcesses)
@@ -375,6 +377,10 @@ public final class Master {
             nc.prometheusMetricsSize != pluginState.metricsSize {
             log.log(.warn, "mem_cache_size, rate_limiting_counters_size, proxy_cache_size, proxy_cache_max_entry_size and prometheus_metrics_size " +
                     "cannot change on reload (shared memory); keeping the running sizes until a restart")
+        }
+        if nc.tls.sessionCacheSize != config.tls.sessionCacheSize {
+            log.log(.warn, "ssl_session_cache_size cannot change on reload (shared memory); keeping \(config.tls.sessionCacheSize) bytes until a restart")
+            nc.tls.sessionCacheSize = config.tls.sessionCacheSize
         }
         // The new generation needs its own shared-memory slots while the old one drains; refuse
         // rather than start half a generation that never becomes ready.

@@ -32,8 +32,11 @@ public enum WorkerProcess {
         let server: ProxyServer
         do {
             // TLS: the master made the default certificates and the session-ticket keys before the fork;
-            // the keys it rotates live in the shared segment.
-            if ctx.config.proxySSLEnabled { TicketKeys.attach(area: ctx.shm.tlsArea) }
+            // the keys it rotates and the session cache every worker shares live in the shared segment.
+            if ctx.config.proxySSLEnabled {
+                TicketKeys.attach(area: ctx.shm.tlsArea)
+                SessionCache.attach(area: ctx.shm.tlsCacheArea)
+            }
             let tls = ctx.config.proxySSLEnabled
                 ? try TLSServerContext(settings: ctx.config.tls, pairs: ctx.config.certificatePairs, ticketKey: ctx.ticketKey)
                 : nil

@@ -9,7 +9,8 @@ import CGWShims
 /// reload, sees the same bytes.
 /// Layout (C structs in CGWShims.h): header, GW_MAX_WORKERS worker slots, the TLS area, then the peer area
 /// (balancer + health records, laid out by GWBalancer.PeerStateTable), then the plugin area
-/// (rate-limit counters + proxy cache, laid out by GWPluginState.PluginState; page-aligned).
+/// (rate-limit counters + proxy cache, laid out by GWPluginState.PluginState; page-aligned), then the
+/// TLS session cache (ssl_session_cache_size bytes, laid out by GWTLS.SessionCache; page-aligned).
 /// Invariant: lives until the master exits; never unmapped while workers run.
 public final class SharedMemory: @unchecked Sendable {
     public let base: UnsafeMutableRawPointer
@@ -18,12 +19,13 @@ public final class SharedMemory: @unchecked Sendable {
     /// worker: `init(attaching:)` closes it once mapped.
     public let fd: Int32
 
-    public init(peerAreaSize: Int, pluginAreaSize: Int = 0) throws {
+    public init(peerAreaSize: Int, pluginAreaSize: Int = 0, tlsCacheSize: Int = 0) throws {
         let headerSize = MemoryLayout<gw_shm_header>.stride
         let slotsSize = MemoryLayout<gw_worker_slot>.stride * Int(GW_MAX_WORKERS)
         let peerOffset = (headerSize + slotsSize + Int(GW_SHM_TLS_AREA_SIZE) + 4095) & ~4095
         let pluginOffset = (peerOffset + peerAreaSize + 4095) & ~4095
-        let total = (pluginOffset + pluginAreaSize + 4095) & ~4095
+        let tlsCacheOffset = (pluginOffset + pluginAreaSize + 4095) & ~4095
+        let total = (tlsCacheOffset + tlsCacheSize + 4095) & ~4095
         let fd = gw_memfd_create("gateway-shm")
         guard fd >= 0 else { throw SystemError.last("memfd_create") }
         guard ftruncate(fd, off_t(total)) == 0 else {
@@ -48,7 +50,9 @@ public final class SharedMemory: @unchecked Sendable {
         h.pointee.peer_area_offset = UInt64(peerOffset)
         h.pointee.peer_area_size = UInt64(pluginOffset - peerOffset)
         h.pointee.plugin_area_offset = UInt64(pluginOffset)
-        h.pointee.plugin_area_size = UInt64(total - pluginOffset)
+        h.pointee.plugin_area_size = UInt64(tlsCacheOffset - pluginOffset)
+        h.pointee.tls_cache_offset = UInt64(tlsCacheOffset)
+        h.pointee.tls_cache_size = UInt64(total - tlsCacheOffset)
         h.pointee.master_pid = Int64(getpid())
         h.pointee.started_at = UInt64(Clock.wallSeconds())
     }
@@ -92,6 +96,9 @@ public final class SharedMemory: @unchecked Sendable {
     public var peerAreaSize: Int { Int(header.pointee.peer_area_size) }
     public var pluginArea: UnsafeMutableRawPointer { base + Int(header.pointee.plugin_area_offset) }
     public var pluginAreaSize: Int { Int(header.pointee.plugin_area_size) }
+    /// The node's TLS session cache (GWTLS.SessionCache); size 0: none.
+    public var tlsCacheArea: UnsafeMutableRawPointer { base + Int(header.pointee.tls_cache_offset) }
+    public var tlsCacheSize: Int { Int(header.pointee.tls_cache_size) }
 
     public var configGeneration: UInt64 {
         get { withUnsafeMutablePointer(to: &header.pointee.config_generation) { gw_atomic_load_u64($0) } }

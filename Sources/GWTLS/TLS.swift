@@ -24,7 +24,7 @@ public final class TLSServerContext: @unchecked Sendable {
     let settings: TLSSettings
     let ticketKey: [UInt8]?
 
-    /// What the servername callback does for one client hello (see `chooseCertificate`).
+    /// What the client hello callback does for one client hello (see `chooseCertificate`).
     public enum CertificateChoice {
         /// The certificates this context was made with (Kong's default certificate).
         case defaultCertificate
@@ -62,6 +62,7 @@ public final class TLSServerContext: @unchecked Sendable {
                                         prefer_server_ciphers: s.preferServerCiphers ? 1 : 0,
                                         security_level0: s.securityLevel0 ? 1 : 0,
                                         session_tickets: s.sessionTickets ? 1 : 0, session_timeout: s.sessionTimeout,
+                                        // only without the shared cache (the master's check context): a private one,
                                         // nginx: about 4000 sessions per megabyte of ssl_session_cache_size
                                         session_cache_entries: s.sessionCacheSize / 256,
                                         ticket_key: tk.count == 80 ? tk.baseAddress : nil)

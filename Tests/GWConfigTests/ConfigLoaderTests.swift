@@ -110,6 +110,8 @@ private func withFile(_ text: String, _ body: (String) throws -> Void) rethrows 
         ("ssl_cert = /a.crt, /b.crt\nssl_cert_key = /a.key", "ssl_cert was specified 2 times while ssl_cert_key was specified 1 times"),
         ("ssl_cipher_suite = fancy", "Undefined cipher suite fancy"),
         ("ssl_protocols = TLSv9", "ssl_protocols"),
+        ("ssl_session_cache_size = 1k", "'ssl_session_cache_size' ("),
+        ("ssl_session_cache_size = 2g", "must be between 32k and 1g"),
         ("proxy_listen = 127.0.0.1:8443 ssl http2", "http2"),
         ("admin_listen = 127.0.0.1:8444 ssl", "admin_listen"),
         ("admin_gui_listen = 127.0.0.1:8445 ssl", "admin_gui_listen"),

@@ -82,8 +82,9 @@ static inline int64_t gw_atomic_add_i64(int64_t *p, int64_t v) { return __atomic
 // [gw_shm_header][gw_worker_slot x GW_MAX_WORKERS][TLS area: GW_SHM_TLS_AREA_SIZE bytes, the session-ticket
 // keys (CSSL.h gw_ticket_keys)][peer area: peer_area_size bytes at peer_area_offset]
 // [plugin area: plugin_area_size bytes at plugin_area_offset (CGWPluginState.h); size 0 = none]
+// [TLS session cache: tls_cache_size bytes at tls_cache_offset (CSSL.h gw_sess_cache); size 0 = none]
 #define GW_SHM_MAGIC 0x3157474154455741ULL  /* "AWETAGW1" little-endian */
-#define GW_SHM_LAYOUT_VERSION 2
+#define GW_SHM_LAYOUT_VERSION 3
 #define GW_MAX_WORKERS 64
 #define GW_SHM_TLS_AREA_SIZE 256
 
@@ -99,7 +100,9 @@ typedef struct gw_shm_header {
     uint64_t started_at;           // unix seconds
     uint64_t plugin_area_offset;   // from the segment start (page-aligned)
     uint64_t plugin_area_size;
-    uint8_t _pad[128 - 80];
+    uint64_t tls_cache_offset;     // from the segment start (page-aligned): the shared TLS session cache
+    uint64_t tls_cache_size;
+    uint8_t _pad[128 - 96];
 } gw_shm_header;
 
 // One per worker slot; padded to 128 bytes so that workers never share a cache line.

@@ -17,7 +17,7 @@ typedef struct gw_tls_config {
     int security_level0;                 // Kong's `old` suite: @SECLEVEL=0
     int session_tickets;
     long session_timeout;                // seconds
-    long session_cache_entries;          // per-worker internal session-id cache (0: off)
+    long session_cache_entries;          // without the shared cache (sessioncache.c): a private one (0: off)
     const unsigned char *ticket_key;     // 80 bytes (name 16, HMAC 32, AES 32) shared by all workers
 } gw_tls_config;
 
@@ -88,7 +88,8 @@ int gw_key_check(const char *pem, char *err, size_t errlen);
 // 1 when the certificate's public key is the public half of the private key.
 int gw_cert_key_match(const char *cert_pem, const char *key_pem);
 
-// The choice of a certificate per SNI (servername callback). `select` returns 1 with *ctx set (use
+// The choice of a certificate per SNI (client hello callback, before OpenSSL looks the session up; the
+// servername callback then only acknowledges the name). `select` returns 1 with *ctx set (use
 // that context's certificates), 0 (the default certificates) or -1 (abort the handshake). The hook
 // must outlive the SSL_CTX it is set on.
 typedef struct gw_sni_hook {
@@ -104,4 +105,57 @@ const char *gw_tls_servername(const SSL *s);
 // certificate, i.e. no mTLS).
 SSL_CTX *gw_tls_client_ctx_with(int verify, int depth, const char *ca_pem, const char *cert_pem, const char *key_pem,
                                 char *err, size_t errlen);
+// --- sessioncache.c: the TLS session cache every worker shares (nginx's ssl_session_cache shared:SSL) ---
+// An area of the node's shared segment (sized by ssl_session_cache_size), formatted once by the master;
+// layout and invariants in sessioncache.c. Sessions larger than GW_SC_MAX_SESSION bytes of DER (nginx's
+// NGX_SSL_MAX_SESSION_SIZE was 4096 until it became 8192) or with ids over 32 bytes are not cached.
+#include <pthread.h>
+#define GW_SC_MAX_SESSION 4096
+#define GW_SC_MAX_ID 32
+typedef struct gw_sess_cache {
+    pthread_mutex_t lock;                // process-shared, robust (own cache line)
+    uint8_t _lockpad[64 - sizeof(pthread_mutex_t)];
+    uint64_t magic;
+    uint64_t bucket_count;               // power of 2
+    uint64_t buckets_offset;             // from the area start
+    uint64_t ring_offset;                // from the area start, 64-aligned
+    uint64_t ring_size;                  // bytes, a multiple of 64
+    uint64_t head, tail;                 // absolute positions: the log is [tail, head)
+    uint64_t entries;                    // live sessions
+    uint64_t stores, hits, misses, expired, evictions, removed, too_big, recoveries;
+    uint8_t _pad[256 - 64 - 16 * 8];
+} gw_sess_cache;
+typedef struct gw_sess_rec {             // 64 B, then der_len bytes of i2d_SSL_SESSION
+    uint32_t size;                       // whole record, a multiple of 64
+    uint8_t kind;                        // 0 filler (rest of the ring), 1 live, 2 dead
+    uint8_t id_len;
+    uint16_t der_len;
+    uint32_t hash;
+    uint32_t _reserved;
+    int64_t expires;                     // unix seconds
+    uint64_t next;                       // hash chain: absolute position + 1 of the next live record, 0 = end
+    uint8_t id[GW_SC_MAX_ID];
+} gw_sess_rec;
+typedef struct gw_sess_cache_stats {
+    uint64_t capacity_bytes, used_bytes, entries, stores, hits, misses, expired, evictions, removed, too_big, recoveries;
+} gw_sess_cache_stats;
+// The smallest area gw_sc_format accepts (nginx: a zone of 8 pages).
+size_t gw_sc_min_size(void);
+// Lays out an empty cache in `size` bytes at `area`; 0, or -1 when too small.
+int gw_sc_format(void *area, size_t size);
+int gw_sc_lock_init(pthread_mutex_t *m);
+// Table operations (the OpenSSL callbacks use them; tests call them with their own clock). put: 0 stored
+// (the oldest records evicted as needed), -1 refused (too large, no cache). get: the DER length copied
+// into out (0: unknown, expired or larger than cap). remove: 1 when a record was removed.
+int gw_sc_put(void *area, const unsigned char *id, unsigned id_len, const unsigned char *der, unsigned der_len,
+              int64_t expires, int64_t now);
+int gw_sc_get(void *area, const unsigned char *id, unsigned id_len, int64_t now, unsigned char *out, unsigned cap);
+int gw_sc_remove(void *area, const unsigned char *id, unsigned id_len);
+int gw_sc_stats(void *area, gw_sess_cache_stats *out);
+// Tests: a thread locks the cache, half-updates it and ends without unlocking (owner-dead).
+int gw_sc_test_die_holding_lock(void *area);
+// Worker: server contexts made afterwards keep their sessions in the cache at `area` (before any context).
+void gw_tls_session_cache_attach(void *area);
+// Installs the external cache callbacks on ctx when a cache is attached; 1 if installed, 0 if not.
+int gw_tls_use_shared_session_cache(SSL_CTX *ctx);
 #endif
