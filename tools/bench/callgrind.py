@@ -36,6 +36,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
+import servers  # noqa: E402
 
 
 def drive(port, path, total, conns, headers=""):
@@ -127,7 +128,7 @@ error_log {d}/nginx-proxy.error.log error;
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
-    {bench.NGINX_TEMP.format(d=d)}
+    {servers.NGINX_TEMP.format(d=d)}
     keepalive_requests 1000000;
     keepalive_timeout 300s;
     upstream up {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}
