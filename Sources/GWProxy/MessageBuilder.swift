@@ -94,23 +94,22 @@ extension ClientConnection {
     /// output queue: written once, straight from the head scratch, when the connection is ready).
     /// (The parser is passed rather than its head: passing `parser.head` to a non-inlined function
     /// copies the head, four buffer retains and releases.)
-    func buildUpstreamRequest(request rp: HTTPRequestParser, decision d: RouteDecision, choice c: PeerChoice,
-                              into out: inout [UInt8]) {
+    func buildUpstreamRequest(request rp: HTTPRequestParser, decision d: RouteDecision, into out: inout [UInt8]) {
         let serverTokens = server.settings.serverTokens
         server.headScratch.write(appendingTo: &out) { w in
-            writeUpstreamRequest(&w, rp, d, c, serverTokens)
+            writeUpstreamRequest(&w, rp, d, serverTokens)
         }
     }
 
     @inline(__always)
-    private func writeUpstreamRequest(_ w: inout HeadWriter, _ rp: HTTPRequestParser, _ d: RouteDecision, _ c: PeerChoice,
+    private func writeUpstreamRequest(_ w: inout HeadWriter, _ rp: HTTPRequestParser, _ d: RouteDecision,
                                       _ serverTokens: Bool) {
         // The head is always read as `rp.head` (borrowed in place); binding it, or capturing it in a
         // closure, would copy it.
         let connectionListed = connectionNamesHeaders(rp.head)
         rp.head.headers.storage.withUnsafeBufferPointer { st in
             rp.head.target.withUnsafeBufferPointer { target in
-                writeUpstreamRequest(&w, rp, st, target, d, c, connectionListed, serverTokens)
+                writeUpstreamRequest(&w, rp, st, target, d, connectionListed, serverTokens)
             }
         }
     }
@@ -118,7 +117,7 @@ extension ClientConnection {
     @inline(__always)
     private func writeUpstreamRequest(_ w: inout HeadWriter, _ rp: HTTPRequestParser,
                                       _ st: UnsafeBufferPointer<UInt8>, _ target: UnsafeBufferPointer<UInt8>,
-                                      _ d: RouteDecision, _ c: PeerChoice, _ connectionListed: Bool, _ serverTokens: Bool) {
+                                      _ d: RouteDecision, _ connectionListed: Bool, _ serverTokens: Bool) {
         let edits = requestEdits
         if let m = edits?.upstreamMethod { w.put(m) }   // request-transformer http_method
         else if let r = rp.head.methodToken { w.put(st.baseAddress! + r.lowerBound, r.count) }   // e.g. QUERY
@@ -137,7 +136,7 @@ extension ClientConnection {
             let f = rp.head.headers.fields[hi]
             w.put(st.baseAddress! + Int(f.valueStart), Int(f.valueLength))
         } else {
-            w.put(c.hostHeader)
+            w.put(attempt.choice!.hostHeader)
         }
         w.put("\r\n")
         if let n = ownLength {

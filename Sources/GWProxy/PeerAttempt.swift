@@ -97,15 +97,15 @@ struct PeerAttempt {
         tryStartUs = 0
     }
 
-    /// Asks the plan for a peer not tried yet; counts the try. Nil: no peer available.
+    /// Asks the plan for a peer not tried yet (left in `choice`); counts the try. False: no peer available.
     @inline(__always) mutating func pick(_ plan: ServicePlan, request: HTTPRequestParser, client: SocketAddress,
-                                         captures: [String: String]) -> PeerChoice? {
+                                         captures: [String: String]) -> Bool {
         tries += 1
-        guard let c = plan.pick(request: request, client: client, tried: &tried, routeCaptures: captures) else { return nil }
+        guard let c = plan.pick(request: request, client: client, tried: &tried, routeCaptures: captures) else { return false }
         choice = c
         leased = true
         lastTryFailed = false
-        return c
+        return true
     }
 
     /// Ends the try with the balancer (in-flight count, latency, passive health), once.
@@ -128,17 +128,18 @@ extension ClientConnection {
     /// Picks a peer (balancer or direct address) and starts the try: a pooled connection, or a new one.
     func connectToPeer() {
         guard let d = decision, let plan = d.plan, let rp = parser else { return }
-        guard let c = attempt.pick(plan, request: rp, client: peer, captures: d.captures) else {
+        // (the choice stays in `attempt` and is read in place: a copy retains its three Strings)
+        guard attempt.pick(plan, request: rp, client: peer, captures: d.captures) else {
             sendError(status: 503, message: plan.pickFailureMessage ?? "failure to get a peer from the ring-balancer",
                       close: false, errorPage: false)
             return
         }
-        if let pooled = server.pool.take(c.key) {
+        if let pooled = server.pool.take(attempt.choice!.key) {
             attach(pooled)
             sendRequestHead(pooled)
             return
         }
-        openConnection(c, plan)
+        openConnection(attempt.choice!, plan)
     }
 
     /// The connect switch: a new nonblocking connection to `c` (connect_timeout while in progress).

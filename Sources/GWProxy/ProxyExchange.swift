@@ -24,9 +24,10 @@ extension ClientConnection {
     }
 
     func sendRequestHead(_ u: UpstreamConnection) {
-        guard let d = decision, let plan = d.plan, let rp = parser, let c = attempt.choice else { return }
+        // (the choice is read in place where it is needed: binding it copied its three Strings)
+        guard let d = decision, let plan = d.plan, let rp = parser, attempt.choice != nil else { return }
         u.requestsServed += 1
-        buildUpstreamRequest(request: rp, decision: d, choice: c, into: &u.out.bytes)
+        buildUpstreamRequest(request: rp, decision: d, into: &u.out.bytes)
         u.armTimer(Double(plan.service.writeTimeout) / 1000)
         if ownBodyLength != nil {
             bodySent = 0
