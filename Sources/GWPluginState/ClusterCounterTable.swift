@@ -294,16 +294,18 @@ public struct ClusterCounterTable: @unchecked Sendable {
         while scanned < capacity && rows.count < limit {
             let count = min(ClusterCounterTable.scanChunk, capacity - scanned)
             guard lock() else { break }
-            for _ in 0..<count {
+            var visited = 0
+            while visited < count && rows.count < limit {
                 let s = slots + i
-                if rows.count < limit, s.pointee.window_end > now, s.pointee.inflight == 0, !chosen.contains(i) {
+                if s.pointee.window_end > now, s.pointee.inflight == 0, !chosen.contains(i) {
                     rows.append(row(i, s, increment: 0))
                 }
+                visited += 1
                 i += 1
                 if i == capacity { i = 0 }
             }
             unlock()
-            scanned += count
+            scanned += visited
         }
         return (rows, i)
     }
