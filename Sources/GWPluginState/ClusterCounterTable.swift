@@ -271,17 +271,18 @@ public struct ClusterCounterTable: @unchecked Sendable {
     /// inflight. Rows whose previous statement is unanswered (inflight > 0) are skipped. Returns the rows
     /// and the next cursor.
     public func take(now: Int64, limit: Int, cursor: Int) -> (rows: [ClusterRow], cursor: Int) {
-        var rows: [ClusterRow] = []
+        // Slots are copied under the lock (256 B each); their text is decoded after it.
+        var rows: [(Int, gw_rlc_slot, Int64)] = []
         var chosen = Set<Int>()
         var base = 0
         // 1. Pending rows.
         while base < capacity && rows.count < limit {
             let end = min(capacity, base + ClusterCounterTable.scanChunk)
-            guard lock() else { return (rows, cursor) }
+            guard lock() else { return (rows.map(row), cursor) }
             for i in base..<end where rows.count < limit {
                 let s = slots + i
                 guard s.pointee.window_end != 0, s.pointee.pending > 0, s.pointee.inflight == 0 else { continue }
-                rows.append(row(i, s, increment: s.pointee.pending))
+                rows.append((i, s.pointee, s.pointee.pending))
                 s.pointee.inflight = s.pointee.pending
                 s.pointee.pending = 0
                 chosen.insert(i)
@@ -298,7 +299,7 @@ public struct ClusterCounterTable: @unchecked Sendable {
             while visited < count && rows.count < limit {
                 let s = slots + i
                 if s.pointee.window_end > now, s.pointee.inflight == 0, !chosen.contains(i) {
-                    rows.append(row(i, s, increment: 0))
+                    rows.append((i, s.pointee, 0))
                 }
                 visited += 1
                 i += 1
@@ -307,10 +308,11 @@ public struct ClusterCounterTable: @unchecked Sendable {
             unlock()
             scanned += visited
         }
-        return (rows, i)
+        return (rows.map(row), i)
     }
 
-    private func row(_ i: Int, _ s: UnsafeMutablePointer<gw_rlc_slot>, increment: Int64) -> ClusterRow {
+    private func row(_ taken: (Int, gw_rlc_slot, Int64)) -> ClusterRow {
+        var (i, s, increment) = taken
         func text<T>(_ v: inout T, _ n: Int) -> String {
             withUnsafeBytes(of: &v) { b in
                 var len = 0
@@ -318,12 +320,11 @@ public struct ClusterCounterTable: @unchecked Sendable {
                 return String(decoding: UnsafeRawBufferPointer(rebasing: b[0..<len]), as: UTF8.self)
             }
         }
-        return ClusterRow(slot: i, key: Hash128(hi: s.pointee.key_hi, lo: s.pointee.key_lo),
-                          windowStart: s.pointee.window_start, windowEnd: s.pointee.window_end,
-                          period: Int(min(s.pointee.period, 5)),
-                          serviceID: text(&s.pointee.service_id, 36), routeID: text(&s.pointee.route_id, 36),
-                          identifier: text(&s.pointee.identifier, min(Int(s.pointee.ident_len), ClusterCounterTable.identifierMax)),
-                          increment: increment)
+        let identLen = min(Int(s.ident_len), ClusterCounterTable.identifierMax)
+        return ClusterRow(slot: i, key: Hash128(hi: s.key_hi, lo: s.key_lo),
+                          windowStart: s.window_start, windowEnd: s.window_end, period: Int(min(s.period, 5)),
+                          serviceID: text(&s.service_id, 36), routeID: text(&s.route_id, 36),
+                          identifier: text(&s.identifier, identLen), increment: increment)
     }
 
     @inline(__always) func same(_ s: UnsafeMutablePointer<gw_rlc_slot>, _ r: ClusterRow) -> Bool {
