@@ -25,7 +25,10 @@
 // - Rows are written with Kong's columns: identifier (the text; longer than 112 bytes or not printable
 //   ASCII → "h:" + a 128-bit hash), period name, period_date = window start, the instance's service_id /
 //   route_id (null → the zero uuid), value, ttl = the window's end (Kong: first increment + period
-//   length); expired rows are deleted every 60 s in batches of 10,000 (again after 1 s while a batch was full).
+//   length); expired rows are deleted 5 s after start, then every 60 s, in batches of 10,000 (again after
+//   1 s while a batch was full).
+// - A full table (8191 rows per node, PluginState.clusterTableSize) answers .full: the request is decided by
+//   fault_tolerant, counted in the table's `full`, logged here at most once per 10 s.
 import GWEvent
 import GWPluginState
 import GWSystem
@@ -34,6 +37,8 @@ final class RateLimitClusterSync {
     static let interval = 0.1
     static let maxRows = 1000
     static let cleanupInterval = 60.0
+    /// The first cleanup, soon after start (rows a stopped node left behind).
+    static let firstCleanup = 5.0
     static let cleanupBatch = 10_000
     static let zeroUUID = "00000000-0000-0000-0000-000000000000"
 
@@ -46,6 +51,8 @@ final class RateLimitClusterSync {
     private var cursor = 0
     private var lastErrorLogged: Int64 = 0
     private var cleaning = false
+    private var fullSeen: UInt64 = 0
+    private var lastFullLogged: Int64 = 0
 
     init(loop: EventLoop, table: ClusterCounterTable, pg: PostgresSync, log: ErrorLog) {
         self.table = table
@@ -57,7 +64,7 @@ final class RateLimitClusterSync {
 
     func start() {
         timer.start(after: RateLimitClusterSync.interval, repeat: RateLimitClusterSync.interval)
-        cleanupTimer.start(after: RateLimitClusterSync.cleanupInterval)
+        cleanupTimer.start(after: RateLimitClusterSync.firstCleanup)
     }
 
     private func logError(_ message: String) {
@@ -67,10 +74,21 @@ final class RateLimitClusterSync {
         log.log(.error, message)
     }
 
+    /// Requests the full table could not count, at most once per 10 s.
+    private func logFull(now: Int64) {
+        let full = table.stats.full
+        guard full != fullSeen, now - lastFullLogged >= 10 else { return }
+        lastFullLogged = now
+        log.log(.warn, "rate-limiting cluster: the node's \(table.capacity) cluster counters are in use: \(full - fullSeen) "
+                + "request(s) decided by fault_tolerant")
+        fullSeen = full
+    }
+
     /// One exchange at most in flight; nothing is taken while PostgreSQL is unreachable.
     func tick() {
         guard !inFlight, pg.connected else { return }
         let now = Int64(Clock.wallSeconds())
+        logFull(now: now)
         let (rows, next) = table.take(now: now, limit: RateLimitClusterSync.maxRows, cursor: cursor)
         cursor = next
         if rows.isEmpty {

@@ -26,10 +26,10 @@ def pg():
 
 @pytest.fixture
 def nodes(tmp_path, pg):
-    """make(n) → n nodes (2 workers each) on one new database, bootstrapped and started."""
+    """make(n) → (n nodes (2 workers each) on one new database, bootstrapped and started, the database)."""
     made = []
 
-    def make(n=2):
+    def make(n=2, start=True):
         db = pg.database()
         settings = pg.settings(db)
         settings["db_update_frequency"] = "1"
@@ -40,8 +40,9 @@ def nodes(tmp_path, pg):
             out.append(g)
         r = out[0].cli("migrations", "bootstrap", "-c", out[0].conf)
         assert r.returncode == 0, r.stderr
-        for g in out:
-            g.start()
+        if start:
+            for g in out:
+                g.start()
         return out, db
 
     yield make
@@ -178,3 +179,22 @@ def test_cluster_refused_without_postgres(gateway):
     st, b, _ = off.admin("POST", "/config", cfg)
     assert st == 400, b
     assert "expected one of: local, redis" in json.dumps(b), b
+
+
+def test_migration_and_expired_rows(nodes, pg):
+    """A database bootstrapped before the table existed: the node refuses to start until `migrations up`
+    (Kong's messages); expired rows are deleted by the master (first pass 5 s after start), live ones kept."""
+    (a,), db = nodes(1, start=False)
+    pg.psql(db, "DROP TABLE ratelimiting_metrics; UPDATE schema_meta SET executed = '{000_base_gateway}', "
+                "last_executed = '000_base_gateway'")
+    r = a.cli("start", "-c", a.conf, "-p", a.prefix)
+    assert r.returncode != 0 and "New migrations available; run 'kong migrations up' to proceed" in r.stderr, r.stderr
+    assert a.cli("migrations", "list", "-c", a.conf).returncode == 5
+    r = a.cli("migrations", "up", "-c", a.conf)
+    assert r.returncode == 0 and "core migrated up to: 001_ratelimiting_metrics (executed)" in r.stdout, r.stdout
+    a.start()
+    pg.psql(db, "INSERT INTO ratelimiting_metrics (identifier, period, period_date, value, ttl) VALUES "
+                "('old', 'minute', now() - interval '2 minutes', 3, now() - interval '1 minute'), "
+                "('live', 'day', date_trunc('day', now()), 1, now() + interval '1 day')")
+    wait_until(lambda: pg.psql(db, "SELECT string_agg(identifier, ',') FROM ratelimiting_metrics") == "live",
+               timeout=30, what="the expired row deleted, the live one kept")
