@@ -121,6 +121,9 @@ def test_limit_shared_by_two_nodes(nodes, pg, upstream):
     assert a.get("/c", headers={"X-Who": "bob"})[0] == 200
     assert b.get("/c", headers={"X-Who": "bob"})[0] == 200
     wait_until(lambda: metric(pg, db, "bob") == 2, what="bob's count in PostgreSQL")
+    # The node's cluster table among the shared areas of GET /status.
+    dicts = a.admin("GET", "/status")[1]["memory"]["lua_shared_dicts"]
+    assert dicts["rate_limiting_cluster_counters"]["capacity"] == "2.00 MiB", dicts
 
 
 def test_burst_on_one_node_is_exact(nodes, pg, upstream):
