@@ -69,6 +69,8 @@ extension AdminAPI {
         scratchStore.mirrorOnly = true
         var scratchContext = AdminContext()
         scratchContext.availablePlugins = context.availablePlugins
+        scratchContext.databaseOff = context.databaseOff         // rate-limiting's policy checks
+        scratchContext.sharedDatabase = context.sharedDatabase
         let scratch = AdminAPI(store: scratchStore, context: scratchContext)
         // `_transform: false` (db_export's documents): passwords are already hashed (kong/db/declarative/import.lua).
         scratch.transformPasswords = top["_transform"]?.boolValue ?? true

@@ -41,9 +41,12 @@ public enum Declarative {
     }
 
     /// `gateway config db_import FILE`: upserts the file's entities into `store` (one transaction).
+    /// `sharedDatabase`: the store is PostgreSQL's (rate-limiting's policy cluster is accepted).
     @discardableResult
-    public static func importFile(path: String, into store: AdminStore) throws(DeclarativeError) -> [EntityKind: Int] {
-        try AdminAPI(store: store, context: AdminContext()).dbImport(readFile(path: path))
+    public static func importFile(path: String, into store: AdminStore, sharedDatabase: Bool = false) throws(DeclarativeError) -> [EntityKind: Int] {
+        var context = AdminContext()
+        context.sharedDatabase = sharedDatabase
+        return try AdminAPI(store: store, context: context).dbImport(readFile(path: path))
     }
 
     /// `gateway config db_export FILE`: YAML, or JSON when the file name ends in `.json`.

@@ -459,7 +459,7 @@ extension AdminAPI {
                     e.set(["config", "path"], .string("required field missing"))
                     e.addEntity("failed conditional validation given value of field 'config.limit_by'")
                 }
-                AdminAPI.rateLimitingPolicyChecks(cfg, &e)   // RateLimitingSchema.swift
+                AdminAPI.rateLimitingPolicyChecks(cfg, &e, databaseOff: context.databaseOff, sharedDatabase: context.sharedDatabase)   // RateLimitingSchema.swift
             }
             if name == "cors", case .array(let origins)? = cfg["origins"] {
                 // Kong's validate_asterisk_or_regex: "*" or a regex PCRE compiles.

@@ -3,8 +3,10 @@
 // refusal of what the data path would not do. The field list and defaults are in EntitySchemas.swift.
 //
 // Refused with Kong's field errors:
-// - `policy = cluster`: Kong offers it only with a database its nodes share; in DB-less mode its schema
-//   says `expected one of: local, redis`. SQLite is one node's file, so the same answer here.
+// - `policy = cluster` without database = postgres: Kong offers it only with a database its nodes share;
+//   in DB-less mode its schema says `expected one of: local, redis` (the same answer here). SQLite is one
+//   node's file: cluster would only be `local` under another name, so it is refused with a message that
+//   names what it needs (GWServer/RateLimitClusterSync.swift holds the postgres side).
 // - `redis.ssl = true` (no TLS to Redis: Debian's hiredis 0.14 has neither SSL nor I/O hooks to put TLS
 //   under it), `sync_rate` other than -1 with redis (every request is checked in Redis).
 // A Redis host name is accepted (Kong's `typedefs.host`): the master resolves it (GWPlugins/LogHosts.swift).
@@ -68,10 +70,11 @@ extension AdminAPI {
     }
 
     /// The policy checks (after the schema's field checks).
-    static func rateLimitingPolicyChecks(_ cfg: JSONObject, _ e: inout Errors) {
+    static func rateLimitingPolicyChecks(_ cfg: JSONObject, _ e: inout Errors, databaseOff: Bool, sharedDatabase: Bool) {
         let policy = cfg["policy"]?.stringValue ?? "local"
-        if policy == "cluster" {
-            e.set(["config", "policy"], .string("expected one of: local, redis"))
+        if policy == "cluster" && !sharedDatabase {
+            e.set(["config", "policy"], .string(databaseOff ? "expected one of: local, redis"
+                : "policy 'cluster' needs database = postgres (this node's database is its own SQLite file); use local or redis"))
         }
         if policy != "redis" {
             if let rate = cfg["sync_rate"]?.doubleValue, rate != -1 {

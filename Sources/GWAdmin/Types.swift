@@ -88,6 +88,8 @@ public struct AdminContext {
     public var adminToken: String?
     /// DB-less mode: writes refused (code 12), `/config` enabled.
     public var databaseOff: Bool
+    /// database = postgres: a database every node shares (rate-limiting's `policy = cluster` is accepted).
+    public var sharedDatabase = false
     /// Called after each committed configuration write.
     public var onChange: () -> Void
     /// `Server` response header value.

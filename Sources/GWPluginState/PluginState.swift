@@ -11,7 +11,8 @@
 //    proxy_cache_size or proxy_cache_max_entry_size needs a restart (a reload logs that it keeps
 //    the running sizes).
 //  - Layout: [gw_plugin_area_header (128 B)][counters (page-aligned)][cache store (page-aligned)]
-//    [metrics table (page-aligned; prometheus_metrics_size)];
+//    [metrics table (page-aligned; prometheus_metrics_size)][cluster counter table (page-aligned; only with
+//    database = postgres, clusterTableSize)];
 //    only touched pages cost memory (a fresh memfd reads as zeros).
 #if canImport(Glibc)
 import Glibc
@@ -29,27 +30,34 @@ public final class PluginState: @unchecked Sendable {
     public let cache: CacheStore
     /// The prometheus plugin's table (nil in an area laid out without one: metrics size 0).
     public let metrics: MetricsTable?
+    /// rate-limiting's `cluster` counters (nil unless the master laid one out: database = postgres).
+    public let cluster: ClusterCounterTable?
 
     @inline(__always) static func pageAlign(_ n: Int) -> Int { (n + 4095) & ~4095 }
 
     /// Bytes of the plugin area for these sizes (what the master passes to SharedMemory).
-    public static func areaSize(countersSize: Int, cacheSize: Int, metricsSize: Int = 0) -> Int {
+    public static func areaSize(countersSize: Int, cacheSize: Int, metricsSize: Int = 0, clusterSize: Int = 0) -> Int {
         pageAlign(MemoryLayout<gw_plugin_area_header>.stride) + pageAlign(countersSize) + pageAlign(cacheSize) + pageAlign(metricsSize)
+            + pageAlign(clusterSize)
     }
+
+    /// Bytes of the cluster counter table with database = postgres: 8191 rows of 256 B (2 MiB).
+    public static let clusterTableSize = 2 << 20
 
     /// The master: lays out the plugin area of a fresh segment made with
     /// `pluginAreaSize: areaSize(countersSize:cacheSize:)`.
     public init(formatting segment: SharedMemory, countersSize: Int, cacheSize: Int, maxEntrySize: Int,
-                metricsSize: Int = 0) throws {
+                metricsSize: Int = 0, clusterSize: Int = 0, now: Int64 = 0) throws {
         let area = segment.pluginArea
         guard segment.pluginAreaSize >= PluginState.areaSize(countersSize: countersSize, cacheSize: cacheSize,
-                                                             metricsSize: metricsSize) else {
+                                                             metricsSize: metricsSize, clusterSize: clusterSize) else {
             throw PluginStateError(description: "plugin area of \(segment.pluginAreaSize) bytes is too small")
         }
         let h = area.assumingMemoryBound(to: gw_plugin_area_header.self)
         let countersOffset = PluginState.pageAlign(MemoryLayout<gw_plugin_area_header>.stride)
         let cacheOffset = countersOffset + PluginState.pageAlign(countersSize)
         let metricsOffset = cacheOffset + PluginState.pageAlign(cacheSize)
+        let clusterOffset = metricsOffset + PluginState.pageAlign(metricsSize)
         guard let counters = RateLimitTable.format(at: area + countersOffset, size: countersSize) else {
             throw PluginStateError(description: "rate_limiting_counters_size \(countersSize) is too small")
         }
@@ -63,6 +71,15 @@ public final class PluginState: @unchecked Sendable {
             }
             metrics = m
         }
+        var cluster: ClusterCounterTable? = nil
+        if clusterSize > 0 {
+            guard let t = ClusterCounterTable.format(at: area + clusterOffset, size: clusterSize, now: now) else {
+                throw PluginStateError(description: "cluster counter table of \(clusterSize) bytes is too small")
+            }
+            cluster = t
+        }
+        h.pointee.cluster_offset = UInt64(clusterOffset)
+        h.pointee.cluster_size = UInt64(clusterSize)
         h.pointee.metrics_offset = UInt64(metricsOffset)
         h.pointee.metrics_size = UInt64(metricsSize)
         h.pointee.layout_version = UInt32(GW_PLUGIN_LAYOUT_VERSION)
@@ -75,6 +92,7 @@ public final class PluginState: @unchecked Sendable {
         self.counters = counters
         self.cache = cache
         self.metrics = metrics
+        self.cluster = cluster
     }
 
     /// A worker (or a test's child process): attaches the area the master laid out.
@@ -101,10 +119,19 @@ public final class PluginState: @unchecked Sendable {
             }
             metrics = m
         }
+        let lo = Int(h.pointee.cluster_offset), ls = Int(h.pointee.cluster_size)
+        var cluster: ClusterCounterTable? = nil
+        if ls > 0 {
+            guard lo + ls <= size, let t = ClusterCounterTable(attaching: area + lo, size: ls) else {
+                throw PluginStateError(description: "shared segment's cluster counter table does not match this layout")
+            }
+            cluster = t
+        }
         self.segment = segment
         self.counters = counters
         self.cache = cache
         self.metrics = metrics
+        self.cluster = cluster
     }
 
     /// The sizes the running area was laid out with (a reload compares them with its configuration).

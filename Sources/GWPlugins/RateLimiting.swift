@@ -3,8 +3,10 @@
 // every window and counts the request in all of them (Kong's local policy reads, then increments in a
 // timer, and overshoots under concurrency: #2629, #5790). A rejected request is not counted (as Kong).
 // Policy `redis` (RateLimitingRedis.swift) makes the same atomic step in Redis, shared by every node:
-// access suspends the request until the reply and finishes in `accessResumed`. Policy `cluster` is
-// refused by the Admin API (no shared database in SQLite / DB-less mode).
+// access suspends the request until the reply and finishes in `accessResumed`. Policy `cluster`
+// (database = postgres only; the Admin API refuses it otherwise) makes the same atomic step in the node's
+// ClusterCounterTable, whose rows the master exchanges with PostgreSQL's `ratelimiting_metrics` every
+// 100 ms (GWServer/RateLimitClusterSync.swift): the worker never waits on the database.
 import GWHTTP
 import GWJSON
 import GWPluginState
@@ -26,10 +28,13 @@ public protocol PluginSharedStore: AnyObject {
     var cacheStore: CacheStore? { get }
     /// The prometheus plugin's shared table; nil where none is attached.
     var metricsTable: MetricsTable? { get }
+    /// rate-limiting's `cluster` counters (database = postgres); nil where none is attached.
+    var clusterCounters: ClusterCounterTable? { get }
 }
 
 extension PluginSharedStore {
     public var metricsTable: MetricsTable? { nil }
+    public var clusterCounters: ClusterCounterTable? { nil }
 }
 
 /// Kong's windows: config name and length in seconds (header names: RateLimitHeaders).
@@ -113,6 +118,14 @@ final class RateLimiting: PluginHandler {
     let redis: RateLimitRedis?
     /// The instance's scope ids as Kong puts them in its keys (null → the empty uuid).
     let routeScope: String, serviceScope: String
+    /// policy = cluster: the node's cluster counters (nil for other policies, or none attached).
+    let clusterPolicy: Bool
+    let cluster: ClusterCounterTable?
+    /// The scope ids' bytes (written into a new cluster row).
+    let routeScopeBytes: [UInt8], serviceScopeBytes: [UInt8]
+    /// fault_tolerant = false with policy cluster: 500 when the master has not exchanged the counts with
+    /// PostgreSQL for more than this many seconds (Kong answers 500 when its per-request query fails).
+    static let clusterStaleAfter: Int64 = 3
 
     init(entity: Plugin, env: PluginEnvironment) throws(PluginError) {
         let c = PluginConfig(entity.config, plugin: RateLimiting.name)
@@ -124,7 +137,7 @@ final class RateLimiting: PluginHandler {
         periods = ps; limits = ls
         let policy = try c.string("policy", "local")
         switch policy {
-        case "local": redis = nil
+        case "local", "cluster": redis = nil
         case "redis": redis = try RateLimitRedis(c, env)
         default: throw PluginError("rate-limiting: policy '\(policy)' is not supported")
         }
@@ -146,6 +159,10 @@ final class RateLimiting: PluginHandler {
         let scope = "\(entity.id)|\(routeScope)|\(serviceScope)"
         seed = (fnv(scope.utf8, 0xcbf29ce484222325), fnv(scope.utf8, 0x84222325cbf29ce4))
         store = (env.shared as? PluginSharedStore)?.rateLimitCounters ?? nil
+        clusterPolicy = policy == "cluster"
+        cluster = clusterPolicy ? (env.shared as? PluginSharedStore)?.clusterCounters : nil
+        routeScopeBytes = Array(routeScope.utf8)
+        serviceScopeBytes = Array(serviceScope.utf8)
         super.init(entity: entity, priority: RateLimiting.priority)
     }
 
@@ -172,9 +189,45 @@ final class RateLimiting: PluginHandler {
         }
     }
 
+    /// Where the identifier's text is (the cluster policy writes it into ratelimiting_metrics); the same
+    /// choice as identifierHash. Copying it retains, never allocates.
+    enum IdentifierText {
+        case string(String)
+        case bytes(ArraySlice<UInt8>)
+    }
+
+    private func identifierText(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead) -> IdentifierText {
+        switch limitBy {
+        case .consumer:
+            if let c = ctx.consumer { return .string(c.id) }
+            if let cr = ctx.credential { return .string(cr.id) }
+            return .string(ctx.clientIP)
+        case .credential: return .string(ctx.credential?.id ?? ctx.clientIP)
+        case .ip: return .string(ctx.clientIP)
+        case .service: return .string(ctx.serviceID ?? ctx.clientIP)
+        case .header(let name):
+            for i in 0 ..< request.headers.count where headerNameMatches(request.headers.nameBytes(at: i), name) {
+                return .bytes(request.headers.valueBytes(at: i))
+            }
+            return .string(ctx.clientIP)
+        case .path(let p):
+            return request.pathBytes.elementsEqual(p) ? .bytes(p[...]) : .string(ctx.clientIP)
+        }
+    }
+
     override func access(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead) throws(PluginError) {
         if let redis { try redis.start(self, ctx, request); return }
-        guard let store else {
+        var text = IdentifierText.bytes([])
+        if clusterPolicy {
+            guard let cluster else {
+                if faultTolerant { return }
+                throw PluginError("rate-limiting: no cluster counter table")
+            }
+            if !faultTolerant && ctx.now - cluster.syncedAt > RateLimiting.clusterStaleAfter {
+                throw PluginError("rate-limiting: cluster counters not synced with PostgreSQL")
+            }
+            text = identifierText(ctx, request)
+        } else if store == nil {
             if faultTolerant { return }
             throw PluginError("rate-limiting: no counter store")
         }
@@ -205,7 +258,22 @@ final class RateLimiting: PluginHandler {
                                 let mix = UInt64(bitPattern: s[i]) &* 0x9E3779B97F4A7C15 ^ UInt64(p.rawValue + 1)
                                 k[i] = RateLimitKey(hi: mix64(hi ^ mix), lo: mix64(lo &+ mix))
                             }
-                            return store.consume(keys: UnsafeBufferPointer(rebasing: k[0 ..< n]),
+                            if let cluster {
+                                return withIdentifierBytes(&text) { id in
+                                    serviceScopeBytes.withUnsafeBufferPointer { sb in
+                                        routeScopeBytes.withUnsafeBufferPointer { rb in
+                                            cluster.consume(keys: UnsafeBufferPointer(rebasing: k[0 ..< n]),
+                                                            limits: UnsafeBufferPointer(rebasing: l[0 ..< n]),
+                                                            windowStarts: UnsafeBufferPointer(rebasing: s[0 ..< n]),
+                                                            windowEnds: UnsafeBufferPointer(rebasing: e[0 ..< n]),
+                                                            service: sb, route: rb, identifier: id,
+                                                            identifierHash: (ha, hb), now: now,
+                                                            usagesOut: UnsafeMutableBufferPointer(rebasing: u[0 ..< n]))
+                                        }
+                                    }
+                                }
+                            }
+                            return store!.consume(keys: UnsafeBufferPointer(rebasing: k[0 ..< n]),
                                                  limits: UnsafeBufferPointer(rebasing: l[0 ..< n]),
                                                  windowEnds: UnsafeBufferPointer(rebasing: e[0 ..< n]), now: now,
                                                  usagesOut: UnsafeMutableBufferPointer(rebasing: u[0 ..< n]))
@@ -257,6 +325,15 @@ final class RateLimiting: PluginHandler {
                                        retryAfter: stop >= 0 ? bestReset : -1)
         }
         if stop >= 0 { ctx.error(errorCode, errorMessage) }
+    }
+}
+
+/// The identifier's bytes for the length of `body` (a native String's storage or the slice's; no copy).
+@inline(__always)
+func withIdentifierBytes<R>(_ t: inout RateLimiting.IdentifierText, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+    switch t {
+    case .string(var s): return s.withUTF8(body)
+    case .bytes(let b): return b.withUnsafeBufferPointer(body)
     }
 }
 

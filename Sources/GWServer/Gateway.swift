@@ -26,6 +26,7 @@ final class MasterParts {
     var health: SharedHealthProvider?
     var resolver: DNSResolver?
     var postgres: PostgresSync?
+    var rateLimitSync: RateLimitClusterSync?
 }
 
 // Deviation from "no mutable globals": the master is a single-threaded process and this is its
@@ -139,6 +140,7 @@ public enum Gateway {
             databaseOff: config.database == "off",
             onChange: { box.publisher?.publish() })
         context.proxyCache = master.pluginState.cache   // /proxy-cache purges what every worker reads
+        context.sharedDatabase = config.database == "postgres"
         let api = AdminAPI(store: store, context: context)
         if config.database == "off", let file = config.declarativeConfig {
             let path = file.hasPrefix("/") ? file : config.resolve(file)
@@ -202,6 +204,11 @@ public enum Gateway {
             pg.publish = { [unowned publisher] in publisher.publish() }
             parts.postgres = pg
             pg.start()
+            if let cluster = master.pluginState.cluster {
+                let sync = RateLimitClusterSync(loop: master.loop, table: cluster, pg: pg, log: master.log)
+                parts.rateLimitSync = sync
+                sync.start()
+            }
         }
     }
 }

@@ -101,14 +101,18 @@ public final class Master {
         self.overrides = overrides
         self.log = log
         self.hooks = hooks
+        // rate-limiting's cluster counters exist with database = postgres only (RateLimitClusterSync.swift).
+        let clusterSize = config.database == "postgres" ? PluginState.clusterTableSize : 0
         self.shm = try SharedMemory(peerAreaSize: config.memCacheSize,
                                     pluginAreaSize: PluginState.areaSize(countersSize: config.rateLimitingCountersSize,
                                                                          cacheSize: config.proxyCacheSize,
-                                                                         metricsSize: config.prometheusMetricsSize),
+                                                                         metricsSize: config.prometheusMetricsSize,
+                                                                         clusterSize: clusterSize),
                                     tlsCacheSize: config.tls.sessionCacheSize)
         self.pluginState = try PluginState(formatting: shm, countersSize: config.rateLimitingCountersSize,
                                            cacheSize: config.proxyCacheSize, maxEntrySize: config.proxyCacheMaxEntrySize,
-                                           metricsSize: config.prometheusMetricsSize)
+                                           metricsSize: config.prometheusMetricsSize, clusterSize: clusterSize,
+                                           now: Int64(Clock.wallSeconds()))
         self.loop = EventLoop()
         try SessionCache.format(area: shm.tlsCacheArea, size: shm.tlsCacheSize)
         TicketKeys.publish(area: shm.tlsArea, key: ticketKey, first: true)

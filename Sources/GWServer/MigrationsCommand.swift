@@ -200,7 +200,7 @@ enum MigrationsCommand {
         final class Sink { var ops: [StoreOp] = [] }
         let sink = Sink()
         store.writeSink = { (ops: [StoreOp]) throws(AdminStoreError) in sink.ops += ops }
-        try Declarative.importFile(path: path, into: store)
+        try Declarative.importFile(path: path, into: store, sharedDatabase: true)
         if !sink.ops.isEmpty {
             // Running nodes get the NOTIFY and apply the import like any write.
             _ = try c.exec(PostgresSync.writeSQL(sink.ops, [], nodeID: "cli"))

@@ -67,6 +67,10 @@ final class NodeObservability {
         let cs = ps.cache.stats
         out.append(("kong_db_cache", ps.cacheSize - cs.freeChunks * 1024, ps.cacheSize))
         if let m = ps.metrics { out.append(("prometheus_metrics", m.allocatedBytes, m.size)) }
+        if let c = ps.cluster {   // rate-limiting policy cluster (database = postgres)
+            let st = c.stats
+            out.append(("rate_limiting_cluster_counters", 128 + min(Int(st.inserts), st.capacity) * 256, PluginState.clusterTableSize))
+        }
         return out
     }
 

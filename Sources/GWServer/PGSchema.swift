@@ -5,7 +5,8 @@
 //   constraints named `<table>__<column>__uq` and deferred foreign keys `<table>__<column>__fk` (checked
 //   at commit: two nodes racing on a parent and a child are refused by the database, not the mirror);
 // - `gw_changes` (seq BIGSERIAL, at, node_id, kind, id, op p|d|h, doc): the change log every write appends
-//   to in its transaction; `gw_state.trimmed_through` is the highest seq deleted by trimming.
+//   to in its transaction; `gw_state.trimmed_through` is the highest seq deleted by trimming;
+// - `ratelimiting_metrics` (Kong's columns and primary key): rate-limiting's cluster policy counters.
 // Migrations are append only; each has an `up` and an optional `teardown` (run by `finish`).
 import GWAdmin
 import GWJSON
@@ -59,6 +60,19 @@ enum PGSchema {
             INSERT INTO gw_state (key, value) VALUES ('trimmed_through', 0) ON CONFLICT DO NOTHING;
 
             """ + EntityKind.allCases.map(tableSQL).joined(), teardown: nil),
+        // rate-limiting's policy cluster: Kong's table (000_base_rate_limiting + the ttl column and indexes of
+        // its later migrations), written by GWServer/RateLimitClusterSync.swift.
+        Migration(name: "001_ratelimiting_metrics", up: """
+            CREATE TABLE IF NOT EXISTS ratelimiting_metrics (identifier TEXT NOT NULL, period TEXT NOT NULL,
+              period_date TIMESTAMP WITH TIME ZONE NOT NULL,
+              service_id UUID NOT NULL DEFAULT '00000000-0000-0000-0000-000000000000'::UUID,
+              route_id UUID NOT NULL DEFAULT '00000000-0000-0000-0000-000000000000'::UUID,
+              value INTEGER, ttl TIMESTAMP WITH TIME ZONE,
+              PRIMARY KEY (identifier, period, period_date, service_id, route_id));
+            CREATE INDEX IF NOT EXISTS ratelimiting_metrics_idx ON ratelimiting_metrics (service_id, route_id, period_date, period);
+            CREATE INDEX IF NOT EXISTS ratelimiting_metrics_ttl_idx ON ratelimiting_metrics (ttl);
+
+            """, teardown: nil),
     ]
 
     static let schemaMetaSQL = """

@@ -62,6 +62,8 @@ final class PostgresSync {
         case catchUp
         case reload
         case trim
+        /// Another part of the master's statement (rate-limiting's cluster counters), answered by `done`.
+        case query(sql: String, done: (Result<[PGRows], PGError>) -> Void)
     }
     private var queue: [Job] = []
     private var catchUpQueued = false
@@ -169,6 +171,7 @@ final class PostgresSync {
         queue = []
         catchUpQueued = false
         for case .write(_, _, let done) in jobs { done(.failed) }
+        for case .query(_, let done) in jobs { done(.failure(e)) }
         releaseWaiters(applyOwn: true)
         reconnectTimer.start(after: backoff)
     }
@@ -232,6 +235,16 @@ final class PostgresSync {
     }
 
     // MARK: Jobs
+
+    /// Runs `sql` on the node's connection after the jobs queued before it; `done` gets its rows or the
+    /// error (at once when PostgreSQL is unreachable or the queue is full).
+    func query(_ sql: String, done: @escaping (Result<[PGRows], PGError>) -> Void) {
+        guard connected, queue.count < PostgresSync.maxJobs else {
+            done(.failure(PGError(message: "database unreachable", connection: true)))
+            return
+        }
+        enqueue(.query(sql: sql, done: done))
+    }
 
     private func enqueue(_ job: Job, first: Bool = false) {
         guard connected else { return }
@@ -310,6 +323,12 @@ final class PostgresSync {
                 self.log.log(.notice, "the change log was trimmed past this node's position: reloaded every entity (seq \(seq))")
                 self.publish()
                 self.releaseWaiters(applyOwn: false)
+                self.runNext()
+            }
+        case .query(let sql, let done):
+            conn.send(sql) { [unowned self] r in
+                done(r)
+                if case .failure(let e) = r, e.connection { return }   // `lost` fails the queued ones
                 self.runNext()
             }
         case .trim:

@@ -4,6 +4,7 @@
 //   hold-counters | hold-cache       takes the table's lock, prints "held", then waits to be killed
 //   cache-get SEED                   prints the blob length and checksum stored under key SEED, or "miss"
 //   cache-put SEED LEN               stores a LEN-byte blob derived from SEED under key SEED
+//   cluster-consume N LIMIT START END NOW   the same on the cluster counter table (ClusterModes.swift)
 //   bench                            (no fd 3) ns per consume()/lookup() on a fresh 12m + 128m area
 #if canImport(Glibc)
 import Glibc
@@ -58,7 +59,7 @@ case "hold-counters":
     say("held")
     while true { pause() }
 default:
-    guard cacheMode(args, state) else {
+    guard cacheMode(args, state) || clusterMode(args, state) else {
         say("unknown mode")
         exit(2)
     }

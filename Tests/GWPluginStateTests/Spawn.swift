@@ -67,10 +67,13 @@ struct Probe {
 }
 
 /// A fresh segment with a plugin area: `countersSize` bytes of counters, `cacheSize` of cache.
-func makeState(countersSize: Int = 64 << 10, cacheSize: Int = 256 << 10, maxEntrySize: Int = 64 << 10) throws -> PluginStateFixture {
+func makeState(countersSize: Int = 64 << 10, cacheSize: Int = 256 << 10, maxEntrySize: Int = 64 << 10,
+               clusterSize: Int = 0, now: Int64 = 0) throws -> PluginStateFixture {
     let shm = try SharedMemory(peerAreaSize: 4096,
-                               pluginAreaSize: PluginState.areaSize(countersSize: countersSize, cacheSize: cacheSize))
-    let st = try PluginState(formatting: shm, countersSize: countersSize, cacheSize: cacheSize, maxEntrySize: maxEntrySize)
+                               pluginAreaSize: PluginState.areaSize(countersSize: countersSize, cacheSize: cacheSize,
+                                                                    clusterSize: clusterSize))
+    let st = try PluginState(formatting: shm, countersSize: countersSize, cacheSize: cacheSize, maxEntrySize: maxEntrySize,
+                             clusterSize: clusterSize, now: now)
     return PluginStateFixture(shm: shm, state: st)
 }
 

@@ -84,9 +84,11 @@ def drive(port, path, total, conns, headers=""):
     return ok
 
 
-def write_conf(d, port, admin_port, upstream_port, access_log="off"):
+def write_conf(d, port, admin_port, upstream_port, access_log="off", extra=None):
     conf = os.path.join(d, "gateway.conf")
     with open(conf, "w") as f:
+        for k, v in (extra or {}).items():
+            f.write(f"{k} = {v}\n")
         f.write(f"prefix = {d}/prefix\nproxy_listen = 127.0.0.1:{port} reuseport backlog=16384\n"
                 f"admin_listen = 127.0.0.1:{admin_port}\nstatus_listen = off\nworker_processes = 1\nproxy_access_log = off\n"
                 f"log_level = error\n")
@@ -232,7 +234,8 @@ def main():
                          "ip-restriction (deny 2 entries, allow 3: the client matches the last), bot-detection "
                          "(default rules; send a User-Agent with --request-header), correlation-id (uuid#counter), "
                          "request-termination (200 {\"message\":\"ok\"}), "
-                         "rate-limiting (hour = 10^9), proxy-cache (text/plain cached: requests are hits), "
+                         "rate-limiting (hour = 10^9), rate-limiting-cluster (the same with policy cluster; "
+                         "needs --postgres), proxy-cache (text/plain cached: requests are hits), "
                          "file-log, tcp-log, udp-log, http-log (to local receivers; http-log with its default "
                          "queue: one POST per entry), prometheus (every metrics flag on)")
     ap.add_argument("--plugin-json", action="append", default=[],
@@ -247,6 +250,9 @@ def main():
     ap.add_argument("--algorithm", default=None,
                     help="route through an upstream with this algorithm (one target, the bench upstream; "
                          "consistent-hashing hashes on ip) instead of a service URL")
+    ap.add_argument("--postgres", action="store_true",
+                    help="database = postgres on a private PostgreSQL (Tests/integration/pgserver.py: "
+                         "initdb on a random port, bootstrapped with `gateway migrations bootstrap`)")
     ap.add_argument("--keep-debug", action="store_true",
                     help="profile the binary as given, debug info included (for line-level figures: a build "
                          "with DWARF 4, which valgrind 3.19 reads, e.g. swift build -c release --scratch-path "
@@ -264,10 +270,20 @@ def main():
     up = bench.Upstream(root, 1)
     port, admin_port = bench.free_ports(2)
     gw = None
+    pgs = None
     report = []
     try:
         up.wait_ready()
-        conf = write_conf(root, port, admin_port, up.port, args.access_log)
+        extra = {}
+        if args.postgres:
+            sys.path.insert(0, os.path.join(bench.HERE, "../../Tests/integration"))
+            from pgserver import PGServer
+            pgs = PGServer()
+            extra = pgs.settings(pgs.database())
+            extra["pg_timeout"] = "30000"   # under valgrind
+        conf = write_conf(root, port, admin_port, up.port, args.access_log, extra)
+        if args.postgres:
+            subprocess.run([args.gateway, "migrations", "bootstrap", "-c", conf], check=True, capture_output=True)
         tcp_port, udp_port, http_port = log_collectors()
         cmd = [args.gateway, "start", "--foreground", "-c", conf, "-p", f"{root}/prefix"]
         if args.mode == "callgrind":
@@ -285,11 +301,20 @@ def main():
 
         def admin(method, p, body):
             import json
+            import urllib.error
             import urllib.request
             r = urllib.request.Request(f"http://127.0.0.1:{admin_port}{p}", data=json.dumps(body).encode(),
                                        method=method, headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(r, timeout=60) as resp:
-                return resp.status
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    with urllib.request.urlopen(r, timeout=60) as resp:
+                        return resp.status
+                except urllib.error.HTTPError as e:
+                    # PostgreSQL: the master connects on its loop after start; writes answer 500 until then.
+                    if not (args.postgres and e.code == 500 and time.monotonic() < deadline):
+                        raise
+                    time.sleep(0.5)
 
         def admin_up():
             try:
@@ -317,6 +342,8 @@ def main():
                     headers += f"apikey: {bench.BENCH_KEY}\r\n"
             elif plugin == "rate-limiting":
                 admin("POST", "/plugins", {"name": "rate-limiting", "config": {"hour": 1000000000}})
+            elif plugin == "rate-limiting-cluster":
+                admin("POST", "/plugins", {"name": "rate-limiting", "config": {"hour": 1000000000, "policy": "cluster"}})
             elif plugin == "ip-restriction":
                 # The client (127.0.0.1) passes the deny list, then matches the third allow entry.
                 admin("POST", "/plugins", {"name": "ip-restriction", "config": {
@@ -420,6 +447,8 @@ def main():
                 except ProcessLookupError:
                     pass
         up.stop()
+        if pgs:
+            pgs.close()
         shutil.rmtree(root, ignore_errors=True)
     text = "\n".join(report) + "\n"
     with open(os.path.join(args.out, f"{args.mode}-summary.txt"), "w") as f:

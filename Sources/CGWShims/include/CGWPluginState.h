@@ -4,6 +4,7 @@
 // GWPluginState/PluginState.swift and ARCHITECTURE.md "Shared-memory layout".
 //
 // plugin area: [gw_plugin_area_header (128 B)][rate-limit table][cache store][metrics table (CGWMetrics.h)]
+//              [cluster counter table (database = postgres only)]
 //   rate-limit table: [gw_rl_header (128 B)][gw_rl_slot x capacity (32 B each)]
 //   cache store:      [gw_cache_header (256 B)][uint32_t buckets x bucket_count][chunks x chunk_count (1 KiB)]
 //
@@ -23,6 +24,8 @@
 #define GW_RL_MAGIC 0x31544d4c52574750ULL       /* "PGWRLMT1" */
 #define GW_CACHE_MAGIC 0x3148434143574750ULL    /* "PGWCACH1" */
 #define GW_CACHE_CHUNK_SIZE 1024
+#define GW_RLC_MAGIC 0x314c43524c574750ULL      /* "PGWLRCL1" */
+#define GW_RLC_IDENT_MAX 112
 
 typedef struct gw_plugin_area_header {
     uint64_t magic;
@@ -34,7 +37,9 @@ typedef struct gw_plugin_area_header {
     uint64_t cache_size;
     uint64_t metrics_offset;       // from the start of the plugin area (CGWMetrics.h)
     uint64_t metrics_size;
-    uint8_t _pad[128 - 64];
+    uint64_t cluster_offset;       // from the start of the plugin area (0 size: no cluster table)
+    uint64_t cluster_size;
+    uint8_t _pad[128 - 80];
 } gw_plugin_area_header;
 
 // MARK: rate-limit counters
@@ -62,6 +67,42 @@ typedef struct gw_rl_slot {
     int64_t window_end;            // unix seconds; the window is live while now < window_end
     int64_t count;
 } gw_rl_slot;
+
+// MARK: rate-limiting policy `cluster` (database = postgres; GWPluginState/ClusterCounterTable.swift)
+//   table: [gw_rlc_header (128 B)][gw_rlc_slot x capacity (256 B each)]
+
+typedef struct gw_rlc_header {
+    pthread_mutex_t lock;
+    uint8_t _lockpad[64 - sizeof(pthread_mutex_t)];
+    uint64_t magic;
+    uint32_t layout_version;
+    uint32_t slot_size;            // sizeof(gw_rlc_slot)
+    uint64_t capacity;
+    uint64_t full;                 // consume() calls answered .full
+    uint64_t inserts;              // windows created
+    uint64_t recoveries;           // lock taken over from a dead process
+    int64_t synced_at;             // unix seconds of the master's last successful sync (atomic)
+    uint64_t probe_limit;
+} gw_rlc_header;
+
+// One (instance, identifier, period, window) counter. Usage = synced + inflight + pending.
+// window_end == 0: never used; <= now: expired (reusable). Written key, identity, counts, window_end last.
+typedef struct gw_rlc_slot {
+    uint64_t key_hi;
+    uint64_t key_lo;
+    int64_t window_end;            // unix seconds
+    int64_t window_start;          // unix seconds (Kong's period_date)
+    int64_t synced;                // the cluster-wide value the master last read from PostgreSQL
+    int64_t pending;               // this node's requests not yet taken by the master
+    int64_t inflight;              // taken by the master, its statement not answered yet
+    uint8_t period;                // 0 second ... 5 year
+    uint8_t ident_len;             // bytes of identifier
+    uint8_t _r[6];
+    char service_id[36];           // the instance's scope as Kong writes it (text uuid)
+    char route_id[36];
+    char identifier[GW_RLC_IDENT_MAX];   // printable ASCII; longer or other bytes: "h:" + hash hex
+    uint8_t _pad[8];
+} gw_rlc_slot;
 
 // MARK: proxy-cache store
 
@@ -126,6 +167,8 @@ _Static_assert(sizeof(pthread_mutex_t) <= 64, "pthread_mutex_t must fit in its c
 _Static_assert(sizeof(gw_plugin_area_header) == 128, "gw_plugin_area_header layout");
 _Static_assert(sizeof(gw_rl_header) == 128, "gw_rl_header layout");
 _Static_assert(sizeof(gw_rl_slot) == 32, "gw_rl_slot layout");
+_Static_assert(sizeof(gw_rlc_header) == 128, "gw_rlc_header layout");
+_Static_assert(sizeof(gw_rlc_slot) == 256, "gw_rlc_slot layout");
 _Static_assert(sizeof(gw_cache_header) == 256, "gw_cache_header layout");
 _Static_assert(sizeof(gw_cache_link) == 8, "gw_cache_link layout");
 _Static_assert(sizeof(gw_cache_entry) == 128, "gw_cache_entry layout");
