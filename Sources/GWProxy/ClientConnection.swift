@@ -18,37 +18,26 @@ import GWSystem
 import GWTLS
 
 final class ClientConnection {
+    // Stored properties: word-sized ones first, the one-byte flags and phases together at the end
+    // (Swift lays a class out in declaration order; interleaved, each Bool before an Int cost up to 7
+    // bytes of padding: ~40 bytes per connection, idle ones included).
     // unowned(unsafe): the server outlives every connection of its process; skips ARC checks per access.
     unowned(unsafe) let server: ProxyServer
     var fd: Int32
     let peer: SocketAddress
-    /// The peer is in `trusted_ips` (decided once per connection; MessageBuilder+Forwarded.swift).
-    let peerTrusted: Bool
     let listenPort: Int
     var io: IOWatcher!
     let timer: TimerWatcher
-    var timerKind = ClientTimer.none
     var inBuf: IOBuffer?
     var out = OutputQueue()        // storage lent by the server during an exchange (ProxyServer.lendArray)
     var parser: HTTPRequestParser?
     var index = -1                 // position in server.connections
-    var persistence = Persistence.keepAlive
     var requestsOnConnection = 0
-    var clientEOF = false
-    var readPaused = false
-    var parserPaused = false       // the request parser stopped on an event; resume it even without new bytes
-    var processGuard = LoopGuard.idle
     /// TLS under this connection (ClientConnection+TLS.swift); nil on a plain listener, and on a TLS
     /// listener until the first byte shows a handshake (`tlsUndecided`).
     var tls: TLSConnection?
-    var tlsUndecided: Bool
-    /// A plain HTTP request arrived on a TLS listener: answered 400 (nginx's wording), then closed.
-    var plainOnTLSPort = false
 
     // The exchange in progress (reset by beginRequest, cleared by endExchange)
-    var reqPhase = RequestPhase.idle
-    var respPhase = ResponsePhase.none
-    var respBody = ResponseBody.framed
     var config: RuntimeConfig?
     var decision: RouteDecision?
     var attempt = PeerAttempt()
@@ -60,31 +49,47 @@ final class ClientConnection {
     var status = 0
     var bytesToClient = 0
     var bodyForwarded = 0
-    var hasBody = false
-    var bodyMode = RequestBodyMode.none
     /// The body being read whole (bodyMode .buffer), from the server's pool; returned at the exchange's end.
     var bodyBuffer: RequestBodyBuffer?
     /// Bytes of our own body (ownBodyLength) queued to the current try's upstream.
     var bodySent = 0
-    /// The access phase waits for the whole body (a plugin reads it).
-    var accessAfterBody = false
-    var bodyPump = LoopGuard.idle
-    /// The response body is being held for a plugin (ClientConnection+ResponseBody.swift).
-    var holdingResponse = false
     var heldBody: [UInt8] = []
     /// Set while writing the head of a rewritten body: our Content-Length replaces the upstream's framing.
     var ownResponseLength: Int? = nil
-    var continueSent = false
-    var discarding = false         // answered before the request body was read: reading and dropping it
-    var respParserPaused = false
-    var batchingOutput = false     // queue client output while parsing one batch of upstream bytes
-    var upstreamGuard = LoopGuard.idle
     /// The connection's plugin context, created on its first exchange that has plugins, then reused.
     var pluginContext: PluginContext?
     /// `pluginContext` while the current exchange runs plugins; nil otherwise (no plugin configured).
     var plugins: PluginContext?
     /// The configuration's global plugins, for a response given before the access phase.
     var pluginGlobalPlan: PluginPlan?
+
+    // One-byte state (the connection's, then the exchange's)
+    /// The peer is in `trusted_ips` (decided once per connection; MessageBuilder+Forwarded.swift).
+    let peerTrusted: Bool
+    var timerKind = ClientTimer.none
+    var persistence = Persistence.keepAlive
+    var clientEOF = false
+    var readPaused = false
+    var parserPaused = false       // the request parser stopped on an event; resume it even without new bytes
+    var processGuard = LoopGuard.idle
+    var tlsUndecided: Bool
+    /// A plain HTTP request arrived on a TLS listener: answered 400 (nginx's wording), then closed.
+    var plainOnTLSPort = false
+    var reqPhase = RequestPhase.idle
+    var respPhase = ResponsePhase.none
+    var respBody = ResponseBody.framed
+    var hasBody = false
+    var bodyMode = RequestBodyMode.none
+    /// The access phase waits for the whole body (a plugin reads it).
+    var accessAfterBody = false
+    var bodyPump = LoopGuard.idle
+    /// The response body is being held for a plugin (ClientConnection+ResponseBody.swift).
+    var holdingResponse = false
+    var continueSent = false
+    var discarding = false         // answered before the request body was read: reading and dropping it
+    var respParserPaused = false
+    var batchingOutput = false     // queue client output while parsing one batch of upstream bytes
+    var upstreamGuard = LoopGuard.idle
     /// An access handler suspended the request (ClientConnection+Plugins.swift, accessReady): nothing
     /// more is parsed until it resumes; `accessAfterBodyPending`: it ran after the whole body was read.
     var accessPending = false
