@@ -5,8 +5,8 @@
 // Refused with Kong's field errors:
 // - `policy = cluster`: Kong offers it only with a database its nodes share; in DB-less mode its schema
 //   says `expected one of: local, redis`. SQLite is one node's file, so the same answer here.
-// - `redis.ssl = true` (no TLS to Redis: Debian's hiredis 0.14 has neither SSL nor I/O hooks to put TLS
-//   under it), `sync_rate` other than -1 with redis (every request is checked in Redis).
+// - `sync_rate` other than -1 with redis (every request is checked in Redis).
+// `redis.ssl`, `ssl_verify` and `server_name` are accepted (TLS to Redis: GWRedis over GWTLS).
 // A Redis host name is accepted (Kong's `typedefs.host`): the master resolves it (GWPlugins/LogHosts.swift).
 import GWJSON
 
@@ -85,10 +85,6 @@ extension AdminAPI {
             } else {
                 e.set(["config", "sync_rate"], .string("sync_rate is not supported by this gateway yet; use -1 (every request is checked in Redis)"))
             }
-        }
-        guard case .object(let redis)? = cfg["redis"] else { return }
-        if redis["ssl"]?.boolValue == true {
-            e.set(["config", "redis", "ssl"], .string("ssl to Redis is not supported by this gateway yet; use false"))
         }
     }
 }
