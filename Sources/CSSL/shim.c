@@ -223,6 +223,11 @@ SSL_CTX *gw_tls_client_ctx_with(int verify, int depth, const char *ca_pem, const
     return ctx;
 }
 
+void gw_tls_busy_client(SSL_CTX *ctx) {
+    SSL_CTX_clear_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_read_ahead(ctx, 1);
+}
+
 SSL *gw_tls_new_client(SSL_CTX *ctx, int fd, const char *sni, const char *host, int verify) {
     SSL *s = SSL_new(ctx);
     if (!s) return NULL;

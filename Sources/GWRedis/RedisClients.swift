@@ -94,8 +94,11 @@ public final class RedisClients {
     private func context(verify: Bool) -> Result<TLSClientContext, TLSError> {
         if let c = contexts[verify] { return c }
         let made: Result<TLSClientContext, TLSError>
-        do { made = .success(try TLSClientContext(verify: verify, depth: trust.depth, caPEM: verify ? trust.caPEM : nil)) }
-        catch { made = .failure(error) }
+        do {
+            let c = try TLSClientContext(verify: verify, depth: trust.depth, caPEM: verify ? trust.caPEM : nil)
+            c.tuneForBusyConnections()   // a handful of busy connections: buffers kept, read-ahead
+            made = .success(c)
+        } catch { made = .failure(error) }
         contexts[verify] = made
         return made
     }
