@@ -58,11 +58,9 @@ private func whole(_ s: String) -> (RedisReply, Int)? {
     }
 
     @Test func refusesWhatIsNotRESP() {
-        for bad in ["?x\r\n", ":\r\n", ":12a\r\n", ":99999999999999999999\r\n", "$-2\r\n", "*-5\r\n",
-                    "$3\r\nabcXY", "$999999999\r\n", "*999999999\r\n", "-\r\n:1x\r\n".dropFirst(4).description] {
-            if case .invalid = parse(bad) { continue }
-            if bad.hasPrefix("$999999999") || bad.hasPrefix("*999999999") { Issue.record("no bound: \(bad)"); continue }
-            if case .reply = parse(bad) { Issue.record("accepted \(bad)") }
+        for bad in ["?x\r\n", ":\r\n", ":12a\r\n", ":-\r\n", ":99999999999999999999\r\n", "$-2\r\n", "*-5\r\n",
+                    "$3\r\nabcXY", "$999999999\r\n", "*999999999\r\n", "*2\r\n:1\r\n:1x\r\n"] {
+            guard case .invalid = parse(bad) else { Issue.record("not refused: \(bad)"); continue }
         }
         // Nesting deeper than the bound.
         if case .invalid = parse(String(repeating: "*1\r\n", count: 20) + ":1\r\n") {} else { Issue.record("deep nesting") }

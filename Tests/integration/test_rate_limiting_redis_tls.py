@@ -267,3 +267,32 @@ def test_idle_connection_closed_by_redis_reconnects(gateway, upstream, tls_redis
     s, _, h = g.get("/r")
     assert s == 200 and h["X-RateLimit-Remaining-Hour"] == "3", h
     assert "Redis" not in g.log()
+
+
+def test_https_health_checks_use_the_same_trust_store(gateway, tmp_path):
+    """Kong's active https checks verify against the cosocket store too (lua_ssl_trusted_certificate): a
+    self-signed upstream is UNHEALTHY with the system store, HEALTHY once its certificate is trusted
+    (applied on reload)."""
+    from test_tls import TLSUpstream
+    g = gateway(workers=1)
+    up = TLSUpstream(tmp_path)
+    try:
+        checks = {"active": {"type": "https", "https_sni": "upstream.test", "https_verify_certificate": True,
+                             "http_path": "/status", "timeout": 2,
+                             "healthy": {"interval": 1, "successes": 1},
+                             "unhealthy": {"interval": 1, "tcp_failures": 1, "http_failures": 1}}}
+        s, b, _ = g.admin("POST", "/upstreams", {"name": "tls-hc", "healthchecks": checks})
+        assert s == 201, b
+        s, b, _ = g.admin("POST", "/upstreams/tls-hc/targets", {"target": f"127.0.0.1:{up.port}"})
+        assert s == 201, b
+
+        def health():
+            return g.admin("GET", "/upstreams/tls-hc/health")[1]["data"][0]["health"]
+        wait_until(lambda: health() == "UNHEALTHY", timeout=15, what="untrusted: unhealthy")
+        assert not any(r["target"] == "/status" for r in up.requests)
+        g.write_conf(lua_ssl_trusted_certificate=up.crt)
+        g.cli("reload", "-c", g.conf, "-p", g.prefix, check=True)
+        wait_until(lambda: health() == "HEALTHY", timeout=15, what="trusted after reload: healthy")
+        assert any(r["target"] == "/status" for r in up.requests)
+    finally:
+        up.stop()
