@@ -1,6 +1,8 @@
 // Kong's `lua_ssl_trusted_certificate` and `lua_ssl_verify_depth`: the trust store of the TLS
 // connections Kong opens from Lua (cosockets), as opposed to proxied https traffic (services'
-// `tls_verify`, `ca_certificates`). Here: Redis over TLS (rate-limiting `config.redis.ssl_verify`).
+// `tls_verify`, `ca_certificates`). Here: Redis over TLS (rate-limiting `config.redis.ssl_verify`),
+// active https health checks, and `pg_ssl_verify` (libpq reads one file: with pg_ssl_verify on, a list
+// of several files is refused).
 // `lua_ssl_trusted_certificate` is a comma-separated list of `system` (the OS bundle) and PEM files;
 // the files are read when the configuration is loaded (start, reload, in each worker before its loop
 // runs), never on a request. Invariant: `caPEM` holds at least one certificate when it is not nil.
@@ -12,6 +14,8 @@ public struct CosocketTLSSettings: Sendable, Equatable {
     public var caPEM: String? = nil
     /// The longest chain accepted (Kong's default 1: the server certificate and its CA).
     public var verifyDepth = 1
+    /// The files read, absolute (`system` as the bundle's path when listed with files); empty: `system` alone.
+    public var files: [String] = []
 
     public init() {}
 
@@ -42,6 +46,7 @@ public struct CosocketTLSSettings: Sendable, Equatable {
                 throw ConfigError("lua_ssl_trusted_certificate: failed loading certificate from \(path)")
             }
             pem += String(decoding: bytes, as: UTF8.self) + "\n"
+            s.files.append(path)
         }
         s.caPEM = pem
         return s

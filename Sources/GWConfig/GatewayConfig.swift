@@ -449,6 +449,10 @@ public enum ConfigLoader {
         cfg.adminGuiListen = try listen("admin_gui_listen")
         cfg.adminGuiAccessLog = v("admin_gui_access_log")
         cfg.cosocketTLS = try CosocketTLSSettings.parse(v, bad)
+        if cfg.cosocketTLS.files.count == 1 { cfg.postgres.sslRootCert = cfg.cosocketTLS.files[0] }
+        if cfg.cosocketTLS.files.count > 1 && db == "postgres" && cfg.postgres.ssl && cfg.postgres.sslVerify {
+            throw bad("lua_ssl_trusted_certificate", "with pg_ssl_verify on, list a single CA file (PostgreSQL's client reads one)")
+        }
         return cfg
     }
 

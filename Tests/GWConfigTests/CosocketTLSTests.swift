@@ -36,6 +36,20 @@ private let fakeCA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE---
         }
     }
 
+    @Test func postgresVerifiesAgainstTheOneFile() throws {
+        let a = temp(fakeCA), b = temp(fakeCA)
+        defer { unlink(a); unlink(b) }
+        #expect(try ConfigLoader.load(path: nil, environment: [:]).postgres.sslRootCert == CosocketTLSSettings.systemBundle)
+        let one = try ConfigLoader.load(path: nil, overrides: ["lua_ssl_trusted_certificate": a], environment: [:])
+        #expect(one.postgres.sslRootCert == a)
+        // Several files: fine unless PostgreSQL must verify with them (libpq reads one file).
+        let pg = ["database": "postgres", "pg_ssl": "on", "pg_ssl_verify": "on", "lua_ssl_trusted_certificate": "\(a),\(b)"]
+        #expect(throws: ConfigError.self) { _ = try ConfigLoader.load(path: nil, overrides: pg, environment: [:]) }
+        var noVerify = pg
+        noVerify["pg_ssl_verify"] = "off"
+        #expect(try ConfigLoader.load(path: nil, overrides: noVerify, environment: [:]).cosocketTLS.files == [a, b])
+    }
+
     @Test func kongErrors() {
         let notPEM = temp("hello")
         defer { unlink(notPEM) }
