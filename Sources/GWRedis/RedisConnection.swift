@@ -123,6 +123,7 @@ public final class RedisConnection {
         push(Entry(waiter: waiter, tag: tag, deadline: deadline, kind: .user))
         if state == .open {
             writeOut()
+            rewatch()
             // A failure while writing: its waiters (this one included) are called from the loop.
             if !done.isEmpty { timer.start(after: 0) }
         }
@@ -189,8 +190,20 @@ public final class RedisConnection {
             }
             tls = c
         }
-        watch(.read)
         writeOut()
+        rewatch()
+    }
+
+    /// Watches what the connection waits for: the connect; else always reads (replies, the server
+    /// closing) and writes while bytes wait (unless TLS waits for a read first) or a TLS read waits for one.
+    private func rewatch() {
+        switch state {
+        case .closed: return
+        case .connecting: watch(.write)
+        case .open:
+            let wantWrite = (sent < out.count && tls?.writeWantsRead != true) || tls?.readWantsWrite == true
+            watch(wantWrite ? [.read, .write] : .read)
+        }
     }
 
     private func watch(_ ev: IOEvents) {
@@ -218,6 +231,7 @@ public final class RedisConnection {
                 if ev.contains(.write) { writeOut() }
                 if state == .open, ev.contains(.read) { readIn() }
             }
+            rewatch()
         }
         dispatch()
     }
@@ -229,7 +243,7 @@ public final class RedisConnection {
                 let r = out.withUnsafeBytes { t.write(from: $0.baseAddress! + sent, count: n) }
                 switch r {
                 case .bytes(let k): sent += k
-                case .wouldBlock: watch(t.writeWantsRead ? .read : [.read, .write]); return
+                case .wouldBlock: return
                 case .closed: fail("connection to Redis \(endpoint.label) lost: closed"); return
                 case .failed(let why): fail(tlsFailure(t, why)); return
                 }
@@ -237,7 +251,7 @@ public final class RedisConnection {
                 let r = out.withUnsafeBytes { Socket.write(fd, from: $0.baseAddress! + sent, count: n) }
                 switch r {
                 case .bytes(let k): sent += k
-                case .wouldBlock: watch([.read, .write]); return
+                case .wouldBlock: return
                 case .eof: fail("connection to Redis \(endpoint.label) lost: closed"); return
                 case .error(let e): fail("connection to Redis \(endpoint.label) lost: \(String(cString: strerror(e)))"); return
                 }
@@ -245,7 +259,6 @@ public final class RedisConnection {
         }
         out.removeAll(keepingCapacity: true)
         sent = 0
-        if tls?.readWantsWrite != true { watch(.read) }
     }
 
     private func tlsFailure(_ t: TLSConnection, _ why: String) -> String {
@@ -264,9 +277,7 @@ public final class RedisConnection {
                     parseReplies()
                     // A short read with nothing left inside OpenSSL: the socket readiness tells the rest.
                     if n < space && !t.hasPending { return }
-                case .wouldBlock:
-                    if t.readWantsWrite { watch([.read, .write]) }
-                    return
+                case .wouldBlock: return
                 case .closed: closedByPeer(); return
                 case .failed(let why): fail(tlsFailure(t, why)); return
                 }
