@@ -69,6 +69,31 @@ private func whole(_ s: String) -> (RedisReply, Int)? {
         if case .invalid = parse(long) {} else { Issue.record("unbounded line") }
     }
 
+    @Test func mutatedRepliesNeverTrap() {
+        var rng = SystemRandomNumberGenerator()
+        let seeds = ["*3\r\n:1\r\n:22\r\n:0\r\n", "-NOSCRIPT x\r\n", "$3\r\nabc\r\n", "*2\r\n*1\r\n$1\r\nx\r\n:4\r\n",
+                     ":9223372036854775807\r\n", "*-1\r\n$-1\r\n+OK\r\n"].map { Array($0.utf8) }
+        for _ in 0 ..< 50000 {
+            var b = seeds.randomElement(using: &rng)!
+            for _ in 0 ..< Int.random(in: 1 ... 4, using: &rng) {
+                let at = Int.random(in: 0 ... b.count, using: &rng)
+                switch Int.random(in: 0 ..< 3, using: &rng) {
+                case 0: if at < b.count { b[at] = UInt8.random(in: 0 ... 255, using: &rng) }
+                case 1: b.insert(UInt8.random(in: 0 ... 255, using: &rng), at: at)
+                default: b = Array(b[0 ..< at])
+                }
+            }
+            switch parse(b) {
+            case .reply(_, let len):
+                #expect(len > 0 && len <= b.count)
+                // The same reply read from exactly its own bytes.
+                if case .reply(_, let again) = parse(Array(b[0 ..< len])) { #expect(again == len) } else { Issue.record("\(b)") }
+            case .incomplete: #expect(b.count < RESP.maxReply)
+            case .invalid: break
+            }
+        }
+    }
+
     @Test func randomBytesNeverTrap() {
         var rng = SystemRandomNumberGenerator()
         let alphabet = Array("*$:+-\r\n0123456789-abc".utf8)

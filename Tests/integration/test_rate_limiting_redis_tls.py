@@ -35,6 +35,21 @@ class Certs:
             f.write("subjectAltName=DNS:redis.test,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
         openssl("x509", "-req", "-in", "server.csr", "-CA", self.ca, "-CAkey", self.ca_key, "-CAcreateserial",
                 "-out", self.crt, "-days", "2", "-extfile", "server.ext", cwd=d)
+        # A longer chain: CA → intermediate → server (chain.crt = server + intermediate, as Redis serves it).
+        openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "inter.key", cwd=d)
+        openssl("req", "-new", "-key", "inter.key", "-out", "inter.csr", "-subj", "/CN=Redis Intermediate", cwd=d)
+        with open(os.path.join(d, "inter.ext"), "w") as f:
+            f.write("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n")
+        openssl("x509", "-req", "-in", "inter.csr", "-CA", self.ca, "-CAkey", self.ca_key, "-CAcreateserial",
+                "-out", "inter.crt", "-days", "2", "-extfile", "inter.ext", cwd=d)
+        openssl("req", "-new", "-key", self.key, "-out", "leaf.csr", "-subj", "/CN=redis.test", cwd=d)
+        openssl("x509", "-req", "-in", "leaf.csr", "-CA", "inter.crt", "-CAkey", "inter.key", "-CAcreateserial",
+                "-out", "leaf.crt", "-days", "2", "-extfile", "server.ext", cwd=d)
+        self.chain = os.path.join(d, "chain.crt")
+        with open(self.chain, "w") as out:
+            for name in ("leaf.crt", "inter.crt"):
+                with open(os.path.join(d, name)) as f:
+                    out.write(f.read())
 
     def make_ca(self, cn, name):
         key, crt = os.path.join(self.d, f"{name}.key"), os.path.join(self.d, f"{name}.crt")
@@ -53,15 +68,16 @@ def certs(tmp_path_factory):
 class TLSRedis(Redis):
     """A redis-server that speaks TLS only (no plain port); cmd() talks TLS to it."""
 
-    def __init__(self, tmp, certs, extra=()):
+    def __init__(self, tmp, certs, extra=(), cert=None):
         self.certs = certs
+        self.cert = cert or certs.crt
         super().__init__(tmp, extra)
 
     def start(self):
         c = self.certs
         self.proc = subprocess.Popen(
             [REDIS_BIN, "--port", "0", "--tls-port", str(self.port), "--bind", self.host, "--dir", self.dir,
-             "--tls-cert-file", c.crt, "--tls-key-file", c.key, "--tls-ca-cert-file", c.ca, "--tls-auth-clients", "no",
+             "--tls-cert-file", self.cert, "--tls-key-file", c.key, "--tls-ca-cert-file", c.ca, "--tls-auth-clients", "no",
              "--save", "", "--appendonly", "no", "--daemonize", "no",
              "--logfile", os.path.join(self.dir, "redis.log"), *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -91,8 +107,8 @@ class TLSRedis(Redis):
 def tls_redis(tmp_path, certs):
     servers = []
 
-    def make(extra=()):
-        r = TLSRedis(str(tmp_path / f"tr{len(servers)}"), certs, extra)
+    def make(extra=(), cert=None):
+        r = TLSRedis(str(tmp_path / f"tr{len(servers)}"), certs, extra, cert=cert)
         servers.append(r)
         return r
     yield make
@@ -158,6 +174,16 @@ def test_tls_verified_with_trusted_ca_auth_and_database(gateway, upstream, tls_r
     s, _, h = g2.get("/r")
     assert s == 200 and h["X-RateLimit-Remaining-Hour"] == "99"
     assert "Redis" not in g.log() + g2.log()
+    # lua_ssl_verify_depth (OpenSSL's count, as nginx's): a chain with an intermediate CA needs 1 (Kong's
+    # default); 0 allows the server certificate and its trust anchor only.
+    r2 = tls_redis(cert=certs.chain)
+    for depth, expect in ((1, 200), (0, 500)):
+        g3 = gateway(workers=1, lua_ssl_trusted_certificate=certs.ca, lua_ssl_verify_depth=depth)
+        setup_node(g3, up, {"hour": 100, "policy": "redis", "fault_tolerant": False, "redis": {
+            "host": "127.0.0.1", "port": r2.port, "ssl": True, "ssl_verify": True, "server_name": "redis.test"}})
+        s, body, h = g3.get("/r")
+        assert s == expect and bool(rl_headers(h)) == (expect == 200), (depth, body)
+    wait_until(lambda: "certificate chain too long" in g3.log(), what="the depth failure logged")
 
 
 def test_tls_verification_failures(gateway, upstream, tls_redis, certs):
@@ -191,8 +217,8 @@ def test_tls_verification_failures(gateway, upstream, tls_redis, certs):
     for _ in range(3):
         s, _, h = g.get("/wrong-name-tolerant")
         assert s == 200 and not rl_headers(h), h
-    wait_until(lambda: "TLS handshake failed" in g.log() and "certificate verify failed" in g.log(),
-               what="the handshake failure logged")
+    wait_until(lambda: "TLS handshake failed" in g.log() and "(62:hostname mismatch)" in g.log(),
+               what="the handshake failure logged with its reason")
     s, body, h = g.get("/plain-to-tls")
     assert s == 500 and not rl_headers(h), body
     # The good endpoint is untouched by the others' failures.
@@ -204,7 +230,7 @@ def test_tls_verification_failures(gateway, upstream, tls_redis, certs):
         "host": "127.0.0.1", "port": r.port, "ssl": True, "ssl_verify": True, "server_name": "redis.test"}})
     s, body, h = g2.get("/r")
     assert s == 500 and json.loads(body)["message"] == "An unexpected error occurred" and not rl_headers(h)
-    wait_until(lambda: "certificate verify failed" in g2.log(), what="the untrusted CA logged")
+    wait_until(lambda: "(19:self-signed certificate in certificate chain)" in g2.log(), what="the untrusted CA logged")
     s, b, _ = g2.admin("GET", f"/services/{SERVICE_ID}/plugins")
     assert g2.admin("PATCH", f"/plugins/{b['data'][0]['id']}", {"config": {"fault_tolerant": True}})[0] == 200
     s, _, h = wait_until(lambda: (lambda x: x if x[0] == 200 else None)(g2.get("/r")), what="fault tolerant pass")
