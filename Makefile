@@ -2,7 +2,7 @@
 #   make run   installs what is missing, builds (release) and runs the gateway in the foreground
 #   make test  unit tests (swift test) and integration tests (pytest, real binary, real upstreams)
 SHELL := /bin/bash
-DEBS := libev-dev node-llhttp libsqlite3-dev libc-ares-dev libyaml-dev libssl-dev libpcre2-dev libpq-dev libhiredis-dev
+DEBS := libev-dev node-llhttp libsqlite3-dev libc-ares-dev libyaml-dev libssl-dev libpcre2-dev libpq-dev
 TEST_DEBS := $(DEBS) curl openssl postgresql redis-server chromium chromium-driver
 BENCH_DEBS := nginx haproxy wrk
 SWIFT_FLAGS ?=

@@ -1,15 +1,15 @@
 // swift-tools-version:6.0
 // Gateway: a Kong-compatible API gateway built like nginx (master + forked, exec'd workers, libev loops,
 // shared-memory balancer state). Module layering, lowest first (a module imports only lower ones):
-//   CGWShims, CLLHTTP, CSQLite, CAres, CYAML, CCrypto, CSSL, CPCRE2, CPQ, CHiredis
-//                               (C: libev/libc macros, Debian's llhttp, sqlite3, c-ares, libyaml, libcrypto, libssl, pcre2, libpq, hiredis)
+//   CGWShims, CLLHTTP, CSQLite, CAres, CYAML, CCrypto, CSSL, CPCRE2, CPQ
+//                               (C: libev/libc macros, Debian's llhttp, sqlite3, c-ares, libyaml, libcrypto, libssl, pcre2, libpq)
 //   CDashboardAssets            (C: the dashboard's files, embedded at compile time by clang's #embed)
 //   GWSystem                    (syscalls, sockets, shared memory, clock, logging)
 //   GWEvent  GWJSON             (libev loop wrappers; JSON without Foundation)
 //   GWStore  GWConfig GWHTTP    (Kong entities + snapshot; gateway.conf; HTTP/1.1 on llhttp)
 //   GWTLS                       (TLS on OpenSSL: server context, connections, default certificates)
 //   GWRouter GWBalancer         (Kong router; balancer + health state in shared memory)
-//   GWPluginState GWRedis       (rate-limit counters + proxy-cache store in shared memory; async Redis client)
+//   GWPluginState GWRedis       (rate-limit counters + proxy-cache store in shared memory; async Redis client, RESP + TLS)
 //   GWPlugins                   (plugin registry and runtime: what the data path runs)
 //   GWProxy  GWAdmin            (worker data path; Admin API + SQLite store + YAML in the master)
 //   GWServer                    (master/worker processes, wiring)
@@ -39,9 +39,8 @@ let package = Package(
         .target(name: "GWTLS", dependencies: ["CSSL", "GWConfig"], swiftSettings: hotPath),
         .target(name: "CPCRE2", linkerSettings: [.linkedLibrary("pcre2-8")]),
         .target(name: "CPQ", linkerSettings: [.linkedLibrary("pq")]),
-        .target(name: "CHiredis", linkerSettings: [.linkedLibrary("hiredis")]),
         .target(name: "CDashboardAssets"),   // #embeds Sources/GWServer/Dashboard/* (tools/dashboard/embed.py)
-        .target(name: "GWRedis", dependencies: ["CHiredis", "GWEvent"], swiftSettings: hotPath),
+        .target(name: "GWRedis", dependencies: ["GWEvent", "GWSystem", "GWTLS"], swiftSettings: hotPath),
         .target(name: "GWSystem", dependencies: ["CGWShims"]),
         .target(name: "GWEvent", dependencies: ["GWSystem", "CGWShims"], swiftSettings: hotPath),
         .target(name: "GWJSON"),
@@ -66,6 +65,7 @@ let package = Package(
         .testTarget(name: "GWBalancerTests", dependencies: ["GWBalancer", "GWStore", "GWSystem"], exclude: ["alloc_counter.c"]),
         .testTarget(name: "GWAdminTests", dependencies: ["GWAdmin", "GWJSON", "GWStore"]),
         .testTarget(name: "GWConfigTests", dependencies: ["GWConfig", "GWSystem"]),
+        .testTarget(name: "GWRedisTests", dependencies: ["GWRedis"]),
         .testTarget(name: "GWPluginsTests", dependencies: ["GWPlugins", "GWHTTP", "GWJSON", "GWStore", "CCrypto", "GWPluginState", "GWSystem", "GWRedis"]),
         // A helper the GWPluginState tests spawn (posix_spawn, not fork: the test process has threads)
         // to hammer the shared tables from other processes.

@@ -251,6 +251,11 @@ SSL_CTX *gw_tls_client_ctx_with(int verify, int depth, const char *ca_pem, const
     return ctx;
 }
 
+void gw_tls_busy_client(SSL_CTX *ctx) {
+    SSL_CTX_clear_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_read_ahead(ctx, 1);
+}
+
 SSL *gw_tls_new_client(SSL_CTX *ctx, int fd, const char *sni, const char *host, int verify) {
     SSL *s = SSL_new(ctx);
     if (!s) return NULL;
@@ -291,6 +296,12 @@ static int map_result(SSL *s, int r) {
         if (q) ERR_error_string_n(q, gw_tls_err, sizeof gw_tls_err);
         else snprintf(gw_tls_err, sizeof gw_tls_err, "SSL error %d", e);
         ERR_clear_error();
+        // A failed verification: its reason, as nginx logs it ("certificate verify error: (21:unable to ...)").
+        long v = SSL_get_verify_result(s);
+        if (v != X509_V_OK) {
+            size_t used = strlen(gw_tls_err);
+            snprintf(gw_tls_err + used, sizeof gw_tls_err - used, " (%ld:%s)", v, X509_verify_cert_error_string(v));
+        }
         return GW_TLS_ERROR;
     }
     }

@@ -494,7 +494,7 @@ enum Schemas {
                 Field("host", .string, custom: Validators.host), Field("port", .integer, default: 6379, between: (0, 65535)),
                 Field("timeout", .integer, default: 2000, between: (0, 2147483646)), Field("username", .string),
                 Field("password", .string), Field("database", .integer, default: 0), Field("ssl", .boolean, default: false),
-                Field("ssl_verify", .boolean, default: false), Field("server_name", .string),
+                Field("ssl_verify", .boolean, default: false), Field("server_name", .string, custom: Validators.sni),
             ])),
         ]),
         "proxy-cache": PluginDef(priority: 100, config: [

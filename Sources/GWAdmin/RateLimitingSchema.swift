@@ -7,8 +7,8 @@
 //   in DB-less mode its schema says `expected one of: local, redis` (the same answer here). SQLite is one
 //   node's file: cluster would only be `local` under another name, so it is refused with a message that
 //   names what it needs (GWServer/RateLimitClusterSync.swift holds the postgres side).
-// - `redis.ssl = true` (no TLS to Redis: Debian's hiredis 0.14 has neither SSL nor I/O hooks to put TLS
-//   under it), `sync_rate` other than -1 with redis (every request is checked in Redis).
+// - `sync_rate` other than -1 with redis (every request is checked in Redis).
+// `redis.ssl`, `ssl_verify` and `server_name` are accepted (TLS to Redis: GWRedis over GWTLS).
 // A Redis host name is accepted (Kong's `typedefs.host`): the master resolves it (GWPlugins/LogHosts.swift).
 import GWJSON
 
@@ -88,10 +88,6 @@ extension AdminAPI {
             } else {
                 e.set(["config", "sync_rate"], .string("sync_rate is not supported by this gateway yet; use -1 (every request is checked in Redis)"))
             }
-        }
-        guard case .object(let redis)? = cfg["redis"] else { return }
-        if redis["ssl"]?.boolValue == true {
-            e.set(["config", "redis", "ssl"], .string("ssl to Redis is not supported by this gateway yet; use false"))
         }
     }
 }

@@ -102,6 +102,8 @@ public struct GatewayConfig: Sendable {
     public var statusListen: [ListenSpec] = []
     /// Bytes of the prometheus plugin's shared metrics table (Kong's `prometheus_metrics` shm, 5m).
     public var prometheusMetricsSize: Int = 5 << 20
+    /// Kong `lua_ssl_trusted_certificate` / `lua_ssl_verify_depth` (CosocketTLS.swift): Redis over TLS.
+    public var cosocketTLS = CosocketTLSSettings()
 
     /// Paths relative to the prefix are resolved against it (as Kong does for log paths).
     public func resolve(_ path: String) -> String {
@@ -177,7 +179,7 @@ public let configKeys: [(key: String, defaultValue: String)] = [
     ("ssl_session_tickets", "on"),
     ("ssl_session_timeout", "1d"),
     ("ssl_session_cache_size", "10m"),
-] + PostgresSettings.keys
+] + PostgresSettings.keys + CosocketTLSSettings.keys
 
 /// Kong spellings accepted as aliases.
 private let aliases: [String: String] = [
@@ -446,6 +448,11 @@ public enum ConfigLoader {
         cfg.postgres = try PostgresSettings.parse(v, bad, bool: bool)
         cfg.adminGuiListen = try listen("admin_gui_listen")
         cfg.adminGuiAccessLog = v("admin_gui_access_log")
+        cfg.cosocketTLS = try CosocketTLSSettings.parse(v, bad)
+        if cfg.cosocketTLS.files.count == 1 { cfg.postgres.sslRootCert = cfg.cosocketTLS.files[0] }
+        if cfg.cosocketTLS.files.count > 1 && db == "postgres" && cfg.postgres.ssl && cfg.postgres.sslVerify {
+            throw bad("lua_ssl_trusted_certificate", "with pg_ssl_verify on, list a single CA file (PostgreSQL's client reads one)")
+        }
         return cfg
     }
 

@@ -17,8 +17,10 @@ public struct PostgresSettings: Sendable, Equatable {
     public var timeoutMs = 5000
     /// TLS asked for (libpq `sslmode=prefer`: plain when the server refuses, as Kong's hint).
     public var ssl = false
-    /// With `ssl`: the server certificate is verified against the system store (`sslmode=verify-full`).
+    /// With `ssl`: the server certificate is verified (`sslmode=verify-full`) against `sslRootCert`.
     public var sslVerify = false
+    /// The CA file for `sslVerify`: the system bundle, or the one file of lua_ssl_trusted_certificate.
+    public var sslRootCert = "/etc/ssl/certs/ca-certificates.crt"
     /// 0 = no limit. The master runs one query at a time on one connection, so every limit is met.
     public var maxConcurrentQueries = 0
     /// Seconds between checks of the change log's highest sequence number (backs up LISTEN/NOTIFY).

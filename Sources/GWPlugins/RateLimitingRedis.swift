@@ -8,6 +8,9 @@
 // `ratelimit:<route_id>:<service_id>:<identifier>:<window_start_ms>:<period>` (the instance's own scope
 // ids, null → the empty uuid) and expire at the end of their window (EXPIRE on first use).
 //
+// `redis.ssl`: the connection runs TLS (GWRedis over GWTLS); `ssl_verify` checks the chain against the
+// node's `lua_ssl_trusted_certificate` and, with `server_name`, that name (also the SNI sent).
+//
 // `redis.host` may be a name: the master resolves it (LogHosts, c-ares) and the handler of each
 // configuration generation takes the first address of that generation's answer; no answer yet is
 // Redis down (below). A changed answer is a new generation: new commands go to the new address.
@@ -60,7 +63,6 @@ final class RateLimitRedis {
     init(_ c: PluginConfig, _ env: PluginEnvironment) throws(PluginError) {
         guard let r = c.object("redis") else { throw PluginError("rate-limiting: redis settings missing") }
         guard let h = try r.string("host") else { throw PluginError("rate-limiting: config.redis.host missing") }
-        if try r.bool("ssl", false) { throw PluginError("rate-limiting: redis ssl is not supported") }
         host = h
         let port = try r.int("port", 6379)
         var ip: String? = nil
@@ -73,7 +75,9 @@ final class RateLimitRedis {
             ip = lit
         }
         let database = try r.int("database", 0), username = try r.string("username"), password = try r.string("password")
-        endpoint = ip.map { RedisEndpoint(ip: $0, port: port, database: database, username: username, password: password) }
+        // Kong's ssl / ssl_verify / server_name: TLS through GWTLS, verified against lua_ssl_trusted_certificate.
+        let tls = try r.bool("ssl", false) ? RedisTLS(verify: try r.bool("ssl_verify", false), serverName: try r.string("server_name")) : nil
+        endpoint = ip.map { RedisEndpoint(ip: $0, port: port, database: database, username: username, password: password, tls: tls) }
         timeoutMs = try r.int("timeout", 2000)
     }
 

@@ -158,7 +158,8 @@ public final class ProxyServer {
         requestIDSeed = seed ^ UInt64(ProcessControl.pid)
         LogDocuments.always = settings.jsonAccessLog
         LogSinks.worker = LogSinks(loop: loop) { [unowned log] _, message in log.log(.error, message) }
-        RedisClients.worker = RedisClients(loop: loop) { [unowned log] message in log.log(.error, message) }
+        RedisClients.worker = RedisClients(loop: loop, trust: RedisTrust(caPEM: config.cosocketTLS.caPEM,
+                                                                         depth: config.cosocketTLS.verifyDepth)) { [unowned log] message in log.log(.error, message) }
         housekeeping = TimerWatcher(loop: loop) { [unowned self] in self.tick() }
         housekeeping.start(after: 1, repeat: 1)
         installCertificateSelection()

@@ -1,83 +1,60 @@
-// One Redis server as one worker sees it: a single pipelined connection made with Debian's hiredis
-// (async API) and driven by this process's libev loop through GWEvent watchers (hiredis' `ev` hooks),
-// so no call here ever blocks: the connect is nonblocking, replies are read when the socket is
-// readable, and every command has a deadline.
+// One Redis server as one worker sees it: a single pipelined connection whose socket, I/O and TLS are
+// ours, on this process's libev loop (GWEvent watchers): a nonblocking connect, then TLS through GWTLS
+// when the endpoint asks for it (the handshake runs inside the first writes and reads), commands
+// written in RESP and replies read with RESP.swift. No call here ever blocks, and every command has a
+// deadline.
 //
 // Invariants:
-// - Commands are answered in the order they were sent (Redis pipelining): `pending` is a FIFO ring of
-//   at most `maxPending` entries; when it is full, `send` answers `.busy` at once (the caller decides:
-//   rate-limiting treats it like Redis being down). Nothing else is queued anywhere.
-// - Waiters are called only from `dispatch()`, after hiredis has returned (never from inside a hiredis
-//   callback): a waiter may send again, or cause anything on the connection it resumes.
-// - A command past its deadline, a lost connection, a failed connect, AUTH or SELECT fails every
-//   pending command and frees the hiredis context; the next attempt waits for a back-off (0.1 s
-//   doubling to 5 s, reset by the first good reply). While backing off `send` answers `.down` at once.
+// - Commands are answered in the order they were sent (Redis pipelining): `ring` is a FIFO of at most
+//   `maxPending` entries; when it is full (or `maxOutput` bytes wait to be written), `send` answers
+//   `.busy` at once (the caller decides: rate-limiting treats it like Redis being down).
+// - Waiters are called only from `dispatch()`, never from inside `send` (a failure found while sending
+//   is dispatched from the loop): a waiter may send again, or cause anything on the connection it resumes.
+// - A command past its deadline, a lost connection, a failed connect or TLS handshake, a failed AUTH,
+//   SELECT or SCRIPT LOAD, or bytes that are not RESP fail every pending command and close the socket;
+//   the next attempt waits for a back-off (0.1 s doubling to 5 s, reset by the first good reply). While
+//   backing off `send` answers `.down` at once. The server closing an idle connection is no failure.
 // - Errors go to the error log at most once per `reportInterval` per connection (the rest are counted
 //   and the count is logged with the next report).
+// - Memory: the output buffer (bounded by `maxOutput`), one input buffer of `RESP.maxReply` bytes, the
+//   ring; the keep-alive path allocates nothing (the buffers keep their capacity).
 // Worker-loop confined.
-import CHiredis
+#if canImport(Glibc)
+import Glibc
+#endif
 import GWEvent
-
-/// Where and how to connect (Kong's `config.redis.*` that matter on the wire).
-public struct RedisEndpoint: Hashable, Sendable {
-    public var ip: String
-    public var port: Int
-    public var database: Int
-    public var username: String?
-    public var password: String?
-    public init(ip: String, port: Int, database: Int = 0, username: String? = nil, password: String? = nil) {
-        self.ip = ip; self.port = port; self.database = database; self.username = username; self.password = password
-    }
-    /// Kong's pool name (`host:port;db`), for log lines.
-    public var label: String { "\(ip):\(port);\(database)" }
-}
-
-/// A Lua script and its SHA-1 (hex), sent with EVALSHA; the connection loads it with SCRIPT LOAD
-/// before the first use on each new connection (and again after a NOSCRIPT answer).
-public final class RedisScript: Sendable {
-    public let text: [UInt8]
-    public let sha: [UInt8]
-    public init(text: String, sha1Hex: String) { self.text = Array(text.utf8); self.sha = Array(sha1Hex.utf8) }
-}
-
-/// A finished command. Integer replies (an integer, or an array of up to 8 integers) are kept without
-/// allocating; anything else is `.error` with the server's or the client's message.
-public struct RedisReply {
-    public enum Status: Sendable { case ok, error, timeout, down }
-    public var status = Status.ok
-    public var count = 0
-    public var values: (Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64) = (0, 0, 0, 0, 0, 0, 0, 0)
-    public var message = ""
-    public init() {}
-    public subscript(i: Int) -> Int64 {
-        get { withUnsafeBytes(of: values) { $0.load(fromByteOffset: i * 8, as: Int64.self) } }
-        set { withUnsafeMutableBytes(of: &values) { $0.storeBytes(of: newValue, toByteOffset: i * 8, as: Int64.self) } }
-    }
-    static func failed(_ s: Status, _ m: String) -> RedisReply { var r = RedisReply(); r.status = s; r.message = m; return r }
-}
-
-/// Receives the reply of a command it sent, with the tag it sent it with.
-public protocol RedisWaiter: AnyObject {
-    func redisDone(_ reply: RedisReply, tag: UInt64)
-}
-
-public enum RedisSendResult: Sendable { case queued, down, busy }
+import GWSystem
+import GWTLS
 
 public final class RedisConnection {
     public let endpoint: RedisEndpoint
     let loop: EventLoop
     let log: (String) -> Void
+    /// The client context for a TLS endpoint (nil: plain, or the context could not be made: `tlsProblem`).
+    let tlsContext: TLSClientContext?
+    let tlsProblem: String?
     public static let maxPending = 1024
+    static let maxOutput = 4 << 20
     static let reportInterval = 10.0
     static let minBackoff = 0.1, maxBackoff = 5.0
 
-    private var ac: UnsafeMutablePointer<redisAsyncContext>? = nil
-    private var watcher: IOWatcher? = nil
-    private var wantRead = false, wantWrite = false
+    private enum State { case closed, connecting, open }
+    private var state = State.closed
+    private var fd: Int32 = -1
+    private var io: IOWatcher? = nil
+    private var watching: IOEvents = []
+    private var tls: TLSConnection? = nil
     private var retryAt = 0.0
     private var backoff = 0.0
-    /// Scripts loaded on the current hiredis context (by SHA).
+    /// Scripts loaded on the current connection (by SHA).
     private var loaded: [[UInt8]] = []
+
+    /// Bytes to write (from `sent` on).
+    private var out: [UInt8] = []
+    private var sent = 0
+    /// Bytes read and not yet parsed: `input[inLo ..< inHi]`.
+    private let input: UnsafeMutableRawPointer
+    private var inLo = 0, inHi = 0
 
     private enum Kind { case user, setup(String), scriptLoad }
     private struct Entry {
@@ -88,27 +65,36 @@ public final class RedisConnection {
     }
     private var ring: [Entry?]
     private var head = 0, count = 0
-    /// Replies read, waiting for dispatch() (never more than maxPending + 1).
+    /// Replies read (or failures), waiting for dispatch() (never more than maxPending + 8).
     private var done: [(RedisWaiter, UInt64, RedisReply)] = []
-    private var failAfterCallbacks: String? = nil
     private let timer: TimerWatcher
     private var lastReport = -1e9
     private var suppressed = 0
     private var dispatching = false
 
-    public init(endpoint: RedisEndpoint, loop: EventLoop, log: @escaping (String) -> Void) {
+    init(endpoint: RedisEndpoint, loop: EventLoop, log: @escaping (String) -> Void,
+         tlsContext: TLSClientContext?, tlsProblem: String?) {
         self.endpoint = endpoint
         self.loop = loop
         self.log = log
+        self.tlsContext = tlsContext
+        self.tlsProblem = tlsProblem
         ring = Array(repeating: nil, count: RedisConnection.maxPending + 8)
         done.reserveCapacity(64)
+        out.reserveCapacity(4096)
+        input = UnsafeMutableRawPointer.allocate(byteCount: RESP.maxReply, alignment: 16)
         timer = TimerWatcher(loop: loop) {}
         timer.handler = { [unowned self] in self.checkDeadlines(); self.dispatch() }
     }
 
-    deinit { if let a = ac { redisAsyncFree(a) } }
+    deinit {
+        tls = nil
+        io?.stop()
+        if fd >= 0 { Socket.close(fd) }
+        input.deallocate()
+    }
 
-    public var isConnected: Bool { ac != nil }
+    public var isConnected: Bool { state != .closed }
     public var pendingCount: Int { count }
 
     // MARK: sending
@@ -118,57 +104,30 @@ public final class RedisConnection {
     public func send(_ args: UnsafeBufferPointer<UnsafeRawBufferPointer>, script: RedisScript? = nil,
                      waiter: RedisWaiter, tag: UInt64, timeoutMs: Int) -> RedisSendResult {
         let now = loop.now
-        if ac == nil {
+        if state == .closed {
             if now < retryAt { return .down }
-            guard connect() else { return .down }
+            guard open() else { return .down }
         }
-        guard count + 3 < ring.count - 8 else { report("Redis \(endpoint.label): \(RedisConnection.maxPending) commands pending, request not counted"); return .busy }
+        guard count + 3 < ring.count - 8, out.count - sent < RedisConnection.maxOutput else {
+            report("Redis \(endpoint.label): \(count) commands pending, request not counted")
+            return .busy
+        }
         let deadline = now + Double(max(timeoutMs, 1)) / 1000
+        if sent > 0 && sent == out.count { out.removeAll(keepingCapacity: true); sent = 0 }
         if let s = script, !loaded.contains(s.sha) {
-            guard issue([Array("SCRIPT".utf8), Array("LOAD".utf8), s.text], Entry(waiter: nil, tag: 0, deadline: deadline, kind: .scriptLoad)) else { return .down }
+            RESP.appendCommand(&out, words: [Array("SCRIPT".utf8), Array("LOAD".utf8), s.text])
+            push(Entry(waiter: nil, tag: 0, deadline: deadline, kind: .scriptLoad))
             loaded.append(s.sha)
         }
-        guard queue(args) else {
-            fail("Redis \(endpoint.label): could not queue a command")
-            if !done.isEmpty { timer.start(after: 0) }   // the others' failures, dispatched from the loop
-            return .down
-        }
+        RESP.appendCommand(&out, args)
         push(Entry(waiter: waiter, tag: tag, deadline: deadline, kind: .user))
+        if state == .open {
+            writeOut()
+            rewatch()
+            // A failure while writing: its waiters (this one included) are called from the loop.
+            if !done.isEmpty { timer.start(after: 0) }
+        }
         return .queued
-    }
-
-    nonisolated(unsafe) private static let emptyWord: UnsafePointer<CChar> = {
-        let p = UnsafeMutablePointer<CChar>.allocate(capacity: 1); p.pointee = 0; return UnsafePointer(p)
-    }()
-
-    /// A setup command (AUTH, SELECT, SCRIPT LOAD) in the pipeline (made once per connection).
-    private func issue(_ words: [[UInt8]], _ e: Entry) -> Bool {
-        var flat: [UInt8] = []
-        for w in words { flat.append(contentsOf: w) }
-        let ok: Bool = flat.withUnsafeBytes { b in
-            var views: [UnsafeRawBufferPointer] = []
-            var at = 0
-            for w in words { views.append(UnsafeRawBufferPointer(rebasing: b[at ..< at + w.count])); at += w.count }
-            return views.withUnsafeBufferPointer { queue($0) }
-        }
-        guard ok else { fail("Redis \(endpoint.label): could not queue a command"); return false }
-        push(e)
-        return true
-    }
-
-    /// redisAsyncCommandArgv over the words (hiredis copies them into its output buffer).
-    private func queue(_ args: UnsafeBufferPointer<UnsafeRawBufferPointer>) -> Bool {
-        withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: args.count) { ptrs in
-            withUnsafeTemporaryAllocation(of: Int.self, capacity: args.count) { lens in
-                for i in 0 ..< args.count {
-                    ptrs[i] = args[i].count == 0 ? RedisConnection.emptyWord
-                        : args[i].baseAddress!.assumingMemoryBound(to: CChar.self)
-                    lens[i] = args[i].count
-                }
-                return redisAsyncCommandArgv(ac, RedisConnection.onReply, Unmanaged.passUnretained(self).toOpaque(),
-                                             Int32(args.count), ptrs.baseAddress, lens.baseAddress) == CHiredis_ok()
-            }
-        }
     }
 
     private func push(_ e: Entry) {
@@ -179,148 +138,222 @@ public final class RedisConnection {
 
     // MARK: connection
 
-    private func connect() -> Bool {
-        guard let a = redisAsyncConnect(endpoint.ip, Int32(endpoint.port)) else {
-            backOff("Redis \(endpoint.label): cannot allocate a connection")
+    /// Starts the connect; AUTH and SELECT go first in the output (written once connected).
+    private func open() -> Bool {
+        guard let address = SocketAddress(ip: endpoint.ip, port: endpoint.port) else {
+            backOff("failed to connect to Redis \(endpoint.label): not an IP address")
             return false
         }
-        if a.pointee.err != 0 {
-            let m = String(cString: a.pointee.errstr)
-            redisAsyncFree(a)
-            backOff("failed to connect to Redis \(endpoint.label): \(m)")
+        if endpoint.tls != nil && tlsContext == nil {
+            backOff("failed to connect to Redis \(endpoint.label): no TLS client context: \(tlsProblem ?? "unknown error")")
             return false
         }
-        ac = a
+        switch Socket.connect(to: address) {
+        case .failed(let e):
+            backOff("failed to connect to Redis \(endpoint.label): \(String(cString: strerror(e)))")
+            return false
+        case .connected(let f), .inProgress(let f):
+            fd = f   // a connect that finished at once is reported writable too
+        }
+        state = .connecting
         loaded.removeAll(keepingCapacity: true)
-        wantRead = false; wantWrite = false
-        let me = Unmanaged.passUnretained(self).toOpaque()
-        a.pointee.ev.data = me
-        a.pointee.ev.addRead = { d in RedisConnection.from(d).setInterest(read: true, write: nil) }
-        a.pointee.ev.delRead = { d in RedisConnection.from(d).setInterest(read: false, write: nil) }
-        a.pointee.ev.addWrite = { d in RedisConnection.from(d).setInterest(read: nil, write: true) }
-        a.pointee.ev.delWrite = { d in RedisConnection.from(d).setInterest(read: nil, write: false) }
-        a.pointee.ev.cleanup = { d in RedisConnection.from(d).contextGone() }
-        let fd = CHiredis_fd(a)
-        if let w = watcher { w.set(fd: fd, events: []) } else {
-            watcher = IOWatcher(loop: loop, fd: fd, events: []) { [unowned self] ev in self.ready(ev) }
-        }
-        // After the hooks: setting the connect callback asks for the first write event.
-        redisAsyncSetConnectCallback(a) { c, status in
-            guard let c, status != CHiredis_ok(), let d = c.pointee.ev.data else { return }
-            let me = RedisConnection.from(d)
-            me.failAfterCallbacks = "failed to connect to Redis \(me.endpoint.label): " + (c.pointee.errstr.map { String(cString: $0) } ?? "error")
-        }
-        redisAsyncSetDisconnectCallback(a) { c, status in
-            guard let c, status != CHiredis_ok(), let d = c.pointee.ev.data else { return }
-            let me = RedisConnection.from(d)
-            if me.failAfterCallbacks == nil {
-                me.failAfterCallbacks = "connection to Redis \(me.endpoint.label) lost: " + (c.pointee.errstr.map { String(cString: $0) } ?? "closed")
-            }
-        }
+        out.removeAll(keepingCapacity: true)
+        sent = 0
+        inLo = 0; inHi = 0
+        watch(.write)
         let deadline = loop.now + 5
         if let p = endpoint.password {
             var words: [[UInt8]] = [Array("AUTH".utf8)]
             if let u = endpoint.username { words.append(Array(u.utf8)) }
             words.append(Array(p.utf8))
-            guard issue(words, Entry(waiter: nil, tag: 0, deadline: deadline, kind: .setup("failed to auth Redis"))) else { return false }
+            RESP.appendCommand(&out, words: words)
+            push(Entry(waiter: nil, tag: 0, deadline: deadline, kind: .setup("failed to auth Redis")))
         }
         if endpoint.database != 0 {
-            guard issue([Array("SELECT".utf8), Array(String(endpoint.database).utf8)],
-                        Entry(waiter: nil, tag: 0, deadline: deadline, kind: .setup("failed to change Redis database"))) else { return false }
+            RESP.appendCommand(&out, words: [Array("SELECT".utf8), Array(String(endpoint.database).utf8)])
+            push(Entry(waiter: nil, tag: 0, deadline: deadline, kind: .setup("failed to change Redis database")))
         }
         return true
     }
 
-    @inline(__always) private static func from(_ d: UnsafeMutableRawPointer?) -> RedisConnection {
-        Unmanaged<RedisConnection>.fromOpaque(d!).takeUnretainedValue()
+    /// The connect finished: TLS over it when asked, then the queued commands.
+    private func connected() {
+        let e = Socket.pendingError(fd)
+        if e != 0 { fail("failed to connect to Redis \(endpoint.label): \(String(cString: strerror(e)))"); return }
+        state = .open
+        if let t = endpoint.tls, let ctx = tlsContext {
+            // Kong (lua-resty-redis over ngx_lua's sslhandshake): `server_name` is the SNI and, with
+            // ssl_verify, the name checked against the certificate; none given: no SNI, chain only.
+            guard let c = ctx.connection(fd: fd, sni: t.serverName, host: t.verify ? (t.serverName ?? "") : "") else {
+                fail("failed to connect to Redis \(endpoint.label): TLS could not start")
+                return
+            }
+            tls = c
+        }
+        writeOut()
+        rewatch()
     }
 
-    private func setInterest(read: Bool?, write: Bool?) {
-        if let r = read { wantRead = r }
-        if let w = write { wantWrite = w }
-        guard let w = watcher else { return }
-        var ev: IOEvents = []
-        if wantRead { ev.insert(.read) }
-        if wantWrite { ev.insert(.write) }
-        w.set(events: ev)
-        if ev.isEmpty { w.stop() } else { w.start() }
+    /// Watches what the connection waits for: the connect; else always reads (replies, the server
+    /// closing) and writes while bytes wait (unless TLS waits for a read first) or a TLS read waits for one.
+    private func rewatch() {
+        switch state {
+        case .closed: return
+        case .connecting: watch(.write)
+        case .open:
+            let wantWrite = (sent < out.count && tls?.writeWantsRead != true) || tls?.readWantsWrite == true
+            watch(wantWrite ? [.read, .write] : .read)
+        }
     }
 
-    /// hiredis freed its context (cleanup hook): the watcher stops, the pointer is forgotten.
-    private func contextGone() {
-        ac = nil
-        wantRead = false; wantWrite = false
-        watcher?.stop()
+    private func watch(_ ev: IOEvents) {
+        if let w = io {
+            if w.fd != fd || watching != ev { w.set(fd: fd, events: ev); watching = ev }
+            w.start()
+            return
+        }
+        let w = IOWatcher(loop: loop, fd: fd, events: ev) { [unowned self] e in self.ready(e) }
+        io = w
+        watching = ev
+        w.start()
     }
 
     private func ready(_ ev: IOEvents) {
-        if ev.contains(.write), let a = ac { redisAsyncHandleWrite(a) }
-        if ev.contains(.read), let a = ac { redisAsyncHandleRead(a) }
-        afterHiredis()
-    }
-
-    /// Work hiredis callbacks left for after hiredis returned: a failure to act on, replies to dispatch.
-    private func afterHiredis() {
-        if let m = failAfterCallbacks {
-            failAfterCallbacks = nil
-            fail(m)
+        switch state {
+        case .closed: return
+        case .connecting: connected()
+        case .open:
+            if let t = tls {
+                // Whatever OpenSSL waited for may have come: go on writing, then read.
+                if sent < out.count, ev.contains(.write) || t.writeWantsRead { writeOut() }
+                if state == .open, ev.contains(.read) || t.readWantsWrite { readIn() }
+            } else {
+                if ev.contains(.write) { writeOut() }
+                if state == .open, ev.contains(.read) { readIn() }
+            }
+            rewatch()
         }
         dispatch()
     }
 
-    // MARK: replies
-
-    private static let onReply: @convention(c) (UnsafeMutablePointer<redisAsyncContext>?, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void = { _, r, d in
-        from(d).replied(r?.assumingMemoryBound(to: redisReply.self))
+    private func writeOut() {
+        while sent < out.count {
+            let n = out.count - sent
+            if let t = tls {
+                let r = out.withUnsafeBytes { t.write(from: $0.baseAddress! + sent, count: n) }
+                switch r {
+                case .bytes(let k): sent += k
+                case .wouldBlock: return
+                case .closed: fail("connection to Redis \(endpoint.label) lost: closed"); return
+                case .failed(let why): fail(tlsFailure(t, why)); return
+                }
+            } else {
+                let r = out.withUnsafeBytes { Socket.write(fd, from: $0.baseAddress! + sent, count: n) }
+                switch r {
+                case .bytes(let k): sent += k
+                case .wouldBlock: return
+                case .eof: fail("connection to Redis \(endpoint.label) lost: closed"); return
+                case .error(let e): fail("connection to Redis \(endpoint.label) lost: \(String(cString: strerror(e)))"); return
+                }
+            }
+        }
+        out.removeAll(keepingCapacity: true)
+        sent = 0
     }
 
-    private func replied(_ r: UnsafeMutablePointer<redisReply>?) {
-        guard count > 0, let e = ring[head] else { return }
+    private func tlsFailure(_ t: TLSConnection, _ why: String) -> String {
+        t.handshakeDone ? "connection to Redis \(endpoint.label) lost: TLS: \(why)"
+                        : "failed to connect to Redis \(endpoint.label): TLS handshake failed: \(why)"
+    }
+
+    private func readIn() {
+        while state == .open {
+            let space = RESP.maxReply - inHi
+            if space == 0 { fail("Redis \(endpoint.label): reply larger than \(RESP.maxReply) bytes"); return }
+            if let t = tls {
+                switch t.read(into: input + inHi, count: space) {
+                case .bytes(let n):
+                    inHi += n
+                    parseReplies()
+                    // A short read with nothing left inside OpenSSL: the socket readiness tells the rest.
+                    if n < space && !t.hasPending { return }
+                case .wouldBlock: return
+                case .closed: closedByPeer(); return
+                case .failed(let why): fail(tlsFailure(t, why)); return
+                }
+            } else {
+                switch Socket.read(fd, into: input + inHi, count: space) {
+                case .bytes(let n):
+                    inHi += n
+                    parseReplies()
+                    if n < space { return }   // a short read emptied the socket (level-triggered watcher)
+                case .wouldBlock: return
+                case .eof: closedByPeer(); return
+                case .error(let e): fail("connection to Redis \(endpoint.label) lost: \(String(cString: strerror(e)))"); return
+                }
+            }
+        }
+    }
+
+    /// The server closed: with nothing pending (an idle connection, e.g. Redis' `timeout`) the next
+    /// command reconnects at once; otherwise the pending commands fail.
+    private func closedByPeer() {
+        if count == 0 && sent == out.count {
+            close()
+            return
+        }
+        fail("connection to Redis \(endpoint.label) lost: closed")
+    }
+
+    // MARK: replies
+
+    private func parseReplies() {
+        while state == .open, inLo < inHi {
+            switch RESP.parse(UnsafeRawBufferPointer(start: input + inLo, count: inHi - inLo)) {
+            case .reply(let r, let length):
+                inLo += length
+                replied(r)
+            case .incomplete:
+                if inLo > 0 {
+                    memmove(input, input + inLo, inHi - inLo)
+                    inHi -= inLo
+                    inLo = 0
+                }
+                return
+            case .invalid(let why):
+                fail("Redis \(endpoint.label): \(why)")
+                return
+            }
+        }
+        if inLo == inHi { inLo = 0; inHi = 0 }
+    }
+
+    private func replied(_ reply: RedisReply) {
+        guard count > 0, let e = ring[head] else {
+            fail("Redis \(endpoint.label): a reply to no command")
+            return
+        }
         ring[head] = nil
         head = (head + 1) % ring.count
         count -= 1
-        guard let r else {
-            if let w = e.waiter { done.append((w, e.tag, .failed(.down, "Redis \(endpoint.label): connection closed"))) }
-            return
-        }
-        var reply = RedisReply()
-        let t = r.pointee.type
-        if t == CHiredis_reply_integer() {
-            reply.count = 1
-            reply[0] = r.pointee.integer
-        } else if t == CHiredis_reply_array() {
-            let n = min(Int(r.pointee.elements), 8)
-            reply.count = n
-            for i in 0 ..< n {
-                guard let el = r.pointee.element[i] else { continue }
-                reply[i] = el.pointee.type == CHiredis_reply_integer() ? el.pointee.integer : 0
-            }
-        } else if t == CHiredis_reply_error() {
-            reply.status = .error
-            reply.message = r.pointee.str.map { String(cString: $0) } ?? "error"
-        } else if t == CHiredis_reply_status() || t == CHiredis_reply_string() || t == CHiredis_reply_nil() {
-            reply.count = 0
-        }
         switch e.kind {
         case .setup(let what):
-            if reply.status == .error && failAfterCallbacks == nil { failAfterCallbacks = "\(what) \(endpoint.label): \(reply.message)" }
+            if reply.status == .error { fail("\(what) \(endpoint.label): \(reply.message)") }
         case .scriptLoad:
-            if reply.status == .error && failAfterCallbacks == nil { failAfterCallbacks = "Redis \(endpoint.label): SCRIPT LOAD failed: \(reply.message)" }
+            if reply.status == .error { fail("Redis \(endpoint.label): SCRIPT LOAD failed: \(reply.message)") }
         case .user:
-            if let m = failAfterCallbacks {
-                // A setup command before it failed (AUTH, SELECT): this reply is not what was asked for.
-                if let w = e.waiter { done.append((w, e.tag, .failed(.down, m))) }
-                return
-            }
             if reply.status == .ok { backoff = 0 }
             if reply.status == .error && reply.message.hasPrefix("NOSCRIPT") { loaded.removeAll() }
             if let w = e.waiter { done.append((w, e.tag, reply)) }
         }
     }
 
-    /// Calls the waiters of the replies read (outside hiredis; a waiter may send again).
+    /// Calls the waiters of the replies read (outside any I/O; a waiter may send again).
     private func dispatch() {
-        guard !dispatching else { return }
+        guard !dispatching, !done.isEmpty else {
+            if count == 0 && !dispatching { timer.stop() }
+            return
+        }
         dispatching = true
         defer { dispatching = false }
         var i = 0
@@ -351,18 +384,22 @@ public final class RedisConnection {
         timer.start(after: max(0.001, next - now))
     }
 
+    /// Closes the socket (TLS close_notify, never waiting); pending commands are the caller's business.
+    private func close() {
+        io?.stop()
+        tls = nil
+        if fd >= 0 { Socket.close(fd) }
+        fd = -1
+        state = .closed
+        out.removeAll(keepingCapacity: true)
+        sent = 0
+        inLo = 0; inHi = 0
+        loaded.removeAll(keepingCapacity: true)
+    }
+
     /// Fails every pending command, drops the connection and backs off.
     private func fail(_ message: String, status: RedisReply.Status = .down) {
-        if let a = ac {
-            // hiredis answers its pending callbacks with no reply (they land in `done` as .down) and calls
-            // the cleanup hook.
-            ac = nil
-            a.pointee.onDisconnect = nil
-            a.pointee.onConnect = nil
-            redisAsyncFree(a)
-            contextGone()
-        }
-        // Entries hiredis no longer knows (never queued, or already answered by the free above).
+        close()
         while count > 0 {
             if let e = ring[head], let w = e.waiter {
                 done.append((w, e.tag, .failed(status, message)))
@@ -371,8 +408,6 @@ public final class RedisConnection {
             head = (head + 1) % ring.count
             count -= 1
         }
-        // The replies of the free above said "connection closed": the cause is `message`.
-        for i in 0 ..< done.count where done[i].2.status == .down && status == .timeout { done[i].2 = .failed(.timeout, message) }
         timer.stop()
         backOff(message)
     }
@@ -390,39 +425,5 @@ public final class RedisConnection {
         lastReport = now
         log(suppressed > 0 ? "\(message) (\(suppressed) more Redis errors since the last report)" : message)
         suppressed = 0
-    }
-}
-
-/// The worker's Redis connections, one per endpoint, kept across configuration generations (bounded:
-/// at most `maxConnections`; when full an idle one is dropped to make room; with none idle the new
-/// endpoint gets none and its requests count as Redis down).
-public final class RedisClients {
-    nonisolated(unsafe) public static var worker: RedisClients? = nil
-    public static let maxConnections = 64
-    let loop: EventLoop
-    /// The worker's error log.
-    public let log: (String) -> Void
-    private var connections: [RedisEndpoint: RedisConnection] = [:]
-
-    public init(loop: EventLoop, log: @escaping (String) -> Void) {
-        self.loop = loop
-        self.log = log
-    }
-
-    public func connection(_ e: RedisEndpoint) -> RedisConnection? {
-        if let c = connections[e] { return c }
-        // Full: an idle connection makes room (e.g. the old address of a Redis host name whose answer
-        // changed; a handler still holding it keeps it until that handler's generation goes).
-        if connections.count >= RedisClients.maxConnections,
-           let idle = connections.first(where: { $0.value.pendingCount == 0 })?.key {
-            connections[idle] = nil
-        }
-        guard connections.count < RedisClients.maxConnections else {
-            log("Redis \(e.label): more than \(RedisClients.maxConnections) Redis endpoints on this worker, not connecting")
-            return nil
-        }
-        let c = RedisConnection(endpoint: e, loop: loop, log: log)
-        connections[e] = c
-        return c
     }
 }

@@ -4,6 +4,7 @@
 // machine as the workers' passive reports (GWBalancer), so every worker sees a transition on its
 // next pick. Master-loop confined.
 import GWBalancer
+import GWConfig
 import GWEvent
 import GWStore
 import GWSystem
@@ -19,12 +20,17 @@ final class ActiveHealthChecker {
     private var schedule = ActiveCheckSchedule(httpSubsystem: false)
     private var inFlight: [PeerSlot: ProbeConnection] = [:]
     private var timer: TimerWatcher!
-    /// `https` checks: one client context per https_verify_certificate value (system CA store, depth 1)
-    /// and client certificate (the upstream's `client_certificate`, as Kong's checker sends it).
+    /// `https` checks: one client context per https_verify_certificate value (the cosocket trust store,
+    /// Kong's `lua_ssl_trusted_certificate` and `lua_ssl_verify_depth`: `trust`) and client certificate
+    /// (the upstream's `client_certificate`, as Kong's checker sends it).
     /// Bounded: emptied when it holds `maxTLSContexts`.
     private struct TLSKey: Hashable { var verify: Bool; var client: Certificate? }
     private var tlsContexts: [TLSKey: TLSClientContext] = [:]
     private static let maxTLSContexts = 64
+    /// The trust store of verified probes (set at start and on reload; a change drops the contexts).
+    var trust = CosocketTLSSettings() {
+        didSet { if trust != oldValue { tlsContexts.removeAll() } }
+    }
     /// Upstream name → its client certificate (from the last configuration).
     private var clientCertificates: [String: Certificate] = [:]
 
@@ -33,7 +39,7 @@ final class ActiveHealthChecker {
         if let c = tlsContexts[key] { return c }
         if tlsContexts.count >= ActiveHealthChecker.maxTLSContexts { tlsContexts.removeAll() }
         do {
-            let c = try TLSClientContext(verify: verify, depth: 1,
+            let c = try TLSClientContext(verify: verify, depth: trust.verifyDepth, caPEM: verify ? trust.caPEM : nil,
                                          clientPair: key.client.map { (cert: $0.cert, key: $0.key) })
             tlsContexts[key] = c
             return c

@@ -42,6 +42,7 @@ public enum Gateway {
         MasterHooks(
             masterStarted: { master in try startMaster(master) },
             configReloaded: { master in
+                masterParts.checker?.trust = master.config.cosocketTLS
                 do { try masterParts.admin?.listen(master.config.adminListen) } catch {
                     master.log.log(.error, "admin_listen: \(error)")
                 }
@@ -192,6 +193,7 @@ public enum Gateway {
         parts.gui = gui
         parts.health = health
         parts.checker = ActiveHealthChecker(loop: master.loop, table: table, log: master.log)
+        parts.checker?.trust = config.cosocketTLS
         let resolver = DNSResolver(loop: master.loop, log: master.log, servers: config.dnsResolver)
         parts.resolver = resolver
         let publisher = ConfigPublisher(master: master, api: api, table: table, health: health, resolver: resolver)

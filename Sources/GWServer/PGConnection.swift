@@ -44,7 +44,7 @@ enum PG {
         if !s.password.isEmpty { parts.append("password=\(q(s.password))") }
         if s.ssl && s.sslVerify {
             parts.append("sslmode=verify-full")
-            parts.append("sslrootcert='/etc/ssl/certs/ca-certificates.crt'")
+            parts.append("sslrootcert=\(q(s.sslRootCert))")
         } else {
             parts.append(s.ssl ? "sslmode=prefer" : "sslmode=disable")
         }

@@ -368,9 +368,13 @@ def test_admin_api_refusals_and_shorthands(gateway, redis):
     s, b, _ = post({"minute": 1, "policy": "redis"})
     assert s == 400 and b["fields"]["config"]["redis"]["host"] == "required field missing", b
     assert "failed conditional validation given value of field 'config.policy'" in b["fields"]["@entity"]
-    # What the data path does not do is refused.
-    s, b, _ = post({"minute": 1, "policy": "redis", "redis": {"host": "127.0.0.1", "ssl": True}})
-    assert s == 400 and "ssl" in b["fields"]["config"]["redis"], b
+    # TLS to Redis is accepted (test_rate_limiting_redis_tls.py); server_name is Kong's typedefs.sni.
+    s, b, _ = post({"minute": 1, "policy": "redis", "redis": {"host": "127.0.0.1", "ssl": True, "ssl_verify": True,
+                                                             "server_name": "redis.test"}})
+    assert s == 201 and (b["config"]["redis"]["ssl"], b["config"]["redis"]["server_name"]) == (True, "redis.test"), b
+    assert g.admin("DELETE", f"/plugins/{b['id']}")[0] == 204
+    s, b, _ = post({"minute": 1, "policy": "redis", "redis": {"host": "127.0.0.1", "ssl": True, "server_name": "10.0.0.1"}})
+    assert s == 400 and b["fields"]["config"]["redis"]["server_name"] == "must not be an IP", b
     # A host name is accepted (the master resolves it); a malformed host is Kong's typedefs.host error.
     s, b, _ = post({"minute": 1, "policy": "redis", "redis": {"host": "redis.example"}})
     assert s == 201 and b["config"]["redis"]["host"] == "redis.example", b

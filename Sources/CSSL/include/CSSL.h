@@ -47,6 +47,11 @@ SSL_CTX *gw_tls_server_ctx(const gw_tls_config *cfg, const char *const *certs, c
 // Kong's lua_ssl_trusted_certificate = system) up to `depth`; no session reuse (Kong never resumes
 // upstream sessions).
 SSL_CTX *gw_tls_client_ctx(int verify, int depth, char *err, size_t errlen);
+// For a few long-lived busy client connections (Redis): each keeps its read and write buffers between
+// records (the client contexts release them when a connection is idle, SSL_MODE_RELEASE_BUFFERS: less
+// memory per pooled upstream connection, but allocations per record) and reads ahead (one read per
+// record instead of a header read and a body read; gw_tls_pending counts the bytes read ahead).
+void gw_tls_busy_client(SSL_CTX *ctx);
 // A client-side TLS connection over fd: SNI `sni` (NULL: none, e.g. an IP), and with verification the
 // certificate must match `host`.
 SSL *gw_tls_new_client(SSL_CTX *ctx, int fd, const char *sni, const char *host, int verify);

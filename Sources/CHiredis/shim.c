@@ -1,1 +1,0 @@
-// Empty: the module is the header.
