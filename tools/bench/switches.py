@@ -3,7 +3,7 @@
 
 Runs the bench's small-body scenario (keep-alive GET /small, wrk, 64 connections) against nginx and the
 gateway with the same number of workers in front of the same upstream, one after the other, and
-reports per request, for the proxy's worker processes only: voluntary and involuntary context
+reports per request, for the proxy's worker processes only: CPU time, voluntary and involuntary context
 switches (/proc/<pid>/status, before and after the run), the I/O system calls (perf stat on the
 syscalls:sys_enter_* tracepoints, attached to the workers during the run), and the master
 process's voluntary switches over the run (the gateway's master runs the Admin API, health probes
@@ -42,6 +42,15 @@ def ctx(pid):
 SYSCALLS = ("epoll_wait", "epoll_ctl", "read", "recvfrom", "readv", "write", "writev", "sendto", "sendmsg")
 
 
+def cpu_ticks(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            parts = f.read().rsplit(")", 1)[1].split()
+        return int(parts[11]) + int(parts[12])   # utime + stime
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def perf_syscalls(pids, seconds):
     """Entries of each syscall in SYSCALLS by `pids` over `seconds` (perf stat on the tracepoints)."""
     cmd = ["perf", "stat", "-x,"]
@@ -63,6 +72,7 @@ def measure(server, duration, conns):
     workers = [p for p in server.pids() if p != root]
     run_wrk(server.port, "/small", 2, conns, 1)             # warm-up
     before = {p: ctx(p) for p in workers + [root]}
+    t0 = sum(cpu_ticks(p) for p in workers)
     import threading
     ep = {}
     t = threading.Thread(target=lambda: ep.update(perf_syscalls(workers, duration - 1)))
@@ -70,11 +80,12 @@ def measure(server, duration, conns):
     res = run_wrk(server.port, "/small", duration, conns, 1)
     t.join()
     after = {p: ctx(p) for p in workers + [root]}
+    cpu_us = (sum(cpu_ticks(p) for p in workers) - t0) * 1e6 / os.sysconf("SC_CLK_TCK")
     n = max(res["requests"], 1)
     vol = sum(after[p][0] - before[p][0] for p in workers)
     inv = sum(after[p][1] - before[p][1] for p in workers)
     mvol = after[root][0] - before[root][0]
-    return {"rps": res["rps"], "requests": res["requests"], "p99_ms": res["p99_ms"], "non2xx": res["non2xx"],
+    return {"cpu_us": cpu_us / n, "rps": res["rps"], "requests": res["requests"], "p99_ms": res["p99_ms"], "non2xx": res["non2xx"],
             "voluntary": vol / n, "involuntary": inv / n, "master_voluntary": mvol,
             "syscalls": {c: v / (res["rps"] * (duration - 1)) for c, v in ep.items()} if res["rps"] else {}}
 
@@ -95,12 +106,12 @@ def main():
                Gateway(root, args.workers, up, "small-2w", os.path.abspath(args.gateway))]
     try:
         print(f"{args.workers} workers, {args.connections} connections, {args.duration} s per run")
-        print("proxy    round  req/s    p99 ms  vol/req  invol/req  master-vol  syscalls per request")
+        print("proxy    round  req/s    p99 ms  worker CPU µs/req  vol/req  invol/req  master-vol  syscalls per request")
         for r in range(args.rounds):
             for s in servers:
                 m = measure(s, args.duration, args.connections)
                 sc = "  ".join(f"{c} {v:.2f}" for c, v in m["syscalls"].items() if v >= 0.005)
-                print(f"{s.name:8s} {r:5d}  {m['rps']:7.0f}  {m['p99_ms'] or 0:6.2f}  {m['voluntary']:7.3f}  "
+                print(f"{s.name:8s} {r:5d}  {m['rps']:7.0f}  {m['p99_ms'] or 0:6.2f}  {m['cpu_us']:17.1f}  {m['voluntary']:7.3f}  "
                       f"{m['involuntary']:9.3f}  {m['master_voluntary']:10d}  {sc}")
     finally:
         for s in servers:
