@@ -26,7 +26,7 @@ let package = Package(
     products: [
         .executable(name: "gateway", targets: ["gateway"]),
         // For Fuzz/ (a separate package that depends on this one by path; built only by `make fuzz`).
-        .library(name: "GatewayFuzzable", targets: ["GWHTTP", "GWJSON", "GWAdmin", "GWRouter", "GWConfig"]),
+        .library(name: "GatewayFuzzable", targets: ["GWHTTP", "GWJSON", "GWAdmin", "GWRouter", "GWConfig", "GWRedis"]),
     ],
     targets: [
         .target(name: "CGWShims", linkerSettings: [.linkedLibrary("ev")]),

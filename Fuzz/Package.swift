@@ -29,5 +29,6 @@ let package = Package(
         fuzzTarget("fuzz-admin-body", ["FuzzSupport", gw]),
         fuzzTarget("fuzz-path", ["FuzzSupport", gw]),
         fuzzTarget("fuzz-gateway-conf", ["FuzzSupport", gw]),
+        fuzzTarget("fuzz-resp", ["FuzzSupport", gw]),
     ]
 )

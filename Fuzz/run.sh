@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 mode=$1; n=$2; shift 2
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(json path http-response admin-body declarative http-request gateway-conf
-                                     declarative-validate)
+                                     declarative-validate resp)
 export SWIFT_BACKTRACE=enable=no   # the Swift backtracer and ASan's handler fight over a crash
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 # Allocations made inside a global's one-time initializer (swift_once) are not per-input leaks; LSan cannot

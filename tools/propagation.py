@@ -79,7 +79,7 @@ class GW:
         self.admin_port = free_port()
         with open(self.conf, "w") as f:
             f.write(f"prefix = {self.prefix}\nproxy_listen = 127.0.0.1:{self.proxy}\n"
-                    f"admin_listen = 127.0.0.1:{self.admin_port}\nstatus_listen = off\nworker_processes = {workers}\nlog_level = info\n")
+                    f"admin_listen = 127.0.0.1:{self.admin_port}\nstatus_listen = off\nadmin_gui_listen = off\nworker_processes = {workers}\nlog_level = info\n")
             for k, v in (extra or {}).items():
                 f.write(f"{k} = {v}\n")
 
