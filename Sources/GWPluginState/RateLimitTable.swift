@@ -119,34 +119,10 @@ public struct RateLimitTable: @unchecked Sendable {
     /// slot, else the first never-used or expired one not in `taken[0..<takenCount]`.
     @inline(__always)
     func find(_ key: RateLimitKey, now: Int64, taken: UnsafeMutablePointer<Int>, takenCount: Int) -> (live: Int, free: Int) {
-        var i = Int(key.lo.multipliedFullWidth(by: UInt64(capacity)).high)
-        var free = -1, pastEnd = false
-        for _ in 0..<probe {
+        probeWindowSlots(key: key, capacity: capacity, probe: probe, now: now, taken: taken, takenCount: takenCount) { i in
             let s = slots + i
-            let end = s.pointee.window_end
-            if end == 0 {
-                // The key cannot be further on. This never-used slot may already be promised to an
-                // earlier window of the same consume(); then look on for a free one only.
-                if !isTaken(i, taken, takenCount) { return (-1, free < 0 ? i : free) }
-                pastEnd = true
-            } else if !pastEnd && s.pointee.key_lo == key.lo && s.pointee.key_hi == key.hi {
-                if end > now { return (i, -1) }
-                return (-1, i)
-            }
-            if end <= now && free < 0 && !isTaken(i, taken, takenCount) {
-                free = i
-                if pastEnd { return (-1, free) }
-            }
-            i += 1
-            if i == capacity { i = 0 }
+            return (s.pointee.key_hi, s.pointee.key_lo, s.pointee.window_end)
         }
-        return (-1, free)
-    }
-
-    @inline(__always) func isTaken(_ i: Int, _ taken: UnsafeMutablePointer<Int>, _ n: Int) -> Bool {
-        var j = 0
-        while j < n { if taken[j] == i { return true }; j += 1 }
-        return false
     }
 
     // MARK: operations
