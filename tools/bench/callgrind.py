@@ -250,6 +250,8 @@ def main():
     ap.add_argument("--algorithm", default=None,
                     help="route through an upstream with this algorithm (one target, the bench upstream; "
                          "consistent-hashing hashes on ip) instead of a service URL")
+    ap.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                    help="an extra gateway.conf line, e.g. --conf 'headers = off' (repeatable)")
     ap.add_argument("--postgres", action="store_true",
                     help="database = postgres on a private PostgreSQL (Tests/integration/pgserver.py: "
                          "initdb on a random port, bootstrapped with `gateway migrations bootstrap`)")
@@ -281,6 +283,9 @@ def main():
             pgs = PGServer()
             extra = pgs.settings(pgs.database())
             extra["pg_timeout"] = "30000"   # under valgrind
+        for kv in args.conf:
+            k, _, v = kv.partition("=")
+            extra[k.strip()] = v.strip()
         conf = write_conf(root, port, admin_port, up.port, args.access_log, extra)
         if args.postgres:
             subprocess.run([args.gateway, "migrations", "bootstrap", "-c", conf], check=True, capture_output=True)
