@@ -43,7 +43,7 @@ from load_clients import run_wrk
 from procstats import (CLK_TCK, cpu_split, cpu_ticks, largest_worker_kb, machine_ticks, private_kb,  # noqa: F401
                        process_tree, status_kb)
 from report import breakdown, markdown, median_breakdown, ratios
-from servers import BENCH_KEY, HAPROXY_MAXCONN, N_ROUTES, PROXIES, Gateway, HAProxy, NginxProxy, Upstream
+from servers import BENCH_KEY, HAPROXY_MAXCONN, N_ROUTES, Gateway, HAProxy, NginxProxy, Upstream, proxies_for
 from tls_scenarios import N_IDLE_TLS, TLS_SCENARIOS, tls_client_ctx, tls_conns, tls_drive, tls_request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -167,8 +167,8 @@ def _drain(sel, timeout):
 # ---- driver ---------------------------------------------------------------------------------
 
 def start_proxy(kind, root, workers, upstream, scenario, args):
-    if kind == "nginx":
-        return NginxProxy(root, workers, upstream, scenario)
+    if kind in ("nginx", "nginx-h"):
+        return NginxProxy(root, workers, upstream, scenario, gateway_headers=kind == "nginx-h")
     if kind == "haproxy":
         return HAProxy(root, workers, upstream, scenario)
     return Gateway(root, workers, upstream, scenario, args.gateway)
@@ -181,14 +181,15 @@ def run_scenario(name, args, root, upstream):
     res = {"scenario": name, "workers": workers, "connections": conns, "path": path, "extra": extra,
            "duration": args.duration, "rounds": args.rounds, "proxies": {}}
     servers = {}
+    kinds = proxies_for(name)
     try:
-        for kind in PROXIES:
+        for kind in kinds:
             t0 = time.monotonic()
             servers[kind] = start_proxy(kind, root, workers, upstream, name, args)
             servers[kind].wait_ready("/small" if name != "routes-10k" else path)
             res["proxies"][kind] = {"startup_s": round(time.monotonic() - t0, 2), "runs": []}
         if name in ("idle-10k", "idle-tls"):
-            for kind in PROXIES:
+            for kind in kinds:
                 s = servers[kind]
                 pids = s.pids()
                 before = status_kb(pids, "VmRSS")
@@ -210,10 +211,10 @@ def run_scenario(name, args, root, upstream):
                 time.sleep(0.5)
             return res
         # Warm-up: one short run each (pools, caches).
-        for kind in PROXIES:
+        for kind in kinds:
             drive(servers[kind], name, path, 1, conns, args.threads, extra, script)
         for rnd in range(args.rounds):
-            for kind in PROXIES:
+            for kind in kinds:
                 s = servers[kind]
                 pids = s.pids()
                 up_pids = upstream.pids()
@@ -227,7 +228,7 @@ def run_scenario(name, args, root, upstream):
                 log(f"  {name} round {rnd + 1} {kind}: {w['rps']:.0f} req/s p50 {w['p50_ms']} ms "
                     f"p99 {w['p99_ms']} ms cpu/100k {w['cpu_s_per_100k'] and round(w['cpu_s_per_100k'], 2)} "
                     f"non2xx {w['non2xx']} sockerr {w['socket_errors']}")
-        for kind in PROXIES:
+        for kind in kinds:
             p = res["proxies"][kind]
             runs = p["runs"]
 

@@ -97,22 +97,7 @@ def write_conf(d, port, admin_port, upstream_port, access_log="off", extra=None)
     return conf
 
 
-# What the gateway adds to every proxied request and response by default (KONG.md §3.5), written as
-# nginx directives: the issue's "nginx doing the same work" configuration.
-NGINX_GATEWAY_HEADERS = """
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Real-IP $remote_addr;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_set_header X-Forwarded-Host $host;
-            proxy_set_header X-Forwarded-Port $server_port;
-            proxy_set_header X-Forwarded-Path $uri;
-            proxy_set_header X-Forwarded-Prefix /;
-            proxy_set_header X-Kong-Request-Id $request_id;
-            add_header X-Kong-Request-Id $request_id;
-            add_header Via "1.1 gateway";
-            add_header X-Kong-Upstream-Latency $upstream_response_time;
-            add_header X-Kong-Proxy-Latency $request_time;"""
+NGINX_GATEWAY_HEADERS = servers.NGINX_GATEWAY_HEADERS   # the issue's "nginx doing the same work"
 
 
 def nginx_conf(d, port, upstream_port, headers):

@@ -4,7 +4,6 @@ breakdown with nginx's user-space ceiling, idle-connection tables)."""
 import statistics
 
 from procstats import CLK_TCK
-from servers import PROXIES
 
 
 def breakdown(w, c0, c1, up_ticks, m0, m1):
@@ -31,14 +30,19 @@ def median_breakdown(runs):
 
 
 def ratios(res):
-    base = res["proxies"].get("nginx", {})
-    for kind, p in res["proxies"].items():
-        r = {}
-        for key in ("rps", "p50_ms", "p99_ms", "cpu_s_per_100k", "peak_rss_kb", "kb_per_conn"):
-            a, b = p.get(key), base.get(key)
-            if a is not None and b:
-                r[key] = round(a / b, 2)
-        p["vs_nginx"] = r
+    """Each proxy's figures over plain nginx's ("vs_nginx") and, where the run has it, over nginx adding
+    the gateway's default headers ("vs_nginx_h")."""
+    for base_kind, field in (("nginx", "vs_nginx"), ("nginx-h", "vs_nginx_h")):
+        base = res["proxies"].get(base_kind)
+        if not base:
+            continue
+        for kind, p in res["proxies"].items():
+            r = {}
+            for key in ("rps", "p50_ms", "p99_ms", "cpu_s_per_100k", "peak_rss_kb", "kb_per_conn"):
+                a, b = p.get(key), base.get(key)
+                if a is not None and b:
+                    r[key] = round(a / b, 2)
+            p[field] = r
 
 
 def fmt(v, nd=2):
@@ -72,7 +76,7 @@ def markdown(results, meta):
         if res["scenario"] in ("idle-10k", "idle-tls"):
             idle.append(res)
             continue
-        for kind in PROXIES:
+        for kind in res["proxies"]:
             p = res["proxies"].get(kind)
             if not p:
                 continue
@@ -89,13 +93,14 @@ def markdown(results, meta):
                 crashes.append(f"{res['scenario']}: {p['worker_crashes']} gateway worker crash(es) (error.log)")
     if crashes:
         lines += ["", "Worker crashes: " + "; ".join(crashes)]
+    lines += same_work_markdown(results)
     lines += breakdown_markdown(results)
     for res in idle:
         over = " over TLS" if res["scenario"] == "idle-tls" else ""
         lines += ["", f"Idle keep-alive connections{over} ({res['workers']} worker(s)):", "",
                   "| proxy | connections | answered 200 | RSS before MiB | RSS after MiB | KiB per connection "
                   "| vs nginx |", "|---|---:|---:|---:|---:|---:|---:|"]
-        for kind in PROXIES:
+        for kind in res["proxies"]:
             p = res["proxies"].get(kind)
             if not p:
                 continue
@@ -119,11 +124,25 @@ def breakdown_markdown(results):
             continue
         nb = res["proxies"].get("nginx", {}).get("breakdown_us")
         ceiling = round(nb["total"] / (nb["total"] - nb["proxy_user"]), 2) if nb and nb["total"] > nb["proxy_user"] else None
-        for kind in PROXIES:
+        for kind in res["proxies"]:
             b = res["proxies"].get(kind, {}).get("breakdown_us")
             if not b:
                 continue
             lines.append(f"| {res['scenario']} | {kind} | {fmt(b['proxy_user'])} | {fmt(b['proxy_sys'])} "
                          f"| {fmt(b['upstream'])} | {fmt(b['wrk'])} | {fmt(b['idle'])} | {fmt(b['other'])} "
                          f"| {fmt(b['total'])} | {fmt(ceiling) if kind == 'nginx' else ''} |")
+    return lines
+
+
+def same_work_markdown(results):
+    """The gateway against nginx-h (nginx adding the gateway's default headers) where the run has it."""
+    rows = [(res, res["proxies"]["gateway"].get("vs_nginx_h")) for res in results
+            if not res.get("error") and "gateway" in res["proxies"] and res["proxies"]["gateway"].get("vs_nginx_h")]
+    if not rows:
+        return []
+    lines = ["", "The same work: gateway / nginx-h (nginx adding the gateway's default request and response "
+             "headers, so wrk and the upstream parse the same bytes):", "",
+             "| scenario | req/s | p99 | CPU per request |", "|---|---:|---:|---:|"]
+    for res, v in rows:
+        lines.append(f"| {res['scenario']} | {fmt(v.get('rps'))} | {fmt(v.get('p99_ms'))} | {fmt(v.get('cpu_s_per_100k'))} |")
     return lines

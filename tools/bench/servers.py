@@ -22,6 +22,36 @@ from tls_scenarios import gateway_tls, haproxy_tls_bind, nginx_tls
 # cache-hit: every proxy caches /small (gateway proxy-cache, nginx proxy_cache, HAProxy's cache):
 #   after the warm-up every request is a hit; compare with small-1w (the proxied, Miss path).
 PROXIES = ("nginx", "haproxy", "gateway")
+# "nginx-h": the same nginx told to add what the gateway adds to every request and response by default
+# (issue #18's "nginx doing the same work"), run beside the others in the keep-alive scenarios, where the
+# extra header bytes cost wrk and the upstream CPU on the same cores. Ratios stay against plain nginx;
+# the report adds the gateway / nginx-h ratios.
+SAME_WORK_SCENARIOS = ("small-1w", "small-2w", "16k", "tls-small", "tls-16k")
+
+
+def proxies_for(scenario):
+    """The proxies a scenario runs, in the order of its interleaved rounds."""
+    if scenario in SAME_WORK_SCENARIOS:
+        return ("nginx", "nginx-h", "haproxy", "gateway")
+    return PROXIES
+
+
+# What the gateway adds to every proxied request and response by default (KONG.md §3.5), written as
+# nginx directives (callgrind.py's "headers" nginx and the bench's nginx-h).
+NGINX_GATEWAY_HEADERS = """
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+            proxy_set_header X-Forwarded-Port $server_port;
+            proxy_set_header X-Forwarded-Path $uri;
+            proxy_set_header X-Forwarded-Prefix /;
+            proxy_set_header X-Kong-Request-Id $request_id;
+            add_header X-Kong-Request-Id $request_id;
+            add_header Via "1.1 gateway";
+            add_header X-Kong-Upstream-Latency $upstream_response_time;
+            add_header X-Kong-Proxy-Latency $request_time;"""
 BENCH_KEY = "bench-key-0123456789abcdef"
 N_ROUTES = 10000
 N_TARGETS = 100
@@ -134,8 +164,10 @@ http {{
 class NginxProxy(NginxBase):
     name = "nginx"
 
-    def __init__(self, root, workers, upstream, scenario):
+    def __init__(self, root, workers, upstream, scenario, gateway_headers=False):
         super().__init__(root)
+        if gateway_headers:
+            self.name = "nginx-h"
         up = upstream
         servers = f"server 127.0.0.1:{up.port};"
         balance = ""
@@ -148,7 +180,7 @@ class NginxProxy(NginxBase):
         proxy = """proxy_pass http://up;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
-            proxy_request_buffering off;"""
+            proxy_request_buffering off;""" + (NGINX_GATEWAY_HEADERS if gateway_headers else "")
         if scenario == "routes-10k":
             # 10 000 prefix locations (nginx keeps them in a static tree), each stripping its prefix
             # like a Kong route with strip_path = true.
