@@ -70,15 +70,18 @@ extension HTTPParserCore {
     /// The header names the parser acts on, told apart by length first.
     enum FieldKind: UInt8 { case other, host, contentLength, transferEncoding, expect, connection, proxyConnection, upgrade }
 
-    @inline(__always) static func fieldKind(_ p: UnsafePointer<UInt8>, _ nameLen: Int) -> FieldKind {
+    /// (`equals` compares the name with a lower-case literal of the same length: byte-wise here, a word at a
+    /// time in the one-pass reader, fieldKindOfToken)
+    @inline(__always) static func fieldKind(_ p: UnsafePointer<UInt8>, _ nameLen: Int,
+                                            _ equals: (UnsafePointer<UInt8>, StaticString) -> Bool = asciiEqualsLower) -> FieldKind {
         switch nameLen {
-        case 4 where asciiEqualsLower(p, "host"): return .host
-        case 6 where asciiEqualsLower(p, "expect"): return .expect
-        case 7 where asciiEqualsLower(p, "upgrade"): return .upgrade
-        case 10 where asciiEqualsLower(p, "connection"): return .connection
-        case 14 where asciiEqualsLower(p, "content-length"): return .contentLength
-        case 16 where asciiEqualsLower(p, "proxy-connection"): return .proxyConnection
-        case 17 where asciiEqualsLower(p, "transfer-encoding"): return .transferEncoding
+        case 4 where equals(p, "host"): return .host
+        case 6 where equals(p, "expect"): return .expect
+        case 7 where equals(p, "upgrade"): return .upgrade
+        case 10 where equals(p, "connection"): return .connection
+        case 14 where equals(p, "content-length"): return .contentLength
+        case 16 where equals(p, "proxy-connection"): return .proxyConnection
+        case 17 where equals(p, "transfer-encoding"): return .transferEncoding
         default: return .other
         }
     }

@@ -56,7 +56,10 @@ extension HTTPParserCore {
         if head.hostIndex == nil && head.versionMinor >= 1 {
             return HTTPParseError(.badRequest, "client sent HTTP/1.1 request without \"Host\" header")
         }
-        if let hi = head.hostIndex, !HTTPParserCore.isValidHost(head.headers.valueBytes(at: hi)) {
+        if let hi = head.hostIndex, !head.headers.storage.withUnsafeBufferPointer({ st in
+            let f = head.headers.fields[hi]
+            return HTTPParserCore.isValidHost(UnsafeBufferPointer(rebasing: st[Int(f.valueStart) ..< Int(f.valueStart + f.valueLength)]))
+        }) {
             return HTTPParseError(.badRequest, "client sent invalid host header")
         }
         if sawTransferEncoding {
@@ -79,7 +82,12 @@ extension HTTPParserCore {
     }
 
     /// nginx's ngx_http_validate_host: no "..", no "/", no NUL/controls/space, non-empty host part.
+    /// (over the bytes in place: as an ArraySlice, every byte was a bounds-checked slice access)
     static func isValidHost(_ h: ArraySlice<UInt8>) -> Bool {
+        h.withUnsafeBufferPointer { isValidHost($0) }
+    }
+
+    static func isValidHost(_ h: UnsafeBufferPointer<UInt8>) -> Bool {
         var dotPos = -2
         var hostLen = h.count
         var literal = false, rest = false

@@ -61,6 +61,8 @@ public final class HTTPResponseParser {
     }
 
     @inlinable public var head: HTTPResponseHead { unsafeAddress { UnsafePointer(core.headStorage) } }
+    /// The head's fixed address (valid as long as the parser), as HTTPRequestParser.headPointer.
+    @inlinable public var headPointer: UnsafePointer<HTTPResponseHead> { UnsafePointer(core.headStorage) }
 
     /// Declare the method of the request this response answers (HEAD → no body whatever the headers say).
     public func expectResponse(to method: HTTPMethod) { core.responseToHEAD = (method == .head) }

@@ -45,7 +45,7 @@ extension ClientConnection: AccessResumer {
             ctx.resumer = self
             pluginContext = ctx
         }
-        ctx.connectionRequests = requestsOnConnection + 1   // counted by beginRequest right after
+        ctx.connectionRequests = Int(requestsOnConnection) + 1   // counted by beginRequest right after
         ctx.now = Int64(Clock.wallSeconds())
         if ctx.logDocuments !== set.logDocuments { ctx.logDocuments = set.logDocuments }
         plugins = ctx

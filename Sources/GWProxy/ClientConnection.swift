@@ -21,18 +21,23 @@ final class ClientConnection {
     // Stored properties: word-sized ones first, the one-byte flags and phases together at the end
     // (Swift lays a class out in declaration order; interleaved, each Bool before an Int cost up to 7
     // bytes of padding: ~40 bytes per connection, idle ones included).
-    // unowned(unsafe): the server outlives every connection of its process; skips ARC checks per access.
-    unowned(unsafe) let server: ProxyServer
+    // Strong and `let`: the server outlives every connection of its process, and a `let` class reference
+    // is read without retain or release (an unowned(unsafe) one was copied to a strong reference around
+    // each use: 11 retain/release pairs per request, 450 instructions, callgrind.py). No cycle: the
+    // server drops a connection from its table when it closes.
+    let server: ProxyServer
     var fd: Int32
     let peer: SocketAddress
     let listenPort: Int
-    var io: IOWatcher!
+    let io: IOWatcher   // `let`: read without retain (its handler is set once self is initialized)
     let timer: TimerWatcher
     var inBuf: IOBuffer?
     var out = OutputQueue()        // storage lent by the server during an exchange (ProxyServer.lendArray)
     var parser: HTTPRequestParser?
-    var index = -1                 // position in server.connections
-    var requestsOnConnection = 0
+    /// Loop time at which the current client timeout (`timerKind`) expires; see armClientTimer.
+    var clientDeadline: Double = 0
+    var index: Int32 = -1          // position in server.connections (32 bits: with the next, one word)
+    var requestsOnConnection: Int32 = 0
     /// TLS under this connection (ClientConnection+TLS.swift); nil on a plain listener, and on a TLS
     /// listener until the first byte shows a handshake (`tlsUndecided`).
     var tls: TLSConnection?
@@ -107,10 +112,18 @@ final class ClientConnection {
         self.peerTrusted = server.settings.trustedIPs.contains(peer)
         self.listenPort = listenPort
         self.timer = TimerWatcher(loop: server.loop) {}
-        io = IOWatcher(loop: server.loop, fd: fd, events: .read) { [unowned self] ev in self.handle(ev) }   // retained for the call: close() may drop the last reference
-        timer.handler = { [unowned self] in self.clientTimedOut() }
+        self.io = IOWatcher(loop: server.loop, fd: fd, events: .read) { _ in }
+        // unowned(unsafe) as in UpstreamConnection.init; self is retained for the call (close() may drop
+        // the last reference).
+        io.handler = { [unowned(unsafe) self] ev in self.handle(ev) }
+        timer.handler = { [unowned(unsafe) self] in self.clientTimedOut() }
         io.start()
         armClientTimer(.header)
+    }
+
+    deinit {
+        // (UpstreamConnection.client is unowned: never left pointing at a freed client)
+        if let u = upstream, u.client === self { u.client = nil }
     }
 
     // MARK: client I/O
@@ -319,9 +332,8 @@ final class ClientConnection {
         server.refreshConfigurationIfStale()
         startRequestClock()
         if peerTrusted, let ctx = plugins, let rp = parser { pluginsClientIP(ctx, rp) }
-        requestsOnConnection += 1
-        timer.stop()
-        timerKind = .none
+        if requestsOnConnection < Int32.max { requestsOnConnection += 1 }
+        timerKind = .none   // no client timeout while the exchange runs (the timer is left to fire: lazy)
         server.countRequest()
         // The head is read in place through `rp.head` (an inlined read accessor), never copied: a copy
         // retains and releases its four buffers.
@@ -338,7 +350,7 @@ final class ClientConnection {
         bodyMode = .none
         bodySent = 0
         reqPhase = hasBody ? .body : .done
-        let keepAlive = rp.head.keepAlive && requestsOnConnection < server.settings.keepaliveRequests && !server.draining
+        let keepAlive = rp.head.keepAlive && Int(requestsOnConnection) < server.settings.keepaliveRequests && !server.draining
         persistence = keepAlive ? .keepAlive : .closeAfterResponse
         if !hasBody {
             // llhttp reports the end of a body-less message on the next execute; run it now so that
@@ -467,11 +479,19 @@ final class ClientConnection {
         case .header: seconds = server.settings.clientHeaderTimeout
         case .body: seconds = server.settings.clientBodyTimeout
         case .send: seconds = ClientConnection.sendTimeoutSeconds
-        case .none: timer.stop(); timerKind = .none; return
+        case .none: timerKind = .none; return
         }
         if kind == timerKind && kind != .body && kind != .send && timer.isActive { return }
+        // Lazy re-arming (nginx's NGX_TIMER_LAZY_DELAY, libev's pattern for activity timeouts): the
+        // deadline is recorded, and a running timer that fires no later than it is left alone
+        // (clientTimedOut re-arms it for the rest, and ignores a fire with no timeout set). A keep-alive
+        // exchange then costs no timer stop and start (~300 instructions per request, callgrind.py).
+        let now = server.loop.now
+        let deadline = now + Double(max(seconds, 1))
         timerKind = kind
-        timer.start(after: Double(max(seconds, 1)))
+        clientDeadline = deadline
+        if timer.isActive && now + timer.remaining <= deadline { return }
+        timer.start(after: deadline - now)
     }
 
     /// An error-log line about the current request: nginx's `client:` and Kong's `request_id:` (the
@@ -482,6 +502,12 @@ final class ClientConnection {
     }
 
     private func clientTimedOut() {
+        if timerKind == .none { return }   // set lazily (armClientTimer): no timeout now
+        let remaining = clientDeadline - server.loop.now
+        if remaining > 0 {
+            timer.start(after: remaining)
+            return
+        }
         switch timerKind {
         case .send:
             logRequest(.info, "client \(peer.ip) timed out while sending the response")
@@ -511,13 +537,10 @@ final class ClientConnection {
     /// Gives back the read buffer and parser while the connection is idle (no bytes pending), so
     /// an idle keep-alive connection holds only this object and its watchers.
     private func releaseIdleBuffers() {
-        guard !reqPhase.isActive, !discarding, let b = inBuf, b.isEmpty else { return }
-        server.bufferPool.give(b)
-        inBuf = nil
-        if let p = parser {
-            server.giveRequestParser(p)
-            parser = nil
-        }
+        guard !reqPhase.isActive, !discarding, inBuf?.isEmpty == true else { return }
+        // Moved out (Optional.take) into the pools: no retain and release of either.
+        server.bufferPool.give(inBuf.take()!)
+        if parser != nil { server.giveRequestParser(parser.take()!) }
         reclaimIdleArrays()
     }
 

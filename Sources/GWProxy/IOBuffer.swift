@@ -57,7 +57,9 @@ final class BufferPool {
         return IOBuffer(capacity: bufferSize)
     }
 
-    @inline(__always) func give(_ b: IOBuffer) {
+    /// `consuming`: a caller that moves its buffer in (`give(x.take()!)`) hands its reference over
+    /// without a retain and a release.
+    @inline(__always) func give(_ b: consuming IOBuffer) {
         if free.count < maxFree && b.capacity > 0 { free.append(b) }
     }
 }

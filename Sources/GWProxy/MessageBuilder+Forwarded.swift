@@ -16,15 +16,15 @@ extension ClientConnection {
         let s = server.settings
         let isXFF = s.realIPHeader.count == 15 && s.realIPHeader.elementsEqual("x-forwarded-for".utf8)
         return s.realIPHeader.withUnsafeBufferPointer { name -> SocketAddress in
-            rp.head.headers.storage.withUnsafeBufferPointer { st -> SocketAddress in
+            rp.headPointer.pointee.headers.storage.withUnsafeBufferPointer { st -> SocketAddress in
                 var found: SocketAddress? = nil
                 if isXFF {
                     // Every X-Forwarded-For line, last first: an earlier line is read only while the recursive
                     // search still stands on a trusted address.
-                    var i = rp.head.headers.count - 1
+                    var i = rp.headPointer.pointee.headers.count - 1
                     while i >= 0 {
-                        if rp.head.headers.nameEquals(at: i, name) {
-                            let f = rp.head.headers.fields[i]
+                        if rp.headPointer.pointee.headers.nameEquals(at: i, name) {
+                            let f = rp.headPointer.pointee.headers.fields[i]
                             let v = UnsafeBufferPointer(rebasing: st[Int(f.valueStart) ..< Int(f.valueStart + f.valueLength)])
                             guard let a = s.trustedIPs.forwardedAddress(v, recursive: s.realIPRecursive) else { break }
                             found = a
@@ -32,8 +32,8 @@ extension ClientConnection {
                         }
                         i -= 1
                     }
-                } else if let i = rp.head.headers.firstIndex(of: name) {
-                    let f = rp.head.headers.fields[i]
+                } else if let i = rp.headPointer.pointee.headers.firstIndex(of: name) {
+                    let f = rp.headPointer.pointee.headers.fields[i]
                     let v = UnsafeBufferPointer(rebasing: st[Int(f.valueStart) ..< Int(f.valueStart + f.valueLength)])
                     found = s.trustedIPs.forwardedAddress(v, recursive: s.realIPRecursive)
                 }
@@ -55,8 +55,8 @@ extension ClientConnection {
     /// The client's X-Forwarded-Proto is `https` (trusted peer): an https-only route is served (Kong's
     /// `forwarded_proto ~= "https"` check).
     func forwardedHTTPS(_ rp: HTTPRequestParser) -> Bool {
-        guard peerTrusted, let i = rp.head.headers.firstIndex(of: "x-forwarded-proto") else { return false }
-        return rp.head.headers.valueBytes(at: i).elementsEqual("https".utf8)
+        guard peerTrusted, let i = rp.headPointer.pointee.headers.firstIndex(of: "x-forwarded-proto") else { return false }
+        return rp.headPointer.pointee.headers.valueBytes(at: i).elementsEqual("https".utf8)
     }
 
     /// From `X-Forwarded-For: ` to the X-Real-IP value (no CRLF after it), for a trusted peer.
@@ -65,13 +65,13 @@ extension ClientConnection {
         let remote = realRemoteAddress(rp)
         let peer = self.peer
         func putValue(_ i: Int) {
-            let f = rp.head.headers.fields[i]
+            let f = rp.headPointer.pointee.headers.fields[i]
             w.put(st.baseAddress! + Int(f.valueStart), Int(f.valueLength))
         }
         w.put("X-Forwarded-For: ")
         var any = false
-        for i in 0..<rp.head.headers.count where rp.head.headers.nameEquals(at: i, "x-forwarded-for") {
-            if rp.head.headers.fields[i].valueLength == 0 { continue }
+        for i in 0..<rp.headPointer.pointee.headers.count where rp.headPointer.pointee.headers.nameEquals(at: i, "x-forwarded-for") {
+            if rp.headPointer.pointee.headers.fields[i].valueLength == 0 { continue }
             if any { w.put(", ") }
             any = true
             putValue(i)
@@ -83,12 +83,12 @@ extension ClientConnection {
             w.putRaw(maxBytes: SocketAddress.maxIPLength) { remote.writeIP(to: $0) }   // $remote_addr
         }
         w.put("\r\nX-Forwarded-Proto: ")
-        if let i = rp.head.headers.firstIndex(of: "x-forwarded-proto") { putValue(i) } else { w.put(tls == nil ? "http" : "https") }
+        if let i = rp.headPointer.pointee.headers.firstIndex(of: "x-forwarded-proto") { putValue(i) } else { w.put(tls == nil ? "http" : "https") }
         w.put("\r\nX-Forwarded-Host: ")
-        if let i = rp.head.headers.firstIndex(of: "x-forwarded-host") {
+        if let i = rp.headPointer.pointee.headers.firstIndex(of: "x-forwarded-host") {
             putValue(i)
-        } else if let hi = rp.head.hostIndex {
-            let f = rp.head.headers.fields[hi]
+        } else if let hi = rp.headPointer.pointee.hostIndex {
+            let f = rp.headPointer.pointee.headers.fields[hi]
             let v = UnsafeBufferPointer(rebasing: st[Int(f.valueStart) ..< Int(f.valueStart + f.valueLength)])
             var end = v.count
             if v.first != 0x5B, let colon = v.lastIndex(of: 0x3A) { end = colon }
@@ -98,16 +98,16 @@ extension ClientConnection {
             }
         }
         w.put("\r\nX-Forwarded-Port: ")
-        if let i = rp.head.headers.firstIndex(of: "x-forwarded-port") { putValue(i) } else { w.putDecimal(listenPort) }
+        if let i = rp.headPointer.pointee.headers.firstIndex(of: "x-forwarded-port") { putValue(i) } else { w.putDecimal(listenPort) }
         w.put("\r\nX-Forwarded-Path: ")
-        if let i = rp.head.headers.firstIndex(of: "x-forwarded-path") {
+        if let i = rp.headPointer.pointee.headers.firstIndex(of: "x-forwarded-path") {
             putValue(i)
-        } else if rp.head.pathStart == rp.head.queryStart {
+        } else if rp.headPointer.pointee.pathStart == rp.headPointer.pointee.queryStart {
             w.put(0x2F)
         } else {
-            w.put(target.baseAddress! + rp.head.pathStart, rp.head.queryStart - rp.head.pathStart)
+            w.put(target.baseAddress! + rp.headPointer.pointee.pathStart, rp.headPointer.pointee.queryStart - rp.headPointer.pointee.pathStart)
         }
-        if let i = rp.head.headers.firstIndex(of: "x-forwarded-prefix") {
+        if let i = rp.headPointer.pointee.headers.firstIndex(of: "x-forwarded-prefix") {
             w.put("\r\nX-Forwarded-Prefix: ")
             putValue(i)
         } else if let p = d.strippedPrefix, p != "/" {

@@ -46,7 +46,9 @@ private func skipResponseHeader(_ h: HTTPHeaders, _ i: Int, upgrade: Bool) -> Bo
 
 /// Kong (`handler.lua` access.after / header_filter): when a Connection header carries more than
 /// keep-alive/close/upgrade, every header it names is hop-by-hop and is cleared.
-private func connectionNamesHeaders(_ head: HTTPMessageHead) -> Bool {
+private func connectionNamesHeaders(_ head: UnsafePointer<HTTPMessageHead>) -> Bool {
+    // (read through the head's address, as every reader here: the head passed by value was copied)
+    let head = head.pointee
     // (no Connection header, or only `keep-alive` ones: the parser knows)
     guard let first = head.connectionIndex, !head.connectionIsKeepAliveOnly else { return false }
     var i = first
@@ -106,9 +108,9 @@ extension ClientConnection {
                                       _ serverTokens: Bool) {
         // The head is always read as `rp.head` (borrowed in place); binding it, or capturing it in a
         // closure, would copy it.
-        let connectionListed = connectionNamesHeaders(rp.head)
-        rp.head.headers.storage.withUnsafeBufferPointer { st in
-            rp.head.target.withUnsafeBufferPointer { target in
+        let connectionListed = connectionNamesHeaders(rp.headPointer)
+        rp.headPointer.pointee.headers.storage.withUnsafeBufferPointer { st in
+            rp.headPointer.pointee.target.withUnsafeBufferPointer { target in
                 writeUpstreamRequest(&w, rp, st, target, d, connectionListed, serverTokens)
             }
         }
@@ -120,8 +122,8 @@ extension ClientConnection {
                                       _ d: RouteDecision, _ connectionListed: Bool, _ serverTokens: Bool) {
         let edits = requestEdits
         if let m = edits?.upstreamMethod { w.put(m) }   // request-transformer http_method
-        else if let r = rp.head.methodToken { w.put(st.baseAddress! + r.lowerBound, r.count) }   // e.g. QUERY
-        else if case .other = rp.head.method { w.put(rp.head.methodName) } else { w.put(rp.head.method.name) }
+        else if let r = rp.headPointer.pointee.methodToken { w.put(st.baseAddress! + r.lowerBound, r.count) }   // e.g. QUERY
+        else if case .other = rp.headPointer.pointee.method { w.put(rp.headPointer.pointee.methodName) } else { w.put(rp.headPointer.pointee.method.name) }
         w.put(0x20)
         if let e = edits, e.replacesPath || e.replacesQuery { putPath(&w, e) } else { w.put(upstreamPath) }
         // Copied out once: reading the context's property per header would copy (retain) its buffers each time.
@@ -132,8 +134,8 @@ extension ClientConnection {
         w.put(" HTTP/1.1\r\nHost: ")
         if let e = headerEdits, e.hiddenNames & HeaderEdits.hostBit != 0, let host = e.value(of: "host") {
             w.put(host)   // a plugin set the upstream Host (request-transformer replace.headers host:…)
-        } else if d.preserveHost, let hi = rp.head.hostIndex {
-            let f = rp.head.headers.fields[hi]
+        } else if d.preserveHost, let hi = rp.headPointer.pointee.hostIndex {
+            let f = rp.headPointer.pointee.headers.fields[hi]
             w.put(st.baseAddress! + Int(f.valueStart), Int(f.valueLength))
         } else {
             w.put(attempt.choice!.hostHeader)
@@ -144,20 +146,21 @@ extension ClientConnection {
             w.putDecimal(n)
             w.put("\r\n")
         }
-        let upgrade = rp.head.isUpgrade
-        var sawVia = false, sawXFF = false
-        for i in 0..<rp.head.headers.count {
-            let f = rp.head.headers.fields[i]
-            if skipRequestHeader(rp.head.headers, i, upgrade: upgrade) {
+        let upgrade = rp.headPointer.pointee.isUpgrade
+        var sawVia = false, sawXFF = false, sawTE = false
+        for i in 0..<rp.headPointer.pointee.headers.count {
+            let f = rp.headPointer.pointee.headers.fields[i]
+            if skipRequestHeader(rp.headPointer.pointee.headers, i, upgrade: upgrade) {
                 // X-Forwarded-For and Via values are merged into our own headers below.
-                if f.nameLength == 15 && rp.head.headers.nameEquals(at: i, "x-forwarded-for") { sawXFF = true }
+                if f.nameLength == 15 && rp.headPointer.pointee.headers.nameEquals(at: i, "x-forwarded-for") { sawXFF = true }
                 if f.nameLength == 3 { sawVia = true }
+                if f.nameLength == 2 { sawTE = true }
                 continue
             }
-            if connectionListed && namedByConnection(rp.head.headers, i) { continue }
-            if ownLength != nil && ((f.nameLength == 14 && rp.head.headers.nameEquals(at: i, "content-length"))
-                || (f.nameLength == 17 && rp.head.headers.nameEquals(at: i, "transfer-encoding"))) { continue }
-            if let e = headerEdits, e.drops(rp.head.headers, i) { continue }
+            if connectionListed && namedByConnection(rp.headPointer.pointee.headers, i) { continue }
+            if ownLength != nil && ((f.nameLength == 14 && rp.headPointer.pointee.headers.nameEquals(at: i, "content-length"))
+                || (f.nameLength == 17 && rp.headPointer.pointee.headers.nameEquals(at: i, "transfer-encoding"))) { continue }
+            if let e = headerEdits, e.drops(rp.headPointer.pointee.headers, i) { continue }
             // The client's own X-Consumer-* / X-Credential-Identifier / X-Anonymous-Consumer never pass
             // once a consumer is authenticated (ours are written below).
             if authenticated && PluginContext.isAuthHeader(UnsafeBufferPointer(rebasing: st[Int(f.nameStart) ..< Int(f.nameStart + f.nameLength)])) { continue }
@@ -168,8 +171,8 @@ extension ClientConnection {
         // ~80 more instructions per request (tools/bench/callgrind.py: 31,632 → 31,715).
         var viaFirst = true
         if sawVia {
-            for i in 0..<rp.head.headers.count where rp.head.headers.fields[i].nameLength == 3 && rp.head.headers.nameEquals(at: i, "via") {
-                let f = rp.head.headers.fields[i]
+            for i in 0..<rp.headPointer.pointee.headers.count where rp.headPointer.pointee.headers.fields[i].nameLength == 3 && rp.headPointer.pointee.headers.nameEquals(at: i, "via") {
+                let f = rp.headPointer.pointee.headers.fields[i]
                 if f.valueLength == 0 { continue }
                 w.put(viaFirst ? "Via: " : ", ")
                 viaFirst = false
@@ -178,12 +181,13 @@ extension ClientConnection {
         }
         if serverTokens {
             w.put(viaFirst ? "Via: " : ", ")
-            w.put(rp.head.versionMinor == 0 ? "1.0 kong/3.10.0\r\n" : "1.1 kong/3.10.0\r\n")
+            w.put(rp.headPointer.pointee.versionMinor == 0 ? "1.0 kong/3.10.0\r\n" : "1.1 kong/3.10.0\r\n")
         } else if !viaFirst {
             w.put("\r\n")
         }
         // TE is hop-by-hop; Kong forwards only "trailers" when the client asked for it
-        if rp.head.headers.hasToken("trailers", in: "te") { w.put("TE: trailers\r\n") }
+        // (looked up only when a TE line was seen: hasToken's String arguments cost 4 ARC operations)
+        if sawTE && rp.headPointer.pointee.headers.hasToken("trailers", in: "te") { w.put("TE: trailers\r\n") }
         if peerTrusted {
             writeTrustedForwarded(&w, rp, st, target, d)   // MessageBuilder+Forwarded.swift
         } else {
@@ -218,8 +222,8 @@ extension ClientConnection {
         w.put("X-Forwarded-For: ")
         if sawXFF {
             var any = false
-            for i in 0..<rp.head.headers.count where rp.head.headers.fields[i].nameLength == 15 && rp.head.headers.nameEquals(at: i, "x-forwarded-for") {
-                let f = rp.head.headers.fields[i]
+            for i in 0..<rp.headPointer.pointee.headers.count where rp.headPointer.pointee.headers.fields[i].nameLength == 15 && rp.headPointer.pointee.headers.nameEquals(at: i, "x-forwarded-for") {
+                let f = rp.headPointer.pointee.headers.fields[i]
                 if f.valueLength == 0 { continue }
                 if any { w.put(", ") }
                 any = true
@@ -230,9 +234,9 @@ extension ClientConnection {
         let peer = self.peer
         w.putRaw(maxBytes: SocketAddress.maxIPLength) { peer.writeIP(to: $0) }
         w.put(tls == nil ? "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: " : "\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: ")
-        if let hi = rp.head.hostIndex {
+        if let hi = rp.headPointer.pointee.hostIndex {
             // Host without port, lowercased (nginx $host).
-            let f = rp.head.headers.fields[hi]
+            let f = rp.headPointer.pointee.headers.fields[hi]
             let v = UnsafeBufferPointer(rebasing: st[Int(f.valueStart) ..< Int(f.valueStart + f.valueLength)])
             var end = v.count
             if v.first != 0x5B, let colon = v.lastIndex(of: 0x3A) { end = colon }
@@ -244,10 +248,10 @@ extension ClientConnection {
         w.put("\r\nX-Forwarded-Port: ")
         w.putDecimal(listenPort)
         w.put("\r\nX-Forwarded-Path: ")
-        if rp.head.pathStart == rp.head.queryStart {
+        if rp.headPointer.pointee.pathStart == rp.headPointer.pointee.queryStart {
             w.put(0x2F)
         } else {
-            w.put(target.baseAddress! + rp.head.pathStart, rp.head.queryStart - rp.head.pathStart)
+            w.put(target.baseAddress! + rp.headPointer.pointee.pathStart, rp.headPointer.pointee.queryStart - rp.headPointer.pointee.pathStart)
         }
         if let p = d.strippedPrefix, p != "/" {
             w.put("\r\nX-Forwarded-Prefix: ")
@@ -285,10 +289,10 @@ extension ProxyServer {
         let ctx = c.plugins
         let edits = ctx.flatMap { $0.responseHeaders.isEmpty ? nil : $0.responseHeaders }
         let rateLimit = ctx.flatMap { $0.rateLimit.isEmpty ? nil : $0.rateLimit }
-        let connectionListed = connectionNamesHeaders(response.head)
+        let connectionListed = connectionNamesHeaders(response.headPointer)
         headScratch.write(appendingTo: &out) { w in
             // `response.head` is read in place throughout (binding or capturing it would copy it).
-            response.head.headers.storage.withUnsafeBufferPointer { st in
+            response.headPointer.pointee.headers.storage.withUnsafeBufferPointer { st in
                 writeClientResponseHead(&w, c, response, st, connectionListed, edits, rateLimit)
             }
         }
@@ -299,34 +303,34 @@ extension ProxyServer {
                                          _ st: UnsafeBufferPointer<UInt8>, _ connectionListed: Bool,
                                          _ edits: HeaderEdits?,
                                          _ rateLimit: RateLimitHeaders?) {
-        let upgrade = response.head.status == 101
+        let upgrade = response.headPointer.pointee.status == 101
         w.put("HTTP/1.1 ")
-        w.putDecimal(response.head.status)
+        w.putDecimal(response.headPointer.pointee.status)
         w.put(0x20)
-        if response.head.reason.isEmpty { w.put(HTTPWriter.reasonPhrase(response.head.status)) } else { w.put(response.head.reason) }
+        if response.headPointer.pointee.reason.isEmpty { w.put(HTTPWriter.reasonPhrase(response.headPointer.pointee.status)) } else { w.put(response.headPointer.pointee.reason) }
         w.put("\r\n")
         var hasServer = false
         var hasDate = false
         var sawVia = false
-        for i in 0..<response.head.headers.count {
-            let f = response.head.headers.fields[i]
-            if skipResponseHeader(response.head.headers, i, upgrade: upgrade) {
+        for i in 0..<response.headPointer.pointee.headers.count {
+            let f = response.headPointer.pointee.headers.fields[i]
+            if skipResponseHeader(response.headPointer.pointee.headers, i, upgrade: upgrade) {
                 if f.nameLength == 3 { sawVia = true }
                 continue
             }
-            if connectionListed && namedByConnection(response.head.headers, i) { continue }
-            if let e = edits, e.drops(response.head.headers, i) { continue }
+            if connectionListed && namedByConnection(response.headPointer.pointee.headers, i) { continue }
+            if let e = edits, e.drops(response.headPointer.pointee.headers, i) { continue }
             if let r = rateLimit, f.nameLength > 0, RateLimitHeaders.mayWrite(st[Int(f.nameStart)], Int(f.nameLength)),
                r.writes(UnsafeBufferPointer(rebasing: st[Int(f.nameStart) ..< Int(f.nameStart + f.nameLength)])) { continue }
             switch f.nameLength {
-            case 17: if (c.respBody == .dechunked || c.ownResponseLength != nil) && response.head.headers.nameEquals(at: i, "transfer-encoding") { continue }
-            case 14: if c.ownResponseLength != nil && response.head.headers.nameEquals(at: i, "content-length") { continue }
+            case 17: if (c.respBody == .dechunked || c.ownResponseLength != nil) && response.headPointer.pointee.headers.nameEquals(at: i, "transfer-encoding") { continue }
+            case 14: if c.ownResponseLength != nil && response.headPointer.pointee.headers.nameEquals(at: i, "content-length") { continue }
             case 7:
                 // (the client's TE is looked at only when the upstream sent a Trailer header)
-                if response.head.headers.nameEquals(at: i, "trailer"),
+                if response.headPointer.pointee.headers.nameEquals(at: i, "trailer"),
                    !(c.parser?.head.headers.hasToken("trailers", in: "te") ?? false) { continue }
-            case 6: if response.head.headers.nameEquals(at: i, "server") { hasServer = true }
-            case 4: if response.head.headers.nameEquals(at: i, "date") { hasDate = true }
+            case 6: if response.headPointer.pointee.headers.nameEquals(at: i, "server") { hasServer = true }
+            case 4: if response.headPointer.pointee.headers.nameEquals(at: i, "date") { hasDate = true }
             default: break
             }
             w.putHeader(st, f)
@@ -345,8 +349,8 @@ extension ProxyServer {
         // Via: the upstream's value(s), then ours (the twin of writeUpstreamRequest's block)
         var viaFirst = true
         if sawVia {
-            for i in 0..<response.head.headers.count where response.head.headers.fields[i].nameLength == 3 && response.head.headers.nameEquals(at: i, "via") {
-                let f = response.head.headers.fields[i]
+            for i in 0..<response.headPointer.pointee.headers.count where response.headPointer.pointee.headers.fields[i].nameLength == 3 && response.headPointer.pointee.headers.nameEquals(at: i, "via") {
+                let f = response.headPointer.pointee.headers.fields[i]
                 if f.valueLength == 0 { continue }
                 w.put(viaFirst ? "Via: " : ", ")
                 viaFirst = false

@@ -243,7 +243,8 @@ extension ClientConnection {
     private func responseComplete(_ u: UpstreamConnection) {
         respPhase = .done
         respParserPaused = false
-        u.cancelTimer()
+        // (the upstream's timer is not stopped: close() stops it, and a pooled connection's timer finds
+        // no client when it fires; armTimer moves the deadline of the next exchange lazily)
         let reusable = u.parser.head.keepAlive && respBody != .closeDelimited && reqPhase == .done && u.inBuf.isEmpty
             && !u.out.hasPending && u.state == .active && !ownBodyPending
         upstream = nil

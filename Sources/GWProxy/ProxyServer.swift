@@ -128,7 +128,7 @@ public final class ProxyServer {
     private var housekeeping: TimerWatcher!
     let accessLogFile: LogFile?
     let cachedTime = CachedTime()
-    private var requestIDSeed: UInt64
+    private var requestIDSeed: RequestID.Seed
     private var requestCounter: UInt64 = 0
 
     public init(loop: EventLoop, config: GatewayConfig, shm: SharedMemory, slotIndex: Int,
@@ -155,7 +155,7 @@ public final class ProxyServer {
         accessLogFile = path == "off" ? nil : try LogFile(path: path, bufferSize: 32 * 1024)
         var seed: UInt64 = 0
         withUnsafeMutableBytes(of: &seed) { _ = getentropy($0.baseAddress, 8) }
-        requestIDSeed = seed ^ UInt64(ProcessControl.pid)
+        requestIDSeed = RequestID.Seed(seed ^ UInt64(ProcessControl.pid))
         LogDocuments.always = settings.jsonAccessLog
         LogSinks.worker = LogSinks(loop: loop) { [unowned log] _, message in log.log(.error, message) }
         RedisClients.worker = RedisClients(loop: loop, trust: RedisTrust(caPEM: config.cosocketTLS.caPEM,
@@ -236,7 +236,7 @@ public final class ProxyServer {
             guard let fd = Socket.accept(lfd, peer: &peer) else { return }
             Socket.setNoDelay(fd)
             let c = ClientConnection(server: self, fd: fd, peer: peer, listenPort: port, tlsPort: sslPorts.contains(port))
-            c.index = connections.count
+            c.index = Int32(connections.count)
             connections.append(c)
             slot.pointee.connections_accepted &+= 1
             slot.pointee.connections_active = UInt64(connections.count)
@@ -244,12 +244,12 @@ public final class ProxyServer {
     }
 
     func connectionClosed(_ c: ClientConnection) {
-        let i = c.index
+        let i = Int(c.index)
         guard i >= 0, i < connections.count, connections[i] === c else { return }
         let last = connections.removeLast()
         if last !== c {
             connections[i] = last
-            last.index = i
+            last.index = Int32(i)
         }
         c.index = -1
         slot.pointee.connections_active = UInt64(connections.count)
@@ -313,7 +313,7 @@ public final class ProxyServer {
         return HTTPRequestParser(limits: settings.limits)
     }
 
-    func giveRequestParser(_ p: HTTPRequestParser) {
+    func giveRequestParser(_ p: consuming HTTPRequestParser) {
         p.reset()
         if parsers.count < 1024 { parsers.append(p) }
     }

@@ -80,7 +80,7 @@ final class RouteCache {
         // The head is read as `request.head` (borrowed in place) everywhere: capturing it in the closures
         // below would copy it.
         let hostASCII: Bool
-        if let hi = request.head.hostIndex {
+        if config.router.matchesHosts, let hi = request.head.hostIndex {   // (read only when a route has hosts)
             let f = request.head.headers.fields[hi]
             hostASCII = request.head.headers.storage.withUnsafeBytes { st in
                 var ok = true
@@ -96,7 +96,7 @@ final class RouteCache {
         let fast: RouteDecision?? = head.pointee.target.withUnsafeBytes { t -> RouteDecision?? in
             let path = UnsafeRawBufferPointer(rebasing: t[head.pointee.pathStart ..< head.pointee.queryStart])
             guard hostASCII, KongPath.isNormalizedASCII(path) else { return nil }   // → String path
-            guard let rank = config.router.matchRank(head: head.pointee, path: path, listenPort: listenPort, tls: tls) else {
+            guard let rank = config.router.matchRank(headAt: head, path: path, listenPort: listenPort, tls: tls) else {
                 return .some(nil)
             }
             let d = decision(rank: rank)

@@ -52,22 +52,31 @@ extension Router {
     /// normalized path; `path` and the Host header must be ASCII.
     public func matchRank(head: borrowing HTTPRequestHead, path: UnsafeRawBufferPointer, listenPort: Int,
                           tls: ConnectionTLS = .plain) -> Int? {
-        if case .other = head.method {
-            var m = head.methodName
+        withUnsafePointer(to: head) { matchRank(headAt: $0, path: path, listenPort: listenPort, tls: tls) }
+    }
+
+    /// `matchRank(head:path:listenPort:tls:)` on a head read in place: the proxy's head lives in its
+    /// parser, and a head passed by value through the caller's closures was copied (its four buffers
+    /// retained and released per request). Only the fields used are read through the pointer.
+    public func matchRank(headAt head: UnsafePointer<HTTPRequestHead>, path: UnsafeRawBufferPointer, listenPort: Int,
+                          tls: ConnectionTLS = .plain) -> Int? {
+        if case .other = head.pointee.method {
+            var m = head.pointee.methodName
             return m.withUTF8 { matchRank(method: UnsafeRawBufferPointer($0), head: head, path: path, listenPort: listenPort, tls: tls) }
         }
-        let s = head.method.name
+        let s = head.pointee.method.name
         return matchRank(method: UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount), head: head,
                          path: path, listenPort: listenPort, tls: tls)
     }
 
-    func matchRank(method: UnsafeRawBufferPointer, head: borrowing HTTPRequestHead, path: UnsafeRawBufferPointer,
+    func matchRank(method: UnsafeRawBufferPointer, head: UnsafePointer<HTTPRequestHead>, path: UnsafeRawBufferPointer,
                    listenPort: Int, tls: ConnectionTLS) -> Int? {
-        guard let hi = head.hostIndex else {
+        // (no host route: the Host header is not parsed; the port it may carry matters only to host patterns)
+        guard matchesHosts, let hi = head.pointee.hostIndex else {
             return matchRank(ByteRequest(method: method, host: nil, port: listenPort, path: path, tls: tls), head: head)
         }
-        let f = head.headers.fields[hi]
-        return head.headers.storage.withUnsafeBytes { st in
+        let f = head.pointee.headers.fields[hi]
+        return head.pointee.headers.storage.withUnsafeBytes { st in
             let raw = UnsafeRawBufferPointer(rebasing: st[Int(f.valueStart) ..< Int(f.valueStart + f.valueLength)])
             // Kong's split_host_port on the (lowercased) Host value, as `splitHostPort`.
             var hostEnd = raw.count
@@ -110,7 +119,7 @@ extension Router {
         }
     }
 
-    func matchRank(_ req: ByteRequest, head: borrowing HTTPRequestHead) -> Int? {
+    func matchRank(_ req: ByteRequest, head: UnsafePointer<HTTPRequestHead>) -> Int? {
         var best = Int32.max
         if !exactHosts.isEmpty, let h = req.host {
             // The index is keyed by Substring: only configurations with host routes pay for the String.
@@ -122,7 +131,7 @@ extension Router {
     }
 
     @inline(__always)
-    func scanListBytes(_ ranks: [Int32], _ best: inout Int32, _ req: ByteRequest, _ head: borrowing HTTPRequestHead) {
+    func scanListBytes(_ ranks: [Int32], _ best: inout Int32, _ req: ByteRequest, _ head: UnsafePointer<HTTPRequestHead>) {
         for r in ranks {
             if r >= best { return }
             if Router.entryMatches(entries[Int(r)].entry, req, head) { best = r; return }
@@ -132,7 +141,7 @@ extension Router {
     /// Node `n`'s ranks of `idx`, as `scanListBytes`.
     @inline(__always)
     func scanNodeBytes(_ idx: PathIndex, _ n: Int, _ best: inout Int32, _ req: ByteRequest,
-                       _ head: borrowing HTTPRequestHead) {
+                       _ head: UnsafePointer<HTTPRequestHead>) {
         var i = Int(idx.rankStart[n])
         let end = Int(idx.rankStart[n + 1])
         while i < end {
@@ -143,7 +152,7 @@ extension Router {
         }
     }
 
-    func scanBytes(_ idx: PathIndex, _ best: inout Int32, _ req: ByteRequest, _ head: borrowing HTTPRequestHead) {
+    func scanBytes(_ idx: PathIndex, _ best: inout Int32, _ req: ByteRequest, _ head: UnsafePointer<HTTPRequestHead>) {
         var n = 0
         scanNodeBytes(idx, 0, &best, req, head)
         for b in req.path {
@@ -156,7 +165,7 @@ extension Router {
     }
 
     /// `Entry.matches` on bytes.
-    static func entryMatches(_ e: Entry, _ req: ByteRequest, _ head: borrowing HTTPRequestHead) -> Bool {
+    static func entryMatches(_ e: Entry, _ req: ByteRequest, _ head: UnsafePointer<HTTPRequestHead>) -> Bool {
         if !e.methods.isEmpty {
             var ok = false
             for m in e.methods where m.utf8.elementsEqual(req.method) { ok = true; break }
@@ -181,7 +190,7 @@ extension Router {
         default: break
         }
         if !e.headers.isEmpty {
-            for hm in e.headers where !Router.headerMatches(hm, head.headers) { return false }
+            for hm in e.headers where !Router.headerMatches(hm, head.pointee.headers) { return false }
         }
         if !e.snis.isEmpty && !SNIPattern.allow(e.snis, req.tls) { return false }
         return true

@@ -93,6 +93,9 @@ public final class Router: @unchecked Sendable {
     let exactHosts: [Substring: PathIndex]
     let wildcardHosts: PathIndex
     let anyHost: PathIndex
+    /// Some entry matches on hosts (only such entries are in `exactHosts` / `wildcardHosts`). Without one,
+    /// the request's Host header plays no part in matching: the byte match does not read it.
+    public let matchesHosts: Bool
     /// Compiled routes, index for index with `snapshot.routes` (those left out too), for the next router.
     let compiled: [CompiledRoute]
     /// The tries' shapes, for the next generation's build.
@@ -297,6 +300,7 @@ public final class Router: @unchecked Sendable {
         exactHosts = exact.mapValues { $0.build() }
         wildcardHosts = wild.build()
         anyHost = any.build()
+        matchesHosts = !exactHosts.isEmpty || !wildcardHosts.isEmpty
         errors.sort { $0.route < $1.route }
         routeErrors = errors
         self.compiled = compiled
