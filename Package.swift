@@ -73,6 +73,7 @@ let package = Package(
                           path: "Tests/GWPluginStateProbe"),
         .testTarget(name: "GWPluginStateTests", dependencies: ["GWPluginState", "GWSystem", "CGWShims", "GWPluginStateProbe"]),
         .testTarget(name: "GWTLSTests", dependencies: ["GWTLS", "CSSL"]),
+        .testTarget(name: "GWEventTests", dependencies: ["GWEvent", "GWSystem"]),
         .testTarget(name: "GWProxyTests", dependencies: ["GWProxy", "GWSystem", "GWHTTP", "GWPlugins", "GWStore"]),
     ]
 )

@@ -6,16 +6,60 @@ import CGWShims
 import GWSystem
 
 /// A libev loop (ev_loop_new, EVFLAG_NOSIGMASK: signals are handled by CGWShims' self-pipe).
+///
+/// I/O callbacks run in the order the kernel reported readiness (nginx's order). libev runs the
+/// callbacks of one poll last-ready-first (its pending array is a stack), so a request that became
+/// ready first was served last of its batch; here the I/O watchers' libev callbacks only queue the
+/// watcher (`ready`), and the loop's invoke hook (ev_set_invoke_pending_cb) then runs them in reverse
+/// queue order, which is the poll's order. Timers and other watchers still run inside libev's
+/// ev_invoke_pending. Events fed while the queue is run (IOWatcher.feed) are run in the same hook.
+/// Invariant: `ready` / `running` hold unretained watchers; a watcher is in them at most once
+/// (`queued`), and a watcher freed while queued removes itself (IOWatcher.deinit).
 public final class EventLoop {
     public let raw: OpaquePointer
+    @usableFromInline var ready: ContiguousArray<UnsafeMutableRawPointer?> = []
+    @usableFromInline var running: ContiguousArray<UnsafeMutableRawPointer?> = []
 
     public init() {
         guard let l = ev_loop_new(gw_evflag_auto_nosigmask()) else { fatalError("ev_loop_new failed") }
         raw = l
+        ready.reserveCapacity(1024)
+        running.reserveCapacity(1024)
+        ev_set_userdata(l, Unmanaged.passUnretained(self).toOpaque())
+        ev_set_invoke_pending_cb(l) { l in
+            guard let l, let d = ev_userdata(l) else { return }
+            Unmanaged<EventLoop>.fromOpaque(d)._withUnsafeGuaranteedRef { $0.invokePending() }
+        }
+    }
+
+    /// libev's pending watchers, then the queued I/O watchers in poll order, until nothing is pending.
+    private func invokePending() {
+        repeat {
+            ev_invoke_pending(raw)
+            guard !ready.isEmpty else { continue }
+            swap(&ready, &running)
+            var i = running.count
+            while i > 0 {
+                i -= 1
+                guard let p = running[i] else { continue }   // freed while queued
+                running[i] = nil
+                Unmanaged<IOWatcher>.fromOpaque(p)._withUnsafeGuaranteedRef { $0.dispatch() }
+            }
+            running.removeAll(keepingCapacity: true)
+        } while ev_pending_count(raw) > 0 || !ready.isEmpty
+    }
+
+    /// Removes a freed watcher's entry from the queues.
+    func forget(_ p: UnsafeMutableRawPointer) {
+        for i in ready.indices where ready[i] == p { ready[i] = nil }
+        for i in running.indices where running[i] == p { running[i] = nil }
     }
 
     /// Runs until `stop()` or until no active watcher is left.
     public func run() { ev_run(raw, 0) }
+
+    /// One iteration: waits for at least one event, handles what is ready (tests).
+    public func runOnce() { ev_run(raw, gw_evrun_once()) }
 
     public func stop() { ev_break(raw, gw_evbreak_all()) }
 
@@ -46,6 +90,11 @@ public final class IOWatcher {
     public var handler: (IOEvents) -> Void
     @usableFromInline var storedFD: Int32
     @usableFromInline var storedEvents: IOEvents
+    /// Events reported and not yet handled (EventLoop runs them in poll order); cleared when the watcher
+    /// stops, as libev drops a stopped watcher's pending event.
+    @usableFromInline var deferred = IOEvents(rawValue: 0)
+    /// In the loop's queue (at most once).
+    var queued = false
     public var fd: Int32 { storedFD }
     public var events: IOEvents { storedEvents }
 
@@ -58,20 +107,41 @@ public final class IOWatcher {
         gw_io_init(w, { _, w, revents in
             guard let w, let d = gw_io_data(w) else { return }
             // Guaranteed, not retained: the watcher's owner keeps it alive while libev can call it.
-            Unmanaged<IOWatcher>.fromOpaque(d)._withUnsafeGuaranteedRef { $0.handler(IOEvents(rawValue: revents)) }
+            Unmanaged<IOWatcher>.fromOpaque(d)._withUnsafeGuaranteedRef { $0.enqueue(IOEvents(rawValue: revents), d) }
         }, fd, events.rawValue)
         gw_io_set_data(w, Unmanaged.passUnretained(self).toOpaque())
     }
 
     deinit {
+        if queued { loop.forget(Unmanaged.passUnretained(self).toOpaque()) }
         ev_io_stop(loop.raw, w)
         w.deallocate()
+    }
+
+    private func enqueue(_ ev: IOEvents, _ me: UnsafeMutableRawPointer) {
+        deferred.formUnion(ev)
+        if !queued {
+            queued = true
+            loop.ready.append(me)
+        }
+    }
+
+    /// Runs the handler with the events gathered since the watcher was queued (none: it was stopped).
+    fileprivate func dispatch() {
+        queued = false
+        let ev = deferred
+        if ev.rawValue == 0 { return }
+        deferred = IOEvents(rawValue: 0)
+        handler(ev)
     }
 
     @inlinable public var isActive: Bool { gw_io_is_active(w) != 0 }
 
     @inlinable public func start() { if !isActive { ev_io_start(loop.raw, w) } }
-    @inlinable public func stop() { if isActive { ev_io_stop(loop.raw, w) } }
+    @inlinable public func stop() {
+        deferred = IOEvents(rawValue: 0)
+        if isActive { ev_io_stop(loop.raw, w) }
+    }
     /// Queues `events` for this watcher as if the fd had reported them (libev ev_feed_event): for data
     /// a library holds with no readiness on the fd (TLS records OpenSSL already decrypted).
     public func feed(_ events: IOEvents) { ev_feed_event(loop.raw, UnsafeMutableRawPointer(w), Int32(events.rawValue)) }
@@ -81,7 +151,7 @@ public final class IOWatcher {
         let newFD = fd ?? self.fd
         if newFD == self.fd && events == self.events { return }
         let active = isActive
-        if active { ev_io_stop(loop.raw, w) }
+        if active { ev_io_stop(loop.raw, w); deferred = IOEvents(rawValue: 0) }
         storedFD = newFD
         storedEvents = events
         gw_io_set(w, newFD, events.rawValue)

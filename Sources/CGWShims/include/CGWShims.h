@@ -35,6 +35,7 @@ static inline int gw_ev_read(void) { return EV_READ; }
 static inline int gw_ev_write(void) { return EV_WRITE; }
 static inline unsigned int gw_evflag_auto_nosigmask(void) { return EVFLAG_AUTO | EVFLAG_NOSIGMASK; }
 static inline int gw_evbreak_all(void) { return EVBREAK_ALL; }
+static inline int gw_evrun_once(void) { return EVRUN_ONCE; }
 
 // MARK: signals
 // Flags set by the handlers; read and cleared by gw_signals_take(). Bit = 1 << signo.
