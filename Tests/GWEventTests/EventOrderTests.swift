@@ -93,4 +93,30 @@ import GWSystem
         #expect(called == ["loud", "quiet-read"])
         loud.stop(); quiet.stop()
     }
+
+    @Test func moreReadyWatchersThanTheQueueStartsWithAllRunInOrder() throws {
+        let loop = EventLoop()
+        let n = 300   // the queue starts with room for 256
+        let pairs = try Pairs(n)
+        var order: [Int] = []
+        let watchers = (0..<n).map { i in
+            IOWatcher(loop: loop, fd: pairs.fds[i].0, events: .read) { _ in
+                order.append(i)
+                var b: UInt8 = 0
+                _ = Socket.read(pairs.fds[i].0, into: &b, count: 1)   // consumed: not reported again
+            }
+        }
+        for w in watchers { w.start() }
+        let warm = try Pairs(1)
+        let warmWatcher = IOWatcher(loop: loop, fd: warm.fds[0].0, events: .read) { _ in }
+        warmWatcher.start()
+        warm.poke(0)
+        loop.runOnce()
+        warmWatcher.stop()
+        let ready = Array((0..<n).reversed())
+        for i in ready { pairs.poke(i) }
+        while order.count < n { loop.runOnce() }   // epoll_wait returns at most libev's batch per call
+        #expect(order == ready)
+        for w in watchers { w.stop() }
+    }
 }
