@@ -15,6 +15,19 @@ import GWSystem
         func poke(_ i: Int) { var b: UInt8 = 1; _ = Socket.write(fds[i].1, from: &b, count: 1) }
     }
 
+    /// One iteration with an unrelated event, so that libev hands the started watchers' descriptors to
+    /// epoll (it adds them when it polls; a descriptor already readable when added is reported in the
+    /// order of addition, not of readiness).
+    func registerStartedWatchers(_ loop: EventLoop) throws {
+        let warm = try Pairs(1)
+        var seen = false
+        let w = IOWatcher(loop: loop, fd: warm.fds[0].0, events: .read) { _ in seen = true }
+        w.start()
+        warm.poke(0)
+        while !seen { loop.runOnce() }
+        w.stop()
+    }
+
     @Test func callbacksRunInReadinessOrder() throws {
         let loop = EventLoop()
         let pairs = try Pairs(6)
@@ -23,14 +36,7 @@ import GWSystem
             IOWatcher(loop: loop, fd: pairs.fds[i].0, events: .read) { _ in order.append(i) }
         }
         for w in watchers { w.start() }
-        // A first iteration registers the descriptors with epoll (libev adds them when it polls; a
-        // descriptor already readable when added is reported in the order of addition).
-        let warm = try Pairs(1)
-        let warmWatcher = IOWatcher(loop: loop, fd: warm.fds[0].0, events: .read) { _ in }
-        warmWatcher.start()
-        warm.poke(0)
-        loop.runOnce()
-        warmWatcher.stop()
+        try registerStartedWatchers(loop)
         let ready = [3, 0, 5, 1, 4, 2]
         for i in ready { pairs.poke(i) }
         loop.runOnce()
@@ -107,12 +113,7 @@ import GWSystem
             }
         }
         for w in watchers { w.start() }
-        let warm = try Pairs(1)
-        let warmWatcher = IOWatcher(loop: loop, fd: warm.fds[0].0, events: .read) { _ in }
-        warmWatcher.start()
-        warm.poke(0)
-        loop.runOnce()
-        warmWatcher.stop()
+        try registerStartedWatchers(loop)
         let ready = Array((0..<n).reversed())
         for i in ready { pairs.poke(i) }
         while order.count < n { loop.runOnce() }   // epoll_wait returns at most libev's batch per call
