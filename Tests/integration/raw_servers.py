@@ -72,18 +72,37 @@ def http_response(status, body=b"", headers=None, reason="OK", chunked=False, ch
     return ("\r\n".join(h) + "\r\n\r\n").encode() + body
 
 
+class Recorder:
+    """A file-like reader over a socket that keeps every byte it hands out."""
+
+    def __init__(self, f):
+        self.f, self.raw = f, bytearray()
+
+    def readline(self, n=-1):
+        b = self.f.readline(n)
+        self.raw += b
+        return b
+
+    def read(self, n):
+        b = self.f.read(n)
+        self.raw += b
+        return b
+
+
 class RawUpstream:
     """A hand-written HTTP/1.1 server on 127.0.0.1. `handler(sock, request, upstream)` answers each request on
     the raw socket and returns True to keep the connection for the next request. Counts TCP connections and
-    requests (hits)."""
+    requests (hits). With `record_raw`, `raw` holds the exact bytes received, one bytearray per connection."""
 
-    def __init__(self, handler, name="raw"):
+    def __init__(self, handler, name="raw", record_raw=False):
         self.name = name
         self.handler = handler
+        self.record_raw = record_raw
         self.lock = threading.Lock()
         self.connections = 0
         self.hits = 0
         self.requests = []
+        self.raw = []
         self.stopped = threading.Event()
         self.read_delay = 0.0        # seconds to wait after accept before reading (backpressure tests)
         self.sock = socket.socket()
@@ -117,7 +136,11 @@ class RawUpstream:
         c.settimeout(TIMEOUT * 2)
         if self.read_delay:
             time.sleep(self.read_delay)
-        f = c.makefile("rb")
+        f = sockfile = c.makefile("rb")
+        if self.record_raw:
+            f = Recorder(sockfile)
+            with self.lock:
+                self.raw.append(f.raw)
         try:
             while not self.stopped.is_set():
                 req = read_http_request(f)
@@ -132,7 +155,7 @@ class RawUpstream:
             pass
         finally:
             try:
-                f.close()
+                sockfile.close()
                 c.close()
             except OSError:
                 pass

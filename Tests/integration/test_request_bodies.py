@@ -7,82 +7,22 @@ import hashlib
 import json
 import os
 import socket
-import threading
 import time
 
 import pytest
 
-from conftest import TIMEOUT, Gateway, http_response, read_http_request, wait_until
+from conftest import TIMEOUT, Gateway, RawUpstream, http_response, wait_until
 
 
-class Recorder:
-    """A file-like reader over a socket that keeps every byte it hands out."""
-
-    def __init__(self, f):
-        self.f, self.raw = f, bytearray()
-
-    def readline(self, n=-1):
-        b = self.f.readline(n)
-        self.raw += b
-        return b
-
-    def read(self, n):
-        b = self.f.read(n)
-        self.raw += b
-        return b
-
-
-class CaptureUpstream:
-    """Answers 200 with a JSON summary of each request; keeps the raw bytes of every connection."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.requests, self.raw, self.lock = [], [], threading.Lock()
-        self.stopped = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def address(self):
-        return f"127.0.0.1:{self.port}"
-
-    def _accept(self):
-        while not self.stopped.is_set():
-            try:
-                c, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
-        c.settimeout(TIMEOUT)
-        rec = Recorder(c.makefile("rb"))
-        with self.lock:
-            self.raw.append(rec.raw)
-        try:
-            while True:
-                r = read_http_request(rec)
-                if r is None:
-                    break
-                with self.lock:
-                    self.requests.append(r)
-                body = json.dumps({"len": len(r["body"]), "sha": hashlib.sha256(r["body"]).hexdigest(),
-                                   "chunked": r["chunked"]}).encode()
-                c.sendall(http_response(200, body, {"Content-Type": "application/json"}))
-        except (OSError, ValueError):
-            pass
-        finally:
-            c.close()
-
-    def stop(self):
-        self.stopped.set()
-        self.sock.close()
+def capture_upstream():
+    """Answers 200 with a JSON summary of each request (body length, SHA-256, chunked); `raw` keeps the
+    exact bytes of every connection."""
+    def answer(c, r, _up):
+        body = json.dumps({"len": len(r["body"]), "sha": hashlib.sha256(r["body"]).hexdigest(),
+                           "chunked": r["chunked"]}).encode()
+        c.sendall(http_response(200, body, {"Content-Type": "application/json"}))
+        return True
+    return RawUpstream(answer, "capture", record_raw=True)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +36,7 @@ def gw(tmp_path_factory):
 
 @pytest.fixture
 def up():
-    u = CaptureUpstream()
+    u = capture_upstream()
     yield u
     u.stop()
 
