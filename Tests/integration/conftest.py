@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -13,19 +14,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../tools"))
+from netutil import free_port  # noqa: E402,F401 - outside the ephemeral range; re-exported to the tests
 from raw_servers import RawUpstream, TLSTestServer, http_response, read_http_request, reset_socket  # noqa: F401
 
 GATEWAY_BIN = os.environ.get("GATEWAY_BIN") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "../../.build/release/gateway"))
 TIMEOUT = float(os.environ.get("GW_TEST_TIMEOUT", "10"))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def wait_until(pred, timeout=TIMEOUT, interval=0.02, what="condition"):

@@ -7,10 +7,13 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
+import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../tools"))
+from netutil import free_port  # noqa: E402 - outside the ephemeral range (see there)
 
 
 def _bindir():
@@ -22,12 +25,6 @@ def _bindir():
     return os.path.dirname(p) if p else None
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 class PGServer:
@@ -40,7 +37,7 @@ class PGServer:
         self.dir = tempfile.mkdtemp(prefix="gw-pg-")
         os.chmod(self.dir, 0o755)
         self.data = os.path.join(self.dir, "data")
-        self.port = _free_port()
+        self.port = free_port()
         self.runas = None
         if os.geteuid() == 0:
             for name in ("postgres", "nobody"):

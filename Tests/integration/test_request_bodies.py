@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import TIMEOUT, Gateway, RawUpstream, http_response, wait_until
+from conftest import TIMEOUT, Gateway, RawUpstream, free_port, http_response, wait_until
 
 
 def capture_upstream():
@@ -192,10 +192,7 @@ def test_invalid_chunked_body_after_streaming_started_closes_upstream(gw, up):
 def test_buffered_post_is_retried_on_another_target_after_connect_failure(gw, up):
     s, b, _ = gw.admin("POST", "/upstreams", {"name": "retry-bodies"})
     assert s == 201, b
-    dead = socket.socket()
-    dead.bind(("127.0.0.1", 0))
-    dead_port = dead.getsockname()[1]
-    dead.close()
+    dead_port = free_port()   # nothing listens there
     for t in (f"127.0.0.1:{dead_port}", up.address):
         s, b, _ = gw.admin("POST", "/upstreams/retry-bodies/targets", {"target": t})
         assert s == 201, b

@@ -8,23 +8,11 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from netutil import free_port  # noqa: E402,F401 - re-exported for the bench modules
+from netutil import free_port, free_ports  # noqa: E402,F401 - re-exported for the bench modules
 
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
-
-
-def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
 
 
 def wait_until(pred, timeout=20.0, what="condition"):
