@@ -45,22 +45,25 @@ public enum HTTPMethod: Equatable, Sendable {
 @inline(__always) @usableFromInline
 func asciiLower(_ b: UInt8) -> UInt8 { (b &- 0x41) < 26 ? b | 0x20 : b }
 
+/// Bytes of a header's name or value: a view of `HTTPHeaders.storage` (no copy).
+public typealias HeaderBytes = Slice<FlatArray<UInt8>>
+
 /// Ordered header list stored in one reusable byte buffer.
 /// Invariant: every Field's ranges lie inside `storage`; names are kept as received (case preserved).
 public struct HTTPHeaders: Sendable {
-    public struct Field: Sendable, Equatable {
+    public struct Field: Sendable, Equatable, BitwiseCopyable {
         public var nameStart: Int32
         public var nameLength: Int32
         public var valueStart: Int32
         public var valueLength: Int32
     }
-    public internal(set) var storage: [UInt8]
-    public internal(set) var fields: [Field]
+    public internal(set) var storage: FlatArray<UInt8>
+    public internal(set) var fields: FlatArray<Field>
 
     public init() {
-        storage = []
+        storage = FlatArray()
         storage.reserveCapacity(1024)
-        fields = []
+        fields = FlatArray()
         fields.reserveCapacity(32)
     }
 
@@ -69,8 +72,8 @@ public struct HTTPHeaders: Sendable {
 
     public mutating func removeAll() {
         // Guarded: removeAll(keepingCapacity:) on a buffer that is not uniquely referenced allocates a new one.
-        if !storage.isEmpty { storage.removeAll(keepingCapacity: true) }
-        if !fields.isEmpty { fields.removeAll(keepingCapacity: true) }
+        storage.removeAll()
+        fields.removeAll()
     }
 
     /// Appends a header (used when building messages and in tests; the parsers append in place).
@@ -104,10 +107,10 @@ public struct HTTPHeaders: Sendable {
         n.withUTF8 { append(rawName: UnsafeRawBufferPointer($0), rawValue: value) }
     }
 
-    @inlinable public func nameBytes(at i: Int) -> ArraySlice<UInt8> {
+    @inlinable public func nameBytes(at i: Int) -> HeaderBytes {
         let f = fields[i]; return storage[Int(f.nameStart) ..< Int(f.nameStart + f.nameLength)]
     }
-    @inlinable public func valueBytes(at i: Int) -> ArraySlice<UInt8> {
+    @inlinable public func valueBytes(at i: Int) -> HeaderBytes {
         let f = fields[i]; return storage[Int(f.valueStart) ..< Int(f.valueStart + f.valueLength)]
     }
     public func name(at i: Int) -> String { String(decoding: nameBytes(at: i), as: UTF8.self) }
@@ -222,7 +225,7 @@ public struct HTTPMessageHead: Sendable {
     /// Start of the path in `target`: 0 for origin-form; after `scheme://authority` for absolute-form.
     public internal(set) var pathStart: Int = 0
     public internal(set) var status: Int = 0
-    public internal(set) var reason: [UInt8] = []
+    public internal(set) var reason = FlatArray<UInt8>()
     public internal(set) var versionMajor: UInt8 = 1
     public internal(set) var versionMinor: UInt8 = 1
     public internal(set) var headers = HTTPHeaders()
@@ -256,7 +259,7 @@ public struct HTTPMessageHead: Sendable {
     public var path: String { String(decoding: pathBytes, as: UTF8.self) }
     public var query: String? { queryBytes.map { String(decoding: $0, as: UTF8.self) } }
     public var targetString: String { String(decoding: target, as: UTF8.self) }
-    public var hostBytes: ArraySlice<UInt8>? { hostIndex.map { headers.valueBytes(at: $0) } }
+    public var hostBytes: HeaderBytes? { hostIndex.map { headers.valueBytes(at: $0) } }
     public var host: String? { hostIndex.map { headers.value(at: $0) } }
     public var reasonString: String { String(decoding: reason, as: UTF8.self) }
     public var isHTTP11: Bool { versionMajor == 1 && versionMinor == 1 }
@@ -270,7 +273,7 @@ public struct HTTPMessageHead: Sendable {
         if !target.isEmpty { target.removeAll(keepingCapacity: true) }
         queryStart = 0; pathStart = 0
         status = 0
-        if !reason.isEmpty { reason.removeAll(keepingCapacity: true) }
+        reason.removeAll()
         versionMajor = 1; versionMinor = 1
         headers.removeAll()
         keepAlive = true; contentLength = nil; isChunked = false; expectsContinue = false; isUpgrade = false

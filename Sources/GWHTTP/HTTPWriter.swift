@@ -181,17 +181,18 @@ public struct HeadWriter {
     /// The bytes written so far.
     @inlinable public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: used) }
 
-    @inlinable public mutating func put(_ p: UnsafeRawPointer?, _ k: Int) {
+    @inlinable @inline(__always) public mutating func put(_ p: UnsafeRawPointer?, _ k: Int) {
         guard k > 0 else { return }
         guard k <= limit &- used else { over = true; return }
         memcpy(base + used, p!, k)
         used &+= k
     }
 
-    @inlinable public mutating func put(_ s: StaticString) { put(UnsafeRawPointer(s.utf8Start), s.utf8CodeUnitCount) }
-    @inlinable public mutating func put(_ p: UnsafeRawBufferPointer) { put(p.baseAddress, p.count) }
-    @inlinable public mutating func put(_ p: UnsafeBufferPointer<UInt8>) { put(UnsafeRawPointer(p.baseAddress), p.count) }
+    @inlinable @inline(__always) public mutating func put(_ s: StaticString) { put(UnsafeRawPointer(s.utf8Start), s.utf8CodeUnitCount) }
+    @inlinable @inline(__always) public mutating func put(_ p: UnsafeRawBufferPointer) { put(p.baseAddress, p.count) }
+    @inlinable @inline(__always) public mutating func put(_ p: UnsafeBufferPointer<UInt8>) { put(UnsafeRawPointer(p.baseAddress), p.count) }
     @inlinable public mutating func put(_ a: [UInt8]) { a.withUnsafeBytes { put($0) } }
+    @inlinable public mutating func put(_ a: FlatArray<UInt8>) { a.withUnsafeBytes { put($0) } }
     /// Disfavoured: a string literal must pick put(StaticString) (a memcpy), not this.
     @_disfavoredOverload
     @inlinable public mutating func put(_ s: String) {
@@ -199,7 +200,7 @@ public struct HeadWriter {
         s.withUTF8 { put($0) }
     }
 
-    @inlinable public mutating func put(_ b: UInt8) {
+    @inlinable @inline(__always) public mutating func put(_ b: UInt8) {
         guard used < limit else { over = true; return }
         base[used] = b
         used &+= 1

@@ -50,7 +50,7 @@ final class BasicAuth: PluginHandler {
     }
 
     /// Parses one header value and checks the credential it names.
-    private func check(_ value: ArraySlice<UInt8>, _ ctx: PluginContext) -> CredentialRecord? {
+    private func check(_ value: HeaderBytes, _ ctx: PluginContext) -> CredentialRecord? {
         var i = value.startIndex
         while i < value.endIndex && (value[i] == 0x20 || value[i] == 0x09) { i += 1 }
         guard value.endIndex - i >= 5, value[i] == 0x42 || value[i] == 0x62,
@@ -83,7 +83,7 @@ final class BasicAuth: PluginHandler {
 }
 
 /// Standard base64 (padding optional); false on any other byte.
-func base64Decode(_ s: ArraySlice<UInt8>, into out: inout [UInt8]) -> Bool {
+func base64Decode<C: RandomAccessCollection<UInt8>>(_ s: C, into out: inout [UInt8]) -> Bool where C.Index == Int {
     out.removeAll(keepingCapacity: true)
     var acc: UInt32 = 0, bits = 0
     var end = s.endIndex

@@ -199,7 +199,7 @@ public struct HeaderEdits {
     /// it returns false; returns how many values were visited. No allocation.
     @discardableResult
     public func forEachValue<N: Collection>(of name: N, original: borrowing HTTPHeaders,
-                                            _ body: (ArraySlice<UInt8>) -> Bool) -> Int where N.Element == UInt8 {
+                                            _ body: (HeaderBytes) -> Bool) -> Int where N.Element == UInt8 {
         var last = -1
         for k in 0 ..< ops.count where ops[k].hides && headerNameMatches(list.nameBytes(at: k), name) { last = k }
         var n = 0

@@ -194,6 +194,7 @@ final class RateLimiting: PluginHandler {
     enum IdentifierText {
         case string(String)
         case bytes(ArraySlice<UInt8>)
+        case header(HeaderBytes)
     }
 
     private func identifierText(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead) -> IdentifierText {
@@ -207,7 +208,7 @@ final class RateLimiting: PluginHandler {
         case .service: return .string(ctx.serviceID ?? ctx.clientIP)
         case .header(let name):
             for i in 0 ..< request.headers.count where headerNameMatches(request.headers.nameBytes(at: i), name) {
-                return .bytes(request.headers.valueBytes(at: i))
+                return .header(request.headers.valueBytes(at: i))
             }
             return .string(ctx.clientIP)
         case .path(let p):
@@ -334,6 +335,7 @@ func withIdentifierBytes<R>(_ t: inout RateLimiting.IdentifierText, _ body: (Uns
     switch t {
     case .string(var s): return s.withUTF8(body)
     case .bytes(let b): return b.withUnsafeBufferPointer(body)
+    case .header(let b): return b.withUnsafeBufferPointer(body)
     }
 }
 

@@ -9,6 +9,7 @@
 // body writes `PluginContext.replaceBody`, which the data path sends with its own Content-Length.
 // Parsing allocates (only requests whose plugins asked for the body pay for it).
 import GWJSON
+import GWHTTP
 
 /// Whether the access phase can read the request body.
 public enum RequestBodyState: Sendable, Equatable {
@@ -28,7 +29,7 @@ public enum BodyKind: Equatable, Sendable {
     case other
 
     /// The kind named by a Content-Type value (type/subtype case-insensitive, parameters after ';').
-    public static func of(contentType: ArraySlice<UInt8>?) -> BodyKind {
+    public static func of(contentType: HeaderBytes?) -> BodyKind {
         guard let ct = contentType else { return .other }
         let semi = ct.firstIndex(of: 0x3B) ?? ct.endIndex
         let mime = String(decoding: ct[ct.startIndex ..< semi], as: UTF8.self).trimmingSpaces().lowercased()
@@ -46,7 +47,7 @@ public enum BodyKind: Equatable, Sendable {
     }
 
     /// The value of parameter `name` in "; a=b; name=value" (quotes removed).
-    static func parameter(_ name: String, in params: ArraySlice<UInt8>) -> [UInt8]? {
+    static func parameter<C: RandomAccessCollection<UInt8>>(_ name: String, in params: C) -> [UInt8]? where C.Index == Int {
         for part in params.split(separator: 0x3B) {
             guard let eq = part.firstIndex(of: 0x3D) else { continue }
             let k = String(decoding: part[part.startIndex ..< eq], as: UTF8.self).trimmingSpaces().lowercased()

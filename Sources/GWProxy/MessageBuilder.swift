@@ -73,7 +73,7 @@ private func connectionNamesHeaders(_ head: UnsafePointer<HTTPMessageHead>) -> B
 }
 
 @inline(__always)
-private func tokenIs(_ v: ArraySlice<UInt8>, _ a: Int, _ b: Int, _ lower: StaticString) -> Bool {
+private func tokenIs(_ v: HeaderBytes, _ a: Int, _ b: Int, _ lower: StaticString) -> Bool {
     guard b - a == lower.utf8CodeUnitCount else { return false }
     let t = lower.utf8Start
     var k = 0

@@ -1,8 +1,9 @@
 import Testing
+import GWHTTP
 @testable import GWPlugins
 
 @Suite struct RequestBodyCodecTests {
-    func kind(_ s: String) -> BodyKind { BodyKind.of(contentType: Array(s.utf8)[...]) }
+    func kind(_ s: String) -> BodyKind { BodyKind.of(contentType: FlatArray(s.utf8)[...]) }
 
     @Test func kinds() {
         #expect(kind("application/x-www-form-urlencoded; charset=utf-8") == .form)
