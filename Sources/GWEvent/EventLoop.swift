@@ -209,8 +209,6 @@ public final class TimerWatcher {
     }
 
     @inlinable public var isActive: Bool { gw_timer_is_active(w) != 0 }
-    /// Seconds until an active timer fires (libev's ev_timer_remaining).
-    @inlinable public var remaining: Double { ev_timer_remaining(loop.raw, w) }
 
     @inlinable public func start(after: Double, repeat rep: Double = 0) {
         ev_timer_stop(loop.raw, w)

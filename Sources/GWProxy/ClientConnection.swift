@@ -30,12 +30,10 @@ final class ClientConnection {
     let peer: SocketAddress
     let listenPort: Int
     let io: IOWatcher   // `let`: read without retain (its handler is set once self is initialized)
-    let timer: TimerWatcher
+    let timer: DeadlineTimer       // the client timeout of `timerKind` (lazy: see armClientTimer)
     var inBuf: IOBuffer?
     var out = OutputQueue()        // storage lent by the server during an exchange (ProxyServer.lendArray)
     var parser: HTTPRequestParser?
-    /// Loop time at which the current client timeout (`timerKind`) expires; see armClientTimer.
-    var clientDeadline: Double = 0
     var index: Int32 = -1          // position in server.connections (32 bits: with the next, one word)
     var requestsOnConnection: Int32 = 0
     /// TLS under this connection (ClientConnection+TLS.swift); nil on a plain listener, and on a TLS
@@ -111,7 +109,7 @@ final class ClientConnection {
         self.peer = peer
         self.peerTrusted = server.settings.trustedIPs.contains(peer)
         self.listenPort = listenPort
-        self.timer = TimerWatcher(loop: server.loop) {}
+        self.timer = DeadlineTimer(loop: server.loop) {}
         self.io = IOWatcher(loop: server.loop, fd: fd, events: .read) { _ in }
         // unowned(unsafe) as in UpstreamConnection.init; self is retained for the call (close() may drop
         // the last reference).
@@ -226,7 +224,7 @@ final class ClientConnection {
             close()
             return
         }
-        if timerKind == .send { timer.stop(); timerKind = .none }
+        if timerKind == .send { timer.cancel(); timerKind = .none }
         if persistence == .closing { close(); return }
         reclaimIdleArrays()
         updateInterest()
@@ -255,7 +253,7 @@ final class ClientConnection {
                 guard let u = upstream, u.state == .active, !u.out.hasPending || u.out.bytes.count < ProxyServer.maxPendingOutput else {
                     // Waiting on the upstream (connecting, or not reading), not on the client: no
                     // client_body_timeout meanwhile (write_timeout / connect_timeout apply).
-                    if timerKind == .body { timer.stop(); timerKind = .none }
+                    if timerKind == .body { timer.cancel(); timerKind = .none }
                     return
                 }
             }
@@ -333,7 +331,8 @@ final class ClientConnection {
         startRequestClock()
         if peerTrusted, let ctx = plugins, let rp = parser { pluginsClientIP(ctx, rp) }
         if requestsOnConnection < Int32.max { requestsOnConnection += 1 }
-        timerKind = .none   // no client timeout while the exchange runs (the timer is left to fire: lazy)
+        timerKind = .none   // no client timeout while the exchange runs (the ev_timer is left to fire: lazy)
+        timer.clearDeadline()
         server.countRequest()
         // The head is read in place through `rp.head` (an inlined read accessor), never copied: a copy
         // retains and releases its four buffers.
@@ -479,19 +478,12 @@ final class ClientConnection {
         case .header: seconds = server.settings.clientHeaderTimeout
         case .body: seconds = server.settings.clientBodyTimeout
         case .send: seconds = ClientConnection.sendTimeoutSeconds
-        case .none: timerKind = .none; return
+        case .none: timerKind = .none; timer.clearDeadline(); return
         }
-        if kind == timerKind && kind != .body && kind != .send && timer.isActive { return }
-        // Lazy re-arming (nginx's NGX_TIMER_LAZY_DELAY, libev's pattern for activity timeouts): the
-        // deadline is recorded, and a running timer that fires no later than it is left alone
-        // (clientTimedOut re-arms it for the rest, and ignores a fire with no timeout set). A keep-alive
-        // exchange then costs no timer stop and start (~300 instructions per request, callgrind.py).
-        let now = server.loop.now
-        let deadline = now + Double(max(seconds, 1))
+        if kind == timerKind && kind != .body && kind != .send && timer.hasDeadline { return }
+        // Lazy (DeadlineTimer): a keep-alive exchange costs no ev_timer stop and start.
         timerKind = kind
-        clientDeadline = deadline
-        if timer.isActive && now + timer.remaining <= deadline { return }
-        timer.start(after: deadline - now)
+        timer.setDeadline(after: Double(max(seconds, 1)))
     }
 
     /// An error-log line about the current request: nginx's `client:` and Kong's `request_id:` (the
@@ -502,12 +494,7 @@ final class ClientConnection {
     }
 
     private func clientTimedOut() {
-        if timerKind == .none { return }   // set lazily (armClientTimer): no timeout now
-        let remaining = clientDeadline - server.loop.now
-        if remaining > 0 {
-            timer.start(after: remaining)
-            return
-        }
+        // (runs only once the deadline has passed: DeadlineTimer)
         switch timerKind {
         case .send:
             logRequest(.info, "client \(peer.ip) timed out while sending the response")
@@ -568,7 +555,7 @@ final class ClientConnection {
         guard fd >= 0 else { return }
         pluginsLog(status: status == 0 ? 499 : status)   // an exchange cut short: its log phase still runs
         io.stop()
-        timer.stop()
+        timer.cancel()
         upstream?.abort()
         upstream = nil
         tls = nil   // close_notify (never waiting), then the SSL object is freed: before the fd is closed

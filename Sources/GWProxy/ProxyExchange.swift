@@ -63,7 +63,7 @@ extension ClientConnection {
 
     func requestBodyComplete() {
         reqPhase = .done
-        timer.stop()
+        timer.cancel()
         timerKind = .none
         if bodyMode == .buffer && upstream == nil && respPhase == .none {
             bufferedBodyRead()
@@ -293,7 +293,7 @@ extension ClientConnection {
         server.buildClientResponseHead(self, u.parser, into: &out.bytes)
         if plugins != nil { pluginsLogResponseHead(from: headStart) }
         respPhase = .tunnel
-        timer.stop()
+        timer.cancel()
         u.cancelTimer()
         // Bytes after the 101 head, from either side, are tunnel data.
         if !u.inBuf.isEmpty {

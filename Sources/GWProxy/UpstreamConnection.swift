@@ -22,7 +22,7 @@ final class UpstreamConnection {
     let poolKey: PeerKey
     var state: State
     let io: IOWatcher   // `let`: read without retain (its handler is set once self is initialized)
-    let timer: TimerWatcher
+    let timer: DeadlineTimer       // connect / write / read timeout (lazy: see armTimer)
     let parser: HTTPResponseParser
     var inBuf: IOBuffer
     /// Bytes waiting to be written to the upstream (request head and body).
@@ -51,7 +51,7 @@ final class UpstreamConnection {
         self.state = connecting ? .connecting : .active
         self.parser = HTTPResponseParser()
         self.inBuf = server.upstreamBufferPool.take()
-        self.timer = TimerWatcher(loop: server.loop) {}
+        self.timer = DeadlineTimer(loop: server.loop) {}
         self.io = IOWatcher(loop: server.loop, fd: fd, events: connecting ? .write : .read) { _ in }
         // unowned(unsafe): the watchers belong to self and stop when it goes, so self is alive whenever
         // they call (and retained for the call); a checked unowned load costs more per event.
@@ -151,34 +151,19 @@ final class UpstreamConnection {
     }
 
     private func timedOut() {
-        // Re-armed lazily (see armTimer): the deadline may have moved since the timer was started.
-        let remaining = timerBase + timerSeconds - server.loop.now
-        if remaining > 0 {
-            timer.start(after: remaining)
-            return
-        }
-        client?.upstreamTimedOut(self)
+        client?.upstreamTimedOut(self)   // (runs only once the deadline has passed: DeadlineTimer)
     }
 
-    /// Deadline = `timerBase + timerSeconds` (loop time). Re-arming with the duration already running
-    /// only moves the base (libev's recommended pattern for activity timeouts): the write, read and
-    /// per-read re-arms of an exchange cost one ev_timer_start instead of four stop/start pairs.
-    private var timerSeconds: Double = 0
-    private var timerBase: Double = 0
-
-    func armTimer(_ seconds: Double) {
-        timerBase = server.loop.now
-        if seconds == timerSeconds && timer.isActive { return }
-        timerSeconds = seconds
-        timer.start(after: seconds)
-    }
-    func cancelTimer() { timer.stop() }
+    /// The write, read and per-read re-arms of an exchange move a lazy deadline (DeadlineTimer): one
+    /// ev_timer start per exchange instead of four stop/start pairs.
+    func armTimer(_ seconds: Double) { timer.setDeadline(after: seconds) }
+    func cancelTimer() { timer.cancel() }
 
     func close() {
         guard state != .closed else { return }
         state = .closed
         io.stop()
-        timer.stop()
+        timer.cancel()
         tls = nil   // close_notify (never waiting) and free, before the fd is closed
         Socket.close(fd)
         server.upstreamBufferPool.give(inBuf)
