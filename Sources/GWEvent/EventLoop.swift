@@ -104,8 +104,10 @@ public final class EventLoop {
 public struct IOEvents: OptionSet, Sendable {
     public let rawValue: Int32
     public init(rawValue: Int32) { self.rawValue = rawValue }
-    public static let read = IOEvents(rawValue: gw_ev_read())
-    public static let write = IOEvents(rawValue: gw_ev_write())
+    // Computed from libev's constants (static inline shims): a `static let` is a lazily initialised
+    // global, read from another module through an addressor and swift_once (7 per proxied request).
+    @inlinable public static var read: IOEvents { IOEvents(rawValue: gw_ev_read()) }
+    @inlinable public static var write: IOEvents { IOEvents(rawValue: gw_ev_write()) }
 }
 
 /// An ev_io watcher. The handler is set once (at creation), not per event.

@@ -94,7 +94,19 @@ public struct FlatArray<Element: BitwiseCopyable>: @unchecked Sendable {
 
     @_disfavoredOverload
     @inlinable public mutating func append(contentsOf elements: some Sequence<Element>) {
+        // (an array, a slice, a buffer: one copy)
+        if elements.withContiguousStorageIfAvailable({ append(contentsOf: $0) }) != nil { return }
+        makeUnique(adding: elements.underestimatedCount)
         for e in elements { append(e) }
+    }
+
+    /// Appends up to `k` elements written by `body` straight into the memory (made this value's alone,
+    /// with room for `k`); `body` returns how many it wrote (at most `k`).
+    @inlinable public mutating func append(upTo k: Int, _ body: (UnsafeMutablePointer<Element>) -> Int) {
+        makeUnique(adding: k)
+        let n = body(base.unsafelyUnwrapped + used)
+        precondition(n >= 0 && n <= k, "FlatArray.append(upTo:) wrote more than it asked for")
+        used &+= n
     }
 
     /// Removes every element and keeps the memory (shared memory is left to its other owners). No
@@ -104,6 +116,11 @@ public struct FlatArray<Element: BitwiseCopyable>: @unchecked Sendable {
     @inlinable public mutating func removeLast() {
         precondition(used > 0, "removeLast of an empty FlatArray")
         used &-= 1
+    }
+
+    @inlinable public mutating func removeLast(_ k: Int) {
+        precondition(k >= 0 && k <= used, "removeLast of more than a FlatArray holds")
+        used &-= k
     }
 
     @inlinable public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Element>) throws -> R) rethrows -> R {

@@ -12,6 +12,10 @@
 ///   `.error(e)` → answer `e.status` and close (the error is sticky).
 public final class HTTPRequestParser {
     @usableFromInline let core: HTTPParserCore
+    /// The target the request is sent to upstream (path and query), written by the proxy's routing.
+    /// Kept here, with the head it is derived from, so that it follows the request: the parser goes back
+    /// to its pool when the connection is idle, and an idle connection holds no bytes of it.
+    public var upstreamTarget = FlatArray<UInt8>()
 
     public init(limits: HTTPParserLimits = HTTPParserLimits()) {
         core = HTTPParserCore(request: true, limits: limits)
@@ -65,7 +69,7 @@ public final class HTTPResponseParser {
     @inlinable public var headPointer: UnsafePointer<HTTPResponseHead> { UnsafePointer(core.headStorage) }
 
     /// Declare the method of the request this response answers (HEAD → no body whatever the headers say).
-    public func expectResponse(to method: HTTPMethod) { core.responseToHEAD = (method == .head) }
+    public func expectResponse(to method: HTTPMethod) { core.responseToHEAD = method.isHEAD }
 
     /// Whether the current response body is delimited by connection close (needs `finish()` on EOF).
     public var needsEOF: Bool { core.onePass == .idle && llhttp_message_needs_eof_(core) }

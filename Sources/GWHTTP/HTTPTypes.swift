@@ -25,6 +25,10 @@ public enum HTTPMethod: Equatable, Sendable {
         }
     }
 
+    // (Tests of one case by pattern: the derived `==` of an enum with a payload is a call, ~24 instructions.)
+    @inlinable public var isHEAD: Bool { if case .head = self { return true } else { return false } }
+    @inlinable public var isCONNECT: Bool { if case .connect = self { return true } else { return false } }
+
     /// The method token, e.g. "GET" (static strings for common methods; no allocation).
     public var name: StaticString {
         switch self {
@@ -45,7 +49,8 @@ public enum HTTPMethod: Equatable, Sendable {
 @inline(__always) @usableFromInline
 func asciiLower(_ b: UInt8) -> UInt8 { (b &- 0x41) < 26 ? b | 0x20 : b }
 
-/// Bytes of a header's name or value: a view of `HTTPHeaders.storage` (no copy).
+/// Bytes of a head: a header's name or value (a view of `HTTPHeaders.storage`), the path or the query
+/// (of `HTTPMessageHead.target`); no copy.
 public typealias HeaderBytes = Slice<FlatArray<UInt8>>
 
 /// Ordered header list stored in one reusable byte buffer.
@@ -219,7 +224,7 @@ public struct HTTPMessageHead: Sendable {
     /// A method token llhttp 8.1 does not know (`QUERY`, …): its range in `headers.storage`; nil otherwise.
     public internal(set) var methodToken: Range<Int>? = nil
     /// Raw request target as received (origin-form path+query, absolute-form, `*` or authority-form).
-    public internal(set) var target: [UInt8] = []
+    public internal(set) var target = FlatArray<UInt8>()
     /// Index of `?` in `target`, or `target.count` when there is no query.
     public internal(set) var queryStart: Int = 0
     /// Start of the path in `target`: 0 for origin-form; after `scheme://authority` for absolute-form.
@@ -246,7 +251,7 @@ public struct HTTPMessageHead: Sendable {
     public init() { target.reserveCapacity(256) }
 
     /// Path part of the target (absolute-form's scheme and authority removed; may be empty then, meaning "/").
-    public var pathBytes: ArraySlice<UInt8> { target[pathStart ..< queryStart] }
+    public var pathBytes: HeaderBytes { target[pathStart ..< queryStart] }
     /// Authority of an absolute-form target (`GET http://host:port/p`), which nginx prefers over Host.
     public var targetAuthority: String? {
         guard pathStart > 0 else { return nil }
@@ -255,7 +260,7 @@ public struct HTTPMessageHead: Sendable {
         return String(decoding: target[(i + 3) ..< pathStart], as: UTF8.self)
     }
     /// Query without the `?`; nil when the target has no `?` (an empty query after `?` is "").
-    public var queryBytes: ArraySlice<UInt8>? { queryStart < target.count ? target[(queryStart + 1)...] : nil }
+    public var queryBytes: HeaderBytes? { queryStart < target.count ? target[(queryStart + 1)...] : nil }
     public var path: String { String(decoding: pathBytes, as: UTF8.self) }
     public var query: String? { queryBytes.map { String(decoding: $0, as: UTF8.self) } }
     public var targetString: String { String(decoding: target, as: UTF8.self) }
@@ -270,7 +275,7 @@ public struct HTTPMessageHead: Sendable {
 
     mutating func reset() {
         method = .get; methodCode = 1; methodToken = nil
-        if !target.isEmpty { target.removeAll(keepingCapacity: true) }
+        target.removeAll()
         queryStart = 0; pathStart = 0
         status = 0
         reason.removeAll()

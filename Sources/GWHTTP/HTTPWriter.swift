@@ -1,9 +1,23 @@
-// Serialization into caller-owned, reused `[UInt8]` buffers: status lines, headers, integers, chunked framing.
+// Serialization into caller-owned, reused byte buffers (`ByteSink`: [UInt8], or the FlatArray<UInt8> of an
+// output queue): status lines, headers, integers, chunked framing.
 // Nothing here creates Strings; appending a `String` argument copies its UTF-8 bytes only.
+
+/// A growable byte buffer the writers append to: `[UInt8]` and `FlatArray<UInt8>`.
+public protocol ByteSink {
+    var count: Int { get }
+    subscript(i: Int) -> UInt8 { get set }
+    mutating func append(_ b: UInt8)
+    mutating func append(contentsOf p: UnsafeRawBufferPointer)
+    mutating func append(contentsOf p: UnsafeBufferPointer<UInt8>)
+    mutating func append<S: Sequence>(contentsOf s: S) where S.Element == UInt8
+}
+
+extension Array: ByteSink where Element == UInt8 {}
+extension FlatArray: ByteSink where Element == UInt8 {}
 
 public enum HTTPWriter {
     /// Appends `v` in decimal ASCII.
-    @inlinable public static func appendDecimal(_ v: Int, into out: inout [UInt8]) {
+    @inlinable public static func appendDecimal(_ v: Int, into out: inout some ByteSink) {
         if v < 0 {
             out.append(0x2D)
             appendDecimal(UInt(v.magnitude), into: &out)
@@ -12,7 +26,7 @@ public enum HTTPWriter {
         }
     }
 
-    @inlinable public static func appendDecimal(_ v: UInt, into out: inout [UInt8]) {
+    @inlinable public static func appendDecimal(_ v: UInt, into out: inout some ByteSink) {
         if v < 10 { out.append(0x30 &+ UInt8(v)); return }
         var digits = 1
         var t = v
@@ -30,7 +44,7 @@ public enum HTTPWriter {
     }
 
     /// Appends `v` in lowercase hexadecimal (chunk sizes).
-    @inlinable public static func appendHex(_ v: Int, into out: inout [UInt8]) {
+    @inlinable public static func appendHex(_ v: Int, into out: inout some ByteSink) {
         precondition(v >= 0)
         let hex: StaticString = "0123456789abcdef"
         var shift = 60
@@ -41,20 +55,20 @@ public enum HTTPWriter {
         }
     }
 
-    @inlinable public static func append(_ s: StaticString, into out: inout [UInt8]) {
+    @inlinable public static func append(_ s: StaticString, into out: inout some ByteSink) {
         out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
     /// Disfavoured so that a string literal picks the StaticString overload (a plain memcpy) instead of
     /// going through String.UTF8View (bridge-object retain/release and a generic copy per call).
     @_disfavoredOverload
-    @inlinable public static func append(_ s: String, into out: inout [UInt8]) {
+    @inlinable public static func append(_ s: String, into out: inout some ByteSink) {
         out.append(contentsOf: s.utf8)
     }
 
     /// `HTTP/1.1 <status> <reason>\r\n` (reason from `reasonPhrase` when nil).
     public static func appendStatusLine(status: Int, reason: String? = nil, versionMinor: UInt8 = 1,
-                                        into out: inout [UInt8]) {
+                                        into out: inout some ByteSink) {
         append(versionMinor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ", into: &out)
         appendDecimal(status, into: &out)
         out.append(0x20)
@@ -64,7 +78,7 @@ public enum HTTPWriter {
 
     /// `<method> <target> HTTP/1.1\r\n`.
     public static func appendRequestLine<T: Collection>(method: HTTPMethod, methodName: String? = nil, target: T,
-                                                        into out: inout [UInt8]) where T.Element == UInt8 {
+                                                        into out: inout some ByteSink) where T.Element == UInt8 {
         if let m = methodName { append(m, into: &out) } else { append(method.name, into: &out) }
         out.append(0x20)
         out.append(contentsOf: target)
@@ -72,22 +86,22 @@ public enum HTTPWriter {
     }
 
     /// `name: value\r\n`.
-    @inlinable public static func appendHeader(_ name: StaticString, _ value: String, into out: inout [UInt8]) {
+    @inlinable public static func appendHeader(_ name: StaticString, _ value: String, into out: inout some ByteSink) {
         append(name, into: &out); append(": ", into: &out); append(value, into: &out); append("\r\n", into: &out)
     }
     @_disfavoredOverload
-    @inlinable public static func appendHeader(_ name: String, _ value: String, into out: inout [UInt8]) {
+    @inlinable public static func appendHeader(_ name: String, _ value: String, into out: inout some ByteSink) {
         append(name, into: &out); append(": ", into: &out); append(value, into: &out); append("\r\n", into: &out)
     }
-    @inlinable public static func appendHeader(_ name: StaticString, _ value: Int, into out: inout [UInt8]) {
+    @inlinable public static func appendHeader(_ name: StaticString, _ value: Int, into out: inout some ByteSink) {
         append(name, into: &out); append(": ", into: &out); appendDecimal(value, into: &out); append("\r\n", into: &out)
     }
     /// Copies header `i` of `headers` verbatim (name as received).
-    @inlinable public static func appendHeader(_ headers: HTTPHeaders, at i: Int, into out: inout [UInt8]) {
+    @inlinable public static func appendHeader(_ headers: HTTPHeaders, at i: Int, into out: inout some ByteSink) {
         out.append(contentsOf: headers.nameBytes(at: i)); append(": ", into: &out)
         out.append(contentsOf: headers.valueBytes(at: i)); append("\r\n", into: &out)
     }
-    @inlinable public static func appendEndOfHead(into out: inout [UInt8]) { append("\r\n", into: &out) }
+    @inlinable public static func appendEndOfHead(into out: inout some ByteSink) { append("\r\n", into: &out) }
 
     public static func reasonPhrase(_ status: Int) -> StaticString {
         switch status {
@@ -136,7 +150,7 @@ public struct ChunkedEncoder {
     public init() {}
 
     /// Appends one chunk (`<hex size>\r\n<data>\r\n`). An empty piece writes nothing (it would end the body).
-    @inlinable public func appendChunk(_ data: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+    @inlinable public func appendChunk(_ data: UnsafeRawBufferPointer, into out: inout some ByteSink) {
         guard data.count > 0 else { return }
         appendChunkHeader(size: data.count, into: &out)
         out.append(contentsOf: data)
@@ -145,14 +159,14 @@ public struct ChunkedEncoder {
 
     /// Only the size line, for writev-style sending of the data from its own buffer; follow the data
     /// with `appendChunkTrailer`.
-    @inlinable public func appendChunkHeader(size: Int, into out: inout [UInt8]) {
+    @inlinable public func appendChunkHeader(size: Int, into out: inout some ByteSink) {
         HTTPWriter.appendHex(size, into: &out)
         HTTPWriter.append("\r\n", into: &out)
     }
-    @inlinable public func appendChunkTrailer(into out: inout [UInt8]) { HTTPWriter.append("\r\n", into: &out) }
+    @inlinable public func appendChunkTrailer(into out: inout some ByteSink) { HTTPWriter.append("\r\n", into: &out) }
 
     /// The last chunk with no trailers: `0\r\n\r\n`.
-    @inlinable public func appendLastChunk(into out: inout [UInt8]) { HTTPWriter.append("0\r\n\r\n", into: &out) }
+    @inlinable public func appendLastChunk(into out: inout some ByteSink) { HTTPWriter.append("0\r\n\r\n", into: &out) }
 }
 
 #if canImport(Glibc)
@@ -212,14 +226,23 @@ public struct HeadWriter {
         used &+= body(base + used)
     }
 
+    /// The `k` bytes written earlier at offset `from`, again (a value the head carries twice).
+    @inlinable public mutating func putAgain(from: Int, count k: Int) {
+        precondition(from >= 0 && k >= 0 && from + k <= used)
+        put(UnsafeRawPointer(base + from), k)
+    }
+
     /// `v` in decimal ASCII.
     @inlinable public mutating func putDecimal(_ v: Int) {
         guard 21 <= limit &- used else { over = true; return }
         if v < 0 { base[used] = 0x2D; used &+= 1 }
         var x = v.magnitude
-        var digits = 1
-        var t = x
-        while t >= 10 { t /= 10; digits &+= 1 }
+        // (the digit count by comparisons: the values written are small, statuses, ports, latencies)
+        var digits = x < 10 ? 1 : x < 100 ? 2 : x < 1000 ? 3 : x < 10000 ? 4 : 5
+        if digits == 5 {
+            var t = x / 10000
+            while t >= 10 { t /= 10; digits &+= 1 }
+        }
         var i = used &+ digits &- 1
         while true {
             base[i] = 0x30 &+ UInt8(truncatingIfNeeded: x % 10)
@@ -260,7 +283,7 @@ public final class HeadScratch {
 
     /// Runs `body` with a writer over the area, growing the area and running it again until the head fits,
     /// then appends the head to `out` (one copy).
-    @inlinable public func write(appendingTo out: inout [UInt8], _ body: (inout HeadWriter) -> Void) {
+    @inlinable public func write(appendingTo out: inout some ByteSink, _ body: (inout HeadWriter) -> Void) {
         while true {
             var w = HeadWriter(base: base, capacity: capacity)
             body(&w)

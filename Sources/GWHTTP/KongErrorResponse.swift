@@ -121,7 +121,7 @@ public enum KongErrorResponse {
     /// - defaultType: nil = `kong.response.error` (Accept only, JSON default); non-nil = nginx error_page handler
     ///   (`kong/error_handlers.lua`: Accept, else request Content-Type, else `error_default_type`, e.g. "text/plain").
     /// - status 494 is answered as 400.
-    public static func build(into out: inout [UInt8], status: Int, message: String, requestID: String,
+    public static func build(into out: inout some ByteSink, status: Int, message: String, requestID: String,
                              accept: String?, contentType: String?, isHEAD: Bool, defaultType: String? = nil,
                              serverToken: String? = "kong/3.10.0", keepAlive: Bool, connection: String? = nil,
                              date: String? = nil,

@@ -417,7 +417,7 @@ public enum LogSerializer {
     }
 
     /// Percent-decodes ('+' is a space) and JSON-escapes.
-    private static func decoded<S: LogByteSink>(_ out: inout S, _ s: ArraySlice<UInt8>) {
+    private static func decoded<S: LogByteSink, Q: RandomAccessCollection<UInt8>>(_ out: inout S, _ s: Q) where Q.Index == Int {
         var i = s.startIndex
         @inline(__always) func hex(_ c: UInt8) -> UInt8? {
             switch c {

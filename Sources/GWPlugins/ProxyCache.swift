@@ -185,7 +185,7 @@ final class ProxyCache: PluginHandler {
 
     /// Query part of the key: every argument sorted by name (no vary_query_params), else the listed ones
     /// in config order; `k=v` joined by ':', repeated values sorted and joined by ',', a bare arg `k`.
-    private func appendArgs(_ s: inout [UInt8], _ query: ArraySlice<UInt8>?) {
+    private func appendArgs<Q: RandomAccessCollection<UInt8>>(_ s: inout [UInt8], _ query: Q?) where Q.Index == Int {
         guard let query else { return }
         var args: [([UInt8], [UInt8]?)] = []
         forEachQueryArg(query) { n, v in

@@ -76,7 +76,7 @@ func appendDecoded<C: Collection>(_ raw: C, to out: inout [UInt8]) where C.Eleme
 
 /// Iterates `a=b&c&d=e` arguments: calls `body(nameRange, valueRange?)` with ranges into `query`
 /// (raw, not decoded). Empty segments are skipped.
-func forEachQueryArg(_ query: ArraySlice<UInt8>, _ body: (Range<Int>, Range<Int>?) -> Void) {
+func forEachQueryArg<Q: RandomAccessCollection<UInt8>>(_ query: Q, _ body: (Range<Int>, Range<Int>?) -> Void) where Q.Index == Int {
     var i = query.startIndex
     while i < query.endIndex {
         var end = i
@@ -91,7 +91,7 @@ func forEachQueryArg(_ query: ArraySlice<UInt8>, _ body: (Range<Int>, Range<Int>
 }
 
 /// True when the raw argument name `raw` decodes to exactly `name`.
-func queryNameEquals(_ raw: ArraySlice<UInt8>, _ name: [UInt8], scratch: inout [UInt8]) -> Bool {
+func queryNameEquals<Q: RandomAccessCollection<UInt8>>(_ raw: Q, _ name: [UInt8], scratch: inout [UInt8]) -> Bool where Q.Index == Int {
     if raw.count == name.count && raw.elementsEqual(name) { return true }
     guard raw.contains(0x25) || raw.contains(0x2B) else { return false }
     scratch.removeAll(keepingCapacity: true)
@@ -100,7 +100,7 @@ func queryNameEquals(_ raw: ArraySlice<UInt8>, _ name: [UInt8], scratch: inout [
 }
 
 /// Looks `name` up in the query; the decoded value goes to `out` when found once with a value.
-func lookupQueryArg(_ query: ArraySlice<UInt8>?, _ name: [UInt8], into out: inout [UInt8], scratch: inout [UInt8]) -> FieldLookup {
+func lookupQueryArg<Q: RandomAccessCollection<UInt8>>(_ query: Q?, _ name: [UInt8], into out: inout [UInt8], scratch: inout [UInt8]) -> FieldLookup where Q.Index == Int {
     guard let query else { return .absent }
     var result = FieldLookup.absent
     forEachQueryArg(query) { n, v in
@@ -119,7 +119,7 @@ func lookupQueryArg(_ query: ArraySlice<UInt8>?, _ name: [UInt8], into out: inou
 
 /// Writes `query` without the arguments named `name` into `out` (raw segments kept as sent, in order).
 /// Returns false when no argument had that name (nothing to change).
-func queryRemoving(_ query: ArraySlice<UInt8>, _ name: [UInt8], into out: inout [UInt8], scratch: inout [UInt8]) -> Bool {
+func queryRemoving<Q: RandomAccessCollection<UInt8>>(_ query: Q, _ name: [UInt8], into out: inout [UInt8], scratch: inout [UInt8]) -> Bool where Q.Index == Int {
     var removed = false
     out.removeAll(keepingCapacity: true)
     forEachQueryArg(query) { n, v in

@@ -173,12 +173,12 @@ final class RequestTermination: PluginHandler {
     }
 
     /// ngx.req.get_uri_args(): decoded names and values, a bare name → true, a repeated one → an array.
-    static func query(_ q: ArraySlice<UInt8>?) -> JSONObject {
+    static func query<Q: RandomAccessCollection<UInt8>>(_ q: Q?) -> JSONObject where Q.Index == Int {
         guard let q else { return JSONObject() }
         return args(q)
     }
 
-    static func args(_ q: ArraySlice<UInt8>) -> JSONObject {
+    static func args<Q: RandomAccessCollection<UInt8>>(_ q: Q) -> JSONObject where Q.Index == Int {
         var order: [String] = []
         var values: [String: [JSON]] = [:]
         var count = 0

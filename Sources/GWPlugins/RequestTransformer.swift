@@ -128,9 +128,16 @@ final class RequestTransformer: PluginHandler {
         ctx.xformValues[(slot == 0 ? 0 : ctx.xformEnds[slot - 1]) ..< ctx.xformEnds[slot]]
     }
 
-    /// The base query: the one a previous plugin set, else the client's.
-    func baseQuery(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead) -> ArraySlice<UInt8>? {
-        ctx.replacesQuery ? (ctx.upstreamQuery.isEmpty ? nil : ctx.upstreamQuery[...]) : request.queryBytes
+    /// Calls `body` with the base query in place: the one a previous plugin set, else the client's (nil:
+    /// none). `body` must not change `ctx.upstreamQuery`.
+    func withBaseQuery<R>(_ ctx: PluginContext, _ request: borrowing HTTPRequestHead,
+                          _ body: (UnsafeBufferPointer<UInt8>?) -> R) -> R {
+        if ctx.replacesQuery {
+            if ctx.upstreamQuery.isEmpty { return body(nil) }
+            return ctx.upstreamQuery.withUnsafeBufferPointer { body($0) }
+        }
+        guard let q = request.queryBytes else { return body(nil) }
+        return q.withUnsafeBufferPointer { body($0) }
     }
 
     private func render(_ segs: [Segment], _ ctx: PluginContext, _ request: borrowing HTTPRequestHead) throws(PluginError) {
@@ -144,7 +151,8 @@ final class RequestTransformer: PluginHandler {
                 if n == 0, let fb { ctx.xformValues.append(contentsOf: fb) }
             case .query(let k, let fb):
                 var found = false
-                if let q = baseQuery(ctx, request) {
+                withBaseQuery(ctx, request) { q in
+                    guard let q else { return }
                     forEachQueryArg(q) { n, v in
                         guard !found, queryNameEquals(q[n], k, scratch: &ctx.scratch) else { return }
                         found = true
@@ -275,7 +283,8 @@ extension RequestTransformer {
         // Decode the base query (ngx.decode_args) into ctx.scratch3 / ctx.xformArgs.
         ctx.scratch3.removeAll(keepingCapacity: true)
         ctx.xformArgs.removeAll(keepingCapacity: true)
-        if let q = baseQuery(ctx, request) {
+        withBaseQuery(ctx, request) { q in
+            guard let q else { return }
             forEachQueryArg(q) { n, v in
                 let ns = ctx.scratch3.count
                 appendDecoded(q[n], to: &ctx.scratch3)

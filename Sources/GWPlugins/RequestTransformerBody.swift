@@ -24,7 +24,7 @@ extension RequestTransformer {
         guard ctx.requestBodyState == .available, bodyKind(request) == .form else { return false }
         let pairs = ctx.withCurrentBody { FormBody.decode($0) }
         guard !pairs.isEmpty else { return false }
-        var q: [UInt8] = baseQuery(ctx, request).map { Array($0) } ?? []
+        var q: [UInt8] = withBaseQuery(ctx, request) { $0.map { Array($0) } } ?? []
         for p in pairs {
             if !q.isEmpty { q.append(0x26) }
             FormBody.escape(p.name, into: &q)

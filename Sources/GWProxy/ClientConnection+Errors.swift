@@ -41,7 +41,7 @@ extension ClientConnection {
     /// Ends the exchange with a response written by `write(connection, keepAlive, into)`.
     /// `runsPlugins` false: the caller wrote the plugins' part itself (a direct proxy-cache Hit).
     func sendGenerated(status st: Int, logStatus: Int?, close closeAfter: Bool, runsPlugins: Bool = true,
-                       _ write: (ClientConnection, Bool, inout [UInt8]) -> Void) {
+                       _ write: (ClientConnection, Bool, inout FlatArray<UInt8>) -> Void) {
         guard fd >= 0 else { return }
         if !reqPhase.isActive { startRequestClock() }
         status = logStatus ?? st

@@ -228,7 +228,7 @@ extension ClientConnection: AccessResumer {
         f.listenPort = listenPort
         f.https = tls != nil
         ctx.logUpstreamURI.removeAll(keepingCapacity: true)
-        if t.upstreamStartUs > 0 { ctx.logUpstreamURI.append(contentsOf: upstreamPath) }
+        if t.upstreamStartUs > 0, let rp = parser { ctx.logUpstreamURI.append(contentsOf: rp.upstreamTarget) }
         if let rp = parser {
             f.requestSize = LogSerializer.requestSize(rp.head, body: bodyForwarded)
             ctx.logFacts = f
@@ -350,7 +350,7 @@ extension ClientConnection {
     }
 }
 
-extension [UInt8] {
+extension FlatArray<UInt8> {
     /// The offset of the first body byte of the head starting at `start` (after its blank line).
     func endOfHead(from start: Int) -> Int {
         var i = start
@@ -381,7 +381,10 @@ extension [UInt8] {
                 var v = colon + 1
                 while v < e, self[v] == 0x20 { v += 1 }
                 let ve = e > v && self[e - 1] == 0x0D ? e - 1 : e
-                lines.append(nameBytes: self[i ..< colon], valueBytes: self[v ..< Swift.max(v, ve)])
+                withUnsafeBytes { b in
+                    lines.append(rawName: UnsafeRawBufferPointer(rebasing: b[i ..< colon]),
+                                 rawValue: UnsafeRawBufferPointer(rebasing: b[v ..< Swift.max(v, ve)]))
+                }
                 ranges.append(line)
             }
             i = e + 1
@@ -395,6 +398,10 @@ extension [UInt8] {
             head.append(0x0D); head.append(0x0A)
         }
         head.append(0x0D); head.append(0x0A)
-        replaceSubrange(start ..< end, with: head)
+        // (a generated response: the body after the head is moved behind the new head)
+        let body = Array(self[end...])
+        removeLast(count - start)
+        head.withUnsafeBytes { append(contentsOf: $0) }
+        body.withUnsafeBytes { append(contentsOf: $0) }
     }
 }

@@ -46,7 +46,6 @@ final class ClientConnection {
     var attempt = PeerAttempt()
     var upstream: UpstreamConnection?
     var outcome: HealthOutcome?
-    var upstreamPath: [UInt8] = []  // upstream path + query of the current request (set by routing)
     var requestID = RequestID()
     var times = ExchangeTimes()
     var status = 0
@@ -364,7 +363,7 @@ final class ClientConnection {
             sendError(status: 400, message: "The plain HTTP request was sent to HTTPS port", close: true, errorPage: true)
             return
         }
-        if rp.head.method == .connect {
+        if rp.head.method.isCONNECT {
             // nginx: "client sent CONNECT method" → 405, connection closed
             sendError(status: 405, message: "Method not allowed", close: true, errorPage: true)
             return
@@ -381,7 +380,7 @@ final class ClientConnection {
             return
         }
         let connTLS = tls.map { ConnectionTLS(isTLS: true, sni: $0.serverName) } ?? .plain
-        guard let d = server.routeCache(for: cfg).route(rp, listenPort: listenPort, tls: connTLS, upstreamPath: &upstreamPath) else {
+        guard let d = server.routeCache(for: cfg).route(rp, listenPort: listenPort, tls: connTLS, upstreamPath: &rp.upstreamTarget) else {
             sendError(status: 404, message: "no Route matched with those values", close: false, errorPage: false)
             return
         }

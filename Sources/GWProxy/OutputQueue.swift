@@ -6,11 +6,12 @@
 // Invariant: 0 <= sent <= bytes.count; bytes[sent...] is what is still to be written. Once drained,
 // the array is emptied keeping its capacity, so a warm connection appends without allocating.
 // Worker-loop confined; a value stored in its connection (no reference of its own).
+import GWHTTP
 import GWSystem
 import GWTLS
 
 struct OutputQueue {
-    var bytes: [UInt8] = []
+    var bytes = FlatArray<UInt8>()
     var sent = 0
 
     /// What one `write(to:)` call did.
@@ -27,7 +28,7 @@ struct OutputQueue {
     @inline(__always) var hasPending: Bool { sent < bytes.count }
 
     @inline(__always) mutating func append(_ p: UnsafeRawBufferPointer) { bytes.append(contentsOf: p) }
-    @inline(__always) mutating func append(_ a: [UInt8]) { bytes.append(contentsOf: a) }
+    @inline(__always) mutating func append(_ a: [UInt8]) { a.withUnsafeBytes { bytes.append(contentsOf: $0) } }
 
     /// `piece` as one HTTP/1.1 chunk of ours: lower-case hex size without leading zeros, CRLF, the
     /// bytes, CRLF (no extension). The terminal chunk is "0\r\n\r\n", appended by the caller.
@@ -57,7 +58,7 @@ struct OutputQueue {
 
     /// Forgets everything queued (keeps the capacity).
     @inline(__always) mutating func removeAll() {
-        bytes.removeAll(keepingCapacity: true)
+        bytes.removeAll()
         sent = 0
     }
 

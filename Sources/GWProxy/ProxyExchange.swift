@@ -209,7 +209,7 @@ extension ClientConnection {
     /// Copies response bytes (already consumed from the upstream buffer, framing included) to the client.
     func relayRaw(_ p: UnsafeRawPointer, _ count: Int) {
         guard count > 0, respPhase == .body else { return }
-        if parser?.head.method == .head { return }
+        if parser?.head.method.isHEAD == true { return }
         out.append(UnsafeRawBufferPointer(start: p, count: count))
         flushClient()
     }
@@ -221,7 +221,7 @@ extension ClientConnection {
         status = up.head.status
         outcome = .passive(status: up.head.status)
         respBody = ResponseBody.classify(status: up.head.status, contentLength: up.head.contentLength,
-                                         isChunked: up.head.isChunked, requestIsHEAD: parser?.head.method == .head,
+                                         isChunked: up.head.isChunked, requestIsHEAD: parser?.head.method.isHEAD == true,
                                          clientHTTP10: parser?.head.versionMinor == 0)
         persistence.closeAfterResponse(if: respBody.endsConnection)
         persistence.closeAfterResponse(if: reqPhase != .done)   // upstream answered before the body ended

@@ -146,7 +146,7 @@ public final class ProxyServer {
         self.follower = ConfigFollower(fullPath: snapshotPath)
         self.pool = UpstreamPool(maxPerPeer: config.upstreamKeepalivePoolSize,
                                  maxRequests: config.upstreamKeepaliveMaxRequests,
-                                 idleTimeoutSeconds: config.upstreamKeepaliveIdleTimeout)
+                                 idleTimeoutSeconds: config.upstreamKeepaliveIdleTimeout, loop: loop)
         self.viaValue = "1.1 kong/3.10.0"
         bodyBufferPool = RequestBodyBufferPool(memoryLimit: settings.clientBodyBufferSize,
                                                tempDirectory: settings.bodyTempDirectory)
@@ -326,27 +326,27 @@ public final class ProxyServer {
         if parsers.count < 1024 { parsers.append(p) }
     }
 
-    /// Byte arrays lent to connections while an exchange is in flight (the client's output queue, the
-    /// request id, the upstream path), so that an idle keep-alive connection holds none of them (issue #18:
-    /// memory per idle connection) while a busy one still appends without allocating. Bounded: at most
-    /// `maxSpareArrays` are kept, and an array that grew past `maxSpareCapacity` is freed instead.
-    private var spareArrays: [[UInt8]] = []
+    /// Byte arrays lent to connections while an exchange is in flight (the client's output queue), so
+    /// that an idle keep-alive connection holds none (issue #18: memory per idle connection) while a busy
+    /// one still appends without allocating. Bounded: at most `maxSpareArrays` are kept, and an array
+    /// that grew past `maxSpareCapacity` is freed instead.
+    private var spareArrays: [FlatArray<UInt8>] = []
     static let maxSpareArrays = 1024
     static let maxSpareCapacity = 16 * 1024
 
     /// Gives `a` an array with capacity from the pool when it has none (an empty array holds no storage).
-    @inline(__always) func lendArray(_ a: inout [UInt8]) {
+    @inline(__always) func lendArray(_ a: inout FlatArray<UInt8>) {
         if a.capacity == 0, let x = spareArrays.popLast() { a = x }
     }
 
     /// Takes `a`'s storage back into the pool (or frees it), leaving `a` empty without storage.
-    @inline(__always) func reclaimArray(_ a: inout [UInt8]) {
+    @inline(__always) func reclaimArray(_ a: inout FlatArray<UInt8>) {
         guard a.capacity > 0 else { return }
         if a.capacity <= ProxyServer.maxSpareCapacity && spareArrays.count < ProxyServer.maxSpareArrays {
-            a.removeAll(keepingCapacity: true)
+            a.removeAll()
             spareArrays.append(a)
         }
-        a = []
+        a = FlatArray()
     }
 
     @inline(__always) func countRequest() { slot.pointee.requests &+= 1 }

@@ -12,6 +12,7 @@
 // regular-file I/O on the worker's loop, as nginx's are. Worker-loop confined.
 #if canImport(Glibc)
 import Glibc
+import GWHTTP
 #endif
 
 final class RequestBodyBuffer {
@@ -54,23 +55,23 @@ final class RequestBodyBuffer {
 
     /// Copies up to `max` bytes of the body starting at `offset` to the end of `out`; the count copied
     /// (0 at the end, or when the file cannot be read: the caller stops sending).
-    func copy(from offset: Int, max: Int, into out: inout [UInt8]) -> Int {
+    func copy(from offset: Int, max: Int, into out: inout FlatArray<UInt8>) -> Int {
         let n = Swift.min(max, length - offset)
         guard n > 0 else { return 0 }
         if fd < 0 {
             memory.withUnsafeBytes { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[offset ..< offset + n])) }
             return n
         }
-        let start = out.count
-        out.append(contentsOf: repeatElement(0, count: n))
         var got = 0
-        while got < n {
-            let r = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + start + got, n - got, off_t(offset + got)) }
-            if r < 0 && errno == EINTR { continue }
-            if r <= 0 { break }
-            got += r
+        out.append(upTo: n) { p in
+            while got < n {
+                let r = pread(fd, p + got, n - got, off_t(offset + got))
+                if r < 0 && errno == EINTR { continue }
+                if r <= 0 { break }
+                got += r
+            }
+            return got
         }
-        out.removeLast(n - got)
         return got
     }
 

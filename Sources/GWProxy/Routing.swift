@@ -76,7 +76,7 @@ final class RouteCache {
     /// Routes the request whose head `request` holds; on a match the upstream path (+ `?query`) replaces
     /// the content of `upstreamPath`. (The parser is passed, not its head, which would be copied.)
     /// `tls`: the connection's TLS side (routes' `snis`; its SNI bytes are valid during the call).
-    func route(_ request: HTTPRequestParser, listenPort: Int, tls: ConnectionTLS = .plain, upstreamPath: inout [UInt8]) -> RouteDecision? {
+    func route(_ request: HTTPRequestParser, listenPort: Int, tls: ConnectionTLS = .plain, upstreamPath: inout FlatArray<UInt8>) -> RouteDecision? {
         // The head is read as `request.head` (borrowed in place) everywhere: capturing it in the closures
         // below would copy it.
         let hostASCII: Bool
@@ -102,7 +102,7 @@ final class RouteCache {
             let d = decision(rank: rank)
             if d.isRegex { return nil }   // captures and matched text: String path
             let query = head.pointee.queryStart < t.count ? UnsafeRawBufferPointer(rebasing: t[(head.pointee.queryStart + 1)...]) : nil
-            upstreamPath.removeAll(keepingCapacity: true)
+            upstreamPath.removeAll()
             d.stripPrefix.withUnsafeBytes { pre in
                 d.servicePath.withUnsafeBytes { base in
                     KongPath.appendUpstreamURI(requestPath: path, matchedPrefix: pre, stripPath: d.stripPath,
@@ -116,7 +116,7 @@ final class RouteCache {
     }
 
     /// The reference path: String normalization, RouteMatch, String upstream URI.
-    private func routeSlow(_ head: HTTPRequestHead, listenPort: Int, tls: ConnectionTLS, upstreamPath: inout [UInt8]) -> RouteDecision? {
+    private func routeSlow(_ head: HTTPRequestHead, listenPort: Int, tls: ConnectionTLS, upstreamPath: inout FlatArray<UInt8>) -> RouteDecision? {
         let normalized = KongPath.normalize(head.pathBytes)
         guard let m = config.router.match(head: head, normalizedPath: normalized, listenPort: listenPort, tls: tls) else { return nil }
         let uri = m.upstreamURI(normalizedPath: normalized, query: head.query)
@@ -125,7 +125,7 @@ final class RouteCache {
             for (i, c) in m.captures.enumerated() { if let c { captures[String(i)] = c } }
             for (n, v) in m.namedCaptures { captures[n] = v }
         }
-        upstreamPath.removeAll(keepingCapacity: true)
+        upstreamPath.removeAll()
         upstreamPath.append(contentsOf: uri.utf8)
         return RouteDecision(plan: m.service.flatMap { config.plans[$0.id] }, plugins: config.pluginSet, route: m.route, service: m.service,
                              matchedPrefix: m.matchedPathText, forwardedPrefix: m.forwardedPrefix, captures: captures,

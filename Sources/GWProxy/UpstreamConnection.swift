@@ -33,7 +33,7 @@ final class UpstreamConnection {
     /// closes it or pools it, both of which clear `client`; ClientConnection.deinit clears it as well.
     unowned(unsafe) var client: ClientConnection?
     var requestsServed = 0
-    var idleSince: UInt64 = 0
+    var idleSince: Double = 0     // loop time (EventLoop.now) at which it went into the pool
     /// True when taken from the pool: a failure before any response byte is a stale connection.
     var reused = false
     var receivedAny = false
@@ -239,22 +239,26 @@ final class UpstreamPool {
     }
     let maxPerPeer: Int
     let maxRequests: Int
-    let idleTimeoutMillis: UInt64
+    let idleTimeout: Double       // seconds; 0: none
+    /// The worker's loop: idle times are read from its cached clock (nginx's ngx_current_msec), not with a
+    /// clock_gettime per take and put.
+    private let loop: EventLoop
     private(set) var idleCount = 0
 
-    init(maxPerPeer: Int, maxRequests: Int, idleTimeoutSeconds: Int) {
+    init(maxPerPeer: Int, maxRequests: Int, idleTimeoutSeconds: Int, loop: EventLoop) {
         self.maxPerPeer = maxPerPeer
         self.maxRequests = maxRequests
-        self.idleTimeoutMillis = UInt64(idleTimeoutSeconds) * 1000
+        self.idleTimeout = Double(idleTimeoutSeconds)
+        self.loop = loop
     }
 
     /// Takes the most recently used idle connection to `key`, if any.
     func take(_ key: PeerKey) -> UpstreamConnection? {
         guard let list = list(key, create: false), !list.conns.isEmpty else { return nil }
-        let now = Clock.monotonicMillis()
+        let now = loop.now
         while let c = list.conns.popLast() {
             idleCount -= 1
-            if idleTimeoutMillis > 0 && now - c.idleSince > idleTimeoutMillis {
+            if idleTimeout > 0 && now - c.idleSince > idleTimeout {
                 c.close()
                 continue
             }
@@ -276,7 +280,7 @@ final class UpstreamPool {
         }
         c.client = nil
         c.state = .idle
-        c.idleSince = Clock.monotonicMillis()
+        c.idleSince = loop.now
         c.readPaused = false
         // The timer keeps running (lazy, as armTimer): it finds no client if it fires while idle, and
         // the next exchange only moves its deadline: no stop and start per request.
@@ -299,13 +303,13 @@ final class UpstreamPool {
 
     /// Closes idle connections older than the idle timeout (called from a periodic timer).
     func expire() {
-        guard idleTimeoutMillis > 0 else { return }
-        let now = Clock.monotonicMillis()
+        guard idleTimeout > 0 else { return }
+        let now = loop.now
         for (_, list) in idle {
             let before = list.conns.count
-            let expired = list.conns.filter { now - $0.idleSince > idleTimeoutMillis }
+            let expired = list.conns.filter { now - $0.idleSince > idleTimeout }
             guard !expired.isEmpty else { continue }
-            list.conns.removeAll { now - $0.idleSince > idleTimeoutMillis }
+            list.conns.removeAll { now - $0.idleSince > idleTimeout }
             idleCount -= before - list.conns.count
             for c in expired { c.close() }
         }

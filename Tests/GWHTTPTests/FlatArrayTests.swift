@@ -45,6 +45,20 @@ import Testing
         #expect(a.count == 4 && d.count == 3)
     }
 
+    @Test func appendWrittenInPlace() {
+        var a = FlatArray<UInt8>([1])
+        let b = a
+        a.append(upTo: 10) { p in
+            for k in 0 ..< 4 { p[k] = UInt8(10 + k) }
+            return 4
+        }
+        #expect(Array(a) == [1, 10, 11, 12, 13])
+        #expect(a.capacity >= 11, "room for all that was asked")
+        #expect(Array(b) == [1], "written in memory of its own")
+        a.append(upTo: 0) { _ in 0 }
+        #expect(a.count == 5)
+    }
+
     @Test func structElementsAndEquality() {
         var f = FlatArray<HTTPHeaders.Field>()
         f.append(.init(nameStart: 0, nameLength: 4, valueStart: 6, valueLength: 9))

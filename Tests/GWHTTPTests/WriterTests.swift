@@ -133,3 +133,20 @@ func acceptNegotiation(_ accept: String?, _ mime: String) {
     #expect(String(decoding: out, as: UTF8.self) == "pre:HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n-42AB\r\n")
     #expect(runs > 1 && scratch.capacity >= 64)
 }
+
+/// putDecimal at every digit count (the count is found by comparisons up to 4 digits, by division past
+/// them), and putAgain repeating bytes written earlier in the same head.
+@Test func headWriterDecimalsAndRepeats() {
+    let scratch = HeadScratch(capacity: 512)
+    let values = [0, 9, 10, 99, 100, 999, 1000, 9999, 10000, 99999, 100000, 123456789, Int.max, -1, -10000, Int.min + 1]
+    var out = FlatArray<UInt8>()
+    scratch.write(appendingTo: &out) { w in
+        for v in values { w.putDecimal(v); w.put(0x2C) }
+        let start = w.count
+        w.put("127.0.0.1")
+        w.put(0x7C)
+        w.putAgain(from: start, count: 9)
+    }
+    let expected = values.map { String($0) + "," }.joined() + "127.0.0.1|127.0.0.1"
+    #expect(String(decoding: Array(out), as: UTF8.self) == expected)
+}

@@ -1,4 +1,5 @@
 import Testing
+import GWHTTP
 import GWPlugins
 @testable import GWProxy
 
@@ -7,15 +8,15 @@ import GWPlugins
     let head = "HTTP/1.1 401 Unauthorized\r\nDate: x\r\nContent-Type: application/json; charset=utf-8\r\nConnection: keep-alive\r\nContent-Length: 2\r\nX-Kong-Request-Id: abc\r\n\r\n{}"
 
     func apply(_ edits: HeaderEdits, prefix: String = "") -> String {
-        var out = Array((prefix + head).utf8)
+        var out = FlatArray((prefix + head).utf8)
         out.rewriteHead(from: prefix.utf8.count, edits)
         return String(decoding: out, as: UTF8.self)
     }
 
     @Test func endOfHeadFindsTheBody() {
-        let b = Array(head.utf8)
+        let b = FlatArray(head.utf8)
         #expect(String(decoding: b[b.endOfHead(from: 0)...], as: UTF8.self) == "{}")
-        #expect(Array("no blank line".utf8).endOfHead(from: 0) == 13)
+        #expect(FlatArray("no blank line".utf8).endOfHead(from: 0) == 13)
     }
 
     @Test func setAddAndRemove() {

@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+import GWHTTP
 @testable import GWProxy
 
 @Suite struct RequestBodyModeTests {
@@ -28,10 +29,10 @@ import Testing
         #expect(piece.withUnsafeBytes { b.append($0) } && b.inMemory)
         #expect(piece.withUnsafeBytes { b.append($0) } && !b.inMemory, "past the memory limit: a file")
         #expect(b.length == 12)
-        var out: [UInt8] = []
+        var out = FlatArray<UInt8>()
         #expect(b.copy(from: 0, max: 5, into: &out) == 5)
         #expect(b.copy(from: 5, max: 100, into: &out) == 7)
-        #expect(out == Array("abcdefabcdef".utf8))
+        #expect(Array(out) == Array("abcdefabcdef".utf8))
         #expect(b.copy(from: 12, max: 100, into: &out) == 0)
         b.reset()
         #expect(b.inMemory && b.length == 0)

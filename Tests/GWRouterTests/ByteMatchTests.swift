@@ -24,7 +24,7 @@ private func fastURI(_ r: Router, _ head: HTTPRequestHead, listenPort: Int = 800
         let pre = Array(((route.stripPath ? info.prefix : nil) ?? "/").utf8)
         let base = Array((service?.path ?? "/").utf8)
         let query = head.queryStart < t.count ? UnsafeRawBufferPointer(rebasing: t[(head.queryStart + 1)...]) : nil
-        var out: [UInt8] = []
+        var out = FlatArray<UInt8>()
         pre.withUnsafeBytes { p in
             base.withUnsafeBytes { b in
                 KongPath.appendUpstreamURI(requestPath: path, matchedPrefix: p, stripPath: route.stripPath,
