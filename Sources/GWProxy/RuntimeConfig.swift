@@ -11,13 +11,31 @@ import GWStore
 import GWSystem
 
 /// The peer chosen for one try.
-struct PeerChoice {
-    var address: SocketAddress
-    var key: PeerKey
-    var pick: PeerPick?        // nil for a service without upstream
-    var hostHeader: String     // Host sent upstream unless preserve_host
+/// One peer a service is proxied to (a balancer address, or a direct service's resolved address), computed
+/// once per configuration so that a pick formats nothing. A class: a choice holds a reference to it (one
+/// retain), not a copy of its address and Strings (a 168-byte copy and three String retains per request).
+final class PeerTarget {
+    let address: SocketAddress
+    let key: PeerKey
+    let host: String           // Host sent upstream unless preserve_host
     /// https services: the name sent as SNI and checked against the certificate (nil: an IP address).
-    var sni: String? = nil
+    let sni: String?
+
+    init(address: SocketAddress, key: PeerKey, host: String, sni: String?) {
+        self.address = address
+        self.key = key
+        self.host = host
+        self.sni = sni
+    }
+}
+
+struct PeerChoice {
+    let target: PeerTarget
+    var pick: PeerPick?        // nil for a service without upstream
+    var address: SocketAddress { target.address }
+    var key: PeerKey { target.key }
+    var hostHeader: String { target.host }
+    var sni: String? { target.sni }
     /// `hash_on = cookie` and the request had no such cookie: the value of the `Set-Cookie` response header
     /// Kong adds (`<name>=<uuid>; Path=<hash_on_cookie_path>; Same-Site=Lax; HttpOnly`); the request was
     /// hashed on that new uuid, so the client's next requests (with the cookie) reach the same target.
@@ -74,22 +92,13 @@ final class ServicePlan {
     let balancer: UpstreamBalancer?
     let direct: [SocketAddress]
     private var rr = 0
-    let directHost: String
     let log: ErrorLog
     /// https services: the trust setting of the upstream TLS connections (nil: plain HTTP).
     let tls: UpstreamTLS?
-    private let directSNI: String?
 
-    /// Per balancer address (same index as `balancer.addresses`), computed once per configuration
-    /// so that a pick formats nothing: socket address, pool key and the Host header value.
-    private struct Peer {
-        var address: SocketAddress
-        var key: PeerKey
-        var host: String
-        var sni: String?
-    }
-    private let peers: [Peer]
-    private let directKeys: [PeerKey]
+    /// Per balancer address (same index as `balancer.addresses`), and per direct address.
+    private let peers: [PeerTarget]
+    private let directPeers: [PeerTarget]
     private let hashing: Bool
 
     init(service: Service, upstream: Upstream?, balancer: UpstreamBalancer?, direct: [SocketAddress], log: ErrorLog,
@@ -100,19 +109,19 @@ final class ServicePlan {
         self.direct = direct
         self.log = log
         let defaultPort = service.protocolName == "https" ? 443 : 80
-        directHost = service.port == defaultPort ? service.host : "\(service.host):\(service.port)"
+        let directHost = service.port == defaultPort ? service.host : "\(service.host):\(service.port)"
         let tls = tls ?? (service.protocolName == "https"
             ? UpstreamTLS(verify: service.tlsVerify ?? false, depth: service.tlsVerifyDepth ?? 1) : nil)
         self.tls = tls
-        directSNI = UpstreamTLS.sni(for: service.host)
+        let directSNI = UpstreamTLS.sni(for: service.host)
         let directTLS = tls?.keyID(sni: directSNI) ?? 0
-        directKeys = direct.map {
+        directPeers = direct.map {
             var k = PeerKey(ip: $0.ip, port: $0.port) ?? PeerKey(PeerAddress(family: 4, hi: 0, lo: 0, port: 0))
             k.tls = directTLS
-            return k
+            return PeerTarget(address: $0, key: k, host: directHost, sni: directSNI)
         }
         hashing = upstream?.algorithm == "consistent-hashing"
-        var peers: [Peer] = []
+        var peers: [PeerTarget] = []
         if let b = balancer, let u = upstream {
             for a in b.addresses {
                 let ip = a.address.ipString
@@ -128,7 +137,7 @@ final class ServicePlan {
                 let sni = UpstreamTLS.sni(for: u.hostHeader ?? hostName)
                 var key = PeerKey(a.address)
                 key.tls = tls?.keyID(sni: sni) ?? 0
-                peers.append(Peer(address: sa, key: key, host: host, sni: sni))
+                peers.append(PeerTarget(address: sa, key: key, host: host, sni: sni))
             }
         }
         self.peers = peers
@@ -145,13 +154,11 @@ final class ServicePlan {
             let hash = hashing
                 ? hashValue(u, head: request.head, client: client, captures: routeCaptures, setCookie: &setCookie) : nil
             guard let p = b.pick(hash: hash, excluding: tried), p.index < peers.count else { return nil }
-            let peer = peers[p.index]
-            return PeerChoice(address: peer.address, key: peer.key, pick: p, hostHeader: peer.host, sni: peer.sni, setCookie: setCookie)
+            return PeerChoice(target: peers[p.index], pick: p, setCookie: setCookie)
         }
-        guard !direct.isEmpty else { return nil }
+        guard !directPeers.isEmpty else { return nil }
         rr &+= 1
-        let i = rr % direct.count
-        return PeerChoice(address: direct[i], key: directKeys[i], pick: nil, hostHeader: directHost, sni: directSNI)
+        return PeerChoice(target: directPeers[rr % directPeers.count], pick: nil)
     }
 
     /// Ends a try: shared in-flight count, latency EWMA and passive health (GWBalancer).
