@@ -7,7 +7,9 @@ reports per request, for the proxy's worker processes only: CPU time, voluntary 
 switches (/proc/<pid>/status, before and after the run), the I/O system calls (perf stat on the
 syscalls:sys_enter_* tracepoints, attached to the workers during the run), and the master
 process's voluntary switches over the run (the gateway's master runs the Admin API, health probes
-and timers; nginx's sleeps).
+and timers; nginx's sleeps). The same upstream serves both proxies: its worker's CPU, voluntary switches
+and epoll_wait calls per request are reported too (a proxy whose requests reach the upstream in smaller
+batches wakes it more often).
 
 Usage: python3 tools/bench/switches.py [--gateway .build/release/gateway] [--workers 2] [--duration 8]
 """
@@ -65,29 +67,41 @@ def perf_syscalls(pids, seconds):
     return out
 
 
-def measure(server, duration, conns):
+def measure(server, duration, conns, upstream):
     server.wait_ready()
     bench.http_get(server.port, "/small")
     root = server.root_pid()
     workers = [p for p in server.pids() if p != root]
+    up_root = upstream.root_pid()
+    up_workers = [p for p in upstream.pids() if p != up_root] or [up_root]
     run_wrk(server.port, "/small", 2, conns, 1)             # warm-up
-    before = {p: ctx(p) for p in workers + [root]}
+    before = {p: ctx(p) for p in workers + [root] + up_workers}
     t0 = sum(cpu_ticks(p) for p in workers)
+    u0 = sum(cpu_ticks(p) for p in up_workers)
     import threading
-    ep = {}
+    ep, uep = {}, {}
     t = threading.Thread(target=lambda: ep.update(perf_syscalls(workers, duration - 1)))
+    tu = threading.Thread(target=lambda: uep.update(perf_syscalls(up_workers, duration - 1)))
     t.start()
+    tu.start()
     res = run_wrk(server.port, "/small", duration, conns, 1)
     t.join()
-    after = {p: ctx(p) for p in workers + [root]}
-    cpu_us = (sum(cpu_ticks(p) for p in workers) - t0) * 1e6 / os.sysconf("SC_CLK_TCK")
+    tu.join()
+    after = {p: ctx(p) for p in workers + [root] + up_workers}
+    tick = 1e6 / os.sysconf("SC_CLK_TCK")
+    cpu_us = (sum(cpu_ticks(p) for p in workers) - t0) * tick
+    up_cpu_us = (sum(cpu_ticks(p) for p in up_workers) - u0) * tick
     n = max(res["requests"], 1)
     vol = sum(after[p][0] - before[p][0] for p in workers)
     inv = sum(after[p][1] - before[p][1] for p in workers)
     mvol = after[root][0] - before[root][0]
+    uvol = sum(after[p][0] - before[p][0] for p in up_workers)
+    per = res["rps"] * (duration - 1)
     return {"cpu_us": cpu_us / n, "rps": res["rps"], "requests": res["requests"], "p99_ms": res["p99_ms"], "non2xx": res["non2xx"],
             "voluntary": vol / n, "involuntary": inv / n, "master_voluntary": mvol,
-            "syscalls": {c: v / (res["rps"] * (duration - 1)) for c, v in ep.items()} if res["rps"] else {}}
+            "syscalls": {c: v / per for c, v in ep.items()} if res["rps"] else {},
+            "up_cpu_us": up_cpu_us / n, "up_voluntary": uvol / n,
+            "up_epoll_wait": uep.get("epoll_wait", 0) / per if res["rps"] else 0}
 
 
 def main():
@@ -106,13 +120,15 @@ def main():
                Gateway(root, args.workers, up, "small-2w", os.path.abspath(args.gateway))]
     try:
         print(f"{args.workers} workers, {args.connections} connections, {args.duration} s per run")
-        print("proxy    round  req/s    p99 ms  worker CPU µs/req  vol/req  invol/req  master-vol  syscalls per request")
+        print("proxy    round  req/s    p99 ms  worker CPU µs/req  vol/req  invol/req  master-vol  "
+              "upstream: CPU µs/req  vol/req  epoll_wait/req  | proxy syscalls per request")
         for r in range(args.rounds):
             for s in servers:
-                m = measure(s, args.duration, args.connections)
+                m = measure(s, args.duration, args.connections, up)
                 sc = "  ".join(f"{c} {v:.2f}" for c, v in m["syscalls"].items() if v >= 0.005)
                 print(f"{s.name:8s} {r:5d}  {m['rps']:7.0f}  {m['p99_ms'] or 0:6.2f}  {m['cpu_us']:17.1f}  {m['voluntary']:7.3f}  "
-                      f"{m['involuntary']:9.3f}  {m['master_voluntary']:10d}  {sc}")
+                      f"{m['involuntary']:9.3f}  {m['master_voluntary']:10d}  "
+                      f"{m['up_cpu_us']:20.1f}  {m['up_voluntary']:7.3f}  {m['up_epoll_wait']:14.3f}  | {sc}")
     finally:
         for s in servers:
             s.stop()
