@@ -21,10 +21,22 @@ def free_port():
     The port is taken from outside the kernel's ephemeral range: a port the kernel picked with bind(0)
     and that was released again can be taken meanwhile as the local port of any outgoing connection
     (a proxied request, a health probe), and the server's bind then fails with EADDRINUSE (seen in CI).
-    Ports below the range are never chosen for outgoing connections. A port is handed out at most
-    once per process, so two servers of one test run never receive the same one."""
+    Ports outside the range (the larger side of it, from 10000) are never chosen for outgoing connections;
+    where the range covers nearly every port, a port the kernel picks is used, as before. A port is
+    handed out at most once per process, so two servers of one test run never receive the same one."""
     lo, hi = _ephemeral_range()
-    pool = range(10000, lo) if lo > 11000 else range(hi + 1, 65536)
+    below, above = range(10000, lo), range(hi + 1, 65536)
+    pool = below if len(below) >= len(above) else above
+    if len(pool) < 1000:
+        # The ephemeral range covers (nearly) every port: pick one the kernel chose, as before.
+        while True:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            p = s.getsockname()[1]
+            s.close()
+            if p not in _handed_out:
+                _handed_out.add(p)
+                return p
     start = random.randrange(len(pool))
     for i in range(len(pool)):
         p = pool[(start + i) % len(pool)]
