@@ -14,28 +14,11 @@
 // Worker-loop confined, as every watcher.
 import CGWShims
 
-public final class DeadlineTimer {
-    public let loop: EventLoop
-    @usableFromInline let w: UnsafeMutablePointer<ev_timer>
+public final class DeadlineTimer: TimerWatcher {
+    // (The ev_timer, its callback and its release are TimerWatcher's; `start`/`stop` are the plain
+    // timer's and bypass the deadline: a connection uses setDeadline, clearDeadline and cancel.)
     @usableFromInline var due: Double = .infinity
     @usableFromInline var firesAt: Double = 0
-    public var handler: () -> Void
-
-    public init(loop: EventLoop, handler: @escaping () -> Void) {
-        self.loop = loop
-        self.handler = handler
-        w = .allocate(capacity: 1)
-        gw_timer_init(w, { _, w, _ in
-            guard let w, let d = gw_timer_data(w) else { return }
-            Unmanaged<DeadlineTimer>.fromOpaque(d)._withUnsafeGuaranteedRef { $0.fired() }
-        }, 0, 0)
-        gw_timer_set_data(w, Unmanaged.passUnretained(self).toOpaque())
-    }
-
-    deinit {
-        ev_timer_stop(loop.raw, w)
-        w.deallocate()
-    }
 
     /// A deadline is set (the handler will run when it passes unless it is moved or cleared).
     @inlinable public var hasDeadline: Bool { due != .infinity }
@@ -44,7 +27,7 @@ public final class DeadlineTimer {
     @inlinable public func setDeadline(after seconds: Double) {
         let now = loop.now
         due = now + seconds
-        if gw_timer_is_active(w) != 0 && firesAt <= due { return }   // fires first; re-armed then
+        if isActive && firesAt <= due { return }   // fires first; re-armed then
         arm(now, seconds)
     }
 
@@ -54,17 +37,15 @@ public final class DeadlineTimer {
     /// No timeout, and the ev_timer is stopped (for a connection that closes or waits unbounded).
     @inlinable public func cancel() {
         due = .infinity
-        ev_timer_stop(loop.raw, w)
+        stop()
     }
 
     @usableFromInline func arm(_ now: Double, _ seconds: Double) {
-        ev_timer_stop(loop.raw, w)
-        gw_timer_set(w, seconds, 0)
-        ev_timer_start(loop.raw, w)
+        start(after: seconds)
         firesAt = now + seconds
     }
 
-    private func fired() {
+    override func fired() {
         if due == .infinity { return }
         let now = loop.now
         if due > now {

@@ -188,8 +188,9 @@ public final class IOWatcher {
     }
 }
 
-/// An ev_timer. `start(after:)` (re)arms a one-shot; `repeat` re-fires periodically.
-public final class TimerWatcher {
+/// An ev_timer. `start(after:)` (re)arms a one-shot; `repeat` re-fires periodically. Not final only for
+/// DeadlineTimer, which decides in `fired()` whether a fire runs the handler; its other members are final.
+public class TimerWatcher {
     public let loop: EventLoop
     @usableFromInline let w: UnsafeMutablePointer<ev_timer>
     public var handler: () -> Void
@@ -200,7 +201,7 @@ public final class TimerWatcher {
         w = .allocate(capacity: 1)
         gw_timer_init(w, { _, w, _ in
             guard let w, let d = gw_timer_data(w) else { return }
-            Unmanaged<TimerWatcher>.fromOpaque(d)._withUnsafeGuaranteedRef { $0.handler() }
+            Unmanaged<TimerWatcher>.fromOpaque(d)._withUnsafeGuaranteedRef { $0.fired() }
         }, 0, 0)
         gw_timer_set_data(w, Unmanaged.passUnretained(self).toOpaque())
     }
@@ -210,13 +211,16 @@ public final class TimerWatcher {
         w.deallocate()
     }
 
-    @inlinable public var isActive: Bool { gw_timer_is_active(w) != 0 }
+    /// The ev_timer fired.
+    func fired() { handler() }
 
-    @inlinable public func start(after: Double, repeat rep: Double = 0) {
+    @inlinable public final var isActive: Bool { gw_timer_is_active(w) != 0 }
+
+    @inlinable public final func start(after: Double, repeat rep: Double = 0) {
         ev_timer_stop(loop.raw, w)
         gw_timer_set(w, after, rep)
         ev_timer_start(loop.raw, w)
     }
 
-    @inlinable public func stop() { ev_timer_stop(loop.raw, w) }
+    @inlinable public final func stop() { ev_timer_stop(loop.raw, w) }
 }

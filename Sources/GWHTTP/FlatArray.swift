@@ -4,8 +4,8 @@
 // Why not [T]: clearing an Array while keeping its capacity (`removeAll(keepingCapacity:)`) runs the
 // generic `replaceSubrange` (~75 instructions with its uniqueness check and a memmove of nothing), and
 // `append(contentsOf:)` ~70 before its copy; a proxied request cleared 11 arrays and appended to them ~20
-// times (tools/bench/callgrind.py). Here a clear is a uniqueness check and a store, an append a
-// uniqueness check, a capacity check and a copy: nginx's ngx_array_t with Swift's ownership.
+// times (tools/bench/callgrind.py). Here a clear is a store (of the count), an append a uniqueness
+// check, a capacity check and a copy: nginx's ngx_array_t with Swift's ownership.
 //
 // Invariants: elements are BitwiseCopyable (never deinitialized: a clear only resets the count); the
 // memory is allocated on the first append or reserve (an empty FlatArray costs nothing to create);

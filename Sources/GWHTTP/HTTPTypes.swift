@@ -91,11 +91,6 @@ public struct HTTPHeaders: Sendable {
                             valueLength: Int32(storage.count - vs)))
     }
 
-    /// Appends a header from bytes (no String involved).
-    public mutating func append(nameBytes name: ArraySlice<UInt8>, valueBytes value: ArraySlice<UInt8>) {
-        name.withUnsafeBytes { n in value.withUnsafeBytes { v in append(rawName: n, rawValue: v) } }
-    }
-
     /// Appends a header from raw bytes (no String, no generic code).
     public mutating func append(rawName name: UnsafeRawBufferPointer, rawValue value: UnsafeRawBufferPointer) {
         let ns = storage.count
