@@ -1,6 +1,7 @@
 """The benchmark's results: per-run CPU breakdown (µs per request: proxy user/kernel, upstream, wrk,
 idle, other), medians over rounds, ratios to nginx, and the Markdown report (main table, CPU
 breakdown with nginx's user-space ceiling, idle-connection tables)."""
+import math
 import statistics
 
 from procstats import CLK_TCK
@@ -43,6 +44,49 @@ def ratios(res):
                 if a is not None and b:
                     r[key] = round(a / b, 2)
             p[field] = r
+            if kind == "gateway":
+                pr = paired(res, kind, base_kind)
+                if pr:
+                    p["paired_" + field] = pr
+
+
+# Two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom (beyond: the normal 1.96).
+T95 = (12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23, 2.20, 2.18, 2.16, 2.14, 2.13, 2.12, 2.11,
+       2.10, 2.09, 2.09, 2.08, 2.07, 2.07, 2.06, 2.06, 2.06, 2.05, 2.05, 2.05, 2.04)
+
+
+def paired(res, kind, base_kind="nginx", key="rps"):
+    """`kind` over `base_kind` round by round (each round runs them back to back, so a slow stretch of this
+    noisy machine hits both): the geometric mean of the per-round ratios, its 95 % confidence interval
+    (t-distribution on the log-ratios) and the per-round ratios. None with fewer than 3 rounds."""
+    a = res["proxies"].get(kind, {}).get("runs") or []
+    b = res["proxies"].get(base_kind, {}).get("runs") or []
+    logs = [math.log(x[key] / y[key]) for x, y in zip(a, b) if x.get(key) and y.get(key)]
+    if len(logs) < 3:
+        return None
+    m, sd = statistics.mean(logs), statistics.stdev(logs)
+    half = (T95[len(logs) - 2] if len(logs) - 1 <= len(T95) else 1.96) * sd / math.sqrt(len(logs))
+    return {"mean": round(math.exp(m), 3), "ci95": [round(math.exp(m - half), 3), round(math.exp(m + half), 3)],
+            "rounds": [round(math.exp(x), 2) for x in logs]}
+
+
+def paired_markdown(results):
+    """Per-round paired ratios of the gateway to nginx (and nginx-h) with a 95 % confidence interval."""
+    lines = []
+    for res in results:
+        if res.get("error") or "gateway" not in res.get("proxies", {}):
+            continue
+        for base in ("nginx", "nginx-h"):
+            for key in ("rps", "p99_ms"):
+                pr = paired(res, "gateway", base, key)
+                if pr:
+                    lines.append(f"| {res['scenario']} | {base} | {'req/s' if key == 'rps' else 'p99'} | {fmt(pr['mean'], 3)} "
+                                 f"| {fmt(pr['ci95'][0], 3)} – {fmt(pr['ci95'][1], 3)} | {' '.join(map(str, pr['rounds']))} |")
+    if not lines:
+        return []
+    return ["", "Paired rounds: gateway / base, round by round (each round runs the proxies back to back); "
+            "geometric mean and its 95 % confidence interval:", "",
+            "| scenario | base | figure | mean ratio | 95 % interval | per round |", "|---|---|---|---:|---:|---|"] + lines
 
 
 def fmt(v, nd=2):
@@ -94,6 +138,7 @@ def markdown(results, meta):
     if crashes:
         lines += ["", "Worker crashes: " + "; ".join(crashes)]
     lines += same_work_markdown(results)
+    lines += paired_markdown(results)
     lines += breakdown_markdown(results)
     for res in idle:
         over = " over TLS" if res["scenario"] == "idle-tls" else ""

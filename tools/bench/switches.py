@@ -9,7 +9,10 @@ syscalls:sys_enter_* tracepoints, attached to the workers during the run), and t
 process's voluntary switches over the run (the gateway's master runs the Admin API, health probes
 and timers; nginx's sleeps). The same upstream serves both proxies: its worker's CPU, voluntary switches
 and epoll_wait calls per request are reported too (a proxy whose requests reach the upstream in smaller
-batches wakes it more often).
+batches wakes it more often). Also: the client connections each worker holds halfway through the run
+(ss; SO_REUSEPORT spreads them by hash), the busiest worker's share of the workers' CPU, and the
+machine's TCP segments sent per request (/proc/net/snmp OutSegs: 4.00 for every proxy here, two data
+segments each way with the ACKs piggy-backed, so no proxy causes extra pure ACKs or split writes).
 
 Usage: python3 tools/bench/switches.py [--gateway .build/release/gateway] [--workers 2] [--duration 8]
 """
@@ -67,6 +70,23 @@ def perf_syscalls(pids, seconds):
     return out
 
 
+def tcp_out_segments():
+    """The machine's TCP segments sent so far (/proc/net/snmp Tcp: OutSegs)."""
+    with open("/proc/net/snmp") as f:
+        rows = [ln.split() for ln in f if ln.startswith("Tcp:")]
+    return int(rows[1][rows[0].index("OutSegs")])
+
+
+def conn_split(port, workers):
+    """Established client connections on `port` held by each worker (ss -tnp), largest first."""
+    r = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"], capture_output=True, text=True)
+    counts = {p: 0 for p in workers}
+    for pid in re.findall(r"pid=(\d+)", r.stdout):
+        if int(pid) in counts:
+            counts[int(pid)] += 1
+    return sorted(counts.values(), reverse=True)
+
+
 def measure(server, duration, conns, upstream):
     server.wait_ready()
     bench.http_get(server.port, "/small")
@@ -76,7 +96,9 @@ def measure(server, duration, conns, upstream):
     up_workers = [p for p in upstream.pids() if p != up_root] or [up_root]
     run_wrk(server.port, "/small", 2, conns, 1)             # warm-up
     before = {p: ctx(p) for p in workers + [root] + up_workers}
+    s0 = tcp_out_segments()
     t0 = sum(cpu_ticks(p) for p in workers)
+    w0 = {p: cpu_ticks(p) for p in workers}
     u0 = sum(cpu_ticks(p) for p in up_workers)
     import threading
     ep, uep = {}, {}
@@ -84,12 +106,18 @@ def measure(server, duration, conns, upstream):
     tu = threading.Thread(target=lambda: uep.update(perf_syscalls(up_workers, duration - 1)))
     t.start()
     tu.start()
+    split = []
+    ts = threading.Timer(duration / 2, lambda: split.extend(conn_split(server.port, workers)))
+    ts.start()
     res = run_wrk(server.port, "/small", duration, conns, 1)
+    ts.join()
     t.join()
     tu.join()
     after = {p: ctx(p) for p in workers + [root] + up_workers}
+    segs = tcp_out_segments() - s0
     tick = 1e6 / os.sysconf("SC_CLK_TCK")
     cpu_us = (sum(cpu_ticks(p) for p in workers) - t0) * tick
+    wcpu = sorted((cpu_ticks(p) - w0[p] for p in workers), reverse=True)
     up_cpu_us = (sum(cpu_ticks(p) for p in up_workers) - u0) * tick
     n = max(res["requests"], 1)
     vol = sum(after[p][0] - before[p][0] for p in workers)
@@ -100,7 +128,7 @@ def measure(server, duration, conns, upstream):
     return {"cpu_us": cpu_us / n, "rps": res["rps"], "requests": res["requests"], "p99_ms": res["p99_ms"], "non2xx": res["non2xx"],
             "voluntary": vol / n, "involuntary": inv / n, "master_voluntary": mvol,
             "syscalls": {c: v / per for c, v in ep.items()} if res["rps"] else {},
-            "up_cpu_us": up_cpu_us / n, "up_voluntary": uvol / n,
+            "split": split, "segments": segs / n, "cpu_share": wcpu[0] / max(sum(wcpu), 1), "up_cpu_us": up_cpu_us / n, "up_voluntary": uvol / n,
             "up_epoll_wait": uep.get("epoll_wait", 0) / per if res["rps"] else 0}
 
 
@@ -121,14 +149,14 @@ def main():
     try:
         print(f"{args.workers} workers, {args.connections} connections, {args.duration} s per run")
         print("proxy    round  req/s    p99 ms  worker CPU µs/req  vol/req  invol/req  master-vol  "
-              "upstream: CPU µs/req  vol/req  epoll_wait/req  | proxy syscalls per request")
+              "upstream: CPU µs/req  vol/req  epoll_wait/req  conns per worker  busiest CPU share  TCP segments/req | proxy syscalls per request")
         for r in range(args.rounds):
             for s in servers:
                 m = measure(s, args.duration, args.connections, up)
                 sc = "  ".join(f"{c} {v:.2f}" for c, v in m["syscalls"].items() if v >= 0.005)
                 print(f"{s.name:8s} {r:5d}  {m['rps']:7.0f}  {m['p99_ms'] or 0:6.2f}  {m['cpu_us']:17.1f}  {m['voluntary']:7.3f}  "
                       f"{m['involuntary']:9.3f}  {m['master_voluntary']:10d}  "
-                      f"{m['up_cpu_us']:20.1f}  {m['up_voluntary']:7.3f}  {m['up_epoll_wait']:14.3f}  | {sc}")
+                      f"{m['up_cpu_us']:20.1f}  {m['up_voluntary']:7.3f}  {m['up_epoll_wait']:14.3f}  {'/'.join(map(str, m['split'])):>16s}  {m['cpu_share']:17.2f}  {m['segments']:16.3f} | {sc}")
     finally:
         for s in servers:
             s.stop()
