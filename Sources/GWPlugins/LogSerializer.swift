@@ -191,46 +191,50 @@ public enum LogSerializer {
     /// order). `redact`: authorization and proxy-authorization values become "REDACTED". Read in place
     /// (raw pointers into the headers' storage: no slice retains).
     public static func headers<S: LogByteSink>(_ out: inout S, _ hs: borrowing HTTPHeaders, redact: Bool) {
-        out.append(0x7B)
         hs.storage.withUnsafeBytes { st in
             hs.fields.withUnsafeBufferPointer { fs in
-                @inline(__always) func name(_ i: Int) -> UnsafeRawBufferPointer {
-                    UnsafeRawBufferPointer(rebasing: st[Int(fs[i].nameStart) ..< Int(fs[i].nameStart + fs[i].nameLength)])
-                }
-                @inline(__always) func value(_ i: Int) -> UnsafeRawBufferPointer {
-                    UnsafeRawBufferPointer(rebasing: st[Int(fs[i].valueStart) ..< Int(fs[i].valueStart + fs[i].valueLength)])
-                }
-                @inline(__always) func same(_ a: Int, _ b: Int) -> Bool {
-                    guard fs[a].nameLength == fs[b].nameLength else { return false }
-                    return foldedEqual(name(a), name(b))
-                }
-                var first = true
-                for i in 0 ..< fs.count {
-                    var seen = false   // a name seen before was written with all its values
-                    for j in 0 ..< i where same(i, j) { seen = true; break }
-                    if seen { continue }
-                    if !first { out.append(0x2C) }
-                    first = false
-                    out.append(0x22)
-                    let n = name(i)
-                    lowered(&out, n)
-                    out.append(0x22); out.append(0x3A)
-                    let secret = redact && (foldedEquals(n, "authorization") || foldedEquals(n, "proxy-authorization"))
-                    var count = 1
-                    for j in (i + 1) ..< max(i + 1, fs.count) where same(i, j) { count += 1 }
-                    if count > 1 { out.append(0x5B) }
-                    var k = i, m = 0
-                    while k < fs.count {
-                        if k == i || same(i, k) {
-                            if m > 0 { out.append(0x2C) }
-                            if secret { put(&out, "\"REDACTED\"") } else { out.append(0x22); escapedRaw(&out, value(k)); out.append(0x22) }
-                            m += 1
-                        }
-                        k += 1
-                    }
-                    if count > 1 { out.append(0x5D) }
-                }
+                groupedFields(&out, count: fs.count, redact: redact,
+                              name: { UnsafeRawBufferPointer(rebasing: st[Int(fs[$0].nameStart) ..< Int(fs[$0].nameStart + fs[$0].nameLength)]) },
+                              value: { UnsafeRawBufferPointer(rebasing: st[Int(fs[$0].valueStart) ..< Int(fs[$0].valueStart + fs[$0].valueLength)]) })
             }
+        }
+    }
+
+    /// `count` header fields as a JSON object, as ngx.req.get_headers() / ngx.resp.get_headers() give them
+    /// to Kong's serializer: lower-case names, a name repeated (ASCII case-insensitively) written once, at its
+    /// first place, with an array of its values in order; with `redact`, the values of `authorization` and
+    /// `proxy-authorization` are "REDACTED". Quadratic in the count, which the head limits bound.
+    @inline(__always)
+    static func groupedFields<S: LogByteSink>(_ out: inout S, count: Int, redact: Bool,
+                                              name: (Int) -> UnsafeRawBufferPointer,
+                                              value: (Int) -> UnsafeRawBufferPointer) {
+        @inline(__always) func same(_ a: Int, _ b: Int) -> Bool {
+            let x = name(a), y = name(b)
+            return x.count == y.count && foldedEqual(x, y)
+        }
+        out.append(0x7B)
+        var first = true
+        for i in 0 ..< count {
+            var seen = false   // a name seen before was written with all its values
+            for j in 0 ..< i where same(i, j) { seen = true; break }
+            if seen { continue }
+            if !first { out.append(0x2C) }
+            first = false
+            out.append(0x22)
+            let n = name(i)
+            lowered(&out, n)
+            out.append(0x22); out.append(0x3A)
+            let secret = redact && (foldedEquals(n, "authorization") || foldedEquals(n, "proxy-authorization"))
+            var repeated = 1
+            for j in (i + 1) ..< max(i + 1, count) where same(i, j) { repeated += 1 }
+            if repeated > 1 { out.append(0x5B) }
+            var m = 0
+            for k in i ..< count where k == i || same(i, k) {
+                if m > 0 { out.append(0x2C) }
+                if secret { put(&out, "\"REDACTED\"") } else { out.append(0x22); escapedRaw(&out, value(k)); out.append(0x22) }
+                m += 1
+            }
+            if repeated > 1 { out.append(0x5D) }
         }
         out.append(0x7D)
     }
@@ -331,7 +335,7 @@ public enum LogSerializer {
 
     /// The header lines of a response head the gateway wrote (`raw` starts at its status line) as a JSON
     /// object replacing the content of `out` (written through `scratch`; lower-case names, a repeated
-    /// name written once per line).
+    /// name once with an array of its values, as ngx.resp.get_headers() gives them).
     public static func headLinesJSON(_ raw: UnsafeRawBufferPointer, scratch: HeadScratch, into out: inout [UInt8]) {
         out.removeAll(keepingCapacity: true)
         while true {
@@ -344,37 +348,40 @@ public enum LogSerializer {
         }
     }
 
-    /// The header lines of `raw` (from its status line to the blank line) as a JSON object.
+    /// The header lines of `raw` (from its status line to the blank line) as a JSON object, a repeated name
+    /// with an array of its values (`groupedFields`).
     public static func headLines<S: LogByteSink>(_ out: inout S, _ raw: UnsafeRawBufferPointer) {
-        out.append(0x7B)
-        guard let base = raw.baseAddress, raw.count > 0 else { out.append(0x7D); return }
+        guard let base = raw.baseAddress, raw.count > 0 else { put(&out, "{}"); return }
         let n = raw.count
         @inline(__always) func find(_ c: UInt8, _ from: Int, _ to: Int) -> Int {
             guard to > from, let p = memchr(base + from, Int32(c), to - from) else { return to }
             return base.distance(to: UnsafeRawPointer(p))
         }
-        var i = find(0x0A, 0, n) + 1   // past the status line
-        var first = true
-        while i < n {
-            let e = find(0x0A, i, n)
-            var end = e
-            if end > i, raw[end - 1] == 0x0D { end -= 1 }
-            if end == i { break }   // the blank line
-            let colon = find(0x3A, i, end)
-            if colon < end {
-                var v = colon + 1
-                while v < end, raw[v] == 0x20 || raw[v] == 0x09 { v += 1 }
-                if !first { out.append(0x2C) }
-                first = false
-                out.append(0x22)
-                lowered(&out, UnsafeRawBufferPointer(rebasing: raw[i ..< colon]))
-                out.append(0x22); out.append(0x3A); out.append(0x22)
-                escapedRaw(&out, UnsafeRawBufferPointer(rebasing: raw[v ..< end]))
-                out.append(0x22)
+        // One pass for the number of lines (an upper bound of the fields), one to record each field's
+        // name and value ranges in a temporary buffer (on the stack for a usual head).
+        var lines = 0, i = find(0x0A, 0, n) + 1   // past the status line
+        while i < n { lines += 1; i = find(0x0A, i, n) + 1 }
+        withUnsafeTemporaryAllocation(of: (name: Range<Int>, value: Range<Int>).self, capacity: max(lines, 1)) { fields in
+            var count = 0
+            i = find(0x0A, 0, n) + 1
+            while i < n {
+                let e = find(0x0A, i, n)
+                var end = e
+                if end > i, raw[end - 1] == 0x0D { end -= 1 }
+                if end == i { break }   // the blank line
+                let colon = find(0x3A, i, end)
+                if colon < end {
+                    var v = colon + 1
+                    while v < end, raw[v] == 0x20 || raw[v] == 0x09 { v += 1 }
+                    fields[count] = (i ..< colon, v ..< end)
+                    count += 1
+                }
+                i = e + 1
             }
-            i = e + 1
+            groupedFields(&out, count: count, redact: false,
+                          name: { UnsafeRawBufferPointer(rebasing: raw[fields[$0].name]) },
+                          value: { UnsafeRawBufferPointer(rebasing: raw[fields[$0].value]) })
         }
-        out.append(0x7D)
     }
 
     /// ngx.req.get_uri_args as JSON: `a=1&b&a=2` → {"a":["1","2"],"b":true}; values percent-decoded.

@@ -103,6 +103,20 @@ import GWSystem
         #expect(j == ["content-type": "application/json", "x-kong-response-latency": "0", "content-length": "48"])
     }
 
+    @Test func repeatedResponseHeaderLinesBecomeOneArray() {
+        // ngx.resp.get_headers() gives a repeated name once, with its values in order: a JSON object with the
+        // name twice would lose all but one cookie in most log consumers.
+        var out: [UInt8] = []
+        let head = Array(("HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nVia: 1.1 kong/3.10.0\r\nset-cookie: b=2\r\n" +
+                          "SET-COOKIE: c=3\r\nX-One: \"q\"\r\n\r\n").utf8)
+        head.withUnsafeBytes { LogSerializer.headLines(&out, $0) }
+        #expect(String(decoding: out, as: UTF8.self) ==
+                #"{"set-cookie":["a=1","b=2","c=3"],"via":"1.1 kong/3.10.0","x-one":"\"q\""}"#)
+        out = []
+        Array("HTTP/1.1 204 No Content\r\n\r\n".utf8).withUnsafeBytes { LogSerializer.headLines(&out, $0) }
+        #expect(String(decoding: out, as: UTF8.self) == "{}")
+    }
+
     @Test func controlBytesAreEscaped() {
         var out: [UInt8] = []
         LogSerializer.string(&out, [0x61, 0x01, 0x0A, 0x7F])

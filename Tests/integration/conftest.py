@@ -187,6 +187,7 @@ class Upstream:
         self.connections = 0
         self.status = 200
         self.delay = 0.0
+        self.extra_headers = []   # (name, value) lines added to every response, in order
         self.requests = []
         self.lock = threading.Lock()
         self.open_sockets = set()
@@ -241,6 +242,8 @@ class Upstream:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.send_header("X-Upstream", up.name)
+                for name, value in up.extra_headers:
+                    self.send_header(name, value)
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(payload)

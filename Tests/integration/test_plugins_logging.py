@@ -43,6 +43,7 @@ def check_entry(e, g, up, path, status=200, method="GET"):
 def test_file_log_entry_fields(gateway, upstream, tmp_path):
     g = gateway(workers=1)
     up = upstream("u")
+    up.extra_headers = [("Set-Cookie", "a=1"), ("set-cookie", "b=2; Path=/")]
     add_route(g, up, "/log")
     logfile = str(tmp_path / "file.log")
     s, p, _ = g.admin("POST", "/routes/" + g.admin("GET", "/routes")[1]["data"][0]["id"] + "/plugins",
@@ -65,6 +66,8 @@ def test_file_log_entry_fields(gateway, upstream, tmp_path):
     assert e["source"] == "upstream"
     assert e["response"]["headers"]["x-upstream"] == "u"
     assert e["response"]["headers"]["content-type"] == "application/json"
+    # ngx.resp.get_headers(): a repeated name once, with its values in order
+    assert e["response"]["headers"]["set-cookie"] == ["a=1", "b=2; Path=/"]
     assert e["latencies"]["proxy"] >= 0
     t = e["tries"][0]
     assert e["tries"] == [{"balancer_start": t["balancer_start"], "balancer_start_ns": t["balancer_start_ns"],
