@@ -58,8 +58,7 @@ struct HTTPLogTarget: Equatable {
     /// literal, localhost, or the master's answer for a name; nil: none yet).
     static func parse(endpoint: String, method: String, contentType: String, timeoutMs: Int, keepaliveMs: Int,
                       headers: [(String, String)], resolve: (String, Int) -> SocketAddress?) -> HTTPLogTarget? {
-        guard let (authority, userinfo, host, port, r, https) = split(endpoint) else { return nil }
-        var rest = r
+        guard let (authority, userinfo, host, port, rest, https) = split(endpoint) else { return nil }
         guard let address = resolve(host, port) else { return nil }
         // Kong sends to scheme://host:port/path (resty.http request_uri): the path, default "/".
         var path = rest.prefix { $0 != "#" }

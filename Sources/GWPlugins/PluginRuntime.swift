@@ -74,7 +74,7 @@ public enum PluginRuntime {
     }
 
     /// An empty request head, for responses to requests that could not be parsed.
-    nonisolated(unsafe) public static let noRequest = HTTPRequestHead()
+    public static let noRequest = HTTPRequestHead()
 
     /// body_filter on the collected instances (observe only).
     public static func bodyFilter(_ ctx: PluginContext, _ piece: UnsafeRawBufferPointer, last: Bool) {

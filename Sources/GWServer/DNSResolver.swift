@@ -140,7 +140,7 @@ final class DNSResolver {
             while let list = h.pointee.h_addr_list, let p = list[i] {
                 var buf = [CChar](repeating: 0, count: 64)
                 if inet_ntop(h.pointee.h_addrtype, p, &buf, 64) != nil {
-                    let s = String(cString: buf)
+                    let s = String(nulTerminated: buf)
                     if !out.contains(s) { out.append(s) }
                 }
                 i += 1

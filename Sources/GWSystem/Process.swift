@@ -115,13 +115,13 @@ public enum ProcessControl {
 
     public static func currentDirectory() -> String {
         var buf = [CChar](repeating: 0, count: 4096)
-        return getcwd(&buf, 4096) != nil ? String(cString: buf) : "."
+        return getcwd(&buf, 4096) != nil ? String(nulTerminated: buf) : "."
     }
 
     public static func hostname() -> String {
         var buf = [CChar](repeating: 0, count: 256)
         gethostname(&buf, 255)
-        return String(cString: buf)
+        return String(nulTerminated: buf)
     }
 
     public static func environment(_ name: String) -> String? {

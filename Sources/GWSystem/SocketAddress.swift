@@ -74,7 +74,7 @@ public struct SocketAddress: Sendable, Equatable, CustomStringConvertible {
                 _ = inet_ntop(AF_INET, &p.pointee.sin_addr, &buf, socklen_t(buf.count))
             }
         }
-        return String(cString: buf)
+        return String(nulTerminated: buf)
     }
 
     public var description: String { family == AF_INET6 ? "[\(ip)]:\(port)" : "\(ip):\(port)" }

@@ -19,7 +19,7 @@ public enum PEM {
         var info = gw_cert_info()
         var err = [CChar](repeating: 0, count: 256)
         let r = gw_cert_inspect(pem, &info, &err, err.count)
-        guard r == 0 else { return .failure(TLSError(String(cString: err))) }
+        guard r == 0 else { return .failure(TLSError(String(nulTerminated: err))) }
         let hex = withUnsafeBytes(of: info.sha256_hex) { raw in
             String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
         }
@@ -30,7 +30,7 @@ public enum PEM {
     /// nil when `pem` holds a private key, else OpenSSL's reason.
     public static func checkKey(_ pem: String) -> String? {
         var err = [CChar](repeating: 0, count: 256)
-        return gw_key_check(pem, &err, err.count) == 0 ? nil : String(cString: err)
+        return gw_key_check(pem, &err, err.count) == 0 ? nil : String(nulTerminated: err)
     }
 
     /// True when the certificate's public key is the public half of `key`.

@@ -74,7 +74,7 @@ public final class TLSServerContext: @unchecked Sendable {
                 }
             }
         }
-        guard let made else { throw TLSError(String(cString: err)) }
+        guard let made else { throw TLSError(String(nulTerminated: err)) }
         ctx = made
         settings = s
         self.ticketKey = ticketKey
@@ -132,7 +132,7 @@ public final class TLSClientContext: @unchecked Sendable {
                 }
             }
         }
-        guard let c = made else { throw TLSError(String(cString: err)) }
+        guard let c = made else { throw TLSError(String(nulTerminated: err)) }
         ctx = c
         self.verify = verify
         self.depth = depth
@@ -222,7 +222,7 @@ public enum DefaultCertificates {
             if access(p.cert, R_OK) == 0 && access(p.key, R_OK) == 0 { continue }
             var err = [CChar](repeating: 0, count: 512)
             if gw_tls_generate_self_signed(p.cert, p.key, i == 0 ? 0 : 1, &err, err.count) != 0 {
-                throw TLSError(String(cString: err))
+                throw TLSError(String(nulTerminated: err))
             }
         }
     }
