@@ -15,7 +15,7 @@ client (C connections, one request in flight per connection, wrk's request: meth
 
 Usage: python3 tools/bench/callgrind.py --gateway .build/release/gateway [--mode callgrind|strace]
        [--requests 20000] [--connections 8] [--path /small] [--algorithm consistent-hashing]
-       [--out tools/bench/results/profile] [--nginx both|plain|headers|off]
+       [--out tools/bench/results/profile] [--nginx both|plain|headers|off] [--tls [1.2|1.3]]
 
 With no plugin and no upstream entity, the same requests are then sent to nginx (Debian's) as a
 reverse proxy in one process under the same callgrind method, plain and with the headers the gateway
@@ -29,6 +29,7 @@ import selectors
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -39,8 +40,9 @@ import bench  # noqa: E402
 import servers  # noqa: E402
 
 
-def drive(port, path, total, conns, headers=""):
-    """Sends `total` GET requests over `conns` keep-alive connections; returns the 2xx count."""
+def drive(port, path, total, conns, headers="", tls=None):
+    """Sends `total` GET requests over `conns` keep-alive connections (over TLS with the client context
+    `tls`: handshakes first, then the requests); returns the 2xx count."""
     req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}\r\n".encode()
     sel = selectors.DefaultSelector()
     left = total
@@ -48,7 +50,9 @@ def drive(port, path, total, conns, headers=""):
     done = 0
     state = {}
     for _ in range(min(conns, total)):
-        s = socket.create_connection(("127.0.0.1", port))
+        s = socket.create_connection(("127.0.0.1", port), timeout=120)
+        if tls:
+            s = tls.wrap_socket(s, server_hostname="localhost")
         s.setblocking(False)
         state[s] = bytearray()
         s.send(req)
@@ -57,7 +61,10 @@ def drive(port, path, total, conns, headers=""):
     while done < total:
         for key, _ in sel.select(timeout=30):
             s = key.fileobj
-            data = s.recv(65536)
+            try:
+                data = s.recv(65536)
+            except ssl.SSLWantReadError:   # a TLS record not complete yet
+                continue
             if not data:
                 raise RuntimeError("connection closed by the gateway")
             buf = state[s]
@@ -84,12 +91,13 @@ def drive(port, path, total, conns, headers=""):
     return ok
 
 
-def write_conf(d, port, admin_port, upstream_port, access_log="off", extra=None):
+def write_conf(d, port, admin_port, upstream_port, access_log="off", extra=None, tls_port=None):
     conf = os.path.join(d, "gateway.conf")
     with open(conf, "w") as f:
         for k, v in (extra or {}).items():
             f.write(f"{k} = {v}\n")
-        f.write(f"prefix = {d}/prefix\nproxy_listen = 127.0.0.1:{port} reuseport backlog=16384\n"
+        tls = f", 127.0.0.1:{tls_port} ssl reuseport backlog=16384" if tls_port else ""
+        f.write(f"prefix = {d}/prefix\nproxy_listen = 127.0.0.1:{port} reuseport backlog=16384{tls}\n"
                 f"admin_listen = 127.0.0.1:{admin_port}\nstatus_listen = off\nworker_processes = 1\nproxy_access_log = off\n"
                 f"log_level = error\n")
         if access_log != "off":
@@ -244,6 +252,10 @@ def main():
                     help="profile the binary as given, debug info included (for line-level figures: a build "
                          "with DWARF 4, which valgrind 3.19 reads, e.g. swift build -c release --scratch-path "
                          ".build-prof -Xswiftc -g -Xswiftc -dwarf-version=4; then callgrind_annotate --auto=yes)")
+    ap.add_argument("--tls", nargs="?", const="1.3", choices=("1.2", "1.3"), default=None,
+                    help="the requests go over keep-alive TLS 1.3 or (--tls 1.2) TLS 1.2 (the gateway's self-signed "
+                         "default certificates, Python's ssl client and its default ciphers: TLS_AES_256_GCM_SHA384 / "
+                         "ECDHE-ECDSA-AES256-GCM-SHA384); nginx is not profiled")
     ap.add_argument("--nginx", choices=("both", "plain", "headers", "off"), default="both",
                     help="also profile nginx (Debian's) as a reverse proxy under the same method, and print the "
                          "gateway/nginx ratio: plain (upstream keepalive only), headers (plus what the gateway "
@@ -255,7 +267,7 @@ def main():
     root = tempfile.mkdtemp(prefix="gwcg-")
     os.chmod(root, 0o755)
     up = bench.Upstream(root, 1)
-    port, admin_port = bench.free_ports(2)
+    port, admin_port, tls_port = bench.free_ports(3)
     gw = None
     pgs = None
     report = []
@@ -271,7 +283,14 @@ def main():
         for kv in args.conf:
             k, _, v = kv.partition("=")
             extra[k.strip()] = v.strip()
-        conf = write_conf(root, port, admin_port, up.port, args.access_log, extra)
+        conf = write_conf(root, port, admin_port, up.port, args.access_log, extra, tls_port if args.tls else None)
+        tls = None
+        if args.tls:
+            tls = ssl.create_default_context()
+            tls.check_hostname = False
+            tls.verify_mode = ssl.CERT_NONE
+            v = ssl.TLSVersion.TLSv1_2 if args.tls == "1.2" else ssl.TLSVersion.TLSv1_3
+            tls.minimum_version = tls.maximum_version = v
         if args.postgres:
             subprocess.run([args.gateway, "migrations", "bootstrap", "-c", conf], check=True, capture_output=True)
         tcp_port, udp_port, http_port = log_collectors()
@@ -372,11 +391,12 @@ def main():
         # the worker: the process that holds the proxy port's connections; with one worker, the
         # youngest descendant that is not a valgrind helper
         worker = max(workers)
-        drive(port, args.path, 2000, args.connections, headers)   # warm-up (pools, buffers, caches)
+        dport = tls_port if args.tls else port
+        drive(dport, args.path, 2000, args.connections, headers, tls)   # warm-up (pools, buffers, caches)
         n = args.requests
         if args.mode == "callgrind":
             subprocess.run(["callgrind_control", "-z", str(worker)], check=True, capture_output=True)
-            ok = drive(port, args.path, n, args.connections, headers)
+            ok = drive(dport, args.path, n, args.connections, headers, tls)
             subprocess.run(["callgrind_control", "-d", str(worker)], check=True, capture_output=True)
             time.sleep(1)
             dumps = sorted(f for f in os.listdir(root) if f.startswith(f"callgrind.{worker}."))
@@ -385,8 +405,8 @@ def main():
             dump = os.path.join(root, dumps[-1])
             shutil.copy(dump, os.path.join(args.out, "callgrind.out"))
             total_ir, calls, self_ir = parse_dump(dump)
-            report.append(f"{n} requests ({ok} 2xx) over {args.connections} keep-alive connections, "
-                          f"path {args.path}, 1 worker")
+            report.append(f"{n} requests ({ok} 2xx) over {args.connections} keep-alive {'TLS ' + args.tls + ' ' if args.tls else ''}"
+                          f"connections, path {args.path}, 1 worker")
             report.append(f"instructions per request: {total_ir / n:,.0f}")
             for fn in ("malloc", "free", "realloc", "calloc", "swift_allocObject", "swift_retain",
                        "swift_release", "swift_bridgeObjectRetain", "swift_bridgeObjectRelease"):
@@ -397,7 +417,7 @@ def main():
             top = sorted(self_ir.items(), key=lambda kv: -kv[1])[:args.top]
             for (name, ir), dn in zip(top, demangle([k for k, _ in top])):
                 report.append(f"  {ir / n:9,.0f}  {100 * ir / total_ir:5.1f}%  {dn[:140]}")
-            if args.nginx != "off" and args.plugins == "" and not args.plugin_json and not args.algorithm:
+            if args.nginx != "off" and args.plugins == "" and not args.plugin_json and not args.algorithm and not args.tls:
                 report.append("")
                 gw_per = total_ir / n
                 for label in (("plain", "headers") if args.nginx == "both" else (args.nginx,)):
@@ -407,7 +427,7 @@ def main():
         else:
             st = subprocess.Popen(["strace", "-c", "-f", "-p", str(worker)], stderr=subprocess.PIPE, text=True)
             time.sleep(1)
-            ok = drive(port, args.path, n, args.connections, headers)
+            ok = drive(dport, args.path, n, args.connections, headers, tls)
             st.send_signal(signal.SIGINT)
             out = st.communicate(timeout=30)[1]
             report.append(f"{n} requests ({ok} 2xx) over {args.connections} keep-alive connections, path {args.path}")
