@@ -74,6 +74,7 @@ let package = Package(
         .testTarget(name: "GWPluginStateTests", dependencies: ["GWPluginState", "GWSystem", "CGWShims", "GWPluginStateProbe"]),
         .testTarget(name: "GWTLSTests", dependencies: ["GWTLS", "CSSL"]),
         .testTarget(name: "GWEventTests", dependencies: ["GWEvent", "GWSystem"]),
+        .testTarget(name: "GWSystemTests", dependencies: ["GWSystem"]),
         .testTarget(name: "GWProxyTests", dependencies: ["GWProxy", "GWSystem", "GWHTTP", "GWPlugins", "GWStore"]),
     ]
 )
