@@ -359,11 +359,12 @@ public enum LogSerializer {
         }
         // One pass for the number of lines (an upper bound of the fields), one to record each field's
         // name and value ranges in a temporary buffer (on the stack for a usual head).
-        var lines = 0, i = find(0x0A, 0, n) + 1   // past the status line
+        let fieldsStart = find(0x0A, 0, n) + 1   // past the status line
+        var lines = 0, i = fieldsStart
         while i < n { lines += 1; i = find(0x0A, i, n) + 1 }
         withUnsafeTemporaryAllocation(of: (name: Range<Int>, value: Range<Int>).self, capacity: max(lines, 1)) { fields in
             var count = 0
-            i = find(0x0A, 0, n) + 1
+            i = fieldsStart
             while i < n {
                 let e = find(0x0A, i, n)
                 var end = e

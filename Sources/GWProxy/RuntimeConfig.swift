@@ -10,7 +10,6 @@ import GWRouter
 import GWStore
 import GWSystem
 
-/// The peer chosen for one try.
 /// One peer a service is proxied to (a balancer address, or a direct service's resolved address), computed
 /// once per configuration so that a pick formats nothing. A class: a choice holds a reference to it (one
 /// retain), not a copy of its address and Strings (a 168-byte copy and three String retains per request).
@@ -29,6 +28,7 @@ final class PeerTarget {
     }
 }
 
+/// The peer chosen for one try.
 struct PeerChoice {
     let target: PeerTarget
     var pick: PeerPick?        // nil for a service without upstream

@@ -27,6 +27,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 from load_clients import run_wrk  # noqa: E402
+from procstats import cpu_ticks  # noqa: E402
 from servers import Gateway, NginxProxy, Upstream  # noqa: E402
 
 
@@ -45,15 +46,6 @@ def ctx(pid):
 
 
 SYSCALLS = ("epoll_wait", "epoll_ctl", "read", "recvfrom", "readv", "write", "writev", "sendto", "sendmsg")
-
-
-def cpu_ticks(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            parts = f.read().rsplit(")", 1)[1].split()
-        return int(parts[11]) + int(parts[12])   # utime + stime
-    except (OSError, IndexError, ValueError):
-        return 0
 
 
 def perf_syscalls(pids, seconds):
@@ -97,9 +89,9 @@ def measure(server, duration, conns, upstream):
     run_wrk(server.port, "/small", 2, conns, 1)             # warm-up
     before = {p: ctx(p) for p in workers + [root] + up_workers}
     s0 = tcp_out_segments()
-    t0 = sum(cpu_ticks(p) for p in workers)
-    w0 = {p: cpu_ticks(p) for p in workers}
-    u0 = sum(cpu_ticks(p) for p in up_workers)
+    t0 = cpu_ticks(workers)
+    w0 = {p: cpu_ticks([p]) for p in workers}
+    u0 = cpu_ticks(up_workers)
     import threading
     ep, uep = {}, {}
     t = threading.Thread(target=lambda: ep.update(perf_syscalls(workers, duration - 1)))
@@ -116,9 +108,9 @@ def measure(server, duration, conns, upstream):
     after = {p: ctx(p) for p in workers + [root] + up_workers}
     segs = tcp_out_segments() - s0
     tick = 1e6 / os.sysconf("SC_CLK_TCK")
-    cpu_us = (sum(cpu_ticks(p) for p in workers) - t0) * tick
-    wcpu = sorted((cpu_ticks(p) - w0[p] for p in workers), reverse=True)
-    up_cpu_us = (sum(cpu_ticks(p) for p in up_workers) - u0) * tick
+    cpu_us = (cpu_ticks(workers) - t0) * tick
+    wcpu = sorted((cpu_ticks([p]) - w0[p] for p in workers), reverse=True)
+    up_cpu_us = (cpu_ticks(up_workers) - u0) * tick
     n = max(res["requests"], 1)
     vol = sum(after[p][0] - before[p][0] for p in workers)
     inv = sum(after[p][1] - before[p][1] for p in workers)

@@ -18,19 +18,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from load_clients import run_wrk  # noqa: E402
 from report import paired  # noqa: E402
 from servers import Gateway, NginxProxy, Upstream  # noqa: E402
-from switches import cpu_ticks, ctx  # noqa: E402
+from procstats import cpu_ticks, machine_ticks  # noqa: E402
+from switches import ctx  # noqa: E402
 
 os.environ["GATEWAY_ADMIN_GUI_LISTEN"] = "off"   # two gateways run side by side
 W = int(os.environ.get("W", "2"))
 US = os.environ.get("US", "50")
 ROUNDS = int(os.environ.get("R", "4"))
 GW = os.environ.get("GW", "/tmp/build-busy/release/gateway")
-
-
-def machine_idle():
-    with open("/proc/stat") as f:
-        v = list(map(int, f.readline().split()[1:]))
-    return v[3] + v[4]
 
 
 def main():
@@ -55,10 +50,10 @@ def main():
         for rnd in range(ROUNDS):
             for s in servers:
                 workers = [p for p in s.pids() if p != s.root_pid()]
-                c0, i0 = sum(cpu_ticks(p) for p in s.pids()), machine_idle()
+                c0, i0 = cpu_ticks(s.pids()), machine_ticks()[1]
                 v0 = sum(ctx(p)[0] for p in workers)
                 r = run_wrk(s.port, "/small", 5, 64, 1)
-                c1, i1 = sum(cpu_ticks(p) for p in s.pids()), machine_idle()
+                c1, i1 = cpu_ticks(s.pids()), machine_ticks()[1]
                 v1 = sum(ctx(p)[0] for p in workers)
                 n = max(r["requests"], 1)
                 runs[s.name].append(r)
